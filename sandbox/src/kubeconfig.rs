@@ -1,0 +1,1 @@
+//! kubeconfig (work in progress)

@@ -1,0 +1,13 @@
+//! happy-sandbox: a single process that behaves, for the happy-istio workshop, like a
+//! Kubernetes cluster (and, later, Istio). It exists so the suite can run offline, fast, through
+//! the same kube-rs code the real clusters get, and so a person can follow the workshop with
+//! plain `kubectl` and no Docker. Every report of a sandbox run says that it was one.
+
+pub mod api;
+pub mod controllers;
+pub mod exec;
+pub mod fake_service;
+pub mod kubeconfig;
+pub mod net;
+pub mod runtime;
+pub mod store;

@@ -1,0 +1,1 @@
+//! diagnostics (work in progress)

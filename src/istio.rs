@@ -1,0 +1,1 @@
+//! istio (work in progress)

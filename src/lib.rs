@@ -1,0 +1,17 @@
+//! happy-istio: the conformance suite's library. The cucumber steps in `steps/` state the
+//! workshop's claims; this crate does the work behind them: it provisions a cluster, installs
+//! Istio, applies the workshop's manifests through kube-rs and observes what a reader would see.
+
+pub mod cluster;
+pub mod diagnostics;
+pub mod download;
+pub mod error;
+pub mod istio;
+pub mod manifests;
+pub mod probes;
+pub mod provision;
+pub mod report;
+pub mod settings;
+pub mod timeouts;
+
+pub use error::{Error, Result};

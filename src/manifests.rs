@@ -1,0 +1,1 @@
+//! manifests (work in progress)

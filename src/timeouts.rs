@@ -1,0 +1,1 @@
+//! timeouts (work in progress)
