@@ -15,17 +15,17 @@ Feature: Secure the traffic
 
   @C17 @capture
   Scenario: Traffic between meshed services is encrypted
-    When I capture the traffic into service-c on port 8080 while requesting / through the ingress gateway
+    When I capture the traffic into service-c-v1's pod on port 8080 while requesting / through the ingress gateway
       """
-      kubectl exec deploy/service-c-v1 -c istio-proxy -- sudo tcpdump -l -A -s 0 -c 20 tcp port 8080
+      kubectl exec deploy/service-c-v1 -c istio-proxy -- sudo tcpdump -l -nn -A -s 0 -i eth0 -c 20 tcp port 8080
       """
     Then the capture holds traffic but no plaintext HTTP
-    And service-c's istio-proxy reports the requests from service-a with connection_security_policy mutual_tls
+    And service-c-v1's istio-proxy reports the requests from service-a with connection_security_policy mutual_tls
 
   @C18 @capture
   Scenario: A legacy client without a sidecar can still call service-a, in plaintext
     Given the legacy client runs in the namespace default
-    When I capture the traffic into service-a on port 8080 while the legacy client calls http://service-a.istioinaction.svc.cluster.local
+    When I capture the traffic into service-a's pod on port 8080 while the legacy client calls http://service-a.istioinaction.svc.cluster.local
       """
       kubectl -n default exec legacy -- curl -s http://service-a.istioinaction.svc.cluster.local
       """

@@ -1,1 +1,216 @@
-//! report (work in progress)
+//! The run's reports under the report directory (`target/happy/` by default): cucumber writes
+//! JUnit XML and Cucumber JSON; this module adds what a reader of a report needs to trust it —
+//! which cluster kind ran it (a sandbox run says so), the Kubernetes and Istio versions — and
+//! the summary line `N passed, N failed, N skipped`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// File names inside the report directory.
+pub const JUNIT_FILE: &str = "junit.xml";
+pub const CUCUMBER_JSON_FILE: &str = "cucumber.json";
+pub const RUN_FILE: &str = "run.json";
+
+/// What the run ran on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// `kind`, `k3s`, `existing` or `sandbox`.
+    pub cluster_kind: String,
+    pub cluster_name: String,
+    pub kubernetes_version: String,
+    /// The Istio version installed, or why none was.
+    pub istio_version: String,
+    /// A note the provisioner made, e.g. "auto chose the sandbox: no Docker daemon answered".
+    pub note: Option<String>,
+    /// Scenarios skipped because the cluster lacks a capability, with the reason.
+    pub skipped: Vec<String>,
+}
+
+impl RunInfo {
+    /// `(name, value)` pairs for the JUnit `<properties>` element.
+    pub fn properties(&self) -> Vec<(&'static str, String)> {
+        let mut props = vec![
+            ("cluster.kind", self.cluster_kind.clone()),
+            ("cluster.name", self.cluster_name.clone()),
+            ("kubernetes.version", self.kubernetes_version.clone()),
+            ("istio.version", self.istio_version.clone()),
+        ];
+        if let Some(note) = &self.note {
+            props.push(("cluster.note", note.clone()));
+        }
+        props
+    }
+}
+
+/// Scenario outcomes of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct JsonFeature {
+    #[serde(default)]
+    elements: Vec<JsonElement>,
+}
+
+#[derive(Deserialize)]
+struct JsonElement {
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    steps: Vec<JsonStep>,
+}
+
+#[derive(Deserialize)]
+struct JsonStep {
+    result: JsonResult,
+}
+
+#[derive(Deserialize)]
+struct JsonResult {
+    status: String,
+}
+
+/// Count scenarios by outcome from a Cucumber JSON report: failed if any step failed (or was
+/// undefined, ambiguous or pending), skipped if otherwise any step was skipped, else passed.
+pub fn summarize_cucumber_json(json: &str) -> Result<Summary, String> {
+    let features: Vec<JsonFeature> = serde_json::from_str(json)
+        .map_err(|e| format!("the Cucumber JSON report cannot be read ({e})"))?;
+    let mut summary = Summary::default();
+    for element in features.iter().flat_map(|f| f.elements.iter()) {
+        if element.kind == "background" {
+            continue;
+        }
+        let statuses: Vec<&str> = element.steps.iter().map(|s| s.result.status.as_str()).collect();
+        if statuses
+            .iter()
+            .any(|s| matches!(*s, "failed" | "undefined" | "ambiguous" | "pending"))
+        {
+            summary.failed += 1;
+        } else if statuses.iter().any(|s| *s == "skipped") {
+            summary.skipped += 1;
+        } else {
+            summary.passed += 1;
+        }
+    }
+    Ok(summary)
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Add `<properties>` describing the run to every `<testsuite>` of a JUnit report.
+pub fn add_junit_properties(xml: &str, properties: &[(&str, String)]) -> String {
+    let mut block = String::from("<properties>");
+    for (name, value) in properties {
+        block.push_str(&format!(
+            "<property name=\"{}\" value=\"{}\"/>",
+            xml_escape(name),
+            xml_escape(value)
+        ));
+    }
+    block.push_str("</properties>");
+    let mut out = String::with_capacity(xml.len() + block.len() * 8);
+    let mut rest = xml;
+    while let Some(start) = rest.find("<testsuite ").or_else(|| rest.find("<testsuite>")) {
+        let Some(end) = rest[start..].find('>') else {
+            break;
+        };
+        let tag_end = start + end + 1;
+        out.push_str(&rest[..tag_end]);
+        if !rest[start..tag_end].ends_with("/>") {
+            out.push_str(&block);
+        }
+        rest = &rest[tag_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Finish the reports in `dir`: properties into the JUnit XML, `run.json` with the run info
+/// and the summary. Returns the summary.
+pub fn finish(dir: &Path, info: &RunInfo) -> Result<Summary, String> {
+    let json_path = dir.join(CUCUMBER_JSON_FILE);
+    let json = std::fs::read_to_string(&json_path)
+        .map_err(|e| format!("cannot read {}: {e}", json_path.display()))?;
+    let summary = summarize_cucumber_json(&json)?;
+    let junit_path = dir.join(JUNIT_FILE);
+    if let Ok(xml) = std::fs::read_to_string(&junit_path) {
+        let xml = add_junit_properties(&xml, &info.properties());
+        std::fs::write(&junit_path, xml)
+            .map_err(|e| format!("cannot write {}: {e}", junit_path.display()))?;
+    }
+    #[derive(Serialize)]
+    struct Run<'a> {
+        #[serde(flatten)]
+        info: &'a RunInfo,
+        summary: Summary,
+    }
+    let run_path = dir.join(RUN_FILE);
+    let text = serde_json::to_string_pretty(&Run { info, summary })
+        .map_err(|e| format!("cannot encode the run info: {e}"))?;
+    std::fs::write(&run_path, text).map_err(|e| format!("cannot write {}: {e}", run_path.display()))?;
+    Ok(summary)
+}
+
+/// The report files of a run in `dir`, for printing.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    [JUNIT_FILE, CUCUMBER_JSON_FILE, RUN_FILE]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPORT: &str = r#"[{"uri":"features/01-deploy.feature","elements":[
+      {"type":"background","steps":[{"result":{"status":"passed"}}]},
+      {"type":"scenario","steps":[{"result":{"status":"passed"}},{"result":{"status":"passed"}}]},
+      {"type":"scenario","steps":[{"result":{"status":"passed"}},{"result":{"status":"failed"}},{"result":{"status":"skipped"}}]},
+      {"type":"scenario","steps":[{"result":{"status":"skipped"}},{"result":{"status":"skipped"}}]},
+      {"type":"scenario","steps":[{"result":{"status":"undefined"}}]}]}]"#;
+
+    #[test]
+    fn counts_scenarios_by_outcome() {
+        let s = summarize_cucumber_json(REPORT).unwrap();
+        assert_eq!(s, Summary { passed: 1, failed: 2, skipped: 1 });
+        assert_eq!(s.to_string(), "1 passed, 2 failed, 1 skipped");
+        assert!(summarize_cucumber_json("not json").is_err());
+    }
+
+    #[test]
+    fn junit_gets_properties_in_every_suite() {
+        let xml = r#"<?xml version="1.0"?><testsuites><testsuite id="0" name="a"><testcase name="x"/></testsuite><testsuite name="b"/></testsuites>"#;
+        let info = RunInfo {
+            cluster_kind: "sandbox".into(),
+            istio_version: "none <yet>".into(),
+            ..RunInfo::default()
+        };
+        let out = add_junit_properties(xml, &info.properties());
+        assert_eq!(out.matches("<properties>").count(), 1, "self-closed suites get none: {out}");
+        assert!(out.contains(r#"<property name="cluster.kind" value="sandbox"/>"#));
+        assert!(out.contains("none &lt;yet&gt;"));
+        assert!(out.starts_with(r#"<?xml version="1.0"?><testsuites><testsuite id="0" name="a"><properties>"#));
+    }
+}

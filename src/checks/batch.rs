@@ -1,0 +1,245 @@
+//! How many requests a statistical claim needs, and when a batch of responses proves it.
+//!
+//! Through service-a with service-c v2 deployed, a request fails with probability 1/2 (one
+//! endpoint of two, and v2 fails every request). The batch sizes below keep the probability of
+//! a wrong verdict under [`MAX_FALSE_VERDICT`] (1e-9):
+//!
+//! - "every response is 200": a configuration that still fails at least half of the requests
+//!   passes a batch of n with probability at most 0.5^n; n = 30 gives 9.3e-10.
+//! - "some responses are 500 and some are 200": a correct system misses one of the two outcomes
+//!   with probability at most 2 · 0.5^n (union bound); n = 31 gives 9.3e-10.
+//!
+//! Batches are retried until they hold for `consecutive` attempts in a row (see
+//! [`crate::probes::eventually`]): that absorbs configuration still propagating to the proxies,
+//! and only lowers the chance of a wrong "every response" verdict further.
+
+use std::future::Future;
+
+use crate::cluster::HttpResponse;
+use crate::probes::{Convergence, MAX_FALSE_VERDICT, StatusTally, eventually, requests_to_observe};
+use crate::Result;
+
+/// The probability that a request through service-a fails while service-c v2 is an endpoint.
+pub const P_FAILURE_WITH_V2: f64 = 0.5;
+
+/// Requests in a batch that must all answer 200: at least [`requests_to_observe`] for a
+/// failure rate of one half, so a half-broken configuration passes with p < 1e-9.
+pub fn all_succeed_batch() -> u32 {
+    requests_to_observe(P_FAILURE_WITH_V2, MAX_FALSE_VERDICT)
+}
+
+/// Requests in a batch that must show both a 500 and a 200: each outcome has probability one
+/// half, so missing either has probability at most 2 · 0.5^n (union bound) < 1e-9.
+pub fn both_outcomes_batch() -> u32 {
+    requests_to_observe(P_FAILURE_WITH_V2, MAX_FALSE_VERDICT / 2.0)
+}
+
+/// What a batch must show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expectation {
+    /// Every response has this status.
+    Every(u16),
+    /// At least one response of each of the two statuses, and no other status.
+    Both(u16, u16),
+}
+
+impl Expectation {
+    /// The number of requests this expectation needs for a verdict below 1e-9.
+    pub fn batch_size(self) -> u32 {
+        match self {
+            Expectation::Every(_) => all_succeed_batch(),
+            Expectation::Both(_, _) => both_outcomes_batch(),
+        }
+    }
+
+    /// Whether a complete batch meets the expectation; the error says what was seen.
+    pub fn judge(self, responses: &[HttpResponse]) -> std::result::Result<(), String> {
+        let mut tally = StatusTally::default();
+        for response in responses {
+            tally.record(response.status);
+        }
+        match self {
+            Expectation::Every(status) => {
+                if tally.total() > 0 && tally.count(status) == tally.total() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "expected every response to be {status}, got {} ({})",
+                        tally.summary(),
+                        first_other(responses, &[status])
+                    ))
+                }
+            }
+            Expectation::Both(a, b) => {
+                let others = tally.total() - tally.count(a) - tally.count(b);
+                if tally.count(a) > 0 && tally.count(b) > 0 && others == 0 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "expected both {a} and {b} (and nothing else) in {} requests, got {} ({})",
+                        tally.total(),
+                        tally.summary(),
+                        first_other(responses, &[a, b])
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Whether one response already rules the batch out, so sending more is pointless.
+    fn rules_out(self, response: &HttpResponse) -> bool {
+        match self {
+            Expectation::Every(status) => response.status != status,
+            Expectation::Both(a, b) => response.status != a && response.status != b,
+        }
+    }
+}
+
+fn first_other(responses: &[HttpResponse], expected: &[u16]) -> String {
+    match responses.iter().find(|r| !expected.contains(&r.status)) {
+        Some(r) => format!("first unexpected: {} {}", r.status, excerpt(&r.body)),
+        None => "no unexpected status".to_string(),
+    }
+}
+
+/// The first line of a body, shortened, for error messages.
+pub fn excerpt(body: &str) -> String {
+    let line = body.trim().lines().next().unwrap_or("");
+    let mut out: String = line.chars().take(120).collect();
+    if out.len() < line.len() {
+        out.push('…');
+    }
+    if out.is_empty() {
+        out.push_str("(empty body)");
+    }
+    out
+}
+
+/// Send batches of `expectation.batch_size()` requests until a batch meets the expectation
+/// for `policy.consecutive` batches in a row, within `policy.limit`. Returns the last batch,
+/// which later checks (the JSON chain, the HTML page) inspect. A batch stops early at the first
+/// response that rules it out.
+pub async fn converge<F, Fut>(
+    what: &str,
+    policy: &Convergence,
+    expectation: Expectation,
+    send: &F,
+) -> Result<Vec<HttpResponse>>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<HttpResponse>>,
+{
+    let size = expectation.batch_size() as usize;
+    eventually(what, policy, || async move {
+        let mut responses = Vec::with_capacity(size);
+        while responses.len() < size {
+            let response = send().await.map_err(|e| format!("request failed: {e}"))?;
+            let decisive = expectation.rules_out(&response);
+            responses.push(response);
+            if decisive {
+                break;
+            }
+        }
+        expectation.judge(&responses)?;
+        Ok(responses)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    fn response(status: u16) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: http::HeaderMap::new(),
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn batch_sizes_meet_the_bound() {
+        let every = all_succeed_batch();
+        assert_eq!(every, 30);
+        assert!(0.5f64.powi(every as i32) < 1e-9);
+        assert!(0.5f64.powi(every as i32 - 1) >= 1e-9);
+        let both = both_outcomes_batch();
+        assert_eq!(both, 31);
+        assert!(2.0 * 0.5f64.powi(both as i32) < 1e-9);
+        assert!(2.0 * 0.5f64.powi(both as i32 - 1) >= 1e-9);
+    }
+
+    #[test]
+    fn every_rejects_a_single_other_status() {
+        let mut batch: Vec<_> = (0..29).map(|_| response(200)).collect();
+        assert!(Expectation::Every(200).judge(&batch).is_ok());
+        batch.push(response(500));
+        let err = Expectation::Every(200).judge(&batch).unwrap_err();
+        assert!(err.contains("500"), "{err}");
+        assert!(Expectation::Every(200).judge(&[]).is_err());
+    }
+
+    #[test]
+    fn both_needs_each_status_and_nothing_else() {
+        let only_ok: Vec<_> = (0..31).map(|_| response(200)).collect();
+        assert!(Expectation::Both(500, 200).judge(&only_ok).is_err());
+        let mut mixed = only_ok.clone();
+        mixed.push(response(500));
+        assert!(Expectation::Both(500, 200).judge(&mixed).is_ok());
+        mixed.push(response(503));
+        assert!(Expectation::Both(500, 200).judge(&mixed).is_err());
+    }
+
+    fn policy(consecutive: u32) -> Convergence {
+        Convergence {
+            limit: Duration::from_secs(5),
+            interval: Duration::from_millis(100),
+            consecutive,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn converge_returns_a_full_batch_once_it_holds() {
+        let send = || async { Ok(response(200)) };
+        let batch = converge("all 200", &policy(3), Expectation::Every(200), &send)
+            .await
+            .unwrap();
+        assert_eq!(batch.len(), 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn converge_fails_when_half_the_requests_fail() {
+        let n = Cell::new(0u32);
+        let send = || {
+            n.set(n.get() + 1);
+            let status = if n.get() % 2 == 0 { 500 } else { 200 };
+            async move { Ok(response(status)) }
+        };
+        let result = converge("all 200", &policy(3), Expectation::Every(200), &send).await;
+        assert!(result.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn converge_sees_both_outcomes_when_they_alternate() {
+        let n = Cell::new(0u32);
+        let send = || {
+            n.set(n.get() + 1);
+            let status = if n.get() % 2 == 0 { 500 } else { 200 };
+            async move { Ok(response(status)) }
+        };
+        let batch = converge("500 and 200", &policy(3), Expectation::Both(500, 200), &send)
+            .await
+            .unwrap();
+        assert_eq!(batch.len(), 31);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn converge_fails_when_one_outcome_never_shows() {
+        let send = || async { Ok(response(200)) };
+        let result = converge("500 and 200", &policy(1), Expectation::Both(500, 200), &send).await;
+        assert!(result.is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! The fake-service JSON chain: which service answered, and what its upstream calls answered.
+
+use crate::cluster::HttpResponse;
+use crate::probes::FakeServiceResponse;
+
+use super::batch::excerpt;
+
+fn parse(response: &HttpResponse) -> Result<FakeServiceResponse, String> {
+    FakeServiceResponse::parse(&response.body).map_err(|e| {
+        format!(
+            "a {} response is not fake-service JSON ({e}): {}",
+            response.status,
+            excerpt(&response.body)
+        )
+    })
+}
+
+/// The response's JSON names `service` as the one that answered, with the response's status
+/// as its own `code`.
+pub fn comes_from(response: &HttpResponse, service: &str) -> Result<(), String> {
+    let json = parse(response)?;
+    if json.name != service {
+        return Err(format!(
+            "a {} response came from {:?}, not {service:?}",
+            response.status, json.name
+        ));
+    }
+    if json.code != i32::from(response.status) {
+        return Err(format!(
+            "{service} answered HTTP {} but its JSON says code {}",
+            response.status, json.code
+        ));
+    }
+    Ok(())
+}
+
+/// Each of `uris` appears in the response's `upstream_calls` and answered `code`.
+pub fn upstream_calls_answered(
+    response: &HttpResponse,
+    uris: &[&str],
+    code: u16,
+) -> Result<(), String> {
+    let json = parse(response)?;
+    for uri in uris {
+        match json.upstream_calls.get(*uri) {
+            None => {
+                let seen: Vec<&String> = json.upstream_calls.keys().collect();
+                return Err(format!(
+                    "{} made no call to {uri}; its upstream calls: {seen:?}",
+                    json.name
+                ));
+            }
+            Some(call) if call.code != i32::from(code) => {
+                return Err(format!(
+                    "{}'s call to {uri} answered {}, not {code}",
+                    json.name, call.code
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The response is an HTML page: `text/html` and an `<html` element or doctype.
+pub fn is_html_page(response: &HttpResponse) -> Result<(), String> {
+    let content_type = response
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.to_ascii_lowercase().starts_with("text/html") {
+        return Err(format!(
+            "content type is {content_type:?}, not text/html: {}",
+            excerpt(&response.body)
+        ));
+    }
+    let body = response.body.to_ascii_lowercase();
+    if !(body.contains("<html") || body.contains("<!doctype html")) {
+        return Err(format!("not an HTML page: {}", excerpt(&response.body)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_response(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: http::HeaderMap::new(),
+            body: body.to_string(),
+        }
+    }
+
+    const CHAIN_OK: &str = r#"{
+  "name": "service-a",
+  "uri": "/",
+  "type": "HTTP",
+  "ip_addresses": ["10.244.0.7"],
+  "start_time": "2024-01-01T00:00:00.000000",
+  "end_time": "2024-01-01T00:00:00.010000",
+  "duration": "10ms",
+  "body": "Hello from service-a",
+  "upstream_calls": {
+    "http://service-b": {
+      "name": "service-b", "uri": "http://service-b", "type": "HTTP",
+      "ip_addresses": ["10.244.0.8"], "start_time": "", "end_time": "", "duration": "1ms",
+      "body": "Hello World", "code": 200
+    },
+    "http://service-c": {
+      "name": "service-c(v1)", "uri": "http://service-c", "type": "HTTP",
+      "ip_addresses": ["10.244.0.9"], "start_time": "", "end_time": "", "duration": "1ms",
+      "body": "Hello World", "code": 200
+    }
+  },
+  "code": 200
+}"#;
+
+    #[test]
+    fn a_whole_chain_passes() {
+        let r = json_response(200, CHAIN_OK);
+        comes_from(&r, "service-a").unwrap();
+        upstream_calls_answered(&r, &["http://service-b", "http://service-c"], 200).unwrap();
+    }
+
+    #[test]
+    fn a_missing_or_failed_call_fails() {
+        let r = json_response(200, CHAIN_OK);
+        assert!(upstream_calls_answered(&r, &["http://service-d"], 200).is_err());
+        assert!(upstream_calls_answered(&r, &["http://service-c"], 500).is_err());
+        let failed = CHAIN_OK.replace("\"body\": \"Hello World\", \"code\": 200\n    }\n  },", "\"body\": \"Hello World\", \"code\": 500\n    }\n  },");
+        let r = json_response(200, &failed);
+        assert!(upstream_calls_answered(&r, &["http://service-c"], 200).is_err());
+    }
+
+    #[test]
+    fn the_wrong_service_or_code_fails() {
+        let r = json_response(200, CHAIN_OK);
+        assert!(comes_from(&r, "service-b").is_err());
+        let r = json_response(500, CHAIN_OK);
+        assert!(comes_from(&r, "service-a").is_err(), "HTTP 500 with code 200 in JSON");
+        let r = json_response(503, "upstream connect error or disconnect/reset before headers");
+        assert!(comes_from(&r, "service-a").is_err());
+    }
+
+    #[test]
+    fn html_needs_the_content_type_and_a_page() {
+        let mut r = json_response(200, "<!DOCTYPE html><html><body>UI</body></html>");
+        assert!(is_html_page(&r).is_err(), "no content type");
+        r.headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        is_html_page(&r).unwrap();
+        r.body = CHAIN_OK.to_string();
+        assert!(is_html_page(&r).is_err());
+    }
+}

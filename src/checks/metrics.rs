@@ -1,0 +1,198 @@
+//! Istio's standard metric `istio_requests_total`, read from a sidecar's merged Prometheus
+//! endpoint (:15020/stats/prometheus) or from Prometheus's query API.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::probes::Sample;
+
+/// Istio's request counter.
+pub const REQUESTS_TOTAL: &str = "istio_requests_total";
+
+/// Series of `istio_requests_total` whose labels include every `(label, value)` pair.
+pub fn requests_matching<'a>(samples: &'a [Sample], labels: &[(&str, &str)]) -> Vec<&'a Sample> {
+    samples
+        .iter()
+        .filter(|s| s.name == REQUESTS_TOTAL)
+        .filter(|s| {
+            labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect()
+}
+
+/// Total of the matching series.
+pub fn total(samples: &[&Sample]) -> f64 {
+    samples.iter().map(|s| s.value).sum()
+}
+
+/// Requests a workload's own sidecar recorded as received (reporter="destination").
+pub fn received_by(samples: &[Sample], workload: &str) -> f64 {
+    total(&requests_matching(
+        samples,
+        &[("reporter", "destination"), ("destination_workload", workload)],
+    ))
+}
+
+/// Requests received from `source_workload`, by `connection_security_policy`.
+pub fn security_policies_from(samples: &[Sample], source_workload: &str) -> BTreeMap<String, f64> {
+    let mut by_policy = BTreeMap::new();
+    for s in requests_matching(
+        samples,
+        &[("reporter", "destination"), ("source_workload", source_workload)],
+    ) {
+        let policy = s
+            .labels
+            .get("connection_security_policy")
+            .cloned()
+            .unwrap_or_else(|| "(none)".to_string());
+        *by_policy.entry(policy).or_insert(0.0) += s.value;
+    }
+    by_policy
+}
+
+/// Success rate (2xx share) per `destination_service_name` of requests a source sidecar sent,
+/// with the request count. Destinations with no requests are absent.
+pub fn success_rates(samples: &[Sample], source_workload: &str) -> BTreeMap<String, (f64, f64)> {
+    let mut counts: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for s in requests_matching(
+        samples,
+        &[("reporter", "source"), ("source_workload", source_workload)],
+    ) {
+        let Some(destination) = s.labels.get("destination_service_name") else {
+            continue;
+        };
+        let ok = s
+            .labels
+            .get("response_code")
+            .is_some_and(|c| c.starts_with('2'));
+        let entry = counts.entry(destination.clone()).or_insert((0.0, 0.0));
+        if ok {
+            entry.0 += s.value;
+        }
+        entry.1 += s.value;
+    }
+    counts
+        .into_iter()
+        .filter(|(_, (_, all))| *all > 0.0)
+        .map(|(d, (ok, all))| (d, (ok / all, all)))
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct QueryResponse {
+    status: String,
+    #[serde(default)]
+    error: Option<String>,
+    data: Option<QueryData>,
+}
+
+#[derive(Deserialize)]
+struct QueryData {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<VectorSample>,
+}
+
+#[derive(Deserialize)]
+struct VectorSample {
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+/// Parse a Prometheus `/api/v1/query` answer holding an instant vector into samples named after
+/// their `__name__` label (or `metric_name` when the query aggregated it away).
+pub fn parse_query_vector(body: &str, metric_name: &str) -> Result<Vec<Sample>, String> {
+    let response: QueryResponse = serde_json::from_str(body)
+        .map_err(|e| format!("Prometheus answered something that is not a query result ({e})"))?;
+    if response.status != "success" {
+        return Err(format!(
+            "Prometheus query failed: {}",
+            response.error.unwrap_or(response.status)
+        ));
+    }
+    let data = response
+        .data
+        .ok_or_else(|| "Prometheus query result has no data".to_string())?;
+    if data.result_type != "vector" {
+        return Err(format!(
+            "expected an instant vector from Prometheus, got {}",
+            data.result_type
+        ));
+    }
+    data.result
+        .into_iter()
+        .map(|v| {
+            let value = v
+                .value
+                .1
+                .parse::<f64>()
+                .map_err(|e| format!("bad sample value {:?}: {e}", v.value.1))?;
+            let mut labels = v.metric;
+            let name = labels
+                .remove("__name__")
+                .unwrap_or_else(|| metric_name.to_string());
+            Ok(Sample {
+                name,
+                labels,
+                value,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(labels: &[(&str, &str)], value: f64) -> Sample {
+        Sample {
+            name: REQUESTS_TOTAL.to_string(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value,
+        }
+    }
+
+    #[test]
+    fn success_rates_single_out_the_failing_destination() {
+        let samples = vec![
+            sample(&[("reporter", "source"), ("source_workload", "service-a"), ("destination_service_name", "service-b"), ("response_code", "200")], 40.0),
+            sample(&[("reporter", "source"), ("source_workload", "service-a"), ("destination_service_name", "service-c"), ("response_code", "200")], 20.0),
+            sample(&[("reporter", "source"), ("source_workload", "service-a"), ("destination_service_name", "service-c"), ("response_code", "500")], 20.0),
+            sample(&[("reporter", "destination"), ("source_workload", "service-a"), ("destination_service_name", "service-c"), ("response_code", "500")], 20.0),
+        ];
+        let rates = success_rates(&samples, "service-a");
+        assert_eq!(rates["service-b"], (1.0, 40.0));
+        assert_eq!(rates["service-c"], (0.5, 40.0));
+    }
+
+    #[test]
+    fn received_and_security_policies_use_the_destination_reporter() {
+        let samples = vec![
+            sample(&[("reporter", "destination"), ("destination_workload", "service-c-v2"), ("source_workload", "service-a"), ("connection_security_policy", "mutual_tls")], 7.0),
+            sample(&[("reporter", "source"), ("destination_workload", "service-c-v2"), ("source_workload", "service-a")], 100.0),
+            sample(&[("reporter", "destination"), ("destination_workload", "service-c-v1"), ("source_workload", "service-a"), ("connection_security_policy", "none")], 3.0),
+        ];
+        assert_eq!(received_by(&samples, "service-c-v2"), 7.0);
+        let policies = security_policies_from(&samples, "service-a");
+        assert_eq!(policies["mutual_tls"], 7.0);
+        assert_eq!(policies["none"], 3.0);
+    }
+
+    #[test]
+    fn parses_a_query_vector() {
+        let body = r#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"destination_service_name":"service-c","response_code":"500"},"value":[1700000000.1,"12"]}]}}"#;
+        let samples = parse_query_vector(body, REQUESTS_TOTAL).unwrap();
+        assert_eq!(samples.len(), 1);
+        assert_eq!(samples[0].name, REQUESTS_TOTAL);
+        assert_eq!(samples[0].value, 12.0);
+        assert!(parse_query_vector(r#"{"status":"error","error":"parse error"}"#, "x").is_err());
+        assert!(parse_query_vector("<html>", "x").is_err());
+    }
+}

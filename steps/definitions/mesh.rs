@@ -1,0 +1,189 @@
+//! Steps about Istio: installing it, injecting and removing sidecars, removing leftover Istio
+//! configuration, and the addons.
+
+use cucumber::{given, then, when};
+use happy_istio::cluster::sidecar_present;
+use happy_istio::manifests::parse_documents;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+
+use super::parameters::{Files, Name};
+use super::world::{Env, Failure, HappyWorld, NAMESPACE, SIDECAR, Step, fail, pod_name};
+
+/// The labels that turn injection on for a namespace.
+const INJECTION_LABELS: [&str; 2] = ["istio-injection", "istio.io/rev"];
+
+fn pod_has_sidecar(pod: &Pod) -> bool {
+    pod.spec.as_ref().is_some_and(|s| sidecar_present(s, SIDECAR))
+}
+
+/// Restart the deployments whose pods do not match `want_sidecar`, and wait for every
+/// deployment's rollout. What a reader does with `kubectl rollout restart`.
+async fn converge_sidecars(env: &Env, namespace: &str, want_sidecar: bool) -> Step {
+    for deployment in env.cluster.deployments(namespace).await? {
+        let name = deployment.metadata.name.clone().unwrap_or_default();
+        let pods = env.cluster.deployment_pods(namespace, &name).await?;
+        if pods.iter().any(|p| pod_has_sidecar(p) != want_sidecar) {
+            env.cluster.restart_deployment(namespace, &name).await?;
+        }
+        env.cluster.wait_rollout(namespace, &name).await?;
+    }
+    check_sidecars(env, namespace, want_sidecar).await
+}
+
+async fn check_sidecars(env: &Env, namespace: &str, want_sidecar: bool) -> Step {
+    let pods = env.cluster.pods(namespace, "").await?;
+    for pod in &pods {
+        if pod_has_sidecar(pod) != want_sidecar {
+            fail!(
+                "pod {namespace}/{} {} an {SIDECAR} sidecar",
+                pod_name(pod),
+                if want_sidecar { "lacks" } else { "still has" }
+            );
+        }
+    }
+    Ok(())
+}
+
+#[given(expr = "no sidecars are injected in {name}")]
+async fn no_sidecars(world: &mut HappyWorld, namespace: Name) -> Step {
+    let env = world.env();
+    for label in INJECTION_LABELS {
+        env.cluster.set_namespace_label(&namespace.0, label, None).await?;
+    }
+    converge_sidecars(&env, &namespace.0, false).await
+}
+
+#[given(expr = "sidecars are injected in {name}")]
+async fn sidecars_injected(world: &mut HappyWorld, namespace: Name) -> Step {
+    let env = world.env();
+    env.istio().await?;
+    env.cluster
+        .set_namespace_label(&namespace.0, "istio-injection", Some("enabled"))
+        .await?;
+    converge_sidecars(&env, &namespace.0, true).await
+}
+
+#[when("I install Istio with the demo profile")]
+#[given("Istio is installed")]
+async fn istio_installed(world: &mut HappyWorld) -> Step {
+    world.env().istio().await?;
+    Ok(())
+}
+
+#[then(expr = "{name} is Ready in {name}")]
+async fn deployment_ready(world: &mut HappyWorld, deployment: Name, namespace: Name) -> Step {
+    let env = world.env();
+    env.cluster.wait_rollout(&namespace.0, &deployment.0).await?;
+    let pods = env.cluster.deployment_pods(&namespace.0, &deployment.0).await?;
+    let ready = pods.iter().filter(|p| happy_istio::cluster::pod_is_ready(p)).count();
+    if ready == 0 {
+        fail!("{}/{} has no Ready pod", namespace.0, deployment.0);
+    }
+    Ok(())
+}
+
+#[when(expr = "I label the namespace {name} with {word}")]
+async fn label_namespace(world: &mut HappyWorld, namespace: Name, label: String) -> Step {
+    let Some((key, value)) = label.split_once('=') else {
+        fail!("a label is written key=value, not {label:?}");
+    };
+    world
+        .env()
+        .cluster
+        .set_namespace_label(&namespace.0, key, Some(value))
+        .await?;
+    Ok(())
+}
+
+#[when(expr = "I restart every deployment in {name}")]
+async fn restart_all(world: &mut HappyWorld, namespace: Name) -> Step {
+    let env = world.env();
+    let deployments: Vec<Deployment> = env.cluster.deployments(&namespace.0).await?;
+    if deployments.is_empty() {
+        fail!("there are no deployments in {} to restart", namespace.0);
+    }
+    for d in &deployments {
+        let name = d.metadata.name.clone().unwrap_or_default();
+        env.cluster.restart_deployment(&namespace.0, &name).await?;
+    }
+    for d in &deployments {
+        let name = d.metadata.name.clone().unwrap_or_default();
+        env.cluster.wait_rollout(&namespace.0, &name).await?;
+    }
+    Ok(())
+}
+
+#[then(expr = "every pod in {name} has an istio-proxy sidecar")]
+async fn every_pod_has_sidecar(world: &mut HappyWorld, namespace: Name) -> Step {
+    let env = world.env();
+    let pods = env.cluster.pods(&namespace.0, "").await?;
+    if pods.is_empty() {
+        fail!("there are no pods in {}", namespace.0);
+    }
+    check_sidecars(&env, &namespace.0, true).await
+}
+
+#[when(expr = "I inject the sidecar into {files} by hand")]
+async fn kube_inject(world: &mut HappyWorld, files: Files) -> Step {
+    let env = world.env();
+    env.istio().await?;
+    let mut injected = Vec::new();
+    for file in &files.0 {
+        let path = env.manifests.root().join(file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
+        let output = env.handle.kube_inject(&text).await?;
+        let source = std::path::PathBuf::from(format!("istioctl kube-inject -f {file}"));
+        injected.extend(parse_documents(&source, &output)?);
+    }
+    world.injected = injected;
+    Ok(())
+}
+
+#[then(expr = "the injected Deployment {name} has an istio-proxy sidecar")]
+async fn injected_has_sidecar(world: &mut HappyWorld, name: Name) -> Step {
+    let Some(manifest) = world.injected.iter().find(|m| {
+        m.object.types.as_ref().is_some_and(|t| t.kind == "Deployment")
+            && m.object.metadata.name.as_deref() == Some(name.0.as_str())
+    }) else {
+        fail!("the injected output has no Deployment {}", name.0);
+    };
+    let deployment: Deployment = serde_json::from_value(serde_json::to_value(&manifest.object).map_err(|e| Failure(e.to_string()))?)
+        .map_err(|e| Failure(format!("{} is not a valid Deployment: {e}", manifest.describe())))?;
+    let spec = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .ok_or_else(|| Failure(format!("{} has no pod template", manifest.describe())))?;
+    if !sidecar_present(&spec, SIDECAR) {
+        fail!("{} has no {SIDECAR} container or native sidecar", manifest.describe());
+    }
+    Ok(())
+}
+
+#[given("service-c has no DestinationRule or VirtualService")]
+async fn no_service_c_rules(world: &mut HappyWorld) -> Step {
+    let env = world.env();
+    for file in ["service-c-route.yaml", "service-c-mirror.yaml", "service-c-dr.yaml"] {
+        let manifests = env.load(file)?;
+        env.cluster.delete(&manifests, NAMESPACE).await?;
+    }
+    Ok(())
+}
+
+#[given(expr = "{name} has no PeerAuthentication or AuthorizationPolicy")]
+async fn no_security_policies(world: &mut HappyWorld, namespace: Name) -> Step {
+    let env = world.env();
+    for kind in ["PeerAuthentication", "AuthorizationPolicy"] {
+        env.cluster
+            .delete_all("security.istio.io/v1beta1", kind, &namespace.0)
+            .await?;
+    }
+    Ok(())
+}
+
+#[when("I install the addons")]
+#[given("the addons are installed")]
+async fn addons(world: &mut HappyWorld) -> Step {
+    world.env().addons().await
+}

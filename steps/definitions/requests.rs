@@ -1,0 +1,129 @@
+//! Steps about HTTP requests to the application: where they go, and what the responses show.
+//! The statistics behind "every" and "some" live in `happy_istio::checks::batch`.
+
+use cucumber::{given, then, when};
+use happy_istio::checks::batch::{Expectation, converge};
+use happy_istio::checks::chain;
+
+use super::parameters::{Name, RequestPath, Url};
+use super::world::{HappyWorld, Route, Step, Target, fail};
+
+#[when(regex = r"^I request (/\S*) through a port-forward to deploy/([a-z0-9-]+) on port (\d+)$")]
+async fn request_port_forward(world: &mut HappyWorld, path: String, deployment: String, port: u16) {
+    world.target = Some(Target {
+        route: Route::PortForward { deployment, port },
+        path,
+    });
+}
+
+#[when(expr = "I request {path} through the ingress gateway")]
+async fn request_ingress(world: &mut HappyWorld, path: RequestPath) {
+    world.target = Some(Target {
+        route: Route::IngressGateway,
+        path: path.0,
+    });
+}
+
+/// Converge on `expectation` for the scenario's target and keep the accepted batch.
+pub async fn judge(world: &mut HappyWorld, target: Target, expectation: Expectation, once: bool) -> Step {
+    let env = world.env();
+    let what = format!(
+        "{} requests for {} through {} ({expectation:?})",
+        expectation.batch_size(),
+        target.path,
+        target.route
+    );
+    let policy = if once { env.once() } else { env.convergence() };
+    let send = || target.send(&env);
+    world.responses = converge(&what, &policy, expectation, &send).await?;
+    Ok(())
+}
+
+#[then(expr = "every response is {int}")]
+async fn every_response(world: &mut HappyWorld, status: u16) -> Step {
+    let target = world.target()?;
+    judge(world, target, Expectation::Every(status), false).await
+}
+
+#[then(expr = "some responses are {int} and some are {int}")]
+async fn some_and_some(world: &mut HappyWorld, a: u16, b: u16) -> Step {
+    let target = world.target()?;
+    judge(world, target, Expectation::Both(a, b), false).await
+}
+
+#[given(regex = r"^requests through a port-forward to deploy/([a-z0-9-]+) on port (\d+) have failed with 500$")]
+async fn port_forward_failed(world: &mut HappyWorld, deployment: String, port: u16) -> Step {
+    let target = Target {
+        route: Route::PortForward { deployment, port },
+        path: "/".into(),
+    };
+    judge(world, target, Expectation::Both(500, 200), true).await
+}
+
+#[given("requests through the ingress gateway have failed with 500")]
+#[given("requests through the ingress gateway have succeeded with 200 and failed with 500")]
+async fn ingress_failed(world: &mut HappyWorld) -> Step {
+    let target = Target {
+        route: Route::IngressGateway,
+        path: "/".into(),
+    };
+    judge(world, target, Expectation::Both(500, 200), true).await
+}
+
+fn accepted(world: &HappyWorld) -> Result<&[happy_istio::cluster::HttpResponse], super::world::Failure> {
+    if world.responses.is_empty() {
+        return Err(super::world::Failure(
+            "no responses to inspect: a step that sends requests must come first".into(),
+        ));
+    }
+    Ok(&world.responses)
+}
+
+#[then(expr = "every response comes from {name}")]
+async fn every_from(world: &mut HappyWorld, service: Name) -> Step {
+    for r in accepted(world)? {
+        chain::comes_from(r, &service.0)?;
+    }
+    Ok(())
+}
+
+#[then(expr = "every {int} comes from {name}")]
+async fn every_status_from(world: &mut HappyWorld, status: u16, service: Name) -> Step {
+    let matching: Vec<_> = accepted(world)?.iter().filter(|r| r.status == status).collect();
+    if matching.is_empty() {
+        fail!("no response was {status}");
+    }
+    for r in matching {
+        chain::comes_from(r, &service.0)?;
+    }
+    Ok(())
+}
+
+#[then(expr = "every response shows the calls to {url} and {url}, each answering {int}")]
+async fn every_chain(world: &mut HappyWorld, first: Url, second: Url, code: u16) -> Step {
+    for r in accepted(world)? {
+        chain::upstream_calls_answered(r, &[&first.0, &second.0], code)?;
+    }
+    Ok(())
+}
+
+#[then(expr = "every {int} comes from {name}, whose call to {url} answered {int}")]
+async fn every_failure_chain(world: &mut HappyWorld, status: u16, service: Name, uri: Url, code: u16) -> Step {
+    let matching: Vec<_> = accepted(world)?.iter().filter(|r| r.status == status).collect();
+    if matching.is_empty() {
+        fail!("no response was {status}");
+    }
+    for r in matching {
+        chain::comes_from(r, &service.0)?;
+        chain::upstream_calls_answered(r, &[&uri.0], code)?;
+    }
+    Ok(())
+}
+
+#[then("every response is an HTML page")]
+async fn every_html(world: &mut HappyWorld) -> Step {
+    for r in accepted(world)? {
+        chain::is_html_page(r)?;
+    }
+    Ok(())
+}

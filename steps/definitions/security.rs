@@ -1,0 +1,229 @@
+//! Steps about security: what crosses the wire (packet captures), the legacy client without a
+//! sidecar, STRICT mTLS, and authorization policies.
+
+use std::time::Instant;
+
+use cucumber::{given, then, when};
+use happy_istio::checks::{capture, metrics};
+use happy_istio::cluster::ExecOutput;
+use happy_istio::probes::{CurlOutcome, curl_outcome, eventually};
+
+use super::parameters::Url;
+use super::world::{Env, Failure, HappyWorld, NAMESPACE, SIDECAR, Step, Target, Route, fail, pod_name, split_curl_output};
+
+/// The legacy client of the workshop: pod `legacy`, container `legacy`, namespace `default`.
+const LEGACY: (&str, &str, &str) = ("default", "legacy", "legacy");
+
+/// Packets a capture waits for: enough for a TCP handshake, a request and its response.
+const CAPTURE_PACKETS: &str = "20";
+
+/// The workshop's capture: tcpdump inside the sidecar (privileged, hence sudo) on the pod's
+/// interface — not `any`, whose loopback leg carries the sidecar's plaintext to the app.
+fn tcpdump_command(port: u16) -> Vec<String> {
+    ["sudo", "tcpdump", "-l", "-nn", "-A", "-s", "0", "-i", "eth0", "-c", CAPTURE_PACKETS, "tcp", "port"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(std::iter::once(port.to_string()))
+        .collect()
+}
+
+/// Run a capture in `deployment`'s sidecar while `traffic` runs again and again, until the
+/// capture has its packets; bounded by the assertion limit.
+async fn capture_while<F, Fut>(env: &Env, deployment: &str, port: u16, mut traffic: F) -> Result<String, Failure>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let pod = env.ready_pod(NAMESPACE, deployment).await?;
+    let name = pod_name(&pod);
+    let command = tcpdump_command(port);
+    let argv: Vec<&str> = command.iter().map(String::as_str).collect();
+    let capture = env.cluster.exec(NAMESPACE, &name, SIDECAR, &argv);
+    tokio::pin!(capture);
+    let deadline = Instant::now() + env.timeouts.assertion;
+    loop {
+        tokio::select! {
+            out = &mut capture => {
+                let out: ExecOutput = out?;
+                if out.exit_code != 0 {
+                    fail!("tcpdump in {deployment}'s {SIDECAR} exited {}: {}", out.exit_code, out.stderr.trim());
+                }
+                return Ok(out.stdout);
+            }
+            _ = traffic() => {
+                if Instant::now() > deadline {
+                    fail!("tcpdump in {deployment}'s {SIDECAR} saw fewer than {CAPTURE_PACKETS} packets on port {port} within {:?}", env.timeouts.assertion);
+                }
+            }
+        }
+    }
+}
+
+#[when(regex = r"^I capture the traffic into ([a-z0-9-]+)'s pod on port (\d+) while requesting (/\S*) through the ingress gateway$")]
+async fn capture_ingress(world: &mut HappyWorld, deployment: String, port: u16, path: String) -> Step {
+    let env = world.env();
+    let target = Target { route: Route::IngressGateway, path };
+    let (env_ref, target_ref) = (&env, &target);
+    let out = capture_while(&env, &deployment, port, || async move {
+        let _ = target_ref.send(env_ref).await;
+    })
+    .await?;
+    world.capture = Some(out);
+    Ok(())
+}
+
+#[when(regex = r"^I capture the traffic into ([a-z0-9-]+)'s pod on port (\d+) while the legacy client calls (https?://\S+)$")]
+async fn capture_legacy(world: &mut HappyWorld, deployment: String, port: u16, url: String) -> Step {
+    let env = world.env();
+    let last = std::cell::RefCell::new(None);
+    let (env_ref, url_ref, last_ref) = (&env, url.as_str(), &last);
+    let out = capture_while(&env, &deployment, port, || async move {
+        let (ns, pod, container) = LEGACY;
+        if let Ok(call) = env_ref.curl_from_pod(ns, pod, container, url_ref).await {
+            *last_ref.borrow_mut() = Some(call);
+        }
+    })
+    .await?;
+    world.capture = Some(out);
+    world.last_curl = last.into_inner();
+    Ok(())
+}
+
+#[then("the capture holds traffic but no plaintext HTTP")]
+async fn capture_encrypted(world: &mut HappyWorld) -> Step {
+    let Some(out) = &world.capture else { fail!("no capture was taken") };
+    if capture::packets_with_payload(out) == 0 {
+        fail!("the capture holds no packet with a payload, so it proves nothing:\n{out}");
+    }
+    if let Some(line) = capture::plaintext_http(out) {
+        fail!("the capture shows plaintext HTTP between sidecars: {line}");
+    }
+    Ok(())
+}
+
+#[then(regex = r"^the capture shows ([a-z0-9-]+)'s response in plaintext$")]
+async fn capture_plaintext(world: &mut HappyWorld, service: String) -> Step {
+    let Some(out) = &world.capture else { fail!("no capture was taken") };
+    if capture::plaintext_http(out).is_none() {
+        fail!("the capture shows no plaintext HTTP:\n{out}");
+    }
+    let name = format!("\"name\": \"{service}\"");
+    if !out.contains(&name) {
+        fail!("the capture shows no plaintext response from {service} (no {name}):\n{out}");
+    }
+    Ok(())
+}
+
+#[then(regex = r"^([a-z0-9-]+)'s istio-proxy reports the requests from ([a-z0-9-]+) with connection_security_policy ([a-z_]+)$")]
+async fn security_policy_metric(world: &mut HappyWorld, deployment: String, source: String, policy: String) -> Step {
+    let env = world.env();
+    let samples = env.sidecar_metrics(&deployment).await?;
+    let by_policy = metrics::security_policies_from(&samples, &source);
+    let wanted = by_policy.get(&policy).copied().unwrap_or(0.0);
+    if wanted <= 0.0 {
+        fail!("{deployment}'s sidecar counts no request from {source} with connection_security_policy=\"{policy}\": {by_policy:?}");
+    }
+    if let Some((other, n)) = by_policy.iter().find(|(p, n)| **p != policy && **n > 0.0) {
+        fail!("{deployment}'s sidecar also counts {n} requests from {source} with connection_security_policy=\"{other}\"");
+    }
+    Ok(())
+}
+
+#[then("the legacy client's call answers 200")]
+async fn legacy_call_ok(world: &mut HappyWorld) -> Step {
+    let Some(call) = &world.last_curl else { fail!("the legacy client made no call") };
+    let (_, code) = split_curl_output(&call.stdout);
+    if call.exit_code != 0 || code != "200" {
+        fail!("the legacy client's curl exited {} with status {code}: {}", call.exit_code, call.stderr.trim());
+    }
+    Ok(())
+}
+
+#[given(expr = "the legacy client has called {url}")]
+async fn legacy_has_called(world: &mut HappyWorld, url: Url) -> Step {
+    let env = world.env();
+    let (env_ref, url_ref) = (&env, url.0.as_str());
+    let call = eventually(&format!("the legacy client's call to {} to answer 200", url.0), &env.convergence(), || async move {
+        let (ns, pod, container) = LEGACY;
+        let call = env_ref.curl_from_pod(ns, pod, container, url_ref).await.map_err(|e| e.0)?;
+        let (_, code) = split_curl_output(&call.stdout);
+        if call.exit_code == 0 && code == "200" {
+            Ok(call)
+        } else {
+            Err(format!("curl exited {} with status {code}", call.exit_code))
+        }
+    })
+    .await?;
+    world.last_curl = Some(call);
+    Ok(())
+}
+
+#[then(regex = r"^the legacy client's call to (https?://\S+) fails with curl exit code 56, the connection reset$")]
+async fn legacy_reset(world: &mut HappyWorld, url: String) -> Step {
+    let env = world.env();
+    let (env_ref, url_ref) = (&env, url.as_str());
+    let call = eventually(&format!("the legacy client's call to {url} to be reset"), &env.convergence(), || async move {
+        let (ns, pod, container) = LEGACY;
+        let call = env_ref.curl_from_pod(ns, pod, container, url_ref).await.map_err(|e| e.0)?;
+        match curl_outcome(call.exit_code) {
+            CurlOutcome::ConnectionReset => Ok(call),
+            other => Err(format!(
+                "curl exited {} ({other:?}) with output {:?}",
+                call.exit_code,
+                split_curl_output(&call.stdout).1
+            )),
+        }
+    })
+    .await?;
+    world.last_curl = Some(call);
+    Ok(())
+}
+
+/// Converge on a call from a deployment's application container answering `status` (and,
+/// when given, exactly `body`).
+async fn call_from(world: &mut HappyWorld, from: &str, url: &str, status: u16, body: Option<&str>) -> Step {
+    let env = world.env();
+    let deployment = workload_of(from);
+    let (env_ref, url_ref) = (&env, url);
+    let call = eventually(
+        &format!("{from}'s call to {url} to answer {status}{}", body.map(|b| format!(" {b:?}")).unwrap_or_default()),
+        &env.convergence(),
+        || async move {
+            let call = env_ref.curl_from(NAMESPACE, deployment, url_ref).await.map_err(|e| e.0)?;
+            let (got_body, code) = split_curl_output(&call.stdout);
+            if call.exit_code != 0 {
+                return Err(format!("curl exited {}: {}", call.exit_code, call.stderr.trim()));
+            }
+            if code != status.to_string() {
+                return Err(format!("status {code}: {}", got_body.trim()));
+            }
+            if let Some(expected) = body {
+                if got_body.trim() != expected {
+                    return Err(format!("status {code} with body {:?}, not {expected:?}", got_body.trim()));
+                }
+            }
+            Ok(call)
+        },
+    )
+    .await?;
+    world.last_curl = Some(call);
+    Ok(())
+}
+
+/// The deployment a reader execs into for a service: service-c has two; the workshop uses v1.
+fn workload_of(service: &str) -> &str {
+    match service {
+        "service-c" => "service-c-v1",
+        other => other,
+    }
+}
+
+#[then(regex = r"^([a-z0-9-]+)'s call to (https?://\S+) answers (\d+)$")]
+async fn call_answers(world: &mut HappyWorld, from: String, url: String, status: u16) -> Step {
+    call_from(world, &from, &url, status, None).await
+}
+
+#[then(regex = r#"^([a-z0-9-]+)'s call to (https?://\S+) is denied with (\d+) "([^"]*)"$"#)]
+async fn call_denied(world: &mut HappyWorld, from: String, url: String, status: u16, body: String) -> Step {
+    call_from(world, &from, &url, status, Some(&body)).await
+}

@@ -1,0 +1,305 @@
+//! Steps about what the mesh tells: application and sidecar logs, sidecar metrics, and what
+//! Prometheus, Grafana and Kiali show.
+
+use cucumber::{then, when};
+use happy_istio::checks::addons::{KialiGraph, grafana_has_dashboard, http_rates, is_plaintext};
+use happy_istio::checks::{logs, metrics};
+use happy_istio::probes::{Convergence, eventually, parse_access_log_line};
+
+use super::parameters::Name;
+use super::world::{Env, Failure, HappyWorld, ISTIO_NAMESPACE, NAMESPACE, SIDECAR, Step, app_container, fail, pod_name};
+
+/// The logs of one container of every pod of a deployment, concatenated.
+async fn deployment_logs(env: &Env, deployment: &str, container: Option<&str>) -> Result<String, Failure> {
+    let pods = env.cluster.deployment_pods(NAMESPACE, deployment).await?;
+    if pods.is_empty() {
+        fail!("deployment {NAMESPACE}/{deployment} has no pods");
+    }
+    let mut all = String::new();
+    for pod in &pods {
+        let container = match container {
+            Some(c) => c.to_string(),
+            None => app_container(pod)?,
+        };
+        all.push_str(&env.cluster.container_logs(NAMESPACE, &pod_name(pod), &container).await?);
+    }
+    Ok(all)
+}
+
+/// Slower convergence for telemetry that is scraped or flushed periodically.
+fn telemetry_policy(env: &Env) -> Convergence {
+    Convergence {
+        limit: env.timeouts.metrics,
+        ..env.once()
+    }
+}
+
+#[when(regex = r"^I read the logs of ([a-z0-9-]+(?:(?:, | and )[a-z0-9-]+)*)$")]
+async fn read_logs(world: &mut HappyWorld, deployments: String) -> Step {
+    let env = world.env();
+    for deployment in deployments.split(", ").flat_map(|p| p.split(" and ")) {
+        let log = deployment_logs(&env, deployment, None).await?;
+        world.logs.insert(deployment.to_string(), log);
+    }
+    Ok(())
+}
+
+#[then("every log shows the requests its service handled")]
+async fn logs_show_requests(world: &mut HappyWorld) -> Step {
+    if world.logs.is_empty() {
+        fail!("no logs were read");
+    }
+    for (deployment, log) in &world.logs {
+        if logs::handled_requests(log) == 0 {
+            fail!(
+                "{deployment}'s log shows no {:?} line, so it cannot speak for the requests it handled",
+                logs::HANDLED_REQUEST
+            );
+        }
+    }
+    Ok(())
+}
+
+#[then("no log line mentions an error")]
+async fn no_error_lines(world: &mut HappyWorld) -> Step {
+    for (deployment, log) in &world.logs {
+        if let Some(line) = logs::error_lines(log).first() {
+            fail!("{deployment}'s log mentions an error: {line}");
+        }
+    }
+    Ok(())
+}
+
+#[when(regex = r"^I read the logs of ([a-z0-9-]+)'s istio-proxy$")]
+async fn read_sidecar_logs(world: &mut HappyWorld, deployment: String) -> Step {
+    let log = deployment_logs(&world.env(), &deployment, Some(SIDECAR)).await?;
+    world.logs.insert(format!("{deployment}/{SIDECAR}"), log);
+    Ok(())
+}
+
+#[then(regex = r"^an access log entry of ([a-z0-9-]+)'s istio-proxy has response code (\d+)$")]
+async fn access_log_has(world: &mut HappyWorld, deployment: String, code: u16) -> Step {
+    let env = world.env();
+    let key = format!("{deployment}/{SIDECAR}");
+    let first = world.logs.get(&key).cloned().unwrap_or_default();
+    let found = |log: &str| {
+        log.lines()
+            .filter_map(parse_access_log_line)
+            .any(|e| e.response_code == Some(code))
+    };
+    if found(&first) {
+        return Ok(());
+    }
+    // Envoy flushes access logs on its own schedule: read again until the entry shows.
+    let env_ref = &env;
+    let deployment_ref = deployment.as_str();
+    eventually(
+        &format!("an access-log entry with response code {code} in {key}"),
+        &telemetry_policy(&env),
+        || async move {
+            let log = deployment_logs(env_ref, deployment_ref, Some(SIDECAR)).await.map_err(|e| e.0)?;
+            let entries = log.lines().filter_map(parse_access_log_line).count();
+            if found(&log) {
+                Ok(())
+            } else {
+                Err(format!("{entries} access-log entries, none with response code {code}"))
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[when(regex = r"^I read the metrics of ([a-z0-9-]+)'s istio-proxy on port 15020$")]
+async fn read_sidecar_metrics(world: &mut HappyWorld, deployment: String) -> Step {
+    world.metrics = world.env().sidecar_metrics(&deployment).await?;
+    Ok(())
+}
+
+#[then(regex = r#"^istio_requests_total has a series with response_code (\d+)$"#)]
+async fn series_with_code(world: &mut HappyWorld, code: String) -> Step {
+    let series = metrics::requests_matching(&world.metrics, &[("response_code", code.as_str())]);
+    if series.is_empty() || metrics::total(&series) <= 0.0 {
+        let total = metrics::requests_matching(&world.metrics, &[]).len();
+        fail!("{} has {total} series, none counting response_code=\"{code}\"", metrics::REQUESTS_TOTAL);
+    }
+    Ok(())
+}
+
+/// Ask Prometheus (the addon) for `istio_requests_total` as service-a's sidecar reported it.
+async fn prometheus_requests(env: &Env, source: &str) -> Result<Vec<happy_istio::probes::Sample>, String> {
+    let query = format!(
+        "sum by (destination_service_name, response_code) ({}{{reporter=\"source\",source_workload=\"{source}\",source_workload_namespace=\"{NAMESPACE}\"}})",
+        metrics::REQUESTS_TOTAL
+    );
+    let path = format!("/api/v1/query?query={}", urlencode(&query));
+    let response = env
+        .cluster
+        .http_get_service(ISTIO_NAMESPACE, "prometheus", 9090, &path)
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status != 200 {
+        return Err(format!("Prometheus answered {}: {}", response.status, response.body.trim()));
+    }
+    let mut samples = metrics::parse_query_vector(&response.body, metrics::REQUESTS_TOTAL)?;
+    for s in &mut samples {
+        s.labels.insert("reporter".into(), "source".into());
+        s.labels.insert("source_workload".into(), source.into());
+    }
+    Ok(samples)
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[then(regex = r"^Prometheus shows a success rate (below|of) 100% from ([a-z0-9-]+) to ([a-z0-9-]+)$")]
+async fn prometheus_success_rate(world: &mut HappyWorld, relation: String, source: String, destination: String) -> Step {
+    let env = world.env();
+    let below = relation == "below";
+    let env_ref = &env;
+    let (source_ref, destination_ref) = (source.as_str(), destination.as_str());
+    eventually(
+        &format!("Prometheus to show a success rate {relation} 100% from {source} to {destination}"),
+        &telemetry_policy(&env),
+        || async move {
+            let samples = prometheus_requests(env_ref, source_ref).await?;
+            let rates = metrics::success_rates(&samples, source_ref);
+            let Some((rate, count)) = rates.get(destination_ref).copied() else {
+                return Err(format!("Prometheus has no requests from {source_ref} to {destination_ref} yet; it has {rates:?}"));
+            };
+            let holds = if below { rate < 1.0 } else { rate >= 1.0 };
+            if holds {
+                Ok(())
+            } else {
+                Err(format!("success rate {:.1}% over {count} requests", rate * 100.0))
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[then(expr = "Grafana has a dashboard titled {string}")]
+async fn grafana_dashboard(world: &mut HappyWorld, title: String) -> Step {
+    let env = world.env();
+    let path = format!("/api/search?query={}", urlencode(&title));
+    let (env_ref, path_ref, title_ref) = (&env, path.as_str(), title.as_str());
+    eventually(
+        &format!("Grafana to list the dashboard {title:?}"),
+        &telemetry_policy(&env),
+        || async move {
+            let r = env_ref
+                .cluster
+                .http_get_service(ISTIO_NAMESPACE, "grafana", 3000, path_ref)
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.status != 200 {
+                return Err(format!("Grafana answered {}", r.status));
+            }
+            if grafana_has_dashboard(&r.body, title_ref)? {
+                Ok(())
+            } else {
+                Err(format!("no dashboard titled {title_ref:?} in {}", r.body.trim()))
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn fetch_graph(env: &Env) -> Result<KialiGraph, String> {
+    let path = format!(
+        "/kiali/api/namespaces/graph?namespaces={NAMESPACE}&graphType=versionedApp&duration=600s&injectServiceNodes=false&appenders=deadNode,securityPolicy"
+    );
+    let r = env
+        .cluster
+        .http_get_service(ISTIO_NAMESPACE, "kiali", 20001, &path)
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status != 200 {
+        return Err(format!("Kiali answered {}: {}", r.status, r.body.trim()));
+    }
+    KialiGraph::parse(&r.body)
+}
+
+#[when(expr = "I fetch Kiali's versioned-app graph of {name}")]
+async fn kiali_graph(world: &mut HappyWorld, namespace: Name) -> Step {
+    if namespace.0 != NAMESPACE {
+        fail!("the suite's Kiali checks read the workshop's namespace {NAMESPACE}, not {}", namespace.0);
+    }
+    world.graph = Some(fetch_graph(&world.env()).await?);
+    Ok(())
+}
+
+/// Re-fetch Kiali's graph until `check` holds: Kiali's rates come from Prometheus, which
+/// scrapes periodically.
+async fn graph_eventually(world: &mut HappyWorld, what: &str, check: impl Fn(&KialiGraph) -> Result<(), String>) -> Step {
+    if let Some(graph) = &world.graph {
+        if check(graph).is_ok() {
+            return Ok(());
+        }
+    }
+    let env = world.env();
+    let env_ref = &env;
+    let check = &check;
+    let graph = eventually(what, &telemetry_policy(&env), || async move {
+        let graph = fetch_graph(env_ref).await?;
+        check(&graph)?;
+        Ok(graph)
+    })
+    .await?;
+    world.graph = Some(graph);
+    Ok(())
+}
+
+#[then(regex = r"^the graph shows requests to service-c (v\d+) (failing|all succeeding)$")]
+async fn graph_version_health(world: &mut HappyWorld, version: String, health: String) -> Step {
+    let failing = health == "failing";
+    graph_eventually(world, &format!("Kiali to show service-c {version} {health}"), |g| {
+        let nodes = g.app_nodes(NAMESPACE, "service-c", Some(&version));
+        if nodes.is_empty() {
+            return Err(format!("the graph has no node for service-c {version}"));
+        }
+        let edges = g.edges_into(&nodes);
+        let rates: Vec<(f64, f64)> = edges.iter().map(|e| http_rates(e)).filter(|(rps, _)| *rps > 0.0).collect();
+        if rates.is_empty() {
+            return Err(format!("no HTTP traffic into service-c {version} in the graph"));
+        }
+        let holds = if failing {
+            rates.iter().all(|(_, err)| *err > 0.0)
+        } else {
+            rates.iter().all(|(_, err)| *err == 0.0)
+        };
+        if holds { Ok(()) } else { Err(format!("edges into service-c {version}: (rps, %err) {rates:?}")) }
+    })
+    .await
+}
+
+#[then("the graph's edge from unknown to service-a is not mutual TLS")]
+async fn graph_legacy_plaintext(world: &mut HappyWorld) -> Step {
+    graph_eventually(world, "Kiali to show the edge from unknown to service-a", |g| {
+        let unknown = g.unknown_nodes();
+        let targets = g.app_nodes(NAMESPACE, "service-a", None);
+        let edges: Vec<_> = g
+            .edges_into(&targets)
+            .into_iter()
+            .filter(|e| unknown.contains(&e.source.as_str()))
+            .collect();
+        if edges.is_empty() {
+            return Err("the graph has no edge from unknown to service-a".into());
+        }
+        match edges.iter().find(|e| !is_plaintext(e)) {
+            Some(e) => Err(format!("the edge from unknown to service-a has isMTLS {:?}", e.is_mtls)),
+            None => Ok(()),
+        }
+    })
+    .await
+}

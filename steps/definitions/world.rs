@@ -1,0 +1,357 @@
+//! The World of one scenario, and the run's shared environment: the cluster, its provisioner
+//! and the once-per-run Istio install. Scenarios run one at a time against one namespace; the
+//! World carries what a scenario observed from one step to the next.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use cucumber::World;
+use happy_istio::cluster::{Cluster, ExecOutput, HttpResponse};
+use happy_istio::diagnostics::Diagnostics;
+use happy_istio::manifests::{Manifest, ManifestDir};
+use happy_istio::probes::{Convergence, Sample, parse_prometheus};
+use happy_istio::provision::{ClusterHandle, IstioInstall};
+use happy_istio::timeouts::Timeouts;
+use k8s_openapi::api::core::v1::Pod;
+use tokio::sync::OnceCell;
+
+/// The workshop's namespace.
+pub const NAMESPACE: &str = "istioinaction";
+/// Where Istio, its gateways and the addons run.
+pub const ISTIO_NAMESPACE: &str = "istio-system";
+/// The sidecar container's name.
+pub const SIDECAR: &str = "istio-proxy";
+
+/// A failed step: what was expected and what was seen.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl From<happy_istio::Error> for Failure {
+    fn from(e: happy_istio::Error) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure(s)
+    }
+}
+
+/// A step's outcome.
+pub type Step = Result<(), Failure>;
+
+/// Fail a step with a formatted message.
+macro_rules! fail {
+    ($($arg:tt)*) => { return Err($crate::definitions::world::Failure(format!($($arg)*))) };
+}
+pub(crate) use fail;
+
+/// Everything a run shares: made once by the runner before the first scenario.
+pub struct Env {
+    pub cluster: Cluster,
+    pub handle: Box<dyn ClusterHandle>,
+    pub manifests: ManifestDir,
+    pub timeouts: Timeouts,
+    pub diagnostics: Diagnostics,
+    istio: OnceCell<IstioInstall>,
+    addons: OnceCell<()>,
+}
+
+static ENV: RwLock<Option<Arc<Env>>> = RwLock::new(None);
+
+impl Env {
+    pub fn new(
+        cluster: Cluster,
+        handle: Box<dyn ClusterHandle>,
+        manifests: ManifestDir,
+        timeouts: Timeouts,
+        diagnostics: Diagnostics,
+    ) -> Self {
+        Env {
+            cluster,
+            handle,
+            manifests,
+            timeouts,
+            diagnostics,
+            istio: OnceCell::new(),
+            addons: OnceCell::new(),
+        }
+    }
+
+    /// Make `env` the run's environment.
+    pub fn install(env: Arc<Env>) {
+        let mut slot = ENV.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = Some(env);
+    }
+
+    /// Take the run's environment back (at the end of the run, for teardown).
+    pub fn take() -> Option<Arc<Env>> {
+        ENV.write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+
+    fn current() -> Option<Arc<Env>> {
+        ENV.read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Give up the environment for teardown: the provisioner's handle.
+    pub fn into_handle(self) -> Box<dyn ClusterHandle> {
+        self.handle
+    }
+
+    /// The Istio install, made once per run (the provisioner skips it when already there).
+    pub async fn istio(&self) -> Result<&IstioInstall, Failure> {
+        self.istio
+            .get_or_try_init(|| self.handle.install_istio(&self.cluster))
+            .await
+            .map_err(Failure::from)
+    }
+
+    /// The Istio version installed, once Istio is.
+    pub fn istio_version(&self) -> Option<String> {
+        self.istio.get().map(|i| i.version.clone())
+    }
+
+    /// The addons, installed once per run.
+    pub async fn addons(&self) -> Step {
+        self.istio().await?;
+        self.addons
+            .get_or_try_init(|| self.handle.install_addons(&self.cluster))
+            .await
+            .map_err(Failure::from)?;
+        Ok(())
+    }
+
+    /// The policy every assertion converges with: limit, polling interval, consecutive successes.
+    pub fn convergence(&self) -> Convergence {
+        self.timeouts.convergence()
+    }
+
+    /// A convergence that needs only one success: for preconditions, not for verdicts.
+    pub fn once(&self) -> Convergence {
+        Convergence {
+            consecutive: 1,
+            ..self.timeouts.convergence()
+        }
+    }
+
+    /// Load a workshop file from the manifests directory.
+    pub fn load(&self, file: &str) -> Result<Vec<Manifest>, Failure> {
+        Ok(self.manifests.load(file)?)
+    }
+
+    /// A Ready pod of a deployment.
+    pub async fn ready_pod(&self, namespace: &str, deployment: &str) -> Result<Pod, Failure> {
+        let pods = self.cluster.deployment_pods(namespace, deployment).await?;
+        pods.into_iter()
+            .find(happy_istio::cluster::pod_is_ready)
+            .ok_or_else(|| Failure(format!("deployment {namespace}/{deployment} has no Ready pod")))
+    }
+
+    /// Run curl in a deployment's application container (through its sidecar when meshed).
+    /// The output ends with the status code on its own line (`-w "\n%{http_code}"`).
+    pub async fn curl_from(
+        &self,
+        namespace: &str,
+        deployment: &str,
+        url: &str,
+    ) -> Result<ExecOutput, Failure> {
+        let pod = self.ready_pod(namespace, deployment).await?;
+        let container = app_container(&pod)?;
+        let name = pod_name(&pod);
+        Ok(self
+            .cluster
+            .exec(namespace, &name, &container, &curl_command(url))
+            .await?)
+    }
+
+    /// Run curl in a bare pod's only container (the legacy client).
+    pub async fn curl_from_pod(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        url: &str,
+    ) -> Result<ExecOutput, Failure> {
+        Ok(self
+            .cluster
+            .exec(namespace, pod, container, &curl_command(url))
+            .await?)
+    }
+
+    /// The merged Prometheus metrics of a deployment's sidecar, as the workshop reads them:
+    /// `kubectl exec deploy/NAME -c istio-proxy -- curl -s localhost:15020/stats/prometheus`.
+    pub async fn sidecar_metrics(&self, deployment: &str) -> Result<Vec<Sample>, Failure> {
+        let pod = self.ready_pod(NAMESPACE, deployment).await?;
+        let out = self
+            .cluster
+            .exec(
+                NAMESPACE,
+                &pod_name(&pod),
+                SIDECAR,
+                &["curl", "-s", "localhost:15020/stats/prometheus"],
+            )
+            .await?;
+        if out.exit_code != 0 {
+            fail!(
+                "curl for {deployment}'s sidecar metrics exited {}: {}",
+                out.exit_code,
+                out.stderr.trim()
+            );
+        }
+        Ok(parse_prometheus(&out.stdout)?)
+    }
+}
+
+/// The curl command the steps run inside pods: silent, errors on stderr, status code last.
+pub fn curl_command(url: &str) -> [&str; 5] {
+    ["curl", "-sS", "-w", "\n%{http_code}", url]
+}
+
+/// Split curl's output (`-w "\n%{http_code}"`) into the body and the status code.
+pub fn split_curl_output(stdout: &str) -> (String, String) {
+    match stdout.rsplit_once('\n') {
+        Some((body, code)) => (body.to_string(), code.trim().to_string()),
+        None => (String::new(), stdout.trim().to_string()),
+    }
+}
+
+/// The pod's name.
+pub fn pod_name(pod: &Pod) -> String {
+    pod.metadata.name.clone().unwrap_or_default()
+}
+
+/// The application container of a pod: the first container that is not the sidecar.
+pub fn app_container(pod: &Pod) -> Result<String, Failure> {
+    pod.spec
+        .as_ref()
+        .into_iter()
+        .flat_map(|s| s.containers.iter())
+        .map(|c| c.name.clone())
+        .find(|n| n != SIDECAR)
+        .ok_or_else(|| Failure(format!("pod {} has no application container", pod_name(pod))))
+}
+
+/// Where a scenario's requests go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `kubectl port-forward deploy/NAME PORT`.
+    PortForward { deployment: String, port: u16 },
+    /// The ingress gateway's Service, port 80.
+    IngressGateway,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Route::PortForward { deployment, port } => {
+                write!(f, "a port-forward to deploy/{deployment} on port {port}")
+            }
+            Route::IngressGateway => f.write_str("the ingress gateway"),
+        }
+    }
+}
+
+/// A request a scenario repeats: a route and a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub route: Route,
+    pub path: String,
+}
+
+impl Target {
+    /// Send one GET request.
+    pub async fn send(&self, env: &Env) -> happy_istio::Result<HttpResponse> {
+        match &self.route {
+            Route::PortForward { deployment, port } => {
+                env.cluster
+                    .http_get_deployment(NAMESPACE, deployment, *port, &self.path)
+                    .await
+            }
+            Route::IngressGateway => {
+                env.cluster
+                    .http_get_service(ISTIO_NAMESPACE, "istio-ingressgateway", 80, &self.path)
+                    .await
+            }
+        }
+    }
+}
+
+/// One scenario's World.
+#[derive(World)]
+#[world(init = Self::new)]
+pub struct HappyWorld {
+    env: Arc<Env>,
+    /// Where "I request …" sends its requests.
+    pub target: Option<Target>,
+    /// The last batch of responses a verdict accepted.
+    pub responses: Vec<HttpResponse>,
+    /// Logs read, by deployment (or deployment/container).
+    pub logs: BTreeMap<String, String>,
+    /// Metrics read from a sidecar.
+    pub metrics: Vec<Sample>,
+    /// The objects `istioctl kube-inject` produced.
+    pub injected: Vec<Manifest>,
+    /// What a packet capture printed.
+    pub capture: Option<String>,
+    /// The last curl a client made, with its exit code.
+    pub last_curl: Option<ExecOutput>,
+    /// Kiali's graph, as fetched.
+    pub graph: Option<happy_istio::checks::addons::KialiGraph>,
+}
+
+impl fmt::Debug for HappyWorld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HappyWorld")
+            .field("target", &self.target)
+            .field("responses", &self.responses.len())
+            .field("logs", &self.logs.keys().collect::<Vec<_>>())
+            .field("metrics", &self.metrics.len())
+            .field("capture", &self.capture.as_ref().map(String::len))
+            .finish()
+    }
+}
+
+impl HappyWorld {
+    fn new() -> Result<Self, Failure> {
+        let env = Env::current().ok_or_else(|| {
+            Failure("no cluster: the runner did not provision one before the scenarios".into())
+        })?;
+        Ok(HappyWorld {
+            env,
+            target: None,
+            responses: Vec::new(),
+            logs: BTreeMap::new(),
+            metrics: Vec::new(),
+            injected: Vec::new(),
+            capture: None,
+            last_curl: None,
+            graph: None,
+        })
+    }
+
+    /// The run's environment.
+    pub fn env(&self) -> Arc<Env> {
+        Arc::clone(&self.env)
+    }
+
+    /// The request target a previous "I request …" step chose.
+    pub fn target(&self) -> Result<Target, Failure> {
+        self.target
+            .clone()
+            .ok_or_else(|| Failure("no request was chosen: a step \"I request …\" must come first".into()))
+    }
+}
