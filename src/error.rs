@@ -6,6 +6,240 @@ pub enum Error {
     /// Anything not yet given its own variant; the message says what and where.
     #[error("{0}")]
     Other(String),
+
+    // --- timeouts: the timeout table and its environment overrides -----------------------
+    /// An environment override of the timeout table could not be read.
+    #[error("environment variable {var}={value:?} is invalid: {reason}")]
+    InvalidSetting {
+        /// The variable at fault, e.g. `HAPPY_TIMEOUT_ROLLOUT`.
+        var: String,
+        /// Its value as given.
+        value: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
+    // --- manifests: the workshop's YAML files -------------------------------------------
+    /// A manifest file could not be read.
+    #[error("cannot read manifest file {path}: {source}")]
+    ManifestRead {
+        /// The file at fault.
+        path: std::path::PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A document of a manifest file is malformed or lacks what every object needs.
+    #[error("{path}, document {document}: {message}")]
+    Manifest {
+        /// The file at fault.
+        path: std::path::PathBuf,
+        /// The 1-based document number within the file.
+        document: usize,
+        /// What is wrong (with line and column when the YAML parser knows them).
+        message: String,
+    },
+
+    // --- cluster: everything said to the Kubernetes API --------------------------------
+    /// The cluster does not serve a kind a manifest uses (for example Istio CRDs missing).
+    #[error("{object}: the cluster does not serve kind {kind} of apiVersion {api_version}")]
+    UnknownKind {
+        /// The object, as `Manifest::describe` or `"<kind> in <namespace>"` puts it.
+        object: String,
+        /// The apiVersion asked for.
+        api_version: String,
+        /// The kind asked for.
+        kind: String,
+    },
+    /// A Kubernetes API call failed.
+    #[error("{action}: {}", kube_message(.source))]
+    Kube {
+        /// What was being done, naming the object, e.g. `apply Deployment service-a in istioinaction`.
+        action: String,
+        /// The client's error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// A wait ran out of time.
+    #[error("timed out after {limit:?} waiting for {what}{}", detail_suffix(.detail))]
+    Timeout {
+        /// What was awaited, naming the object.
+        what: String,
+        /// The limit that ran out (an entry of the timeout table).
+        limit: std::time::Duration,
+        /// The last state seen, if any, to explain why it never held.
+        detail: Option<String>,
+    },
+    /// The cluster answered, but with something the suite cannot use.
+    #[error("{what}: {message}")]
+    Unexpected {
+        /// The object or exchange at fault.
+        what: String,
+        /// What was wrong with it.
+        message: String,
+    },
+
+    // --- probes: observing what a reader would see -------------------------------------
+    /// An `eventually` check never held `consecutive` times in a row within its limit.
+    #[error(
+        "{what} did not hold {consecutive} times in a row within {limit:?} ({attempts} attempts); last failure: {last}"
+    )]
+    NotConverged {
+        /// What was awaited.
+        what: String,
+        /// The limit that ran out.
+        limit: std::time::Duration,
+        /// How many times the check ran.
+        attempts: u32,
+        /// How many consecutive successes were needed.
+        consecutive: u32,
+        /// The last failure's message.
+        last: String,
+    },
+    /// Output of a workload or tool (JSON, metrics, logs) could not be parsed.
+    #[error("cannot parse {what}: {message}")]
+    Parse {
+        /// What was being parsed, e.g. `fake-service JSON from service-a`.
+        what: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// An HTTP exchange through a port-forward failed.
+    #[error("HTTP GET {target}: {message}")]
+    Http {
+        /// The target, e.g. `istioinaction/service-a-5d4f:8080/ui`.
+        target: String,
+        /// What failed.
+        message: String,
+    },
+    /// Writing a diagnostics bundle failed.
+    #[error("diagnostics bundle {path}: {source}")]
+    Diagnostics {
+        /// The file or directory at fault.
+        path: std::path::PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+
+    // --- settings, downloads, Istio tooling, provisioners ------------------------------
+    /// A download failed (connection, HTTP status, size, time limit).
+    #[error("download of {url} failed: {reason}")]
+    Download {
+        /// The URL at fault.
+        url: String,
+        /// What failed, e.g. `HTTP 404 Not Found`.
+        reason: String,
+    },
+    /// A downloaded file does not have the digest it must have.
+    #[error("sha256 mismatch for {url}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// The URL that was downloaded.
+        url: String,
+        /// The digest it must have (pinned or from its checksum file).
+        expected: String,
+        /// The digest of what arrived.
+        actual: String,
+    },
+    /// A checksum file could not be understood.
+    #[error("checksum file {url}: {reason}")]
+    ChecksumFile {
+        /// Where the checksum came from.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A release archive could not be unpacked.
+    #[error("archive {path}: {reason}")]
+    Archive {
+        /// The archive at fault.
+        path: std::path::PathBuf,
+        /// What is wrong with it (including path-escape attempts).
+        reason: String,
+    },
+    /// A local file operation of the downloader or a provisioner failed.
+    #[error("{action} {path}: {source}")]
+    LocalIo {
+        /// What was being done, e.g. `create cache directory`.
+        action: String,
+        /// The file or directory at fault.
+        path: std::path::PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An external command (kind, istioctl, docker) failed or ran out of time.
+    #[error("`{command}` {outcome}{}", stderr_suffix(.stderr_tail))]
+    Command {
+        /// The command line as it was run.
+        command: String,
+        /// What happened: `exited with status 1`, `could not start: …`, `timed out after 60s`.
+        outcome: String,
+        /// The last lines of its stderr (empty when it printed nothing).
+        stderr_tail: String,
+    },
+    /// An Istio version (from `ISTIO_VERSION`, a release list or istiod's image) is not usable.
+    #[error("Istio version {input:?}: {reason}")]
+    IstioVersion {
+        /// The version text at fault.
+        input: String,
+        /// What is wrong, and what is accepted.
+        reason: String,
+    },
+    /// A cluster could not be provisioned or torn down.
+    #[error("{cluster}: {reason}")]
+    Provision {
+        /// The cluster, e.g. `kind cluster happy-istio`, `k3s container 3f2a…`, `sandbox`.
+        cluster: String,
+        /// What failed and, where possible, what to do about it.
+        reason: String,
+    },
+}
+
+fn stderr_suffix(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; stderr ends with:\n{tail}")
+    }
+}
+
+fn detail_suffix(detail: &Option<String>) -> String {
+    match detail {
+        Some(d) => format!("; last seen: {d}"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// Wraps a kube-rs error with what was being done.
+    pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
+        Error::Kube {
+            action: action.into(),
+            source: Box::new(source),
+        }
+    }
+
+    /// True when the error is the API server's 404 (the object or kind does not exist).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Kube { source, .. } if is_kube_not_found(source))
+    }
+}
+
+/// The API server's own words for an API error (`pods "x" not found (NotFound, 404)`),
+/// the client's message otherwise.
+fn kube_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            format!("{} ({}, {})", status.message, status.reason, status.code)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// True when a kube-rs error is the API server's 404.
+pub fn is_kube_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
 /// Result with the suite's [`Error`].

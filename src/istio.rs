@@ -1,1 +1,13 @@
-//! istio (work in progress)
+//! Istio tooling: versions and where releases are downloaded from, the cached istioctl and its
+//! arguments, version-dependent behaviour, and the release's addons.
+
+pub mod addons;
+pub mod artifacts;
+pub mod features;
+pub mod istioctl;
+pub mod releases;
+pub mod version;
+
+pub use artifacts::{CachedRelease, Platform};
+pub use istioctl::{Istioctl, KubeTarget};
+pub use version::{Flavour, IstioVersion};

@@ -2,6 +2,7 @@
 //! workshop's claims; this crate does the work behind them: it provisions a cluster, installs
 //! Istio, applies the workshop's manifests through kube-rs and observes what a reader would see.
 
+pub mod checks;
 pub mod cluster;
 pub mod diagnostics;
 pub mod download;

@@ -96,7 +96,11 @@ pub fn summarize_cucumber_json(json: &str) -> Result<Summary, String> {
         if element.kind == "background" {
             continue;
         }
-        let statuses: Vec<&str> = element.steps.iter().map(|s| s.result.status.as_str()).collect();
+        let statuses: Vec<&str> = element
+            .steps
+            .iter()
+            .map(|s| s.result.status.as_str())
+            .collect();
         if statuses
             .iter()
             .any(|s| matches!(*s, "failed" | "undefined" | "ambiguous" | "pending"))
@@ -131,7 +135,10 @@ pub fn add_junit_properties(xml: &str, properties: &[(&str, String)]) -> String 
     block.push_str("</properties>");
     let mut out = String::with_capacity(xml.len() + block.len() * 8);
     let mut rest = xml;
-    while let Some(start) = rest.find("<testsuite ").or_else(|| rest.find("<testsuite>")) {
+    while let Some(start) = rest
+        .find("<testsuite ")
+        .or_else(|| rest.find("<testsuite>"))
+    {
         let Some(end) = rest[start..].find('>') else {
             break;
         };
@@ -168,7 +175,8 @@ pub fn finish(dir: &Path, info: &RunInfo) -> Result<Summary, String> {
     let run_path = dir.join(RUN_FILE);
     let text = serde_json::to_string_pretty(&Run { info, summary })
         .map_err(|e| format!("cannot encode the run info: {e}"))?;
-    std::fs::write(&run_path, text).map_err(|e| format!("cannot write {}: {e}", run_path.display()))?;
+    std::fs::write(&run_path, text)
+        .map_err(|e| format!("cannot write {}: {e}", run_path.display()))?;
     Ok(summary)
 }
 
@@ -194,7 +202,14 @@ mod tests {
     #[test]
     fn counts_scenarios_by_outcome() {
         let s = summarize_cucumber_json(REPORT).unwrap();
-        assert_eq!(s, Summary { passed: 1, failed: 2, skipped: 1 });
+        assert_eq!(
+            s,
+            Summary {
+                passed: 1,
+                failed: 2,
+                skipped: 1
+            }
+        );
         assert_eq!(s.to_string(), "1 passed, 2 failed, 1 skipped");
         assert!(summarize_cucumber_json("not json").is_err());
     }
@@ -208,9 +223,15 @@ mod tests {
             ..RunInfo::default()
         };
         let out = add_junit_properties(xml, &info.properties());
-        assert_eq!(out.matches("<properties>").count(), 1, "self-closed suites get none: {out}");
+        assert_eq!(
+            out.matches("<properties>").count(),
+            1,
+            "self-closed suites get none: {out}"
+        );
         assert!(out.contains(r#"<property name="cluster.kind" value="sandbox"/>"#));
         assert!(out.contains("none &lt;yet&gt;"));
-        assert!(out.starts_with(r#"<?xml version="1.0"?><testsuites><testsuite id="0" name="a"><properties>"#));
+        assert!(out.starts_with(
+            r#"<?xml version="1.0"?><testsuites><testsuite id="0" name="a"><properties>"#
+        ));
     }
 }

@@ -1,1 +1,418 @@
-//! timeouts (work in progress)
+//! The one timeout table: every wait of the suite is bounded by an entry here.
+//!
+//! Each entry can be overridden by an environment variable `HAPPY_TIMEOUT_<NAME>` whose value
+//! is a duration such as `90s`, `2m`, `500ms`, `1h` or a bare number of seconds (`45`).
+//! `HAPPY_CONSECUTIVE` sets how many consecutive successes an eventual assertion needs.
+//! A bad value is an error naming the variable and the value, never a silent default.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::probes::Convergence;
+
+/// Limits for every wait the suite performs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Creating (or reusing) the cluster.
+    pub cluster_create: Duration,
+    /// `istioctl install` until the control plane is ready.
+    pub istio_install: Duration,
+    /// Downloading one tool or archive.
+    pub download: Duration,
+    /// A Deployment rollout until every replica is new and ready.
+    pub rollout: Duration,
+    /// Pods matching a selector until they are Ready.
+    pub pod_ready: Duration,
+    /// Deleting objects until they are gone.
+    pub delete: Duration,
+    /// One eventually-consistent assertion (retried until it holds).
+    pub assertion: Duration,
+    /// One HTTP request or exec.
+    pub request: Duration,
+    /// The pause between two attempts of a retried check.
+    pub poll_interval: Duration,
+    /// The observability addons until Ready.
+    pub addons_ready: Duration,
+    /// Metrics until they show what is expected (scrape intervals are long).
+    pub metrics: Duration,
+    /// Consecutive successes an eventual assertion needs.
+    pub consecutive: u32,
+}
+
+/// One entry of the table, for the README and `--help`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeoutDoc {
+    /// The entry's name in [`Timeouts`], e.g. `rollout`.
+    pub name: &'static str,
+    /// The environment variable overriding it.
+    pub env_var: String,
+    /// The default, as written in the environment (`3m`).
+    pub default: String,
+    /// What the entry bounds.
+    pub bounds: &'static str,
+}
+
+/// Variable setting [`Timeouts::consecutive`].
+pub const CONSECUTIVE_VAR: &str = "HAPPY_CONSECUTIVE";
+
+/// Prefix of every timeout variable.
+pub const TIMEOUT_VAR_PREFIX: &str = "HAPPY_TIMEOUT_";
+
+/// (name, default, what it bounds), in the order of the struct.
+const TABLE: [(&str, Duration, &str); 11] = [
+    (
+        "cluster_create",
+        Duration::from_secs(600),
+        "creating or reusing the cluster",
+    ),
+    (
+        "istio_install",
+        Duration::from_secs(600),
+        "installing Istio until its control plane is ready",
+    ),
+    (
+        "download",
+        Duration::from_secs(300),
+        "downloading one tool or release archive",
+    ),
+    (
+        "rollout",
+        Duration::from_secs(180),
+        "a Deployment rollout until every replica is new and ready",
+    ),
+    (
+        "pod_ready",
+        Duration::from_secs(180),
+        "pods until they are Ready",
+    ),
+    (
+        "delete",
+        Duration::from_secs(120),
+        "deleting objects until they are gone",
+    ),
+    (
+        "assertion",
+        Duration::from_secs(30),
+        "one eventually-consistent assertion, retried until it holds",
+    ),
+    (
+        "request",
+        Duration::from_secs(10),
+        "one HTTP request or exec",
+    ),
+    (
+        "poll_interval",
+        Duration::from_millis(100),
+        "the pause between two attempts of a retried check",
+    ),
+    (
+        "addons_ready",
+        Duration::from_secs(300),
+        "the observability addons until Ready",
+    ),
+    (
+        "metrics",
+        Duration::from_secs(90),
+        "metrics until they show what is expected",
+    ),
+];
+
+const DEFAULT_CONSECUTIVE: u32 = 3;
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        // `from_lookup` with nothing set cannot fail; building the defaults directly keeps
+        // `Default` infallible without an `expect`.
+        let d = |name: &str| {
+            TABLE
+                .iter()
+                .find(|(n, _, _)| *n == name)
+                .map_or(Duration::ZERO, |(_, d, _)| *d)
+        };
+        Timeouts {
+            cluster_create: d("cluster_create"),
+            istio_install: d("istio_install"),
+            download: d("download"),
+            rollout: d("rollout"),
+            pod_ready: d("pod_ready"),
+            delete: d("delete"),
+            assertion: d("assertion"),
+            request: d("request"),
+            poll_interval: d("poll_interval"),
+            addons_ready: d("addons_ready"),
+            metrics: d("metrics"),
+            consecutive: DEFAULT_CONSECUTIVE,
+        }
+    }
+}
+
+impl Timeouts {
+    /// The table with the process environment's overrides.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// The table with overrides from `lookup` (variable name → value), so tests need no
+    /// process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut t = Timeouts::default();
+        for (name, _, _) in TABLE {
+            let var = env_var(name);
+            let Some(value) = lookup(&var) else { continue };
+            let parsed = parse_duration(&value).map_err(|reason| Error::InvalidSetting {
+                var: var.clone(),
+                value: value.clone(),
+                reason,
+            })?;
+            if parsed.is_zero() {
+                return Err(Error::InvalidSetting {
+                    var,
+                    value,
+                    reason: "a timeout must be longer than zero".into(),
+                });
+            }
+            *t.entry_mut(name) = parsed;
+        }
+        if let Some(value) = lookup(CONSECUTIVE_VAR) {
+            t.consecutive = match value.trim().parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(Error::InvalidSetting {
+                        var: CONSECUTIVE_VAR.into(),
+                        value,
+                        reason: "expected a whole number of at least 1".into(),
+                    });
+                }
+            };
+        }
+        Ok(t)
+    }
+
+    /// Every entry with its variable, default and purpose.
+    pub fn describe() -> Vec<TimeoutDoc> {
+        let mut docs: Vec<TimeoutDoc> = TABLE
+            .iter()
+            .map(|(name, default, bounds)| TimeoutDoc {
+                name,
+                env_var: env_var(name),
+                default: format_duration(*default),
+                bounds,
+            })
+            .collect();
+        docs.push(TimeoutDoc {
+            name: "consecutive",
+            env_var: CONSECUTIVE_VAR.into(),
+            default: DEFAULT_CONSECUTIVE.to_string(),
+            bounds: "consecutive successes an eventually-consistent assertion needs",
+        });
+        docs
+    }
+
+    /// The retry policy of eventually-consistent assertions.
+    pub fn convergence(&self) -> Convergence {
+        Convergence {
+            limit: self.assertion,
+            interval: self.poll_interval,
+            consecutive: self.consecutive,
+        }
+    }
+
+    /// The same policy with another limit (e.g. `metrics` for Prometheus queries).
+    pub fn convergence_within(&self, limit: Duration) -> Convergence {
+        Convergence {
+            limit,
+            ..self.convergence()
+        }
+    }
+
+    fn entry_mut(&mut self, name: &str) -> &mut Duration {
+        match name {
+            "cluster_create" => &mut self.cluster_create,
+            "istio_install" => &mut self.istio_install,
+            "download" => &mut self.download,
+            "rollout" => &mut self.rollout,
+            "pod_ready" => &mut self.pod_ready,
+            "delete" => &mut self.delete,
+            "assertion" => &mut self.assertion,
+            "request" => &mut self.request,
+            "addons_ready" => &mut self.addons_ready,
+            "metrics" => &mut self.metrics,
+            // TABLE and this match list the same names; poll_interval is the only one left.
+            _ => &mut self.poll_interval,
+        }
+    }
+}
+
+fn env_var(name: &str) -> String {
+    format!("{TIMEOUT_VAR_PREFIX}{}", name.to_ascii_uppercase())
+}
+
+/// Parses `90s`, `2m`, `500ms`, `1h`, `1.5s` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let expected = "expected a duration such as 90s, 2m, 500ms, 1h or a number of seconds";
+    if number.is_empty() {
+        return Err(expected.into());
+    }
+    let value: f64 = number.parse().map_err(|_| expected.to_string())?;
+    let seconds_per_unit = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("unknown unit {other:?}; {expected}")),
+    };
+    Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|e| format!("{e}; {expected}"))
+}
+
+/// The shortest way to write a duration in the form `parse_duration` reads.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(3_600_000) && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_match_the_brief() {
+        let t = Timeouts::from_lookup(|_| None).unwrap();
+        assert_eq!(t.cluster_create, Duration::from_secs(600));
+        assert_eq!(t.istio_install, Duration::from_secs(600));
+        assert_eq!(t.download, Duration::from_secs(300));
+        assert_eq!(t.rollout, Duration::from_secs(180));
+        assert_eq!(t.pod_ready, Duration::from_secs(180));
+        assert_eq!(t.delete, Duration::from_secs(120));
+        assert_eq!(t.assertion, Duration::from_secs(30));
+        assert_eq!(t.request, Duration::from_secs(10));
+        assert_eq!(t.poll_interval, Duration::from_millis(100));
+        assert_eq!(t.addons_ready, Duration::from_secs(300));
+        assert_eq!(t.metrics, Duration::from_secs(90));
+        assert_eq!(t.consecutive, 3);
+        assert_eq!(t, Timeouts::default());
+    }
+
+    #[test]
+    fn every_unit_overrides() {
+        let t = Timeouts::from_lookup(lookup(&[
+            ("HAPPY_TIMEOUT_ROLLOUT", "90s"),
+            ("HAPPY_TIMEOUT_ASSERTION", "2m"),
+            ("HAPPY_TIMEOUT_POLL_INTERVAL", "500ms"),
+            ("HAPPY_TIMEOUT_REQUEST", "45"),
+            ("HAPPY_TIMEOUT_CLUSTER_CREATE", "1h"),
+            ("HAPPY_TIMEOUT_METRICS", " 1.5s "),
+            ("HAPPY_CONSECUTIVE", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(t.rollout, Duration::from_secs(90));
+        assert_eq!(t.assertion, Duration::from_secs(120));
+        assert_eq!(t.poll_interval, Duration::from_millis(500));
+        assert_eq!(t.request, Duration::from_secs(45));
+        assert_eq!(t.cluster_create, Duration::from_secs(3600));
+        assert_eq!(t.metrics, Duration::from_millis(1500));
+        assert_eq!(t.consecutive, 5);
+        // untouched entries keep their defaults
+        assert_eq!(t.delete, Duration::from_secs(120));
+        let c = t.convergence();
+        assert_eq!(
+            (c.limit, c.interval, c.consecutive),
+            (Duration::from_secs(120), Duration::from_millis(500), 5)
+        );
+    }
+
+    #[test]
+    fn each_entry_has_its_own_variable() {
+        for doc in Timeouts::describe()
+            .iter()
+            .filter(|d| d.name != "consecutive")
+        {
+            let t = Timeouts::from_lookup(lookup(&[(doc.env_var.as_str(), "7s")])).unwrap();
+            let changed: Vec<Duration> = [
+                t.cluster_create,
+                t.istio_install,
+                t.download,
+                t.rollout,
+                t.pod_ready,
+                t.delete,
+                t.assertion,
+                t.request,
+                t.poll_interval,
+                t.addons_ready,
+                t.metrics,
+            ]
+            .into_iter()
+            .filter(|d| *d == Duration::from_secs(7))
+            .collect();
+            assert_eq!(changed.len(), 1, "{} changed {changed:?}", doc.env_var);
+        }
+    }
+
+    #[test]
+    fn bad_values_name_variable_and_value() {
+        for (var, value) in [
+            ("HAPPY_TIMEOUT_ROLLOUT", "soon"),
+            ("HAPPY_TIMEOUT_ROLLOUT", "3 weeks"),
+            ("HAPPY_TIMEOUT_ROLLOUT", "10d"),
+            ("HAPPY_TIMEOUT_ROLLOUT", ""),
+            ("HAPPY_TIMEOUT_ROLLOUT", "-5s"),
+            ("HAPPY_TIMEOUT_DELETE", "0s"),
+            ("HAPPY_CONSECUTIVE", "0"),
+            ("HAPPY_CONSECUTIVE", "three"),
+        ] {
+            let err = Timeouts::from_lookup(lookup(&[(var, value)])).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(var), "{msg}");
+            assert!(msg.contains(&format!("{value:?}")), "{msg}");
+        }
+    }
+
+    #[test]
+    fn describe_lists_every_entry_with_parseable_defaults() {
+        let docs = Timeouts::describe();
+        assert_eq!(docs.len(), 12);
+        let defaults = Timeouts::default();
+        for doc in &docs {
+            assert!(doc.env_var.starts_with("HAPPY_"), "{doc:?}");
+            assert!(!doc.bounds.is_empty());
+            if doc.name != "consecutive" {
+                // the documented default reads back to the same table
+                let t =
+                    Timeouts::from_lookup(lookup(&[(doc.env_var.as_str(), &doc.default)])).unwrap();
+                assert_eq!(t, defaults, "{doc:?}");
+            }
+        }
+        assert_eq!(
+            docs.iter()
+                .find(|d| d.name == "poll_interval")
+                .unwrap()
+                .default,
+            "100ms"
+        );
+        assert_eq!(
+            docs.iter().find(|d| d.name == "rollout").unwrap().default,
+            "3m"
+        );
+    }
+}

@@ -50,11 +50,26 @@ async fn main() -> ExitCode {
 fn gate_for(handle: &dyn ClusterHandle) -> Gate {
     let caps = handle.capabilities();
     Gate::new([
-        ("istio".to_string(), caps.istio.missing_reason().map(str::to_string)),
-        ("prometheus".to_string(), caps.prometheus.missing_reason().map(str::to_string)),
-        ("grafana".to_string(), caps.grafana.missing_reason().map(str::to_string)),
-        ("kiali".to_string(), caps.kiali.missing_reason().map(str::to_string)),
-        ("capture".to_string(), caps.packet_capture.missing_reason().map(str::to_string)),
+        (
+            "istio".to_string(),
+            caps.istio.missing_reason().map(str::to_string),
+        ),
+        (
+            "prometheus".to_string(),
+            caps.prometheus.missing_reason().map(str::to_string),
+        ),
+        (
+            "grafana".to_string(),
+            caps.grafana.missing_reason().map(str::to_string),
+        ),
+        (
+            "kiali".to_string(),
+            caps.kiali.missing_reason().map(str::to_string),
+        ),
+        (
+            "capture".to_string(),
+            caps.packet_capture.missing_reason().map(str::to_string),
+        ),
     ])
 }
 
@@ -64,10 +79,17 @@ async fn run() -> Result<ExitCode, String> {
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
     let timeouts = Timeouts::from_env().map_err(|e| e.to_string())?;
     let report_dir = settings.report_dir.clone();
-    std::fs::create_dir_all(&report_dir)
-        .map_err(|e| format!("cannot create the report directory {}: {e}", report_dir.display()))?;
+    std::fs::create_dir_all(&report_dir).map_err(|e| {
+        format!(
+            "cannot create the report directory {}: {e}",
+            report_dir.display()
+        )
+    })?;
 
-    eprintln!("happy-istio: provisioning the cluster (HAPPY_CLUSTER={})", settings.cluster);
+    eprintln!(
+        "happy-istio: provisioning the cluster (HAPPY_CLUSTER={})",
+        settings.cluster
+    );
     let handle = tokio::select! {
         handle = provision::provision(&settings, &timeouts) => handle.map_err(|e| e.to_string())?,
         _ = tokio::signal::ctrl_c() => {
@@ -81,13 +103,22 @@ async fn run() -> Result<ExitCode, String> {
         info.name,
         info.kind,
         info.kubernetes_version,
-        info.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default()
+        info.note
+            .as_deref()
+            .map(|n| format!(" — {n}"))
+            .unwrap_or_default()
     );
     let gate = Arc::new(gate_for(handle.as_ref()));
     let cluster = Cluster::new(handle.client(), timeouts.clone());
     let manifests = ManifestDir::new(settings.manifests_dir.clone());
     let diagnostics = Diagnostics::new(report_dir.join("diagnostics"), DIAGNOSTICS_CAP);
-    Env::install(Arc::new(Env::new(cluster, handle, manifests, timeouts, diagnostics)));
+    Env::install(Arc::new(Env::new(
+        cluster,
+        handle,
+        manifests,
+        timeouts,
+        diagnostics,
+    )));
 
     let skipped = Arc::new(Mutex::new(Vec::<Skipped>::new()));
     let outcome = run_features(&report_dir, gate, Arc::clone(&skipped)).await;
@@ -105,7 +136,11 @@ async fn run() -> Result<ExitCode, String> {
         note: info.note.clone(),
         skipped: skipped
             .lock()
-            .map(|s| s.iter().map(|s| format!("{} — {}: {}", s.feature, s.scenario, s.reason)).collect())
+            .map(|s| {
+                s.iter()
+                    .map(|s| format!("{} — {}: {}", s.feature, s.scenario, s.reason))
+                    .collect()
+            })
             .unwrap_or_default(),
     };
     let summary = match outcome {
@@ -146,7 +181,11 @@ enum RunOutcome {
     Interrupted,
 }
 
-async fn run_features(report_dir: &Path, gate: Arc<Gate>, skipped: Arc<Mutex<Vec<Skipped>>>) -> RunOutcome {
+async fn run_features(
+    report_dir: &Path,
+    gate: Arc<Gate>,
+    skipped: Arc<Mutex<Vec<Skipped>>>,
+) -> RunOutcome {
     let junit = match File::create(report_dir.join(report::JUNIT_FILE)) {
         Ok(f) => f,
         Err(e) => {
@@ -162,7 +201,10 @@ async fn run_features(report_dir: &Path, gate: Arc<Gate>, skipped: Arc<Mutex<Vec
         }
     };
     let on_skip = Arc::new(move |s: &Skipped| {
-        eprintln!("happy-istio: SKIP {} — {}: {}", s.feature, s.scenario, s.reason);
+        eprintln!(
+            "happy-istio: SKIP {} — {}: {}",
+            s.feature, s.scenario, s.reason
+        );
         if let Ok(mut all) = skipped.lock() {
             all.push(s.clone());
         }

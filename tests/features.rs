@@ -34,7 +34,9 @@ fn features() -> Vec<gherkin::Feature> {
 
 fn claim_tags(tags: &[String]) -> Vec<String> {
     tags.iter()
-        .filter(|t| t.len() == 3 && t.starts_with('C') && t[1..].chars().all(|c| c.is_ascii_digit()))
+        .filter(|t| {
+            t.len() == 3 && t.starts_with('C') && t[1..].chars().all(|c| c.is_ascii_digit())
+        })
         .cloned()
         .collect()
 }
@@ -52,26 +54,49 @@ fn every_step_matches_exactly_one_definition() {
         for step in all {
             match steps.find(step) {
                 Ok(Some(_)) => {}
-                Ok(None) => problems.push(format!("{}: undefined: {} {}", feature.name, step.keyword, step.value)),
-                Err(e) => problems.push(format!("{}: ambiguous: {} {} ({e:?})", feature.name, step.keyword, step.value)),
+                Ok(None) => problems.push(format!(
+                    "{}: undefined: {} {}",
+                    feature.name, step.keyword, step.value
+                )),
+                Err(e) => problems.push(format!(
+                    "{}: ambiguous: {} {} ({e:?})",
+                    feature.name, step.keyword, step.value
+                )),
             }
         }
     }
-    assert!(problems.is_empty(), "steps without exactly one definition:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "steps without exactly one definition:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn every_claim_has_a_scenario_and_every_scenario_one_claim() {
     let mut seen = BTreeSet::new();
     for feature in features() {
-        assert!(claim_tags(&feature.tags).is_empty(), "{}: claim tags belong on scenarios", feature.name);
+        assert!(
+            claim_tags(&feature.tags).is_empty(),
+            "{}: claim tags belong on scenarios",
+            feature.name
+        );
         for scenario in &feature.scenarios {
             let claims = claim_tags(&scenario.tags);
-            assert_eq!(claims.len(), 1, "{}: scenario {:?} must state exactly one claim, has {claims:?}", feature.name, scenario.name);
+            assert_eq!(
+                claims.len(),
+                1,
+                "{}: scenario {:?} must state exactly one claim, has {claims:?}",
+                feature.name,
+                scenario.name
+            );
             seen.extend(claims);
         }
     }
-    let missing: Vec<String> = (1..=22).map(|n| format!("C{n:02}")).filter(|c| !seen.contains(c)).collect();
+    let missing: Vec<String> = (1..=22)
+        .map(|n| format!("C{n:02}"))
+        .filter(|c| !seen.contains(c))
+        .collect();
     assert!(missing.is_empty(), "claims without a scenario: {missing:?}");
 }
 
@@ -79,7 +104,10 @@ fn every_claim_has_a_scenario_and_every_scenario_one_claim() {
 fn the_gate_skips_with_the_reason_and_nothing_else() {
     let gate = Gate::new([
         ("istio".to_string(), None),
-        ("kiali".to_string(), Some("Kiali does not run here".to_string())),
+        (
+            "kiali".to_string(),
+            Some("Kiali does not run here".to_string()),
+        ),
     ]);
     let steps = HappyWorld::collection();
     let mut skipped_claims = BTreeSet::new();
@@ -87,20 +115,40 @@ fn the_gate_skips_with_the_reason_and_nothing_else() {
         let (gated, skipped) = gate.apply(feature.clone());
         for (before, after) in feature.scenarios.iter().zip(&gated.scenarios) {
             let marked = after.tags.iter().any(|t| t == SKIPPED_TAG);
-            let wants_kiali = before.tags.iter().chain(&feature.tags).any(|t| t == "kiali");
+            let wants_kiali = before
+                .tags
+                .iter()
+                .chain(&feature.tags)
+                .any(|t| t == "kiali");
             assert_eq!(marked, wants_kiali, "{}", before.name);
             if marked {
                 let first = &after.steps[0];
-                assert!(first.value.starts_with(SKIP_STEP_PREFIX) && first.value.contains("Kiali does not run here"));
-                assert!(steps.find(first).expect("not ambiguous").is_none(), "the skip step must match no definition");
+                assert!(
+                    first.value.starts_with(SKIP_STEP_PREFIX)
+                        && first.value.contains("Kiali does not run here")
+                );
+                assert!(
+                    steps.find(first).expect("not ambiguous").is_none(),
+                    "the skip step must match no definition"
+                );
                 skipped_claims.extend(claim_tags(&before.tags));
             } else {
                 assert_eq!(before.steps, after.steps);
             }
         }
-        assert_eq!(skipped.len(), gated.scenarios.iter().filter(|s| s.tags.iter().any(|t| t == SKIPPED_TAG)).count());
+        assert_eq!(
+            skipped.len(),
+            gated
+                .scenarios
+                .iter()
+                .filter(|s| s.tags.iter().any(|t| t == SKIPPED_TAG))
+                .count()
+        );
     }
-    assert_eq!(skipped_claims, BTreeSet::from(["C12".to_string(), "C14".to_string(), "C22".to_string()]));
+    assert_eq!(
+        skipped_claims,
+        BTreeSet::from(["C12".to_string(), "C14".to_string(), "C22".to_string()])
+    );
 }
 
 #[test]
@@ -110,7 +158,11 @@ fn a_feature_whose_every_scenario_is_skipped_skips_its_background_too() {
         let needs_istio = feature.tags.iter().any(|t| t == "istio");
         let (gated, _) = gate.apply(feature.clone());
         if let (true, Some(background)) = (needs_istio, &gated.background) {
-            assert!(background.steps[0].value.starts_with(SKIP_STEP_PREFIX), "{}", feature.name);
+            assert!(
+                background.steps[0].value.starts_with(SKIP_STEP_PREFIX),
+                "{}",
+                feature.name
+            );
         }
         if !needs_istio {
             assert_eq!(gated.background, feature.background, "{}", feature.name);

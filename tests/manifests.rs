@@ -22,7 +22,11 @@ fn kinds(manifests: &[Manifest]) -> Vec<(String, String)> {
         .iter()
         .map(|m| {
             (
-                m.object.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default(),
+                m.object
+                    .types
+                    .as_ref()
+                    .map(|t| t.kind.clone())
+                    .unwrap_or_default(),
                 m.object.metadata.name.clone().unwrap_or_default(),
             )
         })
@@ -46,25 +50,57 @@ fn spec_of(manifests: &[Manifest], kind: &str) -> Value {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Check a Deployment against the workshop's common facts and its own env.
-fn check_app(deployment: &Deployment, name: &str, pod_labels: &[(&str, &str)], sa: &str, env: &[(&str, &str)]) {
+fn check_app(
+    deployment: &Deployment,
+    name: &str,
+    pod_labels: &[(&str, &str)],
+    sa: &str,
+    env: &[(&str, &str)],
+) {
     assert_eq!(deployment.metadata.name.as_deref(), Some(name));
     let spec = deployment.spec.as_ref().expect("spec");
-    assert_eq!(spec.selector.match_labels.as_ref(), Some(&labels(pod_labels)), "{name} selector");
+    assert_eq!(
+        spec.selector.match_labels.as_ref(),
+        Some(&labels(pod_labels)),
+        "{name} selector"
+    );
     let template = &spec.template;
-    assert_eq!(template.metadata.as_ref().and_then(|m| m.labels.clone()), Some(labels(pod_labels)), "{name} pod labels");
+    assert_eq!(
+        template.metadata.as_ref().and_then(|m| m.labels.clone()),
+        Some(labels(pod_labels)),
+        "{name} pod labels"
+    );
     let pod = template.spec.as_ref().expect("pod spec");
-    assert_eq!(pod.service_account_name.as_deref(), Some(sa), "{name} service account");
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some(sa),
+        "{name} service account"
+    );
     assert_eq!(pod.containers.len(), 1, "{name} has one container");
     let c = &pod.containers[0];
-    assert_eq!(c.image.as_deref(), Some("rinormaloku/happy-service:latest"), "{name} image");
+    assert_eq!(
+        c.image.as_deref(),
+        Some("rinormaloku/happy-service:latest"),
+        "{name} image"
+    );
     assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
     let port = &c.ports.as_ref().expect("ports")[0];
-    assert_eq!((port.container_port, port.name.as_deref()), (8080, Some("http")), "{name} port");
-    assert_eq!(c.security_context.as_ref().and_then(|s| s.privileged), Some(false));
+    assert_eq!(
+        (port.container_port, port.name.as_deref()),
+        (8080, Some("http")),
+        "{name} port"
+    );
+    assert_eq!(
+        c.security_context.as_ref().and_then(|s| s.privileged),
+        Some(false)
+    );
     let vars: BTreeMap<String, Option<String>> = c
         .env
         .as_ref()
@@ -72,84 +108,160 @@ fn check_app(deployment: &Deployment, name: &str, pod_labels: &[(&str, &str)], s
         .iter()
         .map(|e| (e.name.clone(), e.value.clone()))
         .collect();
-    let mut expected: BTreeMap<String, Option<String>> = [
-        ("LISTEN_ADDR", "0.0.0.0:8080"),
-        ("SERVER_TYPE", "http"),
-    ]
-    .iter()
-    .chain(env)
-    .map(|(k, v)| (k.to_string(), Some(v.to_string())))
-    .collect();
+    let mut expected: BTreeMap<String, Option<String>> =
+        [("LISTEN_ADDR", "0.0.0.0:8080"), ("SERVER_TYPE", "http")]
+            .iter()
+            .chain(env)
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+            .collect();
     expected.insert("KUBERNETES_NAMESPACE".into(), None);
     assert_eq!(vars, expected, "{name} env");
-    let ns = c.env.as_ref().expect("env").iter().find(|e| e.name == "KUBERNETES_NAMESPACE").expect("namespace var");
-    let field = ns.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).map(|f| f.field_path.as_str());
+    let ns = c
+        .env
+        .as_ref()
+        .expect("env")
+        .iter()
+        .find(|e| e.name == "KUBERNETES_NAMESPACE")
+        .expect("namespace var");
+    let field = ns
+        .value_from
+        .as_ref()
+        .and_then(|v| v.field_ref.as_ref())
+        .map(|f| f.field_path.as_str());
     assert_eq!(field, Some("metadata.namespace"));
 }
 
 fn check_service(service: &Service, name: &str, selector: &[(&str, &str)]) {
     assert_eq!(service.metadata.name.as_deref(), Some(name));
     let spec = service.spec.as_ref().expect("spec");
-    assert_eq!(spec.selector.as_ref(), Some(&labels(selector)), "{name} selector");
+    assert_eq!(
+        spec.selector.as_ref(),
+        Some(&labels(selector)),
+        "{name} selector"
+    );
     let port = &spec.ports.as_ref().expect("ports")[0];
     assert_eq!(port.port, 80);
     assert_eq!(port.name.as_deref(), Some("http"));
-    assert_eq!(port.target_port, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080)));
+    assert_eq!(
+        port.target_port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
+    );
 }
 
 #[test]
 fn service_a() {
     let m = load("services-a.yaml");
-    assert_eq!(kinds(&m), [("ServiceAccount".into(), "service-a".into()), ("Service".into(), "service-a".into()), ("Deployment".into(), "service-a".into())]);
-    check_service(&typed(&m, "Service"), "service-a", &[("app", "service-a"), ("version", "v1")]);
-    check_app(&typed(&m, "Deployment"), "service-a", &[("app", "service-a"), ("version", "v1")], "service-a", &[
-        ("NAME", "service-a"),
-        ("MESSAGE", "Hello from service-a"),
-        ("SERVICE_OWNER", "dave"),
-        ("UPSTREAM_URIS", "http://service-b,http://service-c"),
-    ]);
+    assert_eq!(
+        kinds(&m),
+        [
+            ("ServiceAccount".into(), "service-a".into()),
+            ("Service".into(), "service-a".into()),
+            ("Deployment".into(), "service-a".into())
+        ]
+    );
+    check_service(
+        &typed(&m, "Service"),
+        "service-a",
+        &[("app", "service-a"), ("version", "v1")],
+    );
+    check_app(
+        &typed(&m, "Deployment"),
+        "service-a",
+        &[("app", "service-a"), ("version", "v1")],
+        "service-a",
+        &[
+            ("NAME", "service-a"),
+            ("MESSAGE", "Hello from service-a"),
+            ("SERVICE_OWNER", "dave"),
+            ("UPSTREAM_URIS", "http://service-b,http://service-c"),
+        ],
+    );
 }
 
 #[test]
 fn service_b() {
     let m = load("services-b.yaml");
-    assert_eq!(kinds(&m), [("ServiceAccount".into(), "service-b".into()), ("Service".into(), "service-b".into()), ("Deployment".into(), "service-b".into())]);
+    assert_eq!(
+        kinds(&m),
+        [
+            ("ServiceAccount".into(), "service-b".into()),
+            ("Service".into(), "service-b".into()),
+            ("Deployment".into(), "service-b".into())
+        ]
+    );
     check_service(&typed(&m, "Service"), "service-b", &[("app", "service-b")]);
-    check_app(&typed(&m, "Deployment"), "service-b", &[("app", "service-b"), ("version", "v1")], "service-b", &[("NAME", "service-b"), ("SERVICE_OWNER", "oli")]);
+    check_app(
+        &typed(&m, "Deployment"),
+        "service-b",
+        &[("app", "service-b"), ("version", "v1")],
+        "service-b",
+        &[("NAME", "service-b"), ("SERVICE_OWNER", "oli")],
+    );
 }
 
 #[test]
 fn service_c_v1_and_v2() {
     let m = load("services-c-v1.yaml");
-    assert_eq!(kinds(&m), [("ServiceAccount".into(), "service-c".into()), ("Service".into(), "service-c".into()), ("Deployment".into(), "service-c-v1".into())]);
+    assert_eq!(
+        kinds(&m),
+        [
+            ("ServiceAccount".into(), "service-c".into()),
+            ("Service".into(), "service-c".into()),
+            ("Deployment".into(), "service-c-v1".into())
+        ]
+    );
     check_service(&typed(&m, "Service"), "service-c", &[("app", "service-c")]);
-    check_app(&typed(&m, "Deployment"), "service-c-v1", &[("app", "service-c"), ("version", "v1")], "service-c", &[("NAME", "service-c(v1)"), ("SERVICE_OWNER", "sam")]);
+    check_app(
+        &typed(&m, "Deployment"),
+        "service-c-v1",
+        &[("app", "service-c"), ("version", "v1")],
+        "service-c",
+        &[("NAME", "service-c(v1)"), ("SERVICE_OWNER", "sam")],
+    );
     let m = load("services-c-v2.yaml");
     assert_eq!(kinds(&m), [("Deployment".into(), "service-c-v2".into())]);
-    check_app(&typed(&m, "Deployment"), "service-c-v2", &[("app", "service-c"), ("version", "v2")], "service-c", &[
-        ("NAME", "service-c(v2)"),
-        ("SERVICE_OWNER", "pam"),
-        ("ERROR_TYPE", "http_error"),
-        ("ERROR_RATE", "0.6"),
-        ("ERROR_CODE", "500"),
-    ]);
+    check_app(
+        &typed(&m, "Deployment"),
+        "service-c-v2",
+        &[("app", "service-c"), ("version", "v2")],
+        "service-c",
+        &[
+            ("NAME", "service-c(v2)"),
+            ("SERVICE_OWNER", "pam"),
+            ("ERROR_TYPE", "http_error"),
+            ("ERROR_RATE", "0.6"),
+            ("ERROR_CODE", "500"),
+        ],
+    );
 }
 
 #[test]
 fn gateway_and_route() {
     let m = load("service-a-gateway.yaml");
     assert_eq!(kinds(&m), [("Gateway".into(), "service-a-gateway".into())]);
-    assert_eq!(m[0].object.types.as_ref().map(|t| t.api_version.as_str()), Some("networking.istio.io/v1alpha3"));
-    assert_eq!(spec_of(&m, "Gateway"), json!({
-        "selector": {"istio": "ingressgateway"},
-        "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]
-    }));
+    assert_eq!(
+        m[0].object.types.as_ref().map(|t| t.api_version.as_str()),
+        Some("networking.istio.io/v1alpha3")
+    );
+    assert_eq!(
+        spec_of(&m, "Gateway"),
+        json!({
+            "selector": {"istio": "ingressgateway"},
+            "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]
+        })
+    );
     let m = load("service-a-route.yaml");
-    assert_eq!(kinds(&m), [("VirtualService".into(), "service-a-routing".into())]);
-    assert_eq!(spec_of(&m, "VirtualService"), json!({
-        "hosts": ["*"], "gateways": ["service-a-gateway"],
-        "http": [{"route": [{"destination": {"host": "service-a"}}]}]
-    }));
+    assert_eq!(
+        kinds(&m),
+        [("VirtualService".into(), "service-a-routing".into())]
+    );
+    assert_eq!(
+        spec_of(&m, "VirtualService"),
+        json!({
+            "hosts": ["*"], "gateways": ["service-a-gateway"],
+            "http": [{"route": [{"destination": {"host": "service-a"}}]}]
+        })
+    );
 }
 
 const SERVICE_C: &str = "service-c.istioinaction.svc.cluster.local";
@@ -158,52 +270,83 @@ const SERVICE_C: &str = "service-c.istioinaction.svc.cluster.local";
 fn service_c_traffic_rules() {
     let m = load("service-c-dr.yaml");
     assert_eq!(kinds(&m), [("DestinationRule".into(), "service-c".into())]);
-    assert_eq!(spec_of(&m, "DestinationRule"), json!({
-        "host": SERVICE_C,
-        "subsets": [{"name": "version-v1", "labels": {"version": "v1"}}, {"name": "version-v2", "labels": {"version": "v2"}}]
-    }));
+    assert_eq!(
+        spec_of(&m, "DestinationRule"),
+        json!({
+            "host": SERVICE_C,
+            "subsets": [{"name": "version-v1", "labels": {"version": "v1"}}, {"name": "version-v2", "labels": {"version": "v2"}}]
+        })
+    );
     let m = load("service-c-route.yaml");
     assert_eq!(kinds(&m), [("VirtualService".into(), "service-c".into())]);
-    assert_eq!(spec_of(&m, "VirtualService"), json!({
-        "hosts": [SERVICE_C], "gateways": ["mesh"],
-        "http": [{"route": [{"destination": {"host": SERVICE_C, "subset": "version-v1"}}]}]
-    }));
+    assert_eq!(
+        spec_of(&m, "VirtualService"),
+        json!({
+            "hosts": [SERVICE_C], "gateways": ["mesh"],
+            "http": [{"route": [{"destination": {"host": SERVICE_C, "subset": "version-v1"}}]}]
+        })
+    );
     let m = load("service-c-mirror.yaml");
     assert_eq!(kinds(&m), [("VirtualService".into(), "service-c".into())]);
-    assert_eq!(spec_of(&m, "VirtualService"), json!({
-        "hosts": [SERVICE_C], "gateways": ["mesh"],
-        "http": [{
-            "route": [{"destination": {"host": SERVICE_C, "subset": "version-v1"}}],
-            "mirror": {"host": SERVICE_C, "subset": "version-v2"},
-            "mirrorPercentage": {"value": 100.0}
-        }]
-    }));
+    assert_eq!(
+        spec_of(&m, "VirtualService"),
+        json!({
+            "hosts": [SERVICE_C], "gateways": ["mesh"],
+            "http": [{
+                "route": [{"destination": {"host": SERVICE_C, "subset": "version-v1"}}],
+                "mirror": {"host": SERVICE_C, "subset": "version-v2"},
+                "mirrorPercentage": {"value": 100.0}
+            }]
+        })
+    );
 }
 
 #[test]
 fn security_policies() {
     let m = load("peer-auth-strict.yaml");
     assert_eq!(kinds(&m), [("PeerAuthentication".into(), "default".into())]);
-    assert_eq!(m[0].object.metadata.namespace.as_deref(), Some("istioinaction"));
-    assert_eq!(m[0].object.types.as_ref().map(|t| t.api_version.as_str()), Some("security.istio.io/v1beta1"));
-    assert_eq!(spec_of(&m, "PeerAuthentication"), json!({"mtls": {"mode": "STRICT"}}));
+    assert_eq!(
+        m[0].object.metadata.namespace.as_deref(),
+        Some("istioinaction")
+    );
+    assert_eq!(
+        m[0].object.types.as_ref().map(|t| t.api_version.as_str()),
+        Some("security.istio.io/v1beta1")
+    );
+    assert_eq!(
+        spec_of(&m, "PeerAuthentication"),
+        json!({"mtls": {"mode": "STRICT"}})
+    );
 
     let m = load("ingress-to-service-a-auth-policy.yaml");
-    assert_eq!(kinds(&m), [("AuthorizationPolicy".into(), "service-a".into())]);
-    assert_eq!(spec_of(&m, "AuthorizationPolicy"), json!({
-        "selector": {"matchLabels": {"app": "service-a"}}, "action": "ALLOW",
-        "rules": [{"from": [
-            {"source": {"principals": ["cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]}},
-            {"source": {"namespaces": ["istio-system"]}}
-        ]}]
-    }));
-    for (file, name, app) in [("service-a-to-b-auth-policy.yaml", "service-b", "service-b"), ("service-a-to-c-auth-policy.yaml", "service-c", "service-c")] {
+    assert_eq!(
+        kinds(&m),
+        [("AuthorizationPolicy".into(), "service-a".into())]
+    );
+    assert_eq!(
+        spec_of(&m, "AuthorizationPolicy"),
+        json!({
+            "selector": {"matchLabels": {"app": "service-a"}}, "action": "ALLOW",
+            "rules": [{"from": [
+                {"source": {"principals": ["cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]}},
+                {"source": {"namespaces": ["istio-system"]}}
+            ]}]
+        })
+    );
+    for (file, name, app) in [
+        ("service-a-to-b-auth-policy.yaml", "service-b", "service-b"),
+        ("service-a-to-c-auth-policy.yaml", "service-c", "service-c"),
+    ] {
         let m = load(file);
         assert_eq!(kinds(&m), [("AuthorizationPolicy".into(), name.into())]);
-        assert_eq!(spec_of(&m, "AuthorizationPolicy"), json!({
-            "selector": {"matchLabels": {"app": app}}, "action": "ALLOW",
-            "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/istioinaction/sa/service-a"]}}]}]
-        }), "{file}");
+        assert_eq!(
+            spec_of(&m, "AuthorizationPolicy"),
+            json!({
+                "selector": {"matchLabels": {"app": app}}, "action": "ALLOW",
+                "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/istioinaction/sa/service-a"]}}]}]
+            }),
+            "{file}"
+        );
     }
 }
 
@@ -215,5 +358,8 @@ fn legacy_client() {
     assert_eq!(pod.metadata.namespace.as_deref(), Some("default"));
     let c = &pod.spec.as_ref().expect("spec").containers[0];
     assert_eq!(c.image.as_deref(), Some("radial/busyboxplus:curl"));
-    assert_eq!(c.command.as_deref(), Some(&["tail".to_string(), "-f".into(), "/dev/null".into()][..]));
+    assert_eq!(
+        c.command.as_deref(),
+        Some(&["tail".to_string(), "-f".into(), "/dev/null".into()][..])
+    );
 }

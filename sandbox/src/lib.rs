@@ -5,9 +5,13 @@
 
 pub mod api;
 pub mod controllers;
+pub mod cri;
 pub mod exec;
 pub mod fake_service;
 pub mod kubeconfig;
 pub mod net;
 pub mod runtime;
 pub mod store;
+
+mod sandbox;
+pub use sandbox::{Sandbox, SandboxError, SandboxOptions};

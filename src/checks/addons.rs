@@ -89,7 +89,8 @@ pub fn http_rates(edge: &Edge) -> (f64, f64) {
 impl KialiGraph {
     /// Parse Kiali's graph JSON.
     pub fn parse(body: &str) -> Result<Self, String> {
-        serde_json::from_str(body).map_err(|e| format!("Kiali's graph is not the JSON expected ({e})"))
+        serde_json::from_str(body)
+            .map_err(|e| format!("Kiali's graph is not the JSON expected ({e})"))
     }
 
     /// Ids of the versioned-app nodes of `app` at `version` in `namespace`.
@@ -160,7 +161,11 @@ mod tests {
         let unknown = g.unknown_nodes();
         assert_eq!(unknown, vec!["n4"]);
         let a = g.app_nodes("istioinaction", "service-a", None);
-        let legacy: Vec<_> = g.edges_into(&a).into_iter().filter(|e| unknown.contains(&e.source.as_str())).collect();
+        let legacy: Vec<_> = g
+            .edges_into(&a)
+            .into_iter()
+            .filter(|e| unknown.contains(&e.source.as_str()))
+            .collect();
         assert_eq!(legacy.len(), 1);
         assert!(is_plaintext(legacy[0]));
         assert!(!is_plaintext(into_v2[0]));

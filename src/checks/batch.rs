@@ -15,9 +15,9 @@
 
 use std::future::Future;
 
+use crate::Result;
 use crate::cluster::HttpResponse;
 use crate::probes::{Convergence, MAX_FALSE_VERDICT, StatusTally, eventually, requests_to_observe};
-use crate::Result;
 
 /// The probability that a request through service-a fails while service-c v2 is an endpoint.
 pub const P_FAILURE_WITH_V2: f64 = 0.5;
@@ -230,16 +230,27 @@ mod tests {
             let status = if n.get() % 2 == 0 { 500 } else { 200 };
             async move { Ok(response(status)) }
         };
-        let batch = converge("500 and 200", &policy(3), Expectation::Both(500, 200), &send)
-            .await
-            .unwrap();
+        let batch = converge(
+            "500 and 200",
+            &policy(3),
+            Expectation::Both(500, 200),
+            &send,
+        )
+        .await
+        .unwrap();
         assert_eq!(batch.len(), 31);
     }
 
     #[tokio::test(start_paused = true)]
     async fn converge_fails_when_one_outcome_never_shows() {
         let send = || async { Ok(response(200)) };
-        let result = converge("500 and 200", &policy(1), Expectation::Both(500, 200), &send).await;
+        let result = converge(
+            "500 and 200",
+            &policy(1),
+            Expectation::Both(500, 200),
+            &send,
+        )
+        .await;
         assert!(result.is_err());
     }
 }

@@ -17,13 +17,15 @@ pub fn packets_with_payload(capture: &str) -> usize {
 
 /// Plaintext HTTP/1.x on the wire: a request line or a status line.
 pub fn plaintext_http(capture: &str) -> Option<&str> {
-    const METHODS: [&str; 7] = ["GET ", "POST ", "PUT ", "DELETE ", "HEAD ", "PATCH ", "OPTIONS "];
+    const METHODS: [&str; 7] = [
+        "GET ", "POST ", "PUT ", "DELETE ", "HEAD ", "PATCH ", "OPTIONS ",
+    ];
     capture.lines().find(|line| {
         line.contains("HTTP/1.1 ")
             || line.contains("HTTP/1.0 ")
-            || METHODS
-                .iter()
-                .any(|m| line.contains(m) && (line.contains(" HTTP/1.1") || line.contains(" HTTP/1.0")))
+            || METHODS.iter().any(|m| {
+                line.contains(m) && (line.contains(" HTTP/1.1") || line.contains(" HTTP/1.0"))
+            })
     })
 }
 

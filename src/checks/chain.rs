@@ -130,7 +130,10 @@ mod tests {
         let r = json_response(200, CHAIN_OK);
         assert!(upstream_calls_answered(&r, &["http://service-d"], 200).is_err());
         assert!(upstream_calls_answered(&r, &["http://service-c"], 500).is_err());
-        let failed = CHAIN_OK.replace("\"body\": \"Hello World\", \"code\": 200\n    }\n  },", "\"body\": \"Hello World\", \"code\": 500\n    }\n  },");
+        let failed = CHAIN_OK.replace(
+            "\"body\": \"Hello World\", \"code\": 200\n    }\n  },",
+            "\"body\": \"Hello World\", \"code\": 500\n    }\n  },",
+        );
         let r = json_response(200, &failed);
         assert!(upstream_calls_answered(&r, &["http://service-c"], 200).is_err());
     }
@@ -140,8 +143,14 @@ mod tests {
         let r = json_response(200, CHAIN_OK);
         assert!(comes_from(&r, "service-b").is_err());
         let r = json_response(500, CHAIN_OK);
-        assert!(comes_from(&r, "service-a").is_err(), "HTTP 500 with code 200 in JSON");
-        let r = json_response(503, "upstream connect error or disconnect/reset before headers");
+        assert!(
+            comes_from(&r, "service-a").is_err(),
+            "HTTP 500 with code 200 in JSON"
+        );
+        let r = json_response(
+            503,
+            "upstream connect error or disconnect/reset before headers",
+        );
         assert!(comes_from(&r, "service-a").is_err());
     }
 

@@ -7,19 +7,13 @@ use serde::Deserialize;
 
 use crate::probes::Sample;
 
-/// Istio's request counter.
-pub const REQUESTS_TOTAL: &str = "istio_requests_total";
+pub use crate::probes::prometheus::ISTIO_REQUESTS_TOTAL as REQUESTS_TOTAL;
 
 /// Series of `istio_requests_total` whose labels include every `(label, value)` pair.
 pub fn requests_matching<'a>(samples: &'a [Sample], labels: &[(&str, &str)]) -> Vec<&'a Sample> {
     samples
         .iter()
-        .filter(|s| s.name == REQUESTS_TOTAL)
-        .filter(|s| {
-            labels
-                .iter()
-                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
+        .filter(|s| s.name == REQUESTS_TOTAL && s.matches(labels))
         .collect()
 }
 
@@ -32,7 +26,10 @@ pub fn total(samples: &[&Sample]) -> f64 {
 pub fn received_by(samples: &[Sample], workload: &str) -> f64 {
     total(&requests_matching(
         samples,
-        &[("reporter", "destination"), ("destination_workload", workload)],
+        &[
+            ("reporter", "destination"),
+            ("destination_workload", workload),
+        ],
     ))
 }
 
@@ -41,7 +38,10 @@ pub fn security_policies_from(samples: &[Sample], source_workload: &str) -> BTre
     let mut by_policy = BTreeMap::new();
     for s in requests_matching(
         samples,
-        &[("reporter", "destination"), ("source_workload", source_workload)],
+        &[
+            ("reporter", "destination"),
+            ("source_workload", source_workload),
+        ],
     ) {
         let policy = s
             .labels
@@ -161,10 +161,42 @@ mod tests {
     #[test]
     fn success_rates_single_out_the_failing_destination() {
         let samples = vec![
-            sample(&[("reporter", "source"), ("source_workload", "service-a"), ("destination_service_name", "service-b"), ("response_code", "200")], 40.0),
-            sample(&[("reporter", "source"), ("source_workload", "service-a"), ("destination_service_name", "service-c"), ("response_code", "200")], 20.0),
-            sample(&[("reporter", "source"), ("source_workload", "service-a"), ("destination_service_name", "service-c"), ("response_code", "500")], 20.0),
-            sample(&[("reporter", "destination"), ("source_workload", "service-a"), ("destination_service_name", "service-c"), ("response_code", "500")], 20.0),
+            sample(
+                &[
+                    ("reporter", "source"),
+                    ("source_workload", "service-a"),
+                    ("destination_service_name", "service-b"),
+                    ("response_code", "200"),
+                ],
+                40.0,
+            ),
+            sample(
+                &[
+                    ("reporter", "source"),
+                    ("source_workload", "service-a"),
+                    ("destination_service_name", "service-c"),
+                    ("response_code", "200"),
+                ],
+                20.0,
+            ),
+            sample(
+                &[
+                    ("reporter", "source"),
+                    ("source_workload", "service-a"),
+                    ("destination_service_name", "service-c"),
+                    ("response_code", "500"),
+                ],
+                20.0,
+            ),
+            sample(
+                &[
+                    ("reporter", "destination"),
+                    ("source_workload", "service-a"),
+                    ("destination_service_name", "service-c"),
+                    ("response_code", "500"),
+                ],
+                20.0,
+            ),
         ];
         let rates = success_rates(&samples, "service-a");
         assert_eq!(rates["service-b"], (1.0, 40.0));
@@ -174,9 +206,32 @@ mod tests {
     #[test]
     fn received_and_security_policies_use_the_destination_reporter() {
         let samples = vec![
-            sample(&[("reporter", "destination"), ("destination_workload", "service-c-v2"), ("source_workload", "service-a"), ("connection_security_policy", "mutual_tls")], 7.0),
-            sample(&[("reporter", "source"), ("destination_workload", "service-c-v2"), ("source_workload", "service-a")], 100.0),
-            sample(&[("reporter", "destination"), ("destination_workload", "service-c-v1"), ("source_workload", "service-a"), ("connection_security_policy", "none")], 3.0),
+            sample(
+                &[
+                    ("reporter", "destination"),
+                    ("destination_workload", "service-c-v2"),
+                    ("source_workload", "service-a"),
+                    ("connection_security_policy", "mutual_tls"),
+                ],
+                7.0,
+            ),
+            sample(
+                &[
+                    ("reporter", "source"),
+                    ("destination_workload", "service-c-v2"),
+                    ("source_workload", "service-a"),
+                ],
+                100.0,
+            ),
+            sample(
+                &[
+                    ("reporter", "destination"),
+                    ("destination_workload", "service-c-v1"),
+                    ("source_workload", "service-a"),
+                    ("connection_security_policy", "none"),
+                ],
+                3.0,
+            ),
         ];
         assert_eq!(received_by(&samples, "service-c-v2"), 7.0);
         let policies = security_policies_from(&samples, "service-a");

@@ -69,7 +69,10 @@ async fn v2_not_deployed(world: &mut HappyWorld) -> Step {
 async fn legacy_runs(world: &mut HappyWorld, namespace: Name) -> Step {
     let env = world.env();
     let manifests = env.load("legacy.yaml")?;
-    if let Some(m) = manifests.iter().find(|m| m.object.metadata.namespace.as_deref() != Some(namespace.0.as_str())) {
+    if let Some(m) = manifests
+        .iter()
+        .find(|m| m.object.metadata.namespace.as_deref() != Some(namespace.0.as_str()))
+    {
         fail!(
             "{} is not in the namespace {}: the workshop's legacy client must be",
             m.describe(),
@@ -93,7 +96,12 @@ async fn every_pod_ready(world: &mut HappyWorld, namespace: Name) -> Step {
 }
 
 #[then(regex = r"^every pod in ([a-z0-9-]+) is Ready with (\d+)/(\d+) containers$")]
-async fn every_pod_ready_with(world: &mut HappyWorld, namespace: String, ready: usize, total: usize) -> Step {
+async fn every_pod_ready_with(
+    world: &mut HappyWorld,
+    namespace: String,
+    ready: usize,
+    total: usize,
+) -> Step {
     let env = world.env();
     let pods = env
         .cluster
@@ -105,7 +113,10 @@ async fn every_pod_ready_with(world: &mut HappyWorld, namespace: String, ready: 
     for pod in &pods {
         let (r, t) = ready_containers(pod);
         if (r, t) != (ready, total) {
-            fail!("pod {} shows {r}/{t} containers ready, not {ready}/{total}", pod_name(pod));
+            fail!(
+                "pod {} shows {r}/{t} containers ready, not {ready}/{total}",
+                pod_name(pod)
+            );
         }
     }
     Ok(())

@@ -59,7 +59,11 @@ impl Gate {
         let feature_tags = feature.tags.clone();
         let mut all_skipped = !feature.scenarios.is_empty();
         for scenario in &mut feature.scenarios {
-            let tags: Vec<String> = feature_tags.iter().chain(scenario.tags.iter()).cloned().collect();
+            let tags: Vec<String> = feature_tags
+                .iter()
+                .chain(scenario.tags.iter())
+                .cloned()
+                .collect();
             match self.reason(&tags) {
                 Some(reason) => {
                     let template = scenario.steps.first().cloned();
@@ -78,8 +82,12 @@ impl Gate {
         }
         if all_skipped {
             if let Some(background) = &mut feature.background {
-                if let (Some(template), Some(first)) = (background.steps.first().cloned(), skipped.first()) {
-                    background.steps.insert(0, skip_step(&template, &first.reason));
+                if let (Some(template), Some(first)) =
+                    (background.steps.first().cloned(), skipped.first())
+                {
+                    background
+                        .steps
+                        .insert(0, skip_step(&template, &first.reason));
                 }
             }
         }

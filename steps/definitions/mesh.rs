@@ -14,7 +14,9 @@ use super::world::{Env, Failure, HappyWorld, NAMESPACE, SIDECAR, Step, fail, pod
 const INJECTION_LABELS: [&str; 2] = ["istio-injection", "istio.io/rev"];
 
 fn pod_has_sidecar(pod: &Pod) -> bool {
-    pod.spec.as_ref().is_some_and(|s| sidecar_present(s, SIDECAR))
+    pod.spec
+        .as_ref()
+        .is_some_and(|s| sidecar_present(s, SIDECAR))
 }
 
 /// Restart the deployments whose pods do not match `want_sidecar`, and wait for every
@@ -49,7 +51,9 @@ async fn check_sidecars(env: &Env, namespace: &str, want_sidecar: bool) -> Step 
 async fn no_sidecars(world: &mut HappyWorld, namespace: Name) -> Step {
     let env = world.env();
     for label in INJECTION_LABELS {
-        env.cluster.set_namespace_label(&namespace.0, label, None).await?;
+        env.cluster
+            .set_namespace_label(&namespace.0, label, None)
+            .await?;
     }
     converge_sidecars(&env, &namespace.0, false).await
 }
@@ -74,9 +78,17 @@ async fn istio_installed(world: &mut HappyWorld) -> Step {
 #[then(expr = "{name} is Ready in {name}")]
 async fn deployment_ready(world: &mut HappyWorld, deployment: Name, namespace: Name) -> Step {
     let env = world.env();
-    env.cluster.wait_rollout(&namespace.0, &deployment.0).await?;
-    let pods = env.cluster.deployment_pods(&namespace.0, &deployment.0).await?;
-    let ready = pods.iter().filter(|p| happy_istio::cluster::pod_is_ready(p)).count();
+    env.cluster
+        .wait_rollout(&namespace.0, &deployment.0)
+        .await?;
+    let pods = env
+        .cluster
+        .deployment_pods(&namespace.0, &deployment.0)
+        .await?;
+    let ready = pods
+        .iter()
+        .filter(|p| happy_istio::cluster::pod_is_ready(p))
+        .count();
     if ready == 0 {
         fail!("{}/{} has no Ready pod", namespace.0, deployment.0);
     }
@@ -144,19 +156,32 @@ async fn kube_inject(world: &mut HappyWorld, files: Files) -> Step {
 #[then(expr = "the injected Deployment {name} has an istio-proxy sidecar")]
 async fn injected_has_sidecar(world: &mut HappyWorld, name: Name) -> Step {
     let Some(manifest) = world.injected.iter().find(|m| {
-        m.object.types.as_ref().is_some_and(|t| t.kind == "Deployment")
+        m.object
+            .types
+            .as_ref()
+            .is_some_and(|t| t.kind == "Deployment")
             && m.object.metadata.name.as_deref() == Some(name.0.as_str())
     }) else {
         fail!("the injected output has no Deployment {}", name.0);
     };
-    let deployment: Deployment = serde_json::from_value(serde_json::to_value(&manifest.object).map_err(|e| Failure(e.to_string()))?)
-        .map_err(|e| Failure(format!("{} is not a valid Deployment: {e}", manifest.describe())))?;
+    let deployment: Deployment = serde_json::from_value(
+        serde_json::to_value(&manifest.object).map_err(|e| Failure(e.to_string()))?,
+    )
+    .map_err(|e| {
+        Failure(format!(
+            "{} is not a valid Deployment: {e}",
+            manifest.describe()
+        ))
+    })?;
     let spec = deployment
         .spec
         .and_then(|s| s.template.spec)
         .ok_or_else(|| Failure(format!("{} has no pod template", manifest.describe())))?;
     if !sidecar_present(&spec, SIDECAR) {
-        fail!("{} has no {SIDECAR} container or native sidecar", manifest.describe());
+        fail!(
+            "{} has no {SIDECAR} container or native sidecar",
+            manifest.describe()
+        );
     }
     Ok(())
 }
@@ -164,7 +189,11 @@ async fn injected_has_sidecar(world: &mut HappyWorld, name: Name) -> Step {
 #[given("service-c has no DestinationRule or VirtualService")]
 async fn no_service_c_rules(world: &mut HappyWorld) -> Step {
     let env = world.env();
-    for file in ["service-c-route.yaml", "service-c-mirror.yaml", "service-c-dr.yaml"] {
+    for file in [
+        "service-c-route.yaml",
+        "service-c-mirror.yaml",
+        "service-c-dr.yaml",
+    ] {
         let manifests = env.load(file)?;
         env.cluster.delete(&manifests, NAMESPACE).await?;
     }

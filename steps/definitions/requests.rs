@@ -25,7 +25,12 @@ async fn request_ingress(world: &mut HappyWorld, path: RequestPath) {
 }
 
 /// Converge on `expectation` for the scenario's target and keep the accepted batch.
-pub async fn judge(world: &mut HappyWorld, target: Target, expectation: Expectation, once: bool) -> Step {
+pub async fn judge(
+    world: &mut HappyWorld,
+    target: Target,
+    expectation: Expectation,
+    once: bool,
+) -> Step {
     let env = world.env();
     let what = format!(
         "{} requests for {} through {} ({expectation:?})",
@@ -51,7 +56,9 @@ async fn some_and_some(world: &mut HappyWorld, a: u16, b: u16) -> Step {
     judge(world, target, Expectation::Both(a, b), false).await
 }
 
-#[given(regex = r"^requests through a port-forward to deploy/([a-z0-9-]+) on port (\d+) have failed with 500$")]
+#[given(
+    regex = r"^requests through a port-forward to deploy/([a-z0-9-]+) on port (\d+) have failed with 500$"
+)]
 async fn port_forward_failed(world: &mut HappyWorld, deployment: String, port: u16) -> Step {
     let target = Target {
         route: Route::PortForward { deployment, port },
@@ -70,7 +77,9 @@ async fn ingress_failed(world: &mut HappyWorld) -> Step {
     judge(world, target, Expectation::Both(500, 200), true).await
 }
 
-fn accepted(world: &HappyWorld) -> Result<&[happy_istio::cluster::HttpResponse], super::world::Failure> {
+fn accepted(
+    world: &HappyWorld,
+) -> Result<&[happy_istio::cluster::HttpResponse], super::world::Failure> {
     if world.responses.is_empty() {
         return Err(super::world::Failure(
             "no responses to inspect: a step that sends requests must come first".into(),
@@ -89,7 +98,10 @@ async fn every_from(world: &mut HappyWorld, service: Name) -> Step {
 
 #[then(expr = "every {int} comes from {name}")]
 async fn every_status_from(world: &mut HappyWorld, status: u16, service: Name) -> Step {
-    let matching: Vec<_> = accepted(world)?.iter().filter(|r| r.status == status).collect();
+    let matching: Vec<_> = accepted(world)?
+        .iter()
+        .filter(|r| r.status == status)
+        .collect();
     if matching.is_empty() {
         fail!("no response was {status}");
     }
@@ -108,8 +120,17 @@ async fn every_chain(world: &mut HappyWorld, first: Url, second: Url, code: u16)
 }
 
 #[then(expr = "every {int} comes from {name}, whose call to {url} answered {int}")]
-async fn every_failure_chain(world: &mut HappyWorld, status: u16, service: Name, uri: Url, code: u16) -> Step {
-    let matching: Vec<_> = accepted(world)?.iter().filter(|r| r.status == status).collect();
+async fn every_failure_chain(
+    world: &mut HappyWorld,
+    status: u16,
+    service: Name,
+    uri: Url,
+    code: u16,
+) -> Step {
+    let matching: Vec<_> = accepted(world)?
+        .iter()
+        .filter(|r| r.status == status)
+        .collect();
     if matching.is_empty() {
         fail!("no response was {status}");
     }

@@ -6,10 +6,12 @@ use std::time::Instant;
 use cucumber::{given, then, when};
 use happy_istio::checks::{capture, metrics};
 use happy_istio::cluster::ExecOutput;
-use happy_istio::probes::{CurlOutcome, curl_outcome, eventually};
+use happy_istio::probes::{CurlOutcome, eventually};
 
 use super::parameters::Url;
-use super::world::{Env, Failure, HappyWorld, NAMESPACE, SIDECAR, Step, Target, Route, fail, pod_name, split_curl_output};
+use super::world::{
+    Env, Failure, HappyWorld, NAMESPACE, Route, SIDECAR, Step, Target, fail, pod_name,
+};
 
 /// The legacy client of the workshop: pod `legacy`, container `legacy`, namespace `default`.
 const LEGACY: (&str, &str, &str) = ("default", "legacy", "legacy");
@@ -20,16 +22,35 @@ const CAPTURE_PACKETS: &str = "20";
 /// The workshop's capture: tcpdump inside the sidecar (privileged, hence sudo) on the pod's
 /// interface — not `any`, whose loopback leg carries the sidecar's plaintext to the app.
 fn tcpdump_command(port: u16) -> Vec<String> {
-    ["sudo", "tcpdump", "-l", "-nn", "-A", "-s", "0", "-i", "eth0", "-c", CAPTURE_PACKETS, "tcp", "port"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(std::iter::once(port.to_string()))
-        .collect()
+    [
+        "sudo",
+        "tcpdump",
+        "-l",
+        "-nn",
+        "-A",
+        "-s",
+        "0",
+        "-i",
+        "eth0",
+        "-c",
+        CAPTURE_PACKETS,
+        "tcp",
+        "port",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(std::iter::once(port.to_string()))
+    .collect()
 }
 
 /// Run a capture in `deployment`'s sidecar while `traffic` runs again and again, until the
 /// capture has its packets; bounded by the assertion limit.
-async fn capture_while<F, Fut>(env: &Env, deployment: &str, port: u16, mut traffic: F) -> Result<String, Failure>
+async fn capture_while<F, Fut>(
+    env: &Env,
+    deployment: &str,
+    port: u16,
+    mut traffic: F,
+) -> Result<String, Failure>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -59,10 +80,20 @@ where
     }
 }
 
-#[when(regex = r"^I capture the traffic into ([a-z0-9-]+)'s pod on port (\d+) while requesting (/\S*) through the ingress gateway$")]
-async fn capture_ingress(world: &mut HappyWorld, deployment: String, port: u16, path: String) -> Step {
+#[when(
+    regex = r"^I capture the traffic into ([a-z0-9-]+)'s pod on port (\d+) while requesting (/\S*) through the ingress gateway$"
+)]
+async fn capture_ingress(
+    world: &mut HappyWorld,
+    deployment: String,
+    port: u16,
+    path: String,
+) -> Step {
     let env = world.env();
-    let target = Target { route: Route::IngressGateway, path };
+    let target = Target {
+        route: Route::IngressGateway,
+        path,
+    };
     let (env_ref, target_ref) = (&env, &target);
     let out = capture_while(&env, &deployment, port, || async move {
         let _ = target_ref.send(env_ref).await;
@@ -72,8 +103,15 @@ async fn capture_ingress(world: &mut HappyWorld, deployment: String, port: u16, 
     Ok(())
 }
 
-#[when(regex = r"^I capture the traffic into ([a-z0-9-]+)'s pod on port (\d+) while the legacy client calls (https?://\S+)$")]
-async fn capture_legacy(world: &mut HappyWorld, deployment: String, port: u16, url: String) -> Step {
+#[when(
+    regex = r"^I capture the traffic into ([a-z0-9-]+)'s pod on port (\d+) while the legacy client calls (https?://\S+)$"
+)]
+async fn capture_legacy(
+    world: &mut HappyWorld,
+    deployment: String,
+    port: u16,
+    url: String,
+) -> Step {
     let env = world.env();
     let last = std::cell::RefCell::new(None);
     let (env_ref, url_ref, last_ref) = (&env, url.as_str(), &last);
@@ -91,7 +129,9 @@ async fn capture_legacy(world: &mut HappyWorld, deployment: String, port: u16, u
 
 #[then("the capture holds traffic but no plaintext HTTP")]
 async fn capture_encrypted(world: &mut HappyWorld) -> Step {
-    let Some(out) = &world.capture else { fail!("no capture was taken") };
+    let Some(out) = &world.capture else {
+        fail!("no capture was taken")
+    };
     if capture::packets_with_payload(out) == 0 {
         fail!("the capture holds no packet with a payload, so it proves nothing:\n{out}");
     }
@@ -103,7 +143,9 @@ async fn capture_encrypted(world: &mut HappyWorld) -> Step {
 
 #[then(regex = r"^the capture shows ([a-z0-9-]+)'s response in plaintext$")]
 async fn capture_plaintext(world: &mut HappyWorld, service: String) -> Step {
-    let Some(out) = &world.capture else { fail!("no capture was taken") };
+    let Some(out) = &world.capture else {
+        fail!("no capture was taken")
+    };
     if capture::plaintext_http(out).is_none() {
         fail!("the capture shows no plaintext HTTP:\n{out}");
     }
@@ -114,27 +156,42 @@ async fn capture_plaintext(world: &mut HappyWorld, service: String) -> Step {
     Ok(())
 }
 
-#[then(regex = r"^([a-z0-9-]+)'s istio-proxy reports the requests from ([a-z0-9-]+) with connection_security_policy ([a-z_]+)$")]
-async fn security_policy_metric(world: &mut HappyWorld, deployment: String, source: String, policy: String) -> Step {
+#[then(
+    regex = r"^([a-z0-9-]+)'s istio-proxy reports the requests from ([a-z0-9-]+) with connection_security_policy ([a-z_]+)$"
+)]
+async fn security_policy_metric(
+    world: &mut HappyWorld,
+    deployment: String,
+    source: String,
+    policy: String,
+) -> Step {
     let env = world.env();
     let samples = env.sidecar_metrics(&deployment).await?;
     let by_policy = metrics::security_policies_from(&samples, &source);
     let wanted = by_policy.get(&policy).copied().unwrap_or(0.0);
     if wanted <= 0.0 {
-        fail!("{deployment}'s sidecar counts no request from {source} with connection_security_policy=\"{policy}\": {by_policy:?}");
+        fail!(
+            "{deployment}'s sidecar counts no request from {source} with connection_security_policy=\"{policy}\": {by_policy:?}"
+        );
     }
     if let Some((other, n)) = by_policy.iter().find(|(p, n)| **p != policy && **n > 0.0) {
-        fail!("{deployment}'s sidecar also counts {n} requests from {source} with connection_security_policy=\"{other}\"");
+        fail!(
+            "{deployment}'s sidecar also counts {n} requests from {source} with connection_security_policy=\"{other}\""
+        );
     }
     Ok(())
 }
 
 #[then("the legacy client's call answers 200")]
 async fn legacy_call_ok(world: &mut HappyWorld) -> Step {
-    let Some(call) = &world.last_curl else { fail!("the legacy client made no call") };
-    let (_, code) = split_curl_output(&call.stdout);
-    if call.exit_code != 0 || code != "200" {
-        fail!("the legacy client's curl exited {} with status {code}: {}", call.exit_code, call.stderr.trim());
+    let Some(call) = &world.last_curl else {
+        fail!("the legacy client made no call")
+    };
+    if call.result.outcome != CurlOutcome::Completed || call.result.http_code != Some(200) {
+        fail!(
+            "the legacy client's call did not answer 200: {}",
+            call.describe()
+        );
     }
     Ok(())
 }
@@ -143,37 +200,48 @@ async fn legacy_call_ok(world: &mut HappyWorld) -> Step {
 async fn legacy_has_called(world: &mut HappyWorld, url: Url) -> Step {
     let env = world.env();
     let (env_ref, url_ref) = (&env, url.0.as_str());
-    let call = eventually(&format!("the legacy client's call to {} to answer 200", url.0), &env.convergence(), || async move {
-        let (ns, pod, container) = LEGACY;
-        let call = env_ref.curl_from_pod(ns, pod, container, url_ref).await.map_err(|e| e.0)?;
-        let (_, code) = split_curl_output(&call.stdout);
-        if call.exit_code == 0 && code == "200" {
-            Ok(call)
-        } else {
-            Err(format!("curl exited {} with status {code}", call.exit_code))
-        }
-    })
+    let call = eventually(
+        &format!("the legacy client's call to {} to answer 200", url.0),
+        &env.convergence(),
+        || async move {
+            let (ns, pod, container) = LEGACY;
+            let call = env_ref
+                .curl_from_pod(ns, pod, container, url_ref)
+                .await
+                .map_err(|e| e.0)?;
+            if call.result.outcome == CurlOutcome::Completed && call.result.http_code == Some(200) {
+                Ok(call)
+            } else {
+                Err(call.describe())
+            }
+        },
+    )
     .await?;
     world.last_curl = Some(call);
     Ok(())
 }
 
-#[then(regex = r"^the legacy client's call to (https?://\S+) fails with curl exit code 56, the connection reset$")]
+#[then(
+    regex = r"^the legacy client's call to (https?://\S+) fails with curl exit code 56, the connection reset$"
+)]
 async fn legacy_reset(world: &mut HappyWorld, url: String) -> Step {
     let env = world.env();
     let (env_ref, url_ref) = (&env, url.as_str());
-    let call = eventually(&format!("the legacy client's call to {url} to be reset"), &env.convergence(), || async move {
-        let (ns, pod, container) = LEGACY;
-        let call = env_ref.curl_from_pod(ns, pod, container, url_ref).await.map_err(|e| e.0)?;
-        match curl_outcome(call.exit_code) {
-            CurlOutcome::ConnectionReset => Ok(call),
-            other => Err(format!(
-                "curl exited {} ({other:?}) with output {:?}",
-                call.exit_code,
-                split_curl_output(&call.stdout).1
-            )),
-        }
-    })
+    let call = eventually(
+        &format!("the legacy client's call to {url} to be reset"),
+        &env.convergence(),
+        || async move {
+            let (ns, pod, container) = LEGACY;
+            let call = env_ref
+                .curl_from_pod(ns, pod, container, url_ref)
+                .await
+                .map_err(|e| e.0)?;
+            match call.result.outcome {
+                CurlOutcome::ConnectionReset => Ok(call),
+                _ => Err(call.describe()),
+            }
+        },
+    )
     .await?;
     world.last_curl = Some(call);
     Ok(())
@@ -181,25 +249,38 @@ async fn legacy_reset(world: &mut HappyWorld, url: String) -> Step {
 
 /// Converge on a call from a deployment's application container answering `status` (and,
 /// when given, exactly `body`).
-async fn call_from(world: &mut HappyWorld, from: &str, url: &str, status: u16, body: Option<&str>) -> Step {
+async fn call_from(
+    world: &mut HappyWorld,
+    from: &str,
+    url: &str,
+    status: u16,
+    body: Option<&str>,
+) -> Step {
     let env = world.env();
     let deployment = workload_of(from);
     let (env_ref, url_ref) = (&env, url);
     let call = eventually(
-        &format!("{from}'s call to {url} to answer {status}{}", body.map(|b| format!(" {b:?}")).unwrap_or_default()),
+        &format!(
+            "{from}'s call to {url} to answer {status}{}",
+            body.map(|b| format!(" {b:?}")).unwrap_or_default()
+        ),
         &env.convergence(),
         || async move {
-            let call = env_ref.curl_from(NAMESPACE, deployment, url_ref).await.map_err(|e| e.0)?;
-            let (got_body, code) = split_curl_output(&call.stdout);
-            if call.exit_code != 0 {
-                return Err(format!("curl exited {}: {}", call.exit_code, call.stderr.trim()));
-            }
-            if code != status.to_string() {
-                return Err(format!("status {code}: {}", got_body.trim()));
+            let call = env_ref
+                .curl_from(NAMESPACE, deployment, url_ref)
+                .await
+                .map_err(|e| e.0)?;
+            if call.result.outcome != CurlOutcome::Completed
+                || call.result.http_code != Some(status)
+            {
+                return Err(format!("{}: {}", call.describe(), call.result.body.trim()));
             }
             if let Some(expected) = body {
-                if got_body.trim() != expected {
-                    return Err(format!("status {code} with body {:?}, not {expected:?}", got_body.trim()));
+                if call.result.body.trim() != expected {
+                    return Err(format!(
+                        "status {status} with body {:?}, not {expected:?}",
+                        call.result.body.trim()
+                    ));
                 }
             }
             Ok(call)
@@ -224,6 +305,12 @@ async fn call_answers(world: &mut HappyWorld, from: String, url: String, status:
 }
 
 #[then(regex = r#"^([a-z0-9-]+)'s call to (https?://\S+) is denied with (\d+) "([^"]*)"$"#)]
-async fn call_denied(world: &mut HappyWorld, from: String, url: String, status: u16, body: String) -> Step {
+async fn call_denied(
+    world: &mut HappyWorld,
+    from: String,
+    url: String,
+    status: u16,
+    body: String,
+) -> Step {
     call_from(world, &from, &url, status, Some(&body)).await
 }

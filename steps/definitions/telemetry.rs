@@ -7,10 +7,17 @@ use happy_istio::checks::{logs, metrics};
 use happy_istio::probes::{Convergence, eventually, parse_access_log_line};
 
 use super::parameters::Name;
-use super::world::{Env, Failure, HappyWorld, ISTIO_NAMESPACE, NAMESPACE, SIDECAR, Step, app_container, fail, pod_name};
+use super::world::{
+    Env, Failure, HappyWorld, ISTIO_NAMESPACE, NAMESPACE, SIDECAR, Step, app_container, fail,
+    pod_name,
+};
 
 /// The logs of one container of every pod of a deployment, concatenated.
-async fn deployment_logs(env: &Env, deployment: &str, container: Option<&str>) -> Result<String, Failure> {
+async fn deployment_logs(
+    env: &Env,
+    deployment: &str,
+    container: Option<&str>,
+) -> Result<String, Failure> {
     let pods = env.cluster.deployment_pods(NAMESPACE, deployment).await?;
     if pods.is_empty() {
         fail!("deployment {NAMESPACE}/{deployment} has no pods");
@@ -21,7 +28,11 @@ async fn deployment_logs(env: &Env, deployment: &str, container: Option<&str>) -
             Some(c) => c.to_string(),
             None => app_container(pod)?,
         };
-        all.push_str(&env.cluster.container_logs(NAMESPACE, &pod_name(pod), &container).await?);
+        all.push_str(
+            &env.cluster
+                .container_logs(NAMESPACE, &pod_name(pod), &container)
+                .await?,
+        );
     }
     Ok(all)
 }
@@ -97,12 +108,16 @@ async fn access_log_has(world: &mut HappyWorld, deployment: String, code: u16) -
         &format!("an access-log entry with response code {code} in {key}"),
         &telemetry_policy(&env),
         || async move {
-            let log = deployment_logs(env_ref, deployment_ref, Some(SIDECAR)).await.map_err(|e| e.0)?;
+            let log = deployment_logs(env_ref, deployment_ref, Some(SIDECAR))
+                .await
+                .map_err(|e| e.0)?;
             let entries = log.lines().filter_map(parse_access_log_line).count();
             if found(&log) {
                 Ok(())
             } else {
-                Err(format!("{entries} access-log entries, none with response code {code}"))
+                Err(format!(
+                    "{entries} access-log entries, none with response code {code}"
+                ))
             }
         },
     )
@@ -121,13 +136,19 @@ async fn series_with_code(world: &mut HappyWorld, code: String) -> Step {
     let series = metrics::requests_matching(&world.metrics, &[("response_code", code.as_str())]);
     if series.is_empty() || metrics::total(&series) <= 0.0 {
         let total = metrics::requests_matching(&world.metrics, &[]).len();
-        fail!("{} has {total} series, none counting response_code=\"{code}\"", metrics::REQUESTS_TOTAL);
+        fail!(
+            "{} has {total} series, none counting response_code=\"{code}\"",
+            metrics::REQUESTS_TOTAL
+        );
     }
     Ok(())
 }
 
 /// Ask Prometheus (the addon) for `istio_requests_total` as service-a's sidecar reported it.
-async fn prometheus_requests(env: &Env, source: &str) -> Result<Vec<happy_istio::probes::Sample>, String> {
+async fn prometheus_requests(
+    env: &Env,
+    source: &str,
+) -> Result<Vec<happy_istio::probes::Sample>, String> {
     let query = format!(
         "sum by (destination_service_name, response_code) ({}{{reporter=\"source\",source_workload=\"{source}\",source_workload_namespace=\"{NAMESPACE}\"}})",
         metrics::REQUESTS_TOTAL
@@ -139,7 +160,11 @@ async fn prometheus_requests(env: &Env, source: &str) -> Result<Vec<happy_istio:
         .await
         .map_err(|e| e.to_string())?;
     if response.status != 200 {
-        return Err(format!("Prometheus answered {}: {}", response.status, response.body.trim()));
+        return Err(format!(
+            "Prometheus answered {}: {}",
+            response.status,
+            response.body.trim()
+        ));
     }
     let mut samples = metrics::parse_query_vector(&response.body, metrics::REQUESTS_TOTAL)?;
     for s in &mut samples {
@@ -153,15 +178,24 @@ fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
     out
 }
 
-#[then(regex = r"^Prometheus shows a success rate (below|of) 100% from ([a-z0-9-]+) to ([a-z0-9-]+)$")]
-async fn prometheus_success_rate(world: &mut HappyWorld, relation: String, source: String, destination: String) -> Step {
+#[then(
+    regex = r"^Prometheus shows a success rate (below|of) 100% from ([a-z0-9-]+) to ([a-z0-9-]+)$"
+)]
+async fn prometheus_success_rate(
+    world: &mut HappyWorld,
+    relation: String,
+    source: String,
+    destination: String,
+) -> Step {
     let env = world.env();
     let below = relation == "below";
     let env_ref = &env;
@@ -207,7 +241,10 @@ async fn grafana_dashboard(world: &mut HappyWorld, title: String) -> Step {
             if grafana_has_dashboard(&r.body, title_ref)? {
                 Ok(())
             } else {
-                Err(format!("no dashboard titled {title_ref:?} in {}", r.body.trim()))
+                Err(format!(
+                    "no dashboard titled {title_ref:?} in {}",
+                    r.body.trim()
+                ))
             }
         },
     )
@@ -233,7 +270,10 @@ async fn fetch_graph(env: &Env) -> Result<KialiGraph, String> {
 #[when(expr = "I fetch Kiali's versioned-app graph of {name}")]
 async fn kiali_graph(world: &mut HappyWorld, namespace: Name) -> Step {
     if namespace.0 != NAMESPACE {
-        fail!("the suite's Kiali checks read the workshop's namespace {NAMESPACE}, not {}", namespace.0);
+        fail!(
+            "the suite's Kiali checks read the workshop's namespace {NAMESPACE}, not {}",
+            namespace.0
+        );
     }
     world.graph = Some(fetch_graph(&world.env()).await?);
     Ok(())
@@ -241,7 +281,11 @@ async fn kiali_graph(world: &mut HappyWorld, namespace: Name) -> Step {
 
 /// Re-fetch Kiali's graph until `check` holds: Kiali's rates come from Prometheus, which
 /// scrapes periodically.
-async fn graph_eventually(world: &mut HappyWorld, what: &str, check: impl Fn(&KialiGraph) -> Result<(), String>) -> Step {
+async fn graph_eventually(
+    world: &mut HappyWorld,
+    what: &str,
+    check: impl Fn(&KialiGraph) -> Result<(), String>,
+) -> Step {
     if let Some(graph) = &world.graph {
         if check(graph).is_ok() {
             return Ok(());
@@ -263,43 +307,66 @@ async fn graph_eventually(world: &mut HappyWorld, what: &str, check: impl Fn(&Ki
 #[then(regex = r"^the graph shows requests to service-c (v\d+) (failing|all succeeding)$")]
 async fn graph_version_health(world: &mut HappyWorld, version: String, health: String) -> Step {
     let failing = health == "failing";
-    graph_eventually(world, &format!("Kiali to show service-c {version} {health}"), |g| {
-        let nodes = g.app_nodes(NAMESPACE, "service-c", Some(&version));
-        if nodes.is_empty() {
-            return Err(format!("the graph has no node for service-c {version}"));
-        }
-        let edges = g.edges_into(&nodes);
-        let rates: Vec<(f64, f64)> = edges.iter().map(|e| http_rates(e)).filter(|(rps, _)| *rps > 0.0).collect();
-        if rates.is_empty() {
-            return Err(format!("no HTTP traffic into service-c {version} in the graph"));
-        }
-        let holds = if failing {
-            rates.iter().all(|(_, err)| *err > 0.0)
-        } else {
-            rates.iter().all(|(_, err)| *err == 0.0)
-        };
-        if holds { Ok(()) } else { Err(format!("edges into service-c {version}: (rps, %err) {rates:?}")) }
-    })
+    graph_eventually(
+        world,
+        &format!("Kiali to show service-c {version} {health}"),
+        |g| {
+            let nodes = g.app_nodes(NAMESPACE, "service-c", Some(&version));
+            if nodes.is_empty() {
+                return Err(format!("the graph has no node for service-c {version}"));
+            }
+            let edges = g.edges_into(&nodes);
+            let rates: Vec<(f64, f64)> = edges
+                .iter()
+                .map(|e| http_rates(e))
+                .filter(|(rps, _)| *rps > 0.0)
+                .collect();
+            if rates.is_empty() {
+                return Err(format!(
+                    "no HTTP traffic into service-c {version} in the graph"
+                ));
+            }
+            let holds = if failing {
+                rates.iter().all(|(_, err)| *err > 0.0)
+            } else {
+                rates.iter().all(|(_, err)| *err == 0.0)
+            };
+            if holds {
+                Ok(())
+            } else {
+                Err(format!(
+                    "edges into service-c {version}: (rps, %err) {rates:?}"
+                ))
+            }
+        },
+    )
     .await
 }
 
 #[then("the graph's edge from unknown to service-a is not mutual TLS")]
 async fn graph_legacy_plaintext(world: &mut HappyWorld) -> Step {
-    graph_eventually(world, "Kiali to show the edge from unknown to service-a", |g| {
-        let unknown = g.unknown_nodes();
-        let targets = g.app_nodes(NAMESPACE, "service-a", None);
-        let edges: Vec<_> = g
-            .edges_into(&targets)
-            .into_iter()
-            .filter(|e| unknown.contains(&e.source.as_str()))
-            .collect();
-        if edges.is_empty() {
-            return Err("the graph has no edge from unknown to service-a".into());
-        }
-        match edges.iter().find(|e| !is_plaintext(e)) {
-            Some(e) => Err(format!("the edge from unknown to service-a has isMTLS {:?}", e.is_mtls)),
-            None => Ok(()),
-        }
-    })
+    graph_eventually(
+        world,
+        "Kiali to show the edge from unknown to service-a",
+        |g| {
+            let unknown = g.unknown_nodes();
+            let targets = g.app_nodes(NAMESPACE, "service-a", None);
+            let edges: Vec<_> = g
+                .edges_into(&targets)
+                .into_iter()
+                .filter(|e| unknown.contains(&e.source.as_str()))
+                .collect();
+            if edges.is_empty() {
+                return Err("the graph has no edge from unknown to service-a".into());
+            }
+            match edges.iter().find(|e| !is_plaintext(e)) {
+                Some(e) => Err(format!(
+                    "the edge from unknown to service-a has isMTLS {:?}",
+                    e.is_mtls
+                )),
+                None => Ok(()),
+            }
+        },
+    )
     .await
 }

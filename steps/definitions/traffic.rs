@@ -38,12 +38,17 @@ async fn mirrored(world: &mut HappyWorld) -> Step {
         &format!("{MIRROR_TARGET}'s sidecar to count {sent} mirrored requests"),
         &policy,
         || async move {
-            let samples = env_ref.sidecar_metrics(MIRROR_TARGET).await.map_err(|e| e.0)?;
+            let samples = env_ref
+                .sidecar_metrics(MIRROR_TARGET)
+                .await
+                .map_err(|e| e.0)?;
             let grown = received_by(&samples, MIRROR_TARGET) - before;
             if grown >= f64::from(sent) {
                 Ok(grown)
             } else {
-                Err(format!("its inbound count grew by {grown}, not yet by {sent}"))
+                Err(format!(
+                    "its inbound count grew by {grown}, not yet by {sent}"
+                ))
             }
         },
     )

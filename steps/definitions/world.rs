@@ -10,7 +10,8 @@ use cucumber::World;
 use happy_istio::cluster::{Cluster, ExecOutput, HttpResponse};
 use happy_istio::diagnostics::Diagnostics;
 use happy_istio::manifests::{Manifest, ManifestDir};
-use happy_istio::probes::{Convergence, Sample, parse_prometheus};
+use happy_istio::probes::curl::curl_command;
+use happy_istio::probes::{Convergence, CurlResult, Sample, parse_prometheus};
 use happy_istio::provision::{ClusterHandle, IstioInstall};
 use happy_istio::timeouts::Timeouts;
 use k8s_openapi::api::core::v1::Pod;
@@ -158,38 +159,39 @@ impl Env {
         let pods = self.cluster.deployment_pods(namespace, deployment).await?;
         pods.into_iter()
             .find(happy_istio::cluster::pod_is_ready)
-            .ok_or_else(|| Failure(format!("deployment {namespace}/{deployment} has no Ready pod")))
+            .ok_or_else(|| {
+                Failure(format!(
+                    "deployment {namespace}/{deployment} has no Ready pod"
+                ))
+            })
     }
 
     /// Run curl in a deployment's application container (through its sidecar when meshed).
-    /// The output ends with the status code on its own line (`-w "\n%{http_code}"`).
     pub async fn curl_from(
         &self,
         namespace: &str,
         deployment: &str,
         url: &str,
-    ) -> Result<ExecOutput, Failure> {
+    ) -> Result<Curl, Failure> {
         let pod = self.ready_pod(namespace, deployment).await?;
         let container = app_container(&pod)?;
-        let name = pod_name(&pod);
-        Ok(self
-            .cluster
-            .exec(namespace, &name, &container, &curl_command(url))
-            .await?)
+        self.curl_from_pod(namespace, &pod_name(&pod), &container, url)
+            .await
     }
 
-    /// Run curl in a bare pod's only container (the legacy client).
+    /// Run curl in a given pod and container (the legacy client has one container).
     pub async fn curl_from_pod(
         &self,
         namespace: &str,
         pod: &str,
         container: &str,
         url: &str,
-    ) -> Result<ExecOutput, Failure> {
-        Ok(self
-            .cluster
-            .exec(namespace, pod, container, &curl_command(url))
-            .await?)
+    ) -> Result<Curl, Failure> {
+        let command = curl_command(url, self.timeouts.request);
+        let argv: Vec<&str> = command.iter().map(String::as_str).collect();
+        let exec = self.cluster.exec(namespace, pod, container, &argv).await?;
+        let result = CurlResult::from_output(exec.exit_code, &exec.stdout)?;
+        Ok(Curl { exec, result })
     }
 
     /// The merged Prometheus metrics of a deployment's sidecar, as the workshop reads them:
@@ -216,19 +218,6 @@ impl Env {
     }
 }
 
-/// The curl command the steps run inside pods: silent, errors on stderr, status code last.
-pub fn curl_command(url: &str) -> [&str; 5] {
-    ["curl", "-sS", "-w", "\n%{http_code}", url]
-}
-
-/// Split curl's output (`-w "\n%{http_code}"`) into the body and the status code.
-pub fn split_curl_output(stdout: &str) -> (String, String) {
-    match stdout.rsplit_once('\n') {
-        Some((body, code)) => (body.to_string(), code.trim().to_string()),
-        None => (String::new(), stdout.trim().to_string()),
-    }
-}
-
 /// The pod's name.
 pub fn pod_name(pod: &Pod) -> String {
     pod.metadata.name.clone().unwrap_or_default()
@@ -242,7 +231,41 @@ pub fn app_container(pod: &Pod) -> Result<String, Failure> {
         .flat_map(|s| s.containers.iter())
         .map(|c| c.name.clone())
         .find(|n| n != SIDECAR)
-        .ok_or_else(|| Failure(format!("pod {} has no application container", pod_name(pod))))
+        .ok_or_else(|| {
+            Failure(format!(
+                "pod {} has no application container",
+                pod_name(pod)
+            ))
+        })
+}
+
+/// One curl run inside a pod: what the exec returned, and what curl made of it.
+#[derive(Debug, Clone)]
+pub struct Curl {
+    pub exec: ExecOutput,
+    pub result: CurlResult,
+}
+
+impl Curl {
+    /// The status code, or `000` when there was no response.
+    pub fn status(&self) -> String {
+        self.result
+            .http_code
+            .map_or_else(|| "000".to_string(), |c| c.to_string())
+    }
+
+    /// What happened, for messages: outcome, status and curl's stderr.
+    pub fn describe(&self) -> String {
+        format!(
+            "curl {} with status {}{}",
+            self.result.outcome,
+            self.status(),
+            match self.exec.stderr.trim() {
+                "" => String::new(),
+                e => format!(": {e}"),
+            }
+        )
+    }
 }
 
 /// Where a scenario's requests go.
@@ -307,8 +330,8 @@ pub struct HappyWorld {
     pub injected: Vec<Manifest>,
     /// What a packet capture printed.
     pub capture: Option<String>,
-    /// The last curl a client made, with its exit code.
-    pub last_curl: Option<ExecOutput>,
+    /// The last curl a client made.
+    pub last_curl: Option<Curl>,
     /// Kiali's graph, as fetched.
     pub graph: Option<happy_istio::checks::addons::KialiGraph>,
 }
@@ -350,8 +373,8 @@ impl HappyWorld {
 
     /// The request target a previous "I request …" step chose.
     pub fn target(&self) -> Result<Target, Failure> {
-        self.target
-            .clone()
-            .ok_or_else(|| Failure("no request was chosen: a step \"I request …\" must come first".into()))
+        self.target.clone().ok_or_else(|| {
+            Failure("no request was chosen: a step \"I request …\" must come first".into())
+        })
     }
 }

@@ -1,0 +1,157 @@
+//! The sandbox's Kubernetes API server: HTTPS on loopback with a bearer token, discovery,
+//! CRUD with watch and the patch flavours, Tables, and pod logs / exec / port-forward.
+
+pub mod auth;
+pub mod body;
+pub mod crud;
+pub mod discovery;
+pub mod exec;
+pub mod openapi;
+pub mod patch;
+pub mod portforward;
+pub mod protobuf;
+pub mod router;
+pub mod status;
+pub mod table;
+pub mod tls;
+pub mod watch;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::controllers::Cluster;
+use body::{Body, json_response};
+use router::Route;
+use status::ApiError;
+
+/// What every request handler needs.
+pub struct ApiState {
+    pub cluster: Arc<Cluster>,
+    pub token: String,
+    /// `127.0.0.1:PORT`, for the `/api` document.
+    pub server_address: String,
+    /// Cancelled at shutdown: ends watches, log follows and streams.
+    pub shutdown: CancellationToken,
+    /// Every connection and stream task, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+}
+
+/// Accept TLS connections until `state.shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<ApiState>) {
+    let acceptor = TlsAcceptor::from(tls);
+    loop {
+        let accepted = tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                continue;
+            }
+        };
+        // Loopback only: the listener is bound to 127.0.0.1, this guards against mistakes.
+        if !peer.ip().is_loopback() {
+            continue;
+        }
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        let token = state.shutdown.clone();
+        state.tasks.clone().spawn(async move {
+            let tls = tokio::select! {
+                _ = token.cancelled() => return,
+                tls = acceptor.accept(tcp) => match tls {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::debug!("TLS handshake with {peer} failed: {e}");
+                        return;
+                    }
+                },
+            };
+            let svc = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(state, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), svc)
+                .with_upgrades();
+            tokio::select! {
+                _ = token.cancelled() => {}
+                r = conn => if let Err(e) = r {
+                    tracing::debug!("connection from {peer} ended: {e}");
+                },
+            }
+        });
+    }
+}
+
+async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let result = dispatch(&state, req).await;
+    match result {
+        Ok(r) => {
+            tracing::debug!("{method} {path} -> {}", r.status());
+            r
+        }
+        Err(e) => {
+            tracing::debug!("{method} {path} -> {e}");
+            body::error_response(&e)
+        }
+    }
+}
+
+async fn dispatch(
+    state: &Arc<ApiState>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    auth::check(&req, &state.token)?;
+    let registry = &state.cluster.registry;
+    let route = router::route(registry, req.uri().path())?;
+    if !matches!(route, Route::Resource(_)) && req.method() != Method::GET {
+        return Err(ApiError::method_not_allowed(format!(
+            "{} is not supported on {}",
+            req.method(),
+            req.uri().path()
+        )));
+    }
+    match route {
+        Route::Version => Ok(json_response(200, &discovery::version())),
+        Route::Health => Ok(body::text_response(200, "ok")),
+        Route::CoreVersions => Ok(json_response(
+            200,
+            &discovery::core_versions(&state.server_address),
+        )),
+        Route::Groups => Ok(json_response(200, &discovery::groups(registry))),
+        Route::Group(g) => Ok(json_response(200, &discovery::group(registry, &g))),
+        Route::Resources { group, version } => Ok(json_response(
+            200,
+            &discovery::resources(registry, &group, &version),
+        )),
+        Route::OpenApi => {
+            let path = req.uri().path();
+            let doc = match path.trim_end_matches('/') {
+                "/openapi/v3" => Some(openapi::root(registry)),
+                p => p
+                    .strip_prefix("/openapi/v3/")
+                    .and_then(|gv| openapi::group_version(registry, gv)),
+            };
+            doc.map(|d| json_response(200, &d)).ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "the sandbox serves no OpenAPI document at {path} (only a minimal /openapi/v3)"
+                ))
+            })
+        }
+        Route::Resource(target) => crud::handle(state, req, target).await,
+    }
+}

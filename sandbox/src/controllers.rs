@@ -1,1 +1,0 @@
-//! controllers (work in progress)

@@ -1,1 +1,0 @@
-//! fake_service (work in progress)

@@ -1,1 +1,0 @@
-//! net (work in progress)

@@ -1,1 +1,0 @@
-//! runtime (work in progress)

@@ -1,0 +1,280 @@
+//! The [`Sandbox`]: API server, controllers and runtime started together, stopped together.
+//! This is the library entry point the suite's `sandbox` provisioner and `happy-sandbox up`
+//! use.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, ApiState, tls};
+use crate::controllers::{self, Cluster, PodAdmission};
+use crate::cri::Runtime;
+use crate::kubeconfig;
+use crate::runtime::LocalRuntime;
+use crate::store::{Registry, ResourceType, Store};
+
+/// How to start a sandbox. Defaults: a fresh temporary state directory, a random port.
+#[derive(Clone, Debug, Default)]
+pub struct SandboxOptions {
+    /// Where the kubeconfig (and the runtime's state) go; a temporary directory if `None`.
+    pub state_dir: Option<PathBuf>,
+    /// The API server's port on 127.0.0.1; random if `None`.
+    pub port: Option<u16>,
+}
+
+/// Starting a sandbox failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot listen on 127.0.0.1:{port}: {source}{}", if source.kind() == std::io::ErrorKind::AddrInUse { " (the port is in use; choose another with --port, or omit it for a random one)" } else { "" })]
+    Listen {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Kubeconfig(#[from] kubeconfig::KubeconfigError),
+    #[error("the pod runtime cannot start: {0}")]
+    Runtime(String),
+}
+
+/// A running sandbox cluster.
+pub struct Sandbox {
+    server_url: String,
+    token: String,
+    ca_pem: String,
+    kubeconfig_path: PathBuf,
+    cluster: Arc<Cluster>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    /// The real runtime when started with [`Sandbox::start`]: shut down with the sandbox.
+    local: Option<Arc<LocalRuntime>>,
+    /// Kept so the temporary state directory lives as long as the sandbox.
+    _temp: Option<TempDir>,
+}
+
+/// A temporary directory removed on drop (no extra dependency for one directory).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Sandbox {
+    /// Start with the real pod runtime.
+    pub async fn start(options: SandboxOptions) -> Result<Sandbox, SandboxError> {
+        let local = crate::runtime::LocalRuntime::new()
+            .map_err(|e| SandboxError::Runtime(e.to_string()))?;
+        let runtime: Arc<dyn Runtime> = local.clone();
+        let mut sandbox = Self::start_with_runtime(options, runtime).await?;
+        sandbox.local = Some(local);
+        Ok(sandbox)
+    }
+
+    /// Start with any runtime (tests use a fake one).
+    pub async fn start_with_runtime(
+        options: SandboxOptions,
+        runtime: Arc<dyn Runtime>,
+    ) -> Result<Sandbox, SandboxError> {
+        let (state_dir, temp) = match options.state_dir {
+            Some(dir) => (dir, None),
+            None => {
+                let dir = std::env::temp_dir().join(format!(
+                    "happy-sandbox-{}-{}",
+                    std::process::id(),
+                    crate::store::random_suffix(8)
+                ));
+                (dir.clone(), Some(TempDir(dir)))
+            }
+        };
+        std::fs::create_dir_all(&state_dir).map_err(|source| SandboxError::StateDir {
+            path: state_dir.clone(),
+            source,
+        })?;
+        let port = options.port.unwrap_or(0);
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|source| SandboxError::Listen { port, source })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Listen { port, source })?
+            .port();
+        let certs = tls::generate()?;
+        let token = random_token();
+        let server_url = format!("https://127.0.0.1:{port}");
+        let kubeconfig_path = state_dir.join("kubeconfig");
+        kubeconfig::write(
+            &kubeconfig_path,
+            &kubeconfig::render(&server_url, &certs.ca_pem, &token),
+        )?;
+
+        let cluster = Arc::new(Cluster::new(runtime));
+        controllers::namespace::bootstrap(&cluster);
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        controllers::spawn_all(&cluster, &shutdown, &tasks);
+        let state = Arc::new(ApiState {
+            cluster: cluster.clone(),
+            token: token.clone(),
+            server_address: format!("127.0.0.1:{port}"),
+            shutdown: shutdown.clone(),
+            tasks: tasks.clone(),
+        });
+        tasks.spawn(api::serve(listener, certs.server_config, state));
+        Ok(Sandbox {
+            server_url,
+            token,
+            ca_pem: certs.ca_pem,
+            kubeconfig_path,
+            cluster,
+            shutdown,
+            tasks,
+            local: None,
+            _temp: temp,
+        })
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn server_url(&self) -> &str {
+        &self.server_url
+    }
+
+    /// The bearer token the API server accepts.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The CA that signed the serving certificate (PEM).
+    pub fn ca_certificate_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The kubeconfig written at start (mode 0600).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig_path
+    }
+
+    /// The object store (for in-process inspection).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.cluster.store
+    }
+
+    /// The resource registry: register custom resource types here.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.cluster.registry
+    }
+
+    /// Serve another resource type, for example an Istio CRD version.
+    pub fn register_resource(&self, resource: ResourceType) {
+        self.cluster.registry.register(resource);
+    }
+
+    /// Add a hook run on every pod creation (sidecar injection).
+    pub fn add_pod_admission(&self, hook: Arc<dyn PodAdmission>) {
+        self.cluster.add_pod_admission(hook);
+    }
+
+    /// The real pod runtime (pod networks, captures, extra programs), when started with
+    /// [`Sandbox::start`].
+    pub fn local_runtime(&self) -> Option<&Arc<LocalRuntime>> {
+        self.local.as_ref()
+    }
+
+    /// The shared cluster state (store, registry, runtime).
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// Stop the API server and controllers, then every pod; returns when all of it ended.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        let (pods, _) = self.cluster.store.list(&controllers::gr("", "pods"), None);
+        let stops: Vec<_> = pods
+            .iter()
+            .filter(|p| !p["spec"]["nodeName"].is_null())
+            .map(|p| {
+                self.cluster.runtime.stop_pod(
+                    p["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    p["metadata"]["name"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        futures::future::join_all(stops).await;
+        for (ns, name) in services(&self.cluster) {
+            self.cluster.runtime.remove_service(&ns, &name);
+        }
+        if let Some(local) = &self.local {
+            local.shutdown().await;
+        }
+    }
+}
+
+fn services(cluster: &Cluster) -> Vec<(String, String)> {
+    cluster
+        .store
+        .list(&controllers::gr("", "services"), None)
+        .0
+        .iter()
+        .map(|s| {
+            (
+                s["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                s["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+impl Drop for Sandbox {
+    /// Without `shutdown().await` (a test that panicked, say): cancel every task and ask the
+    /// runtime to stop every pod. The stops are spawned when a runtime is still there.
+    fn drop(&mut self) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        self.shutdown.cancel();
+        self.tasks.close();
+        let (pods, _) = self.cluster.store.list(&controllers::gr("", "pods"), None);
+        for p in pods.iter().filter(|p| !p["spec"]["nodeName"].is_null()) {
+            let stop = self.cluster.runtime.stop_pod(
+                p["metadata"]["namespace"].as_str().unwrap_or_default(),
+                p["metadata"]["name"].as_str().unwrap_or_default(),
+            );
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(stop);
+            }
+        }
+        for (ns, name) in services(&self.cluster) {
+            self.cluster.runtime.remove_service(&ns, &name);
+        }
+        if let (Some(local), Ok(handle)) =
+            (self.local.clone(), tokio::runtime::Handle::try_current())
+        {
+            handle.spawn(async move { local.shutdown().await });
+        }
+    }
+}

@@ -1,0 +1,713 @@
+//! The API server and controllers through kube-rs (the client the suite uses), on the fake
+//! runtime: discovery, the workshop's apply / wait / restart / delete, server-side apply field
+//! removal, watch, errors, exec, logs and port-forward.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{BAD_IMAGE, client, eventually, fake_sandbox, workshop_yaml};
+use futures::{StreamExt, TryStreamExt};
+use happy_sandbox::store::ResourceType;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Pod};
+use kube::api::{
+    Api, AttachParams, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams,
+    PostParams, WatchEvent, WatchParams,
+};
+use kube::discovery::{Discovery, Scope};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Server-side apply every document of a YAML stream, as the suite does.
+async fn apply_yaml(client: &Client, discovery: &Discovery, namespace: &str, yaml: &str) {
+    for doc in yaml.split("\n---\n").chain(std::iter::empty()) {
+        let obj: DynamicObject = serde_saphyr::from_str(doc).expect("workshop YAML parses");
+        let gvk = obj
+            .types
+            .as_ref()
+            .map(|t| kube::core::GroupVersionKind::try_from(t).unwrap())
+            .unwrap();
+        let (ar, caps) = discovery.resolve_gvk(&gvk).expect("kind is discoverable");
+        let api: Api<DynamicObject> = if caps.scope == Scope::Namespaced {
+            Api::namespaced_with(client.clone(), namespace, &ar)
+        } else {
+            Api::all_with(client.clone(), &ar)
+        };
+        api.patch(
+            &obj.name_any(),
+            &PatchParams::apply("happy").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply {} {}: {e}", gvk.kind, obj.name_any()));
+    }
+}
+
+async fn create_namespace(client: &Client, name: &str) {
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+    )
+    .await
+    .expect("namespace created");
+}
+
+fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn ready_pods(pods: &Api<Pod>, selector: &str, want: usize) -> Vec<Pod> {
+    eventually(&format!("{want} ready pods {selector}"), LIMIT, || async {
+        let list = pods
+            .list(&ListParams::default().labels(selector))
+            .await
+            .ok()?;
+        let ready: Vec<Pod> = list
+            .items
+            .into_iter()
+            .filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
+            .collect();
+        (ready.len() == want).then_some(ready)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_and_version() {
+    let (sandbox, _rt) = fake_sandbox().await;
+    let client = client(&sandbox).await;
+    let v = client.apiserver_version().await.unwrap();
+    assert_eq!(v.major, "1");
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    for (group, kind) in [
+        ("", "Pod"),
+        ("apps", "Deployment"),
+        ("discovery.k8s.io", "EndpointSlice"),
+        ("", "Namespace"),
+    ] {
+        let found = discovery.groups().any(|g| {
+            g.name() == group
+                && g.recommended_resources()
+                    .iter()
+                    .any(|(ar, _)| ar.kind == kind)
+        });
+        assert!(found, "{group}/{kind} is discoverable");
+    }
+    // Built-in namespaces and their default ServiceAccounts exist.
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let names: Vec<String> = nss
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
+    for want in ["default", "kube-system", "kube-public", "istio-system"] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), "istio-system");
+    sas.get("default")
+        .await
+        .expect("default ServiceAccount in istio-system");
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workshop_apply_wait_restart_delete() {
+    let (sandbox, rt) = fake_sandbox().await;
+    let client = client(&sandbox).await;
+    create_namespace(&client, "istioinaction").await;
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    for f in ["services-a.yaml", "services-b.yaml", "services-c-v1.yaml"] {
+        apply_yaml(&client, &discovery, "istioinaction", &workshop_yaml(f)).await;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "istioinaction");
+    for app in ["service-a", "service-b", "service-c"] {
+        ready_pods(&pods, &format!("app={app}"), 1).await;
+    }
+    // Deployment status as rollout status reads it.
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "istioinaction");
+    let d = eventually("service-a available", LIMIT, || async {
+        let d = deploys.get("service-a").await.ok()?;
+        let s = d.status.clone()?;
+        (s.available_replicas == Some(1) && s.observed_generation == d.metadata.generation)
+            .then_some(d)
+    })
+    .await;
+    let conds = d.status.unwrap().conditions.unwrap();
+    assert!(
+        conds
+            .iter()
+            .any(|c| c.type_ == "Available" && c.status == "True")
+    );
+    assert!(
+        conds
+            .iter()
+            .any(|c| c.type_ == "Progressing"
+                && c.reason.as_deref() == Some("NewReplicaSetAvailable"))
+    );
+    // Services got ClusterIPs, endpoints and the runtime's forwarding.
+    let eps: Api<Endpoints> = Api::namespaced(client.clone(), "istioinaction");
+    eventually("service-a endpoints", LIMIT, || async {
+        let e = eps.get("service-a").await.ok()?;
+        let addrs = e.subsets?.first()?.addresses.clone()?;
+        (addrs.len() == 1).then_some(())
+    })
+    .await;
+    eventually("runtime knows service-a", LIMIT, || async {
+        let services = rt.services.lock().unwrap();
+        let v = services.get(&("istioinaction".to_string(), "service-a".to_string()))?;
+        (v.endpoints.len() == 1 && v.endpoints[0].ready && v.ports[0].port == 80).then_some(())
+    })
+    .await;
+
+    // Rollout restart: a new pod replaces the old one, and never zero ready pods.
+    let old = ready_pods(&pods, "app=service-a", 1).await[0].name_any();
+    deploys.restart("service-a").await.unwrap();
+    let new = eventually(
+        "a new service-a pod replaced the old one",
+        LIMIT,
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels("app=service-a"))
+                .await
+                .ok()?;
+            let live: Vec<&Pod> = list
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            (live.len() == 1 && live[0].name_any() != old && is_ready(live[0]))
+                .then(|| live[0].name_any())
+        },
+    )
+    .await;
+    assert_ne!(new, old);
+    eventually("old pod stopped in the runtime", LIMIT, || async {
+        rt.stopped
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, n)| *n == old)
+            .then_some(())
+    })
+    .await;
+    let events: Api<Event> = Api::namespaced(client.clone(), "istioinaction");
+    let evs = events.list(&ListParams::default()).await.unwrap().items;
+    for reason in ["Scheduled", "ScalingReplicaSet", "Killing", "Started"] {
+        assert!(
+            evs.iter().any(|e| e.reason.as_deref() == Some(reason)),
+            "an event {reason}"
+        );
+    }
+
+    // Deleting the Deployment deletes its ReplicaSets and pods (garbage collection).
+    deploys
+        .delete("service-a", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("service-a pods gone", LIMIT, || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=service-a"))
+            .await
+            .ok()?;
+        list.items.is_empty().then_some(())
+    })
+    .await;
+    // Deleting the namespace deletes everything in it, then the namespace.
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.delete("istioinaction", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("namespace gone", LIMIT, || async {
+        matches!(nss.get("istioinaction").await, Err(kube::Error::Api(e)) if e.code == 404)
+            .then_some(())
+    })
+    .await;
+    assert!(rt.pods.lock().unwrap().is_empty(), "no pod left running");
+    assert!(rt.services.lock().unwrap().is_empty(), "no service left");
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_removes_fields_the_manager_dropped() {
+    let (sandbox, _rt) = fake_sandbox().await;
+    for v in ["v1alpha3", "v1beta1", "v1"] {
+        sandbox.register_resource(ResourceType::custom(
+            "networking.istio.io",
+            v,
+            "VirtualService",
+            "virtualservices",
+            true,
+            &["vs"],
+        ));
+    }
+    let client = client(&sandbox).await;
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    let gvk =
+        kube::core::GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService");
+    let (ar, _) = discovery
+        .resolve_gvk(&gvk)
+        .expect("VirtualService registered");
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    let mirror = r#"apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata:
+  name: service-c
+spec:
+  hosts:
+  - service-c.istioinaction.svc.cluster.local
+  gateways:
+  - mesh
+  http:
+  - route:
+    - destination:
+        host: service-c.istioinaction.svc.cluster.local
+        subset: version-v1
+    mirror:
+      host: service-c.istioinaction.svc.cluster.local
+      subset: version-v2
+    mirrorPercentage:
+      value: 100.0
+"#;
+    let plain = mirror.split("    mirror:").next().unwrap();
+    let pp = PatchParams::apply("happy").force();
+    let obj: DynamicObject = serde_saphyr::from_str(mirror).unwrap();
+    let applied = api
+        .patch("service-c", &pp, &Patch::Apply(&obj))
+        .await
+        .unwrap();
+    assert!(applied.data["spec"]["http"][0].get("mirror").is_some());
+    let obj: DynamicObject = serde_saphyr::from_str(plain).unwrap();
+    let applied = api
+        .patch("service-c", &pp, &Patch::Apply(&obj))
+        .await
+        .unwrap();
+    assert!(
+        applied.data["spec"]["http"][0].get("mirror").is_none(),
+        "{:?}",
+        applied.data
+    );
+    assert!(
+        applied.data["spec"]["http"][0]
+            .get("mirrorPercentage")
+            .is_none()
+    );
+    // The same object is served under every registered version.
+    let v1 = discovery
+        .resolve_gvk(&kube::core::GroupVersionKind::gvk(
+            "networking.istio.io",
+            "v1",
+            "VirtualService",
+        ))
+        .unwrap()
+        .0;
+    let again: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &v1);
+    assert_eq!(
+        again
+            .get("service-c")
+            .await
+            .unwrap()
+            .types
+            .unwrap()
+            .api_version,
+        "networking.istio.io/v1"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_streams_changes_and_honours_timeout() {
+    let (sandbox, _rt) = fake_sandbox().await;
+    let client = client(&sandbox).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let list = cms.list(&ListParams::default()).await.unwrap();
+    let rv = list.metadata.resource_version.unwrap();
+    let mut stream = cms
+        .watch(&WatchParams::default().timeout(2), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "watched", "labels": {"a": "b"}}, "data": {"k": "v"}}),
+    )
+    .unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    cms.delete("watched", &DeleteParams::default())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Some(ev) = stream.try_next().await.unwrap() {
+        match ev {
+            WatchEvent::Added(c) => seen.push(format!("ADDED {}", c.name_any())),
+            WatchEvent::Deleted(c) => seen.push(format!("DELETED {}", c.name_any())),
+            WatchEvent::Modified(c) => seen.push(format!("MODIFIED {}", c.name_any())),
+            _ => {}
+        }
+    }
+    // The stream ended on its own: timeoutSeconds=2 was honoured.
+    assert_eq!(seen, ["ADDED watched", "DELETED watched"]);
+
+    // kube-rs' watcher (list + watch) sees objects created later.
+    let mut w = kube::runtime::watcher(
+        cms.clone(),
+        kube::runtime::watcher::Config::default().labels("a=b"),
+    )
+    .boxed();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let found = tokio::time::timeout(LIMIT, async {
+        while let Some(ev) = w.try_next().await.unwrap() {
+            if let kube::runtime::watcher::Event::Apply(c)
+            | kube::runtime::watcher::Event::InitApply(c) = ev
+                && c.name_any() == "watched"
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(found);
+    sandbox.shutdown().await;
+}
+
+async fn raw(
+    client: &Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> kube::Error {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", content_type)
+        .body(body.as_bytes().to_vec())
+        .unwrap();
+    client
+        .request_text(req)
+        .await
+        .expect_err("the request must fail")
+}
+
+fn code(e: &kube::Error) -> (u16, String) {
+    match e {
+        kube::Error::Api(s) => (s.code, s.message.clone()),
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_status_objects_with_the_right_codes() {
+    let (sandbox, _rt) = fake_sandbox().await;
+    let client = client(&sandbox).await;
+    let cms_path = "/api/v1/namespaces/default/configmaps";
+    let (c, m) = code(&raw(&client, "POST", cms_path, "application/json", "{not: [yaml").await);
+    assert_eq!(c, 400, "{m}");
+    let (c, m) = code(
+        &raw(
+            &client,
+            "GET",
+            "/apis/example.com/v1/namespaces/default/widgets",
+            "application/json",
+            "",
+        )
+        .await,
+    );
+    assert_eq!(c, 404, "{m}");
+    let (c, _) = code(
+        &raw(
+            &client,
+            "GET",
+            "/api/v1/namespaces/default/gadgets",
+            "application/json",
+            "",
+        )
+        .await,
+    );
+    assert_eq!(c, 404);
+    let (c, m) = code(
+        &raw(
+            &client,
+            "POST",
+            "/api/v1/namespaces/nowhere/configmaps",
+            "application/json",
+            r#"{"metadata":{"name":"x"}}"#,
+        )
+        .await,
+    );
+    assert_eq!(c, 404);
+    assert!(m.contains("nowhere"), "{m}");
+    let (c, m) = code(
+        &raw(
+            &client,
+            "POST",
+            cms_path,
+            "application/json",
+            r#"{"metadata":{"name":"x","labels":{"a":"not valid!"}}}"#,
+        )
+        .await,
+    );
+    assert_eq!(c, 422, "{m}");
+    assert!(m.contains("\"x\"") && m.contains("metadata.labels"), "{m}");
+    let (c, m) = code(
+        &raw(
+            &client,
+            "POST",
+            cms_path,
+            "application/json",
+            r#"{"metadata":{}}"#,
+        )
+        .await,
+    );
+    assert_eq!(c, 422, "{m}");
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "c1"}, "data": {"a": "1"}})).unwrap();
+    let created = cms.create(&PostParams::default(), &cm).await.unwrap();
+    match cms.create(&PostParams::default(), &cm).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists"));
+            assert!(s.message.contains("c1"), "{}", s.message);
+        }
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    let mut changed = created.clone();
+    changed
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("a".into(), "2".into());
+    cms.replace("c1", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    // The first version is stale now.
+    match cms.replace("c1", &PostParams::default(), &created).await {
+        Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (409, "Conflict")),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    // Bad patches.
+    let (c, _) = code(
+        &raw(
+            &client,
+            "PATCH",
+            &format!("{cms_path}/c1"),
+            "application/merge-patch+json",
+            "[1,2]",
+        )
+        .await,
+    );
+    assert_eq!(c, 400);
+    let (c, _) = code(
+        &raw(
+            &client,
+            "PATCH",
+            &format!("{cms_path}/c1"),
+            "application/json-patch+json",
+            r#"[{"op":"test","path":"/data/a","value":"nope"}]"#,
+        )
+        .await,
+    );
+    assert_eq!(c, 422);
+    let (c, _) = code(
+        &raw(
+            &client,
+            "PATCH",
+            &format!("{cms_path}/c1"),
+            "application/json-patch+json",
+            r#"{"op":"add"}"#,
+        )
+        .await,
+    );
+    assert_eq!(c, 400);
+    let (c, _) = code(
+        &raw(
+            &client,
+            "PATCH",
+            &format!("{cms_path}/c1"),
+            "text/plain",
+            "x",
+        )
+        .await,
+    );
+    assert_eq!(c, 415);
+    // Strategic merge: a label added, data merged.
+    let patched = cms
+        .patch(
+            "c1",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"metadata": {"labels": {"l": "v"}}, "data": {"b": "3"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.labels().get("l").map(String::as_str), Some("v"));
+    assert_eq!(patched.data.unwrap().len(), 2);
+
+    // No or a wrong token: 401.
+    let text = std::fs::read_to_string(sandbox.kubeconfig_path()).unwrap();
+    let bad = text.replace(sandbox.token(), "not-the-token");
+    let kc = kube::config::Kubeconfig::from_yaml(&bad).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let bad_client = Client::try_from(config).unwrap();
+    let e = Api::<ConfigMap>::namespaced(bad_client, "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e).0, 401);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_logs_port_forward_and_image_errors() {
+    let (sandbox, _rt) = fake_sandbox().await;
+    let client = client(&sandbox).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p", "labels": {"x": "y"}},
+        "spec": {"containers": [{"name": "main", "image": "radial/busyboxplus:curl"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    ready_pods(&pods, "x=y", 1).await;
+
+    // exec: stdout, stderr and the exit code (status channel).
+    let mut attached = pods
+        .exec(
+            "p",
+            vec!["fake", "out-text", "err-text", "56"],
+            &AttachParams::default().stderr(true),
+        )
+        .await
+        .unwrap();
+    let mut out = String::new();
+    attached
+        .stdout()
+        .unwrap()
+        .read_to_string(&mut out)
+        .await
+        .unwrap();
+    let mut err = String::new();
+    attached
+        .stderr()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
+    let status = attached.take_status().unwrap().await.unwrap();
+    assert_eq!((out.as_str(), err.as_str()), ("out-text", "err-text"));
+    assert_eq!(status.status.as_deref(), Some("Failure"));
+    assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+    let cause = &status.details.unwrap().causes.unwrap()[0];
+    assert_eq!(
+        (cause.reason.as_deref(), cause.message.as_deref()),
+        (Some("ExitCode"), Some("56"))
+    );
+    let mut ok = pods
+        .exec("p", vec!["fake", "", "", "0"], &AttachParams::default())
+        .await
+        .unwrap();
+    let status = ok.take_status().unwrap().await.unwrap();
+    assert_eq!(status.status.as_deref(), Some("Success"));
+    // stdin reaches the command (closing it ends `cat`).
+    let mut cat = pods
+        .exec("p", vec!["cat"], &AttachParams::default().stdin(true))
+        .await
+        .unwrap();
+    let mut stdin = cat.stdin().unwrap();
+    stdin.write_all(b"hello stdin").await.unwrap();
+    stdin.shutdown().await.unwrap();
+    drop(stdin);
+    let mut echoed = String::new();
+    cat.stdout()
+        .unwrap()
+        .read_to_string(&mut echoed)
+        .await
+        .unwrap();
+    assert_eq!(echoed, "hello stdin");
+
+    // logs, with tailLines.
+    let all = pods.logs("p", &LogParams::default()).await.unwrap();
+    assert_eq!(
+        all,
+        "first line of default/p/main\nsecond line of default/p/main\n"
+    );
+    let tail = pods
+        .logs(
+            "p",
+            &LogParams {
+                tail_lines: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(tail, "second line of default/p/main\n");
+    let e = pods
+        .logs(
+            "p",
+            &LogParams {
+                container: Some("nope".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e).0, 400);
+
+    // port-forward: bytes both ways.
+    let mut pf = pods.portforward("p", &[8080]).await.unwrap();
+    let mut stream = pf.take_stream(8080).unwrap();
+    stream.write_all(b"ping").await.unwrap();
+    let mut buf = vec![0u8; "port 8080: ping".len()];
+    stream.read_exact(&mut buf).await.unwrap();
+    assert_eq!(String::from_utf8(buf).unwrap(), "port 8080: ping");
+    drop(stream);
+    // A closed port reports on the error channel.
+    let mut pf_bad = pods.portforward("p", &[1]).await.unwrap();
+    let error = pf_bad.take_error(1).unwrap().await;
+    assert!(error.is_some_and(|m| m.contains("port 1")));
+
+    // A pod whose image the runtime cannot provide: ErrImagePull with its message, and events.
+    let bad: Pod = serde_json::from_value(json!({"metadata": {"name": "bad"},
+        "spec": {"containers": [{"name": "main", "image": BAD_IMAGE}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &bad).await.unwrap();
+    let waiting = eventually("ErrImagePull", LIMIT, || async {
+        let p = pods.get("bad").await.ok()?;
+        let cs = p.status?.container_statuses?;
+        cs[0]
+            .state
+            .clone()?
+            .waiting
+            .filter(|w| w.reason.as_deref() == Some("ErrImagePull"))
+    })
+    .await;
+    assert!(waiting.message.unwrap().contains(BAD_IMAGE));
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let evs = events
+        .list(&ListParams::default().fields("involvedObject.name=bad"))
+        .await
+        .unwrap()
+        .items;
+    assert!(evs.iter().any(|e| e.reason.as_deref() == Some("Failed") && e.type_.as_deref() == Some("Warning")));
+
+    // Deleting a pod: Terminating, then gone once the runtime stopped it.
+    pods.delete("p", &DeleteParams::default()).await.unwrap();
+    eventually("pod p gone", LIMIT, || async {
+        matches!(pods.get("p").await, Err(kube::Error::Api(e)) if e.code == 404).then_some(())
+    })
+    .await;
+    sandbox.shutdown().await;
+}

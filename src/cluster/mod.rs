@@ -1,0 +1,815 @@
+//! The suite's only way to talk to Kubernetes: a kube-rs client plus a discovery cache, with
+//! the operations the workshop's steps need (apply and delete manifests, label namespaces,
+//! restart and await rollouts, read pods and logs, exec, and HTTP through port-forwards).
+//!
+//! Every call is bounded by an entry of the [`Timeouts`] table; every error names the object.
+
+mod exec;
+mod http;
+mod pods;
+mod resolve;
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use kube::Client;
+use kube::api::ApiResource;
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams,
+};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, Scope};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::watcher;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::error::{Error, Result, is_kube_not_found};
+use crate::manifests::Manifest;
+use crate::timeouts::Timeouts;
+
+pub use exec::{ExecOutput, exit_code_from_status};
+pub use http::{HttpResponse, USER_AGENT_VALUE, http_get_over, resolve_target_port};
+pub use pods::{
+    container_names, describe_pods, pod_is_ready, pod_is_terminating, ready_containers,
+    rollout_complete, sidecar_present,
+};
+pub use resolve::{KindLookup, Target, resolve_target, target_namespace};
+
+/// Field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "happy-istio";
+
+/// Annotation `kubectl rollout restart` sets on the pod template.
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// An object that was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedObject {
+    /// e.g. `apps/v1`.
+    pub api_version: String,
+    /// e.g. `Deployment`.
+    pub kind: String,
+    /// Its namespace, `None` for cluster-scoped kinds.
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+}
+
+/// A cluster: client, timeouts, and a cache of discovered kinds shared by clones.
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+    timeouts: Timeouts,
+    kinds: Arc<Mutex<HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bounds `fut` by `limit`, turning the timeout into an error that says what was awaited.
+async fn bounded<T>(
+    what: impl FnOnce() -> String,
+    limit: Duration,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Timeout {
+            what: what(),
+            limit,
+            detail: None,
+        }),
+    }
+}
+
+impl Cluster {
+    /// A cluster behind `client`, with every wait bounded by `timeouts`.
+    pub fn new(client: Client, timeouts: Timeouts) -> Self {
+        Cluster {
+            client,
+            timeouts,
+            kinds: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The kube-rs client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The timeout table.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    // --- discovery ---------------------------------------------------------------------
+
+    /// What the cluster serves for `gvk`, `None` when it does not serve it. Found kinds are
+    /// cached; a miss is never cached, so a kind that appears later (Istio's CRDs after its
+    /// install) is found by the next call. Only the kind's own group-version is queried, so
+    /// a broken unrelated API group (an unavailable metrics API) cannot fail the lookup.
+    pub async fn kind(
+        &self,
+        gvk: &GroupVersionKind,
+    ) -> Result<Option<(ApiResource, ApiCapabilities)>> {
+        if let Some(found) = self.kinds.lock().await.get(gvk) {
+            return Ok(Some(found.clone()));
+        }
+        let what = format!("discover kind {} of {}", gvk.kind, gvk.api_version());
+        let found = bounded(|| what.clone(), self.timeouts.request, async {
+            match kube::discovery::pinned_kind(&self.client, gvk).await {
+                Ok(found) => Ok(Some(found)),
+                Err(kube::Error::Discovery(_)) => Ok(None),
+                Err(e) if is_kube_not_found(&e) => Ok(None),
+                Err(e) => Err(Error::kube(what.clone(), e)),
+            }
+        })
+        .await?;
+        if let Some(found) = &found {
+            self.kinds.lock().await.insert(gvk.clone(), found.clone());
+        }
+        Ok(found)
+    }
+
+    /// Resolves a manifest's kind (asking the cluster on a cache miss) and namespace.
+    async fn resolve(&self, manifest: &Manifest, namespace: &str) -> Result<Target> {
+        let gvk = manifest.gvk();
+        let found = self.kind(&gvk).await?;
+        let single: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)> =
+            found.into_iter().map(|f| (gvk.clone(), f)).collect();
+        resolve_target(manifest, &single, namespace)
+    }
+
+    fn dynamic_api(&self, target: &Target) -> Api<DynamicObject> {
+        match &target.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &target.resource),
+            None => Api::all_with(self.client.clone(), &target.resource),
+        }
+    }
+
+    // --- manifests ---------------------------------------------------------------------
+
+    /// Server-side applies every object (field manager `happy-istio`, forced), in order.
+    /// Namespaced objects without a namespace go to `namespace`; an object naming its own
+    /// keeps it. A kind the cluster does not serve is an error naming file, document and kind.
+    pub async fn apply(
+        &self,
+        manifests: &[Manifest],
+        namespace: &str,
+    ) -> Result<Vec<AppliedObject>> {
+        let mut applied = Vec::with_capacity(manifests.len());
+        for manifest in manifests {
+            let target = self.resolve(manifest, namespace).await?;
+            let mut object = manifest.object.clone();
+            object.metadata.namespace = target.namespace.clone();
+            let api = self.dynamic_api(&target);
+            let what = format!("apply {} as {}", manifest.describe(), target.describe());
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            bounded(|| what.clone(), self.timeouts.request, async {
+                api.patch(&target.name, &params, &Patch::Apply(&object))
+                    .await
+                    .map_err(|e| Error::kube(what.clone(), e))
+            })
+            .await?;
+            applied.push(AppliedObject {
+                api_version: manifest.api_version().to_string(),
+                kind: manifest.kind().to_string(),
+                namespace: target.namespace,
+                name: target.name,
+            });
+        }
+        Ok(applied)
+    }
+
+    /// Deletes the objects and waits until they are gone; objects (or kinds) already absent
+    /// are fine. All of it is bounded by the `delete` timeout.
+    pub async fn delete(&self, manifests: &[Manifest], namespace: &str) -> Result<()> {
+        let deadline = Instant::now() + self.timeouts.delete;
+        let mut targets = Vec::new();
+        for manifest in manifests {
+            match self.resolve(manifest, namespace).await {
+                Ok(t) => targets.push(t),
+                // A kind the cluster does not serve has no objects to delete.
+                Err(Error::UnknownKind { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.delete_targets(&targets, deadline).await
+    }
+
+    /// Deletes every object of a kind in `namespace` and waits until they are gone; returns
+    /// how many there were. `Ok(0)` when the cluster does not serve the kind at all.
+    pub async fn delete_all(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<usize> {
+        let deadline = Instant::now() + self.timeouts.delete;
+        let (group, version) = crate::manifests::split_api_version(api_version);
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let Some((resource, caps)) = self.kind(&gvk).await? else {
+            return Ok(0);
+        };
+        if caps.scope != Scope::Namespaced {
+            return Err(Error::Unexpected {
+                what: format!("delete every {kind} in {namespace}"),
+                message: format!("{kind} ({api_version}) is cluster-scoped, not namespaced"),
+            });
+        }
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource);
+        let what = format!("list {kind} in {namespace}");
+        let list = bounded(|| what.clone(), self.timeouts.request, async {
+            api.list(&ListParams::default())
+                .await
+                .map_err(|e| Error::kube(what.clone(), e))
+        })
+        .await?;
+        let targets: Vec<Target> = list
+            .items
+            .iter()
+            .filter_map(|o| o.metadata.name.clone())
+            .map(|name| Target {
+                resource: resource.clone(),
+                namespace: Some(namespace.to_string()),
+                name,
+            })
+            .collect();
+        self.delete_targets(&targets, deadline).await?;
+        Ok(targets.len())
+    }
+
+    async fn delete_targets(&self, targets: &[Target], deadline: Instant) -> Result<()> {
+        // Issue every delete first so the objects go away in parallel, then wait for each.
+        let mut pending = Vec::new();
+        for target in targets {
+            let api = self.dynamic_api(target);
+            let what = format!("delete {}", target.describe());
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let deleted = bounded(|| what.clone(), remaining, async {
+                match api.delete(&target.name, &DeleteParams::default()).await {
+                    Ok(either) => Ok(either.left().and_then(|obj| obj.metadata.uid)),
+                    Err(e) if is_kube_not_found(&e) => Ok(None),
+                    Err(e) => Err(Error::kube(what.clone(), e)),
+                }
+            })
+            .await?;
+            // `Right` (a Status) means it is already gone; `Left` means deletion is pending.
+            if let Some(uid) = deleted {
+                pending.push((api, target, uid));
+            }
+        }
+        for (api, target, uid) in pending {
+            let what = format!("{} to be deleted", target.describe());
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(
+                remaining,
+                await_condition(api.clone(), &target.name, conditions::is_deleted(&uid)),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(Error::Unexpected {
+                        what,
+                        message: format!("watching the deletion failed: {e}"),
+                    });
+                }
+                Err(_) => {
+                    let detail = match api.get_opt(&target.name).await {
+                        Ok(Some(o)) => Some(format!(
+                            "still present, finalizers {:?}",
+                            o.metadata.finalizers.unwrap_or_default()
+                        )),
+                        _ => None,
+                    };
+                    return Err(Error::Timeout {
+                        what,
+                        limit: self.timeouts.delete,
+                        detail,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // --- namespaces --------------------------------------------------------------------
+
+    /// Creates the namespace unless it exists; one that is still terminating is waited for
+    /// and created again.
+    pub async fn ensure_namespace(&self, name: &str) -> Result<()> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let what = format!("ensure namespace {name}");
+        let existing = bounded(|| what.clone(), self.timeouts.request, async {
+            api.get_opt(name)
+                .await
+                .map_err(|e| Error::kube(what.clone(), e))
+        })
+        .await?;
+        if let Some(ns) = existing {
+            let Some(uid) = ns
+                .metadata
+                .uid
+                .filter(|_| ns.metadata.deletion_timestamp.is_some())
+            else {
+                return Ok(());
+            };
+            let gone = format!("namespace {name} to finish terminating");
+            bounded(|| gone.clone(), self.timeouts.delete, async {
+                await_condition(api.clone(), name, conditions::is_deleted(&uid))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::Unexpected {
+                        what: gone.clone(),
+                        message: e.to_string(),
+                    })
+            })
+            .await?;
+        }
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name}
+        }))
+        .map_err(|e| Error::Unexpected {
+            what: what.clone(),
+            message: e.to_string(),
+        })?;
+        bounded(|| what.clone(), self.timeouts.request, async {
+            match api.create(&PostParams::default(), &namespace).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+                Err(e) => Err(Error::kube(what.clone(), e)),
+            }
+        })
+        .await
+    }
+
+    /// Sets (`Some`) or removes (`None`) a label of a namespace.
+    pub async fn set_namespace_label(
+        &self,
+        name: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<()> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let what = match value {
+            Some(v) => format!("label namespace {name} {key}={v}"),
+            None => format!("remove label {key} from namespace {name}"),
+        };
+        // A JSON merge patch: null deletes the key, whoever set it.
+        let patch = serde_json::json!({"metadata": {"labels": {key: value}}});
+        bounded(|| what.clone(), self.timeouts.request, async {
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::kube(what.clone(), e))
+        })
+        .await
+    }
+
+    /// The labels of a namespace.
+    pub async fn namespace_labels(&self, name: &str) -> Result<BTreeMap<String, String>> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let what = format!("get namespace {name}");
+        let ns = bounded(|| what.clone(), self.timeouts.request, async {
+            api.get(name)
+                .await
+                .map_err(|e| Error::kube(what.clone(), e))
+        })
+        .await?;
+        Ok(ns.metadata.labels.unwrap_or_default())
+    }
+
+    // --- deployments and pods ----------------------------------------------------------
+
+    /// `kubectl rollout restart`: stamps the pod template with the current time.
+    pub async fn restart_deployment(&self, namespace: &str, name: &str) -> Result<()> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("restart deployment {name} in {namespace}");
+        // Full precision, unlike kubectl's seconds: two restarts within one second must still
+        // change the template, or the second would roll nothing out.
+        let now = jiff::Timestamp::now().to_string();
+        let patch = serde_json::json!({
+            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}
+        });
+        bounded(|| what.clone(), self.timeouts.request, async {
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::kube(what.clone(), e))
+        })
+        .await
+    }
+
+    /// Waits (bounded by `rollout`) until the deployment's status says the rollout is
+    /// complete and exactly `replicas` pods, all Ready, are left (no pod of an older
+    /// template still running).
+    pub async fn wait_rollout(&self, namespace: &str, name: &str) -> Result<()> {
+        let limit = self.timeouts.rollout;
+        let deadline = Instant::now() + limit;
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("rollout of deployment {name} in {namespace}");
+        let status_done = tokio::time::timeout(
+            limit,
+            await_condition(api.clone(), name, |d: Option<&Deployment>| {
+                d.is_some_and(|d| rollout_complete(d).is_ok())
+            }),
+        )
+        .await;
+        let deployment = match status_done {
+            Ok(Ok(Some(d))) => d,
+            Ok(Ok(None)) => {
+                return Err(Error::Unexpected {
+                    what,
+                    message: "the deployment does not exist".into(),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(Error::Unexpected {
+                    what,
+                    message: format!("watching the deployment failed: {e}"),
+                });
+            }
+            Err(_) => {
+                let detail = match api.get_opt(name).await {
+                    Ok(Some(d)) => rollout_complete(&d).err(),
+                    Ok(None) => Some("the deployment does not exist".into()),
+                    Err(e) => Some(e.to_string()),
+                };
+                return Err(Error::Timeout {
+                    what,
+                    limit,
+                    detail,
+                });
+            }
+        };
+        let replicas = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1);
+        let selector = deployment_selector(&deployment, namespace)?;
+        // Old pods leave after the status already counts only new ones; poll until they are gone.
+        loop {
+            let pods = self.pods(namespace, &selector).await?;
+            let ready = pods.iter().filter(|p| pod_is_ready(p)).count();
+            if usize::try_from(replicas).is_ok_and(|r| pods.len() == r && ready == r) {
+                return Ok(());
+            }
+            if Instant::now() + self.timeouts.poll_interval > deadline {
+                return Err(Error::Timeout {
+                    what,
+                    limit,
+                    detail: Some(format!(
+                        "{replicas} replicas wanted, pods: {}",
+                        describe_pods(&pods)
+                    )),
+                });
+            }
+            tokio::time::sleep(self.timeouts.poll_interval).await;
+        }
+    }
+
+    /// The deployments of a namespace, by name.
+    pub async fn deployments(&self, namespace: &str) -> Result<Vec<Deployment>> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("list deployments in {namespace}");
+        let mut items = bounded(|| what.clone(), self.timeouts.request, async {
+            api.list(&ListParams::default())
+                .await
+                .map(|l| l.items)
+                .map_err(|e| Error::kube(what.clone(), e))
+        })
+        .await?;
+        items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Ok(items)
+    }
+
+    /// Pods matching `label_selector` (empty: all), terminating ones excluded, by name.
+    pub async fn pods(&self, namespace: &str, label_selector: &str) -> Result<Vec<Pod>> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("list pods {label_selector:?} in {namespace}");
+        let params = ListParams::default().labels(label_selector);
+        let items = bounded(|| what.clone(), self.timeouts.request, async {
+            api.list(&params)
+                .await
+                .map(|l| l.items)
+                .map_err(|e| Error::kube(what.clone(), e))
+        })
+        .await?;
+        let mut live: Vec<Pod> = items
+            .into_iter()
+            .filter(|p| !pod_is_terminating(p))
+            .collect();
+        live.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Ok(live)
+    }
+
+    /// The label selector of a deployment, as a string for list calls.
+    pub async fn deployment_selector(&self, namespace: &str, deployment: &str) -> Result<String> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("get deployment {deployment} in {namespace}");
+        let d = bounded(|| what.clone(), self.timeouts.request, async {
+            api.get(deployment)
+                .await
+                .map_err(|e| Error::kube(what.clone(), e))
+        })
+        .await?;
+        deployment_selector(&d, namespace)
+    }
+
+    /// The (non-terminating) pods a deployment selects.
+    pub async fn deployment_pods(&self, namespace: &str, deployment: &str) -> Result<Vec<Pod>> {
+        let selector = self.deployment_selector(namespace, deployment).await?;
+        self.pods(namespace, &selector).await
+    }
+
+    /// Waits (through a watch, bounded by `timeout`) until at least one pod matches and every
+    /// non-terminating match is Ready; returns them.
+    pub async fn wait_pods_ready(
+        &self,
+        namespace: &str,
+        label_selector: &str,
+        timeout: Duration,
+    ) -> Result<Vec<Pod>> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let config = watcher::Config::default().labels(label_selector);
+        let mut seen: BTreeMap<String, Pod> = BTreeMap::new();
+        let mut listing: BTreeMap<String, Pod> = BTreeMap::new();
+        let mut last_error: Option<String> = None;
+        let waited = tokio::time::timeout(timeout, async {
+            let mut events = pin!(watcher(api, config).default_backoff());
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(watcher::Event::Init) => listing.clear(),
+                    Ok(watcher::Event::InitApply(p)) => {
+                        listing.insert(p.metadata.name.clone().unwrap_or_default(), p);
+                    }
+                    Ok(watcher::Event::InitDone) => seen = std::mem::take(&mut listing),
+                    Ok(watcher::Event::Apply(p)) => {
+                        seen.insert(p.metadata.name.clone().unwrap_or_default(), p);
+                    }
+                    Ok(watcher::Event::Delete(p)) => {
+                        seen.remove(p.metadata.name.as_deref().unwrap_or_default());
+                    }
+                    // The watcher retries with backoff; keep the error for the timeout message.
+                    Err(e) => last_error = Some(e.to_string()),
+                }
+                let live: Vec<&Pod> = seen.values().filter(|p| !pod_is_terminating(p)).collect();
+                if !live.is_empty() && live.iter().all(|p| pod_is_ready(p)) {
+                    return live.into_iter().cloned().collect::<Vec<Pod>>();
+                }
+            }
+            Vec::new()
+        })
+        .await;
+        match waited {
+            Ok(pods) if !pods.is_empty() => Ok(pods),
+            _ => {
+                let pods: Vec<Pod> = seen.into_values().collect();
+                let mut detail = describe_pods(&pods);
+                if let Some(e) = last_error {
+                    detail.push_str(&format!("; last watch error: {e}"));
+                }
+                Err(Error::Timeout {
+                    what: format!("pods {label_selector:?} in {namespace} to be Ready"),
+                    limit: timeout,
+                    detail: Some(detail),
+                })
+            }
+        }
+    }
+
+    /// The log of one container.
+    pub async fn container_logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<String> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("logs of container {container} of pod {pod} in {namespace}");
+        let params = LogParams {
+            container: Some(container.to_string()),
+            ..LogParams::default()
+        };
+        bounded(|| what.clone(), self.timeouts.request, async {
+            api.logs(pod, &params)
+                .await
+                .map_err(|e| Error::kube(what.clone(), e))
+        })
+        .await
+    }
+
+    /// Runs `command` in a container. Bounded by the `assertion` timeout, so that a
+    /// command's own timeout (curl's `--max-time` of `request`) ends it first and its exit
+    /// code tells what happened.
+    pub async fn exec(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        command: &[&str],
+    ) -> Result<ExecOutput> {
+        self.exec_within(namespace, pod, container, command, self.timeouts.assertion)
+            .await
+    }
+
+    /// Runs `command` in a container, bounded by `limit`.
+    pub async fn exec_within(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        command: &[&str],
+        limit: Duration,
+    ) -> Result<ExecOutput> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!(
+            "exec {:?} in container {container} of pod {pod} in {namespace}",
+            command.join(" ")
+        );
+        bounded(
+            || what.clone(),
+            limit,
+            exec::exec(&api, &what, pod, container, command),
+        )
+        .await
+    }
+
+    // --- HTTP through port-forwards ----------------------------------------------------
+
+    /// `GET path` on `pod:port` through a port-forward, bounded by `request`. `host` sets the
+    /// Host header (default `localhost:<port>`, as curl through `kubectl port-forward` sends).
+    pub async fn http_get(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+        path: &str,
+        host: Option<&str>,
+    ) -> Result<HttpResponse> {
+        let target = format!("{namespace}/{pod}:{port}{path}");
+        let fail = |message: String| Error::Http {
+            target: target.clone(),
+            message,
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let host = host.map_or_else(|| format!("localhost:{port}"), str::to_string);
+        let limit = self.timeouts.request;
+        let exchange = async {
+            let mut forwarder = api
+                .portforward(pod, &[port])
+                .await
+                .map_err(|e| fail(format!("port-forward failed: {e}")))?;
+            let stream = forwarder
+                .take_stream(port)
+                .ok_or_else(|| fail("the port-forward gave no stream".into()))?;
+            let forward_error = forwarder.take_error(port);
+            let result = http_get_over(stream, &host, path).await;
+            // The forwarder's own error (e.g. "connection refused" inside the pod) says more
+            // than hyper's "connection closed"; take it if it is already there.
+            let forward_error = forward_error.and_then(|f| f.now_or_never()).flatten();
+            forwarder.abort();
+            result.map_err(|e| match forward_error {
+                Some(fe) => fail(format!("{e}; port-forward: {fe}")),
+                None => fail(e),
+            })
+        };
+        match tokio::time::timeout(limit, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                what: format!("HTTP GET {target}"),
+                limit,
+                detail: None,
+            }),
+        }
+    }
+
+    /// `GET path` on `port` of a Ready pod of a deployment.
+    pub async fn http_get_deployment(
+        &self,
+        namespace: &str,
+        deployment: &str,
+        port: u16,
+        path: &str,
+    ) -> Result<HttpResponse> {
+        let pods = self.deployment_pods(namespace, deployment).await?;
+        let pod = first_ready(&pods, &format!("deployment {deployment} in {namespace}"))?;
+        self.http_get(namespace, &pod, port, path, None).await
+    }
+
+    /// `GET path` through a Service port, to a Ready pod behind it (its selector, and its
+    /// `targetPort` as a number or a named container port).
+    pub async fn http_get_service(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: u16,
+        path: &str,
+    ) -> Result<HttpResponse> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("service {service} in {namespace}");
+        let svc = bounded(|| what.clone(), self.timeouts.request, async {
+            api.get(service)
+                .await
+                .map_err(|e| Error::kube(format!("get {what}"), e))
+        })
+        .await?;
+        let spec = svc.spec.unwrap_or_default();
+        let service_port = spec
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.port == i32::from(port))
+            .cloned()
+            .ok_or_else(|| Error::Unexpected {
+                what: what.clone(),
+                message: format!(
+                    "has no port {port}; its ports are {:?}",
+                    spec.ports
+                        .iter()
+                        .flatten()
+                        .map(|p| p.port)
+                        .collect::<Vec<_>>()
+                ),
+            })?;
+        let selector = spec
+            .selector
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::Unexpected {
+                what: what.clone(),
+                message: "has no selector, so no pod to forward to".into(),
+            })?
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pods = self.pods(namespace, &selector).await?;
+        let pod_name = first_ready(&pods, &what)?;
+        let pod = pods
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(pod_name.as_str()))
+            .ok_or_else(|| Error::Unexpected {
+                what: what.clone(),
+                message: format!("pod {pod_name} vanished"),
+            })?;
+        let target_port =
+            resolve_target_port(&service_port, pod).map_err(|message| Error::Unexpected {
+                what: what.clone(),
+                message,
+            })?;
+        self.http_get(namespace, &pod_name, target_port, path, None)
+            .await
+    }
+}
+
+/// A deployment's selector as a list-call string.
+fn deployment_selector(d: &Deployment, namespace: &str) -> Result<String> {
+    let name = d.metadata.name.as_deref().unwrap_or("?");
+    let what = format!("deployment {name} in {namespace}");
+    let selector =
+        d.spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .ok_or_else(|| Error::Unexpected {
+                what: what.clone(),
+                message: "has no spec".into(),
+            })?;
+    let selector = kube::core::Selector::try_from(selector).map_err(|e| Error::Unexpected {
+        what: what.clone(),
+        message: format!("unusable selector: {e}"),
+    })?;
+    let text = selector.to_string();
+    if text.is_empty() {
+        return Err(Error::Unexpected {
+            what,
+            message: "has an empty selector".into(),
+        });
+    }
+    Ok(text)
+}
+
+fn first_ready(pods: &[Pod], what: &str) -> Result<String> {
+    pods.iter()
+        .find(|p| pod_is_ready(p))
+        .and_then(|p| p.metadata.name.clone())
+        .ok_or_else(|| Error::Unexpected {
+            what: what.to_string(),
+            message: format!("no Ready pod ({})", describe_pods(pods)),
+        })
+}

@@ -1,0 +1,487 @@
+//! istioctl: fetched once per version into the cache (from the release archive's `bin/`, which
+//! also brings `samples/addons`), and run with arguments built by pure functions.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::artifacts::{CachedRelease, Platform, archive_url, checksum_url};
+use super::features;
+use super::version::IstioVersion;
+use crate::download::{Downloader, Expected, extract_tar_gz};
+use crate::provision::command::Cmd;
+use crate::{Error, Result};
+
+/// Which cluster istioctl talks to. Empty means its defaults (`$KUBECONFIG`, current context).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeTarget {
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`.
+    pub context: Option<String>,
+}
+
+impl KubeTarget {
+    /// The global flags selecting the cluster.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if let Some(path) = &self.kubeconfig {
+            flags.push("--kubeconfig".into());
+            flags.push(path.display().to_string());
+        }
+        if let Some(context) = &self.context {
+            flags.push("--context".into());
+            flags.push(context.clone());
+        }
+        flags
+    }
+}
+
+/// The workshop's install: demo profile, privileged proxies (so tcpdump works in istio-proxy).
+pub fn install_args(target: &KubeTarget) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "install",
+        "-y",
+        "--set",
+        "profile=demo",
+        "--set",
+        "values.global.proxy.privileged=true",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(target.flags());
+    args
+}
+
+/// Manual injection of a manifest read from stdin.
+pub fn kube_inject_args(target: &KubeTarget) -> Vec<String> {
+    let mut args: Vec<String> = ["kube-inject", "-f", "-"].map(String::from).to_vec();
+    args.extend(target.flags());
+    args
+}
+
+/// `proxy-config <what> <pod>.<namespace> -o json`; `what` is e.g. `all`, `cluster`, `listener`.
+pub fn proxy_config_args(
+    target: &KubeTarget,
+    what: &str,
+    namespace: &str,
+    pod: &str,
+) -> Vec<String> {
+    let mut args = vec![
+        "proxy-config".to_string(),
+        what.to_string(),
+        format!("{pod}.{namespace}"),
+        "-o".into(),
+        "json".into(),
+    ];
+    args.extend(target.flags());
+    args
+}
+
+/// `x wait` for a resource to be distributed to proxies — only before 1.23 (removed then);
+/// `None` means the caller waits through the Kubernetes API instead.
+pub fn experimental_wait_args(
+    version: &IstioVersion,
+    target: &KubeTarget,
+    kind: &str,
+    name: &str,
+    namespace: &str,
+    timeout: Duration,
+) -> Option<Vec<String>> {
+    if !features::has_experimental_wait(version) {
+        return None;
+    }
+    let mut args = vec![
+        "x".to_string(),
+        "wait".into(),
+        kind.into(),
+        format!("{name}.{namespace}"),
+        "--timeout".into(),
+        format!("{}s", timeout.as_secs().max(1)),
+    ];
+    args.extend(target.flags());
+    Some(args)
+}
+
+/// `version --remote=false`: istioctl's own version only, no cluster needed.
+pub fn client_version_args() -> Vec<String> {
+    vec!["version".into(), "--remote=false".into(), "--short".into()]
+}
+
+/// An istioctl binary of a known version, aimed at one cluster.
+#[derive(Debug, Clone)]
+pub struct Istioctl {
+    path: PathBuf,
+    version: IstioVersion,
+    target: KubeTarget,
+    limit: Duration,
+}
+
+impl Istioctl {
+    /// Wraps a binary; `limit` bounds each call but install (see [`Istioctl::install`]).
+    pub fn new(
+        path: impl Into<PathBuf>,
+        version: IstioVersion,
+        target: KubeTarget,
+        limit: Duration,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            version,
+            target,
+            limit,
+        }
+    }
+
+    /// The binary.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its version.
+    pub fn version(&self) -> &IstioVersion {
+        &self.version
+    }
+
+    /// The cluster it talks to.
+    pub fn target(&self) -> &KubeTarget {
+        &self.target
+    }
+
+    /// `istioctl install` of the workshop's profile, bounded by `limit`
+    /// (the timeout table's `istio_install`).
+    pub async fn install(&self, limit: Duration) -> Result<()> {
+        Cmd::new(&self.path, limit)
+            .args(install_args(&self.target))
+            .run()
+            .await
+            .map(drop)
+    }
+
+    /// `istioctl kube-inject -f -`: the manifest with sidecars added.
+    pub async fn kube_inject(&self, yaml: &str) -> Result<String> {
+        Ok(Cmd::new(&self.path, self.limit)
+            .args(kube_inject_args(&self.target))
+            .stdin(yaml)
+            .run()
+            .await?
+            .stdout)
+    }
+
+    /// `istioctl proxy-config <what>` of a pod, as JSON text.
+    pub async fn proxy_config(&self, what: &str, namespace: &str, pod: &str) -> Result<String> {
+        Ok(Cmd::new(&self.path, self.limit)
+            .args(proxy_config_args(&self.target, what, namespace, pod))
+            .run()
+            .await?
+            .stdout)
+    }
+}
+
+/// Makes sure the release archive of `version` is downloaded (checksum verified) and unpacked
+/// in the cache; returns its paths. The unpacked tree appears only complete: it is unpacked
+/// next to its final place and renamed.
+pub async fn ensure_release(
+    downloader: &Downloader,
+    version: &IstioVersion,
+    platform: Platform,
+) -> Result<CachedRelease> {
+    ensure_release_from(
+        downloader,
+        version,
+        platform,
+        &archive_url(version, platform),
+        &checksum_url(version, platform),
+    )
+    .await
+}
+
+/// [`ensure_release`] from explicit URLs (tests serve a release locally).
+pub(crate) async fn ensure_release_from(
+    downloader: &Downloader,
+    version: &IstioVersion,
+    platform: Platform,
+    url: &str,
+    checksum_url: &str,
+) -> Result<CachedRelease> {
+    let cached = CachedRelease::new(downloader.cache_dir(), version, platform);
+    if cached.istioctl().is_file() {
+        return Ok(cached);
+    }
+    let archive = downloader
+        .fetch_to_cache(
+            url,
+            &cached.archive,
+            &Expected::ChecksumUrl(checksum_url.to_string()),
+        )
+        .await?;
+    let unpack_dir = cached.unpack_dir.clone();
+    let staging =
+        unpack_dir.with_file_name(format!(".{}.unpacking-{}", version, std::process::id()));
+    let task_staging = staging.clone();
+    let unpacked = tokio::task::spawn_blocking(move || -> Result<()> {
+        let _ = std::fs::remove_dir_all(&task_staging);
+        extract_tar_gz(&archive, &task_staging)?;
+        if unpack_dir.exists() {
+            // A half tree from an older, interrupted layout; the staged one replaces it.
+            std::fs::remove_dir_all(&unpack_dir).map_err(|source| Error::LocalIo {
+                action: "remove stale".into(),
+                path: unpack_dir.clone(),
+                source,
+            })?;
+        }
+        std::fs::rename(&task_staging, &unpack_dir).map_err(|source| Error::LocalIo {
+            action: format!(
+                "move unpacked release into place as {}",
+                unpack_dir.display()
+            ),
+            path: task_staging.clone(),
+            source,
+        })
+    })
+    .await
+    .map_err(|e| Error::Other(format!("unpacking {url} panicked or was cancelled: {e}")))?;
+    if let Err(e) = unpacked {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    if !cached.istioctl().is_file() {
+        return Err(Error::Archive {
+            path: downloader.cache_dir().join(&cached.archive),
+            reason: format!("it has no {}", cached.istioctl().display()),
+        });
+    }
+    Ok(cached)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind_target() -> KubeTarget {
+        KubeTarget {
+            kubeconfig: Some(PathBuf::from("/c/kubeconfig-happy-istio")),
+            context: Some("kind-happy-istio".into()),
+        }
+    }
+
+    #[test]
+    fn install_args_default_and_with_target() {
+        assert_eq!(
+            install_args(&KubeTarget::default()).join(" "),
+            "install -y --set profile=demo --set values.global.proxy.privileged=true"
+        );
+        assert_eq!(
+            install_args(&kind_target()).join(" "),
+            "install -y --set profile=demo --set values.global.proxy.privileged=true \
+             --kubeconfig /c/kubeconfig-happy-istio --context kind-happy-istio"
+        );
+    }
+
+    #[test]
+    fn kube_inject_reads_stdin() {
+        assert_eq!(
+            kube_inject_args(&KubeTarget::default()),
+            ["kube-inject", "-f", "-"]
+        );
+        assert_eq!(
+            kube_inject_args(&KubeTarget {
+                kubeconfig: None,
+                context: Some("c".into())
+            }),
+            ["kube-inject", "-f", "-", "--context", "c"]
+        );
+    }
+
+    #[test]
+    fn proxy_config_addresses_pod_dot_namespace() {
+        assert_eq!(
+            proxy_config_args(
+                &KubeTarget::default(),
+                "all",
+                "istioinaction",
+                "service-a-1"
+            ),
+            [
+                "proxy-config",
+                "all",
+                "service-a-1.istioinaction",
+                "-o",
+                "json"
+            ]
+        );
+    }
+
+    #[test]
+    fn experimental_wait_only_before_1_23() {
+        let old: IstioVersion = "1.22.3".parse().unwrap();
+        let new: IstioVersion = "1.23.0".parse().unwrap();
+        let args = experimental_wait_args(
+            &old,
+            &KubeTarget::default(),
+            "VirtualService",
+            "service-c",
+            "istioinaction",
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert_eq!(
+            args.join(" "),
+            "x wait VirtualService service-c.istioinaction --timeout 30s"
+        );
+        assert!(
+            experimental_wait_args(
+                &new,
+                &KubeTarget::default(),
+                "VirtualService",
+                "x",
+                "y",
+                Duration::from_secs(30)
+            )
+            .is_none()
+        );
+    }
+
+    /// A release archive as Istio lays it out, built in memory.
+    fn release_archive(version: &str) -> Vec<u8> {
+        use flate2::{Compression, write::GzEncoder};
+        let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        for (path, body, mode) in [
+            (
+                format!("istio-{version}/bin/istioctl"),
+                &b"#!/bin/sh\necho istioctl\n"[..],
+                0o755,
+            ),
+            (
+                format!("istio-{version}/samples/addons/prometheus.yaml"),
+                &b"kind: Service\n"[..],
+                0o644,
+            ),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(body.len() as u64);
+            header.set_mode(mode);
+            header.set_path(&path).unwrap();
+            header.set_cksum();
+            builder.append(&header, body).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[tokio::test]
+    async fn release_is_downloaded_verified_unpacked_and_then_cached() {
+        use crate::download::test_server::{Reply, serve};
+        use crate::istio::artifacts::{Arch, Os};
+        use sha2::{Digest, Sha256};
+        use std::collections::HashMap;
+        use std::sync::atomic::Ordering;
+
+        let archive = release_archive("1.31.1");
+        let sums = format!(
+            "{}  istio-1.31.1-linux-amd64.tar.gz\n",
+            hex::encode(Sha256::digest(&archive))
+        );
+        let server = serve(HashMap::from([
+            ("/istio-1.31.1-linux-amd64.tar.gz", Reply::Ok(archive)),
+            (
+                "/istio-1.31.1-linux-amd64.tar.gz.sha256",
+                Reply::Ok(sums.into_bytes()),
+            ),
+        ]))
+        .await;
+        let cache = tempfile::tempdir().unwrap();
+        let downloader = Downloader::new(cache.path(), Duration::from_secs(20)).unwrap();
+        let version: IstioVersion = "1.31.1".parse().unwrap();
+        let platform = Platform {
+            os: Os::Linux,
+            arch: Arch::Amd64,
+        };
+        let url = format!("{}/istio-1.31.1-linux-amd64.tar.gz", server.base);
+        let sum_url = format!("{url}.sha256");
+        let release = ensure_release_from(&downloader, &version, platform, &url, &sum_url)
+            .await
+            .unwrap();
+        assert!(release.istioctl().is_file());
+        assert!(release.addons_dir().join("prometheus.yaml").is_file());
+        let hits = server.hits.load(Ordering::SeqCst);
+        assert_eq!(hits, 2, "checksum and archive");
+        // No staging directory is left next to the unpacked release.
+        let leftovers: Vec<_> = std::fs::read_dir(cache.path().join("istio"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(leftovers, ["1.31.1"]);
+
+        let again = ensure_release_from(&downloader, &version, platform, &url, &sum_url)
+            .await
+            .unwrap();
+        assert_eq!(again, release);
+        assert_eq!(
+            server.hits.load(Ordering::SeqCst),
+            hits,
+            "a cached release is not fetched again"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_archive_without_istioctl_is_an_error_naming_it() {
+        use crate::download::test_server::{Reply, serve};
+        use crate::istio::artifacts::{Arch, Os};
+        use sha2::{Digest, Sha256};
+        use std::collections::HashMap;
+
+        // An archive for another version: bin/istioctl is not where 1.31.1 puts it.
+        let archive = release_archive("1.30.0");
+        let sums = hex::encode(Sha256::digest(&archive));
+        let server = serve(HashMap::from([
+            ("/a.tar.gz", Reply::Ok(archive)),
+            ("/a.tar.gz.sha256", Reply::Ok(sums.into_bytes())),
+        ]))
+        .await;
+        let cache = tempfile::tempdir().unwrap();
+        let downloader = Downloader::new(cache.path(), Duration::from_secs(20)).unwrap();
+        let platform = Platform {
+            os: Os::Linux,
+            arch: Arch::Amd64,
+        };
+        let url = format!("{}/a.tar.gz", server.base);
+        let err = ensure_release_from(
+            &downloader,
+            &"1.31.1".parse().unwrap(),
+            platform,
+            &url,
+            &format!("{url}.sha256"),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("istio-1.31.1-linux-amd64.tar.gz") && err.contains("bin/istioctl"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn wrapper_runs_the_binary_with_built_arguments() {
+        // A stand-in istioctl that echoes its arguments and stdin proves the wiring.
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("istioctl");
+        std::fs::write(&fake, "#!/bin/sh\necho \"args: $*\"\ncat\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let ctl = Istioctl::new(
+            &fake,
+            "1.31.1".parse().unwrap(),
+            kind_target(),
+            Duration::from_secs(20),
+        );
+        let out = ctl.kube_inject("kind: Deployment\n").await.unwrap();
+        assert_eq!(
+            out,
+            "args: kube-inject -f - --kubeconfig /c/kubeconfig-happy-istio --context kind-happy-istio\nkind: Deployment\n"
+        );
+    }
+}

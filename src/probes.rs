@@ -1,1 +1,0 @@
-//! probes (work in progress)

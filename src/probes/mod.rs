@@ -1,0 +1,204 @@
+//! Probes: how the suite observes what a reader of the workshop would see, and how it waits
+//! for an eventually-consistent mesh to show it.
+//!
+//! [`eventually`] retries a whole check until it holds several times in a row; the submodules
+//! parse what the workloads and tools print (fake-service JSON, Prometheus metrics, Envoy access
+//! logs, curl results) and state the statistics behind "at least one 500".
+
+pub mod access_log;
+pub mod curl;
+pub mod fake_service;
+pub mod prometheus;
+pub mod statistics;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+
+pub use access_log::{AccessLogEntry, parse_access_log_line};
+pub use curl::{CurlOutcome, CurlResult, curl_outcome};
+pub use fake_service::FakeServiceResponse;
+pub use prometheus::{Sample, parse_prometheus};
+pub use statistics::{MAX_FALSE_VERDICT, StatusTally, requests_to_observe};
+
+/// How an eventually-consistent assertion is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Convergence {
+    /// Give up after this long.
+    pub limit: Duration,
+    /// Pause between attempts.
+    pub interval: Duration,
+    /// Successes in a row needed before the check counts as holding.
+    pub consecutive: u32,
+}
+
+/// Retries the whole `check` until it succeeds `policy.consecutive` times in a row (a failure
+/// resets the count) and returns the last success's value.
+///
+/// Config reaches Envoy proxies one by one, so a single success may be a proxy that already
+/// has it next to one that does not; consecutive successes make that unlikely. On timeout the
+/// error names `what`, the number of attempts and the last failure. A single attempt that is
+/// still running when the limit is reached is abandoned and counts as a failure.
+pub async fn eventually<T, F, Fut>(what: &str, policy: &Convergence, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, String>>,
+{
+    let needed = policy.consecutive.max(1);
+    let deadline = Instant::now() + policy.limit;
+    let mut attempts = 0u32;
+    let mut streak = 0u32;
+    let mut last_failure: Option<String> = None;
+    loop {
+        attempts += 1;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, check()).await {
+            Ok(Ok(value)) => {
+                streak += 1;
+                if streak >= needed {
+                    return Ok(value);
+                }
+            }
+            Ok(Err(failure)) => {
+                streak = 0;
+                last_failure = Some(failure);
+            }
+            Err(_) => {
+                streak = 0;
+                last_failure = Some(format!(
+                    "the attempt was still running when the limit of {:?} was reached",
+                    policy.limit
+                ));
+            }
+        }
+        if Instant::now() + policy.interval > deadline {
+            let last = match last_failure {
+                Some(f) => f,
+                None => format!("none, but only {streak} of {needed} successes in a row"),
+            };
+            return Err(Error::NotConverged {
+                what: what.to_string(),
+                limit: policy.limit,
+                attempts,
+                consecutive: needed,
+                last,
+            });
+        }
+        tokio::time::sleep(policy.interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn policy(limit_ms: u64, interval_ms: u64, consecutive: u32) -> Convergence {
+        Convergence {
+            limit: Duration::from_millis(limit_ms),
+            interval: Duration::from_millis(interval_ms),
+            consecutive,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn converges_after_n_consecutive_successes() {
+        let calls = Cell::new(0u32);
+        let start = Instant::now();
+        let value = eventually("always fine", &policy(30_000, 100, 3), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { Ok::<_, String>(n) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(value, 3, "returns the value of the last (third) success");
+        assert_eq!(calls.get(), 3);
+        // two pauses between three attempts, on the paused clock
+        assert_eq!(start.elapsed(), Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_resets_the_count() {
+        // success, success, failure, then successes: needs attempts 4, 5, 6 to hold
+        let calls = Cell::new(0u32);
+        let value = eventually("flaky", &policy(30_000, 100, 3), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n == 3 {
+                    Err(format!("attempt {n} failed"))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(value, 6);
+        assert_eq!(calls.get(), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn times_out_with_the_last_failure() {
+        let calls = Cell::new(0u32);
+        let start = Instant::now();
+        let err = eventually("service-a answers 200", &policy(1_000, 100, 3), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { Err::<(), _>(format!("status 503 on attempt {n}")) }
+        })
+        .await
+        .unwrap_err();
+        let attempts = calls.get();
+        let msg = err.to_string();
+        assert!(msg.contains("service-a answers 200"), "{msg}");
+        assert!(msg.contains(&format!("({attempts} attempts)")), "{msg}");
+        assert!(
+            msg.contains(&format!("last failure: status 503 on attempt {attempts}")),
+            "{msg}"
+        );
+        assert!(
+            (10..=11).contains(&attempts),
+            "{attempts} attempts in 1s at 100ms"
+        );
+        assert!(start.elapsed() <= Duration::from_millis(1_000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn alternating_results_never_converge() {
+        let calls = Cell::new(0u32);
+        let err = eventually("alternating", &policy(2_000, 100, 2), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n.is_multiple_of(2) {
+                    Err("odd one out".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::NotConverged { consecutive: 2, .. }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_attempt_is_cut_at_the_limit() {
+        let err = eventually("hangs", &policy(500, 100, 1), || async {
+            std::future::pending::<std::result::Result<(), String>>().await
+        })
+        .await
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("still running"), "{msg}");
+        assert!(msg.contains("(1 attempts)"), "{msg}");
+    }
+}

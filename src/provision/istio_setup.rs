@@ -1,0 +1,327 @@
+//! Istio on a real cluster (kind, k3s, existing): the version to use, its release in the
+//! cache, `istioctl install` once per run, readiness of istiod and both gateways, and the
+//! ingress gateway's fixed NodePort that kind-config.yaml maps to the host.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use tokio::sync::OnceCell;
+
+use super::IstioInstall;
+use crate::cluster::Cluster;
+use crate::download::Downloader;
+use crate::istio::IstioVersion;
+use crate::istio::artifacts::{CachedRelease, Platform};
+use crate::istio::istioctl::{Istioctl, KubeTarget, ensure_release};
+use crate::istio::releases;
+use crate::settings::{IstioVersionRequest, Settings};
+use crate::timeouts::Timeouts;
+use crate::{Error, Result};
+
+/// Istio's namespace.
+pub const ISTIO_NAMESPACE: &str = "istio-system";
+/// The NodePort kind-config.yaml maps to host port 8080.
+pub const INGRESS_NODE_PORT: i32 = 30080;
+
+/// Pods that must be Ready after the install (claim C05), by label selector.
+pub const CONTROL_PLANE_SELECTORS: [(&str, &str); 3] = [
+    ("istiod", "app=istiod"),
+    ("ingress gateway", "app=istio-ingressgateway"),
+    ("egress gateway", "app=istio-egressgateway"),
+];
+
+/// What to do when istiod is already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenInstalled {
+    /// Leave any Istio that is there alone (an `existing` cluster is not ours to change).
+    Keep,
+    /// Keep it when it is the wanted version, else install the wanted one over it.
+    ReplaceIfOtherVersion,
+}
+
+/// Resolves `ISTIO_VERSION` to one version (network only for `latest` and `dev`).
+pub async fn resolve_version(settings: &Settings, downloader: &Downloader) -> Result<IstioVersion> {
+    match &settings.istio_version {
+        IstioVersionRequest::Pinned => Ok(releases::pinned_default()),
+        IstioVersionRequest::Exact(version) => Ok(version.clone()),
+        IstioVersionRequest::Latest => releases::fetch_latest_stable(downloader).await,
+        IstioVersionRequest::LatestDev => releases::fetch_latest_dev(downloader).await,
+    }
+}
+
+/// The image tag of a container image reference (`docker.io/istio/pilot:1.28.1` → `1.28.1`),
+/// ignoring a registry port and a digest.
+pub fn image_tag(image: &str) -> Option<&str> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split_once(':')
+        .map(|(_, tag)| tag)
+        .filter(|t| !t.is_empty())
+}
+
+/// istiod's version from its Deployment (the `discovery` container's image tag).
+pub fn istiod_version(deployment: &Deployment) -> Option<String> {
+    let containers = &deployment.spec.as_ref()?.template.spec.as_ref()?.containers;
+    let container = containers
+        .iter()
+        .find(|c| c.name == "discovery")
+        .or_else(|| containers.first())?;
+    image_tag(container.image.as_deref()?).map(|tag| tag.trim_start_matches('v').to_string())
+}
+
+/// The version istiod runs in the cluster, or None when there is no istiod.
+pub async fn installed_istio(client: &kube::Client) -> Result<Option<String>> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
+    match api.get_opt("istiod").await {
+        Ok(Some(deployment)) => Ok(Some(
+            istiod_version(&deployment).unwrap_or_else(|| "unknown".into()),
+        )),
+        Ok(None) => Ok(None),
+        // No istio-system namespace reads as 404 too; any other failure is real.
+        Err(e) => Err(Error::kube("get Deployment istiod in istio-system", e)),
+    }
+}
+
+/// The strategic-merge patch that gives the ingress gateway's HTTP port (`http2`, port 80)
+/// the fixed NodePort, or None when it already has it.
+pub fn ingress_node_port_patch(
+    service: &Service,
+    node_port: i32,
+) -> Result<Option<serde_json::Value>> {
+    let spec = service.spec.as_ref().ok_or_else(|| Error::Unexpected {
+        what: "Service istio-ingressgateway in istio-system".into(),
+        message: "it has no spec".into(),
+    })?;
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    let http = ports
+        .iter()
+        .find(|p| p.name.as_deref() == Some("http2"))
+        .or_else(|| ports.iter().find(|p| p.port == 80))
+        .ok_or_else(|| Error::Unexpected {
+            what: "Service istio-ingressgateway in istio-system".into(),
+            message: "it has no port named http2 or numbered 80".into(),
+        })?;
+    let is_node_port_type = matches!(
+        spec.type_.as_deref(),
+        Some("NodePort") | Some("LoadBalancer")
+    );
+    if is_node_port_type && http.node_port == Some(node_port) {
+        return Ok(None);
+    }
+    // Ports merge by their `port` key, so the other fields of the entry stay as they are.
+    let mut patch = serde_json::json!({
+        "spec": { "ports": [ { "port": http.port, "nodePort": node_port } ] }
+    });
+    if !is_node_port_type {
+        patch["spec"]["type"] = serde_json::json!("NodePort");
+    }
+    Ok(Some(patch))
+}
+
+/// Istio tooling for one run on one cluster.
+#[derive(Debug)]
+pub struct IstioSetup {
+    istioctl: Istioctl,
+    release: CachedRelease,
+    when_installed: WhenInstalled,
+    fixed_node_port: bool,
+    installed: OnceCell<IstioInstall>,
+}
+
+impl IstioSetup {
+    /// Resolves the version and makes sure its release (istioctl, addons) is in the cache.
+    pub async fn prepare(
+        settings: &Settings,
+        timeouts: &Timeouts,
+        target: KubeTarget,
+        when_installed: WhenInstalled,
+        fixed_node_port: bool,
+    ) -> Result<Self> {
+        let downloader = Downloader::new(&settings.cache_dir, timeouts.download)?;
+        let version = resolve_version(settings, &downloader).await?;
+        let release = ensure_release(&downloader, &version, Platform::current()?).await?;
+        let istioctl = Istioctl::new(
+            release.istioctl(),
+            version,
+            target,
+            timeouts.request.max(std::time::Duration::from_secs(60)),
+        );
+        Ok(Self {
+            istioctl,
+            release,
+            when_installed,
+            fixed_node_port,
+            installed: OnceCell::new(),
+        })
+    }
+
+    /// istioctl of the release.
+    pub fn istioctl(&self) -> &Istioctl {
+        &self.istioctl
+    }
+
+    /// The release in the cache.
+    pub fn release(&self) -> &CachedRelease {
+        &self.release
+    }
+
+    /// Applies the release's `samples/addons` (see [`crate::istio::addons`]).
+    pub async fn install_addons(&self, cluster: &Cluster) -> Result<()> {
+        crate::istio::addons::apply_addons(cluster, &self.release.addons_dir()).await
+    }
+
+    /// Installs Istio once per run (later calls return the first result).
+    pub async fn install(&self, cluster: &Cluster) -> Result<IstioInstall> {
+        self.installed
+            .get_or_try_init(|| self.install_once(cluster))
+            .await
+            .cloned()
+    }
+
+    async fn install_once(&self, cluster: &Cluster) -> Result<IstioInstall> {
+        let timeouts = cluster.timeouts();
+        let wanted = self.istioctl.version().to_string();
+        let present = installed_istio(cluster.client()).await?;
+        let (version, revision_note) = match (present, self.when_installed) {
+            (Some(found), WhenInstalled::Keep) => {
+                let note = if found == wanted {
+                    format!("Istio {found} was already installed; left as it is")
+                } else {
+                    format!(
+                        "Istio {found} was already installed and is left as it is (ISTIO_VERSION asked for {wanted}; istioctl is {wanted})"
+                    )
+                };
+                (found, Some(note))
+            }
+            (Some(found), WhenInstalled::ReplaceIfOtherVersion) if found == wanted => (
+                found,
+                Some(format!(
+                    "Istio {wanted} was already installed (reused cluster)"
+                )),
+            ),
+            (found, _) => {
+                eprintln!(
+                    "happy-istio: installing Istio {wanted} with {}",
+                    self.istioctl.path().display()
+                );
+                self.istioctl.install(timeouts.istio_install).await?;
+                let note = found.map(|old| format!("Istio {old} was replaced by {wanted}"));
+                (wanted, note)
+            }
+        };
+        for (what, selector) in CONTROL_PLANE_SELECTORS {
+            cluster
+                .wait_pods_ready(ISTIO_NAMESPACE, selector, timeouts.pod_ready)
+                .await
+                .map_err(|e| Error::Provision {
+                    cluster: "Istio install".into(),
+                    reason: format!(
+                        "the {what} ({selector} in {ISTIO_NAMESPACE}) did not become ready: {e}"
+                    ),
+                })?;
+        }
+        if self.fixed_node_port {
+            let api: Api<Service> = Api::namespaced(cluster.client().clone(), ISTIO_NAMESPACE);
+            let service = api
+                .get("istio-ingressgateway")
+                .await
+                .map_err(|e| Error::kube("get Service istio-ingressgateway in istio-system", e))?;
+            if let Some(patch) = ingress_node_port_patch(&service, INGRESS_NODE_PORT)? {
+                api.patch("istio-ingressgateway", &PatchParams::apply("happy-istio"), &Patch::Strategic(patch))
+                    .await
+                    .map_err(|e| {
+                        Error::kube(
+                            format!("set nodePort {INGRESS_NODE_PORT} on Service istio-ingressgateway in istio-system"),
+                            e,
+                        )
+                    })?;
+            }
+        }
+        Ok(IstioInstall {
+            version,
+            revision_note,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
+
+    #[test]
+    fn image_tags() {
+        assert_eq!(image_tag("docker.io/istio/pilot:1.28.1"), Some("1.28.1"));
+        assert_eq!(
+            image_tag("localhost:5000/istio/pilot:1.29-alpha.abc"),
+            Some("1.29-alpha.abc")
+        );
+        assert_eq!(
+            image_tag("gcr.io/istio-release/pilot:1.28.1@sha256:abcd"),
+            Some("1.28.1")
+        );
+        assert_eq!(image_tag("localhost:5000/istio/pilot"), None);
+    }
+
+    fn service(type_: &str, ports: Vec<(&str, i32, Option<i32>)>) -> Service {
+        Service {
+            spec: Some(ServiceSpec {
+                type_: Some(type_.into()),
+                ports: Some(
+                    ports
+                        .into_iter()
+                        .map(|(name, port, node_port)| ServicePort {
+                            name: Some(name.into()),
+                            port,
+                            node_port,
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn node_port_patch_targets_the_http2_port() {
+        let svc = service(
+            "LoadBalancer",
+            vec![
+                ("status-port", 15021, Some(31000)),
+                ("http2", 80, Some(31380)),
+                ("https", 443, Some(31390)),
+            ],
+        );
+        let patch = ingress_node_port_patch(&svc, 30080).unwrap().unwrap();
+        assert_eq!(
+            patch,
+            serde_json::json!({"spec": {"ports": [{"port": 80, "nodePort": 30080}]}})
+        );
+    }
+
+    #[test]
+    fn node_port_patch_is_none_when_already_set_and_switches_cluster_ip() {
+        let done = service("NodePort", vec![("http2", 80, Some(30080))]);
+        assert!(ingress_node_port_patch(&done, 30080).unwrap().is_none());
+        let cluster_ip = service("ClusterIP", vec![("http2", 80, None)]);
+        let patch = ingress_node_port_patch(&cluster_ip, 30080)
+            .unwrap()
+            .unwrap();
+        assert_eq!(patch["spec"]["type"], "NodePort");
+    }
+
+    #[test]
+    fn node_port_patch_without_http_port_is_an_error() {
+        let svc = service("LoadBalancer", vec![("https", 443, None)]);
+        let err = ingress_node_port_patch(&svc, 30080)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("istio-ingressgateway") && err.contains("http2"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! k3s in a container through testcontainers (Traefik disabled: the workshop's ingress is
+//! Istio's), plus istioctl. The container is removed at teardown.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use testcontainers_modules::k3s::{K3s, KUBE_SECURE_PORT};
+use testcontainers_modules::testcontainers::runners::AsyncRunner;
+use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
+use tokio::sync::Mutex;
+
+use super::istio_setup::{IstioSetup, WhenInstalled};
+use super::{Capabilities, ClusterHandle, ClusterInfo, ClusterKind, IstioInstall, kubeconfig};
+use crate::cluster::Cluster;
+use crate::istio::KubeTarget;
+use crate::settings::Settings;
+use crate::timeouts::Timeouts;
+use crate::{Error, Result};
+
+/// The k3s image tag: Kubernetes 1.33, recent enough for every Istio the suite tests and for
+/// native sidecars (the module's default is far older).
+pub const K3S_TAG: &str = "v1.33.9-k3s1";
+
+/// The k3s server's arguments: the module's defaults plus Traefik disabled.
+pub fn server_args() -> Vec<String> {
+    ["server", "--snapshotter=native", "--disable=traefik"]
+        .map(String::from)
+        .to_vec()
+}
+
+struct K3sHandle {
+    container: Mutex<Option<ContainerAsync<K3s>>>,
+    conf_dir: PathBuf,
+    client: kube::Client,
+    info: ClusterInfo,
+    capabilities: Capabilities,
+    istio: IstioSetup,
+}
+
+pub(super) async fn provision(
+    settings: &Settings,
+    timeouts: &Timeouts,
+) -> Result<Box<dyn ClusterHandle>> {
+    super::require_docker(ClusterKind::K3s).await?;
+    let conf_dir = settings
+        .cache_dir
+        .join("k3s")
+        .join(std::process::id().to_string());
+    std::fs::create_dir_all(&conf_dir).map_err(|source| Error::LocalIo {
+        action: "create k3s config directory".into(),
+        path: conf_dir.clone(),
+        source,
+    })?;
+    let kubeconfig_path = conf_dir.join("kubeconfig-host.yaml");
+    let target = KubeTarget {
+        kubeconfig: Some(kubeconfig_path.clone()),
+        context: Some("default".into()),
+    };
+    let image = K3s::default()
+        .with_conf_mount(&conf_dir)
+        .with_cmd(server_args())
+        .with_tag(K3S_TAG)
+        .with_privileged(true)
+        .with_userns_mode("host")
+        .with_startup_timeout(timeouts.cluster_create);
+    let start = async {
+        image.start().await.map_err(|e| Error::Provision {
+            cluster: "k3s cluster".into(),
+            reason: format!("the k3s container ({K3S_TAG}) did not start: {e}"),
+        })
+    };
+    let prepare = IstioSetup::prepare(
+        settings,
+        timeouts,
+        target,
+        WhenInstalled::ReplaceIfOtherVersion,
+        false,
+    );
+    let (container, istio) = tokio::join!(start, prepare);
+    let container = container?;
+    let finish = async {
+        let istio = istio?;
+        let port = container
+            .get_host_port_ipv4(KUBE_SECURE_PORT)
+            .await
+            .map_err(|e| Error::Provision {
+                cluster: "k3s cluster".into(),
+                reason: format!("no host port for the API server: {e}"),
+            })?;
+        let raw = container
+            .image()
+            .read_kube_config()
+            .map_err(|source| Error::LocalIo {
+                action: "read the k3s kubeconfig".into(),
+                path: conf_dir.join("k3s.yaml"),
+                source,
+            })?;
+        let what = format!("k3s container {}", container.id());
+        let text = kubeconfig::with_server(&raw, &format!("https://127.0.0.1:{port}"), &what)?;
+        kubeconfig::write_private(&kubeconfig_path, &text)?;
+        let client = kubeconfig::client_from_yaml(&text, Some("default"), &what).await?;
+        let kubernetes_version = super::kubernetes_version(&client).await?;
+        Ok::<_, Error>((istio, client, kubernetes_version))
+    };
+    match finish.await {
+        Ok((istio, client, kubernetes_version)) => Ok(Box::new(K3sHandle {
+            info: ClusterInfo {
+                kind: ClusterKind::K3s,
+                name: container.id().chars().take(12).collect(),
+                kubernetes_version,
+                note: None,
+            },
+            container: Mutex::new(Some(container)),
+            conf_dir,
+            client,
+            capabilities: Capabilities::all(),
+            istio,
+        })),
+        Err(e) => {
+            let _ = container.rm().await;
+            let _ = std::fs::remove_dir_all(&conf_dir);
+            Err(e)
+        }
+    }
+}
+
+impl ClusterHandle for K3sHandle {
+    fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    fn info(&self) -> &ClusterInfo {
+        &self.info
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    fn install_istio<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<IstioInstall>> {
+        self.istio.install(cluster).boxed()
+    }
+
+    fn install_addons<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<()>> {
+        self.istio.install_addons(cluster).boxed()
+    }
+
+    fn kube_inject<'a>(&'a self, yaml: &'a str) -> BoxFuture<'a, Result<String>> {
+        self.istio.istioctl().kube_inject(yaml).boxed()
+    }
+
+    fn istioctl(&self) -> Option<&Path> {
+        Some(self.istio.istioctl().path())
+    }
+
+    fn teardown(self: Box<Self>, _any_failed: bool) -> BoxFuture<'static, Result<()>> {
+        async move {
+            let container = self.container.lock().await.take();
+            let removed = match container {
+                Some(container) => {
+                    let id = container.id().to_string();
+                    tokio::time::timeout(Duration::from_secs(120), container.rm())
+                        .await
+                        .map_err(|_| Error::Provision {
+                            cluster: format!("k3s container {id}"),
+                            reason: "it was not removed within 120s".into(),
+                        })?
+                        .map_err(|e| Error::Provision {
+                            cluster: format!("k3s container {id}"),
+                            reason: format!("it could not be removed: {e}"),
+                        })
+                }
+                None => Ok(()),
+            };
+            let _ = std::fs::remove_dir_all(&self.conf_dir);
+            removed
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traefik_is_disabled() {
+        assert!(server_args().contains(&"--disable=traefik".to_string()));
+        assert_eq!(server_args()[0], "server");
+    }
+}
