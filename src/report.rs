@@ -88,25 +88,29 @@ struct JsonResult {
 
 /// Count scenarios by outcome from a Cucumber JSON report: failed if any step failed (or was
 /// undefined, ambiguous or pending), skipped if otherwise any step was skipped, else passed.
+/// The report writes each scenario's Background as its own element just before the scenario;
+/// its steps count towards that scenario (a scenario whose Background failed has not passed).
 pub fn summarize_cucumber_json(json: &str) -> Result<Summary, String> {
     let features: Vec<JsonFeature> = serde_json::from_str(json)
         .map_err(|e| format!("the Cucumber JSON report cannot be read ({e})"))?;
     let mut summary = Summary::default();
+    let mut background: Vec<&str> = Vec::new();
     for element in features.iter().flat_map(|f| f.elements.iter()) {
+        let steps = element.steps.iter().map(|s| s.result.status.as_str());
         if element.kind == "background" {
+            background = steps.collect();
             continue;
         }
-        let statuses: Vec<&str> = element
-            .steps
-            .iter()
-            .map(|s| s.result.status.as_str())
+        let statuses: Vec<&str> = std::mem::take(&mut background)
+            .into_iter()
+            .chain(steps)
             .collect();
         if statuses
             .iter()
             .any(|s| matches!(*s, "failed" | "undefined" | "ambiguous" | "pending"))
         {
             summary.failed += 1;
-        } else if statuses.iter().any(|s| *s == "skipped") {
+        } else if statuses.contains(&"skipped") {
             summary.skipped += 1;
         } else {
             summary.passed += 1;
@@ -197,6 +201,10 @@ mod tests {
       {"type":"scenario","steps":[{"result":{"status":"passed"}},{"result":{"status":"passed"}}]},
       {"type":"scenario","steps":[{"result":{"status":"passed"}},{"result":{"status":"failed"}},{"result":{"status":"skipped"}}]},
       {"type":"scenario","steps":[{"result":{"status":"skipped"}},{"result":{"status":"skipped"}}]},
+      {"type":"background","steps":[{"result":{"status":"failed"}}]},
+      {"type":"scenario","steps":[]},
+      {"type":"background","steps":[{"result":{"status":"skipped"}}]},
+      {"type":"scenario","steps":[]},
       {"type":"scenario","steps":[{"result":{"status":"undefined"}}]}]}]"#;
 
     #[test]
@@ -206,11 +214,11 @@ mod tests {
             s,
             Summary {
                 passed: 1,
-                failed: 2,
-                skipped: 1
+                failed: 3,
+                skipped: 2
             }
         );
-        assert_eq!(s.to_string(), "1 passed, 2 failed, 1 skipped");
+        assert_eq!(s.to_string(), "1 passed, 3 failed, 2 skipped");
         assert!(summarize_cucumber_json("not json").is_err());
     }
 

@@ -215,7 +215,7 @@ mod tests {
         let n = Cell::new(0u32);
         let send = || {
             n.set(n.get() + 1);
-            let status = if n.get() % 2 == 0 { 500 } else { 200 };
+            let status = if n.get().is_multiple_of(2) { 500 } else { 200 };
             async move { Ok(response(status)) }
         };
         let result = converge("all 200", &policy(3), Expectation::Every(200), &send).await;
@@ -227,7 +227,7 @@ mod tests {
         let n = Cell::new(0u32);
         let send = || {
             n.set(n.get() + 1);
-            let status = if n.get() % 2 == 0 { 500 } else { 200 };
+            let status = if n.get().is_multiple_of(2) { 500 } else { 200 };
             async move { Ok(response(status)) }
         };
         let batch = converge(

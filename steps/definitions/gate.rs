@@ -53,7 +53,7 @@ impl Gate {
     }
 
     /// Rewrite a feature: skipped scenarios get the skip step first. When every scenario of a
-    /// feature is skipped, the step goes in front of the Background too, so nothing runs.
+    /// feature is skipped, its Background is dropped, so nothing runs.
     pub fn apply(&self, mut feature: gherkin::Feature) -> (gherkin::Feature, Vec<Skipped>) {
         let mut skipped = Vec::new();
         let feature_tags = feature.tags.clone();
@@ -81,15 +81,10 @@ impl Gate {
             }
         }
         if all_skipped {
-            if let Some(background) = &mut feature.background {
-                if let (Some(template), Some(first)) =
-                    (background.steps.first().cloned(), skipped.first())
-                {
-                    background
-                        .steps
-                        .insert(0, skip_step(&template, &first.reason));
-                }
-            }
+            // Nothing of this feature runs here, so neither does its Background: dropping it
+            // leaves each scenario with the skip step and its reason as its only outcome (a
+            // skipped Background step would read as "Background step failed").
+            feature.background = None;
         }
         (feature, skipped)
     }

@@ -275,13 +275,13 @@ async fn call_from(
             {
                 return Err(format!("{}: {}", call.describe(), call.result.body.trim()));
             }
-            if let Some(expected) = body {
-                if call.result.body.trim() != expected {
-                    return Err(format!(
-                        "status {status} with body {:?}, not {expected:?}",
-                        call.result.body.trim()
-                    ));
-                }
+            if let Some(expected) = body
+                && call.result.body.trim() != expected
+            {
+                return Err(format!(
+                    "status {status} with body {:?}, not {expected:?}",
+                    call.result.body.trim()
+                ));
             }
             Ok(call)
         },

@@ -286,10 +286,10 @@ async fn graph_eventually(
     what: &str,
     check: impl Fn(&KialiGraph) -> Result<(), String>,
 ) -> Step {
-    if let Some(graph) = &world.graph {
-        if check(graph).is_ok() {
-            return Ok(());
-        }
+    if let Some(graph) = &world.graph
+        && check(graph).is_ok()
+    {
+        return Ok(());
     }
     let env = world.env();
     let env_ref = &env;
