@@ -288,10 +288,19 @@ impl Settings {
     pub fn markdown_table() -> String {
         let mut out =
             String::from("| variable | values | default | meaning |\n|---|---|---|---|\n");
+        // Cell text is escaped: `|` would split a cell and `<…>` would vanish as HTML.
+        let cell = |text: &str| {
+            text.replace('|', "\\|")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
         for doc in Self::describe() {
             out.push_str(&format!(
                 "| `{}` | {} | {} | {} |\n",
-                doc.name, doc.values, doc.default, doc.meaning
+                doc.name,
+                cell(doc.values),
+                cell(doc.default),
+                cell(doc.meaning)
             ));
         }
         out

@@ -208,6 +208,18 @@ impl Timeouts {
         docs
     }
 
+    /// `describe()` as a Markdown table (the README's timeout table is this, verbatim).
+    pub fn markdown_table() -> String {
+        let mut out = String::from("| variable | default | bounds |\n|---|---|---|\n");
+        for doc in Self::describe() {
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                doc.env_var, doc.default, doc.bounds
+            ));
+        }
+        out
+    }
+
     /// The retry policy of eventually-consistent assertions.
     pub fn convergence(&self) -> Convergence {
         Convergence {

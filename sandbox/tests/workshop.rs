@@ -8,46 +8,17 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{client, eventually, install_crypto, workshop_yaml};
+use common::{apply_yaml, client, eventually, install_crypto, is_ready, workshop_yaml};
 use happy_sandbox::{Sandbox, SandboxOptions};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{
-    Api, AttachParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams,
-};
-use kube::discovery::{Discovery, Scope};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{Api, AttachParams, ListParams, LogParams, PostParams};
+use kube::discovery::Discovery;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-async fn apply_yaml(client: &Client, discovery: &Discovery, namespace: &str, yaml: &str) {
-    for doc in yaml.split("\n---\n") {
-        let obj: DynamicObject = serde_saphyr::from_str(doc).unwrap();
-        let gvk = kube::core::GroupVersionKind::try_from(obj.types.as_ref().unwrap()).unwrap();
-        let (ar, caps) = discovery.resolve_gvk(&gvk).unwrap();
-        let api: Api<DynamicObject> = if caps.scope == Scope::Namespaced {
-            Api::namespaced_with(client.clone(), namespace, &ar)
-        } else {
-            Api::all_with(client.clone(), &ar)
-        };
-        api.patch(
-            &obj.name_any(),
-            &PatchParams::apply("happy").force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .unwrap();
-    }
-}
-
-fn is_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
 
 async fn ready_pod(pods: &Api<Pod>, selector: &str, not: Option<&str>) -> Pod {
     eventually(&format!("a ready pod {selector}"), LIMIT, || async {

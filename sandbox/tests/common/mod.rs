@@ -17,7 +17,10 @@ use happy_sandbox::cri::{
 };
 use happy_sandbox::{Sandbox, SandboxOptions};
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::{Discovery, Scope};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -265,6 +268,35 @@ pub async fn client(sandbox: &Sandbox) -> kube::Client {
         .await
         .expect("kubeconfig is usable");
     kube::Client::try_from(config).expect("client")
+}
+
+/// Server-side apply every document of `yaml` into `namespace`, as the suite does.
+pub async fn apply_yaml(client: &kube::Client, discovery: &Discovery, namespace: &str, yaml: &str) {
+    for doc in yaml.split("\n---\n") {
+        let obj: DynamicObject = serde_saphyr::from_str(doc).unwrap();
+        let gvk = kube::core::GroupVersionKind::try_from(obj.types.as_ref().unwrap()).unwrap();
+        let (ar, caps) = discovery.resolve_gvk(&gvk).unwrap();
+        let api: Api<DynamicObject> = if caps.scope == Scope::Namespaced {
+            Api::namespaced_with(client.clone(), namespace, &ar)
+        } else {
+            Api::all_with(client.clone(), &ar)
+        };
+        api.patch(
+            &obj.name_any(),
+            &PatchParams::apply("happy").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Whether the pod's Ready condition is True.
+pub fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Poll `f` until it returns Some, at most `limit`.
