@@ -52,6 +52,29 @@ pub struct Summary {
     pub skipped: usize,
 }
 
+impl Summary {
+    /// Read back a line printed by [`Summary`]'s `Display` (`N passed, N failed, N skipped`).
+    pub fn parse_line(line: &str) -> Option<Summary> {
+        let mut counts = line.trim().split(", ").map(|part| {
+            let (n, word) = part.split_once(' ')?;
+            Some((n.parse::<usize>().ok()?, word))
+        });
+        match (
+            counts.next()??,
+            counts.next()??,
+            counts.next()??,
+            counts.next(),
+        ) {
+            ((passed, "passed"), (failed, "failed"), (skipped, "skipped"), None) => Some(Summary {
+                passed,
+                failed,
+                skipped,
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -219,6 +242,12 @@ mod tests {
             }
         );
         assert_eq!(s.to_string(), "1 passed, 3 failed, 2 skipped");
+        assert_eq!(Summary::parse_line(&s.to_string()), Some(s));
+        assert_eq!(Summary::parse_line("1 passed, 3 failed"), None);
+        assert_eq!(
+            Summary::parse_line("24 scenarios (4 passed, 20 skipped)"),
+            None
+        );
         assert!(summarize_cucumber_json("not json").is_err());
     }
 
