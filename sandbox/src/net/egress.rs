@@ -116,6 +116,18 @@ impl Egress {
                 host: host.to_string(),
             })?;
         let addr = SocketAddrV4::new(ip, port);
+        // A pod talking to its own address stays on its loopback: never through a sidecar
+        // (Istio's iptables rules return such traffic), e.g. `curl localhost:15020` in
+        // istio-proxy.
+        if ip == self.pod_ip {
+            return connect_from(self.pod_ip, addr)
+                .await
+                .map_err(|source| EgressError::Connect {
+                    host: host.to_string(),
+                    addr,
+                    source,
+                });
+        }
         let path = self
             .path
             .read()

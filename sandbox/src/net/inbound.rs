@@ -1,8 +1,10 @@
 //! The inbound recording point. An app never binds the pod's address itself: it gets an
 //! internal listener, and the network binds podIP:port, records every byte both ways in the
 //! pod's capture, and forwards to the pod's [`InboundPath`] — by default the app's internal
-//! listener; in a meshed pod the sidecar's inbound listener, which then reaches the app at the
-//! internal address (exposed for that purpose), like Envoy's inbound cluster does.
+//! listener; in a meshed pod the sidecar's inbound listener. The sidecar then reaches the app at
+//! podIP:port from 127.0.0.6 ([`super::SIDECAR_TO_APP_SOURCE`]), as Istio's inbound clusters do;
+//! the recording point hands such connections straight to the app, unrecorded (on a real pod
+//! they never leave `lo`).
 //!
 //! When nothing is switched and the app runs in this process, the recording point hands the
 //! client's socket itself to the app, wrapped so that every byte read or written is recorded:

@@ -14,7 +14,9 @@
 //!
 //! The mesh swaps a pod's [`egress::OutboundPath`] and [`inbound::InboundPath`] (into and out of
 //! its sidecar) with [`PodNet::set_outbound_path`] and [`PodNet::set_inbound_path`]; the app
-//! stays reachable at [`PodNet::app_address`].
+//! stays reachable at [`PodNet::app_address`]. In a meshed pod, port-forward reaches app ports
+//! directly (as on a real pod's loopback), and the sidecar's own connections to its app
+//! (source 127.0.0.6) pass the recording point unrecorded.
 
 pub mod addr;
 pub mod capture;
@@ -64,6 +66,11 @@ pub enum NetError {
     #[error("no tokio runtime is running: {0}")]
     NoRuntime(String),
 }
+
+/// The source address of a sidecar's connections to its own app (Istio's inbound passthrough
+/// address). In a pod they stay on `lo`: the recording point hands them to the app without
+/// recording them and without sending them through the sidecar again.
+pub const SIDECAR_TO_APP_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
 
 /// How many handed-over connections may wait for the app to accept them.
 const HANDOFF_BACKLOG: usize = 1024;
@@ -325,6 +332,24 @@ impl RecordingPoint {
             let Ok((client, SocketAddr::V4(peer))) = accepted else {
                 continue;
             };
+            if *peer.ip() == SIDECAR_TO_APP_SOURCE {
+                let (internal, cancel) = (self.internal, cancel.clone());
+                self.tracker.spawn(async move {
+                    match DirectToApp
+                        .connect(peer, internal.port(), Some(internal))
+                        .await
+                    {
+                        Err(_) => reset(client),
+                        Ok(upstream) => {
+                            tokio::select! {
+                                _ = cancel.cancelled() => {}
+                                _ = splice(client, upstream, None) => {}
+                            }
+                        }
+                    }
+                });
+                continue;
+            }
             let path = self
                 .inbound
                 .read()
@@ -369,6 +394,8 @@ impl RecordingPoint {
 struct PortEntry {
     /// Where the app listens inside the pod.
     internal: SocketAddr,
+    /// An in-process app listens there (not a process such as Envoy behind `expose`).
+    app: bool,
     cancel: CancellationToken,
 }
 
@@ -378,6 +405,7 @@ pub struct PodNet {
     namespace: String,
     name: String,
     egress: Arc<Egress>,
+    services: Arc<ServiceTable>,
     socks_addr: SocketAddr,
     capture: Arc<Capture>,
     inbound: SharedInbound,
@@ -395,7 +423,11 @@ impl PodNet {
         cancel: CancellationToken,
     ) -> Result<Arc<Self>, NetError> {
         let dns = DnsView::new(namespace, ip, services.clone());
-        let egress = Arc::new(Egress::new(ip, dns, Arc::new(DirectPath::new(services))));
+        let egress = Arc::new(Egress::new(
+            ip,
+            dns,
+            Arc::new(DirectPath::new(services.clone())),
+        ));
         // The SOCKS server lives on 127.0.0.1 so the pod's own port space stays clean; the
         // listener itself tells which pod a connection belongs to.
         let listener = bind_listener(SocketAddr::from(([127, 0, 0, 1], 0)))?;
@@ -416,6 +448,7 @@ impl PodNet {
             namespace: namespace.to_string(),
             name: name.to_string(),
             egress,
+            services,
             socks_addr,
             capture: Arc::new(Capture::new(DEFAULT_CAPTURE_BYTES)),
             inbound: Arc::new(RwLock::new(None)),
@@ -527,6 +560,7 @@ impl PodNet {
             port,
             PortEntry {
                 internal,
+                app: handoff.is_some(),
                 cancel: cancel.clone(),
             },
         );
@@ -560,6 +594,14 @@ impl PodNet {
         &self,
         cancel: CancellationToken,
     ) -> Result<(SocketAddr, Arc<FailureLog>), NetError> {
+        self.serve_session_socks(self.egress.clone(), cancel)
+    }
+
+    fn serve_session_socks(
+        &self,
+        egress: Arc<Egress>,
+        cancel: CancellationToken,
+    ) -> Result<(SocketAddr, Arc<FailureLog>), NetError> {
         let listener = bind_listener(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         let addr = listener.local_addr().map_err(|source| NetError::Bind {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -568,7 +610,6 @@ impl PodNet {
         let failures = Arc::new(FailureLog::default());
         let pod_cancel = self.cancel.clone();
         let tracker = self.tracker.clone();
-        let egress = self.egress.clone();
         let log = failures.clone();
         self.tracker.spawn(async move {
             let both = CancellationToken::new();
@@ -582,15 +623,46 @@ impl PodNet {
         Ok((addr, failures))
     }
 
-    /// Connect to the pod's `port` through the recording point, as port-forward does.
+    /// A SOCKS5 server like [`PodNet::session_socks`] whose connections leave the pod
+    /// directly, never through a sidecar: for commands exec'd in the `istio-proxy` container
+    /// (Istio's redirection excludes the proxy's own user).
+    pub fn session_socks_bypassing_sidecar(
+        &self,
+        cancel: CancellationToken,
+    ) -> Result<(SocketAddr, Arc<FailureLog>), NetError> {
+        let direct = Arc::new(Egress::new(
+            self.ip,
+            self.egress.dns().clone(),
+            Arc::new(DirectPath::new(self.services.clone())),
+        ));
+        self.serve_session_socks(direct, cancel)
+    }
+
+    /// Connect to the pod's `port` through the recording point, as port-forward does. In a
+    /// meshed pod, port-forward reaches an app port the way it does in Kubernetes: on the
+    /// pod's loopback, straight to the app, past the sidecar (so it works under STRICT mTLS).
     pub async fn connect_port(&self, port: u16) -> io::Result<Option<TcpStream>> {
-        if !self
+        let entry = self
             .ports
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(&port)
-        {
+            .get(&port)
+            .map(|e| (e.internal, e.app));
+        let Some((internal, app)) = entry else {
             return Ok(None);
+        };
+        let meshed = self
+            .inbound
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        if app
+            && meshed
+            && let SocketAddr::V4(internal) = internal
+        {
+            return Ok(Some(
+                pipe::connect_from(Ipv4Addr::LOCALHOST, internal).await?,
+            ));
         }
         let stream =
             pipe::connect_from(Ipv4Addr::LOCALHOST, SocketAddrV4::new(self.ip, port)).await?;

@@ -158,8 +158,10 @@ impl DnsView {
 }
 
 /// The resolution rules, separate from the table so they can be tested alone: `svc`, `svc.ns`,
-/// `svc.ns.svc`, `svc.ns.svc.cluster.local` → the ClusterIP; `localhost` → the pod's own
-/// address (each pod's loopback is its own address here); IPv4 literals pass through.
+/// `svc.ns.svc`, `svc.ns.svc.cluster.local` → the ClusterIP; `localhost` and loopback literals
+/// (127.0.x.y, e.g. 127.0.0.1) → the pod's own address (a pod's loopback is its own address
+/// here, so `curl localhost:15020` in istio-proxy reaches the pod's agent); other IPv4 literals
+/// pass through (the sandbox's pod and ClusterIP ranges are 127.1/16 and 127.2/16).
 pub fn resolve_in(
     name: &str,
     namespace: &str,
@@ -168,7 +170,8 @@ pub fn resolve_in(
 ) -> Option<Ipv4Addr> {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     if let Ok(ip) = name.parse::<Ipv4Addr>() {
-        return Some(ip);
+        let [a, b, ..] = ip.octets();
+        return Some(if a == 127 && b == 0 { pod_ip } else { ip });
     }
     if name == "localhost" || name == "localhost.localdomain" {
         return Some(pod_ip);
@@ -223,6 +226,8 @@ mod tests {
     #[test]
     fn dns_view_localhost_is_the_pod_and_literals_pass() {
         assert_eq!(resolve_in("localhost", "x", POD, lookup), Some(POD));
+        assert_eq!(resolve_in("127.0.0.1", "x", POD, lookup), Some(POD));
+        assert_eq!(resolve_in("localhost.", "x", POD, lookup), Some(POD));
         assert_eq!(
             resolve_in("127.1.0.9", "x", POD, lookup),
             Some(Ipv4Addr::new(127, 1, 0, 9))

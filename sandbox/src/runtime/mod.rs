@@ -268,7 +268,8 @@ fn waiting(reason: &str, message: &str) -> ContainerState {
 }
 
 impl LocalRuntime {
-    /// Start `spec` as container `run` of `pod_run`; resolves when the program ends.
+    /// Start `spec` as container `run` of `pod_run`; resolves when the program ends. `started`
+    /// fires when the program says it serves (what a startup probe waits for).
     fn start_container(
         &self,
         pod_run: &Arc<PodRun>,
@@ -276,6 +277,7 @@ impl LocalRuntime {
         spec: &Container,
         env: Vec<(String, String)>,
         program: Arc<dyn Program>,
+        started: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> BoxFuture<'static, Exit> {
         let probe: Option<Result<ReadinessProbe, String>> = probe::readiness_probe(spec);
         let pod_run = pod_run.clone();
@@ -309,6 +311,13 @@ impl LocalRuntime {
                         });
                     }),
                 }
+            };
+            let ready: Box<dyn FnOnce() + Send> = match started {
+                None => ready,
+                Some(started) => Box::new(move || {
+                    ready();
+                    let _ = started.send(());
+                }),
             };
             let ctx = ContainerContext {
                 namespace: pod_run.namespace.clone(),
@@ -452,14 +461,31 @@ impl cri::Runtime for LocalRuntime {
             };
             let env = container_env(pod, &c, pod_ip);
             let sidecar = c.restart_policy.as_deref() == Some("Always");
-            let fut = self.start_container(&pod_run, &run, &c, env, program);
+            // A native sidecar with a startup probe holds back the containers after it until
+            // it has started (Istio's proxy uses this so apps start with the mesh in place).
+            let (started_tx, started_rx) = if init && sidecar && c.startup_probe.is_some() {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            };
+            let fut = self.start_container(&pod_run, &run, &c, env, program, started_tx);
             if init && !sidecar {
                 sequence.push(Some(fut));
             } else if init {
                 let tracker = pod_run.tracker.clone();
+                let name = c.name.clone();
                 sequence.push(Some(Box::pin(async move {
                     tracker.spawn(fut);
-                    Exit::completed()
+                    match started_rx {
+                        None => Exit::completed(),
+                        Some(rx) => match rx.await {
+                            Ok(()) => Exit::completed(),
+                            Err(_) => Exit::failed(format!(
+                                "native sidecar {name:?} ended before its startup probe passed"
+                            )),
+                        },
+                    }
                 })));
             } else {
                 app.push(fut);

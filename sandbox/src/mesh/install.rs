@@ -1,0 +1,273 @@
+//! What `istioctl install --set profile=demo` creates in `istio-system`, as objects: istiod,
+//! the ingress gateway (a LoadBalancer Service) and the egress gateway, with their service
+//! accounts and the mesh's root certificate ConfigMap. The controllers then run them like any
+//! other Deployment; the images map to the sandbox's programs (`pilot` idles, `proxyv2` runs
+//! Envoy).
+
+use serde_json::{Value, json};
+
+use super::{ROOT_NAMESPACE, pilot_image, proxy_image};
+
+/// The ingress gateway's service account (its SPIFFE identity).
+pub const INGRESS_SERVICE_ACCOUNT: &str = "istio-ingressgateway-service-account";
+/// The egress gateway's service account.
+pub const EGRESS_SERVICE_ACCOUNT: &str = "istio-egressgateway-service-account";
+
+fn service_account(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "ServiceAccount",
+           "metadata": {"name": name, "namespace": ROOT_NAMESPACE, "labels": labels}})
+}
+
+fn env_field(name: &str, path: &str) -> Value {
+    json!({"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}})
+}
+
+fn istiod() -> Vec<Value> {
+    let labels = json!({"app": "istiod", "istio": "pilot", "istio.io/rev": "default",
+                        "install.operator.istio.io/owning-resource": "unknown",
+                        "operator.istio.io/component": "Pilot"});
+    let pod_labels = json!({"app": "istiod", "istio": "pilot", "istio.io/rev": "default",
+                            "sidecar.istio.io/inject": "false"});
+    vec![
+        service_account("istiod", labels.clone()),
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "istiod", "namespace": ROOT_NAMESPACE, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"istio": "pilot"}},
+                "template": {
+                    "metadata": {"labels": pod_labels,
+                                 "annotations": {"prometheus.io/port": "15014", "prometheus.io/scrape": "true",
+                                                 "sidecar.istio.io/inject": "false"}},
+                    "spec": {
+                        "serviceAccountName": "istiod",
+                        "containers": [{
+                            "name": "discovery",
+                            "image": pilot_image(),
+                            "args": ["discovery", "--monitoringAddr=:15014", "--log_output_level=default:info",
+                                     "--domain", "cluster.local", "--keepaliveMaxServerConnectionAge", "30m"],
+                            "ports": [
+                                {"containerPort": 8080, "name": "http-debug", "protocol": "TCP"},
+                                {"containerPort": 15010, "name": "grpc-xds", "protocol": "TCP"},
+                                {"containerPort": 15017, "name": "https-webhooks", "protocol": "TCP"},
+                            ],
+                            "env": [
+                                {"name": "REVISION", "value": "default"},
+                                env_field("POD_NAME", "metadata.name"),
+                                env_field("POD_NAMESPACE", "metadata.namespace"),
+                                env_field("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+                                {"name": "PILOT_TRACE_SAMPLING", "value": "100"},
+                            ],
+                            "resources": {"requests": {"cpu": "10m", "memory": "100Mi"}},
+                        }],
+                    },
+                },
+            },
+        }),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "istiod", "namespace": ROOT_NAMESPACE,
+                         "labels": {"app": "istiod", "istio": "pilot", "istio.io/rev": "default"}},
+            "spec": {
+                "selector": {"app": "istiod", "istio": "pilot"},
+                "ports": [
+                    {"name": "grpc-xds", "port": 15010, "protocol": "TCP", "targetPort": 15010},
+                    {"name": "https-dns", "port": 15012, "protocol": "TCP", "targetPort": 15012},
+                    {"name": "https-webhook", "port": 443, "protocol": "TCP", "targetPort": 15017},
+                    {"name": "http-monitoring", "port": 15014, "protocol": "TCP", "targetPort": 15014},
+                ],
+            },
+        }),
+    ]
+}
+
+/// A gateway Deployment (`proxy router`) and its service account.
+fn gateway(name: &str, istio_label: &str, sa: &str, ports: Value) -> Vec<Value> {
+    let labels = json!({"app": name, "istio": istio_label, "install.operator.istio.io/owning-resource": "unknown",
+                        "istio.io/rev": "default", "operator.istio.io/component":
+                            if istio_label == "ingressgateway" { "IngressGateways" } else { "EgressGateways" }});
+    let pod_labels = json!({"app": name, "istio": istio_label, "chart": "gateways", "heritage": "Tiller",
+                            "release": "istio", "istio.io/rev": "default",
+                            "service.istio.io/canonical-name": name,
+                            "service.istio.io/canonical-revision": "latest",
+                            "sidecar.istio.io/inject": "false"});
+    vec![
+        service_account(sa, json!({"app": name, "istio": istio_label})),
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ROOT_NAMESPACE, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": name, "istio": istio_label}},
+                "template": {
+                    "metadata": {
+                        "labels": pod_labels,
+                        "annotations": {"prometheus.io/path": "/stats/prometheus", "prometheus.io/port": "15020",
+                                        "prometheus.io/scrape": "true", "sidecar.istio.io/inject": "false",
+                                        "istio.io/rev": "default"},
+                    },
+                    "spec": {
+                        "serviceAccountName": sa,
+                        "containers": [{
+                            "name": "istio-proxy",
+                            "image": proxy_image(),
+                            "args": ["proxy", "router", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
+                                     "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error",
+                                     "--log_output_level=default:info"],
+                            "ports": ports,
+                            "env": [
+                                {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
+                                {"name": "CA_ADDR", "value": "istiod.istio-system.svc:15012"},
+                                env_field("NODE_NAME", "spec.nodeName"),
+                                env_field("POD_NAME", "metadata.name"),
+                                env_field("POD_NAMESPACE", "metadata.namespace"),
+                                env_field("INSTANCE_IP", "status.podIP"),
+                                env_field("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+                                {"name": "ISTIO_META_WORKLOAD_NAME", "value": name},
+                                {"name": "ISTIO_META_OWNER", "value":
+                                    format!("kubernetes://apis/apps/v1/namespaces/{ROOT_NAMESPACE}/deployments/{name}")},
+                                {"name": "ISTIO_META_MESH_ID", "value": "cluster.local"},
+                                {"name": "TRUST_DOMAIN", "value": "cluster.local"},
+                                {"name": "ISTIO_META_CLUSTER_ID", "value": "Kubernetes"},
+                            ],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/healthz/ready", "port": 15021, "scheme": "HTTP"},
+                                "failureThreshold": 30, "initialDelaySeconds": 1, "periodSeconds": 2,
+                                "successThreshold": 1, "timeoutSeconds": 1,
+                            },
+                            "resources": {"limits": {"cpu": "2", "memory": "1Gi"},
+                                          "requests": {"cpu": "10m", "memory": "40Mi"}},
+                            "securityContext": {"allowPrivilegeEscalation": false, "privileged": false,
+                                                "readOnlyRootFilesystem": true, "runAsNonRoot": true,
+                                                "runAsUser": 1337, "runAsGroup": 1337},
+                        }],
+                    },
+                },
+            },
+        }),
+    ]
+}
+
+fn ingress_gateway() -> Vec<Value> {
+    let name = "istio-ingressgateway";
+    let mut objects = gateway(
+        name,
+        "ingressgateway",
+        INGRESS_SERVICE_ACCOUNT,
+        json!([
+            {"containerPort": 15021, "protocol": "TCP"},
+            {"containerPort": 8080, "protocol": "TCP"},
+            {"containerPort": 8443, "protocol": "TCP"},
+            {"containerPort": 31400, "protocol": "TCP"},
+            {"containerPort": 15443, "protocol": "TCP"},
+            {"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"},
+        ]),
+    );
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ROOT_NAMESPACE,
+                     "labels": {"app": name, "istio": "ingressgateway", "istio.io/rev": "default"}},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": name, "istio": "ingressgateway"},
+            "ports": [
+                {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
+                {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
+                {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
+                {"name": "tcp", "port": 31400, "protocol": "TCP", "targetPort": 31400},
+                {"name": "tls", "port": 15443, "protocol": "TCP", "targetPort": 15443},
+            ],
+        },
+    }));
+    objects
+}
+
+fn egress_gateway() -> Vec<Value> {
+    let name = "istio-egressgateway";
+    let mut objects = gateway(
+        name,
+        "egressgateway",
+        EGRESS_SERVICE_ACCOUNT,
+        json!([
+            {"containerPort": 8080, "protocol": "TCP"},
+            {"containerPort": 8443, "protocol": "TCP"},
+            {"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"},
+        ]),
+    );
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ROOT_NAMESPACE,
+                     "labels": {"app": name, "istio": "egressgateway", "istio.io/rev": "default"}},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app": name, "istio": "egressgateway"},
+            "ports": [
+                {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
+                {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
+            ],
+        },
+    }));
+    objects
+}
+
+/// Every object of the demo profile, in creation order (the namespace first).
+pub fn demo_profile_objects(root_cert_pem: &str) -> Vec<Value> {
+    let mut objects = vec![json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ROOT_NAMESPACE},
+    })];
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "istio-ca-root-cert", "namespace": ROOT_NAMESPACE,
+                     "labels": {"istio.io/config": "true"}},
+        "data": {"root-cert.pem": root_cert_pem},
+    }));
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "istio", "namespace": ROOT_NAMESPACE,
+                     "labels": {"app": "istiod", "istio.io/rev": "default"}},
+        "data": {"mesh": "accessLogFile: /dev/stdout\ndefaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\nenablePrometheusMerge: true\nrootNamespace: istio-system\ntrustDomain: cluster.local\n",
+                 "meshNetworks": "networks: {}"},
+    }));
+    objects.extend(istiod());
+    objects.extend(ingress_gateway());
+    objects.extend(egress_gateway());
+    objects
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_profile_has_istiod_and_both_gateways() {
+        let objs = demo_profile_objects("PEM");
+        let find = |kind: &str, name: &str| {
+            objs.iter()
+                .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{kind} {name}"))
+        };
+        let istiod = find("Deployment", "istiod");
+        assert_eq!(
+            istiod["spec"]["template"]["spec"]["containers"][0]["image"],
+            format!("docker.io/istio/pilot:{}", crate::mesh::ISTIO_VERSION)
+        );
+        let ingress = find("Deployment", "istio-ingressgateway");
+        let pod = &ingress["spec"]["template"];
+        assert_eq!(pod["metadata"]["labels"]["istio"], "ingressgateway");
+        assert_eq!(pod["spec"]["serviceAccountName"], INGRESS_SERVICE_ACCOUNT);
+        let svc = find("Service", "istio-ingressgateway");
+        assert_eq!(svc["spec"]["type"], "LoadBalancer");
+        assert!(
+            svc["spec"]["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["port"] == 80 && p["targetPort"] == 8080 && p["name"] == "http2")
+        );
+        find("Deployment", "istio-egressgateway");
+        find("Service", "istio-egressgateway");
+    }
+}

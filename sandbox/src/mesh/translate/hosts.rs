@@ -1,0 +1,121 @@
+//! Host names as Istio reads them: short names resolve in the namespace of the object that
+//! names them, wildcards match suffixes, and a Service answers to every name a pod's DNS
+//! search path gives it (and to its ClusterIP), with and without the port.
+
+use super::input::ServiceInfo;
+
+/// `name.namespace.svc.cluster.local`.
+pub fn fqdn(name: &str, namespace: &str) -> String {
+    format!("{name}.{namespace}.svc.{}", crate::mesh::TRUST_DOMAIN)
+}
+
+/// A host as written in a VirtualService or DestinationRule in `namespace`: a short name
+/// (no dot) is that namespace's Service; anything with a dot (or `*`) is taken as written,
+/// as Istio does.
+pub fn resolve(host: &str, namespace: &str) -> String {
+    if host == "*" || host.contains('.') {
+        host.to_string()
+    } else {
+        fqdn(host, namespace)
+    }
+}
+
+/// Whether `pattern` (`*`, `*.suffix` or a name) covers `host`.
+pub fn matches(pattern: &str, host: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match pattern.strip_prefix('*') {
+        Some(suffix) => host.ends_with(suffix),
+        None => pattern == host,
+    }
+}
+
+/// Whether two host patterns overlap (either covers the other).
+pub fn overlap(a: &str, b: &str) -> bool {
+    matches(a, b) || matches(b, a)
+}
+
+/// The `domains` of a Service's virtual host on `port`, as seen from a proxy in
+/// `proxy_namespace`: the FQDN and its shorter forms (the short name only in the same
+/// namespace), the ClusterIP, each with and without `:port`.
+pub fn service_domains(svc: &ServiceInfo, port: u16, proxy_namespace: &str) -> Vec<String> {
+    let mut names = vec![
+        svc.fqdn(),
+        format!("{}.{}.svc", svc.name, svc.namespace),
+        format!("{}.{}", svc.name, svc.namespace),
+    ];
+    if svc.namespace == proxy_namespace {
+        names.push(svc.name.clone());
+    }
+    if let Some(ip) = svc.cluster_ip {
+        names.push(ip.to_string());
+    }
+    let mut out = Vec::new();
+    for n in names {
+        out.push(format!("{n}:{port}"));
+        out.push(n);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::translate::input::{Protocol, ServicePort, Target};
+
+    #[test]
+    fn short_names_resolve_in_the_objects_namespace() {
+        assert_eq!(
+            resolve("service-c", "istioinaction"),
+            "service-c.istioinaction.svc.cluster.local"
+        );
+        assert_eq!(
+            resolve("service-c.istioinaction.svc.cluster.local", "x"),
+            "service-c.istioinaction.svc.cluster.local"
+        );
+        assert_eq!(resolve("*", "x"), "*");
+    }
+
+    #[test]
+    fn wildcards_match_suffixes() {
+        assert!(matches("*", "a.b"));
+        assert!(matches(
+            "*.istioinaction.svc.cluster.local",
+            "service-a.istioinaction.svc.cluster.local"
+        ));
+        assert!(!matches(
+            "*.default.svc.cluster.local",
+            "service-a.istioinaction.svc.cluster.local"
+        ));
+        assert!(matches("a.b", "a.b") && !matches("a.b", "a.c"));
+    }
+
+    #[test]
+    fn domains_cover_the_dns_search_path() {
+        let svc = ServiceInfo {
+            namespace: "istioinaction".into(),
+            name: "service-b".into(),
+            cluster_ip: Some("127.2.0.9".parse().unwrap()),
+            ports: vec![ServicePort {
+                name: "http".into(),
+                port: 80,
+                target: Target::Number(8080),
+                protocol: Protocol::Http,
+            }],
+            selector: Default::default(),
+        };
+        let same = service_domains(&svc, 80, "istioinaction");
+        for d in [
+            "service-b",
+            "service-b:80",
+            "service-b.istioinaction",
+            "service-b.istioinaction.svc.cluster.local:80",
+            "127.2.0.9:80",
+        ] {
+            assert!(same.contains(&d.to_string()), "{d} in {same:?}");
+        }
+        let other = service_domains(&svc, 80, "default");
+        assert!(!other.contains(&"service-b".to_string()));
+    }
+}
