@@ -3,7 +3,9 @@
 //! has it, and the workshop runs it there with privileges. curl is the host's real curl run
 //! inside the pod's network — its connections go through a SOCKS5 server on the pod's egress
 //! (`socks5h`, so names resolve in the pod's DNS view, `localhost` is the pod itself, and the
-//! pod's address is the source). tcpdump prints what the pod's recording point sees
+//! pod's address is the source). In the `istio-proxy` container curl's connections bypass
+//! the pod's sidecar, as Istio's redirection excludes the proxy's own user; in every other
+//! container they go through it. tcpdump prints what the pod's recording point sees
 //! ([`crate::mesh::capture`]). Nothing else runs, never a shell: any other command ends with
 //! exit code 126.
 //!
@@ -128,7 +130,15 @@ pub fn exec_in_pod(
     };
 
     let session_cancel = pod_cancel.child_token();
-    let (socks, failures) = net.session_socks(session_cancel.clone()).map_err(|e| {
+    // Istio's redirection excludes the proxy's own user (UID 1337), so a curl in istio-proxy
+    // leaves the pod directly (plaintext, no mTLS), while application containers go through
+    // the sidecar.
+    let socks = if request.container == PROXY_CONTAINER {
+        net.session_socks_bypassing_sidecar(session_cancel.clone())
+    } else {
+        net.session_socks(session_cancel.clone())
+    };
+    let (socks, failures) = socks.map_err(|e| {
         RuntimeError::Other(format!(
             "exec curl in pod {}/{}: {e}",
             net.namespace(),
