@@ -4,7 +4,7 @@
 use cucumber::{then, when};
 use happy_istio::checks::addons::{KialiGraph, grafana_has_dashboard, http_rates, is_plaintext};
 use happy_istio::checks::{logs, metrics};
-use happy_istio::probes::{Convergence, eventually, parse_access_log_line};
+use happy_istio::probes::{Convergence, Sample, eventually, parse_access_log_line};
 
 use super::parameters::Name;
 use super::world::{
@@ -128,19 +128,46 @@ async fn access_log_has(world: &mut HappyWorld, deployment: String, code: u16) -
 #[when(regex = r"^I read the metrics of ([a-z0-9-]+)'s istio-proxy on port 15020$")]
 async fn read_sidecar_metrics(world: &mut HappyWorld, deployment: String) -> Step {
     world.metrics = world.env().sidecar_metrics(&deployment).await?;
+    world.metrics_of = Some(deployment);
     Ok(())
 }
 
 #[then(regex = r#"^istio_requests_total has a series with response_code (\d+)$"#)]
 async fn series_with_code(world: &mut HappyWorld, code: String) -> Step {
-    let series = metrics::requests_matching(&world.metrics, &[("response_code", code.as_str())]);
-    if series.is_empty() || metrics::total(&series) <= 0.0 {
-        let total = metrics::requests_matching(&world.metrics, &[]).len();
-        fail!(
-            "{} has {total} series, none counting response_code=\"{code}\"",
-            metrics::REQUESTS_TOTAL
-        );
+    let counts = |samples: &[Sample]| -> Result<(), String> {
+        let series = metrics::requests_matching(samples, &[("response_code", code.as_str())]);
+        if series.is_empty() || metrics::total(&series) <= 0.0 {
+            let total = metrics::requests_matching(samples, &[]).len();
+            return Err(format!(
+                "{} has {total} series, none counting response_code=\"{code}\"",
+                metrics::REQUESTS_TOTAL
+            ));
+        }
+        Ok(())
+    };
+    if counts(&world.metrics).is_ok() {
+        return Ok(());
     }
+    // A proxy counts a request when its stream completes, which can be just after the client
+    // has its answer: read again until the counter shows. A counter never goes back, so one
+    // success settles it.
+    let Some(deployment) = world.metrics_of.clone() else {
+        fail!("no sidecar metrics were read");
+    };
+    let env = world.env();
+    let (env_ref, deployment_ref, counts_ref) = (&env, deployment.as_str(), &counts);
+    world.metrics = eventually(
+        &format!("{deployment}'s istio-proxy to count response_code {code}"),
+        &env.once(),
+        || async move {
+            let samples = env_ref
+                .sidecar_metrics(deployment_ref)
+                .await
+                .map_err(|e| e.0)?;
+            counts_ref(&samples).map(|()| samples)
+        },
+    )
+    .await?;
     Ok(())
 }
 

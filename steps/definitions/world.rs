@@ -326,6 +326,8 @@ pub struct HappyWorld {
     pub logs: BTreeMap<String, String>,
     /// Metrics read from a sidecar.
     pub metrics: Vec<Sample>,
+    /// Whose sidecar `metrics` were read from, to read them again while they catch up.
+    pub metrics_of: Option<String>,
     /// The objects `istioctl kube-inject` produced.
     pub injected: Vec<Manifest>,
     /// What a packet capture printed.
@@ -359,6 +361,7 @@ impl HappyWorld {
             responses: Vec::new(),
             logs: BTreeMap::new(),
             metrics: Vec::new(),
+            metrics_of: None,
             injected: Vec::new(),
             capture: None,
             last_curl: None,

@@ -172,14 +172,25 @@ async fn real_envoy_lines_become_istio_requests_total() {
         server.clone(),
         cancel.clone(),
     ));
+    // Envoy writes access-log lines asynchronously (the agent asks it to flush before each
+    // scrape, but the flush itself is not synchronous), so poll until the three requests are
+    // counted, within a limit.
     let scrape = |port: u16| async move {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match admin_call(addr, Method::GET, "/stats/prometheus").await {
-                Ok((200, body)) => return body,
-                other => assert!(Instant::now() < deadline, "agent on {port}: {other:?}"),
+            let answer = admin_call(addr, Method::GET, "/stats/prometheus").await;
+            if let Ok((200, body)) = &answer
+                && body
+                    .lines()
+                    .any(|l| l.starts_with("istio_requests_total{") && l.ends_with("} 3"))
+            {
+                return body.clone();
             }
+            assert!(
+                Instant::now() < deadline,
+                "agent on {port} did not count the 3 requests: {answer:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
