@@ -9,6 +9,7 @@ pub mod command;
 pub mod docker;
 mod existing;
 pub mod istio_setup;
+mod istioctl_cluster;
 mod k3s;
 pub mod kind;
 mod kubeconfig;

@@ -1,25 +1,19 @@
 //! The current kubeconfig context: nothing is started, Istio is installed only when istiod is
 //! missing, and teardown deletes nothing (the suite's namespace is the runner's concern).
 
-use std::path::Path;
-
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::istio_setup::{IstioSetup, WhenInstalled, installed_istio};
-use super::{Capabilities, Capability, ClusterHandle, ClusterInfo, ClusterKind, IstioInstall};
-use crate::cluster::Cluster;
+use super::istioctl_cluster::{Ending, IstioctlCluster};
+use super::{Capabilities, Capability, ClusterHandle, ClusterInfo, ClusterKind};
 use crate::istio::KubeTarget;
 use crate::settings::Settings;
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
 
-struct ExistingHandle {
-    client: kube::Client,
-    info: ClusterInfo,
-    capabilities: Capabilities,
-    istio: IstioSetup,
-}
+/// The current context's cluster is not the suite's: it is left as it was found.
+struct LeaveRunning;
 
 pub(super) async fn provision(
     settings: &Settings,
@@ -52,7 +46,7 @@ pub(super) async fn provision(
         false,
     )
     .await?;
-    Ok(Box::new(ExistingHandle {
+    Ok(Box::new(IstioctlCluster {
         client,
         info: ClusterInfo {
             kind: ClusterKind::Existing,
@@ -64,39 +58,12 @@ pub(super) async fn provision(
         },
         capabilities,
         istio,
+        ending: Box::new(LeaveRunning),
     }))
 }
 
-impl ClusterHandle for ExistingHandle {
-    fn client(&self) -> kube::Client {
-        self.client.clone()
-    }
-
-    fn info(&self) -> &ClusterInfo {
-        &self.info
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
-    }
-
-    fn install_istio<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<IstioInstall>> {
-        self.istio.install(cluster).boxed()
-    }
-
-    fn install_addons<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<()>> {
-        self.istio.install_addons(cluster).boxed()
-    }
-
-    fn kube_inject<'a>(&'a self, yaml: &'a str) -> BoxFuture<'a, Result<String>> {
-        self.istio.istioctl().kube_inject(yaml).boxed()
-    }
-
-    fn istioctl(&self) -> Option<&Path> {
-        Some(self.istio.istioctl().path())
-    }
-
-    fn teardown(self: Box<Self>, _any_failed: bool) -> BoxFuture<'static, Result<()>> {
+impl Ending for LeaveRunning {
+    fn end(self: Box<Self>, _any_failed: bool) -> BoxFuture<'static, Result<()>> {
         async { Ok(()) }.boxed()
     }
 }

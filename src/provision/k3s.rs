@@ -1,7 +1,7 @@
 //! k3s in a container through testcontainers (Traefik disabled: the workshop's ingress is
 //! Istio's), plus istioctl. The container is removed at teardown.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -12,8 +12,8 @@ use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
 use tokio::sync::Mutex;
 
 use super::istio_setup::{IstioSetup, WhenInstalled};
-use super::{Capabilities, ClusterHandle, ClusterInfo, ClusterKind, IstioInstall, kubeconfig};
-use crate::cluster::Cluster;
+use super::istioctl_cluster::{Ending, IstioctlCluster};
+use super::{Capabilities, ClusterHandle, ClusterInfo, ClusterKind, kubeconfig};
 use crate::istio::KubeTarget;
 use crate::settings::Settings;
 use crate::timeouts::Timeouts;
@@ -30,13 +30,11 @@ pub fn server_args() -> Vec<String> {
         .to_vec()
 }
 
-struct K3sHandle {
+/// How a k3s cluster ends: its container is removed, with its kubeconfig directory.
+struct K3sEnding {
     container: Mutex<Option<ContainerAsync<K3s>>>,
     conf_dir: PathBuf,
-    client: kube::Client,
-    info: ClusterInfo,
-    capabilities: Capabilities,
-    istio: IstioSetup,
+    delete_limit: Duration,
 }
 
 pub(super) async fn provision(
@@ -105,18 +103,21 @@ pub(super) async fn provision(
         Ok::<_, Error>((istio, client, kubernetes_version))
     };
     match finish.await {
-        Ok((istio, client, kubernetes_version)) => Ok(Box::new(K3sHandle {
+        Ok((istio, client, kubernetes_version)) => Ok(Box::new(IstioctlCluster {
             info: ClusterInfo {
                 kind: ClusterKind::K3s,
                 name: container.id().chars().take(12).collect(),
                 kubernetes_version,
                 note: None,
             },
-            container: Mutex::new(Some(container)),
-            conf_dir,
             client,
             capabilities: Capabilities::all(),
             istio,
+            ending: Box::new(K3sEnding {
+                container: Mutex::new(Some(container)),
+                conf_dir,
+                delete_limit: timeouts.delete,
+            }),
         })),
         Err(e) => {
             let _ = container.rm().await;
@@ -126,51 +127,29 @@ pub(super) async fn provision(
     }
 }
 
-impl ClusterHandle for K3sHandle {
-    fn client(&self) -> kube::Client {
-        self.client.clone()
-    }
-
-    fn info(&self) -> &ClusterInfo {
-        &self.info
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
-    }
-
-    fn install_istio<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<IstioInstall>> {
-        self.istio.install(cluster).boxed()
-    }
-
-    fn install_addons<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<()>> {
-        self.istio.install_addons(cluster).boxed()
-    }
-
-    fn kube_inject<'a>(&'a self, yaml: &'a str) -> BoxFuture<'a, Result<String>> {
-        self.istio.istioctl().kube_inject(yaml).boxed()
-    }
-
-    fn istioctl(&self) -> Option<&Path> {
-        Some(self.istio.istioctl().path())
-    }
-
-    fn teardown(self: Box<Self>, _any_failed: bool) -> BoxFuture<'static, Result<()>> {
+impl Ending for K3sEnding {
+    fn end(self: Box<Self>, _any_failed: bool) -> BoxFuture<'static, Result<()>> {
         async move {
             let container = self.container.lock().await.take();
             let removed = match container {
                 Some(container) => {
                     let id = container.id().to_string();
-                    tokio::time::timeout(Duration::from_secs(120), container.rm())
-                        .await
-                        .map_err(|_| Error::Provision {
-                            cluster: format!("k3s container {id}"),
-                            reason: "it was not removed within 120s".into(),
-                        })?
-                        .map_err(|e| Error::Provision {
-                            cluster: format!("k3s container {id}"),
+                    let cluster = format!("k3s container {id}");
+                    // Not `?`: the kubeconfig directory goes whatever happens to the container.
+                    match tokio::time::timeout(self.delete_limit, container.rm()).await {
+                        Err(_) => Err(Error::Provision {
+                            cluster,
+                            reason: format!(
+                                "it was not removed within {:?} (HAPPY_TIMEOUT_DELETE)",
+                                self.delete_limit
+                            ),
+                        }),
+                        Ok(Err(e)) => Err(Error::Provision {
+                            cluster,
                             reason: format!("it could not be removed: {e}"),
-                        })
+                        }),
+                        Ok(Ok(())) => Ok(()),
+                    }
                 }
                 None => Ok(()),
             };

@@ -11,8 +11,8 @@ use futures::future::BoxFuture;
 
 use super::command::{Cmd, which};
 use super::istio_setup::{IstioSetup, WhenInstalled};
-use super::{Capabilities, ClusterHandle, ClusterInfo, ClusterKind, IstioInstall, kubeconfig};
-use crate::cluster::Cluster;
+use super::istioctl_cluster::{Ending, IstioctlCluster};
+use super::{Capabilities, ClusterHandle, ClusterInfo, ClusterKind, kubeconfig};
 use crate::download::{Downloader, Expected};
 use crate::istio::KubeTarget;
 use crate::istio::artifacts::{Arch, Os, Platform};
@@ -181,15 +181,12 @@ impl KindCli {
     }
 }
 
-struct KindHandle {
+/// How a kind cluster ends: deleted if the suite created it, unless `HAPPY_KEEP` says keep.
+struct KindEnding {
     cli: KindCli,
     created: bool,
     keep: KeepPolicy,
     delete_limit: Duration,
-    client: kube::Client,
-    info: ClusterInfo,
-    capabilities: Capabilities,
-    istio: IstioSetup,
 }
 
 /// Creates (or reuses) the kind cluster and prepares Istio tooling for it.
@@ -270,11 +267,7 @@ pub(super) async fn provision(
                 )),
             };
             guard.armed = false;
-            Ok(Box::new(KindHandle {
-                cli,
-                created: !exists,
-                keep: settings.keep,
-                delete_limit: timeouts.delete,
+            Ok(Box::new(IstioctlCluster {
                 client,
                 info: ClusterInfo {
                     kind: ClusterKind::Kind,
@@ -284,6 +277,12 @@ pub(super) async fn provision(
                 },
                 capabilities: Capabilities::all(),
                 istio,
+                ending: Box::new(KindEnding {
+                    cli,
+                    created: !exists,
+                    keep: settings.keep,
+                    delete_limit: timeouts.delete,
+                }),
             }))
         }
         Err(e) => {
@@ -324,36 +323,8 @@ impl Drop for DeleteOnDrop {
     }
 }
 
-impl ClusterHandle for KindHandle {
-    fn client(&self) -> kube::Client {
-        self.client.clone()
-    }
-
-    fn info(&self) -> &ClusterInfo {
-        &self.info
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
-    }
-
-    fn install_istio<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<IstioInstall>> {
-        self.istio.install(cluster).boxed()
-    }
-
-    fn install_addons<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<()>> {
-        self.istio.install_addons(cluster).boxed()
-    }
-
-    fn kube_inject<'a>(&'a self, yaml: &'a str) -> BoxFuture<'a, Result<String>> {
-        self.istio.istioctl().kube_inject(yaml).boxed()
-    }
-
-    fn istioctl(&self) -> Option<&Path> {
-        Some(self.istio.istioctl().path())
-    }
-
-    fn teardown(self: Box<Self>, any_failed: bool) -> BoxFuture<'static, Result<()>> {
+impl Ending for KindEnding {
+    fn end(self: Box<Self>, any_failed: bool) -> BoxFuture<'static, Result<()>> {
         async move {
             if !self.created {
                 eprintln!("happy-istio: kind cluster {} was reused and is left running", self.cli.name);
