@@ -234,8 +234,16 @@ async fn workshop_apply_wait_restart_delete() {
             .then_some(())
     })
     .await;
-    assert!(rt.pods.lock().unwrap().is_empty(), "no pod left running");
-    assert!(rt.services.lock().unwrap().is_empty(), "no service left");
+    // The runtime hears of the deletions through the controllers, just after the API does.
+    eventually(
+        "the runtime to run no pod and forward no service",
+        LIMIT,
+        || async {
+            (rt.pods.lock().unwrap().is_empty() && rt.services.lock().unwrap().is_empty())
+                .then_some(())
+        },
+    )
+    .await;
     sandbox.shutdown().await;
 }
 

@@ -302,6 +302,10 @@ fn schedule(cluster: &Cluster, pod: &Value, reports: &mpsc::UnboundedSender<PodR
         if !p["spec"]["nodeName"].is_null() {
             return Err(crate::store::StoreError::Invalid("already bound".into()));
         }
+        // The event being handled may be older than the pod: never start one being deleted.
+        if p["metadata"]["deletionTimestamp"].is_string() {
+            return Err(crate::store::StoreError::Invalid("being deleted".into()));
+        }
         p["spec"]["nodeName"] = json!(NODE_NAME);
         set_condition(
             &mut p["status"]["conditions"],
@@ -395,7 +399,15 @@ fn terminate(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let bound = !pod["spec"]["nodeName"].is_null();
+    // Bound per the pod as stored now, not per the (possibly older) event: a pod bound after
+    // this event was emitted is running, and must be stopped.
+    let bound = cluster
+        .store
+        .get(&gr("", "pods"), &ns, &name)
+        .filter(|current| current["metadata"]["uid"] == pod["metadata"]["uid"])
+        .map_or(!pod["spec"]["nodeName"].is_null(), |current| {
+            !current["spec"]["nodeName"].is_null()
+        });
     if bound {
         for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
             let cname = c["name"].as_str().unwrap_or_default();
