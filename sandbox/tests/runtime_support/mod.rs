@@ -24,7 +24,8 @@ use tokio::sync::mpsc;
 pub const NS: &str = "istioinaction";
 pub const APP_IMAGE: &str = "rinormaloku/happy-service:latest";
 pub const CURL_IMAGE: &str = "radial/busyboxplus:curl";
-pub const WAIT: Duration = Duration::from_secs(10);
+/// Generous: only a broken runtime needs it all, and CI machines are loaded.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A pod as the workshop's Deployments make them.
 pub fn app_pod(name: &str, app: &str, version: &str, env: &[(&str, &str)]) -> Pod {
