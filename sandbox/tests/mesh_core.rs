@@ -105,9 +105,10 @@ async fn routing_to_v1_gives_only_v1_and_mirroring_reaches_v2() {
     gateway_converged(&c).await;
     c.apply(NS, "service-c-dr.yaml").await;
     c.apply(NS, "service-c-route.yaml").await;
-    // Converged once 3 consecutive requests succeed; then 30 in a row must.
+    // Converged once 30 consecutive requests succeed: before the route, each fails with
+    // P ≈ 0.5 (v2), so a false "converged" has P ≤ 0.5^30 < 1e-9. Then 30 more must.
     mesh_support::eventually("the route to v1", mesh_support::LIMIT, || async {
-        for _ in 0..3 {
+        for _ in 0..30 {
             match c.via_gateway("/").await {
                 Ok((200, _)) => {}
                 other => return Err(format!("{other:?}")),
