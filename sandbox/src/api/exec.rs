@@ -109,6 +109,37 @@ pub fn logs(
     Ok(response)
 }
 
+/// The upgraded connection of a request answered by [`upgrade_response`].
+pub type UpgradedSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Once `req`'s upgrade completes, run `session` on its WebSocket until it ends or the API
+/// server shuts down (exec and port-forward sessions end with the sandbox).
+pub fn serve_websocket<F, Fut>(
+    state: &ApiState,
+    req: Request<Incoming>,
+    what: &'static str,
+    session: F,
+) where
+    F: FnOnce(UpgradedSocket) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let shutdown = state.shutdown.clone();
+    state.tasks.spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!("{what} upgrade failed: {e}");
+                return;
+            }
+        };
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = session(ws) => {}
+        }
+    });
+}
+
 /// Answer a WebSocket upgrade: 101 with the chosen subprotocol; the upgraded connection comes
 /// through `hyper::upgrade::on`.
 pub fn upgrade_response(
@@ -229,20 +260,8 @@ pub async fn exec(
     let ns = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();
     let runtime = state.cluster.runtime.clone();
-    let shutdown = state.shutdown.clone();
-    state.tasks.spawn(async move {
-        let upgraded = match hyper::upgrade::on(req).await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!("exec upgrade failed: {e}");
-                return;
-            }
-        };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        tokio::select! {
-            _ = shutdown.cancelled() => {}
-            _ = run_exec(ws, runtime, ns, name, request) => {}
-        }
+    serve_websocket(state, req, "exec", move |ws| {
+        run_exec(ws, runtime, ns, name, request)
     });
     Ok(response)
 }

@@ -7,19 +7,17 @@ use std::sync::Arc;
 use futures::{SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::ApiState;
 use super::body::Body;
 use super::crud::Query;
-use super::exec::{pod, upgrade_response};
+use super::exec::{pod, serve_websocket, upgrade_response};
 use super::router::Target;
 use super::status::ApiError;
 
@@ -64,20 +62,8 @@ pub async fn portforward(
     let ns = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();
     let runtime = state.cluster.runtime.clone();
-    let shutdown = state.shutdown.clone();
-    state.tasks.spawn(async move {
-        let upgraded = match hyper::upgrade::on(req).await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!("port-forward upgrade failed: {e}");
-                return;
-            }
-        };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        tokio::select! {
-            _ = shutdown.cancelled() => {}
-            _ = run(ws, runtime, ns, name, ports) => {}
-        }
+    serve_websocket(state, req, "port-forward", move |ws| {
+        run(ws, runtime, ns, name, ports)
     });
     Ok(response)
 }
