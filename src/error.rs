@@ -70,6 +70,24 @@ pub enum Error {
         /// The last state seen, if any, to explain why it never held.
         detail: Option<String>,
     },
+    /// A pod cannot start, as the cluster says (image pull errors, a container that exits or
+    /// crash-loops, an unschedulable pod): the wait gives up at once instead of at its limit.
+    #[error("{what}: {}", .failure)]
+    PodFailed {
+        /// What was awaited, naming the object, e.g. `rollout of deployment service-b in istioinaction`.
+        what: String,
+        /// The pod, container, image and the cluster's own reason and message.
+        failure: crate::cluster::PodFailure,
+    },
+    /// Nothing to talk to: no Ready pod behind a deployment or Service (a port-forward or exec
+    /// cannot even be opened).
+    #[error("{what}: {message}")]
+    NotReady {
+        /// The deployment or Service, e.g. `deployment service-a in istioinaction`.
+        what: String,
+        /// What was found instead, e.g. `no Ready pod (service-a-1 0/2 Pending)`.
+        message: String,
+    },
     /// The cluster answered, but with something the suite cannot use.
     #[error("{what}: {message}")]
     Unexpected {
@@ -107,6 +125,14 @@ pub enum Error {
     /// An HTTP exchange through a port-forward failed.
     #[error("HTTP GET {target}: {message}")]
     Http {
+        /// The target, e.g. `istioinaction/service-a-5d4f:8080/ui`.
+        target: String,
+        /// What failed.
+        message: String,
+    },
+    /// A port-forward to a pod could not be opened (the exchange never started).
+    #[error("port-forward to {target}: {message}")]
+    PortForward {
         /// The target, e.g. `istioinaction/service-a-5d4f:8080/ui`.
         target: String,
         /// What failed.
@@ -211,7 +237,85 @@ fn detail_suffix(detail: &Option<String>) -> String {
     }
 }
 
+/// Who is at fault when something fails: the workshop's claim, or the environment it ran in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureClass {
+    /// The cluster answered, and not as the workshop says.
+    Claim,
+    /// The question could not be asked: image pulls, nodes, provisioning, downloads, tools that
+    /// could not be started, an API server that did not answer, a wait that never ended.
+    Environment,
+}
+
+impl FailureClass {
+    /// `claim` or `environment`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Claim => "claim",
+            FailureClass::Environment => "environment",
+        }
+    }
+
+    /// What every failed step's message begins with: `claim failed: ` or `environment failed: `.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            FailureClass::Claim => "claim failed: ",
+            FailureClass::Environment => "environment failed: ",
+        }
+    }
+
+    /// The class a message carries in its prefix, if it has one.
+    pub fn of_message(message: &str) -> Option<FailureClass> {
+        [FailureClass::Claim, FailureClass::Environment]
+            .into_iter()
+            .find(|c| message.starts_with(c.prefix()))
+    }
+}
+
+impl std::fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Error {
+    /// Whether this error means the claim failed (the cluster answered otherwise) or the
+    /// environment did (the cluster, a tool or a setting could not be used).
+    pub fn class(&self) -> FailureClass {
+        use FailureClass::{Claim, Environment};
+        match self {
+            // The cluster answered: a kind it does not serve, an object it refused (4xx), an
+            // answer the suite cannot use, an assertion that never held, output that is not
+            // what the workload should print, an HTTP exchange that went wrong in the mesh,
+            // a workshop file that is malformed.
+            Error::UnknownKind { .. }
+            | Error::Unexpected { .. }
+            | Error::NotConverged { .. }
+            | Error::Parse { .. }
+            | Error::Http { .. }
+            | Error::Manifest { .. } => Claim,
+            Error::Kube { source, .. } => kube_class(source),
+            // A pod that cannot start, nothing Ready to talk to, a wait that never ended,
+            // settings, files, downloads, tools, provisioners.
+            Error::PodFailed { .. }
+            | Error::NotReady { .. }
+            | Error::PortForward { .. }
+            | Error::Timeout { .. }
+            | Error::Other(_)
+            | Error::InvalidSetting { .. }
+            | Error::ManifestRead { .. }
+            | Error::Diagnostics { .. }
+            | Error::Download { .. }
+            | Error::DigestMismatch { .. }
+            | Error::ChecksumFile { .. }
+            | Error::Archive { .. }
+            | Error::LocalIo { .. }
+            | Error::Command { .. }
+            | Error::IstioVersion { .. }
+            | Error::Provision { .. } => Environment,
+        }
+    }
+
     /// Wraps a kube-rs error with what was being done.
     pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
         Error::Kube {
@@ -237,6 +341,21 @@ fn kube_message(error: &kube::Error) -> String {
     }
 }
 
+/// An API server's 4xx answer (404 NotFound, 409 Conflict, 422 Invalid) is the cluster
+/// answering; 401/403 (the credentials the suite was given), 429 (the server is overloaded),
+/// 5xx, and anything that never reached or never came
+/// back from the server (connection, TLS, auth set-up, a broken body) is the environment.
+fn kube_class(error: &kube::Error) -> FailureClass {
+    match error {
+        kube::Error::Api(status)
+            if (400..500).contains(&status.code) && ![401, 403, 429].contains(&status.code) =>
+        {
+            FailureClass::Claim
+        }
+        _ => FailureClass::Environment,
+    }
+}
+
 /// True when a kube-rs error is the API server's 404.
 pub fn is_kube_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
@@ -244,3 +363,66 @@ pub fn is_kube_not_found(error: &kube::Error) -> bool {
 
 /// Result with the suite's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16) -> Error {
+        Error::kube(
+            "apply Deployment service-a in istioinaction",
+            kube::Error::Api(
+                kube::core::Status::failure("m", "Reason")
+                    .with_code(code)
+                    .boxed(),
+            ),
+        )
+    }
+
+    #[test]
+    fn the_cluster_answering_is_the_claim_anything_else_the_environment() {
+        assert_eq!(api(422).class(), FailureClass::Claim);
+        assert_eq!(api(404).class(), FailureClass::Claim);
+        for code in [401, 403, 429, 500, 503] {
+            assert_eq!(api(code).class(), FailureClass::Environment, "{code}");
+        }
+        let timeout = Error::Timeout {
+            what: "rollout of deployment service-b in istioinaction".into(),
+            limit: std::time::Duration::from_secs(180),
+            detail: None,
+        };
+        assert_eq!(timeout.class(), FailureClass::Environment);
+        let not_ready = Error::NotReady {
+            what: "deployment service-a in istioinaction".into(),
+            message: "no Ready pod".into(),
+        };
+        assert_eq!(not_ready.class(), FailureClass::Environment);
+        let verdict = Error::NotConverged {
+            what: "GET / through the ingress gateway".into(),
+            limit: std::time::Duration::from_secs(30),
+            attempts: 10,
+            consecutive: 3,
+            last: "status 503, expected 200".into(),
+        };
+        assert_eq!(verdict.class(), FailureClass::Claim);
+        assert_eq!(
+            Error::Download {
+                url: "https://example.org/x".into(),
+                reason: "HTTP 404".into()
+            }
+            .class(),
+            FailureClass::Environment
+        );
+    }
+
+    #[test]
+    fn prefixes_round_trip() {
+        for c in [FailureClass::Claim, FailureClass::Environment] {
+            assert_eq!(
+                FailureClass::of_message(&format!("{}x", c.prefix())),
+                Some(c)
+            );
+        }
+        assert_eq!(FailureClass::of_message("timed out"), None);
+    }
+}

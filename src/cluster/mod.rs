@@ -8,6 +8,7 @@ mod exec;
 mod http;
 mod pods;
 mod resolve;
+mod startup;
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::pin;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::Client;
 use kube::api::ApiResource;
@@ -41,6 +42,7 @@ pub use pods::{
     rollout_complete, sidecar_present,
 };
 pub use resolve::{KindLookup, Target, resolve_target, target_namespace};
+pub use startup::{FIRST_RESTART_GRACE, PodFailure, StartFailure, pod_failure};
 
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "happy-istio";
@@ -417,71 +419,114 @@ impl Cluster {
 
     /// Waits (bounded by `rollout`) until the deployment's status says the rollout is
     /// complete and exactly `replicas` pods, all Ready, are left (no pod of an older
-    /// template still running).
+    /// template still running). Polled every `poll_interval`; a pod of the current template
+    /// that cannot start (see [`pod_failure`]) ends the wait at once with the cluster's reason.
     pub async fn wait_rollout(&self, namespace: &str, name: &str) -> Result<()> {
         let limit = self.timeouts.rollout;
         let deadline = Instant::now() + limit;
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("rollout of deployment {name} in {namespace}");
-        let status_done = tokio::time::timeout(
-            limit,
-            await_condition(api.clone(), name, |d: Option<&Deployment>| {
-                d.is_some_and(|d| rollout_complete(d).is_ok())
-            }),
-        )
-        .await;
-        let deployment = match status_done {
-            Ok(Ok(Some(d))) => d,
-            Ok(Ok(None)) => {
-                return Err(Error::Unexpected {
-                    what,
-                    message: "the deployment does not exist".into(),
-                });
-            }
-            Ok(Err(e)) => {
-                return Err(Error::Unexpected {
-                    what,
-                    message: format!("watching the deployment failed: {e}"),
-                });
-            }
-            Err(_) => {
-                let detail = match api.get_opt(name).await {
-                    Ok(Some(d)) => rollout_complete(&d).err(),
-                    Ok(None) => Some("the deployment does not exist".into()),
-                    Err(e) => Some(e.to_string()),
-                };
-                return Err(Error::Timeout {
-                    what,
-                    limit,
-                    detail,
-                });
-            }
-        };
-        let replicas = deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.replicas)
-            .unwrap_or(1);
-        let selector = deployment_selector(&deployment, namespace)?;
-        // Old pods leave after the status already counts only new ones; poll until they are gone.
         loop {
+            let get = format!("get deployment {name} in {namespace}");
+            let deployment = bounded(|| get.clone(), self.timeouts.request, async {
+                api.get_opt(name)
+                    .await
+                    .map_err(|e| Error::kube(get.clone(), e))
+            })
+            .await?
+            .ok_or_else(|| Error::Unexpected {
+                what: what.clone(),
+                message: "the deployment does not exist".into(),
+            })?;
+            let selector = deployment_selector(&deployment, namespace)?;
             let pods = self.pods(namespace, &selector).await?;
+            let current = self.current_template_hash(&deployment, namespace).await?;
+            let now = jiff::Timestamp::now();
+            if let Some(failure) = pods
+                .iter()
+                .filter(|p| {
+                    current
+                        .as_deref()
+                        .is_none_or(|h| template_hash(p) == Some(h))
+                })
+                .find_map(|p| pod_failure(p, now))
+            {
+                return Err(Error::PodFailed { what, failure });
+            }
+            let replicas = deployment
+                .spec
+                .as_ref()
+                .and_then(|s| s.replicas)
+                .unwrap_or(1);
+            let status = rollout_complete(&deployment);
             let ready = pods.iter().filter(|p| pod_is_ready(p)).count();
-            if usize::try_from(replicas).is_ok_and(|r| pods.len() == r && ready == r) {
+            // Old pods leave after the status already counts only new ones: wait for both.
+            if status.is_ok()
+                && usize::try_from(replicas).is_ok_and(|r| pods.len() == r && ready == r)
+            {
                 return Ok(());
             }
             if Instant::now() + self.timeouts.poll_interval > deadline {
+                let status = status.err().map_or_else(String::new, |s| format!("{s}; "));
                 return Err(Error::Timeout {
                     what,
                     limit,
                     detail: Some(format!(
-                        "{replicas} replicas wanted, pods: {}",
+                        "{status}{replicas} replicas wanted, pods: {}",
                         describe_pods(&pods)
                     )),
                 });
             }
             tokio::time::sleep(self.timeouts.poll_interval).await;
         }
+    }
+
+    /// The `pod-template-hash` of the deployment's newest ReplicaSet (highest
+    /// `deployment.kubernetes.io/revision` among those it controls): the pods of its current
+    /// template. `None` before the controller made one.
+    async fn current_template_hash(
+        &self,
+        deployment: &Deployment,
+        namespace: &str,
+    ) -> Result<Option<String>> {
+        let uid = deployment.metadata.uid.clone().unwrap_or_default();
+        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!(
+            "list replicasets of deployment {} in {namespace}",
+            deployment.metadata.name.as_deref().unwrap_or("?")
+        );
+        let list = bounded(|| what.clone(), self.timeouts.request, async {
+            api.list(&ListParams::default())
+                .await
+                .map_err(|e| Error::kube(what.clone(), e))
+        })
+        .await?;
+        let revision = |rs: &ReplicaSet| {
+            rs.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+                .and_then(|r| r.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(list
+            .items
+            .iter()
+            .filter(|rs| {
+                rs.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == uid && o.controller == Some(true))
+            })
+            .max_by_key(|rs| revision(rs))
+            .and_then(|rs| {
+                rs.metadata
+                    .labels
+                    .as_ref()?
+                    .get("pod-template-hash")
+                    .cloned()
+            }))
     }
 
     /// The deployments of a namespace, by name.
@@ -539,7 +584,9 @@ impl Cluster {
     }
 
     /// Waits (through a watch, bounded by `timeout`) until at least one pod matches and every
-    /// non-terminating match is Ready; returns them.
+    /// non-terminating match is Ready; returns them. A match that cannot start (see
+    /// [`pod_failure`]) ends the wait at once with the cluster's reason; the pods seen are
+    /// looked at again every `poll_interval`, since a crash becomes final with time alone.
     pub async fn wait_pods_ready(
         &self,
         namespace: &str,
@@ -548,35 +595,53 @@ impl Cluster {
     ) -> Result<Vec<Pod>> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let config = watcher::Config::default().labels(label_selector);
+        let what = format!("pods {label_selector:?} in {namespace} to be Ready");
         let mut seen: BTreeMap<String, Pod> = BTreeMap::new();
         let mut listing: BTreeMap<String, Pod> = BTreeMap::new();
         let mut last_error: Option<String> = None;
+        let mut failed: Option<PodFailure> = None;
+        let poll = self.timeouts.poll_interval;
         let waited = tokio::time::timeout(timeout, async {
             let mut events = pin!(watcher(api, config).default_backoff());
-            while let Some(event) = events.next().await {
+            loop {
+                let event = tokio::select! {
+                    event = events.next() => match event {
+                        Some(event) => Some(event),
+                        None => return Vec::new(),
+                    },
+                    () = tokio::time::sleep(poll) => None,
+                };
                 match event {
-                    Ok(watcher::Event::Init) => listing.clear(),
-                    Ok(watcher::Event::InitApply(p)) => {
+                    None => {}
+                    Some(Ok(watcher::Event::Init)) => listing.clear(),
+                    Some(Ok(watcher::Event::InitApply(p))) => {
                         listing.insert(p.metadata.name.clone().unwrap_or_default(), p);
                     }
-                    Ok(watcher::Event::InitDone) => seen = std::mem::take(&mut listing),
-                    Ok(watcher::Event::Apply(p)) => {
+                    Some(Ok(watcher::Event::InitDone)) => seen = std::mem::take(&mut listing),
+                    Some(Ok(watcher::Event::Apply(p))) => {
                         seen.insert(p.metadata.name.clone().unwrap_or_default(), p);
                     }
-                    Ok(watcher::Event::Delete(p)) => {
+                    Some(Ok(watcher::Event::Delete(p))) => {
                         seen.remove(p.metadata.name.as_deref().unwrap_or_default());
                     }
                     // The watcher retries with backoff; keep the error for the timeout message.
-                    Err(e) => last_error = Some(e.to_string()),
+                    Some(Err(e)) => last_error = Some(e.to_string()),
                 }
                 let live: Vec<&Pod> = seen.values().filter(|p| !pod_is_terminating(p)).collect();
+                let now = jiff::Timestamp::now();
+                if let Some(f) = live.iter().find_map(|p| pod_failure(p, now)) {
+                    failed = Some(f);
+                    return Vec::new();
+                }
                 if !live.is_empty() && live.iter().all(|p| pod_is_ready(p)) {
                     return live.into_iter().cloned().collect::<Vec<Pod>>();
                 }
             }
-            Vec::new()
         })
         .await;
+        if let Some(failure) = failed {
+            return Err(Error::PodFailed { what, failure });
+        }
         match waited {
             Ok(pods) if !pods.is_empty() => Ok(pods),
             _ => {
@@ -586,7 +651,7 @@ impl Cluster {
                     detail.push_str(&format!("; last watch error: {e}"));
                 }
                 Err(Error::Timeout {
-                    what: format!("pods {label_selector:?} in {namespace} to be Ready"),
+                    what,
                     limit: timeout,
                     detail: Some(detail),
                 })
@@ -672,10 +737,13 @@ impl Cluster {
         let host = host.map_or_else(|| format!("localhost:{port}"), str::to_string);
         let limit = self.timeouts.request;
         let exchange = async {
-            let mut forwarder = api
-                .portforward(pod, &[port])
-                .await
-                .map_err(|e| fail(format!("port-forward failed: {e}")))?;
+            let mut forwarder =
+                api.portforward(pod, &[port])
+                    .await
+                    .map_err(|e| Error::PortForward {
+                        target: target.clone(),
+                        message: e.to_string(),
+                    })?;
             let stream = forwarder
                 .take_stream(port)
                 .ok_or_else(|| fail("the port-forward gave no stream".into()))?;
@@ -804,11 +872,20 @@ fn deployment_selector(d: &Deployment, namespace: &str) -> Result<String> {
     Ok(text)
 }
 
+/// A pod's `pod-template-hash` label: which ReplicaSet (template) it belongs to.
+fn template_hash(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .labels
+        .as_ref()?
+        .get("pod-template-hash")
+        .map(String::as_str)
+}
+
 fn first_ready(pods: &[Pod], what: &str) -> Result<String> {
     pods.iter()
         .find(|p| pod_is_ready(p))
         .and_then(|p| p.metadata.name.clone())
-        .ok_or_else(|| Error::Unexpected {
+        .ok_or_else(|| Error::NotReady {
             what: what.to_string(),
             message: format!("no Ready pod ({})", describe_pods(pods)),
         })

@@ -144,7 +144,7 @@ async fn kube_inject(world: &mut HappyWorld, files: Files) -> Step {
     for file in &files.0 {
         let path = env.manifests.root().join(file);
         let text = std::fs::read_to_string(&path)
-            .map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| Failure::environment(format!("cannot read {}: {e}", path.display())))?;
         let output = env.handle.kube_inject(&text).await?;
         let source = std::path::PathBuf::from(format!("istioctl kube-inject -f {file}"));
         injected.extend(parse_documents(&source, &output)?);
@@ -165,10 +165,10 @@ async fn injected_has_sidecar(world: &mut HappyWorld, name: Name) -> Step {
         fail!("the injected output has no Deployment {}", name.0);
     };
     let deployment: Deployment = serde_json::from_value(
-        serde_json::to_value(&manifest.object).map_err(|e| Failure(e.to_string()))?,
+        serde_json::to_value(&manifest.object).map_err(|e| Failure::claim(e.to_string()))?,
     )
     .map_err(|e| {
-        Failure(format!(
+        Failure::claim(format!(
             "{} is not a valid Deployment: {e}",
             manifest.describe()
         ))
@@ -176,7 +176,7 @@ async fn injected_has_sidecar(world: &mut HappyWorld, name: Name) -> Step {
     let spec = deployment
         .spec
         .and_then(|s| s.template.spec)
-        .ok_or_else(|| Failure(format!("{} has no pod template", manifest.describe())))?;
+        .ok_or_else(|| Failure::claim(format!("{} has no pod template", manifest.describe())))?;
     if !sidecar_present(&spec, SIDECAR) {
         fail!(
             "{} has no {SIDECAR} container or native sidecar",

@@ -81,8 +81,8 @@ fn accepted(
     world: &HappyWorld,
 ) -> Result<&[happy_istio::cluster::HttpResponse], super::world::Failure> {
     if world.responses.is_empty() {
-        return Err(super::world::Failure(
-            "no responses to inspect: a step that sends requests must come first".into(),
+        return Err(super::world::Failure::claim(
+            "no responses to inspect: a step that sends requests must come first",
         ));
     }
     Ok(&world.responses)

@@ -163,7 +163,7 @@ async fn some_call_answers(
             let call = env
                 .curl_from_pod(ns, pod, container, url)
                 .await
-                .map_err(|e| e.0)?;
+                .map_err(|e| e.message)?;
             if call.result.outcome == CurlOutcome::Completed
                 && call.result.http_code == Some(status)
             {
@@ -268,7 +268,7 @@ async fn legacy_reset(world: &mut HappyWorld, url: String) -> Step {
             let call = env_ref
                 .curl_from_pod(ns, pod, container, url_ref)
                 .await
-                .map_err(|e| e.0)?;
+                .map_err(|e| e.message)?;
             match call.result.outcome {
                 CurlOutcome::ConnectionReset => Ok(call),
                 _ => Err(call.describe()),
@@ -308,7 +308,7 @@ async fn call_from(
             let call = env_ref
                 .curl_from(NAMESPACE, deployment, url_ref)
                 .await
-                .map_err(|e| e.0)?;
+                .map_err(|e| e.message)?;
             if call.result.outcome != CurlOutcome::Completed
                 || call.result.http_code != Some(status)
             {

@@ -110,7 +110,7 @@ async fn access_log_has(world: &mut HappyWorld, deployment: String, code: u16) -
         || async move {
             let log = deployment_logs(env_ref, deployment_ref, Some(SIDECAR))
                 .await
-                .map_err(|e| e.0)?;
+                .map_err(|e| e.message)?;
             let entries = log.lines().filter_map(parse_access_log_line).count();
             if found(&log) {
                 Ok(())
@@ -163,7 +163,7 @@ async fn series_with_code(world: &mut HappyWorld, code: String) -> Step {
             let samples = env_ref
                 .sidecar_metrics(deployment_ref)
                 .await
-                .map_err(|e| e.0)?;
+                .map_err(|e| e.message)?;
             counts_ref(&samples).map(|()| samples)
         },
     )

@@ -41,7 +41,7 @@ async fn mirrored(world: &mut HappyWorld) -> Step {
             let samples = env_ref
                 .sidecar_metrics(MIRROR_TARGET)
                 .await
-                .map_err(|e| e.0)?;
+                .map_err(|e| e.message)?;
             let grown = received_by(&samples, MIRROR_TARGET) - before;
             if grown >= f64::from(sent) {
                 Ok(grown)

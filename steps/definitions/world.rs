@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use cucumber::World;
 use happy_istio::cluster::{Cluster, ExecOutput, HttpResponse};
 use happy_istio::diagnostics::Diagnostics;
+use happy_istio::error::FailureClass;
 use happy_istio::manifests::{Manifest, ManifestDir};
 use happy_istio::probes::curl::curl_command;
 use happy_istio::probes::{Convergence, CurlResult, Sample, parse_prometheus};
@@ -24,36 +25,71 @@ pub const ISTIO_NAMESPACE: &str = "istio-system";
 /// The sidecar container's name.
 pub const SIDECAR: &str = "istio-proxy";
 
-/// A failed step: what was expected and what was seen.
+/// A failed step: what was expected and what was seen, and who is at fault — the claim (the
+/// cluster answered, not as the workshop says) or the environment (the question could not be
+/// asked). Its message always begins with `claim failed: ` or `environment failed: `, which
+/// is what the runner and the reports read the class from.
 #[derive(Debug)]
-pub struct Failure(pub String);
+pub struct Failure {
+    pub class: FailureClass,
+    pub message: String,
+}
+
+impl Failure {
+    /// The claim failed: the cluster answered, not as the workshop says.
+    pub fn claim(message: impl Into<String>) -> Self {
+        Failure {
+            class: FailureClass::Claim,
+            message: message.into(),
+        }
+    }
+
+    /// The environment failed: the cluster, a tool or a setting could not be used.
+    pub fn environment(message: impl Into<String>) -> Self {
+        Failure {
+            class: FailureClass::Environment,
+            message: message.into(),
+        }
+    }
+}
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{}{}", self.class.prefix(), self.message)
     }
 }
 
 impl std::error::Error for Failure {}
 
+/// Classified by the error's variant ([`happy_istio::Error::class`]).
 impl From<happy_istio::Error> for Failure {
     fn from(e: happy_istio::Error) -> Self {
-        Failure(e.to_string())
+        Failure {
+            class: e.class(),
+            message: e.to_string(),
+        }
     }
 }
 
+/// A bare message is the claim failing, as with [`fail!`].
 impl From<String> for Failure {
     fn from(s: String) -> Self {
-        Failure(s)
+        Failure::claim(s)
     }
 }
 
 /// A step's outcome.
 pub type Step = Result<(), Failure>;
 
-/// Fail a step with a formatted message.
+/// Fail a step with a formatted message: the claim failed. `fail!(environment, "…")` when it
+/// is the environment.
 macro_rules! fail {
-    ($($arg:tt)*) => { return Err($crate::definitions::world::Failure(format!($($arg)*))) };
+    (environment, $($arg:tt)*) => {
+        return Err($crate::definitions::world::Failure::environment(format!($($arg)*)))
+    };
+    ($($arg:tt)*) => {
+        return Err($crate::definitions::world::Failure::claim(format!($($arg)*)))
+    };
 }
 pub(crate) use fail;
 
@@ -160,7 +196,7 @@ impl Env {
         pods.into_iter()
             .find(happy_istio::cluster::pod_is_ready)
             .ok_or_else(|| {
-                Failure(format!(
+                Failure::environment(format!(
                     "deployment {namespace}/{deployment} has no Ready pod"
                 ))
             })
@@ -232,7 +268,7 @@ pub fn app_container(pod: &Pod) -> Result<String, Failure> {
         .map(|c| c.name.clone())
         .find(|n| n != SIDECAR)
         .ok_or_else(|| {
-            Failure(format!(
+            Failure::claim(format!(
                 "pod {} has no application container",
                 pod_name(pod)
             ))
@@ -353,7 +389,9 @@ impl fmt::Debug for HappyWorld {
 impl HappyWorld {
     fn new() -> Result<Self, Failure> {
         let env = Env::current().ok_or_else(|| {
-            Failure("no cluster: the runner did not provision one before the scenarios".into())
+            Failure::environment(
+                "no cluster: the runner did not provision one before the scenarios",
+            )
         })?;
         Ok(HappyWorld {
             env,
@@ -377,7 +415,7 @@ impl HappyWorld {
     /// The request target a previous "I request …" step chose.
     pub fn target(&self) -> Result<Target, Failure> {
         self.target.clone().ok_or_else(|| {
-            Failure("no request was chosen: a step \"I request …\" must come first".into())
+            Failure::claim("no request was chosen: a step \"I request …\" must come first")
         })
     }
 }

@@ -1,0 +1,516 @@
+//! Why a pod cannot start, read off its status as the kubelet and the scheduler write it, so a
+//! wait for a rollout or for Ready pods gives up as soon as the cluster says it never will,
+//! with the cluster's own reason and message, instead of at the end of its limit.
+//!
+//! What counts as final and what as a state a healthy pod passes through follows Kubernetes:
+//! - Waiting reasons the kubelet sets (kubernetes/kubernetes, v1.33):
+//!   `pkg/kubelet/images/types.go` — `ErrImagePull`, `ImagePullBackOff`, `ErrImageNeverPull`,
+//!   `InvalidImageName`, `ImageInspectError`, `RegistryUnavailable`;
+//!   `pkg/kubelet/container/sync_result.go` — `CrashLoopBackOff`, `RunContainerError`;
+//!   `pkg/kubelet/kuberuntime/kuberuntime_container.go` — `CreateContainerConfigError`,
+//!   `CreateContainerError`, `PreStartHookError`, `PostStartHookError`.
+//!   `ContainerCreating` and `PodInitializing` (`pkg/kubelet/kubelet_pods.go`) are passed
+//!   through by every pod and never fail a wait.
+//! - Restarts (kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#container-restarts):
+//!   the kubelet restarts a container's first crash at once and backs off (10 s, doubling to
+//!   5 min) after later ones, showing `CrashLoopBackOff` while it waits. So one crash during
+//!   start (restartCount 1, running again) is tolerated; a crash after a restart, a
+//!   `CrashLoopBackOff`, a crash the pod's `restartPolicy` will not restart, or a crashed
+//!   container still not restarted [`FIRST_RESTART_GRACE`] after it ended is final.
+//! - Scheduling: the scheduler sets condition `PodScheduled=False` with reason `Unschedulable`
+//!   (`pkg/apis/core/types.go`, `PodReasonUnschedulable`). A node that is still coming up
+//!   (taint `node.kubernetes.io/not-ready`, `pkg/apis/core/well_known_taints.go`) is transient.
+
+use std::fmt;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+
+use crate::error::FailureClass;
+
+/// How long a crashed container may stay down without a restart before the kubelet is taken
+/// not to restart it: the kubelet restarts a first crash at once and waits at most its initial
+/// back-off (10 s, `pkg/kubelet/kubelet.go` `backOffPeriod`, v1.33) before a second try.
+pub const FIRST_RESTART_GRACE: Duration = Duration::from_secs(10);
+
+/// Waiting reasons after which the container will not start without a change to the pod, its
+/// image or the registry (see the module comment for where each comes from).
+const FINAL_WAITING_REASONS: [&str; 12] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "ImageInspectError",
+    "RegistryUnavailable",
+    "CrashLoopBackOff",
+    "RunContainerError",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "PreStartHookError",
+    "PostStartHookError",
+];
+
+/// What kind of failure the cluster reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartFailure {
+    /// The image could not be pulled (or named, or inspected).
+    ImagePull {
+        /// Docker Hub refused: HTTP 429 `toomanyrequests` (its pull rate limit).
+        rate_limited: bool,
+        /// The image is a Docker schema-1 manifest, which containerd 2.1+ refuses
+        /// (containerd `client/pull.go`: "... is no longer supported since containerd v2.1").
+        schema1: bool,
+    },
+    /// The container was created but exits: terminated with non-zero, or crash-looping.
+    Exited {
+        /// The exit code of its last run, if known.
+        exit_code: Option<i32>,
+    },
+    /// The container could not be created or started (its configuration, hooks, runtime).
+    NotStarted,
+    /// No node can take the pod.
+    Unschedulable,
+}
+
+/// A pod that cannot start, in the cluster's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodFailure {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod.
+    pub pod: String,
+    /// The container at fault (none for scheduling).
+    pub container: Option<String>,
+    /// Its image, as the pod spec names it.
+    pub image: Option<String>,
+    /// The cluster's reason (`ErrImagePull`, `CrashLoopBackOff`, `Error`, `Unschedulable`).
+    pub reason: String,
+    /// The cluster's message (for a crash, the last run's termination message as well).
+    pub message: String,
+    /// What kind of failure it is.
+    pub kind: StartFailure,
+}
+
+impl PodFailure {
+    /// Every pod that cannot start is the environment failing: the claims are about what the
+    /// mesh does once the workshop's workloads run, and these never ran (an image that cannot
+    /// be pulled, a proxy or tool that exits, no node to run on).
+    pub fn class(&self) -> FailureClass {
+        FailureClass::Environment
+    }
+}
+
+impl fmt::Display for PodFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pod {}/{}", self.namespace, self.pod)?;
+        if let Some(c) = &self.container {
+            write!(f, ": container {c}")?;
+        }
+        if let Some(i) = &self.image {
+            write!(f, " (image {i})")?;
+        }
+        let message = if self.message.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", self.message)
+        };
+        match &self.kind {
+            StartFailure::ImagePull {
+                rate_limited,
+                schema1,
+            } => {
+                write!(f, " cannot be pulled: {}{message}", self.reason)?;
+                if *rate_limited {
+                    f.write_str(
+                        " — this is Docker Hub's pull rate limit (HTTP 429 toomanyrequests): \
+                         authenticate the node to Docker Hub or wait for the limit to reset",
+                    )?;
+                }
+                if *schema1 {
+                    f.write_str(
+                        " — this is a Docker image manifest schema 1 image, which containerd \
+                         2.1 and later no longer pull: the image must be rebuilt or replaced",
+                    )?;
+                }
+                Ok(())
+            }
+            StartFailure::Exited { exit_code } => {
+                let code = exit_code.map_or_else(String::new, |c| format!(" with code {c}"));
+                write!(f, " exited{code} ({}){message}", self.reason)
+            }
+            StartFailure::NotStarted => write!(f, " cannot start: {}{message}", self.reason),
+            StartFailure::Unschedulable => {
+                write!(f, " cannot be scheduled: {}{message}", self.reason)
+            }
+        }
+    }
+}
+
+/// Why `pod` will not start without a change, or `None` while it may still start. `now`
+/// decides whether a crashed container has stayed down longer than [`FIRST_RESTART_GRACE`].
+pub fn pod_failure(pod: &Pod, now: jiff::Timestamp) -> Option<PodFailure> {
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let base = |container: Option<&ContainerStatus>| PodFailure {
+        namespace: namespace.clone(),
+        pod: name.clone(),
+        container: container.map(|c| c.name.clone()),
+        image: container.map(|c| spec_image(pod, &c.name).unwrap_or_else(|| c.image.clone())),
+        reason: String::new(),
+        message: String::new(),
+        kind: StartFailure::NotStarted,
+    };
+    let status = pod.status.as_ref()?;
+    if let Some(c) = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable")
+    }) {
+        let message = c.message.clone().unwrap_or_default();
+        if !message.contains("node.kubernetes.io/not-ready") {
+            return Some(PodFailure {
+                reason: "Unschedulable".into(),
+                message,
+                kind: StartFailure::Unschedulable,
+                ..base(None)
+            });
+        }
+    }
+    let restart_policy = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always");
+    let statuses = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
+    for c in statuses {
+        let Some(state) = &c.state else { continue };
+        if let Some(w) = &state.waiting {
+            let reason = w.reason.clone().unwrap_or_default();
+            if !FINAL_WAITING_REASONS.contains(&reason.as_str()) {
+                continue;
+            }
+            let message = w.message.clone().unwrap_or_default();
+            let kind = match reason.as_str() {
+                "CrashLoopBackOff" => StartFailure::Exited {
+                    exit_code: last_exit(c).map(|(code, _, _)| code),
+                },
+                r if is_pull_reason(r) => StartFailure::ImagePull {
+                    rate_limited: is_rate_limit(&message),
+                    schema1: is_schema1(&message),
+                },
+                _ => StartFailure::NotStarted,
+            };
+            let message = match (&kind, last_exit(c)) {
+                (StartFailure::Exited { .. }, Some((code, r, m))) => {
+                    let last = format!("it last exited with code {code} ({r}){}", colon(&m));
+                    if message.is_empty() {
+                        last
+                    } else {
+                        format!("{message}; {last}")
+                    }
+                }
+                _ => message,
+            };
+            return Some(PodFailure {
+                reason,
+                message,
+                kind,
+                ..base(Some(c))
+            });
+        }
+        if let Some(t) = &state.terminated {
+            if t.exit_code == 0 {
+                continue;
+            }
+            // A native sidecar (an init container with `restartPolicy: Always`) is restarted
+            // whatever the pod's policy says.
+            let policy = if container_restart_policy(pod, &c.name) == Some("Always") {
+                "Always"
+            } else {
+                restart_policy
+            };
+            let restarted = match policy {
+                "Never" => false,
+                _ => {
+                    let down_since = t.finished_at.as_ref().map(|f| f.0);
+                    let down_long = down_since.is_some_and(|f| {
+                        now.duration_since(f)
+                            .try_into()
+                            .is_ok_and(|d: Duration| d >= FIRST_RESTART_GRACE)
+                    });
+                    c.restart_count == 0 && !down_long
+                }
+            };
+            if restarted {
+                continue;
+            }
+            return Some(PodFailure {
+                reason: t.reason.clone().unwrap_or_else(|| "Error".into()),
+                message: t.message.clone().unwrap_or_default(),
+                kind: StartFailure::Exited {
+                    exit_code: Some(t.exit_code),
+                },
+                ..base(Some(c))
+            });
+        }
+    }
+    None
+}
+
+fn colon(message: &str) -> String {
+    if message.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {}", message.trim())
+    }
+}
+
+/// The image the pod spec gives a container (status images may be resolved or normalised).
+fn spec_image(pod: &Pod, container: &str) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == container)
+        .and_then(|c| c.image.clone())
+}
+
+/// A container's own `restartPolicy` (only init containers have one).
+fn container_restart_policy<'a>(pod: &'a Pod, container: &str) -> Option<&'a str> {
+    pod.spec
+        .as_ref()?
+        .init_containers
+        .iter()
+        .flatten()
+        .find(|c| c.name == container)
+        .and_then(|c| c.restart_policy.as_deref())
+}
+
+/// `(exit code, reason, message)` of the container's last run, from `lastState`.
+fn last_exit(c: &ContainerStatus) -> Option<(i32, String, String)> {
+    let t = c.last_state.as_ref()?.terminated.as_ref()?;
+    Some((
+        t.exit_code,
+        t.reason.clone().unwrap_or_else(|| "Error".into()),
+        t.message.clone().unwrap_or_default(),
+    ))
+}
+
+fn is_pull_reason(reason: &str) -> bool {
+    matches!(
+        reason,
+        "ErrImagePull"
+            | "ImagePullBackOff"
+            | "ErrImageNeverPull"
+            | "InvalidImageName"
+            | "ImageInspectError"
+            | "RegistryUnavailable"
+    )
+}
+
+/// Docker Hub's rate limit: HTTP 429 with error code `toomanyrequests` ("You have reached your
+/// pull rate limit", docs.docker.com/docker-hub/usage/pulls/); containerd reports the status
+/// (`core/remotes/docker/errdesc.go` `ErrorCodeTooManyRequests`, v2.1) as `429 Too Many Requests`.
+fn is_rate_limit(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("toomanyrequests") || m.contains("429 too many requests")
+}
+
+/// containerd 2.1+ refuses schema-1 manifests: "media type
+/// \"application/vnd.docker.distribution.manifest.v1+prettyjws\" is no longer supported since
+/// containerd v2.1" (containerd `client/pull.go`, v2.1.0; `core/remotes/docker/resolver.go`
+/// says the same "since containerd v2.0" for the unsigned v1+json type).
+fn is_schema1(message: &str) -> bool {
+    message.contains("application/vnd.docker.distribution.manifest.v1")
+        || (message.contains("schema 1") && message.contains("no longer supported"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "service-b-1", "namespace": "istioinaction"},
+            "spec": {
+                "containers": [{"name": "service-b", "image": "nicholasjackson/fake-servic:v0.26.2"}],
+                "initContainers": [{"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.29.0", "restartPolicy": "Always"}]
+            },
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    fn waiting(container: &str, reason: &str, message: &str) -> Pod {
+        pod(serde_json::json!({
+            "phase": "Pending",
+            "containerStatuses": [{
+                "name": container, "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": reason, "message": message}}
+            }]
+        }))
+    }
+
+    fn now() -> jiff::Timestamp {
+        "2026-12-01T10:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn transient_states_are_not_failures() {
+        for reason in ["ContainerCreating", "PodInitializing"] {
+            assert_eq!(
+                pod_failure(&waiting("service-b", reason, ""), now()),
+                None,
+                "{reason}"
+            );
+        }
+        assert_eq!(pod_failure(&pod(serde_json::json!({})), now()), None);
+    }
+
+    #[test]
+    fn a_pull_error_names_pod_container_image_and_the_clusters_words() {
+        let message = "rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/nicholasjackson/fake-servic:v0.26.2\": not found";
+        let f = pod_failure(&waiting("service-b", "ErrImagePull", message), now()).unwrap();
+        assert_eq!(f.class(), FailureClass::Environment);
+        let text = f.to_string();
+        for part in [
+            "pod istioinaction/service-b-1",
+            "container service-b",
+            "image nicholasjackson/fake-servic:v0.26.2",
+            "ErrImagePull",
+            message,
+        ] {
+            assert!(text.contains(part), "{part:?} missing in {text}");
+        }
+        assert!(!text.contains("rate limit"), "{text}");
+        for reason in [
+            "ImagePullBackOff",
+            "InvalidImageName",
+            "CreateContainerConfigError",
+            "ErrImageNeverPull",
+        ] {
+            let f = pod_failure(&waiting("service-b", reason, "m"), now());
+            assert!(f.is_some_and(|f| f.reason == reason), "{reason}");
+        }
+    }
+
+    #[test]
+    fn a_docker_hub_rate_limit_and_a_schema1_image_are_named() {
+        let limited = "failed to pull and unpack image \"docker.io/library/busybox:1.36\": failed to copy: httpReadSeeker: failed open: unexpected status code https://registry-1.docker.io/v2/library/busybox/manifests/sha256:abc: 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit.";
+        let text = pod_failure(&waiting("service-b", "ErrImagePull", limited), now())
+            .unwrap()
+            .to_string();
+        assert!(text.contains("Docker Hub's pull rate limit"), "{text}");
+        let old = "failed to pull and unpack image \"docker.io/library/old:1\": not implemented: media type \"application/vnd.docker.distribution.manifest.v1+prettyjws\" is no longer supported since containerd v2.1, please rebuild the image as \"application/vnd.docker.distribution.manifest.v2+json\" or \"application/vnd.oci.image.manifest.v1+json\"";
+        let text = pod_failure(&waiting("service-b", "ImagePullBackOff", old), now())
+            .unwrap()
+            .to_string();
+        assert!(text.contains("schema 1"), "{text}");
+        assert!(!text.contains("rate limit"), "{text}");
+    }
+
+    fn crashed(restart_count: i32, finished: &str, running_again: bool) -> Pod {
+        let state = if running_again {
+            serde_json::json!({"running": {"startedAt": finished}})
+        } else {
+            serde_json::json!({"terminated": {"exitCode": 1, "reason": "Error",
+                "message": "envoy exited before it was ready (exit status: 1)", "finishedAt": finished}})
+        };
+        pod(serde_json::json!({
+            "phase": "Running",
+            "initContainerStatuses": [{
+                "name": "istio-proxy", "image": "x", "imageID": "", "ready": false,
+                "restartCount": restart_count, "state": state,
+                "lastState": if restart_count > 0 { serde_json::json!({"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": finished}}) } else { serde_json::json!({}) }
+            }]
+        }))
+    }
+
+    #[test]
+    fn one_crash_during_start_is_tolerated_a_second_or_a_lasting_one_is_not() {
+        // Just crashed, not yet restarted: the kubelet restarts a first crash at once.
+        assert_eq!(
+            pod_failure(&crashed(0, "2026-12-01T09:59:58Z", false), now()),
+            None
+        );
+        // Restarted once and running again.
+        assert_eq!(
+            pod_failure(&crashed(1, "2026-12-01T09:59:58Z", true), now()),
+            None
+        );
+        // Crashed again after a restart.
+        let f = pod_failure(&crashed(1, "2026-12-01T09:59:58Z", false), now()).unwrap();
+        assert_eq!(f.kind, StartFailure::Exited { exit_code: Some(1) });
+        // Still down long after a first crash: nothing is restarting it.
+        let f = pod_failure(&crashed(0, "2026-12-01T09:59:00Z", false), now()).unwrap();
+        let text = f.to_string();
+        for part in [
+            "container istio-proxy",
+            "exited with code 1",
+            "envoy exited before it was ready",
+        ] {
+            assert!(text.contains(part), "{part:?} missing in {text}");
+        }
+    }
+
+    #[test]
+    fn crash_loop_back_off_quotes_the_last_exit() {
+        let p = pod(serde_json::json!({
+            "phase": "Running",
+            "containerStatuses": [{
+                "name": "service-b", "image": "x", "imageID": "", "ready": false, "restartCount": 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container=service-b pod=service-b-1_istioinaction(uid)"}},
+                "lastState": {"terminated": {"exitCode": 2, "reason": "Error", "message": "bad flag"}}
+            }]
+        }));
+        let text = pod_failure(&p, now()).unwrap().to_string();
+        for part in [
+            "CrashLoopBackOff",
+            "back-off 40s",
+            "exited with code 2",
+            "bad flag",
+        ] {
+            assert!(text.contains(part), "{part:?} missing in {text}");
+        }
+    }
+
+    #[test]
+    fn unschedulable_unless_the_node_is_still_coming_up() {
+        let sched = |message: &str| {
+            pod(serde_json::json!({
+                "phase": "Pending",
+                "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]
+            }))
+        };
+        let f = pod_failure(
+            &sched("0/1 nodes are available: 1 Insufficient cpu."),
+            now(),
+        )
+        .unwrap();
+        assert!(f.to_string().contains("Insufficient cpu"), "{f}");
+        assert_eq!(
+            pod_failure(
+                &sched(
+                    "0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }."
+                ),
+                now()
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_pod_that_may_not_restart_fails_on_its_first_crash() {
+        let mut p = crashed(0, "2026-12-01T09:59:59Z", false);
+        p.spec.as_mut().unwrap().restart_policy = Some("Never".into());
+        // The native sidecar is still restarted: its own policy is Always.
+        assert_eq!(pod_failure(&p, now()), None);
+        let spec = p.spec.as_mut().unwrap();
+        spec.init_containers.as_mut().unwrap()[0].restart_policy = None;
+        assert!(pod_failure(&p, now()).is_some());
+    }
+}
