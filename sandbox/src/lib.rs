@@ -11,6 +11,7 @@ pub mod fake_service;
 pub mod kubeconfig;
 pub mod mesh;
 pub mod net;
+pub mod process;
 pub mod runtime;
 pub mod store;
 

@@ -1,5 +1,9 @@
 //! `happy-sandbox up [--kubeconfig PATH] [--port N] [--istio] [--addons]`: run the sandbox
-//! cluster in the foreground until Ctrl-C (SIGINT) or SIGTERM, then stop everything it started.
+//! cluster in the foreground until SIGINT (Ctrl-C), SIGTERM or SIGHUP (the terminal closed),
+//! then stop everything it started: pods, their Envoys, Prometheus, the API server, its
+//! temporary directory and the kubeconfig it wrote. A second signal while it stops forces a
+//! quick exit that still removes the directory and the kubeconfig; the Envoys and Prometheus
+//! die with the process in every case, even SIGKILL (`happy_sandbox::process`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +13,8 @@ use happy_sandbox::{Sandbox, SandboxOptions};
 const USAGE: &str = "usage: happy-sandbox up [--kubeconfig PATH] [--port N] [--istio] [--addons]
 
 Starts a local Kubernetes-like cluster for the happy-istio workshop on 127.0.0.1 and writes a
-kubeconfig for it (mode 0600). Runs in the foreground; Ctrl-C stops it and everything it started.
+kubeconfig for it (mode 0600). Runs in the foreground; Ctrl-C (SIGINT), SIGTERM or SIGHUP stops it
+and everything it started; a second signal while it stops forces a quick exit.
 
 options:
   --kubeconfig PATH   where to write the kubeconfig (default: ./happy-sandbox.kubeconfig)
@@ -68,25 +73,72 @@ fn parse(args: &[String]) -> Result<Args, String> {
     Ok(out)
 }
 
-async fn wait_for_signal() -> std::io::Result<&'static str> {
+/// The signals that stop `up`: SIGINT (Ctrl-C), SIGTERM (`kill`, service managers, CI
+/// cancellation) and SIGHUP (the terminal closed). Listened to from the start, so a signal
+/// while the sandbox is still starting stops it too.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => Ok("SIGTERM"),
-            _ = int.recv() => Ok("SIGINT"),
+    streams: [(tokio::signal::unix::Signal, &'static str); 3],
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                streams: [
+                    (signal(SignalKind::interrupt())?, "SIGINT"),
+                    (signal(SignalKind::terminate())?, "SIGTERM"),
+                    (signal(SignalKind::hangup())?, "SIGHUP"),
+                ],
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await?;
-        Ok("Ctrl-C")
+
+    /// The next signal's name.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            let [(int, a), (term, b), (hup, c)] = &mut self.streams;
+            tokio::select! {
+                _ = int.recv() => a,
+                _ = term.recv() => b,
+                _ = hup.recv() => c,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }
 
+/// Stop everything; a second signal meanwhile exits at once, removing the temporary directory
+/// and the kubeconfig (the children die with the process: `happy_sandbox::process`).
+async fn teardown(sandbox: Sandbox, signals: &mut Signals, kubeconfig: &std::path::Path) {
+    let temp = sandbox.temp_dir().map(std::path::Path::to_path_buf);
+    tokio::select! {
+        () = sandbox.shutdown() => {}
+        again = signals.next() => {
+            eprintln!("{again} received while stopping: exiting now");
+            if let Some(dir) = temp {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            let _ = std::fs::remove_file(kubeconfig);
+            std::process::exit(1);
+        }
+    }
+    let _ = std::fs::remove_file(kubeconfig);
+}
+
 async fn up(args: Args) -> Result<(), String> {
+    let mut signals = Signals::new().map_err(|e| format!("cannot listen for signals: {e}"))?;
     // Install the one crypto provider of the tree before any TLS use.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let kubeconfig = std::path::absolute(&args.kubeconfig)
@@ -94,47 +146,76 @@ async fn up(args: Args) -> Result<(), String> {
     // The sandbox keeps its state in a private temporary directory; the user's kubeconfig is
     // written where they asked, checked first so a bad path fails before anything starts.
     happy_sandbox::kubeconfig::write(&kubeconfig, "").map_err(|e| e.to_string())?;
-    let sandbox = Sandbox::start(SandboxOptions {
-        state_dir: None,
-        port: args.port,
-    })
-    .await
-    .map_err(|e| {
+    let started = tokio::select! {
+        s = Sandbox::start(SandboxOptions {
+            state_dir: None,
+            port: args.port,
+        }) => s,
+        signal = signals.next() => {
+            // Dropping the start stops what it had started.
+            println!("{signal} received while starting: stopped.");
+            let _ = std::fs::remove_file(&kubeconfig);
+            return Ok(());
+        }
+    };
+    let sandbox = started.map_err(|e| {
         let _ = std::fs::remove_file(&kubeconfig);
         e.to_string()
     })?;
-    let text = std::fs::read_to_string(sandbox.kubeconfig_path())
-        .map_err(|e| format!("cannot read {}: {e}", sandbox.kubeconfig_path().display()))?;
-    happy_sandbox::kubeconfig::write(&kubeconfig, &text).map_err(|e| e.to_string())?;
-    if args.istio || args.addons {
-        if let Some(reason) = happy_sandbox::mesh::envoy_unavailable_reason() {
-            eprintln!("happy-sandbox: warning: {reason}");
+    let setup = async {
+        let text = std::fs::read_to_string(sandbox.kubeconfig_path())
+            .map_err(|e| format!("cannot read {}: {e}", sandbox.kubeconfig_path().display()))?;
+        happy_sandbox::kubeconfig::write(&kubeconfig, &text).map_err(|e| e.to_string())?;
+        if args.istio || args.addons {
+            if let Some(reason) = happy_sandbox::mesh::envoy_unavailable_reason() {
+                eprintln!("happy-sandbox: warning: {reason}");
+            }
+            sandbox.install_istio().await.map_err(|e| e.to_string())?;
+            println!(
+                "Istio {} (demo profile) installed.",
+                happy_sandbox::mesh::ISTIO_VERSION
+            );
         }
-        sandbox.install_istio().await.map_err(|e| e.to_string())?;
-        println!(
-            "Istio {} (demo profile) installed.",
-            happy_sandbox::mesh::ISTIO_VERSION
-        );
-    }
-    if args.addons {
-        sandbox.install_addons().await.map_err(|e| e.to_string())?;
-        println!("Addons installed (Prometheus; Grafana and Kiali are not available here).");
-    }
-    println!("happy-sandbox is up: API server {}", sandbox.server_url());
-    println!("This is a sandbox, not a real Kubernetes cluster (see sandbox/README.md).");
-    println!();
-    println!("  export KUBECONFIG={}", kubeconfig.display());
-    println!("  kubectl get namespaces");
-    println!();
-    println!("Pod and Service IPs are loopback addresses, reachable from this host directly.");
-    println!("Press Ctrl-C to stop.");
-    let signal = wait_for_signal()
-        .await
-        .map_err(|e| format!("cannot listen for signals: {e}"))?;
-    println!("{signal} received: stopping pods and the API server…");
-    sandbox.shutdown().await;
-    let _ = std::fs::remove_file(&kubeconfig);
-    println!("stopped.");
+        if args.addons {
+            sandbox.install_addons().await.map_err(|e| e.to_string())?;
+            println!("Addons installed (Prometheus; Grafana and Kiali are not available here).");
+        }
+        Ok::<(), String>(())
+    };
+    let outcome = tokio::select! {
+        r = setup => r.map(|()| None),
+        signal = signals.next() => Ok(Some(signal)),
+    };
+    let signal = match outcome {
+        Err(e) => {
+            teardown(sandbox, &mut signals, &kubeconfig).await;
+            return Err(e);
+        }
+        Ok(Some(signal)) => {
+            println!("{signal} received while starting: stopping…");
+            signal
+        }
+        Ok(None) => {
+            println!("happy-sandbox is up: API server {}", sandbox.server_url());
+            println!("This is a sandbox, not a real Kubernetes cluster (see sandbox/README.md).");
+            println!();
+            println!("  export KUBECONFIG={}", kubeconfig.display());
+            println!("  kubectl get namespaces");
+            println!();
+            println!(
+                "Pod and Service IPs are loopback addresses, reachable from this host directly."
+            );
+            println!("Press Ctrl-C to stop.");
+            let signal = signals.next().await;
+            println!(
+                "{signal} received: stopping pods, their proxies and the API server \
+                 (a second signal exits at once)…"
+            );
+            signal
+        }
+    };
+    teardown(sandbox, &mut signals, &kubeconfig).await;
+    println!("stopped ({signal}).");
     Ok(())
 }
 

@@ -184,6 +184,12 @@ impl Sandbox {
         &self.ca_pem
     }
 
+    /// The temporary state directory the sandbox made for itself (removed when it is
+    /// dropped), `None` when it was given one.
+    pub fn temp_dir(&self) -> Option<&Path> {
+        self._temp.as_ref().map(|t| t.0.as_path())
+    }
+
     /// The kubeconfig written at start (mode 0600).
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig_path

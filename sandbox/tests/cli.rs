@@ -149,3 +149,138 @@ async fn port_in_use_and_unwritable_path_fail_clearly() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--port"));
 }
+
+/// Processes whose parent is `pid`, with their command lines (from /proc).
+fn children_of(pid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": comm may hold spaces, so split after the last ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline"))
+                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+                .unwrap_or_default();
+            out.push((child, cmdline));
+        }
+    }
+    out
+}
+
+/// Alive: present in /proc and not a zombie (an orphan whose new parent does not reap it is
+/// dead all the same).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s != "Z"))
+            .unwrap_or(false)
+    })
+}
+
+/// Polls `check` every 100 ms until it holds or [`LIMIT`] passes.
+async fn poll_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {LIMIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn temp_dirs_of(pid: u32) -> Vec<std::path::PathBuf> {
+    let prefix = format!("happy-sandbox-{pid}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// `up --istio --addons` until its gateways' Envoys and Prometheus run; their pids.
+async fn start_with_children(kubeconfig: &Path) -> (Child, Vec<(u32, String)>) {
+    let (child, _) = start(kubeconfig, &["--istio", "--addons"]).await;
+    let pid = child.id().expect("running");
+    let mut seen = Vec::new();
+    poll_until("Envoy and Prometheus children of happy-sandbox", || {
+        seen = children_of(pid);
+        seen.iter().any(|(_, c)| c.contains("envoy"))
+            && seen.iter().any(|(_, c)| c.contains("prometheus"))
+    })
+    .await;
+    let tied: Vec<(u32, String)> = seen
+        .into_iter()
+        .filter(|(_, c)| c.contains("envoy") || c.contains("prometheus"))
+        .collect();
+    assert!(!temp_dirs_of(pid).is_empty(), "the sandbox has a temp dir");
+    (child, tied)
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn every_signal_stops_the_children_and_removes_the_temp_dir() {
+    if happy_sandbox::mesh::envoy_unavailable_reason().is_some()
+        || happy_sandbox::mesh::prometheus::unavailable_reason().is_some()
+    {
+        eprintln!("SKIPPED: needs envoy and prometheus");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kc.yaml");
+    // SIGINT, SIGTERM and SIGHUP tear down; SIGKILL leaves the children to the kernel
+    // (parent-death signal) and the temp dir behind (nothing can run on SIGKILL); two quick
+    // signals force the exit but still leave nothing.
+    for sig in ["-INT", "-TERM", "-HUP", "-KILL", "-TERM -TERM"] {
+        let (mut child, tied) = start_with_children(&kubeconfig).await;
+        let pid = child.id().unwrap();
+        for (i, s) in sig.split_whitespace().enumerate() {
+            if i == 0 {
+                signal(&child, s).await;
+            } else {
+                // The first may already have finished it: a failed kill is fine here.
+                let _ = Command::new("kill")
+                    .args([s, &pid.to_string()])
+                    .status()
+                    .await;
+            }
+        }
+        let status = tokio::time::timeout(LIMIT, child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{sig}: happy-sandbox did not stop"))
+            .unwrap();
+        if sig == "-INT" || sig == "-TERM" || sig == "-HUP" {
+            assert!(status.success(), "{sig}: {status}");
+        }
+        poll_until(&format!("{sig}: every Envoy and Prometheus gone"), || {
+            tied.iter().all(|(p, _)| !alive(*p))
+        })
+        .await;
+        if sig == "-KILL" {
+            for d in temp_dirs_of(pid) {
+                let _ = std::fs::remove_dir_all(d);
+            }
+            let _ = std::fs::remove_file(&kubeconfig);
+        } else {
+            assert_eq!(temp_dirs_of(pid), Vec::<std::path::PathBuf>::new(), "{sig}");
+            assert!(!kubeconfig.exists(), "{sig}: kubeconfig left");
+        }
+    }
+}

@@ -364,9 +364,9 @@ async fn run_prometheus(store: Arc<Store>, ctx: ContainerContext, dir: &Path) ->
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
+        .stderr(Stdio::piped());
+    // Dies with the sandbox, even on SIGKILL (Linux's parent-death signal).
+    let mut child = match crate::process::spawn_tied(cmd) {
         Ok(c) => c,
         Err(e) => {
             return failed(

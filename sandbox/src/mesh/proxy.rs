@@ -109,13 +109,13 @@ impl EnvoyProcess {
         bootstrap: &std::path::Path,
         log: Arc<LogBuffer>,
     ) -> std::io::Result<Self> {
-        let mut child = Command::new(binary)
-            .args(envoy_args(bootstrap))
+        let mut cmd = Command::new(binary);
+        cmd.args(envoy_args(bootstrap))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
+            .stderr(Stdio::piped());
+        // Dies with the sandbox, even on SIGKILL (Linux's parent-death signal).
+        let mut child = crate::process::spawn_tied(cmd)?;
         let mut pumps = Vec::new();
         if let Some(out) = child.stdout.take() {
             pumps.push(pump(out, log.clone()));
