@@ -719,3 +719,112 @@ async fn exec_logs_port_forward_and_image_errors() {
     .await;
     sandbox.shutdown().await;
 }
+
+/// A Deployment whose selector does not select its template's labels is refused as the real
+/// API server refuses it (kubernetes/kubernetes pkg/apis/apps/validation/validation.go,
+/// Kubernetes 1.33 wording), by create, server-side apply, replace and patch, and through
+/// kubectl.
+#[tokio::test]
+async fn a_deployment_whose_selector_misses_its_template_is_invalid() {
+    let (sandbox, _rt) = fake_sandbox().await;
+    let client = client(&sandbox).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let mismatched = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "website", "version": "v1"}},
+                "spec": {"containers": [{"name": "web", "image": "nicholasjackson/fake-service:v0.26.2"}]}
+            }
+        }
+    });
+    let want = r#"Deployment.apps "web" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"website", "version":"v1"}: `selector` does not match template `labels`"#;
+    let expect_invalid = |e: kube::Error, how: &str| match e {
+        kube::Error::Api(s) => {
+            assert_eq!(
+                (s.code, s.reason.as_str()),
+                (422, "Invalid"),
+                "{how}: {s:?}"
+            );
+            assert_eq!(s.message, want, "{how}");
+        }
+        other => panic!("{how}: {other}"),
+    };
+    let bad: Deployment = serde_json::from_value(mismatched.clone()).unwrap();
+    expect_invalid(
+        deployments
+            .create(&PostParams::default(), &bad)
+            .await
+            .unwrap_err(),
+        "create",
+    );
+    expect_invalid(
+        deployments
+            .patch(
+                "web",
+                &PatchParams::apply("happy").force(),
+                &Patch::Apply(&mismatched),
+            )
+            .await
+            .unwrap_err(),
+        "server-side apply",
+    );
+    // A good one, then updates that break it.
+    let mut good = mismatched.clone();
+    good["spec"]["template"]["metadata"]["labels"] = json!({"app": "web"});
+    deployments
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(good).unwrap(),
+        )
+        .await
+        .expect("a matching selector is accepted");
+    let breaking = json!({"spec": {"template": {"metadata": {"labels": {"app": "website", "version": "v1"}}}}});
+    let e = deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(&breaking))
+        .await
+        .unwrap_err();
+    match e {
+        kube::Error::Api(s) => assert_eq!(s.code, 422, "merge patch: {s:?}"),
+        other => panic!("merge patch: {other}"),
+    }
+    let mut current = deployments.get("web").await.unwrap();
+    current
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .metadata
+        .as_mut()
+        .unwrap()
+        .labels = Some([("app".to_string(), "other".to_string())].into());
+    match deployments
+        .replace("web", &PostParams::default(), &current)
+        .await
+    {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 422, "replace: {s:?}"),
+        other => panic!("replace: {other:?}"),
+    }
+
+    // kubectl shows the API server's words.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("bad.yaml");
+    let mut renamed = mismatched.clone();
+    renamed["metadata"]["name"] = json!("web2");
+    std::fs::write(&manifest, serde_json::to_string(&renamed).unwrap()).unwrap();
+    let out = tokio::process::Command::new("kubectl")
+        .args(["apply", "-f"])
+        .arg(&manifest)
+        .env("KUBECONFIG", sandbox.kubeconfig_path())
+        .output()
+        .await
+        .expect("kubectl on PATH");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"The Deployment "web2" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"website", "version":"v1"}: `selector` does not match template `labels`"#),
+        "{err}"
+    );
+}

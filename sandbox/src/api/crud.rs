@@ -14,7 +14,7 @@ use super::body::{Body, json_response};
 use super::patch::{self, PatchKind, apply};
 use super::router::Target;
 use super::status::ApiError;
-use super::{ApiState, exec, portforward, table, watch};
+use super::{ApiState, exec, portforward, table, validation, watch};
 use crate::store::selectors::{FieldSelector, LabelSelector};
 use crate::store::{ResourceType, UpdateMode, now};
 
@@ -498,6 +498,7 @@ fn require_namespace(
 
 pub fn create_value(state: &ApiState, target: &Target, mut obj: Value) -> Result<Value, ApiError> {
     validate(&target.rt, &mut obj, target.namespace.as_deref(), None)?;
+    validation::validate_spec(&target.rt, &obj)?;
     require_namespace(state, &target.rt, target.namespace.as_deref())?;
     if let Some(m) = obj["metadata"].as_object_mut() {
         for f in [
@@ -547,6 +548,7 @@ fn update(state: &ApiState, target: &Target, body: &[u8]) -> Result<Response<Bod
         target.namespace.as_deref(),
         target.name.as_deref(),
     )?;
+    validation::validate_spec(&target.rt, &obj)?;
     Ok(json_response(200, &store_update(state, target, obj)?))
 }
 
@@ -632,6 +634,7 @@ fn patch_object(
             target.namespace.as_deref(),
             target.name.as_deref(),
         )?;
+        validation::validate_spec(&target.rt, &next)?;
         let explicit_rv = patch_body["metadata"]["resourceVersion"].is_string();
         if !explicit_rv && let Some(c) = &current {
             next["metadata"]["resourceVersion"] = c["metadata"]["resourceVersion"].clone();

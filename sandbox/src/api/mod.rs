@@ -14,6 +14,7 @@ pub mod router;
 pub mod status;
 pub mod table;
 pub mod tls;
+pub mod validation;
 pub mod watch;
 
 use std::convert::Infallible;
