@@ -105,21 +105,39 @@ fn main() -> ExitCode {
         println!("negative tests: none selected");
         return ExitCode::SUCCESS;
     }
+    // Progress per run (what starts, how long it took, how it ended): the whole list takes
+    // minutes, and a silent terminal looks like a hang.
+    let started = std::time::Instant::now();
+    let total = cases.len() + 1;
+    println!("[1/{total}] control run on the unbroken manifests …");
+    let t = std::time::Instant::now();
     if let Err(e) = control(&cases) {
-        println!("FAIL control run: {e}");
+        println!(
+            "FAIL control run after {:.1}s: {e}",
+            t.elapsed().as_secs_f64()
+        );
         return ExitCode::FAILURE;
     }
+    println!("     control run took {:.1}s", t.elapsed().as_secs_f64());
     let mut failures = 0;
-    for case in &cases {
-        match check(case) {
-            Ok(verdict) => println!("ok   {}: {verdict}", name(case)),
+    for (i, case) in cases.iter().enumerate() {
+        println!("[{}/{total}] {} …", i + 2, name(case));
+        let t = std::time::Instant::now();
+        let outcome = check(case);
+        let took = t.elapsed().as_secs_f64();
+        match outcome {
+            Ok(verdict) => println!("ok   {} in {took:.1}s: {verdict}", name(case)),
             Err(e) => {
-                println!("FAIL {}: {e}", name(case));
+                println!("FAIL {} in {took:.1}s: {e}", name(case));
                 failures += 1;
             }
         }
     }
-    println!("\nnegative tests: {} ran, {failures} failed", cases.len());
+    println!(
+        "\nnegative tests: {} ran, {failures} failed, in {:.1}s",
+        cases.len(),
+        started.elapsed().as_secs_f64()
+    );
     if failures == 0 {
         ExitCode::SUCCESS
     } else {

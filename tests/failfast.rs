@@ -1,0 +1,239 @@
+//! A broken run fails fast with its cause (issue 11): the full suite on the sandbox, once with
+//! one broken image in a copy of `services-b.yaml` (through `HAPPY_MANIFESTS`) and once with
+//! `HAPPY_ENVOY=/bin/false`, must print as its first failure the cluster's reason — the image
+//! that cannot be pulled, the proxy container that exited — classified as the environment
+//! failing, long before the rollout limit a run without fail-fast would wait out.
+//!
+//! The wait for that first failure is bounded by the timeout table's `rollout` entry (what a
+//! run that does not fail fast would wait before its first failure), not by a timed assertion;
+//! once seen, the run is interrupted (SIGINT, as Ctrl-C) and must end within `delete`.
+//!
+//! Like `tests/negative.rs`, this target is its own runner: each run is a child process of
+//! this binary (marked by `HAPPY_FAILFAST_CHILD`) that runs the suite as `cargo test --test
+//! happy` does.
+
+#[path = "../steps/definitions/mod.rs"]
+mod definitions;
+#[path = "../steps/runner.rs"]
+mod runner;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use happy_istio::timeouts::Timeouts;
+
+const CHILD_VAR: &str = "HAPPY_FAILFAST_CHILD";
+
+/// The workshop's image for service-b, and the typo that breaks it.
+const IMAGE: &str = "rinormaloku/happy-service:latest";
+const BROKEN_IMAGE: &str = "rinormaloku/happy-servise:latest";
+
+fn main() -> ExitCode {
+    if std::env::var_os(CHILD_VAR).is_some() {
+        return child();
+    }
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let timeouts = match Timeouts::from_env() {
+        Ok(t) => t,
+        Err(e) => {
+            println!("FAIL: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cases: [(&str, fn(&Timeouts) -> Result<String, String>); 2] = [
+        ("broken image in services-b.yaml", broken_image),
+        ("HAPPY_ENVOY=/bin/false", envoy_false),
+    ];
+    let mut failures = 0;
+    for (name, case) in cases {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        println!("{name} …");
+        let t = Instant::now();
+        match case(&timeouts) {
+            Ok(first) => println!(
+                "ok   {name} in {:.1}s; first failure: {first}",
+                t.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                println!("FAIL {name} after {:.1}s: {e}", t.elapsed().as_secs_f64());
+                failures += 1;
+            }
+        }
+    }
+    if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn child() -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("failfast: cannot start a tokio runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(runner::run()) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("happy-istio: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Copy the workshop's manifests into `dir`, replacing `from` by `to` in `file`.
+fn copy_manifests(dir: &Path, file: &str, from: &str, to: &str) -> Result<(), String> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    let entries =
+        std::fs::read_dir(&source).map_err(|e| format!("cannot read {}: {e}", source.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let mut text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if name == file {
+            if text.matches(from).count() != 1 {
+                return Err(format!("{file} must contain {from:?} exactly once"));
+            }
+            text = text.replace(from, to);
+        }
+        std::fs::write(dir.join(name), text).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Run the whole suite on the sandbox with `env`, until the first failed step's message
+/// (a line with the `claim failed: ` / `environment failed: ` prefix); then interrupt it.
+/// Returns that line and everything printed up to it.
+fn first_failure(
+    timeouts: &Timeouts,
+    manifests: &Path,
+    env: &[(&str, &str)],
+) -> Result<(String, String), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.env(CHILD_VAR, "1")
+        .env("HAPPY_CLUSTER", "sandbox")
+        .env("HAPPY_MANIFESTS", manifests)
+        .env("HAPPY_REPORT_DIR", manifests.join("report"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run the suite: {e}"))?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let mut readers = Vec::new();
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        readers.push(std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let deadline = Instant::now() + timeouts.rollout;
+    let mut seen = String::new();
+    let found = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains("claim failed: ") || line.contains("environment failed: ") {
+                    break Some(line);
+                }
+            }
+            Err(_) => break None,
+        }
+    };
+    // Interrupt as Ctrl-C does, and let it tear down (bounded by `delete`), else kill it.
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    let stop_deadline = Instant::now() + timeouts.delete;
+    let mut stopped = false;
+    while Instant::now() < stop_deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            stopped = true;
+            break;
+        }
+        // Drain output meanwhile so the child never blocks on a full pipe.
+        let _ = rx.recv_timeout(timeouts.poll_interval);
+    }
+    if !stopped {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    match found {
+        Some(line) => Ok((line.trim().to_string(), seen)),
+        None => Err(format!(
+            "no failed step within the rollout limit of {:?}: the run did not fail fast\n{seen}",
+            timeouts.rollout
+        )),
+    }
+}
+
+fn broken_image(timeouts: &Timeouts) -> Result<String, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    copy_manifests(dir.path(), "services-b.yaml", IMAGE, BROKEN_IMAGE)?;
+    let (first, output) = first_failure(timeouts, dir.path(), &[])?;
+    let failure = &first[first.find("environment failed: ").ok_or_else(|| {
+        format!("the first failure is not classified as the environment failing: {first}\n{output}")
+    })?..];
+    for part in [BROKEN_IMAGE, "service-b", "ErrImagePull"] {
+        if !failure.contains(part) {
+            return Err(format!(
+                "the first failure does not name {part:?}: {failure}\n{output}"
+            ));
+        }
+    }
+    Ok(failure.to_string())
+}
+
+fn envoy_false(timeouts: &Timeouts) -> Result<String, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    copy_manifests(dir.path(), "services-b.yaml", IMAGE, IMAGE)?;
+    let (first, output) = first_failure(timeouts, dir.path(), &[("HAPPY_ENVOY", "/bin/false")])?;
+    let failure = &first[first.find("environment failed: ").ok_or_else(|| {
+        format!("the first failure is not classified as the environment failing: {first}\n{output}")
+    })?..];
+    for part in ["istio-proxy", "exited", "HAPPY_ENVOY=/bin/false"] {
+        if !failure.contains(part) {
+            return Err(format!(
+                "the first failure does not name {part:?}: {failure}\n{output}"
+            ));
+        }
+    }
+    Ok(failure.to_string())
+}
