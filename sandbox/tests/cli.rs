@@ -289,13 +289,19 @@ async fn every_signal_stops_the_children_and_removes_the_temp_dir() {
 async fn an_unusable_happy_envoy_is_refused_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();
     for bad in ["/nonexistent/envoy", "/bin/false"] {
-        let out = Command::new(BIN)
-            .args(["up", "--istio", "--kubeconfig"])
-            .arg(dir.path().join("kc"))
-            .env("HAPPY_ENVOY", bad)
-            .output()
-            .await
-            .unwrap();
+        // Bounded: a sandbox that accepted the setting would run until stopped.
+        let out = tokio::time::timeout(
+            LIMIT,
+            Command::new(BIN)
+                .args(["up", "--istio", "--kubeconfig"])
+                .arg(dir.path().join("kc"))
+                .env("HAPPY_ENVOY", bad)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("HAPPY_ENVOY={bad} was accepted: the sandbox kept running"))
+        .unwrap();
         assert!(!out.status.success(), "{bad}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&format!("HAPPY_ENVOY={bad}")), "{err}");
