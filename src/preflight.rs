@@ -218,6 +218,10 @@ pub fn parse_engine_info(text: &str) -> Option<EngineInfo> {
     let ncpu = parts.next()?.trim().parse().ok()?;
     let root_dir = PathBuf::from(parts.next()?.trim());
     let options: Vec<String> = serde_json::from_str(parts.next().unwrap_or("[]")).unwrap_or_default();
+    // A daemon that reports no memory or CPUs reported nothing (a proxy, an old API).
+    if mem_total == 0 || ncpu == 0 {
+        return None;
+    }
     Some(EngineInfo {
         mem_total,
         ncpu,
@@ -409,6 +413,10 @@ pub async fn run_with(
                     ),
                 }
             }
+            (_, Err(_)) => report.push(
+                "memory",
+                Outcome::Warning("not checked: the engine did not answer (about 8 GB needed)".into()),
+            ),
             (None, _) if target == Target::K3s => report.push(
                 "memory",
                 Outcome::Warning("no `docker` CLI to ask the engine's memory; not checked (about 8 GB needed)".into()),
@@ -568,6 +576,7 @@ mod tests {
             }
         );
         assert!(!parse_engine_info("1|2|/d|null").unwrap().rootless);
+        assert_eq!(parse_engine_info("0|0||null"), None);
         assert_eq!(parse_engine_info("Cannot connect to the Docker daemon"), None);
     }
 

@@ -241,7 +241,10 @@ async fn preflight_for(
     timeouts: &Timeouts,
 ) -> Result<docker::EngineFound> {
     let report = preflight::run(target, settings, timeouts).await;
-    eprint!("{}", report.render());
+    // A stopping report travels in the error; one that lets the run go on is printed here.
+    if report.passed() || settings.preflight == PreflightMode::Warn {
+        eprint!("{}", report.render());
+    }
     preflight_verdict(target, report, settings.preflight)
 }
 

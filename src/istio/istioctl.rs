@@ -234,9 +234,16 @@ pub(crate) async fn ensure_release_from(
     let staging =
         unpack_dir.with_file_name(format!(".{}.unpacking-{}", version, std::process::id()));
     let task_staging = staging.clone();
+    let finished_istioctl = cached.istioctl();
     let unpacked = tokio::task::spawn_blocking(move || -> Result<()> {
         let _ = std::fs::remove_dir_all(&task_staging);
         extract_tar_gz(&archive, &task_staging)?;
+        if finished_istioctl.is_file() {
+            // Another run on the same cache finished first, and may be running its istioctl:
+            // keep its tree, drop ours.
+            let _ = std::fs::remove_dir_all(&task_staging);
+            return Ok(());
+        }
         if unpack_dir.exists() {
             // A half tree from an older, interrupted layout; the staged one replaces it.
             std::fs::remove_dir_all(&unpack_dir).map_err(|source| Error::LocalIo {

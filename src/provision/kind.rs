@@ -208,6 +208,8 @@ pub fn kind_version_warning(found: &str) -> Option<String> {
 /// the process limit (`--wait` plus [`PULL_MARGIN`], at most half the time), or None when too
 /// little is left to try.
 pub fn attempt_limits(remaining: Duration) -> Option<(Duration, Duration)> {
+    // Whole seconds: `--wait` takes seconds, and the output reads better.
+    let remaining = Duration::from_secs(remaining.as_secs());
     if remaining < MIN_ATTEMPT {
         return None;
     }
