@@ -320,7 +320,7 @@ impl Settings {
                 name: "HAPPY_KEEP",
                 values: "0 | 1 | on-failure",
                 default: "0",
-                meaning: "Keep the cluster the suite created after the run: never, always, or when a scenario failed",
+                meaning: "Keep the kind cluster the suite created after the run: never, always, or when a scenario failed (its kubeconfig is in the cache; the `export KUBECONFIG=…` line is printed). kind only: a k3s container is always removed, which a k3s run with it set says",
             },
             SettingDoc {
                 name: "HAPPY_MANIFESTS",

@@ -58,11 +58,17 @@ pub(super) async fn provision(
         false,
     )
     .await?;
+    // The Istio that will run: the one found (when its tag reads as a version), else ours.
+    let running = present
+        .as_deref()
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<crate::istio::IstioVersion>().ok())
+        .unwrap_or_else(|| istio.istioctl().version().clone());
     let mut notes: Vec<String> = present
         .map(|v| format!("the current context already runs Istio {v}; it is used as it is"))
         .into_iter()
         .collect();
-    notes.push(window_warning(istio.istioctl().version(), &kubernetes_version));
+    notes.push(window_warning(&running, &kubernetes_version));
     Ok(Box::new(IstioctlCluster {
         client,
         info: ClusterInfo {
