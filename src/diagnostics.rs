@@ -13,9 +13,9 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, LogParams};
 
 use crate::cluster::{Cluster, container_names, describe_pods, sidecar_present};
+use crate::error::{Error, Result};
 use crate::istio::Istioctl;
 use crate::istio::istioctl::proxy_config_args;
-use crate::error::{Error, Result};
 
 /// Name of the proxy container whose config is dumped.
 const PROXY_CONTAINER: &str = "istio-proxy";

@@ -184,9 +184,7 @@ pub fn judge_disk(what: &str, path: &Path, free: u64, needed: u64) -> Outcome {
                 gib(free),
                 gib(needed)
             ),
-            format!(
-                "free space there (`docker system prune` removes unused images), or move it"
-            ),
+            "free space there (`docker system prune` removes unused images), or move it",
         )
     } else {
         Outcome::Ok(format!("{} has {:.1} GiB free", path.display(), gib(free)))
@@ -217,7 +215,8 @@ pub fn parse_engine_info(text: &str) -> Option<EngineInfo> {
     let mem_total = parts.next()?.trim().parse().ok()?;
     let ncpu = parts.next()?.trim().parse().ok()?;
     let root_dir = PathBuf::from(parts.next()?.trim());
-    let options: Vec<String> = serde_json::from_str(parts.next().unwrap_or("[]")).unwrap_or_default();
+    let options: Vec<String> =
+        serde_json::from_str(parts.next().unwrap_or("[]")).unwrap_or_default();
     // A daemon that reports no memory or CPUs reported nothing (a proxy, an old API).
     if mem_total == 0 || ncpu == 0 {
         return None;
@@ -275,7 +274,11 @@ pub fn judge_port(port: u16, bind: std::io::Result<()>) -> Outcome {
 }
 
 /// Judges the Kubernetes minor of `image_or_version` against the requested Istio.
-pub fn judge_kubernetes(request: &IstioVersionRequest, image_or_version: &str, fix: &str) -> Outcome {
+pub fn judge_kubernetes(
+    request: &IstioVersionRequest,
+    image_or_version: &str,
+    fix: &str,
+) -> Outcome {
     let version = match request {
         IstioVersionRequest::Pinned => crate::istio::releases::pinned_default(),
         IstioVersionRequest::Exact(v) => v.clone(),
@@ -333,10 +336,8 @@ pub async fn run_with(
         engine: None,
     };
     let (provider, provider_warning) = docker::provider(env);
-    if target == Target::Kind {
-        if let Some(warning) = provider_warning {
-            report.push("kind provider", Outcome::Warning(warning));
-        }
+    if let (Target::Kind, Some(warning)) = (target, provider_warning) {
+        report.push("kind provider", Outcome::Warning(warning));
     }
     let limit = timeouts.request.max(Duration::from_secs(10));
 
@@ -364,14 +365,14 @@ pub async fn run_with(
             ),
         ),
     }
-    if let (Target::K3s, Ok(found)) = (target, &engine) {
-        if let Some(problem) = docker::testcontainers_mismatch(env, found) {
-            let (problem, fix) = problem
-                .split_once(" Fix: ")
-                .map(|(p, f)| (p.to_string(), f.to_string()))
-                .unwrap_or((problem, "set DOCKER_HOST".into()));
-            report.push("testcontainers endpoint", Outcome::problem(problem, fix));
-        }
+    if let (Target::K3s, Ok(found)) = (target, &engine)
+        && let Some(problem) = docker::testcontainers_mismatch(env, found)
+    {
+        let (problem, fix) = problem
+            .split_once(" Fix: ")
+            .map(|(p, f)| (p.to_string(), f.to_string()))
+            .unwrap_or((problem, "set DOCKER_HOST".into()));
+        report.push("testcontainers endpoint", Outcome::problem(problem, fix));
     }
 
     // The engine's resources, as the engine reports them.
@@ -415,11 +416,16 @@ pub async fn run_with(
             }
             (_, Err(_)) => report.push(
                 "memory",
-                Outcome::Warning("not checked: the engine did not answer (about 8 GB needed)".into()),
+                Outcome::Warning(
+                    "not checked: the engine did not answer (about 8 GB needed)".into(),
+                ),
             ),
             (None, _) if target == Target::K3s => report.push(
                 "memory",
-                Outcome::Warning("no `docker` CLI to ask the engine's memory; not checked (about 8 GB needed)".into()),
+                Outcome::Warning(
+                    "no `docker` CLI to ask the engine's memory; not checked (about 8 GB needed)"
+                        .into(),
+                ),
             ),
             _ => {}
         }
@@ -435,13 +441,30 @@ pub async fn run_with(
     match free_bytes(&settings.cache_dir) {
         Some(free) => report.push(
             "cache disk",
-            judge_disk("HAPPY_CACHE_DIR", &settings.cache_dir, free, CACHE_DISK_NEEDED),
+            judge_disk(
+                "HAPPY_CACHE_DIR",
+                &settings.cache_dir,
+                free,
+                CACHE_DISK_NEEDED,
+            ),
         ),
-        None => report.push("cache disk", Outcome::Warning("free space not measured on this OS".into())),
+        None => report.push(
+            "cache disk",
+            Outcome::Warning("free space not measured on this OS".into()),
+        ),
     }
 
     match target {
-        Target::Kind => kind_checks(&mut report, settings, &provider, docker_cli.as_deref(), limit).await,
+        Target::Kind => {
+            kind_checks(
+                &mut report,
+                settings,
+                &provider,
+                docker_cli.as_deref(),
+                limit,
+            )
+            .await
+        }
         Target::K3s => report.push(
             "Kubernetes",
             judge_kubernetes(
@@ -484,7 +507,10 @@ async fn kind_checks(
         Some(path) if !is_executable(path) => report.push(
             "kind",
             Outcome::problem(
-                format!("HAPPY_KIND_BINARY={} is not an executable file", path.display()),
+                format!(
+                    "HAPPY_KIND_BINARY={} is not an executable file",
+                    path.display()
+                ),
                 "point it at a kind binary, or unset it to use the pinned kind",
             ),
         ),
@@ -545,12 +571,18 @@ mod tests {
         let Outcome::Problem { problem, fix } = judge_memory(4 * GIB) else {
             panic!()
         };
-        assert!(problem.contains("4.0 GiB") && fix.contains("8 GB"), "{problem} / {fix}");
+        assert!(
+            problem.contains("4.0 GiB") && fix.contains("8 GB"),
+            "{problem} / {fix}"
+        );
         assert!(matches!(judge_cpus(2), Outcome::Warning(_)));
         assert!(matches!(judge_cpus(4), Outcome::Ok(_)));
-        let Outcome::Problem { problem, .. } =
-            judge_disk("HAPPY_CACHE_DIR", Path::new("/c"), GIB / 2, CACHE_DISK_NEEDED)
-        else {
+        let Outcome::Problem { problem, .. } = judge_disk(
+            "HAPPY_CACHE_DIR",
+            Path::new("/c"),
+            GIB / 2,
+            CACHE_DISK_NEEDED,
+        ) else {
             panic!()
         };
         assert!(problem.contains("/c has 0.5 GiB free"), "{problem}");
@@ -577,7 +609,10 @@ mod tests {
         );
         assert!(!parse_engine_info("1|2|/d|null").unwrap().rootless);
         assert_eq!(parse_engine_info("0|0||null"), None);
-        assert_eq!(parse_engine_info("Cannot connect to the Docker daemon"), None);
+        assert_eq!(
+            parse_engine_info("Cannot connect to the Docker daemon"),
+            None
+        );
     }
 
     #[test]
@@ -603,7 +638,10 @@ mod tests {
             judge_kind_version(p, "kind v0.32.0 go1.26 linux/amd64"),
             Outcome::Warning(_)
         ));
-        assert!(matches!(judge_kind_version(p, "nonsense"), Outcome::Problem { .. }));
+        assert!(matches!(
+            judge_kind_version(p, "nonsense"),
+            Outcome::Problem { .. }
+        ));
 
         let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = held.local_addr().unwrap().port();

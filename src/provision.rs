@@ -273,7 +273,9 @@ pub fn preflight_verdict(
             let reason = if engine.is_none() {
                 docker_missing(kind, "no container engine answered").to_string()
             } else {
-                format!("HAPPY_CLUSTER={kind}: the preflight found problems (HAPPY_PREFLIGHT=warn goes on regardless)")
+                format!(
+                    "HAPPY_CLUSTER={kind}: the preflight found problems (HAPPY_PREFLIGHT=warn goes on regardless)"
+                )
             };
             Err(Error::Provision {
                 cluster: format!("{kind} cluster"),
@@ -362,6 +364,54 @@ mod tests {
                 && text.contains("HAPPY_CLUSTER=sandbox"),
             "{text}"
         );
+    }
+
+    fn report(engine: bool, problem: bool) -> preflight::Report {
+        let mut checks = vec![preflight::Check {
+            name: "kind",
+            outcome: preflight::Outcome::Ok("pinned".into()),
+        }];
+        if problem {
+            checks.push(preflight::Check {
+                name: "host port",
+                outcome: preflight::Outcome::Problem {
+                    problem: "127.0.0.1:8080 taken".into(),
+                    fix: "free it".into(),
+                },
+            });
+        }
+        preflight::Report {
+            target: preflight::Target::Kind,
+            checks,
+            engine: engine.then(|| docker::EngineFound {
+                provider: docker::Provider::Docker,
+                endpoint: "unix:///var/run/docker.sock".into(),
+                origin: "the Docker CLI's default context".into(),
+                docker_host_for_kind: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_preflight_problem_stops_the_run_unless_warn_and_no_engine_always_does() {
+        use preflight::Target::Kind;
+        assert!(preflight_verdict(Kind, report(true, false), PreflightMode::Strict).is_ok());
+        let err = preflight_verdict(Kind, report(true, true), PreflightMode::Strict)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("nothing was created")
+                && err.contains("PROBLEM  host port: 127.0.0.1:8080 taken")
+                && err.contains("fix: free it")
+                && err.contains("HAPPY_PREFLIGHT=warn"),
+            "{err}"
+        );
+        assert!(preflight_verdict(Kind, report(true, true), PreflightMode::Warn).is_ok());
+        // Without an engine there is nothing to go on with, whatever the mode.
+        let err = preflight_verdict(Kind, report(false, true), PreflightMode::Warn)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a Docker daemon"), "{err}");
     }
 
     #[test]

@@ -237,9 +237,9 @@ impl Settings {
 
         let kind_binary = match get("HAPPY_KIND_BINARY") {
             None => None,
-            Some(v) => Some(resolve_binary(&v).map_err(|reason| {
-                invalid("HAPPY_KIND_BINARY", &v, reason)
-            })?),
+            Some(v) => Some(
+                resolve_binary(&v).map_err(|reason| invalid("HAPPY_KIND_BINARY", &v, reason))?,
+            ),
         };
 
         let kind_node_image = match get("HAPPY_KIND_NODE_IMAGE") {

@@ -304,9 +304,18 @@ mod tests {
 
     #[test]
     fn readiness_stays_inside_the_install_limit() {
-        assert_eq!(readiness_timeout(Duration::from_secs(600)), Duration::from_secs(540));
-        assert_eq!(readiness_timeout(Duration::from_secs(120)), Duration::from_secs(90));
-        assert_eq!(readiness_timeout(Duration::from_secs(20)), Duration::from_secs(1));
+        assert_eq!(
+            readiness_timeout(Duration::from_secs(600)),
+            Duration::from_secs(540)
+        );
+        assert_eq!(
+            readiness_timeout(Duration::from_secs(120)),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            readiness_timeout(Duration::from_secs(20)),
+            Duration::from_secs(1)
+        );
         for secs in [31, 60, 300, 3600] {
             assert!(readiness_timeout(Duration::from_secs(secs)) < Duration::from_secs(secs));
         }

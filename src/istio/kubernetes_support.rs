@@ -125,7 +125,11 @@ pub fn check(istio: &IstioVersion, kube: KubeMinor) -> Support {
                     "newer than the table's newest minor; {w}, so Kubernetes {}.{} is {} that window",
                     kube.0,
                     kube.1,
-                    if w.contains(kube) { "inside" } else { "outside" }
+                    if w.contains(kube) {
+                        "inside"
+                    } else {
+                        "outside"
+                    }
                 ),
                 _ => "older than every minor in the table".to_string(),
             };
@@ -190,13 +194,25 @@ mod tests {
     #[test]
     fn the_windows_of_the_announcements() {
         // 1.29 → 1.31–1.35; 1.30 and 1.31 → 1.32–1.36.
-        assert!(matches!(check(&v("1.29.8"), (1, 31)), Support::Supported(_)));
-        assert!(matches!(check(&v("1.29.8"), (1, 35)), Support::Supported(_)));
+        assert!(matches!(
+            check(&v("1.29.8"), (1, 31)),
+            Support::Supported(_)
+        ));
+        assert!(matches!(
+            check(&v("1.29.8"), (1, 35)),
+            Support::Supported(_)
+        ));
         assert!(check(&v("1.29.8"), (1, 36)).is_outside());
         assert!(check(&v("1.29.8"), (1, 30)).is_outside());
         assert!(check(&v("1.30.5"), (1, 31)).is_outside());
-        assert!(matches!(check(&v("1.30.5"), (1, 36)), Support::Supported(_)));
-        assert!(matches!(check(&v("1.31.1"), (1, 32)), Support::Supported(_)));
+        assert!(matches!(
+            check(&v("1.30.5"), (1, 36)),
+            Support::Supported(_)
+        ));
+        assert!(matches!(
+            check(&v("1.31.1"), (1, 32)),
+            Support::Supported(_)
+        ));
         assert!(check(&v("1.31.1"), (1, 37)).is_outside());
         // A pre-release of a known minor uses that minor's window.
         assert!(check(&v("1.31.0-rc.0"), (1, 37)).is_outside());

@@ -171,7 +171,10 @@ pub fn well_known_sockets(env: &EngineEnv) -> Vec<(PathBuf, &'static str)> {
             "Docker Desktop for Linux",
         ));
         // Docker Desktop for Mac's per-user socket (docker/for-mac#6529).
-        list.push((home.join(".docker/run/docker.sock"), "Docker Desktop (macOS)"));
+        list.push((
+            home.join(".docker/run/docker.sock"),
+            "Docker Desktop (macOS)",
+        ));
         // colima's default profile; the `colima` context it creates points here.
         list.push((home.join(".colima/default/docker.sock"), "colima"));
         // Rancher Desktop without administrative access.
@@ -220,8 +223,12 @@ pub fn context_endpoint(
             meta.display()
         )
     })?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{} (Docker context {name:?}) is not JSON: {e}", meta.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{} (Docker context {name:?}) is not JSON: {e}",
+            meta.display()
+        )
+    })?;
     let host = value["Endpoints"]["docker"]["Host"]
         .as_str()
         .filter(|h| !h.is_empty())
@@ -681,7 +688,11 @@ mod tests {
             cli.endpoint,
             DockerEndpoint::Unix("/run/user/1000/docker.sock".into())
         );
-        assert!(cli.origin.contains("\"rootless\" (DOCKER_CONTEXT)"), "{}", cli.origin);
+        assert!(
+            cli.origin.contains("\"rootless\" (DOCKER_CONTEXT)"),
+            "{}",
+            cli.origin
+        );
 
         let cli = resolve(&home.env()).cli.unwrap();
         assert_eq!(cli.endpoint, DockerEndpoint::Unix("/colima.sock".into()));
@@ -691,7 +702,10 @@ mod tests {
     #[test]
     fn docker_config_moves_the_config_directory() {
         let home = Home::new();
-        home.write("elsewhere/config.json", r#"{"currentContext": "desktop-linux"}"#);
+        home.write(
+            "elsewhere/config.json",
+            r#"{"currentContext": "desktop-linux"}"#,
+        );
         home.write(
             &format!(
                 "elsewhere/contexts/meta/{}/meta.json",
@@ -714,7 +728,10 @@ mod tests {
         let home = Home::new();
         home.context("remote", "tcp://build.example:2375");
         home.write(
-            &format!(".docker/contexts/tls/{}/docker/ca.pem", context_dir_name("remote")),
+            &format!(
+                ".docker/contexts/tls/{}/docker/ca.pem",
+                context_dir_name("remote")
+            ),
             "x",
         );
         let env = EngineEnv {
@@ -733,7 +750,9 @@ mod tests {
         home.write(".docker/config.json", r#"{"currentContext": "gone"}"#);
         let err = resolve(&home.env()).cli.unwrap_err();
         assert!(
-            err.contains("\"gone\"") && err.contains("meta.json") && err.contains("docker context ls"),
+            err.contains("\"gone\"")
+                && err.contains("meta.json")
+                && err.contains("docker context ls"),
             "{err}"
         );
     }
@@ -819,7 +838,10 @@ mod tests {
         let home = Home::new();
         home.write(".docker/desktop/docker.sock", "");
         let env = home.env();
-        let desktop = format!("unix://{}/.docker/desktop/docker.sock", home.path().display());
+        let desktop = format!(
+            "unix://{}/.docker/desktop/docker.sock",
+            home.path().display()
+        );
         // Only when /var/run/docker.sock is absent does testcontainers pick Docker Desktop's.
         if !Path::new(DEFAULT_SOCKET).exists() {
             assert_eq!(testcontainers_endpoint(&env).to_string(), desktop);
@@ -923,7 +945,9 @@ mod tests {
         let daemon = fake_daemon(&sock);
         home.write(".docker/config.json", r#"{"currentContext": "colima"}"#);
         home.context("colima", &format!("unix://{}", sock.display()));
-        let found = find_engine(&home.env(), Duration::from_secs(5)).await.unwrap();
+        let found = find_engine(&home.env(), Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(found.endpoint, format!("unix://{}", sock.display()));
         assert!(found.origin.contains("\"colima\""), "{}", found.origin);
         assert_eq!(found.docker_host_for_kind, None, "the CLI finds it itself");
@@ -939,7 +963,9 @@ mod tests {
         let home = Home::new();
         let sock = home.path().join(".rd/docker.sock");
         let daemon = fake_daemon(&sock);
-        let found = find_engine(&home.env(), Duration::from_secs(5)).await.unwrap();
+        let found = find_engine(&home.env(), Duration::from_secs(5))
+            .await
+            .unwrap();
         let host = format!("unix://{}", sock.display());
         assert_eq!(found.endpoint, host);
         assert_eq!(found.docker_host_for_kind.as_deref(), Some(host.as_str()));
@@ -953,7 +979,10 @@ mod tests {
         let home = Home::new();
         let sock = home.path().join(".orbstack/run/docker.sock");
         let daemon = fake_daemon(&sock);
-        home.context("dead", &format!("unix://{}/dead.sock", home.path().display()));
+        home.context(
+            "dead",
+            &format!("unix://{}/dead.sock", home.path().display()),
+        );
         let env = EngineEnv {
             docker_context: Some("dead".into()),
             ..home.env()

@@ -81,9 +81,15 @@ pub(super) async fn provision(
         .with_userns_mode("host")
         .with_startup_timeout(timeouts.cluster_create);
     let start = async {
-        image.start().await.map_err(|e| Error::Provision {
-            cluster: "k3s cluster".into(),
-            reason: format!("the k3s container ({K3S_TAG}) did not start: {e}"),
+        image.start().await.map_err(|e| {
+            let text = e.to_string();
+            let hint = super::kind::pull_hint(&text)
+                .map(|h| format!("; likely cause: {h}"))
+                .unwrap_or_default();
+            Error::Provision {
+                cluster: "k3s cluster".into(),
+                reason: format!("the k3s container ({K3S_TAG}) did not start: {text}{hint}"),
+            }
         })
     };
     let prepare = IstioSetup::prepare(
@@ -162,7 +168,10 @@ fn window_line(istio: &crate::istio::IstioVersion, kubernetes_version: &str) -> 
         Some(kube) => {
             let support = check(istio, kube);
             let line = describe(istio, kube, &support);
-            if !matches!(support, crate::istio::kubernetes_support::Support::Supported(_)) {
+            if !matches!(
+                support,
+                crate::istio::kubernetes_support::Support::Supported(_)
+            ) {
                 eprintln!("happy-istio: WARNING: {line}");
             }
             line
@@ -223,7 +232,11 @@ mod tests {
     fn keep_is_said_to_be_kind_only() {
         use crate::settings::KeepPolicy;
         assert_eq!(keep_note(KeepPolicy::Never), None);
-        assert!(keep_note(KeepPolicy::OnFailure).unwrap().contains("kind only"));
+        assert!(
+            keep_note(KeepPolicy::OnFailure)
+                .unwrap()
+                .contains("kind only")
+        );
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub const KIND_VERSION: &str = "v0.31.0";
 /// kind v0.31.0's default node image, Kubernetes 1.35.0, pinned by digest
 /// (kubernetes-sigs/kind v0.31.0 `pkg/apis/config/defaults/image.go`). Passed as `--image` so
 /// the Kubernetes under test does not depend on which kind runs.
-pub const KIND_NODE_IMAGE: &str = "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f";
+pub const KIND_NODE_IMAGE: &str =
+    "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f";
 
 /// Digests pinned in code where they could be confirmed independently: linux/amd64 and
 /// linux/arm64 of v0.31.0, each identical in several unrelated public install scripts
@@ -341,7 +342,13 @@ impl KindCli {
             );
             let created = self
                 .cmd(limit)
-                .args(create_args(&self.name, config, image, &self.kubeconfig, wait))
+                .args(create_args(
+                    &self.name,
+                    config,
+                    image,
+                    &self.kubeconfig,
+                    wait,
+                ))
                 .run()
                 .await;
             let error = match created {
@@ -354,12 +361,13 @@ impl KindCli {
                 }
                 return Err(Error::Provision {
                     cluster: format!("kind cluster {}", self.name),
-                    reason: format!("`kind create cluster` failed and would fail again ({fix}): {error}"),
+                    reason: format!(
+                        "`kind create cluster` failed and would fail again ({fix}): {error}"
+                    ),
                 });
             }
             failures.push(format!("attempt {attempt}: {error}"));
-            if attempt == CREATE_ATTEMPTS || total.saturating_sub(started.elapsed()) < MIN_ATTEMPT
-            {
+            if attempt == CREATE_ATTEMPTS || total.saturating_sub(started.elapsed()) < MIN_ATTEMPT {
                 self.export_logs(logs_dir, delete_limit).await;
             }
             // A failed create leaves retained nodes that would block the next attempt.
@@ -796,17 +804,26 @@ mod tests {
     fn deterministic_failures_are_named_and_others_retried() {
         let port = "ERROR: failed to create cluster: command \"docker run ...\" failed with error: exit status 125\n\
                     docker: Error response from daemon: driver failed programming external connectivity on endpoint happy-istio-control-plane: Bind for 127.0.0.1:8080 failed: port is already allocated.";
-        assert!(deterministic_failure(port).unwrap().contains("HAPPY_KIND_HOST_PORT"));
-        let exists =
-            "ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"happy-istio\"";
-        assert!(deterministic_failure(exists).unwrap().contains("HAPPY_REUSE"));
+        assert!(
+            deterministic_failure(port)
+                .unwrap()
+                .contains("HAPPY_KIND_HOST_PORT")
+        );
+        let exists = "ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"happy-istio\"";
+        assert!(
+            deterministic_failure(exists)
+                .unwrap()
+                .contains("HAPPY_REUSE")
+        );
         assert!(
             deterministic_failure("docker: invalid reference format.")
                 .unwrap()
                 .contains("HAPPY_KIND_NODE_IMAGE")
         );
         assert_eq!(
-            deterministic_failure("ERROR: failed to create cluster: timed out waiting for the condition"),
+            deterministic_failure(
+                "ERROR: failed to create cluster: timed out waiting for the condition"
+            ),
             None
         );
         assert!(
@@ -824,7 +841,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("OUTSIDE") && err.contains("HAPPY_KIND_NODE_IMAGE") && err.contains("refusing"),
+            err.contains("OUTSIDE")
+                && err.contains("HAPPY_KIND_NODE_IMAGE")
+                && err.contains("refusing"),
             "{err}"
         );
         let line = kubernetes_window(&istio, KIND_NODE_IMAGE).unwrap();
@@ -896,7 +915,13 @@ mod tests {
         let config = dir.path().join("config.json");
         script("echo 'Bind for 127.0.0.1:8080 failed: port is already allocated' >&2; exit 1");
         let err = cli
-            .create(&config, KIND_NODE_IMAGE, Duration::from_secs(600), Duration::from_secs(5), dir.path())
+            .create(
+                &config,
+                KIND_NODE_IMAGE,
+                Duration::from_secs(600),
+                Duration::from_secs(5),
+                dir.path(),
+            )
             .await
             .unwrap_err()
             .to_string();
@@ -910,11 +935,20 @@ mod tests {
         std::fs::remove_file(&log).unwrap();
         script("echo 'ERROR: failed to create cluster: timed out' >&2; exit 1");
         let err = cli
-            .create(&config, KIND_NODE_IMAGE, Duration::from_secs(600), Duration::from_secs(5), dir.path())
+            .create(
+                &config,
+                KIND_NODE_IMAGE,
+                Duration::from_secs(600),
+                Duration::from_secs(5),
+                dir.path(),
+            )
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("attempt 3: ") && err.contains("HAPPY_TIMEOUT_CLUSTER_CREATE"), "{err}");
+        assert!(
+            err.contains("attempt 3: ") && err.contains("HAPPY_TIMEOUT_CLUSTER_CREATE"),
+            "{err}"
+        );
         let calls = std::fs::read_to_string(&log).unwrap();
         assert_eq!(calls.matches("create cluster").count(), 3, "{calls}");
         assert_eq!(calls.matches("export logs").count(), 1, "{calls}");
@@ -922,7 +956,13 @@ mod tests {
         // A total too small for even one attempt starts none.
         std::fs::remove_file(&log).unwrap();
         let err = cli
-            .create(&config, KIND_NODE_IMAGE, Duration::from_secs(30), Duration::from_secs(5), dir.path())
+            .create(
+                &config,
+                KIND_NODE_IMAGE,
+                Duration::from_secs(30),
+                Duration::from_secs(5),
+                dir.path(),
+            )
             .await
             .unwrap_err()
             .to_string();

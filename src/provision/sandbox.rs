@@ -2,7 +2,6 @@
 //! what it is: every report says the run was on the sandbox, and what it lacks is stated as
 //! missing capabilities so the scenarios that need them are skipped with that reason.
 
-
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use happy_sandbox::{Sandbox, SandboxOptions, mesh};
