@@ -23,8 +23,10 @@ use crate::{Error, Result};
 /// The k3s image tag, pinned by digest: Kubernetes 1.35 like kind v0.31.0's node image, inside
 /// the window of every Istio minor the suite tests (the module's default, v1.28.8-k3s1, is far
 /// older). The digest is the one five unrelated public scripts pin for `rancher/k3s:v1.35.5-k3s1`
-/// (found with the code index; not checked against Docker Hub from here). Docker pulls a
-/// `tag@digest` reference by the digest.
+/// (found with the code index; not checked against Docker Hub from here). testcontainers pulls
+/// `rancher/k3s:<this>` as `fromImage`; the daemon parses it whole and pulls by the digest when
+/// a reference has both (moby `daemon/server/router/image/image_routes.go`,
+/// `daemon/internal/distribution/pull_v2.go`, 2026-08).
 pub const K3S_TAG: &str =
     "v1.35.5-k3s1@sha256:2074403abe1bded11ef3dde09d457e13be8e0b64c218b1c4f8269b4565cfbc65";
 
