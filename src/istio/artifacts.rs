@@ -491,6 +491,27 @@ mod tests {
     }
 
     #[test]
+    fn checksum_files_as_release_builder_writes_them() {
+        // pkg/util/files.go CreateSha: fmt.Sprintf("%x %s\n", sha, path.Base(src)).
+        let digest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let v: IstioVersion = format!("1.32.0-alpha.{SHA}").parse().unwrap();
+        let source = &archive_sources(&v, LINUX_ARM64)[0];
+        let body = format!("{digest} {}\n", source.file_name);
+        assert_eq!(
+            crate::download::parse_checksum(&body, &source.checksum_url, Some(&source.file_name))
+                .unwrap(),
+            digest
+        );
+        // The checksum of another platform's archive is refused, naming the checksum file.
+        let other = &archive_sources(&v, LINUX_AMD64)[0];
+        let err =
+            crate::download::parse_checksum(&body, &other.checksum_url, Some(&other.file_name))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains(&other.checksum_url), "{err}");
+    }
+
+    #[test]
     fn platforms_from_rust_names() {
         assert_eq!(Platform::from_rust("linux", "x86_64").unwrap(), LINUX_AMD64);
         assert_eq!(Platform::from_rust("macos", "aarch64").unwrap(), MAC_ARM64);
