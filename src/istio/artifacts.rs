@@ -100,16 +100,18 @@ impl fmt::Display for Arch {
 
 /// Public addresses of istio's dev build bucket, tried in this order.
 ///
-/// `blob.istio.io` first: Istio is leaving Google Cloud (istio.io blog 2026
-/// "retirement-of-gcp"; the 1.31 upgrade notes announce GCP "scream tests" that switch GCP
-/// hosted artifacts off for a day, the last on 2026-12-08/09). istio/istio commit 3081a157e59
-/// (#60140, 2026-05-12, "R2 for bins and benches") moved istio's own downloads of the same
+/// `blob.istio.io` first: Istio is leaving Google Cloud. istio.io
+/// `news/releases/1.31.x/announcing-1.31/upgrade-notes` ("Deprecation of GCP infrastructure
+/// and hosting") moves release artifacts to `blob.istio.io/istio-release` and announces "scream
+/// tests" that disable all GCP hosted artifacts, the last from 2026-12-08 15:00 to 2026-12-09
+/// 15:00 UTC (blog `2026/retirement-of-gcp`). istio/istio commit 3081a157e59 (#60140,
+/// 2026-05-12, "R2 for bins and benches") moved istio's own downloads from the same
 /// `istio-build` bucket to `https://blob.istio.io/istio-build/{proxy,ztunnel}` (`bin/init.sh`,
-/// `bin/build_ztunnel.sh`), and `prow/release-commit.sh` writes dev builds to that bucket's R2
-/// copy (`R2_BUCKET=istio-build/dev`). NOT confirmed upstream: no istio file yet reads
-/// `blob.istio.io/istio-build/dev/…`, so that the `dev/` prefix is served there is inferred
-/// from the bucket layout. Hence Google Cloud Storage, where istio.io's docs still point
-/// (`curl https://storage.googleapis.com/istio-build/dev/latest`), stays as the fallback.
+/// `bin/build_ztunnel.sh`), and `prow/release-commit.sh` writes every dev build to that
+/// bucket's R2 copy too (`R2_BUCKET=istio-build/dev`, `--s3bucket`). NOT confirmed upstream:
+/// no istio file reads `blob.istio.io/istio-build/dev/…` yet, so that the `dev/` prefix is
+/// served there is inferred from that layout. Hence Google Cloud Storage, where istio.io's docs
+/// still point (`curl https://storage.googleapis.com/istio-build/dev/latest`), stays second.
 pub const DEV_BUCKETS: [&str; 2] = [
     "https://blob.istio.io/istio-build/dev",
     "https://storage.googleapis.com/istio-build/dev",

@@ -11,8 +11,9 @@ use crate::download::Downloader;
 use crate::{Error, Result};
 
 /// The release used when `ISTIO_VERSION` is unset: the newest stable release that could be
-/// confirmed while writing this (1.31.1, seen pinned in public install scripts of the 1.31
-/// line, November 2026). Raise it deliberately, with a run of the suite.
+/// confirmed while writing this (istio.io `content/en/news/releases/1.31.x/announcing-1.31.1`,
+/// publishdate 2026-09-21; no newer patch or minor was announced in the sources read). Raise it
+/// deliberately, with a run of the suite.
 pub const PINNED_DEFAULT: &str = "1.31.1";
 
 /// GitHub's release list for istio/istio (newest first; 100, the API's maximum page size,
