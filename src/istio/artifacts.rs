@@ -104,7 +104,10 @@ impl fmt::Display for Arch {
 /// `news/releases/1.31.x/announcing-1.31/upgrade-notes` ("Deprecation of GCP infrastructure
 /// and hosting") moves release artifacts to `blob.istio.io/istio-release` and announces "scream
 /// tests" that disable all GCP hosted artifacts, the last from 2026-12-08 15:00 to 2026-12-09
-/// 15:00 UTC (blog `2026/retirement-of-gcp`). istio/istio commit 3081a157e59 (#60140,
+/// 15:00 UTC. The blog `2026/retirement-of-gcp` (2026-08-21) says the release bucket's
+/// artifacts "of all Istio versions are currently available at
+/// `https://blob.istio.io/istio-release/releases`": blob.istio.io serves a bucket under its
+/// name. For the dev bucket: istio/istio commit 3081a157e59 (#60140,
 /// 2026-05-12, "R2 for bins and benches") moved istio's own downloads from the same
 /// `istio-build` bucket to `https://blob.istio.io/istio-build/{proxy,ztunnel}` (`bin/init.sh`,
 /// `bin/build_ztunnel.sh`), and `prow/release-commit.sh` writes every dev build to that
