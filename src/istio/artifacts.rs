@@ -125,7 +125,9 @@ pub const RELEASE_DOWNLOADS: &str = "https://github.com/istio/istio/releases/dow
 
 /// The archive's platform suffixes as Istio names them, preferred first. Intel macOS has the
 /// current name `osx-amd64` and the deprecated copy `osx` (release-builder
-/// `pkg/build/archive.go`), kept as a fallback for releases that may predate `osx-amd64`.
+/// `pkg/build/archive.go`; `osx-amd64` since release-builder 9ba21ae2, #1560, 2023-07-05).
+/// `osx` stays as the fallback for releases built before that, and for the day the copy is
+/// no longer made it is simply not reached.
 pub fn archive_suffixes(platform: Platform) -> Vec<String> {
     match (platform.os, platform.arch) {
         (Os::Linux, arch) => vec![format!("linux-{arch}")],
