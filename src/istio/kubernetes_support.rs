@@ -239,7 +239,13 @@ mod tests {
             text.contains("a dev build of 1.32") && text.contains("inside that window"),
             "{text}"
         );
-        let Support::Unknown(text) = check(&v("1.33.0"), (1, 40)) else {
+        // The dev-build name used since 2026-04 (istio/istio prow/release-commit.sh).
+        let new_dev = v("1.32.0-alpha.0123456789abcdef0123456789abcdef01234567");
+        let Support::Unknown(text) = check(&new_dev, (1, 36)) else {
+            panic!()
+        };
+        assert!(text.contains("a dev build of 1.32"), "{text}");
+                let Support::Unknown(text) = check(&v("1.33.0"), (1, 40)) else {
             panic!()
         };
         assert!(
