@@ -117,3 +117,26 @@ impl Ending for LeaveRunning {
         async { Ok(()) }.boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_existing_cluster_outside_the_window_is_warned_not_refused() {
+        let istio: crate::istio::IstioVersion = "1.29.8".parse().unwrap();
+        let outside = window_warning(&istio, "v1.36.1");
+        assert!(
+            outside.starts_with("WARNING")
+                && outside.contains("OUTSIDE")
+                && outside.contains("the run goes on"),
+            "{outside}"
+        );
+        let inside = window_warning(&istio, "v1.33.9+k3s1");
+        assert!(
+            !inside.contains("WARNING") && inside.contains("supported"),
+            "{inside}"
+        );
+        assert!(window_warning(&istio, "weird").contains("could not be read"));
+    }
+}
