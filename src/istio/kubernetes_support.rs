@@ -245,7 +245,7 @@ mod tests {
             panic!()
         };
         assert!(text.contains("a dev build of 1.32"), "{text}");
-                let Support::Unknown(text) = check(&v("1.33.0"), (1, 40)) else {
+        let Support::Unknown(text) = check(&v("1.33.0"), (1, 40)) else {
             panic!()
         };
         assert!(
