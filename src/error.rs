@@ -77,7 +77,7 @@ pub enum Error {
         /// What was awaited, naming the object, e.g. `rollout of deployment service-b in istioinaction`.
         what: String,
         /// The pod, container, image and the cluster's own reason and message.
-        failure: crate::cluster::PodFailure,
+        failure: Box<crate::cluster::PodFailure>,
     },
     /// Nothing to talk to: no Ready pod behind a deployment or Service (a port-forward or exec
     /// cannot even be opened).

@@ -27,6 +27,9 @@ use happy_istio::timeouts::Timeouts;
 
 const CHILD_VAR: &str = "HAPPY_FAILFAST_CHILD";
 
+/// One case: runs the suite, returns its first failure or why the case fails.
+type Case = fn(&Timeouts) -> Result<String, String>;
+
 /// The workshop's image for service-b, and the typo that breaks it.
 const IMAGE: &str = "rinormaloku/happy-service:latest";
 const BROKEN_IMAGE: &str = "rinormaloku/happy-servise:latest";
@@ -46,7 +49,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let cases: [(&str, fn(&Timeouts) -> Result<String, String>); 2] = [
+    let cases: [(&str, Case); 2] = [
         ("broken image in services-b.yaml", broken_image),
         ("HAPPY_ENVOY=/bin/false", envoy_false),
     ];

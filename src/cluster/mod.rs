@@ -451,7 +451,10 @@ impl Cluster {
                 })
                 .find_map(|p| pod_failure(p, now))
             {
-                return Err(Error::PodFailed { what, failure });
+                return Err(Error::PodFailed {
+                    what,
+                    failure: Box::new(failure),
+                });
             }
             let replicas = deployment
                 .spec
@@ -640,7 +643,10 @@ impl Cluster {
         })
         .await;
         if let Some(failure) = failed {
-            return Err(Error::PodFailed { what, failure });
+            return Err(Error::PodFailed {
+                what,
+                failure: Box::new(failure),
+            });
         }
         match waited {
             Ok(pods) if !pods.is_empty() => Ok(pods),
