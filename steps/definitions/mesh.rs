@@ -90,7 +90,12 @@ async fn deployment_ready(world: &mut HappyWorld, deployment: Name, namespace: N
         .filter(|p| happy_istio::cluster::pod_is_ready(p))
         .count();
     if ready == 0 {
-        fail!("{}/{} has no Ready pod", namespace.0, deployment.0);
+        fail!(
+            environment,
+            "{}/{} has no Ready pod",
+            namespace.0,
+            deployment.0
+        );
     }
     Ok(())
 }

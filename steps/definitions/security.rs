@@ -67,13 +67,13 @@ where
             out = &mut capture => {
                 let out: ExecOutput = out?;
                 if out.exit_code != 0 {
-                    fail!("tcpdump in {deployment}'s {SIDECAR} exited {}: {}", out.exit_code, out.stderr.trim());
+                    fail!(environment, "tcpdump in {deployment}'s {SIDECAR} exited {}: {}", out.exit_code, out.stderr.trim());
                 }
                 return Ok(out.stdout);
             }
             _ = traffic() => {
                 if Instant::now() > deadline {
-                    fail!("tcpdump in {deployment}'s {SIDECAR} saw fewer than {CAPTURE_PACKETS} packets on port {port} within {:?}", env.timeouts.assertion);
+                    fail!(environment, "tcpdump in {deployment}'s {SIDECAR} saw fewer than {CAPTURE_PACKETS} packets on port {port} within {:?}", env.timeouts.assertion);
                 }
             }
         }
@@ -183,7 +183,10 @@ async fn capture_encrypted(world: &mut HappyWorld) -> Step {
         fail!("no capture was taken")
     };
     if capture::packets_with_payload(out) == 0 {
-        fail!("the capture holds no packet with a payload, so it proves nothing:\n{out}");
+        fail!(
+            environment,
+            "the capture holds no packet with a payload, so it proves nothing:\n{out}"
+        );
     }
     if let Some(line) = capture::plaintext_http(out) {
         fail!("the capture shows plaintext HTTP between sidecars: {line}");

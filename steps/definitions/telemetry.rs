@@ -20,7 +20,10 @@ async fn deployment_logs(
 ) -> Result<String, Failure> {
     let pods = env.cluster.deployment_pods(NAMESPACE, deployment).await?;
     if pods.is_empty() {
-        fail!("deployment {NAMESPACE}/{deployment} has no pods");
+        fail!(
+            environment,
+            "deployment {NAMESPACE}/{deployment} has no pods"
+        );
     }
     let mut all = String::new();
     for pod in &pods {

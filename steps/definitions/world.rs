@@ -244,7 +244,9 @@ impl Env {
             )
             .await?;
         if out.exit_code != 0 {
+            // The metrics could not be read at all: the environment, not the claim.
             fail!(
+                environment,
                 "curl for {deployment}'s sidecar metrics exited {}: {}",
                 out.exit_code,
                 out.stderr.trim()
