@@ -6,7 +6,9 @@ use happy_istio::checks::batch::{Expectation, converge};
 use happy_istio::checks::chain;
 
 use super::parameters::{Name, RequestPath, Url};
-use super::world::{HappyWorld, Route, Step, Target, fail};
+use happy_istio::error::FailureClass;
+
+use super::world::{Failure, HappyWorld, Route, Step, Target, fail};
 
 #[when(regex = r"^I request (/\S*) through a port-forward to deploy/([a-z0-9-]+) on port (\d+)$")]
 async fn request_port_forward(world: &mut HappyWorld, path: String, deployment: String, port: u16) {
@@ -39,8 +41,26 @@ pub async fn judge(
         target.route
     );
     let policy = if once { env.once() } else { env.convergence() };
-    let send = || target.send(&env);
-    world.responses = converge(&what, &policy, expectation, &send).await?;
+    // Whether the last request could not even be made (no Ready pod to forward to, a
+    // port-forward that did not open): then never converging is the environment failing,
+    // not the claim; a wrong answer is the claim.
+    let last_class = std::sync::Mutex::new(None);
+    let send = || async {
+        let result = target.send(&env).await;
+        *last_class.lock().unwrap_or_else(|p| p.into_inner()) =
+            result.as_ref().err().map(happy_istio::Error::class);
+        result
+    };
+    match converge(&what, &policy, expectation, &send).await {
+        Ok(responses) => world.responses = responses,
+        Err(e) => {
+            let last = *last_class.lock().unwrap_or_else(|p| p.into_inner());
+            return Err(match last {
+                Some(FailureClass::Environment) => Failure::environment(e.to_string()),
+                _ => e.into(),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -77,11 +97,9 @@ async fn ingress_failed(world: &mut HappyWorld) -> Step {
     judge(world, target, Expectation::Both(500, 200), true).await
 }
 
-fn accepted(
-    world: &HappyWorld,
-) -> Result<&[happy_istio::cluster::HttpResponse], super::world::Failure> {
+fn accepted(world: &HappyWorld) -> Result<&[happy_istio::cluster::HttpResponse], Failure> {
     if world.responses.is_empty() {
-        return Err(super::world::Failure::claim(
+        return Err(Failure::claim(
             "no responses to inspect: a step that sends requests must come first",
         ));
     }
