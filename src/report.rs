@@ -52,6 +52,9 @@ pub struct RunInfo {
     /// Each failed scenario with its failure's class and message.
     #[serde(default)]
     pub failures: Vec<FailureRecord>,
+    /// Explicit settings this cluster kind has no use for (reported, not silently ignored).
+    #[serde(default)]
+    pub settings_notes: Vec<String>,
 }
 
 /// One failed scenario, for `run.json`.
@@ -133,21 +136,16 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), String> {
     })
 }
 
-/// Start a run's reports in `dir`: create it and remove the previous run's `run.json`, so a
-/// run interrupted before it writes its own never leaves another run's behind. JUnit XML and
-/// Cucumber JSON stay until this run replaces them whole.
+/// Start a run's reports in `dir`: create it and remove the previous run's reports, so a run
+/// killed before it writes its own (SIGKILL) never leaves another run's to pass for its own.
 pub fn begin(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create the report directory {}: {e}", dir.display()))?;
-    let run = dir.join(RUN_FILE);
-    match std::fs::remove_file(&run) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!(
-            "cannot remove the previous run's {}: {e}",
-            run.display()
-        )),
+    for file in [RUN_FILE, JUNIT_FILE, CUCUMBER_JSON_FILE] {
+        remove_if_present(&dir.join(file))
+            .map_err(|e| format!("the previous run's report stays: {e}"))?;
     }
+    Ok(())
 }
 
 impl RunInfo {
@@ -482,7 +480,7 @@ mod tests {
         std::fs::write(dir.path().join(JUNIT_FILE), "old").unwrap();
         begin(dir.path()).unwrap();
         assert!(!dir.path().join(RUN_FILE).exists());
-        assert!(dir.path().join(JUNIT_FILE).exists(), "kept until replaced");
+        assert!(!dir.path().join(JUNIT_FILE).exists());
         let info = RunInfo {
             run_id: "r1".into(),
             ..RunInfo::default()

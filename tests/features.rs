@@ -112,8 +112,15 @@ fn the_gate_skips_with_the_reason_and_nothing_else() {
     let steps = HappyWorld::collection();
     let mut skipped_claims = BTreeSet::new();
     for feature in features() {
-        let (gated, skipped) = gate.apply(feature.clone());
-        for (before, after) in feature.scenarios.iter().zip(&gated.scenarios) {
+        let (parts, skipped) = gate.apply(feature.clone());
+        let after_all: Vec<&gherkin::Scenario> =
+            parts.iter().flat_map(|p| p.scenarios.iter()).collect();
+        assert_eq!(after_all.len(), feature.scenarios.len(), "{}", feature.name);
+        for before in &feature.scenarios {
+            let after = after_all
+                .iter()
+                .find(|s| s.name == before.name && s.position == before.position)
+                .expect("every scenario is kept, under its name");
             let marked = after.tags.iter().any(|t| t == SKIPPED_TAG);
             let wants_kiali = before
                 .tags
@@ -138,12 +145,30 @@ fn the_gate_skips_with_the_reason_and_nothing_else() {
         }
         assert_eq!(
             skipped.len(),
-            gated
-                .scenarios
+            after_all
                 .iter()
                 .filter(|s| s.tags.iter().any(|t| t == SKIPPED_TAG))
                 .count()
         );
+        for part in &parts {
+            // Reports name the parts as the feature they came from.
+            assert_eq!(
+                (&part.name, &part.path, &part.tags),
+                (&feature.name, &feature.path, &feature.tags)
+            );
+            let marked = part
+                .scenarios
+                .iter()
+                .filter(|s| s.tags.iter().any(|t| t == SKIPPED_TAG))
+                .count();
+            // A part is all skipped (and then has no Background) or all runnable.
+            assert!(marked == 0 || marked == part.scenarios.len(), "{}", feature.name);
+            if marked > 0 {
+                assert!(part.background.is_none(), "{}", feature.name);
+            } else {
+                assert_eq!(part.background, feature.background, "{}", feature.name);
+            }
+        }
     }
     assert_eq!(
         skipped_claims,
@@ -156,7 +181,9 @@ fn a_feature_whose_every_scenario_is_skipped_skips_its_background_too() {
     let gate = Gate::new([("istio".to_string(), Some("no Istio here".to_string()))]);
     for feature in features() {
         let needs_istio = feature.tags.iter().any(|t| t == "istio");
-        let (gated, _) = gate.apply(feature.clone());
+        let (parts, _) = gate.apply(feature.clone());
+        assert_eq!(parts.len(), 1, "{}", feature.name);
+        let gated = &parts[0];
         if needs_istio {
             assert!(gated.background.is_none(), "{}", feature.name);
             for scenario in &gated.scenarios {
@@ -172,6 +199,35 @@ fn a_feature_whose_every_scenario_is_skipped_skips_its_background_too() {
             assert_eq!(gated.background, feature.background, "{}", feature.name);
         }
     }
+}
+
+/// On a cluster without Prometheus, the observability feature runs C10 and C11 with its
+/// Background, but the gated C12/C13 scenarios must be skipped before any Background step runs:
+/// they are split off, without the Background, and come first.
+#[test]
+fn a_skipped_scenario_never_runs_its_features_background() {
+    let gate = Gate::new([
+        ("istio".to_string(), None),
+        ("prometheus".to_string(), Some("no Prometheus here".to_string())),
+        ("grafana".to_string(), Some("no Grafana here".to_string())),
+        ("kiali".to_string(), Some("no Kiali here".to_string())),
+    ]);
+    let observability = features()
+        .into_iter()
+        .find(|f| f.scenarios.iter().any(|s| s.tags.iter().any(|t| t == "C10")))
+        .expect("the feature of C10");
+    assert!(observability.background.is_some());
+    let (parts, skipped) = gate.apply(observability.clone());
+    assert_eq!(parts.len(), 2);
+    let (gated, runnable) = (&parts[0], &parts[1]);
+    assert!(gated.background.is_none());
+    assert_eq!(runnable.background, observability.background);
+    let claims = |f: &gherkin::Feature| -> Vec<String> {
+        f.scenarios.iter().flat_map(|s| claim_tags(&s.tags)).collect()
+    };
+    assert_eq!(claims(gated), ["C12", "C12", "C13", "C13"]);
+    assert_eq!(claims(runnable), ["C10", "C11"]);
+    assert_eq!(skipped.len(), 4);
 }
 
 #[test]
