@@ -109,6 +109,24 @@ impl fmt::Display for FailureClass {
     }
 }
 
+/// Whether an environment failure of a precondition step (a Background or `Given` step with
+/// the text `step`) would only repeat in every scenario still to run: each of them has a step
+/// with the same text. `remaining` holds each remaining scenario's step texts (its Background's
+/// included). Returns how many would repeat it; `None` when some would not, or none are left.
+pub fn shared_by_every_remaining<'a, S>(step: &str, remaining: S) -> Option<usize>
+where
+    S: IntoIterator<Item = Vec<&'a str>>,
+{
+    let mut count = 0;
+    for steps in remaining {
+        if !steps.contains(&step) {
+            return None;
+        }
+        count += 1;
+    }
+    (count > 0).then_some(count)
+}
+
 /// A new run id: the UTC start time to the second and the process id, e.g.
 /// `20261201T091500Z-4242` (sortable, and two runs started in the same second differ).
 pub fn new_run_id(now: jiff::Timestamp, pid: u32) -> String {
@@ -510,5 +528,19 @@ mod tests {
         write(dir.path(), &info, Summary::default(), None, None).unwrap();
         assert!(!dir.path().join(JUNIT_FILE).exists());
         assert!(!dir.path().join(CUCUMBER_JSON_FILE).exists());
+    }
+
+    #[test]
+    fn a_failure_is_shared_only_when_every_remaining_scenario_has_the_step() {
+        let bg = "the namespace istioinaction";
+        assert_eq!(
+            shared_by_every_remaining(bg, vec![vec![bg, "x"], vec!["y", bg]]),
+            Some(2)
+        );
+        assert_eq!(
+            shared_by_every_remaining(bg, vec![vec![bg], vec!["y"]]),
+            None
+        );
+        assert_eq!(shared_by_every_remaining(bg, Vec::<Vec<&str>>::new()), None);
     }
 }

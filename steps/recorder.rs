@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use cucumber::event::{self, Source};
 use cucumber::gherkin;
 use cucumber::{Event, Writer, cli, parser, writer};
-use happy_istio::report::{FailureClass, FailureRecord, Summary};
+use happy_istio::report::{self, FailureClass, FailureRecord, Summary};
 use tokio::sync::watch;
 
 use crate::definitions::gate::{SKIP_STEP_PREFIX, SKIPPED_TAG};
@@ -291,28 +291,25 @@ impl Record {
             .step
             .split_once(' ')
             .map_or(failure.step.as_str(), |(_, v)| v);
-        let remaining: Vec<(&gherkin::Feature, &gherkin::Scenario)> = self
+        let remaining = self
             .remaining()
             .into_iter()
             .filter(|(_, s)| !s.tags.iter().any(|t| t == SKIPPED_TAG))
-            .collect();
-        let shares = |(f, s): &(&gherkin::Feature, &gherkin::Scenario)| {
-            f.background
-                .iter()
-                .flat_map(|b| b.steps.iter())
-                .chain(s.steps.iter())
-                .any(|step| step.value == value)
-        };
-        (!remaining.is_empty() && remaining.iter().all(shares)).then(|| {
-            let first_line = record.message.lines().next().unwrap_or_default();
-            format!(
-                "the environment failed at \"{}\" in {}, a step every one of the {} scenarios \
-                 still to run shares: {first_line}",
-                failure.step,
-                record.scenario,
-                remaining.len()
-            )
-        })
+            .map(|(f, s)| {
+                f.background
+                    .iter()
+                    .flat_map(|b| b.steps.iter())
+                    .chain(s.steps.iter())
+                    .map(|step| step.value.as_str())
+                    .collect::<Vec<_>>()
+            });
+        let count = report::shared_by_every_remaining(value, remaining)?;
+        let first_line = record.message.lines().next().unwrap_or_default();
+        Some(format!(
+            "the environment failed at \"{}\" in {}, a step each of the {count} scenario(s) \
+             still to run shares: {first_line}",
+            failure.step, record.scenario
+        ))
     }
 
     /// The planned scenarios that have not finished, in order.

@@ -225,9 +225,9 @@ fn a_skipped_scenario_never_runs_its_features_background() {
     let claims = |f: &gherkin::Feature| -> Vec<String> {
         f.scenarios.iter().flat_map(|s| claim_tags(&s.tags)).collect()
     };
-    assert_eq!(claims(gated), ["C12", "C12", "C13", "C13"]);
+    assert_eq!(claims(gated), ["C12", "C12", "C13", "C13", "C14"]);
     assert_eq!(claims(runnable), ["C10", "C11"]);
-    assert_eq!(skipped.len(), 4);
+    assert_eq!(skipped.len(), 5);
 }
 
 #[test]
@@ -238,3 +238,39 @@ fn file_lists_split_like_the_workshop_writes_them() {
     let Ok(Files(one)) = "peer-auth-strict.yaml".parse();
     assert_eq!(one, ["peer-auth-strict.yaml"]);
 }
+
+/// The stop-early rule on the real features: an environment failure of the shared deployment
+/// step in the ingress feature's Background repeats in every later scenario (the run stops),
+/// while one in C02's own `Given` does not (C04 onwards apply another set of files).
+#[test]
+fn a_shared_precondition_is_one_every_later_scenario_repeats() {
+    use happy_istio::report::shared_by_every_remaining;
+    let all: Vec<(String, Vec<String>)> = features()
+        .iter()
+        .flat_map(|f| {
+            f.scenarios.iter().map(move |s| {
+                let steps = f
+                    .background
+                    .iter()
+                    .flat_map(|b| b.steps.iter())
+                    .chain(s.steps.iter())
+                    .map(|st| st.value.clone())
+                    .collect();
+                (claim_tags(&s.tags).join(""), steps)
+            })
+        })
+        .collect();
+    let after = |claim: &str| -> Vec<Vec<&str>> {
+        let at = all.iter().position(|(c, _)| c == claim).unwrap();
+        all[at + 1..]
+            .iter()
+            .map(|(_, steps)| steps.iter().map(String::as_str).collect())
+            .collect()
+    };
+    let deployed = "services-a.yaml, services-b.yaml, services-c-v1.yaml and services-c-v2.yaml are applied";
+    assert!(shared_by_every_remaining(deployed, after("C08")).is_some());
+    assert!(shared_by_every_remaining("Istio is installed", after("C08")).is_some());
+    let c02 = "services-a.yaml, services-b.yaml and services-c-v1.yaml are applied";
+    assert_eq!(shared_by_every_remaining(c02, after("C02")), None);
+}
+

@@ -33,7 +33,21 @@ fn happy_exe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
+        let mut command = Command::new(cargo);
+        // What cargo sets for a test process, not for a build: build scripts watch some of it
+        // (ring reruns on CARGO_MANIFEST_DIR), and a changed value would rebuild the world.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            if ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_BIN_", "CARGO_CRATE_", "CARGO_PRIMARY_"]
+                .iter()
+                .any(|p| name.starts_with(p))
+                || name == "CARGO_TARGET_TMPDIR"
+                || name == "OUT_DIR"
+            {
+                command.env_remove(name);
+            }
+        }
+        let out = command
             .args([
                 "test",
                 "-p",
