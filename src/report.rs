@@ -404,7 +404,7 @@ mod tests {
             Summary {
                 passed: 1,
                 failed: 3,
-                    skipped: 2,
+                skipped: 2,
                 not_run: 0,
             }
         );
@@ -476,7 +476,10 @@ mod tests {
         };
         assert_eq!(s.to_string(), "1 passed, 0 failed, 2 skipped, 5 not run");
         assert_eq!(Summary::parse_line(&s.to_string()), Some(s));
-        assert_eq!(Summary::parse_line("1 passed, 0 failed, 2 skipped, 5 later"), None);
+        assert_eq!(
+            Summary::parse_line("1 passed, 0 failed, 2 skipped, 5 later"),
+            None
+        );
         assert_eq!(
             Summary::parse_line("1 passed, 0 failed, 2 skipped, 5 not run, 1 x"),
             None

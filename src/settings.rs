@@ -256,7 +256,10 @@ impl Settings {
                     "the sandbox runs inside this process and always ends with it",
                 ),
                 ("HAPPY_REUSE", "the sandbox is made fresh for every run"),
-                ("HAPPY_KIND_CLUSTER", "no kind cluster is made on the sandbox"),
+                (
+                    "HAPPY_KIND_CLUSTER",
+                    "no kind cluster is made on the sandbox",
+                ),
             ],
             ClusterKind::Existing => &[
                 (
@@ -264,7 +267,10 @@ impl Settings {
                     "the suite never deletes a cluster it did not create",
                 ),
                 ("HAPPY_REUSE", "an existing cluster is always the one used"),
-                ("HAPPY_KIND_CLUSTER", "the current kubeconfig context is used"),
+                (
+                    "HAPPY_KIND_CLUSTER",
+                    "the current kubeconfig context is used",
+                ),
             ],
             ClusterKind::K3s => &[
                 ("HAPPY_REUSE", "every k3s container is made fresh"),

@@ -479,14 +479,14 @@ mod tests {
                 "HAPPY_TIMEOUT_METRICS",
             ),
         ] {
-            let msg = Timeouts::from_lookup(lookup(&vars)).unwrap_err().to_string();
+            let msg = Timeouts::from_lookup(lookup(&vars))
+                .unwrap_err()
+                .to_string();
             assert!(
                 msg.contains("HAPPY_TIMEOUT_POLL_INTERVAL") && msg.contains(names),
                 "{msg}"
             );
         }
-        assert!(
-            Timeouts::from_lookup(lookup(&[("HAPPY_TIMEOUT_POLL_INTERVAL", "29s")])).is_ok()
-        );
+        assert!(Timeouts::from_lookup(lookup(&[("HAPPY_TIMEOUT_POLL_INTERVAL", "29s")])).is_ok());
     }
 }

@@ -122,7 +122,8 @@ pub struct Record {
     current: Option<Current>,
     done: HashSet<Key>,
     records: Vec<ScenarioRecord>,
-    cucumber_finished: bool,
+    /// Both reports have been ended.
+    reports_finished: bool,
     stop: watch::Sender<Option<String>>,
 }
 
@@ -147,7 +148,7 @@ impl Record {
             current: None,
             done: HashSet::new(),
             records: Vec::new(),
-            cucumber_finished: false,
+            reports_finished: false,
             stop,
         }
     }
@@ -184,10 +185,9 @@ impl Record {
                     self.scenario_finished();
                 }
             }
-            Cucumber::Finished => {
-                self.cucumber_finished = true;
-                self.forward(ev).await;
-            }
+            // Held back: [`Record::finish`] first adds what never ran (after `--fail-fast`,
+            // say), then ends both reports.
+            Cucumber::Finished => {}
             _ => self.forward(ev).await,
         }
     }
@@ -225,7 +225,9 @@ impl Record {
                 if scenario.tags.iter().any(|t| t == SKIPPED_TAG)
                     && let Some(reason) = step.value.strip_prefix(SKIP_STEP_PREFIX)
                 {
-                    current.skipped.get_or_insert_with(|| reason.trim().to_string());
+                    current
+                        .skipped
+                        .get_or_insert_with(|| reason.trim().to_string());
                 }
                 None
             }
@@ -326,8 +328,9 @@ impl Record {
             .collect()
     }
 
-    /// Finish the record. With `not_run_reason` (the run stopped), each scenario that did not
-    /// finish is written as skipped with that reason. Returns the JUnit XML, the Cucumber JSON
+    /// Finish the record. With `not_run_reason`, each planned scenario that did not finish
+    /// (the run stopped, or cucumber's `--fail-fast` ended it) is written as skipped with that
+    /// reason. Returns the JUnit XML, the Cucumber JSON
     /// and every scenario's record.
     pub async fn finish(
         &mut self,
@@ -337,7 +340,7 @@ impl Record {
         // The scenario in progress (if any) did not finish: none of its events are reported.
         self.pending.clear();
         self.current = None;
-        if !self.cucumber_finished {
+        if !self.reports_finished {
             for f in std::mem::take(&mut self.open_features) {
                 self.forward(Ok(Event::new(Cucumber::feature_finished(f))))
                     .await;
@@ -383,7 +386,7 @@ impl Record {
                 }
             }
             self.forward(Ok(Event::new(Cucumber::Finished))).await;
-            self.cucumber_finished = true;
+            self.reports_finished = true;
         }
         (
             self.junit_out.text(),

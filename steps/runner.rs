@@ -280,7 +280,10 @@ async fn plan_features(opts: &HappyOpts) -> Result<Vec<gherkin::Feature>, String
                     .filter(|s| selected(opts, &f, Some(r), s))
                     .collect();
             }
-            f.rules = rules.into_iter().filter(|r| !r.scenarios.is_empty()).collect();
+            f.rules = rules
+                .into_iter()
+                .filter(|r| !r.scenarios.is_empty())
+                .collect();
             (!f.scenarios.is_empty() || !f.rules.is_empty()).then_some(f)
         })
         .collect())
@@ -407,7 +410,8 @@ pub async fn run() -> Result<ExitCode, String> {
                 }
                 Ok(Ok(handle)) => {
                     drop(provisioning);
-                    base_info.stopped = Some(format!("stopped by {} while provisioning", caught.name));
+                    base_info.stopped =
+                        Some(format!("stopped by {} while provisioning", caught.name));
                     base_info.cluster_kind = handle.info().kind.to_string();
                     base_info.cluster_name = handle.info().name.clone();
                     let reason = format!("not run: the run was stopped by {}", caught.name);
@@ -495,9 +499,7 @@ pub async fn run() -> Result<ExitCode, String> {
             .max_concurrent_scenarios(1)
             // A skipped step is a failure — an undefined step must not pass for a skip — except
             // in the scenarios the gate skipped on purpose, with their reason.
-            .fail_on_skipped_with(|_, _, scenario| {
-                !scenario.tags.iter().any(|t| t == SKIPPED_TAG)
-            })
+            .fail_on_skipped_with(|_, _, scenario| !scenario.tags.iter().any(|t| t == SKIPPED_TAG))
             .after(|_feature, _rule, scenario, finished, world| {
                 Box::pin(async move {
                     let failed = matches!(

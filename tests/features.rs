@@ -162,7 +162,11 @@ fn the_gate_skips_with_the_reason_and_nothing_else() {
                 .filter(|s| s.tags.iter().any(|t| t == SKIPPED_TAG))
                 .count();
             // A part is all skipped (and then has no Background) or all runnable.
-            assert!(marked == 0 || marked == part.scenarios.len(), "{}", feature.name);
+            assert!(
+                marked == 0 || marked == part.scenarios.len(),
+                "{}",
+                feature.name
+            );
             if marked > 0 {
                 assert!(part.background.is_none(), "{}", feature.name);
             } else {
@@ -208,13 +212,20 @@ fn a_feature_whose_every_scenario_is_skipped_skips_its_background_too() {
 fn a_skipped_scenario_never_runs_its_features_background() {
     let gate = Gate::new([
         ("istio".to_string(), None),
-        ("prometheus".to_string(), Some("no Prometheus here".to_string())),
+        (
+            "prometheus".to_string(),
+            Some("no Prometheus here".to_string()),
+        ),
         ("grafana".to_string(), Some("no Grafana here".to_string())),
         ("kiali".to_string(), Some("no Kiali here".to_string())),
     ]);
     let observability = features()
         .into_iter()
-        .find(|f| f.scenarios.iter().any(|s| s.tags.iter().any(|t| t == "C10")))
+        .find(|f| {
+            f.scenarios
+                .iter()
+                .any(|s| s.tags.iter().any(|t| t == "C10"))
+        })
         .expect("the feature of C10");
     assert!(observability.background.is_some());
     let (parts, skipped) = gate.apply(observability.clone());
@@ -223,7 +234,10 @@ fn a_skipped_scenario_never_runs_its_features_background() {
     assert!(gated.background.is_none());
     assert_eq!(runnable.background, observability.background);
     let claims = |f: &gherkin::Feature| -> Vec<String> {
-        f.scenarios.iter().flat_map(|s| claim_tags(&s.tags)).collect()
+        f.scenarios
+            .iter()
+            .flat_map(|s| claim_tags(&s.tags))
+            .collect()
     };
     assert_eq!(claims(gated), ["C12", "C12", "C13", "C13", "C14"]);
     assert_eq!(claims(runnable), ["C10", "C11"]);
@@ -267,10 +281,10 @@ fn a_shared_precondition_is_one_every_later_scenario_repeats() {
             .map(|(_, steps)| steps.iter().map(String::as_str).collect())
             .collect()
     };
-    let deployed = "services-a.yaml, services-b.yaml, services-c-v1.yaml and services-c-v2.yaml are applied";
+    let deployed =
+        "services-a.yaml, services-b.yaml, services-c-v1.yaml and services-c-v2.yaml are applied";
     assert!(shared_by_every_remaining(deployed, after("C08")).is_some());
     assert!(shared_by_every_remaining("Istio is installed", after("C08")).is_some());
     let c02 = "services-a.yaml, services-b.yaml and services-c-v1.yaml are applied";
     assert_eq!(shared_by_every_remaining(c02, after("C02")), None);
 }
-

@@ -7,6 +7,9 @@
 //!
 //! The cases run one at a time (they share the subreaper's view of children). Waits are for
 //! lines the run prints, each bounded by a limit of the timeout table.
+//!
+//! `STOPPING_HAPPY_EXE=/path/to/happy-…` runs the cases against another build of the `happy`
+//! target (to show a case failing before a fix); by default cargo builds this tree's.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -32,15 +35,24 @@ fn timeouts() -> Timeouts {
 fn happy_exe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
+        if let Some(exe) = std::env::var_os("STOPPING_HAPPY_EXE") {
+            return PathBuf::from(exe);
+        }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
         // What cargo sets for a test process, not for a build: build scripts watch some of it
         // (ring reruns on CARGO_MANIFEST_DIR), and a changed value would rebuild the world.
         for (name, _) in std::env::vars_os() {
             let name = name.to_string_lossy().into_owned();
-            if ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_BIN_", "CARGO_CRATE_", "CARGO_PRIMARY_"]
-                .iter()
-                .any(|p| name.starts_with(p))
+            if [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_BIN_",
+                "CARGO_CRATE_",
+                "CARGO_PRIMARY_",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
                 || name == "CARGO_TARGET_TMPDIR"
                 || name == "OUT_DIR"
             {
@@ -61,7 +73,10 @@ fn happy_exe() -> &'static Path {
             .stderr(Stdio::inherit())
             .output()
             .expect("cargo runs");
-        assert!(out.status.success(), "cargo could not build the happy target");
+        assert!(
+            out.status.success(),
+            "cargo could not build the happy target"
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -83,7 +98,11 @@ fn own_children() -> Vec<(i32, char, String)> {
     let me = std::process::id();
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -109,7 +128,12 @@ fn own_children() -> Vec<(i32, char, String)> {
 fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        if entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()).is_none() {
+        if entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+            .is_none()
+        {
             continue;
         }
         if let Ok(b) = std::fs::read(entry.path().join("cmdline")) {
@@ -324,7 +348,12 @@ fn cucumber_scenarios(report: &serde_json::Value) -> Vec<(String, Vec<String>)> 
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|s| s["result"]["status"].as_str().unwrap_or_default().to_string())
+                .map(|s| {
+                    s["result"]["status"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
                 .collect();
             (e["name"].as_str().unwrap_or_default().to_string(), statuses)
         })
@@ -354,7 +383,11 @@ fn options_are_read_before_anything_is_made() {
         ),
         (&["--tagz", "@C01"], 2, &["--tagz"]),
         (&["--tags", "@C01 and"], 2, &["@C01 and"]),
-        (&["-c", "4"], 2, &["--concurrency 4", "one shared namespace"]),
+        (
+            &["-c", "4"],
+            2,
+            &["--concurrency 4", "one shared namespace"],
+        ),
         (&["--tags", "@C99"], 1, &["--tags @C99 selects no scenario"]),
         (&["--name", "no such scenario"], 1, &["selects no scenario"]),
     ];
@@ -401,7 +434,10 @@ fn sigint_at_the_first_moment_is_not_ignored() {
     run.signal(libc::SIGINT);
     let (code, output) = run.finish(t.delete);
     assert_eq!(code, Some(130), "{output}");
-    assert!(!output.contains("passed, 0 failed"), "the run went on:\n{output}");
+    assert!(
+        !output.contains("passed, 0 failed"),
+        "the run went on:\n{output}"
+    );
     run.assert_nothing_left(&output);
 }
 
@@ -438,7 +474,11 @@ fn sigterm_during_a_scenario_keeps_the_finished_ones_in_every_report() {
     run.assert_nothing_left(&output);
 
     let info = json(&run.read_report("run.json"));
-    assert_eq!(info["run_id"], run_id(&output).as_str(), "run.json is this run's");
+    assert_eq!(
+        info["run_id"],
+        run_id(&output).as_str(),
+        "run.json is this run's"
+    );
     assert_eq!(info["stopped"], "stopped by SIGTERM");
     assert_eq!(info["summary"]["passed"], 1, "{info}");
     assert_eq!(info["summary"]["not_run"], 1, "{info}");
@@ -455,7 +495,10 @@ fn sigterm_during_a_scenario_keeps_the_finished_ones_in_every_report() {
         !c01.1.is_empty() && c01.1.iter().all(|s| s == "passed"),
         "{c01:?}"
     );
-    let c02 = scenarios.iter().find(|(n, _)| n == C02).expect("C02 listed");
+    let c02 = scenarios
+        .iter()
+        .find(|(n, _)| n == C02)
+        .expect("C02 listed");
     assert_eq!(c02.1, ["skipped"], "C02 never ran: {c02:?}");
 
     let junit = run.read_report("junit.xml");
@@ -465,7 +508,10 @@ fn sigterm_during_a_scenario_keeps_the_finished_ones_in_every_report() {
     );
     assert!(junit.contains(C01) && junit.contains(C02), "{junit}");
     assert!(junit.contains("cluster.kind"), "{junit}");
-    assert!(junit.contains("not run: the run was stopped by SIGTERM"), "{junit}");
+    assert!(
+        junit.contains("not run: the run was stopped by SIGTERM"),
+        "{junit}"
+    );
 }
 
 #[test]
@@ -500,19 +546,10 @@ fn a_second_signal_during_teardown_exits_at_once_and_leaves_nothing() {
     assert_eq!(info["run_id"], run_id(&output).as_str());
 }
 
-/// Two runs with failing scenarios in one report directory: each run's diagnostics are under
-/// its own run id, and `run.json` lists as skipped only what the gate skipped of the selected
-/// scenarios (none here: the filter leaves out every gated scenario).
-#[test]
-fn two_runs_keep_their_diagnostics_apart() {
-    let _serial = serial();
-    become_subreaper();
-    let t = timeouts();
-    let holder = tempfile::tempdir().unwrap();
-    let report = holder.path().join("report");
-    // A copy of the manifests in which service-a no longer calls service-c (negative.rs's
-    // C01 case): C01 fails, a claim failure, after its assertion limit.
-    let manifests = holder.path().join("manifests");
+/// A copy of the manifests in which service-a no longer calls service-c (negative.rs's C01
+/// case): C01 fails, a claim failure, after its assertion limit.
+fn broken_manifests(holder: &Path) -> PathBuf {
+    let manifests = holder.join("manifests");
     std::fs::create_dir_all(&manifests).unwrap();
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     let (from, to) = (
@@ -523,11 +560,60 @@ fn two_runs_keep_their_diagnostics_apart() {
         let path = entry.unwrap().path();
         let mut text = std::fs::read_to_string(&path).unwrap();
         if path.file_name().unwrap() == "services-a.yaml" {
-            assert_eq!(text.matches(from).count(), 1, "the breakage no longer applies");
+            assert_eq!(
+                text.matches(from).count(),
+                1,
+                "the breakage no longer applies"
+            );
             text = text.replace(from, to);
         }
         std::fs::write(manifests.join(path.file_name().unwrap()), text).unwrap();
     }
+    manifests
+}
+
+/// `--fail-fast` ends the run after C01 fails; C02, which never ran, is in every report as not
+/// run, with the reason — not silently missing.
+#[test]
+fn fail_fast_reports_what_it_did_not_run() {
+    let _serial = serial();
+    become_subreaper();
+    let t = timeouts();
+    let holder = tempfile::tempdir().unwrap();
+    let manifests = broken_manifests(holder.path());
+    let mut spawn = Spawn::new(&["--tags", "@C01 or @C02", "--fail-fast"]);
+    spawn.envs = vec![
+        ("HAPPY_MANIFESTS", manifests.display().to_string()),
+        ("HAPPY_TIMEOUT_ASSERTION", "3s".to_string()),
+    ];
+    let mut run = spawn.start();
+    let (code, output) = run.finish(t.cluster_create);
+    assert_eq!(code, Some(1), "{output}");
+    run.assert_nothing_left(&output);
+    assert!(
+        output.contains("0 passed, 1 failed, 0 skipped, 1 not run"),
+        "{output}"
+    );
+    let info = json(&run.read_report("run.json"));
+    assert!(
+        info["not_run"][0].as_str().unwrap().contains("--fail-fast"),
+        "{info}"
+    );
+    let scenarios = cucumber_scenarios(&json(&run.read_report("cucumber.json")));
+    assert_eq!(scenarios.len(), 2, "{scenarios:?}");
+}
+
+/// Two runs with failing scenarios in one report directory: each run's diagnostics are under
+/// its own run id, and `run.json` lists as skipped only what the gate skipped of the selected
+/// scenarios (none here: the filter leaves out every gated scenario).
+#[test]
+fn two_runs_keep_their_diagnostics_apart() {
+    let _serial = serial();
+    become_subreaper();
+    let t = timeouts();
+    let holder = tempfile::tempdir().unwrap();
+    let report = holder.path().join("report");
+    let manifests = broken_manifests(holder.path());
     let mut ids = BTreeSet::new();
     for _ in 0..2 {
         let mut spawn = Spawn::new(&["--tags", "@C01"]);
@@ -554,7 +640,11 @@ fn two_runs_keep_their_diagnostics_apart() {
             .collect();
         assert_eq!(bundles.len(), 1, "{bundles:?}");
         assert!(
-            bundles[0].file_name().unwrap().to_string_lossy().starts_with("01-"),
+            bundles[0]
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("01-"),
             "{bundles:?}"
         );
         let readme = std::fs::read_to_string(bundles[0].join("README.txt")).unwrap();

@@ -280,7 +280,10 @@ mod tests {
         let err = check_istio_request(&IstioVersionRequest::Latest)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("ISTIO_VERSION") && err.contains("latest"), "{err}");
+        assert!(
+            err.contains("ISTIO_VERSION") && err.contains("latest"),
+            "{err}"
+        );
         let err = check_istio_request(&IstioVersionRequest::LatestDev).unwrap_err();
         assert!(err.to_string().contains("ISTIO_VERSION"));
         let other: crate::istio::version::IstioVersion = "1.22.0".parse().unwrap();
