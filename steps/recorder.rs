@@ -12,6 +12,7 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use cucumber::event::{self, Source};
@@ -128,7 +129,7 @@ pub struct Record {
 }
 
 /// The recorder's half in cucumber's writer chain.
-pub struct Recorder(pub Arc<tokio::sync::Mutex<Record>>);
+pub struct Recorder(pub Rc<tokio::sync::Mutex<Record>>);
 
 impl Record {
     /// A record of a run of `planned`; `stop` receives the reason when the run should stop

@@ -474,7 +474,8 @@ pub async fn run() -> Result<ExitCode, String> {
     )));
 
     let (stop_tx, mut stop_rx) = watch::channel(None::<String>);
-    let record = Arc::new(tokio::sync::Mutex::new(Record::new(
+    // One task runs cucumber and the runner: the record is shared, not sent.
+    let record = std::rc::Rc::new(tokio::sync::Mutex::new(Record::new(
         features.clone(),
         stop_tx,
     )));
@@ -489,7 +490,7 @@ pub async fn run() -> Result<ExitCode, String> {
                 writer::Basic::raw(std::io::stdout(), Coloring::Auto, 0)
                     .summarized()
                     .tee::<HappyWorld, _>(
-                        Recorder(Arc::clone(&record))
+                        Recorder(std::rc::Rc::clone(&record))
                             .discard_stats_writes()
                             .discard_arbitrary_writes(),
                     )
