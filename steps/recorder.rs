@@ -160,7 +160,8 @@ impl Record {
         self.json.handle_event(ev, &cli::Empty).await;
     }
 
-    async fn handle(&mut self, ev: Ev) {
+    /// Take one of cucumber's events (the writer chain calls this).
+    pub async fn handle(&mut self, ev: Ev) {
         use event::{Cucumber, Feature, Rule};
         let Ok(event) = &ev else {
             return self.forward(ev).await;
