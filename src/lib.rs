@@ -9,6 +9,7 @@ pub mod download;
 pub mod error;
 pub mod istio;
 pub mod manifests;
+pub mod preflight;
 pub mod probes;
 pub mod provision;
 pub mod report;

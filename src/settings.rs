@@ -97,6 +97,23 @@ pub struct Settings {
     pub kind_cluster: String,
     /// The variables that were set (non-empty), for [`Settings::not_applicable`].
     pub explicit: Vec<&'static str>,
+    /// `HAPPY_KIND_BINARY`: a kind binary to use instead of the pinned, downloaded one.
+    pub kind_binary: Option<PathBuf>,
+    /// `HAPPY_KIND_NODE_IMAGE`: the node image (the Kubernetes version) of the kind cluster.
+    pub kind_node_image: String,
+    /// `HAPPY_KIND_HOST_PORT`: a host port (on 127.0.0.1) mapped to the ingress gateway.
+    pub kind_host_port: Option<u16>,
+    /// `HAPPY_PREFLIGHT`: whether a failed preflight stops a kind or k3s run.
+    pub preflight: PreflightMode,
+}
+
+/// What a preflight problem does to a run (`HAPPY_PREFLIGHT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreflightMode {
+    /// `strict` (default): any problem stops the run before anything is created.
+    Strict,
+    /// `warn`: problems are reported and the run goes on.
+    Warn,
 }
 
 /// One row of the settings table.
@@ -232,6 +249,50 @@ impl Settings {
             }
         };
 
+        let kind_binary = match get("HAPPY_KIND_BINARY") {
+            None => None,
+            Some(v) => Some(
+                resolve_binary(&v).map_err(|reason| invalid("HAPPY_KIND_BINARY", &v, reason))?,
+            ),
+        };
+
+        let kind_node_image = match get("HAPPY_KIND_NODE_IMAGE") {
+            None => crate::provision::kind::KIND_NODE_IMAGE.to_string(),
+            Some(v) => {
+                if crate::istio::kubernetes_support::parse_kube_minor(&v).is_none() {
+                    return Err(invalid(
+                        "HAPPY_KIND_NODE_IMAGE",
+                        &v,
+                        "expected a kind node image tagged with its Kubernetes version, e.g. kindest/node:v1.35.0@sha256:<digest>",
+                    ));
+                }
+                v
+            }
+        };
+
+        let kind_host_port = match get("HAPPY_KIND_HOST_PORT") {
+            None => None,
+            Some(v) => match v.parse::<u16>() {
+                Ok(port) if port > 0 => Some(port),
+                _ => {
+                    return Err(invalid(
+                        "HAPPY_KIND_HOST_PORT",
+                        &v,
+                        "expected a port number from 1 to 65535",
+                    ));
+                }
+            },
+        };
+
+        let preflight = match get("HAPPY_PREFLIGHT") {
+            None => PreflightMode::Strict,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "strict" => PreflightMode::Strict,
+                "warn" => PreflightMode::Warn,
+                _ => return Err(invalid("HAPPY_PREFLIGHT", &v, "expected strict or warn")),
+            },
+        };
+
         Ok(Self {
             cluster,
             istio_version,
@@ -242,6 +303,10 @@ impl Settings {
             report_dir,
             kind_cluster,
             explicit,
+            kind_binary,
+            kind_node_image,
+            kind_host_port,
+            preflight,
         })
     }
 
@@ -249,8 +314,21 @@ impl Settings {
     /// (`ISTIO_VERSION` on the sandbox is not here: asking it for another Istio is an error.)
     pub fn not_applicable(&self, kind: crate::provision::ClusterKind) -> Vec<String> {
         use crate::provision::ClusterKind;
-        let unused: &[(&str, &str)] = match kind {
-            ClusterKind::Sandbox => &[
+        // The kind-only settings (their rows in `describe()` say "kind cluster"/"kind run").
+        let kind_only: [(&str, &str); 3] = [
+            ("HAPPY_KIND_BINARY", "only kind runs use a kind binary"),
+            ("HAPPY_KIND_NODE_IMAGE", "only kind runs make kind nodes"),
+            (
+                "HAPPY_KIND_HOST_PORT",
+                "only a kind cluster maps a host port",
+            ),
+        ];
+        let preflight = (
+            "HAPPY_PREFLIGHT",
+            "preflight checks run before kind and k3s runs only",
+        );
+        let mut unused: Vec<(&str, &str)> = match kind {
+            ClusterKind::Sandbox => vec![
                 (
                     "HAPPY_KEEP",
                     "the sandbox runs inside this process and always ends with it",
@@ -260,8 +338,9 @@ impl Settings {
                     "HAPPY_KIND_CLUSTER",
                     "no kind cluster is made on the sandbox",
                 ),
+                preflight,
             ],
-            ClusterKind::Existing => &[
+            ClusterKind::Existing => vec![
                 (
                     "HAPPY_KEEP",
                     "the suite never deletes a cluster it did not create",
@@ -271,13 +350,17 @@ impl Settings {
                     "HAPPY_KIND_CLUSTER",
                     "the current kubeconfig context is used",
                 ),
+                preflight,
             ],
-            ClusterKind::K3s => &[
+            ClusterKind::K3s => vec![
                 ("HAPPY_REUSE", "every k3s container is made fresh"),
                 ("HAPPY_KIND_CLUSTER", "k3s runs no kind cluster"),
             ],
-            ClusterKind::Kind => &[],
+            ClusterKind::Kind => vec![],
         };
+        if kind != ClusterKind::Kind {
+            unused.extend(kind_only);
+        }
         unused
             .iter()
             .filter(|(name, _)| self.explicit.contains(name))
@@ -320,9 +403,15 @@ impl Settings {
             },
             SettingDoc {
                 name: "ISTIO_VERSION",
-                values: "unset | latest | dev | 1.28.1 | 1.29.0-beta.1 | 1.30-alpha.<sha>",
+                values: "unset | latest | dev | 1.31.1 | 1.31.0-rc.0 | 1.32.0-alpha.<sha> | 1.30-alpha.<sha>",
                 default: crate::istio::releases::PINNED_DEFAULT,
-                meaning: "Istio release to install and take istioctl and samples/addons from; latest = newest stable GitHub release, dev = newest dev build",
+                meaning: "Istio to install and take istioctl and samples/addons from. latest = the newest stable release on GitHub, judged by its tag (drafts and -alpha/-beta/-rc tags skipped); dev = the newest dev build, named by the dev bucket's latest pointer (blob.istio.io, else storage.googleapis.com). A release (MAJOR.MINOR.PATCH[-pre]) is downloaded from GitHub; a dev build (MAJOR.MINOR.0-alpha.<40-hex commit>, or MAJOR.MINOR-alpha.<commit> for builds before April 2026) from the dev bucket, blob.istio.io first",
+            },
+            SettingDoc {
+                name: "GITHUB_TOKEN",
+                values: "unset | a GitHub token",
+                default: "unset",
+                meaning: "Sent, only to api.github.com, when ISTIO_VERSION=latest (and by ci/resolve-istio-versions) reads GitHub's release list, to lift the anonymous rate limit; nothing else calls GitHub's API (dev and explicit versions are plain downloads)",
             },
             SettingDoc {
                 name: "HAPPY_REUSE",
@@ -334,7 +423,7 @@ impl Settings {
                 name: "HAPPY_KEEP",
                 values: "0 | 1 | on-failure",
                 default: "0",
-                meaning: "Keep the cluster the suite created after the run: never, always, or when a scenario failed",
+                meaning: "Keep the kind cluster the suite created after the run: never, always, or when a scenario failed (its kubeconfig is in the cache; the `export KUBECONFIG=…` line is printed). kind only: a k3s container is always removed, which a k3s run with it set says",
             },
             SettingDoc {
                 name: "HAPPY_MANIFESTS",
@@ -359,6 +448,30 @@ impl Settings {
                 values: "a kind cluster name",
                 default: DEFAULT_KIND_CLUSTER,
                 meaning: "Name of the kind cluster to create or reuse",
+            },
+            SettingDoc {
+                name: "HAPPY_KIND_BINARY",
+                values: "a path, or a name on PATH",
+                default: "the pinned kind, downloaded",
+                meaning: "Use this kind instead of the pinned release (downloaded into the cache, sha256 verified); its `kind version` is checked and a different version is warned about",
+            },
+            SettingDoc {
+                name: "HAPPY_KIND_NODE_IMAGE",
+                values: "a kind node image",
+                default: crate::provision::kind::KIND_NODE_IMAGE,
+                meaning: "The kind node image, i.e. the Kubernetes version, passed as `kind create cluster --image`; a Kubernetes outside the Istio minor's supported window is refused",
+            },
+            SettingDoc {
+                name: "HAPPY_KIND_HOST_PORT",
+                values: "unset | 1-65535",
+                default: "unset",
+                meaning: "Map this port on 127.0.0.1 to the ingress gateway (NodePort 30080), for reading a kept cluster in a browser; checked free before the cluster is created",
+            },
+            SettingDoc {
+                name: "HAPPY_PREFLIGHT",
+                values: "strict | warn",
+                default: "strict",
+                meaning: "What a failed preflight check does to a kind or k3s run: stop before anything is created, or report and go on",
             },
         ]
     }
@@ -457,6 +570,19 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// A binary named by path, or by a bare name looked up on PATH; it must be executable.
+fn resolve_binary(value: &str) -> std::result::Result<PathBuf, String> {
+    let path = if value.contains(std::path::MAIN_SEPARATOR) || value.contains('/') {
+        PathBuf::from(value)
+    } else {
+        crate::provision::command::which(value).ok_or("not found on PATH")?
+    };
+    if !crate::provision::command::is_executable(&path) {
+        return Err("not an executable file".into());
+    }
+    Ok(path)
+}
+
 /// kind names become Docker container names and kubeconfig contexts: lower-case letters,
 /// digits and `-`, starting and ending with a letter or digit.
 pub fn validate_kind_name(name: &str) -> std::result::Result<(), String> {
@@ -506,6 +632,36 @@ mod tests {
         assert_eq!(s.report_dir, crate_root().join("target/happy"));
         assert_eq!(s.cache_dir, PathBuf::from("/tmp/c"));
         assert_eq!(s.kind_cluster, "happy-istio");
+        assert_eq!(s.kind_binary, None);
+        assert_eq!(s.kind_node_image, crate::provision::kind::KIND_NODE_IMAGE);
+        assert_eq!(s.kind_host_port, None);
+        assert_eq!(s.preflight, PreflightMode::Strict);
+    }
+
+    #[test]
+    fn kind_options() {
+        let s = settings(&[
+            ("HAPPY_KIND_BINARY", "sh"),
+            ("HAPPY_KIND_NODE_IMAGE", "kindest/node:v1.34.0"),
+            ("HAPPY_KIND_HOST_PORT", "18080"),
+            ("HAPPY_PREFLIGHT", "warn"),
+        ])
+        .unwrap();
+        assert!(s.kind_binary.unwrap().ends_with("sh"));
+        assert_eq!(s.kind_node_image, "kindest/node:v1.34.0");
+        assert_eq!(s.kind_host_port, Some(18080));
+        assert_eq!(s.preflight, PreflightMode::Warn);
+        for (var, bad) in [
+            ("HAPPY_KIND_BINARY", "/does/not/exist/kind"),
+            ("HAPPY_KIND_BINARY", "no-such-kind-binary"),
+            ("HAPPY_KIND_NODE_IMAGE", "kindest/node:latest"),
+            ("HAPPY_KIND_HOST_PORT", "0"),
+            ("HAPPY_KIND_HOST_PORT", "80800"),
+            ("HAPPY_PREFLIGHT", "off"),
+        ] {
+            let err = error_of(&[(var, bad)]);
+            assert!(err.contains(var) && err.contains(bad), "{err}");
+        }
     }
 
     #[test]
@@ -565,11 +721,12 @@ mod tests {
             IstioVersionRequest::Exact("1.28.1".parse().unwrap())
         );
         let sha = "0123456789abcdef0123456789abcdef01234567";
-        let dev = format!("1.29-alpha.{sha}");
-        assert!(matches!(
-            settings(&[("ISTIO_VERSION", &dev)]).unwrap().istio_version,
-            IstioVersionRequest::Exact(v) if v.is_dev()
-        ));
+        for dev in [format!("1.29-alpha.{sha}"), format!("1.32.0-alpha.{sha}")] {
+            assert!(matches!(
+                settings(&[("ISTIO_VERSION", &dev)]).unwrap().istio_version,
+                IstioVersionRequest::Exact(v) if v.is_dev() && v.to_string() == dev
+            ));
+        }
         let err = error_of(&[("ISTIO_VERSION", "1.28")]);
         assert!(
             err.contains("ISTIO_VERSION") && err.contains("\"1.28\"") && err.contains("latest"),
@@ -660,6 +817,10 @@ mod tests {
             "HAPPY_CACHE_DIR",
             "HAPPY_REPORT_DIR",
             "HAPPY_KIND_CLUSTER",
+            "HAPPY_KIND_BINARY",
+            "HAPPY_KIND_NODE_IMAGE",
+            "HAPPY_KIND_HOST_PORT",
+            "HAPPY_PREFLIGHT",
         ] {
             assert!(names.contains(&name), "{name} missing from describe()");
             assert!(

@@ -434,10 +434,7 @@ fn sigint_at_the_first_moment_is_not_ignored() {
     run.signal(libc::SIGINT);
     let (code, output) = run.finish(t.delete);
     assert_eq!(code, Some(130), "{output}");
-    assert!(
-        !output.contains("1 passed"),
-        "the run went on:\n{output}"
-    );
+    assert!(!output.contains("1 passed"), "the run went on:\n{output}");
     run.assert_nothing_left(&output);
 }
 
