@@ -529,9 +529,10 @@ fn a_second_signal_during_teardown_exits_at_once_and_leaves_nothing() {
     let _serial = serial();
     become_subreaper();
     let t = timeouts();
-    let mut run = Spawn::new(&["--tags", "@C01"]).start();
-    // Wait until the scenario has pods (and so Envoy-less processes) running.
-    run.wait_for("every pod in istioinaction is Ready", t.cluster_create);
+    // A meshed scenario: its Background starts Envoys (gateways and sidecars), the processes
+    // that must not outlive a forced exit.
+    let mut run = Spawn::new(&["--tags", "@C08"]).start();
+    run.wait_for("sidecars are injected in istioinaction", t.cluster_create);
     run.signal(libc::SIGINT);
     run.wait_for("tearing down", t.delete);
     run.signal(libc::SIGINT);
