@@ -1,4 +1,4 @@
-@istio
+@istio @D-istio-version
 Feature: Expose service-a through the ingress gateway
   A Gateway opens port 80 of the ingress gateway, and a VirtualService routes its traffic to
   service-a. service-c v2 is still deployed, so its errors show through the gateway too.

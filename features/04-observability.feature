@@ -1,4 +1,4 @@
-@istio
+@istio @D-istio-version
 Feature: Observe the mesh
   Every sidecar writes an access log and counts requests in istio_requests_total. The addons
   (Prometheus, Grafana, Kiali) collect and show those numbers.

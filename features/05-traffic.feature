@@ -1,4 +1,4 @@
-@istio
+@istio @D-istio-version
 Feature: Manage the traffic to service-c
   A DestinationRule names the two versions of service-c as subsets. A VirtualService then sends
   every request to v1, and can mirror a copy of each request to v2, whose answers are discarded.

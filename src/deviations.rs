@@ -198,7 +198,9 @@ pub fn same_image(a: &str, b: &str) -> bool {
     normalize_image(a) == normalize_image(b)
 }
 
-fn normalize_image(image: &str) -> String {
+/// The full reference Docker's defaults make of `image` (`nginx` →
+/// `docker.io/library/nginx:latest`).
+pub fn normalize_image(image: &str) -> String {
     let image = image.trim();
     let (name, digest) = match image.split_once('@') {
         Some((n, d)) => (n, Some(d)),
@@ -259,6 +261,78 @@ pub fn names_schema1_refusal(message: &str) -> bool {
     lower.contains("no longer supported")
         && (lower.contains("application/vnd.docker.distribution.manifest.v1+prettyjws")
             || lower.contains("schema 1"))
+}
+
+/// What a re-check of D-legacy-image observed of the workshop's pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullVerdict {
+    /// The pull failed for the stated reason; the message that says so.
+    Refused(String),
+    /// The image was pulled: the container runs or ran (the deviation is no longer needed).
+    Pulled(String),
+    /// Neither yet: what the pod shows so far.
+    Pending(String),
+}
+
+/// Judge the workshop's legacy pod: its container's state and the pod's events. The kubelet
+/// shows the runtime's error as the waiting message under `ErrImagePull` and in the event
+/// `Failed to pull image …: <error>`; under `ImagePullBackOff` the message is only `Back-off
+/// pulling image …` (kubernetes `pkg/kubelet/images/image_manager.go`), so both are read.
+pub fn schema1_pull_verdict(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    events: &[k8s_openapi::api::core::v1::Event],
+) -> PullVerdict {
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
+    let status = statuses.iter().find(|c| c.name == LEGACY_CONTAINER);
+    let state = status.and_then(|s| s.state.clone()).unwrap_or_default();
+    if state.running.is_some() || state.terminated.is_some() {
+        let image = status.map(|s| s.image.as_str()).unwrap_or_default();
+        let what = if state.running.is_some() {
+            "runs"
+        } else {
+            "ran and exited"
+        };
+        return PullVerdict::Pulled(format!(
+            "the image {image} was pulled and container {LEGACY_CONTAINER} {what}"
+        ));
+    }
+    let waiting = state.waiting.unwrap_or_default();
+    let reason = waiting.reason.unwrap_or_default();
+    let message = waiting.message.unwrap_or_default();
+    let pull_failed = reason == "ErrImagePull" || reason == "ImagePullBackOff";
+    let failed_events: Vec<String> = events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Failed"))
+        .filter_map(|e| e.message.clone())
+        .collect();
+    if pull_failed {
+        if names_schema1_refusal(&message) {
+            return PullVerdict::Refused(format!("{reason}: {message}"));
+        }
+        if let Some(m) = failed_events.iter().find(|m| names_schema1_refusal(m)) {
+            return PullVerdict::Refused(format!("{reason}; event Failed: {m}"));
+        }
+    }
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "no phase yet".into());
+    let mut seen = format!("phase {phase}");
+    if !reason.is_empty() {
+        seen.push_str(&format!(", container waiting: {reason}"));
+        if !message.is_empty() {
+            seen.push_str(&format!(" ({message})"));
+        }
+    }
+    if let Some(last) = failed_events.last() {
+        seen.push_str(&format!("; last Failed event: {last}"));
+    }
+    PullVerdict::Pending(seen)
 }
 
 /// The deviations of one run, each with its state.
@@ -555,6 +629,59 @@ mod tests {
         assert!(same_image("curlimages/curl:8.16.0", SUITE_LEGACY_IMAGE));
         assert!(!same_image("radial/busyboxplus", "radial/busyboxplus:curl"));
         assert!(!same_image("localhost:5000/radial/busyboxplus:curl", WORKSHOP_LEGACY_IMAGE));
+    }
+
+    fn pod_with(state: serde_json::Value) -> k8s_openapi::api::core::v1::Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "legacy"},
+            "status": {"phase": "Pending", "containerStatuses": [{
+                "name": "legacy", "image": "docker.io/radial/busyboxplus:curl", "imageID": "",
+                "ready": false, "restartCount": 0, "state": state}]}
+        }))
+        .unwrap()
+    }
+
+    fn event(reason: &str, message: &str) -> k8s_openapi::api::core::v1::Event {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "legacy.1"}, "involvedObject": {"name": "legacy"},
+            "reason": reason, "message": message
+        }))
+        .unwrap()
+    }
+
+    const REFUSAL: &str = "rpc error: code = Unimplemented desc = failed to pull and unpack \
+        image \"docker.io/radial/busyboxplus:curl\": not implemented: media type \
+        \"application/vnd.docker.distribution.manifest.v1+prettyjws\" is no longer supported \
+        since containerd v2.1, please rebuild the image as …";
+
+    #[test]
+    fn the_pull_verdict_reads_the_waiting_state_and_the_events() {
+        let err = pod_with(serde_json::json!({"waiting": {"reason": "ErrImagePull", "message": REFUSAL}}));
+        assert!(matches!(schema1_pull_verdict(&err, &[]), PullVerdict::Refused(m) if m.starts_with("ErrImagePull: rpc error")));
+
+        let backoff = pod_with(serde_json::json!({"waiting": {"reason": "ImagePullBackOff",
+            "message": "Back-off pulling image \"radial/busyboxplus:curl\""}}));
+        assert!(matches!(schema1_pull_verdict(&backoff, &[]), PullVerdict::Pending(_)));
+        let events = [
+            event("Pulling", "Pulling image \"radial/busyboxplus:curl\""),
+            event("Failed", &format!("Failed to pull image \"radial/busyboxplus:curl\": {REFUSAL}")),
+        ];
+        assert!(matches!(schema1_pull_verdict(&backoff, &events), PullVerdict::Refused(m) if m.contains("event Failed")));
+
+        // A pull that fails for another reason is not the stated reason.
+        let other = pod_with(serde_json::json!({"waiting": {"reason": "ErrImagePull",
+            "message": "rpc error: code = Unknown desc = failed to resolve reference: 429 Too Many Requests"}}));
+        let PullVerdict::Pending(seen) = schema1_pull_verdict(&other, &[]) else { panic!() };
+        assert!(seen.contains("429 Too Many Requests"), "{seen}");
+
+        // A refusal message in events while the container runs does not count: it pulled.
+        let running = pod_with(serde_json::json!({"running": {"startedAt": "2026-12-01T00:00:00Z"}}));
+        assert!(matches!(schema1_pull_verdict(&running, &events), PullVerdict::Pulled(m) if m.contains("runs")));
+        let exited = pod_with(serde_json::json!({"terminated": {"exitCode": 0}}));
+        assert!(matches!(schema1_pull_verdict(&exited, &[]), PullVerdict::Pulled(_)));
+        let fresh: k8s_openapi::api::core::v1::Pod =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "legacy"}})).unwrap();
+        assert_eq!(schema1_pull_verdict(&fresh, &[]), PullVerdict::Pending("phase no phase yet".into()));
     }
 
     #[test]
