@@ -156,9 +156,19 @@ async fn legacy_runs(world: &mut HappyWorld, namespace: Name) -> Step {
         );
     }
     // The one place the workshop's legacy client is departed from (src/deviations.rs).
-    set_legacy_client(&mut manifests, run_deviations()?.legacy_client())?;
+    let deviations = run_deviations()?;
+    set_legacy_client(&mut manifests, deviations.legacy_client())?;
     delete_stale_pods(&env, &manifests).await?;
-    apply_manifests_and_wait(&env, &manifests).await
+    let ran = apply_manifests_and_wait(&env, &manifests).await;
+    match (ran, deviations.state("D-legacy-image")) {
+        (Err(Failure(message)), Some(deviations::State::Off)) => fail!(
+            "{message} — the deviation D-legacy-image is switched off (HAPPY_LEGACY_IMAGE / \
+             HAPPY_VERBATIM), so the legacy client runs the workshop's {}, which containerd ≥ 2.1 \
+             refuses to pull (Docker schema 1)",
+            deviations::WORKSHOP_LEGACY_IMAGE
+        ),
+        (ran, _) => ran,
+    }
 }
 
 #[then(expr = "every pod in {name} is Ready")]
