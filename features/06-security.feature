@@ -13,7 +13,7 @@ Feature: Secure the traffic
     And istioinaction has no PeerAuthentication or AuthorizationPolicy
     And service-a-gateway.yaml and service-a-route.yaml are applied
 
-  @C17 @capture
+  @C17 @capture @D-ingress-address
   Scenario: Traffic between meshed services is encrypted
     When I capture the traffic into service-c-v1's pod on port 8080 while requesting / through the ingress gateway
       """
@@ -43,7 +43,7 @@ Feature: Secure the traffic
     Then service-b's call to http://service-a answers 200
     And service-b's call to http://service-c answers 200
 
-  @C21
+  @C21 @D-ingress-address
   Scenario: With the three authorization policies only the application's own calls are allowed
     When I apply ingress-to-service-a-auth-policy.yaml, service-a-to-b-auth-policy.yaml and service-a-to-c-auth-policy.yaml
     And I request / through the ingress gateway

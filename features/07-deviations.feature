@@ -14,3 +14,12 @@ Feature: Deviations from the workshop
       kubectl -n happy-deviation-check describe pod legacy   # Failed to pull image … no longer supported
       kubectl delete namespace happy-deviation-check
       """
+
+  @deviation @D-ingress-address @istio
+  Scenario: The workshop's ingress address still does not reach the ingress gateway
+    Given Istio is installed
+    Then the workshop's ingress address, the gateway Service's LoadBalancer IP, does not reach the gateway from here
+      """
+      export ISTIO_INGRESS_GW_IP=$(kubectl get svc -n istio-system istio-ingressgateway -ojsonpath='{.status.loadBalancer.ingress[*].ip}')
+      curl -s $ISTIO_INGRESS_GW_IP
+      """

@@ -157,7 +157,38 @@ pub const DEVIATIONS: &[Deviation] = &[
         ),
         state: istio_version_state,
     },
+    Deviation {
+        id: "D-ingress-address",
+        title: "requests reach the ingress gateway through a port-forward, not its LoadBalancer IP",
+        claims: &[
+            "C08", "C09", "C10", "C11", "C13", "C14", "C15", "C16", "C17", "C21",
+        ],
+        workshop: "export ISTIO_INGRESS_GW_IP=$(kubectl get svc -n istio-system istio-ingressgateway \
+                   -ojsonpath='{.status.loadBalancer.ingress[*].ip}') … \
+                   watch -n 1 'curl -s $ISTIO_INGRESS_GW_IP || true'",
+        suite: "sends each request through a port-forward to a Ready istio-ingressgateway pod, on \
+                the port the Service's port 80 targets (on kind the suite's cluster also maps \
+                host port 8080 to the gateway's NodePort 30080, for a reader's browser)",
+        why: "kind has no LoadBalancer implementation of its own: without Cloud Provider KIND \
+              running on the host the Service's status.loadBalancer stays empty (EXTERNAL-IP \
+              <pending>), ISTIO_INGRESS_GW_IP is empty and the workshop's curl reaches nothing; \
+              where a load balancer does assign an address, it need not be reachable from the \
+              machine running the suite",
+        sources: &[
+            "kubernetes-sigs/kind site/content/docs/user/loadbalancer.md (v0.31.0): Services of \
+             type LoadBalancer work through Cloud Provider KIND, a separate binary on the host",
+        ],
+        switch_off: "HAPPY_VERBATIM=D-ingress-address sends the requests to \
+                     http://<the Service's LoadBalancer IP>:80 as the workshop's curl does",
+        recheck: Recheck::Scenario,
+        state: always_on,
+    },
 ];
+
+/// A deviation only `HAPPY_VERBATIM` switches off.
+fn always_on(_: &Settings) -> State {
+    State::On
+}
 
 fn legacy_image_state(settings: &Settings) -> State {
     match settings.legacy_image.as_deref() {
@@ -529,6 +560,15 @@ mod tests {
     }
 
     #[test]
+    fn the_settings_table_names_every_deviation() {
+        let docs = Settings::describe();
+        let row = docs.iter().find(|d| d.name == VERBATIM_VAR).expect("documented");
+        for d in DEVIATIONS {
+            assert!(row.values.contains(d.id), "{VERBATIM_VAR}'s values lack {}", d.id);
+        }
+    }
+
+    #[test]
     fn the_workshop_quotes_are_the_workshops() {
         // Each quote names the value its switch compares against.
         let legacy = find("D-legacy-image").unwrap();
@@ -616,6 +656,10 @@ mod tests {
             "{}",
             legacy.detail
         );
+
+        let d = resolved(&[("HAPPY_VERBATIM", "D-ingress-address")]);
+        assert_eq!(d.state("D-ingress-address"), Some(&State::Off));
+        assert_eq!(d.state("D-legacy-image"), Some(&State::On));
 
         let banner = resolved(&[("HAPPY_VERBATIM", "D-legacy-image")]).to_string();
         assert!(banner.contains("OFF D-legacy-image"), "{banner}");

@@ -354,7 +354,7 @@ impl Settings {
             },
             SettingDoc {
                 name: "HAPPY_VERBATIM",
-                values: "all | deviation ids, comma-separated (D-legacy-image, D-istio-version)",
+                values: "all | deviation ids, comma-separated (D-legacy-image, D-istio-version, D-ingress-address)",
                 default: "unset (every deviation on)",
                 meaning: "Switch deviations off: run the workshop's text as written where the suite departs from it (see Deviations from the workshop)",
             },

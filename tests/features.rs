@@ -136,6 +136,18 @@ fn deviations_and_features_agree() {
                 *rechecks.entry(own[0].clone()).or_default() += 1;
                 continue;
             }
+            // Where a scenario does what a deviation changes, it carries the deviation's tag.
+            for (id, step_text) in [
+                ("D-legacy-image", "the legacy client"),
+                ("D-ingress-address", "through the ingress gateway"),
+            ] {
+                let does_it = scenario.steps.iter().any(|s| s.value.contains(step_text));
+                assert!(
+                    !does_it || ids.iter().any(|t| t == id),
+                    "{:?} has a step {step_text:?} but no tag @{id}",
+                    scenario.name
+                );
+            }
             for id in ids {
                 claims_by_tag.entry(id).or_default().extend(claim_tags(&tags));
             }
