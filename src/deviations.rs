@@ -551,10 +551,17 @@ mod tests {
             assert!(!d.claims.is_empty(), "{}: affects no claim", d.id);
             for c in d.claims {
                 let n: u32 = c[1..].parse().expect("Cnn");
-                assert!(c.starts_with('C') && c.len() == 3 && (1..=22).contains(&n), "{c}");
+                assert!(
+                    c.starts_with('C') && c.len() == 3 && (1..=22).contains(&n),
+                    "{c}"
+                );
             }
             if let Recheck::NotRechecked(why) = d.recheck {
-                assert!(!why.trim().is_empty(), "{}: say why it is not re-checked", d.id);
+                assert!(
+                    !why.trim().is_empty(),
+                    "{}: say why it is not re-checked",
+                    d.id
+                );
             }
         }
     }
@@ -562,9 +569,16 @@ mod tests {
     #[test]
     fn the_settings_table_names_every_deviation() {
         let docs = Settings::describe();
-        let row = docs.iter().find(|d| d.name == VERBATIM_VAR).expect("documented");
+        let row = docs
+            .iter()
+            .find(|d| d.name == VERBATIM_VAR)
+            .expect("documented");
         for d in DEVIATIONS {
-            assert!(row.values.contains(d.id), "{VERBATIM_VAR}'s values lack {}", d.id);
+            assert!(
+                row.values.contains(d.id),
+                "{VERBATIM_VAR}'s values lack {}",
+                d.id
+            );
         }
     }
 
@@ -644,7 +658,11 @@ mod tests {
         assert_eq!(on.len(), DEVIATIONS.len());
         let legacy = on.iter().find(|i| i.id == "D-legacy-image").unwrap();
         assert_eq!(legacy.state, "on");
-        assert!(legacy.detail.contains(SUITE_LEGACY_IMAGE), "{}", legacy.detail);
+        assert!(
+            legacy.detail.contains(SUITE_LEGACY_IMAGE),
+            "{}",
+            legacy.detail
+        );
         assert_eq!(legacy.recheck, "scenario @deviation @D-legacy-image");
         assert_eq!(legacy.claims, ["C18", "C19", "C22"]);
 
@@ -672,7 +690,10 @@ mod tests {
         assert!(same_image("nginx", "docker.io/library/nginx:latest"));
         assert!(same_image("curlimages/curl:8.16.0", SUITE_LEGACY_IMAGE));
         assert!(!same_image("radial/busyboxplus", "radial/busyboxplus:curl"));
-        assert!(!same_image("localhost:5000/radial/busyboxplus:curl", WORKSHOP_LEGACY_IMAGE));
+        assert!(!same_image(
+            "localhost:5000/radial/busyboxplus:curl",
+            WORKSHOP_LEGACY_IMAGE
+        ));
     }
 
     fn pod_with(state: serde_json::Value) -> k8s_openapi::api::core::v1::Pod {
@@ -700,32 +721,55 @@ mod tests {
 
     #[test]
     fn the_pull_verdict_reads_the_waiting_state_and_the_events() {
-        let err = pod_with(serde_json::json!({"waiting": {"reason": "ErrImagePull", "message": REFUSAL}}));
-        assert!(matches!(schema1_pull_verdict(&err, &[]), PullVerdict::Refused(m) if m.starts_with("ErrImagePull: rpc error")));
+        let err = pod_with(
+            serde_json::json!({"waiting": {"reason": "ErrImagePull", "message": REFUSAL}}),
+        );
+        assert!(
+            matches!(schema1_pull_verdict(&err, &[]), PullVerdict::Refused(m) if m.starts_with("ErrImagePull: rpc error"))
+        );
 
         let backoff = pod_with(serde_json::json!({"waiting": {"reason": "ImagePullBackOff",
             "message": "Back-off pulling image \"radial/busyboxplus:curl\""}}));
-        assert!(matches!(schema1_pull_verdict(&backoff, &[]), PullVerdict::Pending(_)));
+        assert!(matches!(
+            schema1_pull_verdict(&backoff, &[]),
+            PullVerdict::Pending(_)
+        ));
         let events = [
             event("Pulling", "Pulling image \"radial/busyboxplus:curl\""),
-            event("Failed", &format!("Failed to pull image \"radial/busyboxplus:curl\": {REFUSAL}")),
+            event(
+                "Failed",
+                &format!("Failed to pull image \"radial/busyboxplus:curl\": {REFUSAL}"),
+            ),
         ];
-        assert!(matches!(schema1_pull_verdict(&backoff, &events), PullVerdict::Refused(m) if m.contains("event Failed")));
+        assert!(
+            matches!(schema1_pull_verdict(&backoff, &events), PullVerdict::Refused(m) if m.contains("event Failed"))
+        );
 
         // A pull that fails for another reason is not the stated reason.
         let other = pod_with(serde_json::json!({"waiting": {"reason": "ErrImagePull",
             "message": "rpc error: code = Unknown desc = failed to resolve reference: 429 Too Many Requests"}}));
-        let PullVerdict::Pending(seen) = schema1_pull_verdict(&other, &[]) else { panic!() };
+        let PullVerdict::Pending(seen) = schema1_pull_verdict(&other, &[]) else {
+            panic!()
+        };
         assert!(seen.contains("429 Too Many Requests"), "{seen}");
 
         // A refusal message in events while the container runs does not count: it pulled.
-        let running = pod_with(serde_json::json!({"running": {"startedAt": "2026-12-01T00:00:00Z"}}));
-        assert!(matches!(schema1_pull_verdict(&running, &events), PullVerdict::Pulled(m) if m.contains("runs")));
+        let running =
+            pod_with(serde_json::json!({"running": {"startedAt": "2026-12-01T00:00:00Z"}}));
+        assert!(
+            matches!(schema1_pull_verdict(&running, &events), PullVerdict::Pulled(m) if m.contains("runs"))
+        );
         let exited = pod_with(serde_json::json!({"terminated": {"exitCode": 0}}));
-        assert!(matches!(schema1_pull_verdict(&exited, &[]), PullVerdict::Pulled(_)));
+        assert!(matches!(
+            schema1_pull_verdict(&exited, &[]),
+            PullVerdict::Pulled(_)
+        ));
         let fresh: k8s_openapi::api::core::v1::Pod =
             serde_json::from_value(serde_json::json!({"metadata": {"name": "legacy"}})).unwrap();
-        assert_eq!(schema1_pull_verdict(&fresh, &[]), PullVerdict::Pending("phase no phase yet".into()));
+        assert_eq!(
+            schema1_pull_verdict(&fresh, &[]),
+            PullVerdict::Pending("phase no phase yet".into())
+        );
     }
 
     #[test]

@@ -311,7 +311,9 @@ mod tests {
         };
         let out = add_junit_properties(xml, &with.properties());
         assert!(
-            out.contains(r#"<property name="deviation" value="D-x off: switched off: &lt;as written&gt;"/>"#),
+            out.contains(
+                r#"<property name="deviation" value="D-x off: switched off: &lt;as written&gt;"/>"#
+            ),
             "{out}"
         );
         assert!(out.starts_with(

@@ -597,22 +597,39 @@ mod tests {
         assert_eq!(s.istio_version, IstioVersionRequest::Pinned);
         let s = settings(&[("HAPPY_VERBATIM", "all")]).unwrap();
         assert_eq!(s.verbatim.len(), crate::deviations::DEVIATIONS.len());
-        assert_eq!(s.istio_version.clone(), IstioVersionRequest::Exact("1.12.2".parse().unwrap()));
+        assert_eq!(
+            s.istio_version.clone(),
+            IstioVersionRequest::Exact("1.12.2".parse().unwrap())
+        );
         let s = settings(&[("HAPPY_LEGACY_IMAGE", "my/curl:1")]).unwrap();
         assert_eq!(s.legacy_image.as_deref(), Some("my/curl:1"));
 
         let err = error_of(&[("HAPPY_VERBATIM", "D-legacy-image,D-nope")]);
         assert!(
-            err.contains("HAPPY_VERBATIM") && err.contains("D-nope") && err.contains("D-legacy-image"),
+            err.contains("HAPPY_VERBATIM")
+                && err.contains("D-nope")
+                && err.contains("D-legacy-image"),
             "{err}"
         );
-        let err = error_of(&[("HAPPY_VERBATIM", "D-legacy-image"), ("HAPPY_LEGACY_IMAGE", "my/curl:1")]);
-        assert!(err.contains("HAPPY_LEGACY_IMAGE") && err.contains("my/curl:1"), "{err}");
-        let err = error_of(&[("HAPPY_VERBATIM", "all"), ("ISTIO_VERSION", "latest")]);
-        assert!(err.contains("ISTIO_VERSION") && err.contains("D-istio-version"), "{err}");
+        let err = error_of(&[
+            ("HAPPY_VERBATIM", "D-legacy-image"),
+            ("HAPPY_LEGACY_IMAGE", "my/curl:1"),
+        ]);
         assert!(
-            settings(&[("HAPPY_VERBATIM", "all"), ("HAPPY_LEGACY_IMAGE", "docker.io/radial/busyboxplus:curl")])
-                .is_ok()
+            err.contains("HAPPY_LEGACY_IMAGE") && err.contains("my/curl:1"),
+            "{err}"
+        );
+        let err = error_of(&[("HAPPY_VERBATIM", "all"), ("ISTIO_VERSION", "latest")]);
+        assert!(
+            err.contains("ISTIO_VERSION") && err.contains("D-istio-version"),
+            "{err}"
+        );
+        assert!(
+            settings(&[
+                ("HAPPY_VERBATIM", "all"),
+                ("HAPPY_LEGACY_IMAGE", "docker.io/radial/busyboxplus:curl")
+            ])
+            .is_ok()
         );
     }
 

@@ -106,7 +106,10 @@ fn every_claim_has_a_scenario_and_every_scenario_one_claim() {
 }
 
 fn deviation_tags(tags: &[String]) -> Vec<String> {
-    tags.iter().filter(|t| t.starts_with("D-")).cloned().collect()
+    tags.iter()
+        .filter(|t| t.starts_with("D-"))
+        .cloned()
+        .collect()
 }
 
 /// The deviation list and the features agree: each deviation tag names a deviation; the claims
@@ -125,13 +128,21 @@ fn deviations_and_features_agree() {
             let ids = deviation_tags(&tags);
             for id in &ids {
                 let d = find(id).unwrap_or_else(|| {
-                    panic!("{:?}: @{id} is not a deviation in src/deviations.rs", scenario.name)
+                    panic!(
+                        "{:?}: @{id} is not a deviation in src/deviations.rs",
+                        scenario.name
+                    )
                 });
                 assert_eq!(d.id, id, "tags spell the id exactly");
             }
             if scenario.tags.iter().any(|t| t == "deviation") {
                 let own = deviation_tags(&scenario.tags);
-                assert_eq!(own.len(), 1, "{:?} must re-check exactly one deviation", scenario.name);
+                assert_eq!(
+                    own.len(),
+                    1,
+                    "{:?} must re-check exactly one deviation",
+                    scenario.name
+                );
                 assert!(claim_tags(&scenario.tags).is_empty(), "{:?}", scenario.name);
                 *rechecks.entry(own[0].clone()).or_default() += 1;
                 continue;
@@ -149,7 +160,10 @@ fn deviations_and_features_agree() {
                 );
             }
             for id in ids {
-                claims_by_tag.entry(id).or_default().extend(claim_tags(&tags));
+                claims_by_tag
+                    .entry(id)
+                    .or_default()
+                    .extend(claim_tags(&tags));
             }
         }
     }

@@ -76,10 +76,7 @@ async fn the_schema1_image_is_refused_as_containerd_2_2_refuses_it() {
     );
     let pod = pods.get("legacy").await.unwrap();
     assert!(!is_ready(&pod));
-    assert_eq!(
-        pod.status.and_then(|s| s.phase).as_deref(),
-        Some("Pending")
-    );
+    assert_eq!(pod.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
 
     // The kubelet's events, as `kubectl describe pod legacy` shows them.
     let events: Api<Event> = Api::namespaced(client.clone(), "default");
@@ -106,7 +103,11 @@ async fn the_schema1_image_is_refused_as_containerd_2_2_refuses_it() {
     .await;
     let has = |t: &str, r: &str, m: &str| seen.iter().any(|e| e == &(t.into(), r.into(), m.into()));
     assert!(
-        has("Normal", "Pulling", "Pulling image \"radial/busyboxplus:curl\""),
+        has(
+            "Normal",
+            "Pulling",
+            "Pulling image \"radial/busyboxplus:curl\""
+        ),
         "{seen:#?}"
     );
     assert!(

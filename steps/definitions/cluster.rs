@@ -116,9 +116,10 @@ async fn delete_stale_pods(env: &Env, manifests: &[Manifest]) -> Step {
             .await
             .map_err(|e| Failure(format!("get pod {namespace}/{}: {e}", manifest.name())))?;
         let Some(existing) = existing else { continue };
-        let wanted: Pod = serde_json::from_value(serde_json::to_value(&manifest.object).map_err(
-            |e| Failure(format!("{}: {e}", manifest.describe())),
-        )?)
+        let wanted: Pod = serde_json::from_value(
+            serde_json::to_value(&manifest.object)
+                .map_err(|e| Failure(format!("{}: {e}", manifest.describe())))?,
+        )
         .map_err(|e| Failure(format!("{} is not a valid Pod: {e}", manifest.describe())))?;
         // (name, image as Docker normalises it, command) of each container.
         let spec_of = |p: &Pod| -> Vec<(String, Option<String>, Option<Vec<String>>)> {

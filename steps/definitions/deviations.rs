@@ -153,7 +153,8 @@ pub async fn workshop_ingress_addresses(env: &Env) -> happy_istio::Result<Vec<St
 /// the first LoadBalancer address, bounded by `request`.
 pub async fn get_through_load_balancer(env: &Env, path: &str) -> happy_istio::Result<HttpResponse> {
     let addresses = workshop_ingress_addresses(env).await?;
-    let target = format!("the ingress gateway's LoadBalancer address{path} (D-ingress-address is off)");
+    let target =
+        format!("the ingress gateway's LoadBalancer address{path} (D-ingress-address is off)");
     let fail = |message: String| happy_istio::Error::Http {
         target: target.clone(),
         message,
@@ -180,7 +181,9 @@ pub async fn get_through_load_balancer(env: &Env, path: &str) -> happy_istio::Re
     }
 }
 
-#[then("the workshop's ingress address, the gateway Service's LoadBalancer IP, does not reach the gateway from here")]
+#[then(
+    "the workshop's ingress address, the gateway Service's LoadBalancer IP, does not reach the gateway from here"
+)]
 async fn ingress_address_still_unusable(world: &mut HappyWorld) -> Step {
     let env = world.env();
     let addresses = workshop_ingress_addresses(&env).await?;

@@ -226,8 +226,7 @@ impl LocalRuntime {
 
     /// The program for an image, or the pull error the kubelet would report for it.
     fn program_for(&self, image: &str) -> Result<Arc<dyn Program>, String> {
-        if pull::is_schema1(image) && !self.pull_schema1.load(std::sync::atomic::Ordering::SeqCst)
-        {
+        if pull::is_schema1(image) && !self.pull_schema1.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(pull::schema1_refusal(image));
         }
         let programs = self.programs.read().unwrap_or_else(PoisonError::into_inner);

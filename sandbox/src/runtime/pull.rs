@@ -116,7 +116,10 @@ mod tests {
         assert!(!is_schema1("docker.io/curlimages/curl:8.16.0"));
         let m = schema1_refusal("radial/busyboxplus:curl");
         assert!(m.contains("\"docker.io/radial/busyboxplus:curl\""), "{m}");
-        assert!(m.contains("is no longer supported since containerd v2.1"), "{m}");
+        assert!(
+            m.contains("is no longer supported since containerd v2.1"),
+            "{m}"
+        );
         assert_eq!(
             backoff_message("radial/busyboxplus:curl"),
             "Back-off pulling image \"radial/busyboxplus:curl\""

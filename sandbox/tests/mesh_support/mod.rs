@@ -183,7 +183,10 @@ impl MeshCluster {
                 r#"command: ["tail", "-f", "/dev/null"]"#,
                 r#"command: ["/bin/sleep", "infinity"]"#,
             );
-        assert!(yaml.contains("curlimages/curl"), "legacy.yaml changed: {yaml}");
+        assert!(
+            yaml.contains("curlimages/curl"),
+            "legacy.yaml changed: {yaml}"
+        );
         self.apply_yaml("default", "legacy.yaml", &yaml).await;
     }
 
