@@ -167,8 +167,8 @@ pub const DEVIATIONS: &[Deviation] = &[
                    -ojsonpath='{.status.loadBalancer.ingress[*].ip}') … \
                    watch -n 1 'curl -s $ISTIO_INGRESS_GW_IP || true'",
         suite: "sends each request through a port-forward to a Ready istio-ingressgateway pod, on \
-                the port the Service's port 80 targets (on kind the suite's cluster also maps \
-                host port 8080 to the gateway's NodePort 30080, for a reader's browser)",
+                the port the Service's port 80 targets (on kind, HAPPY_KIND_HOST_PORT can also \
+                publish the gateway's NodePort 30080 on 127.0.0.1, for a reader's browser)",
         why: "kind has no LoadBalancer implementation of its own: without Cloud Provider KIND \
               running on the host the Service's status.loadBalancer stays empty (EXTERNAL-IP \
               <pending>), ISTIO_INGRESS_GW_IP is empty and the workshop's curl reaches nothing; \

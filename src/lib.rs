@@ -10,6 +10,7 @@ pub mod download;
 pub mod error;
 pub mod istio;
 pub mod manifests;
+pub mod preflight;
 pub mod probes;
 pub mod provision;
 pub mod report;
