@@ -97,6 +97,12 @@ pub struct Settings {
     pub kind_cluster: String,
     /// The variables that were set (non-empty), for [`Settings::not_applicable`].
     pub explicit: Vec<&'static str>,
+    /// `HAPPY_LEGACY_IMAGE`: the legacy client's image; `None` = the deviation's own
+    /// (see [`crate::deviations`]). `HAPPY_VERBATIM` naming `D-legacy-image` sets it to the
+    /// workshop's image.
+    pub legacy_image: Option<String>,
+    /// `HAPPY_VERBATIM`: the ids of the deviations switched off (every id for `all`).
+    pub verbatim: Vec<String>,
     /// `HAPPY_KIND_BINARY`: a kind binary to use instead of the pinned, downloaded one.
     pub kind_binary: Option<PathBuf>,
     /// `HAPPY_KIND_NODE_IMAGE`: the node image (the Kubernetes version) of the kind cluster.
@@ -249,6 +255,68 @@ impl Settings {
             }
         };
 
+        let verbatim: Vec<String> = match get(crate::deviations::VERBATIM_VAR) {
+            None => Vec::new(),
+            Some(v) if v.eq_ignore_ascii_case("all") => crate::deviations::ids()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(|id| match crate::deviations::find(id) {
+                    Some(d) => Ok(d.id.to_string()),
+                    None => Err(invalid(
+                        crate::deviations::VERBATIM_VAR,
+                        &v,
+                        format!(
+                            "no deviation {id:?}; expected all or ids among {}",
+                            crate::deviations::ids().join(", ")
+                        ),
+                    )),
+                })
+                .collect::<Result<_>>()?,
+        };
+        let verbatim_has = |id: &str| verbatim.iter().any(|v| v == id);
+
+        let mut legacy_image = get("HAPPY_LEGACY_IMAGE");
+        if verbatim_has("D-legacy-image") {
+            let workshop = crate::deviations::WORKSHOP_LEGACY_IMAGE;
+            match &legacy_image {
+                Some(image) if !crate::deviations::same_image(image, workshop) => {
+                    return Err(invalid(
+                        "HAPPY_LEGACY_IMAGE",
+                        image,
+                        format!(
+                            "HAPPY_VERBATIM switches D-legacy-image off, which runs the \
+                             workshop's {workshop}; unset one of the two"
+                        ),
+                    ));
+                }
+                _ => legacy_image = Some(workshop.to_string()),
+            }
+        }
+        let mut istio_version = istio_version;
+        if verbatim_has("D-istio-version") {
+            let workshop = crate::deviations::WORKSHOP_ISTIO_VERSION;
+            match &istio_version {
+                IstioVersionRequest::Pinned => {
+                    istio_version = IstioVersionRequest::Exact(workshop.parse()?);
+                }
+                IstioVersionRequest::Exact(v) if v.to_string() == workshop => {}
+                other => {
+                    return Err(invalid(
+                        "ISTIO_VERSION",
+                        &format!("{other:?}"),
+                        format!(
+                            "HAPPY_VERBATIM switches D-istio-version off, which installs the \
+                             workshop's {workshop}; unset one of the two"
+                        ),
+                    ));
+                }
+            }
+        }
         let kind_binary = match get("HAPPY_KIND_BINARY") {
             None => None,
             Some(v) => Some(
@@ -303,6 +371,8 @@ impl Settings {
             report_dir,
             kind_cluster,
             explicit,
+            legacy_image,
+            verbatim,
             kind_binary,
             kind_node_image,
             kind_host_port,
@@ -448,6 +518,18 @@ impl Settings {
                 values: "a kind cluster name",
                 default: DEFAULT_KIND_CLUSTER,
                 meaning: "Name of the kind cluster to create or reuse",
+            },
+            SettingDoc {
+                name: "HAPPY_VERBATIM",
+                values: "all | deviation ids, comma-separated (D-legacy-image, D-istio-version, D-ingress-address)",
+                default: "unset (every deviation on)",
+                meaning: "Switch deviations off: run the workshop's text as written where the suite departs from it (see Deviations from the workshop)",
+            },
+            SettingDoc {
+                name: "HAPPY_LEGACY_IMAGE",
+                values: "an image reference",
+                default: crate::deviations::SUITE_LEGACY_IMAGE,
+                meaning: "Image of the legacy client pod (C18, C19, C22; deviation D-legacy-image); radial/busyboxplus:curl = the workshop's pod as written (fails to pull on containerd ≥ 2.1), any other image runs with command /bin/sleep infinity",
             },
             SettingDoc {
                 name: "HAPPY_KIND_BINARY",
@@ -805,6 +887,52 @@ mod tests {
     }
 
     #[test]
+    fn verbatim_and_the_legacy_image() {
+        let s = settings(&[]).unwrap();
+        assert!(s.verbatim.is_empty() && s.legacy_image.is_none());
+        let s = settings(&[("HAPPY_VERBATIM", "d-legacy-image")]).unwrap();
+        assert_eq!(s.verbatim, ["D-legacy-image"]);
+        assert_eq!(s.legacy_image.as_deref(), Some("radial/busyboxplus:curl"));
+        assert_eq!(s.istio_version, IstioVersionRequest::Pinned);
+        let s = settings(&[("HAPPY_VERBATIM", "all")]).unwrap();
+        assert_eq!(s.verbatim.len(), crate::deviations::DEVIATIONS.len());
+        assert_eq!(
+            s.istio_version.clone(),
+            IstioVersionRequest::Exact("1.12.2".parse().unwrap())
+        );
+        let s = settings(&[("HAPPY_LEGACY_IMAGE", "my/curl:1")]).unwrap();
+        assert_eq!(s.legacy_image.as_deref(), Some("my/curl:1"));
+
+        let err = error_of(&[("HAPPY_VERBATIM", "D-legacy-image,D-nope")]);
+        assert!(
+            err.contains("HAPPY_VERBATIM")
+                && err.contains("D-nope")
+                && err.contains("D-legacy-image"),
+            "{err}"
+        );
+        let err = error_of(&[
+            ("HAPPY_VERBATIM", "D-legacy-image"),
+            ("HAPPY_LEGACY_IMAGE", "my/curl:1"),
+        ]);
+        assert!(
+            err.contains("HAPPY_LEGACY_IMAGE") && err.contains("my/curl:1"),
+            "{err}"
+        );
+        let err = error_of(&[("HAPPY_VERBATIM", "all"), ("ISTIO_VERSION", "latest")]);
+        assert!(
+            err.contains("ISTIO_VERSION") && err.contains("D-istio-version"),
+            "{err}"
+        );
+        assert!(
+            settings(&[
+                ("HAPPY_VERBATIM", "all"),
+                ("HAPPY_LEGACY_IMAGE", "docker.io/radial/busyboxplus:curl")
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn describe_covers_every_variable_read() {
         let names: Vec<&str> = Settings::describe().iter().map(|d| d.name).collect();
         let source = include_str!("settings.rs");
@@ -817,6 +945,7 @@ mod tests {
             "HAPPY_CACHE_DIR",
             "HAPPY_REPORT_DIR",
             "HAPPY_KIND_CLUSTER",
+            "HAPPY_LEGACY_IMAGE",
             "HAPPY_KIND_BINARY",
             "HAPPY_KIND_NODE_IMAGE",
             "HAPPY_KIND_HOST_PORT",

@@ -336,6 +336,9 @@ pub async fn run() -> Result<ExitCode, String> {
     check_options(&opts)?;
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
     let timeouts = Timeouts::from_env().map_err(|e| e.to_string())?;
+    // Every departure from the workshop's text, announced before anything runs.
+    let deviations = happy_istio::deviations::Deviations::resolve(&settings);
+    eprint!("{deviations}");
     let names: Vec<String> = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
         .collect();
@@ -375,6 +378,7 @@ pub async fn run() -> Result<ExitCode, String> {
     let mut base_info = RunInfo {
         run_id: run_id.clone(),
         started_at: started.to_string(),
+        deviations: deviations.report(),
         ..RunInfo::default()
     };
 
