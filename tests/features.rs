@@ -273,11 +273,9 @@ fn a_feature_whose_every_scenario_is_skipped_skips_its_background_too() {
     for feature in features() {
         let needs_istio = feature.tags.iter().any(|t| t == "istio");
         let (parts, _) = gate.apply(feature.clone());
-        assert_eq!(parts.len(), 1, "{}", feature.name);
-        let gated = &parts[0];
         if needs_istio {
-            assert!(gated.background.is_none(), "{}", feature.name);
-            for scenario in &gated.scenarios {
+            assert_eq!(parts.len(), 1, "{}", feature.name);
+            for scenario in &parts[0].scenarios {
                 assert!(
                     scenario.steps[0].value.starts_with(SKIP_STEP_PREFIX),
                     "{}: {}",
@@ -286,8 +284,16 @@ fn a_feature_whose_every_scenario_is_skipped_skips_its_background_too() {
                 );
             }
         }
-        if !needs_istio {
-            assert_eq!(gated.background, feature.background, "{}", feature.name);
+        for part in &parts {
+            let all_skipped = part
+                .scenarios
+                .iter()
+                .all(|s| s.tags.iter().any(|t| t == SKIPPED_TAG));
+            if all_skipped {
+                assert!(part.background.is_none(), "{}", feature.name);
+            } else {
+                assert_eq!(part.background, feature.background, "{}", feature.name);
+            }
         }
     }
 }
@@ -370,8 +376,19 @@ fn a_shared_precondition_is_one_every_later_scenario_repeats() {
     };
     let deployed =
         "services-a.yaml, services-b.yaml, services-c-v1.yaml and services-c-v2.yaml are applied";
-    assert!(shared_by_every_remaining(deployed, after("C08")).is_some());
-    assert!(shared_by_every_remaining("Istio is installed", after("C08")).is_some());
+    // With the deviation checks (07, no claim tag) selected too, the run goes on: the first of
+    // them deploys none of the services and would not repeat the failure.
+    assert_eq!(shared_by_every_remaining(deployed, after("C08")), None);
+    let claims_only = |claim: &str| -> Vec<Vec<&str>> {
+        let at = all.iter().position(|(c, _)| c == claim).unwrap();
+        all[at + 1..]
+            .iter()
+            .filter(|(c, _)| !c.is_empty())
+            .map(|(_, steps)| steps.iter().map(String::as_str).collect())
+            .collect()
+    };
+    assert!(shared_by_every_remaining(deployed, claims_only("C08")).is_some());
+    assert!(shared_by_every_remaining("Istio is installed", claims_only("C08")).is_some());
     let c02 = "services-a.yaml, services-b.yaml and services-c-v1.yaml are applied";
     assert_eq!(shared_by_every_remaining(c02, after("C02")), None);
 }

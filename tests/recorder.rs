@@ -94,6 +94,12 @@ async fn an_environment_failure_every_later_scenario_shares_stops_the_run() {
     let planned: Vec<gherkin::Feature> = all
         .iter()
         .skip_while(|f| f.name != ingress.name)
+        // The workshop's chapters: the deviation checks (07) share none of their Backgrounds.
+        .filter(|f| {
+            !f.scenarios
+                .iter()
+                .all(|s| s.tags.iter().any(|t| t == "deviation"))
+        })
         .cloned()
         .collect();
     let total: usize = planned.iter().map(|f| f.scenarios.len()).sum();
