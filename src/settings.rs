@@ -487,7 +487,7 @@ impl Settings {
                 name: "HAPPY_REUSE",
                 values: "0 | 1",
                 default: "0",
-                meaning: "1 = reuse an existing kind cluster of that name when it already runs the wanted Istio version",
+                meaning: "1 = reuse an existing kind cluster of that name (its node image stays as it was created); Istio is kept when it runs the wanted version, otherwise the wanted version is installed over it",
             },
             SettingDoc {
                 name: "HAPPY_KEEP",

@@ -89,6 +89,10 @@ fn gate_for(handle: &dyn ClusterHandle) -> Gate {
             "capture".to_string(),
             caps.packet_capture.missing_reason().map(str::to_string),
         ),
+        (
+            "egress-gateway".to_string(),
+            caps.egress_gateway.missing_reason().map(str::to_string),
+        ),
     ])
 }
 

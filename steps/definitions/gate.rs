@@ -1,5 +1,5 @@
 //! Skipping what a cluster cannot do, visibly. A scenario tagged with a capability the cluster
-//! lacks (`@istio`, `@prometheus`, `@grafana`, `@kiali`, `@capture`; on the feature or the
+//! lacks (`@istio`, `@prometheus`, `@grafana`, `@kiali`, `@capture`, `@egress-gateway`; on the feature or the
 //! scenario) gets a first step that names the reason and matches no definition, so cucumber
 //! reports the scenario as skipped, with the reason in the output and in every report.
 //! Scenarios skipped this way carry the tag [`SKIPPED_TAG`]; any other skipped step is a
