@@ -4,6 +4,7 @@
 
 pub mod checks;
 pub mod cluster;
+pub mod deviations;
 pub mod diagnostics;
 pub mod download;
 pub mod error;
