@@ -13,6 +13,7 @@ async fn request_port_forward(world: &mut HappyWorld, path: String, deployment: 
     world.target = Some(Target {
         route: Route::PortForward { deployment, port },
         path,
+        browser: false,
     });
 }
 
@@ -21,6 +22,30 @@ async fn request_ingress(world: &mut HappyWorld, path: RequestPath) {
     world.target = Some(Target {
         route: Route::IngressGateway,
         path: path.0,
+        browser: false,
+    });
+}
+
+/// What the workshop's reader does with "open localhost:8080/ui in your browser": the page
+/// load follows redirects (fake-service answers `/ui` with 301 to `/ui/`), and the verdicts
+/// judge the page the browser ends on.
+#[when(
+    regex = r"^I open (/\S*) in a browser through a port-forward to deploy/([a-z0-9-]+) on port (\d+)$"
+)]
+async fn open_port_forward(world: &mut HappyWorld, path: String, deployment: String, port: u16) {
+    world.target = Some(Target {
+        route: Route::PortForward { deployment, port },
+        path,
+        browser: true,
+    });
+}
+
+#[when(expr = "I open {path} in a browser through the ingress gateway")]
+async fn open_ingress(world: &mut HappyWorld, path: RequestPath) {
+    world.target = Some(Target {
+        route: Route::IngressGateway,
+        path: path.0,
+        browser: true,
     });
 }
 
@@ -41,7 +66,33 @@ pub async fn judge(
     let policy = if once { env.once() } else { env.convergence() };
     let send = || target.send(&env);
     world.responses = converge(&what, &policy, expectation, &send).await?;
+    if target.browser {
+        show_redirects(&target, &world.responses);
+    }
     Ok(())
+}
+
+/// Print the way the browser took to the accepted pages (the scenario's output): the claim is
+/// about the page, and a redirect on the way is part of what the reader saw.
+fn show_redirects(target: &Target, responses: &[happy_istio::cluster::HttpResponse]) {
+    let mut chains: Vec<String> = responses
+        .iter()
+        .map(happy_istio::cluster::describe_chain)
+        .collect();
+    chains.sort();
+    chains.dedup();
+    for chain in chains {
+        println!(
+            "      browser: {} via {}: {chain} ({} of {} page loads)",
+            target.path,
+            target.route,
+            responses
+                .iter()
+                .filter(|r| happy_istio::cluster::describe_chain(r) == chain)
+                .count(),
+            responses.len()
+        );
+    }
 }
 
 #[then(expr = "every response is {int}")]
@@ -63,6 +114,7 @@ async fn port_forward_failed(world: &mut HappyWorld, deployment: String, port: u
     let target = Target {
         route: Route::PortForward { deployment, port },
         path: "/".into(),
+        browser: false,
     };
     judge(world, target, Expectation::Both(500, 200), true).await
 }
@@ -73,6 +125,7 @@ async fn ingress_failed(world: &mut HappyWorld) -> Step {
     let target = Target {
         route: Route::IngressGateway,
         path: "/".into(),
+        browser: false,
     };
     judge(world, target, Expectation::Both(500, 200), true).await
 }
@@ -144,7 +197,13 @@ async fn every_failure_chain(
 #[then("every response is an HTML page")]
 async fn every_html(world: &mut HappyWorld) -> Step {
     for r in accepted(world)? {
-        chain::is_html_page(r)?;
+        chain::is_html_page(r).map_err(|e| {
+            if r.redirects.is_empty() {
+                e
+            } else {
+                format!("{e} (reached by {})", happy_istio::cluster::describe_chain(r))
+            }
+        })?;
     }
     Ok(())
 }

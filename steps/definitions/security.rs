@@ -93,6 +93,7 @@ async fn capture_ingress(
     let target = Target {
         route: Route::IngressGateway,
         path,
+        browser: false,
     };
     let (env_ref, target_ref) = (&env, &target);
     let out = capture_while(&env, &deployment, port, || async move {
