@@ -1,7 +1,66 @@
-//! What the addons show: Grafana's dashboards and Kiali's traffic graph.
+//! What the addons show: Grafana's dashboards and Kiali's traffic graph, and how to poll the
+//! graph while traffic flows.
+//!
+//! Kiali facts the checks rely on (kiali/kiali, tags v2.17–v2.30, the versions Istio 1.28–1.31
+//! ship in `samples/addons/kiali.yaml`):
+//! - `GET /api/namespaces/graph` (`routing/routes.go`) under `web_root: /kiali`, anonymous
+//!   access (`samples/addons/kiali.yaml`).
+//! - The JSON (`graph/config/common/common.go`, `Config`/`NodeData`/`EdgeData`): nodes and edges
+//!   under `elements`, each in `data`; node `nodeType` (`unknown` for traffic from outside the
+//!   mesh, `graph/types.go`), `namespace`, `app`, `version`; edge `source`, `target`,
+//!   `traffic.rates` a map of **strings** (`http`, `http5xx`, `httpPercentErr`, …, present only
+//!   when above 0, `addEdgeTelemetry`), `isMTLS` the mTLS percentage as a string, present only
+//!   when above 0 (`appender/security_policy.go`).
+//! - Every traffic query ends in `> 0` (`graph/telemetry/istio/istio.go`): an edge exists only
+//!   while `rate(istio_requests_total[duration])` is above 0, which needs two scrapes with an
+//!   increase — so traffic must keep flowing while the graph is polled.
+//! - From v2.21.0 the graph is cached and refreshed in the background (default 60 s);
+//!   `refreshInterval=0` bypasses the cache for a request (`graph/options.go`: "Negative or zero
+//!   means disable caching for this request"); older versions ignore the parameter.
+
+use std::future::Future;
 
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::probes::{Convergence, eventually};
+
+/// The graph request of the claims: the workshop's versioned-app graph of `namespace` over the
+/// last 10 minutes, no service nodes, with the appenders that keep idle "unknown" sources
+/// (`deadNode`) and add `isMTLS` (`securityPolicy`), and no cache.
+pub fn graph_path(namespace: &str) -> String {
+    format!(
+        "/kiali/api/namespaces/graph?namespaces={namespace}&graphType=versionedApp&duration=600s\
+         &injectServiceNodes=false&appenders=deadNode,securityPolicy&refreshInterval=0"
+    )
+}
+
+/// Fetch the graph until `check` holds, sending one unit of traffic before every fetch (the
+/// workshop keeps `watch -n 1 curl …` running while looking at Kiali); the first fetch is
+/// retried like any other (Kiali may still be starting). Bounded by `policy`.
+pub async fn graph_with_traffic<S, SF, F, FF, C>(
+    what: &str,
+    policy: &Convergence,
+    send: S,
+    fetch: F,
+    check: C,
+) -> crate::Result<KialiGraph>
+where
+    S: Fn() -> SF,
+    SF: Future<Output = ()>,
+    F: Fn() -> FF,
+    FF: Future<Output = Result<KialiGraph, String>>,
+    C: Fn(&KialiGraph) -> Result<(), String>,
+{
+    let (send, fetch, check) = (&send, &fetch, &check);
+    eventually(what, policy, || async move {
+        send().await;
+        let graph = fetch().await?;
+        check(&graph)?;
+        Ok(graph)
+    })
+    .await
+}
 
 /// Grafana's `/api/search` answer holds a dashboard with exactly this title.
 pub fn grafana_has_dashboard(search_body: &str, title: &str) -> Result<bool, String> {
@@ -14,12 +73,12 @@ pub fn grafana_has_dashboard(search_body: &str, title: &str) -> Result<bool, Str
 }
 
 /// Kiali's graph (`/kiali/api/namespaces/graph`), the parts the claims read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct KialiGraph {
     pub elements: Elements,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default)]
 pub struct Elements {
     #[serde(default)]
     pub nodes: Vec<Element<Node>>,
@@ -27,12 +86,12 @@ pub struct Elements {
     pub edges: Vec<Element<Edge>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Element<T> {
     pub data: T,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Node {
     pub id: String,
@@ -46,7 +105,7 @@ pub struct Node {
     pub version: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Edge {
     pub source: String,
@@ -58,7 +117,7 @@ pub struct Edge {
     pub is_mtls: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Traffic {
     #[serde(default)]

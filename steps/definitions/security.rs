@@ -14,7 +14,7 @@ use super::world::{
 };
 
 /// The legacy client of the workshop: pod `legacy`, container `legacy`, namespace `default`.
-const LEGACY: (&str, &str, &str) = ("default", "legacy", "legacy");
+pub const LEGACY: (&str, &str, &str) = ("default", "legacy", "legacy");
 
 /// Packets a capture waits for: enough for a TCP handshake, a request and its response.
 const CAPTURE_PACKETS: &str = "20";
@@ -252,6 +252,7 @@ async fn legacy_has_called(world: &mut HappyWorld, url: Url) -> Step {
     let env = world.env();
     let call = some_call_answers(&env, LEGACY, &url.0, 200).await?;
     world.last_curl = Some(call);
+    world.traffic = Some(super::requests::Traffic::Legacy { url: url.0 });
     Ok(())
 }
 

@@ -370,6 +370,10 @@ pub struct HappyWorld {
     pub last_curl: Option<Curl>,
     /// Kiali's graph, as fetched.
     pub graph: Option<happy_istio::checks::addons::KialiGraph>,
+    /// What was read just before the scenario's requests, so verdicts judge those requests.
+    pub before: Option<super::requests::Before>,
+    /// The scenario's traffic, to repeat while a view that needs live traffic (Kiali) catches up.
+    pub traffic: Option<super::requests::Traffic>,
 }
 
 impl fmt::Debug for HappyWorld {
@@ -400,6 +404,8 @@ impl HappyWorld {
             capture: None,
             last_curl: None,
             graph: None,
+            before: None,
+            traffic: None,
         })
     }
 
