@@ -417,7 +417,7 @@ mod tests {
     #[test]
     fn describe_lists_every_entry_with_parseable_defaults() {
         let docs = Timeouts::describe();
-        assert_eq!(docs.len(), 12);
+        assert_eq!(docs.len(), 13);
         let defaults = Timeouts::default();
         for doc in &docs {
             assert!(doc.env_var.starts_with("HAPPY_"), "{doc:?}");
