@@ -27,6 +27,7 @@ Feature: Secure the traffic
     Given the legacy client runs in the namespace default
     When I capture the traffic into service-a's pod on port 8080 while the legacy client calls http://service-a.istioinaction.svc.cluster.local
       """
+      kubectl -n istioinaction exec deploy/service-a -c istio-proxy -- sudo tcpdump -l -nn -A -s 0 -i eth0 -c 20 tcp port 8080 and host LEGACY_POD_IP
       kubectl -n default exec legacy -- curl -s http://service-a.istioinaction.svc.cluster.local
       """
     Then the legacy client's call answers 200
