@@ -108,9 +108,7 @@ async fn start(interval: Duration, pod: &str) -> Running {
     let container: k8s_openapi::api::core::v1::Container =
         serde_json::from_value(objects[2]["spec"]["template"]["spec"]["containers"][0].clone())
             .unwrap();
-    let net = network
-        .create_pod("istio-system", pod)
-        .unwrap();
+    let net = network.create_pod("istio-system", pod).unwrap();
     let log = LogBuffer::new(1000);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let program = prometheus::program_with_interval(store.clone(), interval);
@@ -212,10 +210,12 @@ async fn prometheus_scrapes_at_the_addons_15s_interval_when_asked() {
         cancel,
         run,
     } = start(prometheus::ADDON_SCRAPE_INTERVAL, "prometheus-15s").await;
-    let targets: Value = serde_json::from_str(&get(addr, "/api/v1/targets").await.unwrap()).unwrap();
+    let targets: Value =
+        serde_json::from_str(&get(addr, "/api/v1/targets").await.unwrap()).unwrap();
     let active = &targets["data"]["activeTargets"];
     // The file_sd target may need a moment to be read; the configuration is what matters here.
-    let config: Value = serde_json::from_str(&get(addr, "/api/v1/status/config").await.unwrap()).unwrap();
+    let config: Value =
+        serde_json::from_str(&get(addr, "/api/v1/status/config").await.unwrap()).unwrap();
     let yaml = config["data"]["yaml"].as_str().unwrap_or_default();
     assert!(yaml.contains("scrape_interval: 15s"), "{yaml}");
     assert!(yaml.contains("scrape_timeout: 10s"), "{yaml}");
@@ -224,11 +224,17 @@ async fn prometheus_scrapes_at_the_addons_15s_interval_when_asked() {
     let _ = query_until_found(addr, query, Duration::from_secs(60)).await;
     let samples = "/api/v1/query?query=istio_requests_total%7Bsource_workload%3D%22fake-source%22%7D%5B40s%5D";
     let body: Value = serde_json::from_str(&get(addr, samples).await.unwrap()).unwrap();
-    let values = body["data"]["result"][0]["values"].as_array().unwrap().clone();
+    let values = body["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap()
+        .clone();
     let times: Vec<f64> = values.iter().map(|v| v[0].as_f64().unwrap()).collect();
     for pair in times.windows(2) {
         let gap = pair[1] - pair[0];
-        assert!((14.0..=16.0).contains(&gap), "samples {gap} s apart, not 15: {times:?} ({active})");
+        assert!(
+            (14.0..=16.0).contains(&gap),
+            "samples {gap} s apart, not 15: {times:?} ({active})"
+        );
     }
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(30), run).await;

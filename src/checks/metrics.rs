@@ -109,7 +109,9 @@ pub fn requests_growth(before: &[Sample], after: &[Sample], labels: &[(&str, &st
 pub fn success_rates_of(counts: &BTreeMap<(String, String), f64>) -> BTreeMap<String, (f64, f64)> {
     let mut by_destination: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for ((destination, code), n) in counts {
-        let entry = by_destination.entry(destination.clone()).or_insert((0.0, 0.0));
+        let entry = by_destination
+            .entry(destination.clone())
+            .or_insert((0.0, 0.0));
         if code.starts_with('2') {
             entry.0 += n;
         }
@@ -253,7 +255,10 @@ mod tests {
     #[test]
     fn growth_counts_only_what_came_after_and_survives_resets() {
         let key = |d: &str, c: &str| (d.to_string(), c.to_string());
-        let before = BTreeMap::from([(key("service-b", "503"), 1.0), (key("service-b", "200"), 10.0)]);
+        let before = BTreeMap::from([
+            (key("service-b", "503"), 1.0),
+            (key("service-b", "200"), 10.0),
+        ]);
         let after = BTreeMap::from([
             (key("service-b", "503"), 1.0),
             (key("service-b", "200"), 41.0),
@@ -267,7 +272,10 @@ mod tests {
         let rates = success_rates_of(&grown);
         assert_eq!(rates["service-b"], (1.0, 31.0));
         // A counter that went down was reset: everything it holds is new.
-        let reset = growth(&BTreeMap::from([(key("a", "200"), 50.0)]), &BTreeMap::from([(key("a", "200"), 4.0)]));
+        let reset = growth(
+            &BTreeMap::from([(key("a", "200"), 50.0)]),
+            &BTreeMap::from([(key("a", "200"), 4.0)]),
+        );
         assert_eq!(reset[&key("a", "200")], 4.0);
     }
 
@@ -275,14 +283,27 @@ mod tests {
     fn series_growth_matches_series_by_their_labels() {
         let five_hundreds = |v: f64| {
             sample(
-                &[("reporter", "destination"), ("response_code", "500"), ("source_workload", "x")],
+                &[
+                    ("reporter", "destination"),
+                    ("response_code", "500"),
+                    ("source_workload", "x"),
+                ],
                 v,
             )
         };
         let before = vec![five_hundreds(3.0)];
-        assert_eq!(requests_growth(&before, &[five_hundreds(3.0)], &[("response_code", "500")]), 0.0);
-        assert_eq!(requests_growth(&before, &[five_hundreds(5.0)], &[("response_code", "500")]), 2.0);
-        assert_eq!(requests_growth(&[], &[five_hundreds(5.0)], &[("response_code", "500")]), 5.0);
+        assert_eq!(
+            requests_growth(&before, &[five_hundreds(3.0)], &[("response_code", "500")]),
+            0.0
+        );
+        assert_eq!(
+            requests_growth(&before, &[five_hundreds(5.0)], &[("response_code", "500")]),
+            2.0
+        );
+        assert_eq!(
+            requests_growth(&[], &[five_hundreds(5.0)], &[("response_code", "500")]),
+            5.0
+        );
     }
 
     #[test]

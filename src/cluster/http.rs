@@ -411,7 +411,12 @@ mod tests {
                 "<!doctype html><html lang=\"en\"></html>",
             ),
             "/loop" => answer(302, Some("/loop"), "", ""),
-            _ => answer(404, None, "text/plain; charset=utf-8", "404 page not found\n"),
+            _ => answer(
+                404,
+                None,
+                "text/plain; charset=utf-8",
+                "404 page not found\n",
+            ),
         }
     }
 

@@ -263,7 +263,10 @@ async fn addons_installed(world: &mut HappyWorld) -> Step {
     };
     let (env_ref, offered_ref) = (&env, &offered);
     happy_istio::probes::eventually(
-        &format!("the addons {} to be Ready in {ISTIO_NAMESPACE}", offered.join(", ")),
+        &format!(
+            "the addons {} to be Ready in {ISTIO_NAMESPACE}",
+            offered.join(", ")
+        ),
         &policy,
         || async move {
             let deployments = env_ref
@@ -276,7 +279,8 @@ async fn addons_installed(world: &mut HappyWorld) -> Step {
                     .iter()
                     .find(|d| d.metadata.name.as_deref() == Some(*name))
                     .ok_or_else(|| format!("deployment {ISTIO_NAMESPACE}/{name} does not exist"))?;
-                deployment_is_ready(d).map_err(|e| format!("deployment {ISTIO_NAMESPACE}/{name}: {e}"))?;
+                deployment_is_ready(d)
+                    .map_err(|e| format!("deployment {ISTIO_NAMESPACE}/{name}: {e}"))?;
             }
             Ok(())
         },

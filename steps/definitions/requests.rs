@@ -9,7 +9,9 @@ use happy_istio::checks::chain;
 use happy_istio::probes::Sample;
 
 use super::parameters::{Name, RequestPath, Url};
-use super::world::{Env, Failure, HappyWorld, NAMESPACE, Route, SIDECAR, Step, Target, fail, pod_name};
+use super::world::{
+    Env, Failure, HappyWorld, NAMESPACE, Route, SIDECAR, Step, Target, fail, pod_name,
+};
 
 /// The workload every request through the ingress gateway enters: the readings in [`Before`]
 /// are of its sidecar.
@@ -37,7 +39,10 @@ impl Before {
         let mut log_lines = BTreeMap::new();
         for pod in env.cluster.deployment_pods(NAMESPACE, deployment).await? {
             let name = pod_name(&pod);
-            let log = env.cluster.container_logs(NAMESPACE, &name, SIDECAR).await?;
+            let log = env
+                .cluster
+                .container_logs(NAMESPACE, &name, SIDECAR)
+                .await?;
             log_lines.insert(name, log.lines().count());
         }
         Ok(Before {
@@ -287,7 +292,10 @@ async fn every_html(world: &mut HappyWorld) -> Step {
             if r.redirects.is_empty() {
                 e
             } else {
-                format!("{e} (reached by {})", happy_istio::cluster::describe_chain(r))
+                format!(
+                    "{e} (reached by {})",
+                    happy_istio::cluster::describe_chain(r)
+                )
             }
         })?;
     }

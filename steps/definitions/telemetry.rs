@@ -103,7 +103,10 @@ async fn log_lines_since(env: &Env, deployment: &str, before: &Before) -> Result
     let mut new = String::new();
     for pod in &pods {
         let name = pod_name(pod);
-        let log = env.cluster.container_logs(NAMESPACE, &name, SIDECAR).await?;
+        let log = env
+            .cluster
+            .container_logs(NAMESPACE, &name, SIDECAR)
+            .await?;
         let lines: Vec<&str> = log.lines().collect();
         let skip = match before.log_lines.get(&name) {
             Some(n) if *n <= lines.len() => *n,
@@ -122,7 +125,9 @@ async fn access_log_has(world: &mut HappyWorld, deployment: String, code: u16) -
     let env = world.env();
     let key = format!("{deployment}/{SIDECAR}");
     if !world.logs.contains_key(&key) {
-        fail!("{key}'s log was not read: a step \"I read the logs of {deployment}'s istio-proxy\" must come first");
+        fail!(
+            "{key}'s log was not read: a step \"I read the logs of {deployment}'s istio-proxy\" must come first"
+        );
     }
     // Only the entries of this scenario's requests count: the lines after the reading taken
     // before them (an entry from an earlier scenario proves nothing about this one).
@@ -130,7 +135,9 @@ async fn access_log_has(world: &mut HappyWorld, deployment: String, code: u16) -
     let (env_ref, deployment_ref, before_ref) = (&env, deployment.as_str(), &before);
     // Envoy flushes access logs on its own schedule: read again until the entry shows.
     eventually(
-        &format!("an access-log entry with response code {code} in {key}, written since the requests"),
+        &format!(
+            "an access-log entry with response code {code} in {key}, written since the requests"
+        ),
         &telemetry_policy(&env),
         || async move {
             let log = log_lines_since(env_ref, deployment_ref, before_ref)
@@ -300,7 +307,9 @@ async fn prometheus_success_rate(
     let requests = before.requests;
     let (env_ref, source_ref) = (&env, source.as_str());
     let rates = prometheus_rate_of_batch(
-        &format!("Prometheus to count the scenario's {requests} requests from {source} to {destination}"),
+        &format!(
+            "Prometheus to count the scenario's {requests} requests from {source} to {destination}"
+        ),
         &telemetry_policy(&env),
         &baseline,
         requests,

@@ -31,7 +31,10 @@ pub enum Route {
     Ready,
     /// `301` to `location`; `html_body` for `http.Redirect` (the mux), none for the file
     /// server's `localRedirect`.
-    Redirect { location: String, html_body: bool },
+    Redirect {
+        location: String,
+        html_body: bool,
+    },
     /// The UI's `index.html`.
     UiIndex,
     /// A UI file that is not there (the sandbox's UI is one self-contained page).

@@ -423,11 +423,19 @@ mod tests {
             }
         );
         // The suite's C18 capture: only the legacy client's connection.
-        let h = parse_args(&words("-l -nn -A -s 0 -i eth0 -c 20 tcp port 8080 and host 127.1.0.9"))
-            .unwrap();
-        assert_eq!((h.port, h.host), (Some(8080), Some(Ipv4Addr::new(127, 1, 0, 9))));
+        let h = parse_args(&words(
+            "-l -nn -A -s 0 -i eth0 -c 20 tcp port 8080 and host 127.1.0.9",
+        ))
+        .unwrap();
+        assert_eq!(
+            (h.port, h.host),
+            (Some(8080), Some(Ipv4Addr::new(127, 1, 0, 9)))
+        );
         let q = parse_args(&["tcp port 8080 and host 127.1.0.9".to_string()]).unwrap();
-        assert_eq!((q.port, q.host), (Some(8080), Some(Ipv4Addr::new(127, 1, 0, 9))));
+        assert_eq!(
+            (q.port, q.host),
+            (Some(8080), Some(Ipv4Addr::new(127, 1, 0, 9)))
+        );
         assert!(parse_args(&words("host legacy")).is_err());
         assert!(parse_args(&words("port 80 and")).is_err());
         let b = parse_args(&words("-nnA -c5 port 80")).unwrap();

@@ -573,7 +573,10 @@ mod tests {
     #[test]
     fn scrape_intervals_parse_and_bad_ones_name_the_variable() {
         assert_eq!(parse_scrape_interval("15s"), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_scrape_interval(" 500ms "), Ok(Duration::from_millis(500)));
+        assert_eq!(
+            parse_scrape_interval(" 500ms "),
+            Ok(Duration::from_millis(500))
+        );
         assert_eq!(parse_scrape_interval("1m"), Ok(Duration::from_secs(60)));
         for bad in ["", "15", "fast", "10ms", "1.5s", "-1s"] {
             let e = parse_scrape_interval(bad).unwrap_err();
