@@ -241,9 +241,15 @@ impl Settings {
             },
             SettingDoc {
                 name: "ISTIO_VERSION",
-                values: "unset | latest | dev | 1.28.1 | 1.29.0-beta.1 | 1.30-alpha.<sha>",
+                values: "unset | latest | dev | 1.31.1 | 1.31.0-rc.0 | 1.32.0-alpha.<sha> | 1.30-alpha.<sha>",
                 default: crate::istio::releases::PINNED_DEFAULT,
-                meaning: "Istio release to install and take istioctl and samples/addons from; latest = newest stable GitHub release, dev = newest dev build",
+                meaning: "Istio to install and take istioctl and samples/addons from. latest = the newest stable release on GitHub, judged by its tag (drafts and -alpha/-beta/-rc tags skipped); dev = the newest dev build, named by the dev bucket's latest pointer (blob.istio.io, else storage.googleapis.com). A release (MAJOR.MINOR.PATCH[-pre]) is downloaded from GitHub; a dev build (MAJOR.MINOR.0-alpha.<40-hex commit>, or MAJOR.MINOR-alpha.<commit> for builds before April 2026) from the dev bucket, blob.istio.io first",
+            },
+            SettingDoc {
+                name: "GITHUB_TOKEN",
+                values: "unset | a GitHub token",
+                default: "unset",
+                meaning: "Sent, only to api.github.com, when ISTIO_VERSION=latest (and by ci/resolve-istio-versions) reads GitHub's release list, to lift the anonymous rate limit; nothing else calls GitHub's API (dev and explicit versions are plain downloads)",
             },
             SettingDoc {
                 name: "HAPPY_REUSE",
@@ -415,11 +421,12 @@ mod tests {
             IstioVersionRequest::Exact("1.28.1".parse().unwrap())
         );
         let sha = "0123456789abcdef0123456789abcdef01234567";
-        let dev = format!("1.29-alpha.{sha}");
-        assert!(matches!(
-            settings(&[("ISTIO_VERSION", &dev)]).unwrap().istio_version,
-            IstioVersionRequest::Exact(v) if v.is_dev()
-        ));
+        for dev in [format!("1.29-alpha.{sha}"), format!("1.32.0-alpha.{sha}")] {
+            assert!(matches!(
+                settings(&[("ISTIO_VERSION", &dev)]).unwrap().istio_version,
+                IstioVersionRequest::Exact(v) if v.is_dev() && v.to_string() == dev
+            ));
+        }
         let err = error_of(&[("ISTIO_VERSION", "1.28")]);
         assert!(
             err.contains("ISTIO_VERSION") && err.contains("\"1.28\"") && err.contains("latest"),

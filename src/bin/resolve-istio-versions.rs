@@ -1,6 +1,10 @@
 //! Prints the nightly workflow's Istio matrix as JSON on stdout: the newest patch of each of
 //! the newest minors (GitHub's releases API) and the newest dev build (istio's dev `latest`
-//! pointer), e.g. `{"istio":["1.31.1","1.30.5","1.29.2","1.32-alpha.<sha>"]}`.
+//! pointer), e.g. `{"istio":["1.31.1","1.30.5","1.29.8","1.32.0-alpha.<sha>"]}`.
+//!
+//! When the dev pointer cannot be resolved, the matrix still gets a dev cell, `dev`, and an
+//! `::error::` annotation says why: that cell resolves the pointer again itself and fails
+//! visibly if it still cannot, so the nightly never goes green without its dev build.
 //!
 //! Usage: resolve-istio-versions [--minors N] [--no-dev]
 //! The choice itself lives in `happy_istio::istio::releases` (unit-tested); this binary only
@@ -10,7 +14,24 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use happy_istio::download::Downloader;
-use happy_istio::istio::releases;
+use happy_istio::istio::releases::{self, DevChoice};
+
+/// The GitHub Actions workflow command that shows the dev build's failure on the run's page
+/// (docs.github.com, "Workflow commands for GitHub Actions", "Setting an error message").
+/// The message is escaped as actions/toolkit `packages/core/src/command.ts` `escapeData` does
+/// and the runner undoes: `%` → `%25`, CR → `%0D`, LF → `%0A` (a raw newline ends the command).
+fn unresolved_dev_annotation(error: &happy_istio::Error) -> String {
+    let message = format!(
+        "the newest Istio dev build could not be resolved; its matrix cell runs with \
+         ISTIO_VERSION={} and fails unless it resolves there: {error}",
+        releases::UNRESOLVED_DEV
+    );
+    let escaped = message
+        .replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A");
+    format!("::error title=Istio dev build::{escaped}")
+}
 
 #[derive(Debug)]
 struct Args {
@@ -51,17 +72,17 @@ async fn run(args: Args) -> happy_istio::Result<String> {
     let list = releases::fetch_release_list(&downloader).await?;
     let dev = if args.dev {
         match releases::fetch_latest_dev(&downloader).await {
-            Ok(version) => Some(version),
-            // The stable versions are still worth testing; say so in the workflow's summary.
+            Ok(version) => DevChoice::Resolved(version),
             Err(e) => {
-                eprintln!("::warning::no dev build in the matrix: {e}");
-                None
+                // An annotation on the run's summary page, and a red `dev` cell (see above).
+                eprintln!("{}", unresolved_dev_annotation(&e));
+                DevChoice::Unresolved(e)
             }
         }
     } else {
-        None
+        DevChoice::Skipped
     };
-    let versions = releases::nightly_versions(&list, args.minors, dev.as_ref());
+    let versions = releases::nightly_versions(&list, args.minors, &dev);
     if versions.is_empty() {
         return Err(happy_istio::Error::IstioVersion {
             input: "nightly matrix".into(),
@@ -109,5 +130,23 @@ mod tests {
         assert!(args(&["--minors"]).unwrap_err().contains("--minors"));
         assert!(args(&["--minors", "0"]).unwrap_err().contains("\"0\""));
         assert!(args(&["--bogus"]).unwrap_err().contains("--bogus"));
+    }
+
+    #[test]
+    fn an_unresolved_dev_build_is_an_error_annotation_on_one_line() {
+        let error = happy_istio::Error::Download {
+            url: "the Istio dev build pointer".into(),
+            reason: "every source failed: a: HTTP 404\nb: 100% gone".into(),
+        };
+        let line = unresolved_dev_annotation(&error);
+        assert!(
+            line.starts_with("::error title=Istio dev build::"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.contains("ISTIO_VERSION=dev") && line.contains("HTTP 404%0Ab: 100%25 gone"),
+            "{line}"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! The release's addons (`samples/addons/*.yaml`: Prometheus, Grafana, Kiali, Jaeger, Loki in
-//! newer releases), applied through the suite's own kube-rs apply into istio-system.
+//! The release's addons (`samples/addons/*.yaml`: Prometheus, Grafana, Kiali, Jaeger, Loki —
+//! the top level of istio/istio `samples/addons` at tags 1.28.0 to 1.31.0-rc.0), applied
+//! through the suite's own kube-rs apply into istio-system.
 
 use std::path::{Path, PathBuf};
 
@@ -34,9 +35,13 @@ pub fn addon_files(addons_dir: &Path) -> Result<Vec<String>> {
     Ok(files)
 }
 
-/// Applies every addon file. Some addons define CRDs and use them in the same apply (Kiali,
-/// newer Prometheus); when the first pass meets a kind the cluster does not serve yet, the
-/// whole set is applied once more, by which time the CRDs are established.
+/// Applies every addon file. When the first pass meets a kind the cluster does not serve yet,
+/// the whole set is applied once more, by which time CRDs applied in the first pass are
+/// established. No top-level addon of a current release defines a CRD (istio/istio
+/// `samples/addons/*.yaml` at tags 1.11.0 through 1.31.0-rc.0 and master of 2026-08-22: none;
+/// up to 1.10.x `kiali.yaml` carried the `monitoringdashboards.monitoring.kiali.io` CRD, and
+/// the operator-based Prometheus lives in `extras/`, which is not applied). The second pass is
+/// kept for such older releases and costs nothing when the first pass succeeds.
 pub async fn apply_addons(cluster: &Cluster, addons_dir: &Path) -> Result<()> {
     let dir = ManifestDir::new(addons_dir);
     let mut manifests = Vec::new();

@@ -14,17 +14,26 @@ pub fn native_sidecars(istio: &IstioVersion, kubernetes: (u64, u64)) -> bool {
     istio.at_least_minor(1, 27) && kubernetes >= (1, 33)
 }
 
-/// The default access-log format uses `%UPSTREAM_CLUSTER_RAW%` from Istio 1.24 (before:
-/// `%UPSTREAM_CLUSTER%`).
+/// The envoy command operator the default *text* access-log format uses for the upstream
+/// cluster: `%UPSTREAM_CLUSTER_RAW%` from Istio 1.23 on, `%UPSTREAM_CLUSTER%` before.
+///
+/// istio/istio `pilot/pkg/model/telemetry_logging.go`: at tag 1.22.0 `EnvoyTextLogFormat` has
+/// `%UPSTREAM_CLUSTER%`; at tag 1.23.0 it has `%UPSTREAM_CLUSTER_RAW%` (commit 2d569b66563,
+/// "[release-1.23] Use UPSTREAM_CLUSTER_RAW for access log format", #52410), chosen by
+/// `fileAccessLogFormat` when the *proxy* is ≥1.23 (`versionGE123`; older proxies get
+/// `LegacyEnvoyTextLogFormat`), unconditionally at 1.24.0. The JSON format's `upstream_cluster`
+/// changed later, in 1.25.0 (commit 4900dbd2f28, #54224): this function is about the text
+/// format, which the demo profile's `accessLogFile: /dev/stdout` uses.
 pub fn access_log_upstream_cluster_field(istio: &IstioVersion) -> &'static str {
-    if istio.at_least_minor(1, 24) {
+    if istio.at_least_minor(1, 23) {
         "UPSTREAM_CLUSTER_RAW"
     } else {
         "UPSTREAM_CLUSTER"
     }
 }
 
-/// `istioctl x wait` exists before 1.23 only.
+/// `istioctl x wait` exists before 1.23 only (istio/istio `istioctl/pkg/wait/wait.go` at tag
+/// 1.22.0; gone from `istioctl/cmd/root.go` at 1.23.0).
 pub fn has_experimental_wait(istio: &IstioVersion) -> bool {
     !istio.at_least_minor(1, 23)
 }
@@ -56,6 +65,9 @@ mod tests {
         assert!(!mirror_host_has_shadow_suffix(&v(
             "1.28-alpha.0123456789abcdef0123456789abcdef01234567"
         )));
+        assert!(!mirror_host_has_shadow_suffix(&v(
+            "1.32.0-alpha.86c9f01fd735fb01d8192f5bcaf0d424afb7f14c"
+        )));
     }
 
     #[test]
@@ -67,13 +79,17 @@ mod tests {
     }
 
     #[test]
-    fn access_log_field_renamed_in_1_24() {
+    fn access_log_text_field_renamed_in_1_23() {
         assert_eq!(
-            access_log_upstream_cluster_field(&v("1.23.6")),
+            access_log_upstream_cluster_field(&v("1.22.8")),
             "UPSTREAM_CLUSTER"
         );
         assert_eq!(
-            access_log_upstream_cluster_field(&v("1.24.0")),
+            access_log_upstream_cluster_field(&v("1.23.0")),
+            "UPSTREAM_CLUSTER_RAW"
+        );
+        assert_eq!(
+            access_log_upstream_cluster_field(&v("1.31.1")),
             "UPSTREAM_CLUSTER_RAW"
         );
     }

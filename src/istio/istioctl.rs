@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::artifacts::{CachedRelease, Platform, archive_url, checksum_url};
-use super::features;
+use super::artifacts::{ArchiveSource, CachedRelease, Platform, archive_sources, first_that_works};
 use super::version::IstioVersion;
 use crate::download::{Downloader, Expected, extract_tar_gz};
 use crate::provision::command::Cmd;
@@ -75,36 +74,6 @@ pub fn proxy_config_args(
     ];
     args.extend(target.flags());
     args
-}
-
-/// `x wait` for a resource to be distributed to proxies — only before 1.23 (removed then);
-/// `None` means the caller waits through the Kubernetes API instead.
-pub fn experimental_wait_args(
-    version: &IstioVersion,
-    target: &KubeTarget,
-    kind: &str,
-    name: &str,
-    namespace: &str,
-    timeout: Duration,
-) -> Option<Vec<String>> {
-    if !features::has_experimental_wait(version) {
-        return None;
-    }
-    let mut args = vec![
-        "x".to_string(),
-        "wait".into(),
-        kind.into(),
-        format!("{name}.{namespace}"),
-        "--timeout".into(),
-        format!("{}s", timeout.as_secs().max(1)),
-    ];
-    args.extend(target.flags());
-    Some(args)
-}
-
-/// `version --remote=false`: istioctl's own version only, no cluster needed.
-pub fn client_version_args() -> Vec<String> {
-    vec!["version".into(), "--remote=false".into(), "--short".into()]
 }
 
 /// An istioctl binary of a known version, aimed at one cluster.
@@ -178,8 +147,9 @@ impl Istioctl {
 }
 
 /// Makes sure the release archive of `version` is downloaded (checksum verified) and unpacked
-/// in the cache; returns its paths. The unpacked tree appears only complete: it is unpacked
-/// next to its final place and renamed.
+/// in the cache; returns its paths. The places it is published are tried in order
+/// ([`archive_sources`]); the error names each one tried. The unpacked tree appears only
+/// complete: it is unpacked next to its final place and renamed.
 pub async fn ensure_release(
     downloader: &Downloader,
     version: &IstioVersion,
@@ -189,31 +159,40 @@ pub async fn ensure_release(
         downloader,
         version,
         platform,
-        &archive_url(version, platform),
-        &checksum_url(version, platform),
+        &archive_sources(version, platform),
     )
     .await
 }
 
-/// [`ensure_release`] from explicit URLs (tests serve a release locally).
+/// [`ensure_release`] from explicit sources (tests serve a release locally).
 pub(crate) async fn ensure_release_from(
     downloader: &Downloader,
     version: &IstioVersion,
     platform: Platform,
-    url: &str,
-    checksum_url: &str,
+    sources: &[ArchiveSource],
 ) -> Result<CachedRelease> {
     let cached = CachedRelease::new(downloader.cache_dir(), version, platform);
     if cached.istioctl().is_file() {
         return Ok(cached);
     }
-    let archive = downloader
-        .fetch_to_cache(
-            url,
-            &cached.archive,
-            &Expected::ChecksumUrl(checksum_url.to_string()),
-        )
-        .await?;
+    let what = format!("the Istio {version} release archive");
+    let (archive, url) = first_that_works(
+        &what,
+        sources,
+        |source| source.url.as_str(),
+        |source| async move {
+            let path = downloader
+                .fetch_to_cache(
+                    &source.url,
+                    PathBuf::from("downloads").join(&source.file_name),
+                    &Expected::ChecksumUrl(source.checksum_url.clone()),
+                )
+                .await?;
+            Ok((path, source.url.clone()))
+        },
+    )
+    .await?;
+    let archive_path = archive.clone();
     let unpack_dir = cached.unpack_dir.clone();
     let staging =
         unpack_dir.with_file_name(format!(".{}.unpacking-{}", version, std::process::id()));
@@ -246,7 +225,7 @@ pub(crate) async fn ensure_release_from(
     }
     if !cached.istioctl().is_file() {
         return Err(Error::Archive {
-            path: downloader.cache_dir().join(&cached.archive),
+            path: archive_path,
             reason: format!("it has no {}", cached.istioctl().display()),
         });
     }
@@ -311,36 +290,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn experimental_wait_only_before_1_23() {
-        let old: IstioVersion = "1.22.3".parse().unwrap();
-        let new: IstioVersion = "1.23.0".parse().unwrap();
-        let args = experimental_wait_args(
-            &old,
-            &KubeTarget::default(),
-            "VirtualService",
-            "service-c",
-            "istioinaction",
-            Duration::from_secs(30),
-        )
-        .unwrap();
-        assert_eq!(
-            args.join(" "),
-            "x wait VirtualService service-c.istioinaction --timeout 30s"
-        );
-        assert!(
-            experimental_wait_args(
-                &new,
-                &KubeTarget::default(),
-                "VirtualService",
-                "x",
-                "y",
-                Duration::from_secs(30)
-            )
-            .is_none()
-        );
-    }
-
     /// A release archive as Istio lays it out, built in memory.
     fn release_archive(version: &str) -> Vec<u8> {
         use flate2::{Compression, write::GzEncoder};
@@ -367,37 +316,46 @@ mod tests {
         builder.into_inner().unwrap().finish().unwrap()
     }
 
+    /// A source on the test server: the archive at `path`, its checksum at `path.sha256`.
+    fn source(base: &str, path: &str, file_name: &str) -> ArchiveSource {
+        ArchiveSource {
+            url: format!("{base}{path}"),
+            checksum_url: format!("{base}{path}.sha256"),
+            file_name: file_name.into(),
+        }
+    }
+
+    /// The `.sha256` as release-builder `pkg/util/files.go` `CreateSha` writes it:
+    /// `fmt.Sprintf("%x %s\n", sha, path.Base(src))` — one space.
+    fn create_sha(archive: &[u8], file_name: &str) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        format!("{} {file_name}\n", hex::encode(Sha256::digest(archive))).into_bytes()
+    }
+
+    const LINUX_AMD64: Platform = Platform {
+        os: crate::istio::artifacts::Os::Linux,
+        arch: crate::istio::artifacts::Arch::Amd64,
+    };
+
     #[tokio::test]
     async fn release_is_downloaded_verified_unpacked_and_then_cached() {
         use crate::download::test_server::{Reply, serve};
-        use crate::istio::artifacts::{Arch, Os};
-        use sha2::{Digest, Sha256};
         use std::collections::HashMap;
         use std::sync::atomic::Ordering;
 
+        let file = "istio-1.31.1-linux-amd64.tar.gz";
         let archive = release_archive("1.31.1");
-        let sums = format!(
-            "{}  istio-1.31.1-linux-amd64.tar.gz\n",
-            hex::encode(Sha256::digest(&archive))
-        );
+        let sums = create_sha(&archive, file);
         let server = serve(HashMap::from([
             ("/istio-1.31.1-linux-amd64.tar.gz", Reply::Ok(archive)),
-            (
-                "/istio-1.31.1-linux-amd64.tar.gz.sha256",
-                Reply::Ok(sums.into_bytes()),
-            ),
+            ("/istio-1.31.1-linux-amd64.tar.gz.sha256", Reply::Ok(sums)),
         ]))
         .await;
         let cache = tempfile::tempdir().unwrap();
         let downloader = Downloader::new(cache.path(), Duration::from_secs(20)).unwrap();
         let version: IstioVersion = "1.31.1".parse().unwrap();
-        let platform = Platform {
-            os: Os::Linux,
-            arch: Arch::Amd64,
-        };
-        let url = format!("{}/istio-1.31.1-linux-amd64.tar.gz", server.base);
-        let sum_url = format!("{url}.sha256");
-        let release = ensure_release_from(&downloader, &version, platform, &url, &sum_url)
+        let sources = [source(&server.base, &format!("/{file}"), file)];
+        let release = ensure_release_from(&downloader, &version, LINUX_AMD64, &sources)
             .await
             .unwrap();
         assert!(release.istioctl().is_file());
@@ -412,7 +370,7 @@ mod tests {
             .collect();
         assert_eq!(leftovers, ["1.31.1"]);
 
-        let again = ensure_release_from(&downloader, &version, platform, &url, &sum_url)
+        let again = ensure_release_from(&downloader, &version, LINUX_AMD64, &sources)
             .await
             .unwrap();
         assert_eq!(again, release);
@@ -424,9 +382,73 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_dev_build_missing_from_the_first_bucket_comes_from_the_next() {
+        use crate::download::test_server::{Reply, serve};
+        use std::collections::HashMap;
+
+        let text = "1.32.0-alpha.86c9f01fd735fb01d8192f5bcaf0d424afb7f14c";
+        let version: IstioVersion = text.parse().unwrap();
+        let file = format!("istio-{text}-linux-amd64.tar.gz");
+        let archive = release_archive(text);
+        let sums = create_sha(&archive, &file);
+        let gcs_path: &'static str = Box::leak(format!("/gcs/{text}/{file}").into_boxed_str());
+        let gcs_sum: &'static str = Box::leak(format!("{gcs_path}.sha256").into_boxed_str());
+        let server = serve(HashMap::from([
+            (gcs_path, Reply::Ok(archive)),
+            (gcs_sum, Reply::Ok(sums)),
+        ]))
+        .await;
+        let cache = tempfile::tempdir().unwrap();
+        let downloader = Downloader::new(cache.path(), Duration::from_secs(20)).unwrap();
+        let sources = [
+            source(&server.base, &format!("/blob/{text}/{file}"), &file),
+            source(&server.base, gcs_path, &file),
+        ];
+        let release = ensure_release_from(&downloader, &version, LINUX_AMD64, &sources)
+            .await
+            .unwrap();
+        assert!(release.istioctl().is_file());
+        assert!(cache.path().join("downloads").join(&file).is_file());
+    }
+
+    #[tokio::test]
+    async fn when_no_source_has_the_archive_the_error_names_every_url() {
+        use crate::download::test_server::serve;
+        use std::collections::HashMap;
+
+        let server = serve(HashMap::new()).await;
+        let cache = tempfile::tempdir().unwrap();
+        let downloader = Downloader::new(cache.path(), Duration::from_secs(20)).unwrap();
+        let file = "istio-1.31.1-osx-amd64.tar.gz";
+        let sources = [
+            source(&server.base, "/1.31.1/istio-1.31.1-osx-amd64.tar.gz", file),
+            source(
+                &server.base,
+                "/1.31.1/istio-1.31.1-osx.tar.gz",
+                "istio-1.31.1-osx.tar.gz",
+            ),
+        ];
+        let err = ensure_release_from(
+            &downloader,
+            &"1.31.1".parse().unwrap(),
+            LINUX_AMD64,
+            &sources,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        for s in &sources {
+            assert!(
+                err.contains(&s.url) && err.contains(&s.checksum_url),
+                "{err}"
+            );
+        }
+        assert!(err.contains("404"), "{err}");
+    }
+
+    #[tokio::test]
     async fn an_archive_without_istioctl_is_an_error_naming_it() {
         use crate::download::test_server::{Reply, serve};
-        use crate::istio::artifacts::{Arch, Os};
         use sha2::{Digest, Sha256};
         use std::collections::HashMap;
 
@@ -440,17 +462,16 @@ mod tests {
         .await;
         let cache = tempfile::tempdir().unwrap();
         let downloader = Downloader::new(cache.path(), Duration::from_secs(20)).unwrap();
-        let platform = Platform {
-            os: Os::Linux,
-            arch: Arch::Amd64,
-        };
-        let url = format!("{}/a.tar.gz", server.base);
+        let sources = [source(
+            &server.base,
+            "/a.tar.gz",
+            "istio-1.31.1-linux-amd64.tar.gz",
+        )];
         let err = ensure_release_from(
             &downloader,
             &"1.31.1".parse().unwrap(),
-            platform,
-            &url,
-            &format!("{url}.sha256"),
+            LINUX_AMD64,
+            &sources,
         )
         .await
         .unwrap_err()
