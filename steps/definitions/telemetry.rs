@@ -17,6 +17,17 @@ use super::world::{
     pod_name,
 };
 
+/// The addons' Services in istio-system and their ports: istio/istio `samples/addons/`
+/// (1.28.0 and 1.31.0-rc.0): `prometheus.yaml` Service `prometheus` port 9090 (targetPort
+/// 9090); `grafana.yaml` Service `grafana` port 3000 (targetPort 3000), anonymous access with
+/// role Admin (`GF_AUTH_ANONYMOUS_ENABLED`, `GF_AUTH_ANONYMOUS_ORG_ROLE`); `kiali.yaml` Service
+/// `kiali` port 20001 (no targetPort: the same), `auth.strategy: anonymous`, `web_root: /kiali`.
+const PROMETHEUS_SERVICE: (&str, u16) = ("prometheus", 9090);
+/// See [`PROMETHEUS_SERVICE`].
+const GRAFANA_SERVICE: (&str, u16) = ("grafana", 3000);
+/// See [`PROMETHEUS_SERVICE`].
+const KIALI_SERVICE: (&str, u16) = ("kiali", 20001);
+
 /// The logs of one container of every pod of a deployment, concatenated.
 async fn deployment_logs(
     env: &Env,
@@ -221,7 +232,12 @@ async fn prometheus_requests(
     let path = format!("/api/v1/query?query={}", urlencode(&query));
     let response = env
         .cluster
-        .http_get_service(ISTIO_NAMESPACE, "prometheus", 9090, &path)
+        .http_get_service(
+            ISTIO_NAMESPACE,
+            PROMETHEUS_SERVICE.0,
+            PROMETHEUS_SERVICE.1,
+            &path,
+        )
         .await
         .map_err(|e| e.to_string())?;
     if response.status != 200 {
@@ -341,7 +357,12 @@ async fn grafana_dashboard(world: &mut HappyWorld, title: String) -> Step {
         || async move {
             let r = env_ref
                 .cluster
-                .http_get_service(ISTIO_NAMESPACE, "grafana", 3000, path_ref)
+                .http_get_service(
+                    ISTIO_NAMESPACE,
+                    GRAFANA_SERVICE.0,
+                    GRAFANA_SERVICE.1,
+                    path_ref,
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             if r.status != 200 {
@@ -364,7 +385,12 @@ async fn grafana_dashboard(world: &mut HappyWorld, title: String) -> Step {
 async fn fetch_graph(env: &Env) -> Result<KialiGraph, String> {
     let r = env
         .cluster
-        .http_get_service(ISTIO_NAMESPACE, "kiali", 20001, &graph_path(NAMESPACE))
+        .http_get_service(
+            ISTIO_NAMESPACE,
+            KIALI_SERVICE.0,
+            KIALI_SERVICE.1,
+            &graph_path(NAMESPACE),
+        )
         .await
         .map_err(|e| e.to_string())?;
     if r.status != 200 {
