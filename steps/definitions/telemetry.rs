@@ -339,8 +339,9 @@ async fn prometheus_success_rate(
     let holds = if below { rate < 1.0 } else { rate >= 1.0 };
     if !holds {
         fail!(
-            "the success rate from {source} to {destination} over the scenario's {count} requests is {:.1}%, not {relation} 100%",
-            rate * 100.0
+            "the success rate from {source} to {destination} over the scenario's {count} requests is {:.1}%, not {}",
+            rate * 100.0,
+            if below { "below 100%" } else { "100%" }
         );
     }
     Ok(())
