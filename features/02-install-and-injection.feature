@@ -1,4 +1,4 @@
-@istio
+@istio @D-istio-version
 Feature: Install Istio and inject the sidecars
   istioctl installs Istio with the demo profile. Labelling the namespace makes Istio inject its
   istio-proxy sidecar into every pod created there; restarting the deployments recreates the pods.

@@ -1,4 +1,4 @@
-@istio
+@istio @D-istio-version
 Feature: Expose service-a through the ingress gateway
   A Gateway opens port 80 of the ingress gateway, and a VirtualService routes its traffic to
   service-a. service-c v2 is still deployed, so its errors show through the gateway too.
@@ -11,7 +11,7 @@ Feature: Expose service-a through the ingress gateway
     And service-c has no DestinationRule or VirtualService
     And istioinaction has no PeerAuthentication or AuthorizationPolicy
 
-  @C08
+  @C08 @D-ingress-address
   Scenario: The ingress gateway routes to service-a, and the v2 errors still show
     When I apply service-a-gateway.yaml and service-a-route.yaml
     And I request / through the ingress gateway
@@ -23,7 +23,7 @@ Feature: Expose service-a through the ingress gateway
     And every 200 comes from service-a
     And every 500 comes from service-a, whose call to http://service-c answered 500
 
-  @C09
+  @C09 @D-ingress-address
   Scenario: The UI is reachable through the ingress gateway
     Given service-a-gateway.yaml and service-a-route.yaml are applied
     When I open /ui in a browser through the ingress gateway

@@ -1,4 +1,4 @@
-@istio
+@istio @D-istio-version
 Feature: Observe the mesh
   Every sidecar writes an access log and counts requests in istio_requests_total. The addons
   (Prometheus, Grafana, Kiali) collect and show those numbers.
@@ -12,7 +12,7 @@ Feature: Observe the mesh
     And istioinaction has no PeerAuthentication or AuthorizationPolicy
     And service-a-gateway.yaml and service-a-route.yaml are applied
 
-  @C10
+  @C10 @D-ingress-address
   Scenario: service-a's sidecar logs the failed requests
     Given requests through the ingress gateway have failed with 500
     When I read the logs of service-a's istio-proxy
@@ -21,7 +21,7 @@ Feature: Observe the mesh
       """
     Then an access log entry of service-a's istio-proxy has response code 500
 
-  @C11
+  @C11 @D-ingress-address
   Scenario: service-a's sidecar counts the 200s and the 500s
     Given requests through the ingress gateway have succeeded with 200 and failed with 500
     When I read the metrics of service-a's istio-proxy on port 15020
@@ -45,7 +45,7 @@ Feature: Observe the mesh
     Then grafana is Ready in istio-system
     And kiali is Ready in istio-system
 
-  @C13 @prometheus
+  @C13 @prometheus @D-ingress-address
   Scenario: Prometheus singles out service-c as the failing destination
     Given the addons are installed
     And requests through the ingress gateway have succeeded with 200 and failed with 500
@@ -57,7 +57,7 @@ Feature: Observe the mesh
     Given the addons are installed
     Then Grafana has a dashboard titled "Istio Workload Dashboard"
 
-  @C14 @kiali
+  @C14 @kiali @D-ingress-address
   Scenario: Kiali's versioned-app graph shows v2 of service-c failing and v1 healthy
     Given the addons are installed
     And requests through the ingress gateway have succeeded with 200 and failed with 500

@@ -1,4 +1,4 @@
-@istio
+@istio @D-istio-version
 Feature: Manage the traffic to service-c
   A DestinationRule names the two versions of service-c as subsets. A VirtualService then sends
   every request to v1, and can mirror a copy of each request to v2, whose answers are discarded.
@@ -11,7 +11,7 @@ Feature: Manage the traffic to service-c
     And istioinaction has no PeerAuthentication or AuthorizationPolicy
     And service-a-gateway.yaml and service-a-route.yaml are applied
 
-  @C15
+  @C15 @D-ingress-address
   Scenario: With the DestinationRule and the route to v1, every request succeeds
     Given service-c has no DestinationRule or VirtualService
     When I apply service-c-dr.yaml and service-c-route.yaml
@@ -19,7 +19,7 @@ Feature: Manage the traffic to service-c
     Then every response is 200
     And every response shows the calls to http://service-b and http://service-c, each answering 200
 
-  @C16
+  @C16 @D-ingress-address
   Scenario: With mirroring, every request still succeeds and v2 still receives traffic
     Given service-c has no DestinationRule or VirtualService
     When I apply service-c-dr.yaml and service-c-mirror.yaml

@@ -1,4 +1,4 @@
-@istio
+@istio @D-istio-version
 Feature: Secure the traffic
   Sidecars talk to each other over mutual TLS. A legacy client without a sidecar can still call
   in plaintext until STRICT mTLS is required. Authorization policies then allow only the calls
@@ -13,7 +13,7 @@ Feature: Secure the traffic
     And istioinaction has no PeerAuthentication or AuthorizationPolicy
     And service-a-gateway.yaml and service-a-route.yaml are applied
 
-  @C17 @capture
+  @C17 @capture @D-ingress-address
   Scenario: Traffic between meshed services is encrypted
     When I capture the traffic into service-c-v1's pod on port 8080 while requesting / through the ingress gateway
       """
@@ -22,7 +22,7 @@ Feature: Secure the traffic
     Then the capture holds traffic but no plaintext HTTP
     And service-c-v1's istio-proxy reports the requests from service-a with connection_security_policy mutual_tls
 
-  @C18 @capture
+  @C18 @capture @D-legacy-image
   Scenario: A legacy client without a sidecar can still call service-a, in plaintext
     Given the legacy client runs in the namespace default
     When I capture the traffic into service-a's pod on port 8080 while the legacy client calls http://service-a.istioinaction.svc.cluster.local
@@ -33,7 +33,7 @@ Feature: Secure the traffic
     Then the legacy client's call answers 200
     And the capture shows service-a's response in plaintext
 
-  @C19
+  @C19 @D-legacy-image
   Scenario: With STRICT mTLS the legacy client is rejected
     Given the legacy client runs in the namespace default
     When I apply peer-auth-strict.yaml
@@ -44,7 +44,7 @@ Feature: Secure the traffic
     Then service-b's call to http://service-a answers 200
     And service-b's call to http://service-c answers 200
 
-  @C21
+  @C21 @D-ingress-address
   Scenario: With the three authorization policies only the application's own calls are allowed
     When I apply ingress-to-service-a-auth-policy.yaml, service-a-to-b-auth-policy.yaml and service-a-to-c-auth-policy.yaml
     And I request / through the ingress gateway
@@ -52,7 +52,7 @@ Feature: Secure the traffic
     And service-c's call to http://service-a is denied with 403 "RBAC: access denied"
     And service-b's call to http://service-c is denied with 403 "RBAC: access denied"
 
-  @C22 @kiali
+  @C22 @kiali @D-legacy-image
   Scenario: Kiali shows the legacy client's traffic without mTLS
     Given the addons are installed
     And the legacy client runs in the namespace default

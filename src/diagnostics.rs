@@ -14,6 +14,8 @@ use kube::api::{Api, ListParams, LogParams};
 
 use crate::cluster::{Cluster, container_names, describe_pods, sidecar_present};
 use crate::error::{Error, Result};
+use crate::istio::Istioctl;
+use crate::istio::istioctl::proxy_config_args;
 
 /// Name of the proxy container whose config is dumped.
 const PROXY_CONTAINER: &str = "istio-proxy";
@@ -57,7 +59,7 @@ impl Diagnostics {
         cluster: &Cluster,
         scenario: &str,
         namespaces: &[&str],
-        istioctl: Option<&Path>,
+        istioctl: Option<&Istioctl>,
     ) -> Result<Option<PathBuf>> {
         let n = self.taken.fetch_add(1, Ordering::SeqCst);
         if n >= self.cap {
@@ -95,7 +97,7 @@ impl Diagnostics {
         cluster: &Cluster,
         writer: &mut BundleWriter,
         namespace: &str,
-        istioctl: Option<&Path>,
+        istioctl: Option<&Istioctl>,
     ) {
         let limit = cluster.timeouts().request;
         let pods_api: Api<Pod> = Api::namespaced(cluster.client().clone(), namespace);
@@ -173,31 +175,27 @@ impl Diagnostics {
         }
     }
 
+    /// `istioctl proxy-config all` aimed at the cluster under test: the istioctl's own
+    /// `--kubeconfig`/`--context` (the cluster's private kubeconfig for kind and k3s), unless
+    /// [`Diagnostics::with_kubeconfig`] overrides the kubeconfig.
     async fn proxy_config(
         &self,
-        istioctl: &Path,
+        istioctl: &Istioctl,
         namespace: &str,
         pod: &str,
         limit: Duration,
     ) -> std::result::Result<String, String> {
-        let mut command = tokio::process::Command::new(istioctl);
+        let mut target = istioctl.target().clone();
+        if let Some(kubeconfig) = &self.kubeconfig {
+            target.kubeconfig = Some(kubeconfig.clone());
+        }
+        let args = proxy_config_args(&target, "all", namespace, pod);
+        let mut command = tokio::process::Command::new(istioctl.path());
         command
-            .args([
-                "proxy-config",
-                "all",
-                &format!("{pod}.{namespace}"),
-                "-o",
-                "json",
-            ])
+            .args(&args)
             .kill_on_drop(true)
             .stdin(std::process::Stdio::null());
-        if let Some(kubeconfig) = &self.kubeconfig {
-            command.arg("--kubeconfig").arg(kubeconfig);
-        }
-        let described = format!(
-            "{} proxy-config all {pod}.{namespace} -o json",
-            istioctl.display()
-        );
+        let described = format!("{} {}", istioctl.path().display(), args.join(" "));
         let output = tokio::time::timeout(limit, command.output())
             .await
             .map_err(|_| format!("{described}: no answer within {limit:?}"))?

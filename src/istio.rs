@@ -5,6 +5,7 @@ pub mod addons;
 pub mod artifacts;
 pub mod features;
 pub mod istioctl;
+pub mod kubernetes_support;
 pub mod releases;
 pub mod version;
 

@@ -4,11 +4,13 @@
 
 pub mod checks;
 pub mod cluster;
+pub mod deviations;
 pub mod diagnostics;
 pub mod download;
 pub mod error;
 pub mod istio;
 pub mod manifests;
+pub mod preflight;
 pub mod probes;
 pub mod provision;
 pub mod report;

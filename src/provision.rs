@@ -4,24 +4,27 @@
 //!
 //! `HAPPY_CLUSTER` unset (`auto`) picks kind when a Docker daemon answers, else the sandbox,
 //! and says so loudly: [`ClusterInfo::note`] carries the announcement into the report.
+//!
+//! Before kind or k3s create anything, [`crate::preflight`] checks everything they need and
+//! reports every problem at once; `HAPPY_PREFLIGHT=warn` lets the run go on regardless.
 
 pub mod command;
 pub mod docker;
 mod existing;
 pub mod istio_setup;
 mod istioctl_cluster;
-mod k3s;
+pub mod k3s;
 pub mod kind;
 mod kubeconfig;
 pub mod sandbox;
 
 use std::fmt;
-use std::path::Path;
 
 use futures::future::BoxFuture;
 
 use crate::cluster::Cluster;
-use crate::settings::{ClusterChoice, Settings};
+use crate::preflight;
+use crate::settings::{ClusterChoice, PreflightMode, Settings};
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
 
@@ -88,6 +91,8 @@ pub struct Capabilities {
     pub kiali: Capability,
     /// tcpdump inside istio-proxy (privileged proxies).
     pub packet_capture: Capability,
+    /// Istio's egress gateway (only the demo profile installs one; a kept install may lack it).
+    pub egress_gateway: Capability,
 }
 
 impl Capabilities {
@@ -99,6 +104,7 @@ impl Capabilities {
             grafana: Capability::available(),
             kiali: Capability::available(),
             packet_capture: Capability::available(),
+            egress_gateway: Capability::available(),
         }
     }
 }
@@ -123,6 +129,9 @@ pub struct IstioInstall {
     pub version: String,
     /// How it came to be, when not a fresh install (kept, reused, replaced).
     pub revision_note: Option<String>,
+    /// Set when a kept install has no egress gateway: the reason the scenarios needing one
+    /// (C05's egress check) are skipped with.
+    pub missing_egress_gateway: Option<String>,
 }
 
 /// A provisioned cluster. Teardown consumes it; it is safe after a partial setup.
@@ -139,8 +148,9 @@ pub trait ClusterHandle: Send + Sync {
     fn install_addons<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<()>>;
     /// `istioctl kube-inject` of a manifest (the sandbox brings its own injector).
     fn kube_inject<'a>(&'a self, yaml: &'a str) -> BoxFuture<'a, Result<String>>;
-    /// istioctl, when the cluster has one (for diagnostics' proxy-config).
-    fn istioctl(&self) -> Option<&Path>;
+    /// istioctl aimed at this cluster (kubeconfig and context), when the cluster has one (for
+    /// diagnostics' proxy-config).
+    fn istioctl(&self) -> Option<&crate::istio::Istioctl>;
     /// Deletes what the provisioner created, unless `HAPPY_KEEP` says to keep it.
     fn teardown(self: Box<Self>, any_failed: bool) -> BoxFuture<'static, Result<()>>;
 }
@@ -198,7 +208,7 @@ pub async fn provision(settings: &Settings, timeouts: &Timeouts) -> Result<Box<d
         Some(
             docker::docker_available()
                 .await
-                .map(|endpoint| endpoint.to_string()),
+                .map(|engine| engine.to_string()),
         )
     } else {
         None
@@ -210,22 +220,72 @@ pub async fn provision(settings: &Settings, timeouts: &Timeouts) -> Result<Box<d
         eprintln!("{}", banner(note));
     }
     match selection.kind {
-        ClusterKind::Kind => kind::provision(settings, timeouts, selection.note).await,
-        ClusterKind::K3s => k3s::provision(settings, timeouts).await,
+        ClusterKind::Kind => {
+            let engine = preflight_for(preflight::Target::Kind, settings, timeouts).await?;
+            kind::provision(settings, timeouts, selection.note, engine).await
+        }
+        ClusterKind::K3s => {
+            preflight_for(preflight::Target::K3s, settings, timeouts).await?;
+            k3s::provision(settings, timeouts).await
+        }
         ClusterKind::Existing => existing::provision(settings, timeouts).await,
         ClusterKind::Sandbox => sandbox::provision(settings, timeouts, selection.note).await,
     }
 }
 
-/// Fails with what to do when kind or k3s has no Docker daemon.
-pub(crate) async fn require_docker(kind: ClusterKind) -> Result<()> {
-    docker::docker_available()
-        .await
-        .map(drop)
-        .map_err(|reason| docker_missing(kind, &reason))
+/// Runs the preflight, prints it, and stops the run on a problem unless `HAPPY_PREFLIGHT=warn`.
+/// Returns the engine found (kind runs against it).
+async fn preflight_for(
+    target: preflight::Target,
+    settings: &Settings,
+    timeouts: &Timeouts,
+) -> Result<docker::EngineFound> {
+    let report = preflight::run(target, settings, timeouts).await;
+    // A stopping report travels in the error; one that lets the run go on is printed here.
+    if report.passed() || settings.preflight == PreflightMode::Warn {
+        eprint!("{}", report.render());
+    }
+    preflight_verdict(target, report, settings.preflight)
 }
 
-/// The error for a cluster kind that needs Docker when none answered.
+/// What a preflight report means for the run.
+pub fn preflight_verdict(
+    target: preflight::Target,
+    report: preflight::Report,
+    mode: PreflightMode,
+) -> Result<docker::EngineFound> {
+    let kind = match target {
+        preflight::Target::Kind => ClusterKind::Kind,
+        preflight::Target::K3s => ClusterKind::K3s,
+    };
+    let failed = !report.passed();
+    match (report.engine.clone(), failed, mode) {
+        (Some(engine), false, _) | (Some(engine), true, PreflightMode::Warn) => {
+            if failed {
+                eprintln!(
+                    "happy-istio: preflight found problems; going on because HAPPY_PREFLIGHT=warn"
+                );
+            }
+            Ok(engine)
+        }
+        (engine, _, _) => {
+            let text = report.render();
+            let reason = if engine.is_none() {
+                docker_missing(kind, "no container engine answered").to_string()
+            } else {
+                format!(
+                    "HAPPY_CLUSTER={kind}: the preflight found problems (HAPPY_PREFLIGHT=warn goes on regardless)"
+                )
+            };
+            Err(Error::Provision {
+                cluster: format!("{kind} cluster"),
+                reason: format!("{reason}; nothing was created.\n{text}"),
+            })
+        }
+    }
+}
+
+/// The error for a cluster kind that needs a container engine when none answered.
 pub fn docker_missing(kind: ClusterKind, reason: &str) -> Error {
     Error::Provision {
         cluster: format!("{kind} cluster"),
@@ -286,12 +346,13 @@ mod tests {
     async fn missing_docker_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         let host = format!("unix://{}/docker.sock", dir.path().display());
-        let reason = docker::ping_any(
-            &docker::endpoints(Some(&host), None),
-            std::time::Duration::from_secs(2),
-        )
-        .await
-        .unwrap_err();
+        let env = docker::EngineEnv {
+            docker_host: Some(host.clone()),
+            ..docker::EngineEnv::default()
+        };
+        let reason = docker::find_engine(&env, std::time::Duration::from_secs(2))
+            .await
+            .unwrap_err();
         let text = docker_missing(ClusterKind::Kind, &reason).to_string();
         assert!(
             text.starts_with("kind cluster: HAPPY_CLUSTER=kind needs a Docker daemon"),
@@ -303,6 +364,54 @@ mod tests {
                 && text.contains("HAPPY_CLUSTER=sandbox"),
             "{text}"
         );
+    }
+
+    fn report(engine: bool, problem: bool) -> preflight::Report {
+        let mut checks = vec![preflight::Check {
+            name: "kind",
+            outcome: preflight::Outcome::Ok("pinned".into()),
+        }];
+        if problem {
+            checks.push(preflight::Check {
+                name: "host port",
+                outcome: preflight::Outcome::Problem {
+                    problem: "127.0.0.1:8080 taken".into(),
+                    fix: "free it".into(),
+                },
+            });
+        }
+        preflight::Report {
+            target: preflight::Target::Kind,
+            checks,
+            engine: engine.then(|| docker::EngineFound {
+                provider: docker::Provider::Docker,
+                endpoint: "unix:///var/run/docker.sock".into(),
+                origin: "the Docker CLI's default context".into(),
+                docker_host_for_kind: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_preflight_problem_stops_the_run_unless_warn_and_no_engine_always_does() {
+        use preflight::Target::Kind;
+        assert!(preflight_verdict(Kind, report(true, false), PreflightMode::Strict).is_ok());
+        let err = preflight_verdict(Kind, report(true, true), PreflightMode::Strict)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("nothing was created")
+                && err.contains("PROBLEM  host port: 127.0.0.1:8080 taken")
+                && err.contains("fix: free it")
+                && err.contains("HAPPY_PREFLIGHT=warn"),
+            "{err}"
+        );
+        assert!(preflight_verdict(Kind, report(true, true), PreflightMode::Warn).is_ok());
+        // Without an engine there is nothing to go on with, whatever the mode.
+        let err = preflight_verdict(Kind, report(false, true), PreflightMode::Warn)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a Docker daemon"), "{err}");
     }
 
     #[test]

@@ -26,6 +26,35 @@ pub struct RunInfo {
     pub note: Option<String>,
     /// Scenarios skipped because the cluster lacks a capability, with the reason.
     pub skipped: Vec<String>,
+    /// Every departure from the workshop's text and whether this run kept it on
+    /// (`crate::deviations`).
+    #[serde(default)]
+    pub deviations: Vec<DeviationInfo>,
+}
+
+/// One deviation from the workshop's text as a report records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviationInfo {
+    /// `D-legacy-image`.
+    pub id: String,
+    pub title: String,
+    /// `on` or `off` (switched off by the user: the workshop's text ran as written).
+    pub state: String,
+    /// What that state means for this run.
+    pub detail: String,
+    /// The claims it affects.
+    pub claims: Vec<String>,
+    /// What the workshop says.
+    pub workshop: String,
+    /// What the suite does instead.
+    pub suite: String,
+    pub why: String,
+    /// Upstream sources.
+    pub sources: Vec<String>,
+    /// How to switch it off.
+    pub switch_off: String,
+    /// How it is re-checked.
+    pub recheck: String,
 }
 
 impl RunInfo {
@@ -39,6 +68,9 @@ impl RunInfo {
         ];
         if let Some(note) = &self.note {
             props.push(("cluster.note", note.clone()));
+        }
+        for d in &self.deviations {
+            props.push(("deviation", format!("{} {}: {}", d.id, d.state, d.detail)));
         }
         props
     }
@@ -267,6 +299,23 @@ mod tests {
         );
         assert!(out.contains(r#"<property name="cluster.kind" value="sandbox"/>"#));
         assert!(out.contains("none &lt;yet&gt;"));
+        assert!(!out.contains("name=\"deviation\""));
+        let with = RunInfo {
+            deviations: vec![DeviationInfo {
+                id: "D-x".into(),
+                state: "off".into(),
+                detail: "switched off: <as written>".into(),
+                ..DeviationInfo::default()
+            }],
+            ..info
+        };
+        let out = add_junit_properties(xml, &with.properties());
+        assert!(
+            out.contains(
+                r#"<property name="deviation" value="D-x off: switched off: &lt;as written&gt;"/>"#
+            ),
+            "{out}"
+        );
         assert!(out.starts_with(
             r#"<?xml version="1.0"?><testsuites><testsuite id="0" name="a"><properties>"#
         ));

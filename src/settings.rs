@@ -89,6 +89,29 @@ pub struct Settings {
     pub report_dir: PathBuf,
     /// `HAPPY_KIND_CLUSTER`: the kind cluster's name.
     pub kind_cluster: String,
+    /// `HAPPY_LEGACY_IMAGE`: the legacy client's image; `None` = the deviation's own
+    /// (see [`crate::deviations`]). `HAPPY_VERBATIM` naming `D-legacy-image` sets it to the
+    /// workshop's image.
+    pub legacy_image: Option<String>,
+    /// `HAPPY_VERBATIM`: the ids of the deviations switched off (every id for `all`).
+    pub verbatim: Vec<String>,
+    /// `HAPPY_KIND_BINARY`: a kind binary to use instead of the pinned, downloaded one.
+    pub kind_binary: Option<PathBuf>,
+    /// `HAPPY_KIND_NODE_IMAGE`: the node image (the Kubernetes version) of the kind cluster.
+    pub kind_node_image: String,
+    /// `HAPPY_KIND_HOST_PORT`: a host port (on 127.0.0.1) mapped to the ingress gateway.
+    pub kind_host_port: Option<u16>,
+    /// `HAPPY_PREFLIGHT`: whether a failed preflight stops a kind or k3s run.
+    pub preflight: PreflightMode,
+}
+
+/// What a preflight problem does to a run (`HAPPY_PREFLIGHT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreflightMode {
+    /// `strict` (default): any problem stops the run before anything is created.
+    Strict,
+    /// `warn`: problems are reported and the run goes on.
+    Warn,
 }
 
 /// One row of the settings table.
@@ -218,6 +241,112 @@ impl Settings {
             }
         };
 
+        let verbatim: Vec<String> = match get(crate::deviations::VERBATIM_VAR) {
+            None => Vec::new(),
+            Some(v) if v.eq_ignore_ascii_case("all") => crate::deviations::ids()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(|id| match crate::deviations::find(id) {
+                    Some(d) => Ok(d.id.to_string()),
+                    None => Err(invalid(
+                        crate::deviations::VERBATIM_VAR,
+                        &v,
+                        format!(
+                            "no deviation {id:?}; expected all or ids among {}",
+                            crate::deviations::ids().join(", ")
+                        ),
+                    )),
+                })
+                .collect::<Result<_>>()?,
+        };
+        let verbatim_has = |id: &str| verbatim.iter().any(|v| v == id);
+
+        let mut legacy_image = get("HAPPY_LEGACY_IMAGE");
+        if verbatim_has("D-legacy-image") {
+            let workshop = crate::deviations::WORKSHOP_LEGACY_IMAGE;
+            match &legacy_image {
+                Some(image) if !crate::deviations::same_image(image, workshop) => {
+                    return Err(invalid(
+                        "HAPPY_LEGACY_IMAGE",
+                        image,
+                        format!(
+                            "HAPPY_VERBATIM switches D-legacy-image off, which runs the \
+                             workshop's {workshop}; unset one of the two"
+                        ),
+                    ));
+                }
+                _ => legacy_image = Some(workshop.to_string()),
+            }
+        }
+        let mut istio_version = istio_version;
+        if verbatim_has("D-istio-version") {
+            let workshop = crate::deviations::WORKSHOP_ISTIO_VERSION;
+            match &istio_version {
+                IstioVersionRequest::Pinned => {
+                    istio_version = IstioVersionRequest::Exact(workshop.parse()?);
+                }
+                IstioVersionRequest::Exact(v) if v.to_string() == workshop => {}
+                other => {
+                    return Err(invalid(
+                        "ISTIO_VERSION",
+                        &format!("{other:?}"),
+                        format!(
+                            "HAPPY_VERBATIM switches D-istio-version off, which installs the \
+                             workshop's {workshop}; unset one of the two"
+                        ),
+                    ));
+                }
+            }
+        }
+        let kind_binary = match get("HAPPY_KIND_BINARY") {
+            None => None,
+            Some(v) => Some(
+                resolve_binary(&v).map_err(|reason| invalid("HAPPY_KIND_BINARY", &v, reason))?,
+            ),
+        };
+
+        let kind_node_image = match get("HAPPY_KIND_NODE_IMAGE") {
+            None => crate::provision::kind::KIND_NODE_IMAGE.to_string(),
+            Some(v) => {
+                if crate::istio::kubernetes_support::parse_kube_minor(&v).is_none() {
+                    return Err(invalid(
+                        "HAPPY_KIND_NODE_IMAGE",
+                        &v,
+                        "expected a kind node image tagged with its Kubernetes version, e.g. kindest/node:v1.35.0@sha256:<digest>",
+                    ));
+                }
+                v
+            }
+        };
+
+        let kind_host_port = match get("HAPPY_KIND_HOST_PORT") {
+            None => None,
+            Some(v) => match v.parse::<u16>() {
+                Ok(port) if port > 0 => Some(port),
+                _ => {
+                    return Err(invalid(
+                        "HAPPY_KIND_HOST_PORT",
+                        &v,
+                        "expected a port number from 1 to 65535",
+                    ));
+                }
+            },
+        };
+
+        let preflight = match get("HAPPY_PREFLIGHT") {
+            None => PreflightMode::Strict,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "strict" => PreflightMode::Strict,
+                "warn" => PreflightMode::Warn,
+                _ => return Err(invalid("HAPPY_PREFLIGHT", &v, "expected strict or warn")),
+            },
+        };
+
         Ok(Self {
             cluster,
             istio_version,
@@ -227,6 +356,12 @@ impl Settings {
             cache_dir,
             report_dir,
             kind_cluster,
+            legacy_image,
+            verbatim,
+            kind_binary,
+            kind_node_image,
+            kind_host_port,
+            preflight,
         })
     }
 
@@ -261,7 +396,7 @@ impl Settings {
                 name: "HAPPY_KEEP",
                 values: "0 | 1 | on-failure",
                 default: "0",
-                meaning: "Keep the cluster the suite created after the run: never, always, or when a scenario failed",
+                meaning: "Keep the kind cluster the suite created after the run: never, always, or when a scenario failed (its kubeconfig is in the cache; the `export KUBECONFIG=…` line is printed). kind only: a k3s container is always removed, which a k3s run with it set says",
             },
             SettingDoc {
                 name: "HAPPY_MANIFESTS",
@@ -287,6 +422,42 @@ impl Settings {
                 default: DEFAULT_KIND_CLUSTER,
                 meaning: "Name of the kind cluster to create or reuse",
             },
+            SettingDoc {
+                name: "HAPPY_VERBATIM",
+                values: "all | deviation ids, comma-separated (D-legacy-image, D-istio-version, D-ingress-address)",
+                default: "unset (every deviation on)",
+                meaning: "Switch deviations off: run the workshop's text as written where the suite departs from it (see Deviations from the workshop)",
+            },
+            SettingDoc {
+                name: "HAPPY_LEGACY_IMAGE",
+                values: "an image reference",
+                default: crate::deviations::SUITE_LEGACY_IMAGE,
+                meaning: "Image of the legacy client pod (C18, C19, C22; deviation D-legacy-image); radial/busyboxplus:curl = the workshop's pod as written (fails to pull on containerd ≥ 2.1), any other image runs with command /bin/sleep infinity",
+            },
+            SettingDoc {
+                name: "HAPPY_KIND_BINARY",
+                values: "a path, or a name on PATH",
+                default: "the pinned kind, downloaded",
+                meaning: "Use this kind instead of the pinned release (downloaded into the cache, sha256 verified); its `kind version` is checked and a different version is warned about",
+            },
+            SettingDoc {
+                name: "HAPPY_KIND_NODE_IMAGE",
+                values: "a kind node image",
+                default: crate::provision::kind::KIND_NODE_IMAGE,
+                meaning: "The kind node image, i.e. the Kubernetes version, passed as `kind create cluster --image`; a Kubernetes outside the Istio minor's supported window is refused",
+            },
+            SettingDoc {
+                name: "HAPPY_KIND_HOST_PORT",
+                values: "unset | 1-65535",
+                default: "unset",
+                meaning: "Map this port on 127.0.0.1 to the ingress gateway (NodePort 30080), for reading a kept cluster in a browser; checked free before the cluster is created",
+            },
+            SettingDoc {
+                name: "HAPPY_PREFLIGHT",
+                values: "strict | warn",
+                default: "strict",
+                meaning: "What a failed preflight check does to a kind or k3s run: stop before anything is created, or report and go on",
+            },
         ]
     }
 
@@ -311,6 +482,19 @@ impl Settings {
         }
         out
     }
+}
+
+/// A binary named by path, or by a bare name looked up on PATH; it must be executable.
+fn resolve_binary(value: &str) -> std::result::Result<PathBuf, String> {
+    let path = if value.contains(std::path::MAIN_SEPARATOR) || value.contains('/') {
+        PathBuf::from(value)
+    } else {
+        crate::provision::command::which(value).ok_or("not found on PATH")?
+    };
+    if !crate::provision::command::is_executable(&path) {
+        return Err("not an executable file".into());
+    }
+    Ok(path)
 }
 
 /// kind names become Docker container names and kubeconfig contexts: lower-case letters,
@@ -362,6 +546,36 @@ mod tests {
         assert_eq!(s.report_dir, crate_root().join("target/happy"));
         assert_eq!(s.cache_dir, PathBuf::from("/tmp/c"));
         assert_eq!(s.kind_cluster, "happy-istio");
+        assert_eq!(s.kind_binary, None);
+        assert_eq!(s.kind_node_image, crate::provision::kind::KIND_NODE_IMAGE);
+        assert_eq!(s.kind_host_port, None);
+        assert_eq!(s.preflight, PreflightMode::Strict);
+    }
+
+    #[test]
+    fn kind_options() {
+        let s = settings(&[
+            ("HAPPY_KIND_BINARY", "sh"),
+            ("HAPPY_KIND_NODE_IMAGE", "kindest/node:v1.34.0"),
+            ("HAPPY_KIND_HOST_PORT", "18080"),
+            ("HAPPY_PREFLIGHT", "warn"),
+        ])
+        .unwrap();
+        assert!(s.kind_binary.unwrap().ends_with("sh"));
+        assert_eq!(s.kind_node_image, "kindest/node:v1.34.0");
+        assert_eq!(s.kind_host_port, Some(18080));
+        assert_eq!(s.preflight, PreflightMode::Warn);
+        for (var, bad) in [
+            ("HAPPY_KIND_BINARY", "/does/not/exist/kind"),
+            ("HAPPY_KIND_BINARY", "no-such-kind-binary"),
+            ("HAPPY_KIND_NODE_IMAGE", "kindest/node:latest"),
+            ("HAPPY_KIND_HOST_PORT", "0"),
+            ("HAPPY_KIND_HOST_PORT", "80800"),
+            ("HAPPY_PREFLIGHT", "off"),
+        ] {
+            let err = error_of(&[(var, bad)]);
+            assert!(err.contains(var) && err.contains(bad), "{err}");
+        }
     }
 
     #[test]
@@ -505,6 +719,52 @@ mod tests {
     }
 
     #[test]
+    fn verbatim_and_the_legacy_image() {
+        let s = settings(&[]).unwrap();
+        assert!(s.verbatim.is_empty() && s.legacy_image.is_none());
+        let s = settings(&[("HAPPY_VERBATIM", "d-legacy-image")]).unwrap();
+        assert_eq!(s.verbatim, ["D-legacy-image"]);
+        assert_eq!(s.legacy_image.as_deref(), Some("radial/busyboxplus:curl"));
+        assert_eq!(s.istio_version, IstioVersionRequest::Pinned);
+        let s = settings(&[("HAPPY_VERBATIM", "all")]).unwrap();
+        assert_eq!(s.verbatim.len(), crate::deviations::DEVIATIONS.len());
+        assert_eq!(
+            s.istio_version.clone(),
+            IstioVersionRequest::Exact("1.12.2".parse().unwrap())
+        );
+        let s = settings(&[("HAPPY_LEGACY_IMAGE", "my/curl:1")]).unwrap();
+        assert_eq!(s.legacy_image.as_deref(), Some("my/curl:1"));
+
+        let err = error_of(&[("HAPPY_VERBATIM", "D-legacy-image,D-nope")]);
+        assert!(
+            err.contains("HAPPY_VERBATIM")
+                && err.contains("D-nope")
+                && err.contains("D-legacy-image"),
+            "{err}"
+        );
+        let err = error_of(&[
+            ("HAPPY_VERBATIM", "D-legacy-image"),
+            ("HAPPY_LEGACY_IMAGE", "my/curl:1"),
+        ]);
+        assert!(
+            err.contains("HAPPY_LEGACY_IMAGE") && err.contains("my/curl:1"),
+            "{err}"
+        );
+        let err = error_of(&[("HAPPY_VERBATIM", "all"), ("ISTIO_VERSION", "latest")]);
+        assert!(
+            err.contains("ISTIO_VERSION") && err.contains("D-istio-version"),
+            "{err}"
+        );
+        assert!(
+            settings(&[
+                ("HAPPY_VERBATIM", "all"),
+                ("HAPPY_LEGACY_IMAGE", "docker.io/radial/busyboxplus:curl")
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn describe_covers_every_variable_read() {
         let names: Vec<&str> = Settings::describe().iter().map(|d| d.name).collect();
         let source = include_str!("settings.rs");
@@ -517,6 +777,11 @@ mod tests {
             "HAPPY_CACHE_DIR",
             "HAPPY_REPORT_DIR",
             "HAPPY_KIND_CLUSTER",
+            "HAPPY_LEGACY_IMAGE",
+            "HAPPY_KIND_BINARY",
+            "HAPPY_KIND_NODE_IMAGE",
+            "HAPPY_KIND_HOST_PORT",
+            "HAPPY_PREFLIGHT",
         ] {
             assert!(names.contains(&name), "{name} missing from describe()");
             assert!(

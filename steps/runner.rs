@@ -62,6 +62,9 @@ pub async fn run() -> Result<ExitCode, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
     let timeouts = Timeouts::from_env().map_err(|e| e.to_string())?;
+    // Every departure from the workshop's text, announced before anything runs.
+    let deviations = happy_istio::deviations::Deviations::resolve(&settings);
+    eprint!("{deviations}");
     let report_dir = settings.report_dir.clone();
     std::fs::create_dir_all(&report_dir).map_err(|e| {
         format!(
@@ -126,6 +129,7 @@ pub async fn run() -> Result<ExitCode, String> {
                     .collect()
             })
             .unwrap_or_default(),
+        deviations: deviations.report(),
     };
     let summary = match outcome {
         RunOutcome::Finished => report::finish(&report_dir, &info_out),

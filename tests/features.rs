@@ -1,6 +1,8 @@
 //! The features are the workshop's living documentation and the suite's contract: every step
 //! must match exactly one definition (no undefined, no ambiguous step), every claim C01–C22
-//! must have a scenario, and every scenario must state exactly one claim.
+//! must have a scenario, and every scenario must state exactly one claim — except the
+//! deviation re-checks (`@deviation`), which each name exactly one deviation of
+//! `src/deviations.rs` instead.
 
 #[path = "../steps/definitions/mod.rs"]
 #[allow(dead_code)]
@@ -82,6 +84,9 @@ fn every_claim_has_a_scenario_and_every_scenario_one_claim() {
             feature.name
         );
         for scenario in &feature.scenarios {
+            if scenario.tags.iter().any(|t| t == "deviation") {
+                continue;
+            }
             let claims = claim_tags(&scenario.tags);
             assert_eq!(
                 claims.len(),
@@ -98,6 +103,88 @@ fn every_claim_has_a_scenario_and_every_scenario_one_claim() {
         .filter(|c| !seen.contains(c))
         .collect();
     assert!(missing.is_empty(), "claims without a scenario: {missing:?}");
+}
+
+fn deviation_tags(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .filter(|t| t.starts_with("D-"))
+        .cloned()
+        .collect()
+}
+
+/// The deviation list and the features agree: each deviation tag names a deviation; the claims
+/// a deviation lists are exactly the claims of the scenarios carrying its tag (on the scenario
+/// or its feature), so Cucumber's output shows the deviation on every scenario it affects; and
+/// each deviation re-checked by a scenario has exactly one `@deviation` scenario, with no claim.
+#[test]
+fn deviations_and_features_agree() {
+    use happy_istio::deviations::{DEVIATIONS, Recheck, find};
+    let mut claims_by_tag: std::collections::BTreeMap<String, BTreeSet<String>> =
+        Default::default();
+    let mut rechecks: std::collections::BTreeMap<String, usize> = Default::default();
+    for feature in features() {
+        for scenario in &feature.scenarios {
+            let tags: Vec<String> = feature.tags.iter().chain(&scenario.tags).cloned().collect();
+            let ids = deviation_tags(&tags);
+            for id in &ids {
+                let d = find(id).unwrap_or_else(|| {
+                    panic!(
+                        "{:?}: @{id} is not a deviation in src/deviations.rs",
+                        scenario.name
+                    )
+                });
+                assert_eq!(d.id, id, "tags spell the id exactly");
+            }
+            if scenario.tags.iter().any(|t| t == "deviation") {
+                let own = deviation_tags(&scenario.tags);
+                assert_eq!(
+                    own.len(),
+                    1,
+                    "{:?} must re-check exactly one deviation",
+                    scenario.name
+                );
+                assert!(claim_tags(&scenario.tags).is_empty(), "{:?}", scenario.name);
+                *rechecks.entry(own[0].clone()).or_default() += 1;
+                continue;
+            }
+            // Where a scenario does what a deviation changes, it carries the deviation's tag.
+            for (id, step_text) in [
+                ("D-legacy-image", "the legacy client"),
+                ("D-ingress-address", "through the ingress gateway"),
+            ] {
+                let does_it = scenario.steps.iter().any(|s| s.value.contains(step_text));
+                assert!(
+                    !does_it || ids.iter().any(|t| t == id),
+                    "{:?} has a step {step_text:?} but no tag @{id}",
+                    scenario.name
+                );
+            }
+            for id in ids {
+                claims_by_tag
+                    .entry(id)
+                    .or_default()
+                    .extend(claim_tags(&tags));
+            }
+        }
+    }
+    for d in DEVIATIONS {
+        let listed: BTreeSet<String> = d.claims.iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            claims_by_tag.get(d.id).cloned().unwrap_or_default(),
+            listed,
+            "{}: its claims and the scenarios tagged @{} differ",
+            d.id,
+            d.id
+        );
+        let want = usize::from(d.recheck == Recheck::Scenario);
+        assert_eq!(
+            rechecks.get(d.id).copied().unwrap_or(0),
+            want,
+            "{}: re-check scenarios tagged @deviation @{}",
+            d.id,
+            d.id
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The suite must be able to fail. Each case breaks one claim's manifest (or mechanism) in a
 //! copy of the workshop's files and runs that claim's scenarios on the sandbox through
-//! `HAPPY_MANIFESTS` — the override users have — expecting them to fail. A control run of the
+//! `HAPPY_MANIFESTS` — the override users have — expecting them to fail. The sandbox cases
+//! instead break a premise of the suite in the sandbox itself through one of its test-only
+//! knobs (e.g. the container runtime pulling the workshop's Docker schema-1 image), and
+//! expect the scenario that re-checks that premise to fail. A control run of the
 //! same scenarios on the unbroken copy must pass first, so a failure cannot come from the
 //! harness or the sandbox. `cargo test --test negative -- C16` runs the cases naming C16.
 //!
@@ -115,6 +118,21 @@ const CASES: &[Breakage] = &[
     },
 ];
 
+/// One deliberate breakage of the sandbox: the deviation `tag`'s re-check scenario
+/// (`@deviation and @<tag>`) runs with `env` set.
+struct SandboxBreakage {
+    tag: &'static str,
+    what: &'static str,
+    env: &'static [(&'static str, &'static str)],
+}
+
+const SANDBOX_CASES: &[SandboxBreakage] = &[SandboxBreakage {
+    tag: "D-legacy-image",
+    what: "the runtime pulls the workshop's schema-1 image, so the deviation is not needed",
+    // happy-sandbox's test-only knob (sandbox/src/runtime/pull.rs, PULL_SCHEMA1_VAR).
+    env: &[("HAPPY_SANDBOX_PULL_SCHEMA1", "1")],
+}];
+
 fn main() -> ExitCode {
     if std::env::var_os(CHILD_VAR).is_some() {
         return child();
@@ -124,15 +142,23 @@ fn main() -> ExitCode {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let name = |case: &Breakage| format!("{} — {}", case.claim, case.what);
-    let cases: Vec<&Breakage> = CASES
+    let selected = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
+    let cases: Vec<&Breakage> = CASES.iter().filter(|c| selected(&name(c))).collect();
+    let sandbox_name = |case: &SandboxBreakage| format!("{} — {}", case.tag, case.what);
+    let sandbox_cases: Vec<&SandboxBreakage> = SANDBOX_CASES
         .iter()
-        .filter(|c| filter.is_empty() || filter.iter().any(|f| name(c).contains(f.as_str())))
+        .filter(|c| selected(&sandbox_name(c)))
         .collect();
-    if cases.is_empty() {
+    if cases.is_empty() && sandbox_cases.is_empty() {
         println!("negative tests: none selected");
         return ExitCode::SUCCESS;
     }
-    if let Err(e) = control(&cases) {
+    let tags: Vec<String> = cases
+        .iter()
+        .map(|c| format!("@{}", c.claim))
+        .chain(sandbox_cases.iter().map(|c| recheck_tags(c)))
+        .collect();
+    if let Err(e) = control(&tags) {
         println!("FAIL control run: {e}");
         return ExitCode::FAILURE;
     }
@@ -146,7 +172,19 @@ fn main() -> ExitCode {
             }
         }
     }
-    println!("\nnegative tests: {} ran, {failures} failed", cases.len());
+    for case in &sandbox_cases {
+        match check_sandbox(case) {
+            Ok(verdict) => println!("ok   {}: {verdict}", sandbox_name(case)),
+            Err(e) => {
+                println!("FAIL {}: {e}", sandbox_name(case));
+                failures += 1;
+            }
+        }
+    }
+    println!(
+        "\nnegative tests: {} ran, {failures} failed",
+        cases.len() + sandbox_cases.len()
+    );
     if failures == 0 {
         ExitCode::SUCCESS
     } else {
@@ -207,7 +245,7 @@ fn copy_manifests(dir: &Path, breakage: Option<&Breakage>) -> Result<(), String>
 }
 
 /// Run the scenarios matching the tag expression on the sandbox against the manifests in `dir`.
-fn run_tags(tags: &str, dir: &Path) -> Result<(Summary, String), String> {
+fn run_tags(tags: &str, dir: &Path, env: &[(&str, &str)]) -> Result<(Summary, String), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = Command::new(exe)
         .args(["--tags", tags])
@@ -215,6 +253,7 @@ fn run_tags(tags: &str, dir: &Path) -> Result<(Summary, String), String> {
         .env("HAPPY_CLUSTER", "sandbox")
         .env("HAPPY_MANIFESTS", dir)
         .env("HAPPY_REPORT_DIR", dir.join("report"))
+        .envs(env.iter().copied())
         .output()
         .map_err(|e| format!("cannot run the suite: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -229,12 +268,12 @@ fn run_tags(tags: &str, dir: &Path) -> Result<(Summary, String), String> {
 
 /// The scenarios of every selected claim pass on the unbroken manifests: otherwise a failure
 /// of a broken run could come from the harness or the sandbox, and would prove nothing.
-fn control(cases: &[&Breakage]) -> Result<(), String> {
+fn control(tags: &[String]) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     copy_manifests(dir.path(), None)?;
-    let tags: Vec<String> = cases.iter().map(|c| format!("(@{})", c.claim)).collect();
-    let (summary, output) = run_tags(&tags.join(" or "), dir.path())?;
-    let claims: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.claim).collect();
+    let tags: Vec<String> = tags.iter().map(|t| format!("({t})")).collect();
+    let (summary, output) = run_tags(&tags.join(" or "), dir.path(), &[])?;
+    let claims: std::collections::BTreeSet<&String> = tags.iter().collect();
     if summary.failed != 0 || summary.skipped != 0 || summary.passed < claims.len() {
         return Err(format!(
             "the control run on the unbroken manifests did not pass ({summary}); \
@@ -252,7 +291,7 @@ fn control(cases: &[&Breakage]) -> Result<(), String> {
 fn check(case: &Breakage) -> Result<String, String> {
     let broken = tempfile::tempdir().map_err(|e| e.to_string())?;
     copy_manifests(broken.path(), Some(case))?;
-    let (summary, output) = run_tags(&format!("@{}", case.claim), broken.path())?;
+    let (summary, output) = run_tags(&format!("@{}", case.claim), broken.path(), &[])?;
     if summary.failed == 0 {
         return Err(format!(
             "the scenario did not fail with {} broken ({summary})\n{output}",
@@ -260,4 +299,24 @@ fn check(case: &Breakage) -> Result<String, String> {
         ));
     }
     Ok(format!("broken {} failed ({summary})", case.file))
+}
+
+/// The tag expression of a deviation's re-check scenario.
+fn recheck_tags(case: &SandboxBreakage) -> String {
+    format!("@deviation and @{}", case.tag)
+}
+
+/// The deviation's re-check fails on a sandbox broken through its knob.
+fn check_sandbox(case: &SandboxBreakage) -> Result<String, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    copy_manifests(dir.path(), None)?;
+    let (summary, output) = run_tags(&recheck_tags(case), dir.path(), case.env)?;
+    let knobs: Vec<String> = case.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if summary.failed == 0 {
+        return Err(format!(
+            "the scenario did not fail with {} ({summary})\n{output}",
+            knobs.join(" ")
+        ));
+    }
+    Ok(format!("with {} it failed ({summary})", knobs.join(" ")))
 }

@@ -188,7 +188,7 @@ async fn routing_to_v1_gives_only_v1_and_mirroring_reaches_v2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_mtls_rejects_the_plaintext_client_and_permissive_accepts_it() {
     let c = MeshCluster::workshop(false).await;
-    c.apply("default", "legacy.yaml").await;
+    c.apply_legacy_client().await;
     c.wait_pods("default", 1).await;
     let url = "http://service-a.istioinaction.svc.cluster.local";
     let a = c.pod(NS, "service-a").await;

@@ -231,7 +231,7 @@ async fn sidecars_log_count_encrypt_and_authorize() {
 
     // C18: a client without sidecar calls service-a in plaintext; the capture on service-a
     // shows the response, and service-a counts it from unknown with policy none.
-    c.apply("default", "legacy.yaml").await;
+    c.apply_legacy_client().await;
     c.wait_pods("default", 1).await;
     let curl_args = ["-s", "http://service-a.istioinaction.svc.cluster.local"];
     // service-a answers 500 whenever service-c v2 fails, so a 4-packet capture may hold only

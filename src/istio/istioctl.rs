@@ -36,7 +36,11 @@ impl KubeTarget {
 }
 
 /// The workshop's install: demo profile, privileged proxies (so tcpdump works in istio-proxy).
-pub fn install_args(target: &KubeTarget) -> Vec<String> {
+/// `--readiness-timeout` (istio/istio `operator/cmd/mesh/install.go`, default `300*time.Second`,
+/// same in 1.29.0, 1.30.0 and HEAD; on expiry `operator/pkg/install/install.go` fails the
+/// command) is set from the suite's own limit, so a slow image pull is bounded by
+/// `HAPPY_TIMEOUT_ISTIO_INSTALL` and not by istioctl's 5 minutes.
+pub fn install_args(target: &KubeTarget, readiness: Duration) -> Vec<String> {
     let mut args: Vec<String> = [
         "install",
         "-y",
@@ -47,8 +51,20 @@ pub fn install_args(target: &KubeTarget) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec();
+    args.push("--readiness-timeout".into());
+    args.push(format!("{}s", readiness.as_secs().max(1)));
     args.extend(target.flags());
     args
+}
+
+/// istioctl's readiness wait within the install limit: the limit less a margin (a tenth, at
+/// least 30 s) for istioctl to apply the manifests before it waits and to report a timeout
+/// before the suite kills it.
+pub fn readiness_timeout(install_limit: Duration) -> Duration {
+    let margin = (install_limit / 10).max(Duration::from_secs(30));
+    install_limit
+        .saturating_sub(margin)
+        .max(Duration::from_secs(1))
 }
 
 /// Manual injection of a manifest read from stdin.
@@ -120,7 +136,7 @@ impl Istioctl {
     /// (the timeout table's `istio_install`).
     pub async fn install(&self, limit: Duration) -> Result<()> {
         Cmd::new(&self.path, limit)
-            .args(install_args(&self.target))
+            .args(install_args(&self.target, readiness_timeout(limit)))
             .run()
             .await
             .map(drop)
@@ -197,9 +213,16 @@ pub(crate) async fn ensure_release_from(
     let staging =
         unpack_dir.with_file_name(format!(".{}.unpacking-{}", version, std::process::id()));
     let task_staging = staging.clone();
+    let finished_istioctl = cached.istioctl();
     let unpacked = tokio::task::spawn_blocking(move || -> Result<()> {
         let _ = std::fs::remove_dir_all(&task_staging);
         extract_tar_gz(&archive, &task_staging)?;
+        if finished_istioctl.is_file() {
+            // Another run on the same cache finished first, and may be running its istioctl:
+            // keep its tree, drop ours.
+            let _ = std::fs::remove_dir_all(&task_staging);
+            return Ok(());
+        }
         if unpack_dir.exists() {
             // A half tree from an older, interrupted layout; the staged one replaces it.
             std::fs::remove_dir_all(&unpack_dir).map_err(|source| Error::LocalIo {
@@ -245,15 +268,36 @@ mod tests {
 
     #[test]
     fn install_args_default_and_with_target() {
+        let ten_minutes = Duration::from_secs(600);
         assert_eq!(
-            install_args(&KubeTarget::default()).join(" "),
-            "install -y --set profile=demo --set values.global.proxy.privileged=true"
-        );
-        assert_eq!(
-            install_args(&kind_target()).join(" "),
+            install_args(&KubeTarget::default(), readiness_timeout(ten_minutes)).join(" "),
             "install -y --set profile=demo --set values.global.proxy.privileged=true \
-             --kubeconfig /c/kubeconfig-happy-istio --context kind-happy-istio"
+             --readiness-timeout 540s"
         );
+        assert_eq!(
+            install_args(&kind_target(), Duration::from_secs(90)).join(" "),
+            "install -y --set profile=demo --set values.global.proxy.privileged=true \
+             --readiness-timeout 90s --kubeconfig /c/kubeconfig-happy-istio --context kind-happy-istio"
+        );
+    }
+
+    #[test]
+    fn readiness_stays_inside_the_install_limit() {
+        assert_eq!(
+            readiness_timeout(Duration::from_secs(600)),
+            Duration::from_secs(540)
+        );
+        assert_eq!(
+            readiness_timeout(Duration::from_secs(120)),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            readiness_timeout(Duration::from_secs(20)),
+            Duration::from_secs(1)
+        );
+        for secs in [31, 60, 300, 3600] {
+            assert!(readiness_timeout(Duration::from_secs(secs)) < Duration::from_secs(secs));
+        }
     }
 
     #[test]

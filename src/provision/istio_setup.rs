@@ -1,6 +1,6 @@
 //! Istio on a real cluster (kind, k3s, existing): the version to use, its release in the
 //! cache, `istioctl install` once per run, readiness of istiod and both gateways, and the
-//! ingress gateway's fixed NodePort that kind-config.yaml maps to the host.
+//! ingress gateway's fixed NodePort that a kind host port (`HAPPY_KIND_HOST_PORT`) publishes.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -21,15 +21,27 @@ use crate::{Error, Result};
 
 /// Istio's namespace.
 pub const ISTIO_NAMESPACE: &str = "istio-system";
-/// The NodePort kind-config.yaml maps to host port 8080.
+/// The NodePort a kind host port (`HAPPY_KIND_HOST_PORT`) publishes.
 pub const INGRESS_NODE_PORT: i32 = 30080;
 
 /// Pods that must be Ready after the install (claim C05), by label selector.
 pub const CONTROL_PLANE_SELECTORS: [(&str, &str); 3] = [
     ("istiod", "app=istiod"),
     ("ingress gateway", "app=istio-ingressgateway"),
-    ("egress gateway", "app=istio-egressgateway"),
+    (EGRESS_GATEWAY, "app=istio-egressgateway"),
 ];
+
+/// The entry of [`CONTROL_PLANE_SELECTORS`] only the demo profile installs
+/// (istio/istio `manifests/profiles/demo.yaml`: `egressGateways: [{name: istio-egressgateway,
+/// enabled: true}]`; the default and minimal profiles and Helm installs have none).
+pub const EGRESS_GATEWAY: &str = "egress gateway";
+
+/// The reason a kept install without an egress gateway gives for the scenarios needing one.
+pub fn egress_missing_reason(found: &str) -> String {
+    format!(
+        "the Istio {found} already installed has no egress gateway (app=istio-egressgateway in istio-system); only the demo profile installs one, and an existing install is left as it is"
+    )
+}
 
 /// What to do when istiod is already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,16 +82,37 @@ pub fn istiod_version(deployment: &Deployment) -> Option<String> {
     image_tag(container.image.as_deref()?).map(|tag| tag.trim_start_matches('v').to_string())
 }
 
-/// The version istiod runs in the cluster, or None when there is no istiod.
+/// The version istiod runs in the cluster, or None when there is no istiod. istiod is found by
+/// its label, not its name: a revisioned install names the Deployment `istiod-<revision>`
+/// (istio/istio `manifests/charts/istio-control/istio-discovery/templates/deployment.yaml`,
+/// `name: istiod{{- if not (eq .Values.revision "") }}-{{ .Values.revision }}{{- end }}`,
+/// label `app: istiod`).
 pub async fn installed_istio(client: &kube::Client) -> Result<Option<String>> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
-    match api.get_opt("istiod").await {
-        Ok(Some(deployment)) => Ok(Some(
-            istiod_version(&deployment).unwrap_or_else(|| "unknown".into()),
-        )),
-        Ok(None) => Ok(None),
-        // No istio-system namespace reads as 404 too; any other failure is real.
-        Err(e) => Err(Error::kube("get Deployment istiod in istio-system", e)),
+    let list = api
+        .list(&kube::api::ListParams::default().labels("app=istiod"))
+        .await
+        .map_err(|e| Error::kube("list Deployments app=istiod in istio-system", e))?;
+    Ok(istiod_of(&list.items))
+}
+
+/// The version of the istiod Deployments found: the plain `istiod` first, else the first
+/// revision; several revisions are named together.
+pub fn istiod_of(deployments: &[Deployment]) -> Option<String> {
+    let version = |d: &Deployment| istiod_version(d).unwrap_or_else(|| "unknown".into());
+    let name = |d: &Deployment| d.metadata.name.clone().unwrap_or_default();
+    if let Some(plain) = deployments.iter().find(|d| name(d) == "istiod") {
+        return Some(version(plain));
+    }
+    match deployments {
+        [] => None,
+        [one] => Some(format!("{} (Deployment {})", version(one), name(one))),
+        many => Some(
+            many.iter()
+                .map(|d| format!("{} (Deployment {})", version(d), name(d)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
     }
 }
 
@@ -140,6 +173,28 @@ impl IstioSetup {
     ) -> Result<Self> {
         let downloader = Downloader::new(&settings.cache_dir, timeouts.download)?;
         let version = resolve_version(settings, &downloader).await?;
+        Self::prepare_version(
+            settings,
+            timeouts,
+            version,
+            target,
+            when_installed,
+            fixed_node_port,
+        )
+        .await
+    }
+
+    /// [`IstioSetup::prepare`] of a version already resolved (kind resolves it first, to check
+    /// its Kubernetes window before creating the cluster).
+    pub async fn prepare_version(
+        settings: &Settings,
+        timeouts: &Timeouts,
+        version: IstioVersion,
+        target: KubeTarget,
+        when_installed: WhenInstalled,
+        fixed_node_port: bool,
+    ) -> Result<Self> {
+        let downloader = Downloader::new(&settings.cache_dir, timeouts.download)?;
         let release = ensure_release(&downloader, &version, Platform::current()?).await?;
         let istioctl = Istioctl::new(
             release.istioctl(),
@@ -210,7 +265,23 @@ impl IstioSetup {
                 (wanted, note)
             }
         };
+        let kept = revision_note.is_some() && self.when_installed == WhenInstalled::Keep;
+        let mut missing_egress = None;
         for (what, selector) in CONTROL_PLANE_SELECTORS {
+            if kept && what == EGRESS_GATEWAY {
+                // Not ours to add: a kept install without one lacks a capability, it is not
+                // broken (the scenarios needing it are skipped with the reason).
+                let pods: Api<k8s_openapi::api::core::v1::Pod> =
+                    Api::namespaced(cluster.client().clone(), ISTIO_NAMESPACE);
+                let found = pods
+                    .list(&kube::api::ListParams::default().labels(selector))
+                    .await
+                    .map_err(|e| Error::kube(format!("list pods {selector} in istio-system"), e))?;
+                if found.items.is_empty() {
+                    missing_egress = Some(egress_missing_reason(&version));
+                    continue;
+                }
+            }
             cluster
                 .wait_pods_ready(ISTIO_NAMESPACE, selector, timeouts.pod_ready)
                 .await
@@ -241,6 +312,7 @@ impl IstioSetup {
         Ok(IstioInstall {
             version,
             revision_note,
+            missing_egress_gateway: missing_egress,
         })
     }
 }
@@ -283,6 +355,54 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    fn istiod(name: &str, image: &str) -> Deployment {
+        use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+        Deployment {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::apps::v1::DeploymentSpec {
+                template: PodTemplateSpec {
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "discovery".into(),
+                            image: Some(image.into()),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn revisioned_istiod_is_found_by_its_label() {
+        assert_eq!(istiod_of(&[]), None);
+        assert_eq!(
+            istiod_of(&[istiod("istiod", "docker.io/istio/pilot:1.30.5")]).as_deref(),
+            Some("1.30.5")
+        );
+        assert_eq!(
+            istiod_of(&[istiod("istiod-1-30", "docker.io/istio/pilot:1.30.5")]).as_deref(),
+            Some("1.30.5 (Deployment istiod-1-30)")
+        );
+        let both = istiod_of(&[
+            istiod("istiod-canary", "docker.io/istio/pilot:1.31.1"),
+            istiod("istiod-stable", "docker.io/istio/pilot:1.30.5"),
+        ])
+        .unwrap();
+        assert!(
+            both.contains("istiod-canary") && both.contains("1.30.5 (Deployment istiod-stable)"),
+            "{both}"
+        );
+        assert!(egress_missing_reason("1.30.5").contains("only the demo profile"));
     }
 
     #[test]

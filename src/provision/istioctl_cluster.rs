@@ -3,8 +3,6 @@
 //! ending that differs per provider ([`Ending`]). One implementation of [`ClusterHandle`]
 //! for all three, so they cannot drift apart.
 
-use std::path::Path;
-
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
@@ -52,8 +50,8 @@ impl ClusterHandle for IstioctlCluster {
         self.istio.istioctl().kube_inject(yaml).boxed()
     }
 
-    fn istioctl(&self) -> Option<&Path> {
-        Some(self.istio.istioctl().path())
+    fn istioctl(&self) -> Option<&crate::istio::Istioctl> {
+        Some(self.istio.istioctl())
     }
 
     fn teardown(self: Box<Self>, any_failed: bool) -> BoxFuture<'static, Result<()>> {

@@ -1,5 +1,6 @@
 //! k3s in a container through testcontainers (Traefik disabled: the workshop's ingress is
-//! Istio's), plus istioctl. The container is removed at teardown.
+//! Istio's), plus istioctl. The container is removed at teardown: `HAPPY_KEEP` applies to kind
+//! only (testcontainers removes what it started), which a run with HAPPY_KEEP set says once.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,9 +20,24 @@ use crate::settings::Settings;
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
 
-/// The k3s image tag: Kubernetes 1.33, recent enough for every Istio the suite tests and for
-/// native sidecars (the module's default is far older).
-pub const K3S_TAG: &str = "v1.33.9-k3s1";
+/// The k3s image tag, pinned by digest: Kubernetes 1.35 like kind v0.31.0's node image, inside
+/// the window of every Istio minor the suite tests (the module's default, v1.28.8-k3s1, is far
+/// older). The digest is the one five unrelated public scripts pin for `rancher/k3s:v1.35.5-k3s1`
+/// (found with the code index; not checked against Docker Hub from here). testcontainers pulls
+/// `rancher/k3s:<this>` as `fromImage`; the daemon parses it whole and pulls by the digest when
+/// a reference has both (moby `daemon/server/router/image/image_routes.go`,
+/// `daemon/internal/distribution/pull_v2.go`, 2026-08).
+pub const K3S_TAG: &str =
+    "v1.35.5-k3s1@sha256:2074403abe1bded11ef3dde09d457e13be8e0b64c218b1c4f8269b4565cfbc65";
+
+/// The note for a k3s run with `HAPPY_KEEP` set, or None.
+pub fn keep_note(keep: crate::settings::KeepPolicy) -> Option<String> {
+    (keep != crate::settings::KeepPolicy::Never).then(|| {
+        "HAPPY_KEEP applies to kind only: the k3s container is removed at the end of the run \
+         (testcontainers removes what it started)"
+            .to_string()
+    })
+}
 
 /// The k3s server's arguments: the module's defaults plus Traefik disabled.
 pub fn server_args() -> Vec<String> {
@@ -41,7 +57,10 @@ pub(super) async fn provision(
     settings: &Settings,
     timeouts: &Timeouts,
 ) -> Result<Box<dyn ClusterHandle>> {
-    super::require_docker(ClusterKind::K3s).await?;
+    let keep_note = keep_note(settings.keep);
+    if let Some(note) = &keep_note {
+        eprintln!("happy-istio: {note}");
+    }
     let conf_dir = settings
         .cache_dir
         .join("k3s")
@@ -64,9 +83,15 @@ pub(super) async fn provision(
         .with_userns_mode("host")
         .with_startup_timeout(timeouts.cluster_create);
     let start = async {
-        image.start().await.map_err(|e| Error::Provision {
-            cluster: "k3s cluster".into(),
-            reason: format!("the k3s container ({K3S_TAG}) did not start: {e}"),
+        image.start().await.map_err(|e| {
+            let text = e.to_string();
+            let hint = super::kind::pull_hint(&text)
+                .map(|h| format!("; likely cause: {h}"))
+                .unwrap_or_default();
+            Error::Provision {
+                cluster: "k3s cluster".into(),
+                reason: format!("the k3s container ({K3S_TAG}) did not start: {text}{hint}"),
+            }
         })
     };
     let prepare = IstioSetup::prepare(
@@ -107,8 +132,18 @@ pub(super) async fn provision(
             info: ClusterInfo {
                 kind: ClusterKind::K3s,
                 name: container.id().chars().take(12).collect(),
+                note: Some(
+                    [
+                        Some(format!("k3s image rancher/k3s:{K3S_TAG}")),
+                        Some(window_line(istio.istioctl().version(), &kubernetes_version)),
+                        keep_note,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                ),
                 kubernetes_version,
-                note: None,
             },
             client,
             capabilities: Capabilities::all(),
@@ -124,6 +159,26 @@ pub(super) async fn provision(
             let _ = std::fs::remove_dir_all(&conf_dir);
             Err(e)
         }
+    }
+}
+
+/// The Kubernetes window verdict for the report (preflight already refused an outside pair of
+/// a pinned or exact ISTIO_VERSION; `latest`/`dev` are judged here, after resolving).
+fn window_line(istio: &crate::istio::IstioVersion, kubernetes_version: &str) -> String {
+    use crate::istio::kubernetes_support::{check, describe, parse_kube_minor};
+    match parse_kube_minor(kubernetes_version) {
+        Some(kube) => {
+            let support = check(istio, kube);
+            let line = describe(istio, kube, &support);
+            if !matches!(
+                support,
+                crate::istio::kubernetes_support::Support::Supported(_)
+            ) {
+                eprintln!("happy-istio: WARNING: {line}");
+            }
+            line
+        }
+        None => format!("Kubernetes {kubernetes_version:?}: support by Istio {istio} unknown"),
     }
 }
 
@@ -163,6 +218,28 @@ impl Ending for K3sEnding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_k3s_image_is_kubernetes_1_35_pinned_by_digest() {
+        assert!(K3S_TAG.starts_with("v1.35."));
+        let digest = K3S_TAG.split_once("@sha256:").unwrap().1;
+        assert_eq!(digest.len(), 64);
+        assert_eq!(
+            crate::istio::kubernetes_support::parse_kube_minor(K3S_TAG),
+            Some((1, 35))
+        );
+    }
+
+    #[test]
+    fn keep_is_said_to_be_kind_only() {
+        use crate::settings::KeepPolicy;
+        assert_eq!(keep_note(KeepPolicy::Never), None);
+        assert!(
+            keep_note(KeepPolicy::OnFailure)
+                .unwrap()
+                .contains("kind only")
+        );
+    }
 
     #[test]
     fn traefik_is_disabled() {

@@ -1,39 +1,71 @@
-//! kind: the real thing and the nightly target. The `kind` binary comes from PATH or is
-//! downloaded (pinned version, sha256 verified) into the cache; the cluster is created from
-//! kind-config.yaml with bounded retries, reused when asked, and deleted at teardown unless
+//! kind: the real thing and the nightly target. kind is the pinned release, downloaded into the
+//! cache (sha256 verified), unless `HAPPY_KIND_BINARY` names another (its version is then
+//! checked). The cluster is created from kind-config.yaml with the pinned node image, its
+//! kubeconfig kept in the cache (the user's `~/.kube/config` is never touched), with bounded
+//! retries inside one total limit; reused when asked, and deleted at teardown unless
 //! `HAPPY_KEEP` keeps it.
+//!
+//! kind facts (kubernetes-sigs/kind v0.31.0): `kind create cluster` flags `--name --config
+//! --image --retain --wait --kubeconfig` and `kind delete cluster --name --kubeconfig`
+//! (`pkg/cmd/kind/{create,delete}/cluster/*.go`); `kind version` prints
+//! `kind v0.31.0 go1.x linux/amd64` (`pkg/cmd/kind/version/version.go`); `kind export logs
+//! [dir] --name` (`pkg/cmd/kind/export/logs/logs.go`); "node(s) already exist for a cluster
+//! with the name" (`pkg/cluster/internal/create/create.go`).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::command::{Cmd, which};
+use super::command::Cmd;
+use super::docker::EngineFound;
 use super::istio_setup::{IstioSetup, WhenInstalled};
 use super::istioctl_cluster::{Ending, IstioctlCluster};
 use super::{Capabilities, ClusterHandle, ClusterInfo, ClusterKind, kubeconfig};
 use crate::download::{Downloader, Expected};
 use crate::istio::KubeTarget;
 use crate::istio::artifacts::{Arch, Os, Platform};
+use crate::istio::kubernetes_support;
 use crate::settings::{KeepPolicy, Settings};
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
 
-/// The kind release downloaded when `kind` is not on PATH.
+/// The kind release used unless `HAPPY_KIND_BINARY` names another.
 pub const KIND_VERSION: &str = "v0.31.0";
 
-/// Digests pinned in code where they could be confirmed independently (linux/amd64 of
-/// v0.31.0, the same digest in several public install scripts). Other platforms are verified
-/// against the release's published `.sha256sum`.
-const PINNED_DIGESTS: &[(Os, Arch, &str)] = &[(
-    Os::Linux,
-    Arch::Amd64,
-    "eb244cbafcc157dff60cf68693c14c9a75c4e6e6fedaf9cd71c58117cb93e3fa",
-)];
+/// kind v0.31.0's default node image, Kubernetes 1.35.0, pinned by digest
+/// (kubernetes-sigs/kind v0.31.0 `pkg/apis/config/defaults/image.go`). Passed as `--image` so
+/// the Kubernetes under test does not depend on which kind runs.
+pub const KIND_NODE_IMAGE: &str =
+    "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f";
 
-/// How many times `kind create cluster` is tried.
+/// Digests pinned in code where they could be confirmed independently: linux/amd64 and
+/// linux/arm64 of v0.31.0, each identical in several unrelated public install scripts
+/// (Makefiles, Dockerfiles, CI scripts found by the code index). Other platforms are verified
+/// against the release's published `.sha256sum`.
+const PINNED_DIGESTS: &[(Os, Arch, &str)] = &[
+    (
+        Os::Linux,
+        Arch::Amd64,
+        "eb244cbafcc157dff60cf68693c14c9a75c4e6e6fedaf9cd71c58117cb93e3fa",
+    ),
+    (
+        Os::Linux,
+        Arch::Arm64,
+        "8e1014e87c34901cc422a1445866835d1e666f2a61301c27e722bdeab5a1f7e4",
+    ),
+];
+
+/// How many times `kind create cluster` is tried, all within `HAPPY_TIMEOUT_CLUSTER_CREATE`.
 pub const CREATE_ATTEMPTS: u32 = 3;
+
+/// Of each attempt's limit, the part kept for kind's node image pull and container start,
+/// before its own `--wait` for the control plane begins.
+pub const PULL_MARGIN: Duration = Duration::from_secs(120);
+
+/// Below this much time left, another attempt is not started.
+pub const MIN_ATTEMPT: Duration = Duration::from_secs(60);
 
 /// The download URL of kind's binary.
 pub fn kind_url(version: &str, platform: Platform) -> String {
@@ -56,13 +88,53 @@ pub fn kind_expected(version: &str, platform: Platform) -> Expected {
         })
 }
 
-/// kind-config.yaml of the crate.
+/// Where the pinned kind lives in the cache.
+pub fn cached_kind(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("kind").join(KIND_VERSION).join("kind")
+}
+
+/// kind-config.yaml of the crate: one control-plane node, no host port.
 pub fn kind_config_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("kind-config.yaml")
 }
 
-/// `kind create cluster` arguments; `--wait` lets kind wait for the control plane itself.
-pub fn create_args(name: &str, config: &Path, wait: Duration) -> Vec<String> {
+/// The kind config for a run: kind-config.yaml as it is, or with the ingress gateway's NodePort
+/// published on `127.0.0.1:<host_port>` (kind docs `configuration.md`, "Extra Port Mappings").
+/// JSON, which kind's YAML loader reads as YAML.
+pub fn kind_config(base_yaml: &str, host_port: Option<u16>) -> Result<String> {
+    let mut config: serde_json::Value =
+        serde_saphyr::from_str(base_yaml).map_err(|e| Error::Unexpected {
+            what: kind_config_path().display().to_string(),
+            message: format!("not valid YAML: {e}"),
+        })?;
+    if let Some(port) = host_port {
+        let node = config["nodes"]
+            .as_array_mut()
+            .and_then(|nodes| nodes.first_mut())
+            .ok_or_else(|| Error::Unexpected {
+                what: kind_config_path().display().to_string(),
+                message: "it has no nodes".into(),
+            })?;
+        node["extraPortMappings"] = serde_json::json!([{
+            "containerPort": super::istio_setup::INGRESS_NODE_PORT,
+            "hostPort": port,
+            // Only loopback: the cluster is not exposed to the network.
+            "listenAddress": "127.0.0.1",
+            "protocol": "TCP",
+        }]);
+    }
+    serde_json::to_string_pretty(&config).map_err(|e| Error::Other(e.to_string()))
+}
+
+/// `kind create cluster` arguments. `--retain` keeps a failed cluster's nodes so their logs can
+/// be exported; the suite deletes them itself.
+pub fn create_args(
+    name: &str,
+    config: &Path,
+    image: &str,
+    kubeconfig: &Path,
+    wait: Duration,
+) -> Vec<String> {
     vec![
         "create".into(),
         "cluster".into(),
@@ -70,16 +142,26 @@ pub fn create_args(name: &str, config: &Path, wait: Duration) -> Vec<String> {
         name.into(),
         "--config".into(),
         config.display().to_string(),
+        "--image".into(),
+        image.into(),
+        "--kubeconfig".into(),
+        kubeconfig.display().to_string(),
+        "--retain".into(),
         "--wait".into(),
         format!("{}s", wait.as_secs().max(1)),
     ]
 }
 
 /// `kind delete cluster` arguments.
-pub fn delete_args(name: &str) -> Vec<String> {
-    ["delete", "cluster", "--name", name]
-        .map(String::from)
-        .to_vec()
+pub fn delete_args(name: &str, kubeconfig: &Path) -> Vec<String> {
+    vec![
+        "delete".into(),
+        "cluster".into(),
+        "--name".into(),
+        name.into(),
+        "--kubeconfig".into(),
+        kubeconfig.display().to_string(),
+    ]
 }
 
 /// The kubeconfig context kind writes for a cluster.
@@ -87,18 +169,110 @@ pub fn context_name(name: &str) -> String {
     format!("kind-{name}")
 }
 
+/// The kubeconfig file of a cluster, in the cache.
+pub fn kubeconfig_path(cache_dir: &Path, name: &str) -> PathBuf {
+    cache_dir.join("kube").join(format!("kind-{name}.yaml"))
+}
+
 /// True when `kind get clusters` output lists `name`.
 pub fn lists_cluster(output: &str, name: &str) -> bool {
     output.lines().any(|line| line.trim() == name)
 }
 
-/// kind from PATH, else the pinned release from the cache (downloaded once).
-pub async fn kind_binary(cache_dir: &Path, timeouts: &Timeouts) -> Result<PathBuf> {
-    if let Some(path) = which("kind") {
-        return Ok(path);
+/// The version in `kind version` output (`kind v0.31.0 go1.25.5 linux/amd64`, or `0.31.0`
+/// with `-q`), with its `v`.
+pub fn parse_kind_version(output: &str) -> Option<String> {
+    let line = output.lines().find(|l| !l.trim().is_empty())?.trim();
+    let word = match line.strip_prefix("kind ") {
+        Some(rest) => rest.split_whitespace().next()?,
+        None => line.split_whitespace().next()?,
+    };
+    let bare = word.trim_start_matches('v');
+    bare.chars()
+        .next()
+        .filter(char::is_ascii_digit)
+        .map(|_| format!("v{bare}"))
+}
+
+/// The warning for a kind that is not the pinned release, or None.
+pub fn kind_version_warning(found: &str) -> Option<String> {
+    (found != KIND_VERSION).then(|| {
+        format!(
+            "HAPPY_KIND_BINARY is kind {found}, not the pinned {KIND_VERSION}; node images are \
+             built for a kind release (kind docs quick-start.md), so {KIND_NODE_IMAGE} may not \
+             boot with it"
+        )
+    })
+}
+
+/// The two limits of one attempt with `remaining` left of the total: kind's own `--wait` and
+/// the process limit (`--wait` plus [`PULL_MARGIN`], at most half the time), or None when too
+/// little is left to try.
+pub fn attempt_limits(remaining: Duration) -> Option<(Duration, Duration)> {
+    // Whole seconds: `--wait` takes seconds, and the output reads better.
+    let remaining = Duration::from_secs(remaining.as_secs());
+    if remaining < MIN_ATTEMPT {
+        return None;
+    }
+    let margin = PULL_MARGIN.min(remaining / 2);
+    Some((remaining - margin, remaining))
+}
+
+/// Why a failed `kind create` would fail again the same way, with what to do; None for
+/// failures worth another attempt.
+pub fn deterministic_failure(output: &str) -> Option<&'static str> {
+    let text = output.to_ascii_lowercase();
+    if text.contains("port is already allocated") || text.contains("address already in use") {
+        Some(
+            "a host port the kind config maps is taken; free it or choose another HAPPY_KIND_HOST_PORT (or unset it)",
+        )
+    } else if text.contains("already exist for a cluster with the name") {
+        Some(
+            "a cluster of that name appeared meanwhile; reuse it with HAPPY_REUSE=1 or choose another HAPPY_KIND_CLUSTER",
+        )
+    } else if text.contains("invalid reference format") || text.contains("manifest unknown") {
+        Some("the node image does not exist; check HAPPY_KIND_NODE_IMAGE")
+    } else {
+        None
+    }
+}
+
+/// The likely cause of a failure to pull, when the output shows one (Docker Hub's anonymous
+/// pull rate limit answers 429 `toomanyrequests`).
+pub fn pull_hint(output: &str) -> Option<&'static str> {
+    let text = output.to_ascii_lowercase();
+    (text.contains("toomanyrequests") || text.contains("rate limit")).then_some(
+        "Docker Hub's pull rate limit for anonymous users was hit: `docker login`, or pre-pull the images on the host and `kind load docker-image` them (README, \"Pinned versions\")",
+    )
+}
+
+/// The pinned kind from the cache (downloaded once), or `HAPPY_KIND_BINARY` with its version
+/// checked; the second value is a warning for the report.
+pub async fn kind_binary(
+    settings: &Settings,
+    timeouts: &Timeouts,
+) -> Result<(PathBuf, Option<String>)> {
+    if let Some(path) = &settings.kind_binary {
+        let version = Cmd::new(path, timeouts.request.max(Duration::from_secs(10)))
+            .arg("version")
+            .run()
+            .await
+            .map_err(|e| Error::Provision {
+                cluster: "kind".into(),
+                reason: format!("HAPPY_KIND_BINARY={} does not run: {e}", path.display()),
+            })?;
+        let warning = match parse_kind_version(&version.stdout) {
+            Some(found) => kind_version_warning(&found),
+            None => Some(format!(
+                "HAPPY_KIND_BINARY={}: `kind version` printed {:?}, not a kind version",
+                path.display(),
+                version.stdout.trim()
+            )),
+        };
+        return Ok((path.clone(), warning));
     }
     let platform = Platform::current()?;
-    let downloader = Downloader::new(cache_dir, timeouts.download)?;
+    let downloader = Downloader::new(&settings.cache_dir, timeouts.download)?;
     let path = downloader
         .fetch_to_cache(
             &kind_url(KIND_VERSION, platform),
@@ -117,63 +291,128 @@ pub async fn kind_binary(cache_dir: &Path, timeouts: &Timeouts) -> Result<PathBu
             },
         )?;
     }
-    Ok(path)
+    Ok((path, None))
 }
 
 struct KindCli {
     bin: PathBuf,
     name: String,
+    kubeconfig: PathBuf,
+    /// `DOCKER_HOST` for kind when the engine was found at a socket the CLI would not use.
+    docker_host: Option<String>,
 }
 
 impl KindCli {
+    fn cmd(&self, limit: Duration) -> Cmd {
+        let cmd = Cmd::new(&self.bin, limit);
+        match &self.docker_host {
+            Some(host) => cmd.env("DOCKER_HOST", host),
+            None => cmd,
+        }
+    }
+
     async fn exists(&self, limit: Duration) -> Result<bool> {
-        let out = Cmd::new(&self.bin, limit)
-            .args(["get", "clusters"])
-            .run()
-            .await?;
+        let out = self.cmd(limit).args(["get", "clusters"]).run().await?;
         Ok(lists_cluster(&out.stdout, &self.name))
     }
 
-    async fn create(&self, timeouts: &Timeouts) -> Result<()> {
-        let config = kind_config_path();
-        let mut last = None;
+    /// Up to [`CREATE_ATTEMPTS`] attempts, all within `total`; a deterministic failure is not
+    /// retried. On the last failure the nodes' logs go to `logs_dir`.
+    async fn create(
+        &self,
+        config: &Path,
+        image: &str,
+        total: Duration,
+        delete_limit: Duration,
+        logs_dir: &Path,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let mut failures = Vec::new();
         for attempt in 1..=CREATE_ATTEMPTS {
+            let remaining = total.saturating_sub(started.elapsed());
+            let Some((wait, limit)) = attempt_limits(remaining) else {
+                failures.push(format!(
+                    "no attempt {attempt}: {remaining:?} left of HAPPY_TIMEOUT_CLUSTER_CREATE={total:?}"
+                ));
+                break;
+            };
             eprintln!(
-                "happy-istio: creating kind cluster {} (attempt {attempt} of {CREATE_ATTEMPTS})",
+                "happy-istio: creating kind cluster {} with {image} (attempt {attempt} of {CREATE_ATTEMPTS}, kind waits {wait:?})",
                 self.name
             );
-            let created = Cmd::new(&self.bin, timeouts.cluster_create)
-                .args(create_args(&self.name, &config, timeouts.cluster_create))
+            let created = self
+                .cmd(limit)
+                .args(create_args(
+                    &self.name,
+                    config,
+                    image,
+                    &self.kubeconfig,
+                    wait,
+                ))
                 .run()
                 .await;
-            match created {
+            let error = match created {
                 Ok(_) => return Ok(()),
-                Err(e) => {
-                    // A failed create can leave a half cluster that blocks the next attempt.
-                    let _ = self.delete(timeouts.delete).await;
-                    last = Some(e);
+                Err(e) => e.to_string(),
+            };
+            if let Some(fix) = deterministic_failure(&error) {
+                if !fix.contains("appeared meanwhile") {
+                    let _ = self.delete(delete_limit).await;
                 }
+                return Err(Error::Provision {
+                    cluster: format!("kind cluster {}", self.name),
+                    reason: format!(
+                        "`kind create cluster` failed and would fail again ({fix}): {error}"
+                    ),
+                });
             }
+            failures.push(format!("attempt {attempt}: {error}"));
+            if attempt == CREATE_ATTEMPTS || total.saturating_sub(started.elapsed()) < MIN_ATTEMPT {
+                self.export_logs(logs_dir, delete_limit).await;
+            }
+            // A failed create leaves retained nodes that would block the next attempt.
+            let _ = self.delete(delete_limit).await;
         }
+        let all = failures.join("\n");
+        let hint = pull_hint(&all)
+            .map(|h| format!("\nLikely cause: {h}"))
+            .unwrap_or_default();
         Err(Error::Provision {
             cluster: format!("kind cluster {}", self.name),
             reason: format!(
-                "`kind create cluster` failed {CREATE_ATTEMPTS} times; last: {}",
-                last.map(|e| e.to_string()).unwrap_or_default()
+                "`kind create cluster` did not succeed within HAPPY_TIMEOUT_CLUSTER_CREATE={total:?}; node logs (if any) in {}:\n{all}{hint}",
+                logs_dir.display()
             ),
         })
     }
 
+    /// `kind export logs` of the failed cluster, best effort: it documents a failure.
+    async fn export_logs(&self, dir: &Path, limit: Duration) {
+        let outcome = self
+            .cmd(limit)
+            .arg("export")
+            .arg("logs")
+            .arg(dir)
+            .args(["--name", &self.name])
+            .run()
+            .await;
+        match outcome {
+            Ok(_) => eprintln!("happy-istio: kind node logs in {}", dir.display()),
+            Err(e) => eprintln!("happy-istio: kind export logs failed: {e}"),
+        }
+    }
+
     async fn delete(&self, limit: Duration) -> Result<()> {
-        Cmd::new(&self.bin, limit)
-            .args(delete_args(&self.name))
+        self.cmd(limit)
+            .args(delete_args(&self.name, &self.kubeconfig))
             .run()
             .await
             .map(drop)
     }
 
     async fn kubeconfig(&self, limit: Duration) -> Result<String> {
-        Ok(Cmd::new(&self.bin, limit)
+        Ok(self
+            .cmd(limit)
             .args(["get", "kubeconfig", "--name", &self.name])
             .run()
             .await?
@@ -189,19 +428,44 @@ struct KindEnding {
     delete_limit: Duration,
 }
 
-/// Creates (or reuses) the kind cluster and prepares Istio tooling for it.
+/// What to tell the reader of a kept cluster.
+pub fn keep_message(name: &str, kubeconfig: &Path) -> String {
+    format!(
+        "happy-istio: keeping kind cluster {name} (HAPPY_KEEP). Its kubeconfig is not in ~/.kube/config; use it with:\n  export KUBECONFIG={}\nDelete it with: kind delete cluster --name {name} --kubeconfig {}",
+        kubeconfig.display(),
+        kubeconfig.display()
+    )
+}
+
+/// Creates (or reuses) the kind cluster and prepares Istio tooling for it. `engine` is the
+/// engine preflight found.
 pub(super) async fn provision(
     settings: &Settings,
     timeouts: &Timeouts,
     note: Option<String>,
+    engine: EngineFound,
 ) -> Result<Box<dyn ClusterHandle>> {
-    super::require_docker(ClusterKind::Kind).await?;
     let name = settings.kind_cluster.clone();
-    let cli = KindCli {
-        bin: kind_binary(&settings.cache_dir, timeouts).await?,
-        name: name.clone(),
-    };
     let what = format!("kind cluster {name}");
+    // The Istio version first: its Kubernetes window decides before anything is created.
+    let downloader = Downloader::new(&settings.cache_dir, timeouts.download)?;
+    let version = super::istio_setup::resolve_version(settings, &downloader).await?;
+    let window_note = kubernetes_window(&version, &settings.kind_node_image)?;
+    let (bin, kind_warning) = kind_binary(settings, timeouts).await?;
+    let kind_source = match &settings.kind_binary {
+        Some(path) => format!("kind from HAPPY_KIND_BINARY={}", path.display()),
+        None => format!("kind {KIND_VERSION} (pinned, sha256-verified download)"),
+    };
+    if let Some(warning) = &kind_warning {
+        eprintln!("happy-istio: WARNING: {warning}");
+    }
+    let kubeconfig_path = kubeconfig_path(&settings.cache_dir, &name);
+    let cli = KindCli {
+        bin,
+        name: name.clone(),
+        kubeconfig: kubeconfig_path.clone(),
+        docker_host: engine.docker_host_for_kind.clone(),
+    };
     let exists = cli
         .exists(timeouts.request.max(Duration::from_secs(30)))
         .await?;
@@ -213,10 +477,17 @@ pub(super) async fn provision(
             ),
         });
     }
-    let kubeconfig_path = settings
+    let config_path = settings
         .cache_dir
-        .join("kube")
-        .join(format!("kind-{name}.yaml"));
+        .join("kind")
+        .join(format!("kind-config-{name}.json"));
+    let base = std::fs::read_to_string(kind_config_path()).map_err(|source| Error::LocalIo {
+        action: "read".into(),
+        path: kind_config_path(),
+        source,
+    })?;
+    let config_text = kind_config(&base, settings.kind_host_port)?;
+    write_file(&config_path, &config_text)?;
     let target = KubeTarget {
         kubeconfig: Some(kubeconfig_path.clone()),
         context: Some(context_name(&name)),
@@ -226,27 +497,37 @@ pub(super) async fn provision(
     let mut guard = DeleteOnDrop {
         bin: cli.bin.clone(),
         name: name.clone(),
-        armed: !exists && !settings.keep.keep(true),
+        kubeconfig: kubeconfig_path.clone(),
+        docker_host: cli.docker_host.clone(),
+        armed: !exists,
     };
-    // Creating the cluster and downloading Istio take minutes each; do both at once.
+    let logs_dir = settings.report_dir.join(format!("kind-logs-{name}"));
+    // Creating the cluster and downloading Istio take minutes each; do both at once, and let
+    // the first failure end both (a mistyped ISTIO_VERSION need not wait for the cluster).
     let create = async {
         if exists {
             Ok(())
         } else {
-            cli.create(timeouts).await
+            cli.create(
+                &config_path,
+                &settings.kind_node_image,
+                timeouts.cluster_create,
+                timeouts.delete,
+                &logs_dir,
+            )
+            .await
         }
     };
-    let prepare = IstioSetup::prepare(
+    let prepare = IstioSetup::prepare_version(
         settings,
         timeouts,
+        version,
         target,
         WhenInstalled::ReplaceIfOtherVersion,
-        true,
+        settings.kind_host_port.is_some(),
     );
-    let (created, prepared) = tokio::join!(create, prepare);
     let rest = async {
-        created?;
-        let istio = prepared?;
+        let ((), istio) = tokio::try_join!(create, prepare)?;
         let text = cli
             .kubeconfig(timeouts.request.max(Duration::from_secs(30)))
             .await?;
@@ -257,15 +538,18 @@ pub(super) async fn provision(
     };
     match rest.await {
         Ok((istio, client, kubernetes_version)) => {
-            let note = match (note, exists) {
-                (note, false) => note,
-                (Some(note), true) => Some(format!(
-                    "{note}; reused the existing kind cluster {name} (HAPPY_REUSE=1)"
-                )),
-                (None, true) => Some(format!(
-                    "reused the existing kind cluster {name} (HAPPY_REUSE=1)"
-                )),
-            };
+            let mut parts: Vec<String> = note.into_iter().collect();
+            if exists {
+                parts.push(format!(
+                    "reused the existing kind cluster {name} (HAPPY_REUSE=1); its node image is whatever it was created with"
+                ));
+            }
+            parts.push(format!(
+                "{kind_source}, node image {}; container engine {engine}",
+                settings.kind_node_image
+            ));
+            parts.push(window_note);
+            parts.extend(kind_warning);
             guard.armed = false;
             Ok(Box::new(IstioctlCluster {
                 client,
@@ -273,7 +557,7 @@ pub(super) async fn provision(
                     kind: ClusterKind::Kind,
                     name,
                     kubernetes_version,
-                    note,
+                    note: Some(parts.join("; ")),
                 },
                 capabilities: Capabilities::all(),
                 istio,
@@ -286,7 +570,8 @@ pub(super) async fn provision(
             }))
         }
         Err(e) => {
-            // Setup failed after the cluster may have been made: treat it like a failed run.
+            // Setup failed after the cluster may have been made: it goes, whatever HAPPY_KEEP
+            // says (a half-made cluster is nobody's to read).
             if guard.armed {
                 guard.armed = false;
                 let _ = cli.delete(timeouts.delete).await;
@@ -296,12 +581,52 @@ pub(super) async fn provision(
     }
 }
 
+/// The Kubernetes window verdict for the node image: an error when outside (kind is where the
+/// suite chooses Kubernetes), else the line for the report.
+pub fn kubernetes_window(version: &crate::istio::IstioVersion, image: &str) -> Result<String> {
+    let kube = kubernetes_support::parse_kube_minor(image).ok_or_else(|| Error::Provision {
+        cluster: "kind".into(),
+        reason: format!("the node image {image:?} names no Kubernetes version"),
+    })?;
+    let support = kubernetes_support::check(version, kube);
+    let line = kubernetes_support::describe(version, kube, &support);
+    if support.is_outside() {
+        return Err(Error::Provision {
+            cluster: "kind".into(),
+            reason: format!(
+                "{line}; refusing to create the cluster. Choose a node image inside the window with HAPPY_KIND_NODE_IMAGE (default {KIND_NODE_IMAGE}), or another ISTIO_VERSION"
+            ),
+        });
+    }
+    if let kubernetes_support::Support::Unknown(_) = support {
+        eprintln!("happy-istio: WARNING: {line}");
+    }
+    Ok(line)
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| Error::LocalIo {
+            action: "create directory".into(),
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    std::fs::write(path, text).map_err(|source| Error::LocalIo {
+        action: "write".into(),
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Deletes a cluster whose provisioning did not finish, also when the provisioning future is
 /// dropped (Ctrl-C during setup). Drop cannot await, so it runs `kind delete` blocking; that
 /// happens only on the interrupted path.
 struct DeleteOnDrop {
     bin: PathBuf,
     name: String,
+    kubeconfig: PathBuf,
+    docker_host: Option<String>,
     armed: bool,
 }
 
@@ -314,12 +639,16 @@ impl Drop for DeleteOnDrop {
             "happy-istio: provisioning stopped; deleting kind cluster {}",
             self.name
         );
-        let _ = std::process::Command::new(&self.bin)
-            .args(delete_args(&self.name))
+        let mut command = std::process::Command::new(&self.bin);
+        command
+            .args(delete_args(&self.name, &self.kubeconfig))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
+            .stderr(std::process::Stdio::null());
+        if let Some(host) = &self.docker_host {
+            command.env("DOCKER_HOST", host);
+        }
+        let _ = command.status();
     }
 }
 
@@ -327,14 +656,15 @@ impl Ending for KindEnding {
     fn end(self: Box<Self>, any_failed: bool) -> BoxFuture<'static, Result<()>> {
         async move {
             if !self.created {
-                eprintln!("happy-istio: kind cluster {} was reused and is left running", self.cli.name);
+                eprintln!(
+                    "happy-istio: kind cluster {} was reused and is left running (export KUBECONFIG={})",
+                    self.cli.name,
+                    self.cli.kubeconfig.display()
+                );
                 return Ok(());
             }
             if self.keep.keep(any_failed) {
-                eprintln!(
-                    "happy-istio: keeping kind cluster {} (HAPPY_KEEP); delete it with: kind delete cluster --name {}",
-                    self.cli.name, self.cli.name
-                );
+                eprintln!("{}", keep_message(&self.cli.name, &self.cli.kubeconfig));
                 return Ok(());
             }
             self.cli.delete(self.delete_limit).await
@@ -353,6 +683,10 @@ mod tests {
             os: Os::Linux,
             arch: Arch::Amd64,
         };
+        let linux_arm = Platform {
+            os: Os::Linux,
+            arch: Arch::Arm64,
+        };
         let mac = Platform {
             os: Os::MacOs,
             arch: Arch::Arm64,
@@ -365,6 +699,12 @@ mod tests {
             kind_expected(KIND_VERSION, linux),
             Expected::Digest(
                 "eb244cbafcc157dff60cf68693c14c9a75c4e6e6fedaf9cd71c58117cb93e3fa".into()
+            )
+        );
+        assert_eq!(
+            kind_expected(KIND_VERSION, linux_arm),
+            Expected::Digest(
+                "8e1014e87c34901cc422a1445866835d1e666f2a61301c27e722bdeab5a1f7e4".into()
             )
         );
         assert_eq!(
@@ -381,18 +721,133 @@ mod tests {
     }
 
     #[test]
-    fn command_lines() {
+    fn command_lines_keep_the_users_kubeconfig_alone() {
+        let kubeconfig = Path::new("/c/kube/kind-happy-istio.yaml");
         assert_eq!(
             create_args(
                 "happy-istio",
-                Path::new("/w/kind-config.yaml"),
-                Duration::from_secs(600)
+                Path::new("/c/kind/kind-config-happy-istio.json"),
+                KIND_NODE_IMAGE,
+                kubeconfig,
+                Duration::from_secs(480)
             )
             .join(" "),
-            "create cluster --name happy-istio --config /w/kind-config.yaml --wait 600s"
+            format!(
+                "create cluster --name happy-istio --config /c/kind/kind-config-happy-istio.json \
+                 --image {KIND_NODE_IMAGE} --kubeconfig /c/kube/kind-happy-istio.yaml --retain --wait 480s"
+            )
         );
-        assert_eq!(delete_args("x").join(" "), "delete cluster --name x");
+        assert_eq!(
+            delete_args("x", kubeconfig).join(" "),
+            "delete cluster --name x --kubeconfig /c/kube/kind-happy-istio.yaml"
+        );
         assert_eq!(context_name("happy-istio"), "kind-happy-istio");
+        assert_eq!(
+            kubeconfig_path(Path::new("/c"), "happy-istio"),
+            PathBuf::from("/c/kube/kind-happy-istio.yaml")
+        );
+        let message = keep_message("happy-istio", kubeconfig);
+        assert!(
+            message.contains("export KUBECONFIG=/c/kube/kind-happy-istio.yaml")
+                && message.contains("--kubeconfig /c/kube/kind-happy-istio.yaml"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_node_image_is_kind_v0_31_0s_default_pinned_by_digest() {
+        assert!(KIND_NODE_IMAGE.starts_with("kindest/node:v1.35.0@sha256:"));
+        assert_eq!(KIND_NODE_IMAGE.rsplit(':').next().unwrap().len(), 64);
+    }
+
+    #[test]
+    fn kind_versions() {
+        assert_eq!(
+            parse_kind_version("kind v0.31.0 go1.25.5 linux/amd64\n").as_deref(),
+            Some("v0.31.0")
+        );
+        assert_eq!(parse_kind_version("0.32.0\n").as_deref(), Some("v0.32.0"));
+        assert_eq!(
+            parse_kind_version("kind v0.32.0-alpha.12+abcdef go1.26 darwin/arm64").as_deref(),
+            Some("v0.32.0-alpha.12+abcdef")
+        );
+        assert_eq!(parse_kind_version("usage: whatever"), None);
+        assert_eq!(kind_version_warning("v0.31.0"), None);
+        let warning = kind_version_warning("v0.32.0").unwrap();
+        assert!(
+            warning.contains("v0.32.0") && warning.contains(KIND_VERSION),
+            "{warning}"
+        );
+    }
+
+    #[test]
+    fn attempts_share_one_total_limit() {
+        // The default 10 minutes: kind waits 8, the process may take 10.
+        assert_eq!(
+            attempt_limits(Duration::from_secs(600)),
+            Some((Duration::from_secs(480), Duration::from_secs(600)))
+        );
+        // Little left: half of it is the pull margin.
+        assert_eq!(
+            attempt_limits(Duration::from_secs(100)),
+            Some((Duration::from_secs(50), Duration::from_secs(100)))
+        );
+        assert_eq!(attempt_limits(Duration::from_secs(59)), None);
+        // Whatever is left, an attempt never outlives it.
+        for secs in [60, 61, 240, 241, 3600] {
+            let (wait, limit) = attempt_limits(Duration::from_secs(secs)).unwrap();
+            assert!(wait < limit && limit == Duration::from_secs(secs));
+        }
+    }
+
+    #[test]
+    fn deterministic_failures_are_named_and_others_retried() {
+        let port = "ERROR: failed to create cluster: command \"docker run ...\" failed with error: exit status 125\n\
+                    docker: Error response from daemon: driver failed programming external connectivity on endpoint happy-istio-control-plane: Bind for 127.0.0.1:8080 failed: port is already allocated.";
+        assert!(
+            deterministic_failure(port)
+                .unwrap()
+                .contains("HAPPY_KIND_HOST_PORT")
+        );
+        let exists = "ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"happy-istio\"";
+        assert!(
+            deterministic_failure(exists)
+                .unwrap()
+                .contains("HAPPY_REUSE")
+        );
+        assert!(
+            deterministic_failure("docker: invalid reference format.")
+                .unwrap()
+                .contains("HAPPY_KIND_NODE_IMAGE")
+        );
+        assert_eq!(
+            deterministic_failure(
+                "ERROR: failed to create cluster: timed out waiting for the condition"
+            ),
+            None
+        );
+        assert!(
+            pull_hint("Error response from daemon: toomanyrequests: You have reached your unauthenticated pull rate limit")
+                .unwrap()
+                .contains("kind load docker-image")
+        );
+        assert_eq!(pull_hint("context deadline exceeded"), None);
+    }
+
+    #[test]
+    fn outside_the_window_is_refused_before_creating() {
+        let istio: crate::istio::IstioVersion = "1.29.8".parse().unwrap();
+        let err = kubernetes_window(&istio, "kindest/node:v1.36.1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("OUTSIDE")
+                && err.contains("HAPPY_KIND_NODE_IMAGE")
+                && err.contains("refusing"),
+            "{err}"
+        );
+        let line = kubernetes_window(&istio, KIND_NODE_IMAGE).unwrap();
+        assert!(line.contains("supported"), "{line}");
     }
 
     #[cfg(unix)]
@@ -404,7 +859,10 @@ mod tests {
         let fake = dir.path().join("kind");
         std::fs::write(
             &fake,
-            format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+            format!(
+                "#!/bin/sh\necho \"$* DOCKER_HOST=$DOCKER_HOST\" >> {}\n",
+                log.display()
+            ),
         )
         .unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -412,18 +870,104 @@ mod tests {
         drop(DeleteOnDrop {
             bin: fake.clone(),
             name: "kept".into(),
+            kubeconfig: PathBuf::from("/k"),
+            docker_host: None,
             armed: false,
         });
         assert!(!log.exists(), "a disarmed guard deletes nothing");
         drop(DeleteOnDrop {
             bin: fake,
             name: "half-made".into(),
+            kubeconfig: PathBuf::from("/k"),
+            docker_host: Some("unix:///rd.sock".into()),
             armed: true,
         });
         assert_eq!(
             std::fs::read_to_string(&log).unwrap(),
-            "delete cluster --name half-made\n"
+            "delete cluster --name half-made --kubeconfig /k DOCKER_HOST=unix:///rd.sock\n"
         );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_deterministic_failure_is_tried_once_and_a_flaky_one_within_the_total() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("calls");
+        let fake = dir.path().join("kind");
+        let script = |body: &str| {
+            std::fs::write(
+                &fake,
+                format!(
+                    "#!/bin/sh\necho \"$1 $2\" >> {}\n[ \"$1\" = create ] || exit 0\n{body}\n",
+                    log.display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        let cli = KindCli {
+            bin: fake.clone(),
+            name: "t".into(),
+            kubeconfig: dir.path().join("kubeconfig"),
+            docker_host: None,
+        };
+        let config = dir.path().join("config.json");
+        script("echo 'Bind for 127.0.0.1:8080 failed: port is already allocated' >&2; exit 1");
+        let err = cli
+            .create(
+                &config,
+                KIND_NODE_IMAGE,
+                Duration::from_secs(600),
+                Duration::from_secs(5),
+                dir.path(),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("would fail again"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "create cluster\ndelete cluster\n",
+            "one attempt, then the retained nodes are deleted"
+        );
+
+        std::fs::remove_file(&log).unwrap();
+        script("echo 'ERROR: failed to create cluster: timed out' >&2; exit 1");
+        let err = cli
+            .create(
+                &config,
+                KIND_NODE_IMAGE,
+                Duration::from_secs(600),
+                Duration::from_secs(5),
+                dir.path(),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("attempt 3: ") && err.contains("HAPPY_TIMEOUT_CLUSTER_CREATE"),
+            "{err}"
+        );
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(calls.matches("create cluster").count(), 3, "{calls}");
+        assert_eq!(calls.matches("export logs").count(), 1, "{calls}");
+
+        // A total too small for even one attempt starts none.
+        std::fs::remove_file(&log).unwrap();
+        let err = cli
+            .create(
+                &config,
+                KIND_NODE_IMAGE,
+                Duration::from_secs(30),
+                Duration::from_secs(5),
+                dir.path(),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no attempt 1"), "{err}");
+        assert!(!log.exists());
     }
 
     #[test]
@@ -434,19 +978,22 @@ mod tests {
     }
 
     #[test]
-    fn kind_config_has_one_node_mapping_the_ingress_node_port_to_8080() {
+    fn the_kind_config_maps_no_host_port_unless_asked() {
         let text = std::fs::read_to_string(kind_config_path()).unwrap();
-        let config: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
-        assert_eq!(config["kind"], "Cluster");
-        assert_eq!(config["apiVersion"], "kind.x-k8s.io/v1alpha4");
-        let nodes = config["nodes"].as_array().unwrap();
+        let plain: serde_json::Value =
+            serde_json::from_str(&kind_config(&text, None).unwrap()).unwrap();
+        assert_eq!(plain["kind"], "Cluster");
+        assert_eq!(plain["apiVersion"], "kind.x-k8s.io/v1alpha4");
+        let nodes = plain["nodes"].as_array().unwrap();
         assert_eq!(nodes.len(), 1);
         assert_eq!(nodes[0]["role"], "control-plane");
-        let mappings = nodes[0]["extraPortMappings"].as_array().unwrap();
-        let mapping = mappings
-            .iter()
-            .find(|m| m["hostPort"] == 8080)
-            .expect("host port 8080 is mapped");
+        assert!(nodes[0].get("extraPortMappings").is_none());
+
+        let mapped: serde_json::Value =
+            serde_json::from_str(&kind_config(&text, Some(18080)).unwrap()).unwrap();
+        let mapping = &mapped["nodes"][0]["extraPortMappings"][0];
+        assert_eq!(mapping["hostPort"], 18080);
+        assert_eq!(mapping["listenAddress"], "127.0.0.1");
         assert_eq!(
             mapping["containerPort"],
             super::super::istio_setup::INGRESS_NODE_PORT

@@ -2,8 +2,6 @@
 //! what it is: every report says the run was on the sandbox, and what it lacks is stated as
 //! missing capabilities so the scenarios that need them are skipped with that reason.
 
-use std::path::Path;
-
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use happy_sandbox::{Sandbox, SandboxOptions, mesh};
@@ -39,6 +37,7 @@ pub fn sandbox_capabilities(
     Capabilities {
         prometheus,
         packet_capture: istio.clone(),
+        egress_gateway: istio.clone(),
         istio,
         grafana: Capability::missing(DASHBOARDS_MISSING),
         kiali: Capability::missing(DASHBOARDS_MISSING),
@@ -198,6 +197,7 @@ impl ClusterHandle for SandboxHandle {
                     "Istio {} as emulated by happy-sandbox on real Envoy",
                     mesh::ISTIO_VERSION
                 )),
+                missing_egress_gateway: None,
             })
         }
         .boxed()
@@ -226,7 +226,7 @@ impl ClusterHandle for SandboxHandle {
         .boxed()
     }
 
-    fn istioctl(&self) -> Option<&Path> {
+    fn istioctl(&self) -> Option<&crate::istio::Istioctl> {
         None
     }
 

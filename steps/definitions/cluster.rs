@@ -3,38 +3,49 @@
 
 use cucumber::{given, then, when};
 use happy_istio::cluster::ready_containers;
+use happy_istio::deviations::{self, Deviations, LegacyClient};
+use happy_istio::manifests::Manifest;
+use happy_istio::settings::Settings;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
 
 use super::parameters::{Files, Name};
-use super::world::{Env, HappyWorld, NAMESPACE, Step, fail, pod_name};
+use super::world::{Env, Failure, HappyWorld, NAMESPACE, Step, fail, pod_name};
 
 /// Apply files the way a reader does — `kubectl apply -f`, then wait until what they create is
 /// Ready: every Deployment rolled out and every bare Pod Ready.
 pub async fn apply_and_wait(env: &Env, files: &[String]) -> Step {
     for file in files {
         let manifests = env.load(file)?;
-        env.cluster.apply(&manifests, NAMESPACE).await?;
-        for manifest in &manifests {
-            let object = &manifest.object;
-            let namespace = object.metadata.namespace.as_deref().unwrap_or(NAMESPACE);
-            let name = object.metadata.name.as_deref().unwrap_or_default();
-            match object.types.as_ref().map(|t| t.kind.as_str()) {
-                Some("Deployment") => env.cluster.wait_rollout(namespace, name).await?,
-                Some("Pod") => {
-                    let labels = object.metadata.labels.clone().unwrap_or_default();
-                    if labels.is_empty() {
-                        fail!("{} has no labels to wait for it by", manifest.describe());
-                    }
-                    let selector = labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    env.cluster
-                        .wait_pods_ready(namespace, &selector, env.timeouts.pod_ready)
-                        .await?;
+        apply_manifests_and_wait(env, &manifests).await?;
+    }
+    Ok(())
+}
+
+/// [`apply_and_wait`] for objects already loaded (and possibly changed by a deviation).
+pub async fn apply_manifests_and_wait(env: &Env, manifests: &[Manifest]) -> Step {
+    env.cluster.apply(manifests, NAMESPACE).await?;
+    for manifest in manifests {
+        let object = &manifest.object;
+        let namespace = object.metadata.namespace.as_deref().unwrap_or(NAMESPACE);
+        let name = object.metadata.name.as_deref().unwrap_or_default();
+        match object.types.as_ref().map(|t| t.kind.as_str()) {
+            Some("Deployment") => env.cluster.wait_rollout(namespace, name).await?,
+            Some("Pod") => {
+                let labels = object.metadata.labels.clone().unwrap_or_default();
+                if labels.is_empty() {
+                    fail!("{} has no labels to wait for it by", manifest.describe());
                 }
-                _ => {}
+                let selector = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                env.cluster
+                    .wait_pods_ready(namespace, &selector, env.timeouts.pod_ready)
+                    .await?;
             }
+            _ => {}
         }
     }
     Ok(())
@@ -65,10 +76,76 @@ async fn v2_not_deployed(world: &mut HappyWorld) -> Step {
     Ok(())
 }
 
+/// The run's deviations, from the same settings the runner announced at start.
+pub fn run_deviations() -> Result<Deviations, Failure> {
+    let settings = Settings::from_env().map_err(Failure::from)?;
+    Ok(Deviations::resolve(&settings))
+}
+
+/// Set the legacy client's container of a loaded `legacy.yaml` to what the run wants: the
+/// deviation D-legacy-image's image and command, or the file as written when it is off.
+pub fn set_legacy_client(manifests: &mut [Manifest], client: &LegacyClient) -> Step {
+    for manifest in manifests.iter_mut().filter(|m| m.kind() == "Pod") {
+        let what = manifest.describe();
+        let containers = manifest.object.data["spec"]["containers"].as_array_mut();
+        let Some(container) = containers.and_then(|cs| {
+            cs.iter_mut()
+                .find(|c| c["name"] == deviations::LEGACY_CONTAINER)
+        }) else {
+            fail!(
+                "{what} has no container named {:?}, whose image the deviation D-legacy-image sets",
+                deviations::LEGACY_CONTAINER
+            );
+        };
+        container["image"] = serde_json::json!(client.image);
+        if let Some(command) = &client.command {
+            container["command"] = serde_json::json!(command);
+        }
+    }
+    Ok(())
+}
+
+/// A pod's image and command cannot be applied over a running pod with other ones (pod specs
+/// are immutable there): delete a leftover legacy pod that differs from what is wanted.
+async fn delete_stale_pods(env: &Env, manifests: &[Manifest]) -> Step {
+    for manifest in manifests.iter().filter(|m| m.kind() == "Pod") {
+        let namespace = manifest.namespace().unwrap_or(NAMESPACE);
+        let api: Api<Pod> = Api::namespaced(env.cluster.client().clone(), namespace);
+        let existing = api
+            .get_opt(manifest.name())
+            .await
+            .map_err(|e| Failure(format!("get pod {namespace}/{}: {e}", manifest.name())))?;
+        let Some(existing) = existing else { continue };
+        let wanted: Pod = serde_json::from_value(
+            serde_json::to_value(&manifest.object)
+                .map_err(|e| Failure(format!("{}: {e}", manifest.describe())))?,
+        )
+        .map_err(|e| Failure(format!("{} is not a valid Pod: {e}", manifest.describe())))?;
+        // (name, image as Docker normalises it, command) of each container.
+        let spec_of = |p: &Pod| -> Vec<(String, Option<String>, Option<Vec<String>>)> {
+            p.spec
+                .iter()
+                .flat_map(|s| s.containers.iter())
+                .map(|c| {
+                    let image = c.image.as_deref().map(deviations::normalize_image);
+                    (c.name.clone(), image, c.command.clone())
+                })
+                .collect()
+        };
+        let same = spec_of(&existing) == spec_of(&wanted);
+        if !same {
+            env.cluster
+                .delete(std::slice::from_ref(manifest), NAMESPACE)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 #[given(expr = "the legacy client runs in the namespace {name}")]
 async fn legacy_runs(world: &mut HappyWorld, namespace: Name) -> Step {
     let env = world.env();
-    let manifests = env.load("legacy.yaml")?;
+    let mut manifests = env.load("legacy.yaml")?;
     if let Some(m) = manifests
         .iter()
         .find(|m| m.object.metadata.namespace.as_deref() != Some(namespace.0.as_str()))
@@ -79,7 +156,20 @@ async fn legacy_runs(world: &mut HappyWorld, namespace: Name) -> Step {
             namespace.0
         );
     }
-    apply_and_wait(&env, &["legacy.yaml".to_string()]).await
+    // The one place the workshop's legacy client is departed from (src/deviations.rs).
+    let deviations = run_deviations()?;
+    set_legacy_client(&mut manifests, deviations.legacy_client())?;
+    delete_stale_pods(&env, &manifests).await?;
+    let ran = apply_manifests_and_wait(&env, &manifests).await;
+    match (ran, deviations.state("D-legacy-image")) {
+        (Err(Failure(message)), Some(deviations::State::Off)) => fail!(
+            "{message} — the deviation D-legacy-image is switched off (HAPPY_LEGACY_IMAGE / \
+             HAPPY_VERBATIM), so the legacy client runs the workshop's {}, which containerd ≥ 2.1 \
+             refuses to pull (Docker schema 1)",
+            deviations::WORKSHOP_LEGACY_IMAGE
+        ),
+        (ran, _) => ran,
+    }
 }
 
 #[then(expr = "every pod in {name} is Ready")]

@@ -3,6 +3,7 @@
 //! exactly one definition here.
 
 pub mod cluster;
+pub mod deviations;
 pub mod gate;
 pub mod mesh;
 pub mod parameters;

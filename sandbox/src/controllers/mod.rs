@@ -162,9 +162,10 @@ impl Cluster {
         spec["clusterIPs"] = json!([ip]);
         spec["ipFamilies"] = json!(["IPv4"]);
         spec["ipFamilyPolicy"] = json!("SingleStack");
-        if spec["type"] == "LoadBalancer" {
-            svc["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}});
-        } else if svc.get("status").is_none() {
+        // No load balancer assigns an address, as on kind without Cloud Provider KIND
+        // (kubernetes-sigs/kind site/content/docs/user/loadbalancer.md, v0.31.0): a
+        // LoadBalancer Service keeps an empty status.loadBalancer (EXTERNAL-IP <pending>).
+        if svc.get("status").is_none() {
             svc["status"] = json!({"loadBalancer": {}});
         }
         Ok(())

@@ -168,8 +168,13 @@ fn apply_report(cluster: &Cluster, report: &PodReport) {
                             format!("Started container {}", c.name),
                         ));
                     }
+                    // The kubelet's image events (kubernetes pkg/kubelet/images/
+                    // image_manager.go and kuberuntime_container.go): a failed attempt is
+                    // Pulling, Failed "Failed to pull image …: <error>", Failed "Error:
+                    // ErrImagePull"; a sync during the back-off is BackOff "Back-off pulling
+                    // image …", Failed "Error: ImagePullBackOff".
                     ContainerState::Waiting { reason, message }
-                        if (reason == "ErrImagePull" || reason == "ImagePullBackOff")
+                        if reason == "ErrImagePull"
                             && old.is_none_or(|o| {
                                 o["state"]["waiting"]["reason"] != reason.as_str()
                             }) =>
@@ -184,6 +189,19 @@ fn apply_report(cluster: &Cluster, report: &PodReport) {
                             "Failed".into(),
                             format!("Failed to pull image {:?}: {message}", c.image),
                         ));
+                        events.push((
+                            "Warning".into(),
+                            "Failed".into(),
+                            format!("Error: {reason}"),
+                        ));
+                    }
+                    ContainerState::Waiting { reason, message }
+                        if reason == "ImagePullBackOff"
+                            && old.is_none_or(|o| {
+                                o["state"]["waiting"]["reason"] != reason.as_str()
+                            }) =>
+                    {
+                        events.push(("Normal".into(), "BackOff".into(), message.clone()));
                         events.push((
                             "Warning".into(),
                             "Failed".into(),

@@ -6,6 +6,7 @@
 pub mod logs;
 pub mod probe;
 pub mod program;
+pub mod pull;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -143,6 +144,9 @@ pub struct LocalRuntime {
     pods: Mutex<HashMap<(String, String), Arc<PodRun>>>,
     programs: RwLock<Vec<Arc<dyn Program>>>,
     handle: tokio::runtime::Handle,
+    /// Whether Docker schema-1 images pull (the test-only knob of [`pull`]); containerd ≥ 2.1
+    /// refuses them.
+    pull_schema1: std::sync::atomic::AtomicBool,
 }
 
 impl LocalRuntime {
@@ -158,6 +162,7 @@ impl LocalRuntime {
             pods: Mutex::new(HashMap::new()),
             programs: RwLock::new(vec![Arc::new(FakeServiceProgram), Arc::new(IdleProgram)]),
             handle,
+            pull_schema1: std::sync::atomic::AtomicBool::new(pull::schema1_allowed_from_env()),
         }))
     }
 
@@ -167,6 +172,13 @@ impl LocalRuntime {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(0, program);
+    }
+
+    /// Test-only: let Docker schema-1 images pull (as containerd < 2.1 did) for pods started
+    /// from now on. Starts as [`pull::PULL_SCHEMA1_VAR`] says.
+    pub fn set_pull_schema1(&self, allow: bool) {
+        self.pull_schema1
+            .store(allow, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The network (Services, pods' network state).
@@ -212,7 +224,11 @@ impl LocalRuntime {
         self.net.shutdown().await;
     }
 
+    /// The program for an image, or the pull error the kubelet would report for it.
     fn program_for(&self, image: &str) -> Result<Arc<dyn Program>, String> {
+        if pull::is_schema1(image) && !self.pull_schema1.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(pull::schema1_refusal(image));
+        }
         let programs = self.programs.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(p) = programs.iter().find(|p| p.matches(image)) {
             return Ok(p.clone());
@@ -345,6 +361,33 @@ impl LocalRuntime {
     }
 }
 
+/// A container whose image cannot be pulled, as the kubelet handles it: `ErrImagePull` with
+/// the pull error, then `ImagePullBackOff` until the back-off expires, then another attempt
+/// (which fails the same way here: the sandbox's images do not change), until the pod stops.
+async fn pull_backoff(pod_run: Arc<PodRun>, run: Arc<ContainerRun>) {
+    let message = match &*run.state.lock().unwrap_or_else(PoisonError::into_inner) {
+        ContainerState::Waiting { reason, message } if reason == "ErrImagePull" => message.clone(),
+        _ => return,
+    };
+    let mut backoff = pull::BACKOFF_INITIAL;
+    loop {
+        pod_run.set_state(&run, waiting("ErrImagePull", &message));
+        tokio::select! {
+            _ = pod_run.cancel.cancelled() => return,
+            _ = tokio::time::sleep(pull::ERR_IMAGE_PULL_SHOWN) => {}
+        }
+        pod_run.set_state(
+            &run,
+            waiting("ImagePullBackOff", &pull::backoff_message(&run.image)),
+        );
+        tokio::select! {
+            _ = pod_run.cancel.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = pull::next_backoff(backoff);
+    }
+}
+
 async fn probe_loop(pod_run: &PodRun, run: &ContainerRun, probe: &ReadinessProbe) {
     tokio::time::sleep(probe.initial_delay).await;
     let (mut successes, mut failures) = (0u32, 0u32);
@@ -457,6 +500,9 @@ impl cri::Runtime for LocalRuntime {
                 if init {
                     sequence.push(None);
                 }
+                pod_run
+                    .tracker
+                    .spawn(pull_backoff(pod_run.clone(), run.clone()));
                 continue;
             };
             let env = container_env(pod, &c, pod_ip);

@@ -1,7 +1,8 @@
 //! Images → programs. A container's image decides which built-in program runs as that
-//! container: the workshop's happy-service image runs the Rust fake-service, the busybox curl
-//! image idles until stopped (its use is `kubectl exec … curl`), and any other image cannot be
-//! pulled. The mesh half registers more programs (e.g. for Istio's proxy image) the same way.
+//! container: the workshop's happy-service image runs the Rust fake-service, the curl client
+//! images (Istio's sample `curlimages/curl`, and the workshop's `radial/busyboxplus:curl` when
+//! it can be pulled at all — see [`super::pull`]) idle until stopped (their use is
+//! `kubectl exec … curl`), and any other image cannot be pulled. The mesh half registers more programs (e.g. for Istio's proxy image) the same way.
 
 use std::sync::Arc;
 
@@ -119,17 +120,19 @@ impl Program for FakeServiceProgram {
     }
 }
 
-/// The busybox curl image → a container that does nothing until stopped (the workshop runs it
-/// as `tail -f /dev/null` and execs curl in it).
+/// A curl client image → a container that does nothing until stopped (the workshop runs its
+/// legacy client as `tail -f /dev/null`, Istio's sample as `/bin/sleep infinity`, and both are
+/// used through `kubectl exec … curl`, which the sandbox runs with the host's curl).
 pub struct IdleProgram;
 
 impl Program for IdleProgram {
     fn matches(&self, image: &str) -> bool {
-        split_image(image) == ("radial/busyboxplus", "curl")
+        let (repo, tag) = split_image(image);
+        repo == "curlimages/curl" || (repo, tag) == ("radial/busyboxplus", "curl")
     }
 
     fn describe(&self) -> String {
-        "radial/busyboxplus:curl".into()
+        "curlimages/curl (any tag), radial/busyboxplus:curl".into()
     }
 
     fn run(&self, ctx: ContainerContext) -> BoxFuture<'static, Exit> {
@@ -168,6 +171,8 @@ mod tests {
         assert!(FakeServiceProgram.matches("docker.io/rinormaloku/happy-service"));
         assert!(!FakeServiceProgram.matches("rinormaloku/other:latest"));
         assert!(IdleProgram.matches("radial/busyboxplus:curl"));
+        assert!(IdleProgram.matches("docker.io/curlimages/curl:8.16.0"));
+        assert!(!IdleProgram.matches("curlimages/other:8.16.0"));
         assert!(!IdleProgram.matches("radial/busyboxplus:latest"));
     }
 }

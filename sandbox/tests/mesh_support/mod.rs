@@ -170,6 +170,26 @@ impl MeshCluster {
         self.apply_yaml(namespace, file, &manifest(file)).await;
     }
 
+    /// The workshop's legacy client as the suite runs it (its deviation D-legacy-image): the
+    /// workshop's radial/busyboxplus:curl is Docker schema 1 and does not pull, so the pod runs
+    /// Istio's sample client image and command instead.
+    pub async fn apply_legacy_client(&self) {
+        let yaml = manifest("legacy.yaml")
+            .replace(
+                "image: radial/busyboxplus:curl",
+                "image: docker.io/curlimages/curl:8.16.0",
+            )
+            .replace(
+                r#"command: ["tail", "-f", "/dev/null"]"#,
+                r#"command: ["/bin/sleep", "infinity"]"#,
+            );
+        assert!(
+            yaml.contains("curlimages/curl"),
+            "legacy.yaml changed: {yaml}"
+        );
+        self.apply_yaml("default", "legacy.yaml", &yaml).await;
+    }
+
     /// Server-side apply every document of `yaml` (named `what` in failures).
     pub async fn apply_yaml(&self, namespace: &str, what: &str, yaml: &str) {
         let file = what;

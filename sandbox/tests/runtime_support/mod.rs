@@ -23,7 +23,10 @@ use tokio::sync::mpsc;
 
 pub const NS: &str = "istioinaction";
 pub const APP_IMAGE: &str = "rinormaloku/happy-service:latest";
-pub const CURL_IMAGE: &str = "radial/busyboxplus:curl";
+/// The legacy client image the suite runs (Istio's sample client; the workshop's
+/// radial/busyboxplus:curl is Docker schema 1 and refused, see `image_pulls.rs`).
+pub const CURL_IMAGE: &str = "docker.io/curlimages/curl:8.16.0";
+pub const SCHEMA1_IMAGE: &str = "radial/busyboxplus:curl";
 /// Generous: only a broken runtime needs it all, and CI machines are loaded.
 pub const WAIT: Duration = Duration::from_secs(30);
 
