@@ -1,9 +1,16 @@
 //! The run's reports under the report directory (`target/happy/` by default): cucumber writes
 //! JUnit XML and Cucumber JSON; this module adds what a reader of a report needs to trust it —
-//! which cluster kind ran it (a sandbox run says so), the Kubernetes and Istio versions — and
-//! the summary line `N passed, N failed, N skipped`.
+//! which run it is (a run id and start time), which cluster kind ran it (a sandbox run says so),
+//! the Kubernetes and Istio versions, each failure's class — and the summary line
+//! `N passed, N failed, N skipped` (`, N not run` when the run stopped before some).
+//!
+//! Every report file is written whole or not at all: to a temporary file in the same directory,
+//! then renamed over the old one, so an interrupt never leaves a truncated report. A run removes
+//! the previous run's `run.json` when it starts, so the file always belongs to the run that wrote
+//! it (or is absent while a run is under way).
 
 use std::fmt;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -26,10 +33,141 @@ pub struct RunInfo {
     pub note: Option<String>,
     /// Scenarios skipped because the cluster lacks a capability, with the reason.
     pub skipped: Vec<String>,
+    /// This run's id (also the name of its diagnostics directory).
+    #[serde(default)]
+    pub run_id: String,
+    /// When the run started (RFC 3339).
+    #[serde(default)]
+    pub started_at: String,
+    /// When the reports were written (RFC 3339).
+    #[serde(default)]
+    pub finished_at: String,
+    /// Why the run ended before every selected scenario ran (a signal, or an environment
+    /// failure every later scenario shares); `None` for a complete run.
+    #[serde(default)]
+    pub stopped: Option<String>,
+    /// Selected scenarios that never ran because the run stopped, with the reason.
+    #[serde(default)]
+    pub not_run: Vec<String>,
+    /// Each failed scenario with its failure's class and message.
+    #[serde(default)]
+    pub failures: Vec<FailureRecord>,
+    /// Explicit settings this cluster kind has no use for (reported, not silently ignored).
+    #[serde(default)]
+    pub settings_notes: Vec<String>,
     /// Every departure from the workshop's text and whether this run kept it on
     /// (`crate::deviations`).
     #[serde(default)]
     pub deviations: Vec<DeviationInfo>,
+}
+
+/// One failed scenario, for `run.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    /// `Feature — Scenario`.
+    pub scenario: String,
+    /// Whose failure it is.
+    pub class: FailureClass,
+    /// The failed step's message.
+    pub message: String,
+}
+
+/// Whose failure a failed step is: the *claim* failed (the cluster answered, not as the
+/// workshop says) or the *environment* did (pulls, nodes, provisioning, downloads, tools).
+/// Step messages say which with their first words (`claim failed: ` / `environment failed: `);
+/// a message with neither counts as a claim failure, so nothing is excused by accident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureClass {
+    Claim,
+    Environment,
+}
+
+impl FailureClass {
+    /// The prefix of a claim failure's message.
+    pub const CLAIM_PREFIX: &'static str = "claim failed: ";
+    /// The prefix of an environment failure's message.
+    pub const ENVIRONMENT_PREFIX: &'static str = "environment failed: ";
+
+    /// The class a step's failure message states. Cucumber may wrap the message (`Step
+    /// panicked. Captured output: …`); the class is read from the step's own words.
+    pub fn of_message(message: &str) -> FailureClass {
+        let own = message
+            .split_once("Captured output: ")
+            .map_or(message, |(_, rest)| rest)
+            .trim_start();
+        if own.starts_with(Self::ENVIRONMENT_PREFIX) {
+            FailureClass::Environment
+        } else {
+            FailureClass::Claim
+        }
+    }
+}
+
+impl fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailureClass::Claim => "claim",
+            FailureClass::Environment => "environment",
+        })
+    }
+}
+
+/// Whether an environment failure of a precondition step (a Background or `Given` step with
+/// the text `step`) would only repeat in every scenario still to run: each of them has a step
+/// with the same text. `remaining` holds each remaining scenario's step texts (its Background's
+/// included). Returns how many would repeat it; `None` when some would not, or none are left.
+pub fn shared_by_every_remaining<'a, S>(step: &str, remaining: S) -> Option<usize>
+where
+    S: IntoIterator<Item = Vec<&'a str>>,
+{
+    let mut count = 0;
+    for steps in remaining {
+        if !steps.contains(&step) {
+            return None;
+        }
+        count += 1;
+    }
+    (count > 0).then_some(count)
+}
+
+/// A new run id: the UTC start time to the second and the process id, e.g.
+/// `20261201T091500Z-4242` (sortable, and two runs started in the same second differ).
+pub fn new_run_id(now: jiff::Timestamp, pid: u32) -> String {
+    format!("{}-{pid}", now.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+/// Write `contents` to `path` whole or not at all: a temporary file in the same directory,
+/// flushed to disk, then renamed over `path`.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), String> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write {}: {e}", path.display())
+    })
+}
+
+/// Start a run's reports in `dir`: create it and remove the previous run's reports, so a run
+/// killed before it writes its own (SIGKILL) never leaves another run's to pass for its own.
+pub fn begin(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the report directory {}: {e}", dir.display()))?;
+    for file in [RUN_FILE, JUNIT_FILE, CUCUMBER_JSON_FILE] {
+        remove_if_present(&dir.join(file))
+            .map_err(|e| format!("the previous run's report stays: {e}"))?;
+    }
+    Ok(())
 }
 
 /// One deviation from the workshop's text as a report records it.
@@ -81,27 +219,34 @@ impl RunInfo {
 pub struct Summary {
     pub passed: usize,
     pub failed: usize,
+    /// Skipped because this cluster lacks a capability.
     pub skipped: usize,
+    /// Selected but never run because the run stopped first (not counted as skipped here;
+    /// JUnit has no such outcome and shows them as skipped with the reason).
+    #[serde(default)]
+    pub not_run: usize,
 }
 
 impl Summary {
-    /// Read back a line printed by [`Summary`]'s `Display` (`N passed, N failed, N skipped`).
+    /// Read back a line printed by [`Summary`]'s `Display` (`N passed, N failed, N skipped`,
+    /// optionally `, N not run`).
     pub fn parse_line(line: &str) -> Option<Summary> {
         let mut counts = line.trim().split(", ").map(|part| {
             let (n, word) = part.split_once(' ')?;
             Some((n.parse::<usize>().ok()?, word))
         });
-        match (
-            counts.next()??,
-            counts.next()??,
-            counts.next()??,
-            counts.next(),
-        ) {
-            ((passed, "passed"), (failed, "failed"), (skipped, "skipped"), None) => Some(Summary {
+        let summary = match (counts.next()??, counts.next()??, counts.next()??) {
+            ((passed, "passed"), (failed, "failed"), (skipped, "skipped")) => Summary {
                 passed,
                 failed,
                 skipped,
-            }),
+                not_run: 0,
+            },
+            _ => return None,
+        };
+        match (counts.next(), counts.next()) {
+            (None, _) => Some(summary),
+            (Some(Some((not_run, "not run"))), None) => Some(Summary { not_run, ..summary }),
             _ => None,
         }
     }
@@ -113,7 +258,11 @@ impl fmt::Display for Summary {
             f,
             "{} passed, {} failed, {} skipped",
             self.passed, self.failed, self.skipped
-        )
+        )?;
+        if self.not_run > 0 {
+            write!(f, ", {} not run", self.not_run)?;
+        }
+        Ok(())
     }
 }
 
@@ -212,18 +361,30 @@ pub fn add_junit_properties(xml: &str, properties: &[(&str, String)]) -> String 
     out
 }
 
-/// Finish the reports in `dir`: properties into the JUnit XML, `run.json` with the run info
-/// and the summary. Returns the summary.
-pub fn finish(dir: &Path, info: &RunInfo) -> Result<Summary, String> {
-    let json_path = dir.join(CUCUMBER_JSON_FILE);
-    let json = std::fs::read_to_string(&json_path)
-        .map_err(|e| format!("cannot read {}: {e}", json_path.display()))?;
-    let summary = summarize_cucumber_json(&json)?;
+/// Write the reports of a run in `dir`, each whole (see [`write_atomic`]): the JUnit XML with
+/// `<properties>` describing the run, the Cucumber JSON, and `run.json` with the run info and
+/// `summary`. `junit_xml`/`cucumber_json` are `None` when the run produced none (it stopped
+/// before cucumber started); the old files are then removed rather than left to pass for
+/// this run's.
+pub fn write(
+    dir: &Path,
+    info: &RunInfo,
+    summary: Summary,
+    junit_xml: Option<&str>,
+    cucumber_json: Option<&str>,
+) -> Result<(), String> {
     let junit_path = dir.join(JUNIT_FILE);
-    if let Ok(xml) = std::fs::read_to_string(&junit_path) {
-        let xml = add_junit_properties(&xml, &info.properties());
-        std::fs::write(&junit_path, xml)
-            .map_err(|e| format!("cannot write {}: {e}", junit_path.display()))?;
+    let json_path = dir.join(CUCUMBER_JSON_FILE);
+    match junit_xml {
+        Some(xml) => write_atomic(
+            &junit_path,
+            add_junit_properties(xml, &info.properties()).as_bytes(),
+        )?,
+        None => remove_if_present(&junit_path)?,
+    }
+    match cucumber_json {
+        Some(json) => write_atomic(&json_path, json.as_bytes())?,
+        None => remove_if_present(&json_path)?,
     }
     #[derive(Serialize)]
     struct Run<'a> {
@@ -231,12 +392,17 @@ pub fn finish(dir: &Path, info: &RunInfo) -> Result<Summary, String> {
         info: &'a RunInfo,
         summary: Summary,
     }
-    let run_path = dir.join(RUN_FILE);
     let text = serde_json::to_string_pretty(&Run { info, summary })
         .map_err(|e| format!("cannot encode the run info: {e}"))?;
-    std::fs::write(&run_path, text)
-        .map_err(|e| format!("cannot write {}: {e}", run_path.display()))?;
-    Ok(summary)
+    write_atomic(&dir.join(RUN_FILE), text.as_bytes())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), String> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+    }
 }
 
 /// The report files of a run in `dir`, for printing.
@@ -270,7 +436,8 @@ mod tests {
             Summary {
                 passed: 1,
                 failed: 3,
-                skipped: 2
+                skipped: 2,
+                not_run: 0,
             }
         );
         assert_eq!(s.to_string(), "1 passed, 3 failed, 2 skipped");
@@ -319,5 +486,113 @@ mod tests {
         assert!(out.starts_with(
             r#"<?xml version="1.0"?><testsuites><testsuite id="0" name="a"><properties>"#
         ));
+    }
+
+    #[test]
+    fn failure_class_from_the_message_prefix() {
+        assert_eq!(
+            FailureClass::of_message("environment failed: image x cannot be pulled"),
+            FailureClass::Environment
+        );
+        assert_eq!(
+            FailureClass::of_message(
+                "Step panicked. Captured output: environment failed: node not ready"
+            ),
+            FailureClass::Environment
+        );
+        assert_eq!(
+            FailureClass::of_message("claim failed: 3 of 30 responses were 500"),
+            FailureClass::Claim
+        );
+        // Unprefixed messages count as the claim failing: nothing is excused by accident.
+        assert_eq!(
+            FailureClass::of_message("timed out after 30s"),
+            FailureClass::Claim
+        );
+        assert_eq!(
+            FailureClass::of_message("the claim failed: environment failed: x"),
+            FailureClass::Claim
+        );
+    }
+
+    #[test]
+    fn not_run_shows_only_when_some_did_not_run() {
+        let s = Summary {
+            passed: 1,
+            failed: 0,
+            skipped: 2,
+            not_run: 5,
+        };
+        assert_eq!(s.to_string(), "1 passed, 0 failed, 2 skipped, 5 not run");
+        assert_eq!(Summary::parse_line(&s.to_string()), Some(s));
+        assert_eq!(
+            Summary::parse_line("1 passed, 0 failed, 2 skipped, 5 later"),
+            None
+        );
+        assert_eq!(
+            Summary::parse_line("1 passed, 0 failed, 2 skipped, 5 not run, 1 x"),
+            None
+        );
+    }
+
+    #[test]
+    fn run_ids_sort_by_time_and_differ_by_process() {
+        let t: jiff::Timestamp = "2026-12-01T09:15:00Z".parse().unwrap();
+        assert_eq!(new_run_id(t, 42), "20261201T091500Z-42");
+        let later: jiff::Timestamp = "2026-12-01T10:00:00Z".parse().unwrap();
+        assert!(new_run_id(later, 1) > new_run_id(t, 99999));
+    }
+
+    #[test]
+    fn reports_are_replaced_whole_and_a_stale_run_json_goes_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(RUN_FILE), "{\"run_id\":\"old\"}").unwrap();
+        std::fs::write(dir.path().join(JUNIT_FILE), "old").unwrap();
+        begin(dir.path()).unwrap();
+        assert!(!dir.path().join(RUN_FILE).exists());
+        assert!(!dir.path().join(JUNIT_FILE).exists());
+        let info = RunInfo {
+            run_id: "r1".into(),
+            ..RunInfo::default()
+        };
+        write(
+            dir.path(),
+            &info,
+            Summary::default(),
+            Some("<testsuites><testsuite name=\"a\"></testsuite></testsuites>"),
+            Some("[]"),
+        )
+        .unwrap();
+        let run: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(RUN_FILE)).unwrap())
+                .unwrap();
+        assert_eq!(run["run_id"], "r1");
+        assert_eq!(run["summary"]["not_run"], 0);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.ends_with(".tmp")),
+            "no temporary file left: {names:?}"
+        );
+        // A run that produced no cucumber reports leaves none of an older run's.
+        write(dir.path(), &info, Summary::default(), None, None).unwrap();
+        assert!(!dir.path().join(JUNIT_FILE).exists());
+        assert!(!dir.path().join(CUCUMBER_JSON_FILE).exists());
+    }
+
+    #[test]
+    fn a_failure_is_shared_only_when_every_remaining_scenario_has_the_step() {
+        let bg = "the namespace istioinaction";
+        assert_eq!(
+            shared_by_every_remaining(bg, vec![vec![bg, "x"], vec!["y", bg]]),
+            Some(2)
+        );
+        assert_eq!(
+            shared_by_every_remaining(bg, vec![vec![bg], vec!["y"]]),
+            None
+        );
+        assert_eq!(shared_by_every_remaining(bg, Vec::<Vec<&str>>::new()), None);
     }
 }

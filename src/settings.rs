@@ -1,6 +1,12 @@
 //! Every environment variable the suite reads (except the timeout table's `HAPPY_TIMEOUT_*`),
-//! parsed once at start. A bad value is an error naming the variable and the value; an empty
-//! value counts as unset, so CI matrices can pass blanks. `describe()` is the README's table.
+//! parsed once at start. A bad value is an error naming the variable and the value. An empty
+//! (or all-blank) value counts as unset, here and in the timeout table alike, so CI matrices can
+//! pass blanks. `describe()` is the README's table.
+//!
+//! No setting is accepted and then ignored: [`Settings::not_applicable`] names the explicit
+//! settings the chosen cluster kind has no use for (the runner reports them once), and
+//! [`unknown_variables`] names each `HAPPY_*` variable the suite does not know, with the
+//! nearest known name (a typo such as `HAPPY_CLUSTR` would otherwise be silently ignored).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -89,6 +95,8 @@ pub struct Settings {
     pub report_dir: PathBuf,
     /// `HAPPY_KIND_CLUSTER`: the kind cluster's name.
     pub kind_cluster: String,
+    /// The variables that were set (non-empty), for [`Settings::not_applicable`].
+    pub explicit: Vec<&'static str>,
     /// `HAPPY_LEGACY_IMAGE`: the legacy client's image; `None` = the deviation's own
     /// (see [`crate::deviations`]). `HAPPY_VERBATIM` naming `D-legacy-image` sets it to the
     /// workshop's image.
@@ -232,6 +240,12 @@ impl Settings {
             .map(PathBuf::from)
             .unwrap_or_else(|| crate_root().join("target").join("happy"));
 
+        let explicit: Vec<&'static str> = Self::describe()
+            .iter()
+            .map(|d| d.name)
+            .filter(|name| get(name).is_some())
+            .collect();
+
         let kind_cluster = match get("HAPPY_KIND_CLUSTER") {
             None => DEFAULT_KIND_CLUSTER.to_string(),
             Some(v) => {
@@ -356,6 +370,7 @@ impl Settings {
             cache_dir,
             report_dir,
             kind_cluster,
+            explicit,
             legacy_image,
             verbatim,
             kind_binary,
@@ -363,6 +378,88 @@ impl Settings {
             kind_host_port,
             preflight,
         })
+    }
+
+    /// The explicit settings a cluster kind has no use for, each with why, to report once.
+    /// (`ISTIO_VERSION` on the sandbox is not here: asking it for another Istio is an error.)
+    pub fn not_applicable(&self, kind: crate::provision::ClusterKind) -> Vec<String> {
+        use crate::provision::ClusterKind;
+        // The kind-only settings (their rows in `describe()` say "kind cluster"/"kind run").
+        let kind_only: [(&str, &str); 3] = [
+            ("HAPPY_KIND_BINARY", "only kind runs use a kind binary"),
+            ("HAPPY_KIND_NODE_IMAGE", "only kind runs make kind nodes"),
+            (
+                "HAPPY_KIND_HOST_PORT",
+                "only a kind cluster maps a host port",
+            ),
+        ];
+        let preflight = (
+            "HAPPY_PREFLIGHT",
+            "preflight checks run before kind and k3s runs only",
+        );
+        let mut unused: Vec<(&str, &str)> = match kind {
+            ClusterKind::Sandbox => vec![
+                (
+                    "HAPPY_KEEP",
+                    "the sandbox runs inside this process and always ends with it",
+                ),
+                ("HAPPY_REUSE", "the sandbox is made fresh for every run"),
+                (
+                    "HAPPY_KIND_CLUSTER",
+                    "no kind cluster is made on the sandbox",
+                ),
+                preflight,
+            ],
+            ClusterKind::Existing => vec![
+                (
+                    "HAPPY_KEEP",
+                    "the suite never deletes a cluster it did not create",
+                ),
+                ("HAPPY_REUSE", "an existing cluster is always the one used"),
+                (
+                    "HAPPY_KIND_CLUSTER",
+                    "the current kubeconfig context is used",
+                ),
+                preflight,
+            ],
+            ClusterKind::K3s => vec![
+                ("HAPPY_REUSE", "every k3s container is made fresh"),
+                ("HAPPY_KIND_CLUSTER", "k3s runs no kind cluster"),
+            ],
+            ClusterKind::Kind => vec![],
+        };
+        if kind != ClusterKind::Kind {
+            unused.extend(kind_only);
+        }
+        unused
+            .iter()
+            .filter(|(name, _)| self.explicit.contains(name))
+            .map(|(name, why)| format!("{name} is set but does not apply to a {kind} run: {why}"))
+            .collect()
+    }
+
+    /// `--help`'s text on the environment: every variable of the settings and timeout tables.
+    pub fn help_text() -> String {
+        let mut out = String::from("Environment variables (an empty value counts as unset):\n");
+        for doc in Self::describe() {
+            out.push_str(&format!(
+                "  {}={}  (default: {})\n      {}\n",
+                doc.name, doc.values, doc.default, doc.meaning
+            ));
+        }
+        for (name, meaning) in OTHER_VARIABLES {
+            out.push_str(&format!("  {name}\n      {meaning}\n"));
+        }
+        out.push_str(
+            "\nTimeouts (a duration such as 90s, 2m, 500ms, 1h or a number of seconds):\n",
+        );
+        for doc in crate::timeouts::Timeouts::describe() {
+            out.push_str(&format!(
+                "  {}  (default: {})\n      {}\n",
+                doc.env_var, doc.default, doc.bounds
+            ));
+        }
+        out
     }
 
     /// The table of variables, for the README and `--help`.
@@ -390,7 +487,7 @@ impl Settings {
                 name: "HAPPY_REUSE",
                 values: "0 | 1",
                 default: "0",
-                meaning: "1 = reuse an existing kind cluster of that name when it already runs the wanted Istio version",
+                meaning: "1 = reuse an existing kind cluster of that name (its node image stays as it was created); Istio is kept when it runs the wanted version, otherwise the wanted version is installed over it",
             },
             SettingDoc {
                 name: "HAPPY_KEEP",
@@ -482,6 +579,77 @@ impl Settings {
         }
         out
     }
+}
+
+/// Variables read elsewhere than [`Settings`] and the timeout table, documented in the README's
+/// "The sandbox also reads" table: they count as known for [`unknown_variables`].
+pub const OTHER_VARIABLES: &[(&str, &str)] = &[
+    (
+        "HAPPY_ENVOY",
+        "The Envoy binary of the sandbox's sidecars and gateways (default: envoy on PATH, else the cache)",
+    ),
+    (
+        "HAPPY_NEGATIVE_CHILD",
+        "Internal: marks a child run of tests/negative.rs",
+    ),
+];
+
+/// Every `HAPPY_*` variable the suite knows: the rows of [`Settings::describe`] and
+/// [`crate::timeouts::Timeouts::describe`] (so a new row counts at once) and
+/// [`OTHER_VARIABLES`].
+pub fn known_variables() -> Vec<String> {
+    Settings::describe()
+        .iter()
+        .map(|d| d.name.to_string())
+        .chain(
+            crate::timeouts::Timeouts::describe()
+                .into_iter()
+                .map(|d| d.env_var),
+        )
+        .chain(OTHER_VARIABLES.iter().map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+/// A warning for each `HAPPY_*` variable among `names` the suite does not know, with the
+/// nearest known name when one is close (at most a third of the name's letters apart).
+pub fn unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let known = known_variables();
+    let mut out = Vec::new();
+    for name in names {
+        if !name.starts_with("HAPPY_") || known.iter().any(|k| k == name) {
+            continue;
+        }
+        let nearest = known
+            .iter()
+            .map(|k| (edit_distance(name, k), k))
+            .min()
+            .filter(|(d, _)| *d <= name.len().div_ceil(3));
+        out.push(match nearest {
+            Some((_, k)) => format!("{name} is not a variable the suite reads; did you mean {k}?"),
+            None => format!(
+                "{name} is not a variable the suite reads (see --help for the ones it does)"
+            ),
+        });
+    }
+    out
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions), on bytes: the names are ASCII.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// A binary named by path, or by a bare name looked up on PATH; it must be executable.
@@ -791,5 +959,63 @@ mod tests {
         }
         let table = Settings::markdown_table();
         assert_eq!(table.lines().count(), 2 + names.len());
+    }
+
+    #[test]
+    fn unknown_variables_get_the_nearest_known_name() {
+        let warnings = unknown_variables([
+            "HAPPY_CLUSTR",
+            "HAPPY_TIMEOUT_ROLOUT",
+            "HAPPY_ENVOI",
+            "HAPPY_CLUSTER",
+            "HAPPY_TIMEOUT_ASSERTION",
+            "HAPPY_ENVOY",
+            "PATH",
+            "HAPPY_SOMETHING_ELSE_ENTIRELY",
+        ]);
+        assert_eq!(
+            warnings,
+            [
+                "HAPPY_CLUSTR is not a variable the suite reads; did you mean HAPPY_CLUSTER?",
+                "HAPPY_TIMEOUT_ROLOUT is not a variable the suite reads; did you mean HAPPY_TIMEOUT_ROLLOUT?",
+                "HAPPY_ENVOI is not a variable the suite reads; did you mean HAPPY_ENVOY?",
+                "HAPPY_SOMETHING_ELSE_ENTIRELY is not a variable the suite reads (see --help for the ones it does)",
+            ]
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        // Every row of both tables counts as known.
+        let known = known_variables();
+        assert!(known.contains(&"HAPPY_CONSECUTIVE".to_string()));
+        assert!(known.contains(&"HAPPY_KIND_CLUSTER".to_string()));
+    }
+
+    #[test]
+    fn settings_the_sandbox_cannot_use_are_named_once() {
+        use crate::provision::ClusterKind;
+        let s = settings(&[
+            ("HAPPY_KEEP", "1"),
+            ("HAPPY_REUSE", "0"),
+            ("HAPPY_KIND_CLUSTER", "ci"),
+            ("HAPPY_REPORT_DIR", "/r"),
+        ])
+        .unwrap();
+        let notes = s.not_applicable(ClusterKind::Sandbox);
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes[0].starts_with("HAPPY_KEEP is set but does not apply to a sandbox run"));
+        assert!(notes[1].starts_with("HAPPY_REUSE"));
+        assert!(notes[2].starts_with("HAPPY_KIND_CLUSTER"));
+        assert!(s.not_applicable(ClusterKind::Kind).is_empty());
+        // Unset or empty: nothing to report.
+        let quiet = settings(&[("HAPPY_KEEP", " ")]).unwrap();
+        assert!(quiet.not_applicable(ClusterKind::Sandbox).is_empty());
+    }
+
+    #[test]
+    fn help_lists_every_variable() {
+        let help = Settings::help_text();
+        for name in known_variables() {
+            assert!(help.contains(&name), "{name} missing from --help");
+        }
     }
 }

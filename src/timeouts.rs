@@ -3,7 +3,10 @@
 //! Each entry can be overridden by an environment variable `HAPPY_TIMEOUT_<NAME>` whose value
 //! is a duration such as `90s`, `2m`, `500ms`, `1h` or a bare number of seconds (`45`).
 //! `HAPPY_CONSECUTIVE` sets how many consecutive successes an eventual assertion needs.
-//! A bad value is an error naming the variable and the value, never a silent default.
+//! A bad value is an error naming the variable and the value, never a silent default. An empty
+//! (or all-blank) value counts as unset, as it does for every other setting (see
+//! `settings.rs`). The poll interval must be shorter than every limit it paces (the assertion
+//! and metrics limits): otherwise a check would give up after one try while saying it waited.
 
 use std::time::Duration;
 
@@ -169,7 +172,9 @@ impl Timeouts {
         let mut t = Timeouts::default();
         for (name, _, _) in TABLE {
             let var = env_var(name);
-            let Some(value) = lookup(&var) else { continue };
+            let Some(value) = lookup(&var).filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
             let parsed = parse_duration(&value).map_err(|reason| Error::InvalidSetting {
                 var: var.clone(),
                 value: value.clone(),
@@ -184,7 +189,7 @@ impl Timeouts {
             }
             *t.entry_mut(name) = parsed;
         }
-        if let Some(value) = lookup(CONSECUTIVE_VAR) {
+        if let Some(value) = lookup(CONSECUTIVE_VAR).filter(|v| !v.trim().is_empty()) {
             t.consecutive = match value.trim().parse::<u32>() {
                 Ok(n) if n >= 1 => n,
                 _ => {
@@ -195,6 +200,20 @@ impl Timeouts {
                     });
                 }
             };
+        }
+        for (paced, limit) in [("assertion", t.assertion), ("metrics", t.metrics)] {
+            if t.poll_interval >= limit {
+                return Err(Error::InvalidSetting {
+                    var: env_var("poll_interval"),
+                    value: format_duration(t.poll_interval),
+                    reason: format!(
+                        "the poll interval must be shorter than the {paced} limit {} ({}), or a \
+                         check would try only once",
+                        format_duration(limit),
+                        env_var(paced)
+                    ),
+                });
+            }
         }
         Ok(t)
     }
@@ -401,7 +420,6 @@ mod tests {
             ("HAPPY_TIMEOUT_ROLLOUT", "soon"),
             ("HAPPY_TIMEOUT_ROLLOUT", "3 weeks"),
             ("HAPPY_TIMEOUT_ROLLOUT", "10d"),
-            ("HAPPY_TIMEOUT_ROLLOUT", ""),
             ("HAPPY_TIMEOUT_ROLLOUT", "-5s"),
             ("HAPPY_TIMEOUT_DELETE", "0s"),
             ("HAPPY_CONSECUTIVE", "0"),
@@ -440,5 +458,49 @@ mod tests {
             docs.iter().find(|d| d.name == "rollout").unwrap().default,
             "3m"
         );
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let t = Timeouts::from_lookup(lookup(&[
+            ("HAPPY_TIMEOUT_ROLLOUT", ""),
+            ("HAPPY_TIMEOUT_ASSERTION", "  "),
+            ("HAPPY_CONSECUTIVE", ""),
+        ]))
+        .unwrap();
+        assert_eq!(t, Timeouts::default());
+    }
+
+    #[test]
+    fn a_poll_interval_not_shorter_than_the_limits_it_paces_is_refused() {
+        for (vars, names) in [
+            (
+                vec![("HAPPY_TIMEOUT_POLL_INTERVAL", "30s")],
+                "HAPPY_TIMEOUT_ASSERTION",
+            ),
+            (
+                vec![
+                    ("HAPPY_TIMEOUT_POLL_INTERVAL", "5s"),
+                    ("HAPPY_TIMEOUT_ASSERTION", "2s"),
+                ],
+                "HAPPY_TIMEOUT_ASSERTION",
+            ),
+            (
+                vec![
+                    ("HAPPY_TIMEOUT_POLL_INTERVAL", "5s"),
+                    ("HAPPY_TIMEOUT_METRICS", "5s"),
+                ],
+                "HAPPY_TIMEOUT_METRICS",
+            ),
+        ] {
+            let msg = Timeouts::from_lookup(lookup(&vars))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("HAPPY_TIMEOUT_POLL_INTERVAL") && msg.contains(names),
+                "{msg}"
+            );
+        }
+        assert!(Timeouts::from_lookup(lookup(&[("HAPPY_TIMEOUT_POLL_INTERVAL", "29s")])).is_ok());
     }
 }

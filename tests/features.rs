@@ -199,8 +199,15 @@ fn the_gate_skips_with_the_reason_and_nothing_else() {
     let steps = HappyWorld::collection();
     let mut skipped_claims = BTreeSet::new();
     for feature in features() {
-        let (gated, skipped) = gate.apply(feature.clone());
-        for (before, after) in feature.scenarios.iter().zip(&gated.scenarios) {
+        let (parts, skipped) = gate.apply(feature.clone());
+        let after_all: Vec<&gherkin::Scenario> =
+            parts.iter().flat_map(|p| p.scenarios.iter()).collect();
+        assert_eq!(after_all.len(), feature.scenarios.len(), "{}", feature.name);
+        for before in &feature.scenarios {
+            let after = after_all
+                .iter()
+                .find(|s| s.name == before.name && s.position == before.position)
+                .expect("every scenario is kept, under its name");
             let marked = after.tags.iter().any(|t| t == SKIPPED_TAG);
             let wants_kiali = before
                 .tags
@@ -225,12 +232,34 @@ fn the_gate_skips_with_the_reason_and_nothing_else() {
         }
         assert_eq!(
             skipped.len(),
-            gated
-                .scenarios
+            after_all
                 .iter()
                 .filter(|s| s.tags.iter().any(|t| t == SKIPPED_TAG))
                 .count()
         );
+        for part in &parts {
+            // Reports name the parts as the feature they came from.
+            assert_eq!(
+                (&part.name, &part.path, &part.tags),
+                (&feature.name, &feature.path, &feature.tags)
+            );
+            let marked = part
+                .scenarios
+                .iter()
+                .filter(|s| s.tags.iter().any(|t| t == SKIPPED_TAG))
+                .count();
+            // A part is all skipped (and then has no Background) or all runnable.
+            assert!(
+                marked == 0 || marked == part.scenarios.len(),
+                "{}",
+                feature.name
+            );
+            if marked > 0 {
+                assert!(part.background.is_none(), "{}", feature.name);
+            } else {
+                assert_eq!(part.background, feature.background, "{}", feature.name);
+            }
+        }
     }
     assert_eq!(
         skipped_claims,
@@ -243,10 +272,10 @@ fn a_feature_whose_every_scenario_is_skipped_skips_its_background_too() {
     let gate = Gate::new([("istio".to_string(), Some("no Istio here".to_string()))]);
     for feature in features() {
         let needs_istio = feature.tags.iter().any(|t| t == "istio");
-        let (gated, _) = gate.apply(feature.clone());
+        let (parts, _) = gate.apply(feature.clone());
         if needs_istio {
-            assert!(gated.background.is_none(), "{}", feature.name);
-            for scenario in &gated.scenarios {
+            assert_eq!(parts.len(), 1, "{}", feature.name);
+            for scenario in &parts[0].scenarios {
                 assert!(
                     scenario.steps[0].value.starts_with(SKIP_STEP_PREFIX),
                     "{}: {}",
@@ -255,10 +284,57 @@ fn a_feature_whose_every_scenario_is_skipped_skips_its_background_too() {
                 );
             }
         }
-        if !needs_istio {
-            assert_eq!(gated.background, feature.background, "{}", feature.name);
+        for part in &parts {
+            let all_skipped = part
+                .scenarios
+                .iter()
+                .all(|s| s.tags.iter().any(|t| t == SKIPPED_TAG));
+            if all_skipped {
+                assert!(part.background.is_none(), "{}", feature.name);
+            } else {
+                assert_eq!(part.background, feature.background, "{}", feature.name);
+            }
         }
     }
+}
+
+/// On a cluster without Prometheus, the observability feature runs C10 and C11 with its
+/// Background, but the gated C12/C13 scenarios must be skipped before any Background step runs:
+/// they are split off, without the Background, and come first.
+#[test]
+fn a_skipped_scenario_never_runs_its_features_background() {
+    let gate = Gate::new([
+        ("istio".to_string(), None),
+        (
+            "prometheus".to_string(),
+            Some("no Prometheus here".to_string()),
+        ),
+        ("grafana".to_string(), Some("no Grafana here".to_string())),
+        ("kiali".to_string(), Some("no Kiali here".to_string())),
+    ]);
+    let observability = features()
+        .into_iter()
+        .find(|f| {
+            f.scenarios
+                .iter()
+                .any(|s| s.tags.iter().any(|t| t == "C10"))
+        })
+        .expect("the feature of C10");
+    assert!(observability.background.is_some());
+    let (parts, skipped) = gate.apply(observability.clone());
+    assert_eq!(parts.len(), 2);
+    let (gated, runnable) = (&parts[0], &parts[1]);
+    assert!(gated.background.is_none());
+    assert_eq!(runnable.background, observability.background);
+    let claims = |f: &gherkin::Feature| -> Vec<String> {
+        f.scenarios
+            .iter()
+            .flat_map(|s| claim_tags(&s.tags))
+            .collect()
+    };
+    assert_eq!(claims(gated), ["C12", "C12", "C13", "C13", "C14"]);
+    assert_eq!(claims(runnable), ["C10", "C11"]);
+    assert_eq!(skipped.len(), 5);
 }
 
 #[test]
@@ -268,4 +344,51 @@ fn file_lists_split_like_the_workshop_writes_them() {
     assert_eq!(files, ["a.yaml", "b.yaml", "c.yaml"]);
     let Ok(Files(one)) = "peer-auth-strict.yaml".parse();
     assert_eq!(one, ["peer-auth-strict.yaml"]);
+}
+
+/// The stop-early rule on the real features: an environment failure of the shared deployment
+/// step in the ingress feature's Background repeats in every later scenario (the run stops),
+/// while one in C02's own `Given` does not (C04 onwards apply another set of files).
+#[test]
+fn a_shared_precondition_is_one_every_later_scenario_repeats() {
+    use happy_istio::report::shared_by_every_remaining;
+    let all: Vec<(String, Vec<String>)> = features()
+        .iter()
+        .flat_map(|f| {
+            f.scenarios.iter().map(move |s| {
+                let steps = f
+                    .background
+                    .iter()
+                    .flat_map(|b| b.steps.iter())
+                    .chain(s.steps.iter())
+                    .map(|st| st.value.clone())
+                    .collect();
+                (claim_tags(&s.tags).join(""), steps)
+            })
+        })
+        .collect();
+    let after = |claim: &str| -> Vec<Vec<&str>> {
+        let at = all.iter().position(|(c, _)| c == claim).unwrap();
+        all[at + 1..]
+            .iter()
+            .map(|(_, steps)| steps.iter().map(String::as_str).collect())
+            .collect()
+    };
+    let deployed =
+        "services-a.yaml, services-b.yaml, services-c-v1.yaml and services-c-v2.yaml are applied";
+    // With the deviation checks (07, no claim tag) selected too, the run goes on: the first of
+    // them deploys none of the services and would not repeat the failure.
+    assert_eq!(shared_by_every_remaining(deployed, after("C08")), None);
+    let claims_only = |claim: &str| -> Vec<Vec<&str>> {
+        let at = all.iter().position(|(c, _)| c == claim).unwrap();
+        all[at + 1..]
+            .iter()
+            .filter(|(c, _)| !c.is_empty())
+            .map(|(_, steps)| steps.iter().map(String::as_str).collect())
+            .collect()
+    };
+    assert!(shared_by_every_remaining(deployed, claims_only("C08")).is_some());
+    assert!(shared_by_every_remaining("Istio is installed", claims_only("C08")).is_some());
+    let c02 = "services-a.yaml, services-b.yaml and services-c-v1.yaml are applied";
+    assert_eq!(shared_by_every_remaining(c02, after("C02")), None);
 }

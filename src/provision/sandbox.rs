@@ -66,6 +66,17 @@ pub fn check_istio_request(request: &IstioVersionRequest) -> Result<()> {
                 mesh::ISTIO_VERSION
             ),
         }),
+        // `latest` asks for whatever is newest; the sandbox would silently run its one pinned
+        // release instead, so the request cannot be honoured.
+        IstioVersionRequest::Latest => Err(Error::InvalidSetting {
+            var: "ISTIO_VERSION".into(),
+            value: "latest".into(),
+            reason: format!(
+                "the sandbox emulates Istio {} only, not the newest release; unset \
+                 ISTIO_VERSION, or run the newest Istio with HAPPY_CLUSTER=kind",
+                mesh::ISTIO_VERSION
+            ),
+        }),
         _ => Ok(()),
     }
 }
@@ -266,7 +277,13 @@ mod tests {
     #[test]
     fn another_istio_version_is_refused_by_name() {
         assert!(check_istio_request(&IstioVersionRequest::Pinned).is_ok());
-        assert!(check_istio_request(&IstioVersionRequest::Latest).is_ok());
+        let err = check_istio_request(&IstioVersionRequest::Latest)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ISTIO_VERSION") && err.contains("latest"),
+            "{err}"
+        );
         let err = check_istio_request(&IstioVersionRequest::LatestDev).unwrap_err();
         assert!(err.to_string().contains("ISTIO_VERSION"));
         let other: crate::istio::version::IstioVersion = "1.22.0".parse().unwrap();

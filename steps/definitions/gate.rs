@@ -1,17 +1,18 @@
 //! Skipping what a cluster cannot do, visibly. A scenario tagged with a capability the cluster
-//! lacks (`@istio`, `@prometheus`, `@grafana`, `@kiali`, `@capture`; on the feature or the
+//! lacks (`@istio`, `@prometheus`, `@grafana`, `@kiali`, `@capture`, `@egress-gateway`; on the feature or the
 //! scenario) gets a first step that names the reason and matches no definition, so cucumber
 //! reports the scenario as skipped, with the reason in the output and in every report.
 //! Scenarios skipped this way carry the tag [`SKIPPED_TAG`]; any other skipped step is a
 //! failure (see the runner), so a typo in a step cannot pass for a skip.
+//!
+//! A skipped scenario must not run its feature's Background (a Background that breaks would
+//! turn "cannot run here" into "failed"): the gate splits such scenarios off into a copy of the
+//! feature without Background — same name, path and tags, so every report names them as
+//! before — which runs first.
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
-use std::sync::Arc;
 
 use cucumber::gherkin;
-use cucumber::parser::{Parser, Result as ParseResult};
-use futures::{Stream, StreamExt};
 
 /// The tag the gate adds to the scenarios it skips.
 pub const SKIPPED_TAG: &str = "skipped-here";
@@ -52,13 +53,16 @@ impl Gate {
         (!reasons.is_empty()).then(|| reasons.join("; "))
     }
 
-    /// Rewrite a feature: skipped scenarios get the skip step first. When every scenario of a
-    /// feature is skipped, its Background is dropped, so nothing runs.
-    pub fn apply(&self, mut feature: gherkin::Feature) -> (gherkin::Feature, Vec<Skipped>) {
+    /// Rewrite a feature: skipped scenarios get the skip step first and move to a copy of the
+    /// feature without Background, returned first; the others stay, with the Background, in
+    /// the second. A feature with no skipped scenario comes back whole.
+    pub fn apply(&self, feature: gherkin::Feature) -> (Vec<gherkin::Feature>, Vec<Skipped>) {
         let mut skipped = Vec::new();
         let feature_tags = feature.tags.clone();
-        let mut all_skipped = !feature.scenarios.is_empty();
-        for scenario in &mut feature.scenarios {
+        let mut gated = Vec::new();
+        let mut runnable = Vec::new();
+        let mut feature = feature;
+        for mut scenario in std::mem::take(&mut feature.scenarios) {
             let tags: Vec<String> = feature_tags
                 .iter()
                 .chain(scenario.tags.iter())
@@ -76,17 +80,26 @@ impl Gate {
                         scenario: scenario.name.clone(),
                         reason,
                     });
+                    gated.push(scenario);
                 }
-                None => all_skipped = false,
+                None => runnable.push(scenario),
             }
         }
-        if all_skipped {
-            // Nothing of this feature runs here, so neither does its Background: dropping it
-            // leaves each scenario with the skip step and its reason as its only outcome (a
-            // skipped Background step would read as "Background step failed").
-            feature.background = None;
+        if gated.is_empty() {
+            feature.scenarios = runnable;
+            return (vec![feature], skipped);
         }
-        (feature, skipped)
+        let mut out = vec![gherkin::Feature {
+            background: None,
+            scenarios: gated,
+            rules: Vec::new(),
+            ..feature.clone()
+        }];
+        if !runnable.is_empty() || !feature.rules.is_empty() {
+            feature.scenarios = runnable;
+            out.push(feature);
+        }
+        (out, skipped)
     }
 }
 
@@ -98,33 +111,5 @@ fn skip_step(template: &gherkin::Step, reason: &str) -> gherkin::Step {
         docstring: None,
         table: None,
         ..template.clone()
-    }
-}
-
-/// A parser that passes every feature of `inner` through a [`Gate`] and reports what it
-/// skipped to `on_skip`.
-pub struct Gated<P> {
-    pub inner: P,
-    pub gate: Arc<Gate>,
-    pub on_skip: Arc<dyn Fn(&Skipped) + Send + Sync>,
-}
-
-impl<I, P> Parser<I> for Gated<P>
-where
-    P: Parser<I>,
-{
-    type Cli = P::Cli;
-    type Output = Pin<Box<dyn Stream<Item = ParseResult<gherkin::Feature>>>>;
-
-    fn parse(self, input: I, cli: Self::Cli) -> Self::Output {
-        let gate = self.gate;
-        let on_skip = self.on_skip;
-        Box::pin(self.inner.parse(input, cli).map(move |feature| {
-            feature.map(|f| {
-                let (f, skipped) = gate.apply(f);
-                skipped.iter().for_each(|s| on_skip(s));
-                f
-            })
-        }))
     }
 }
