@@ -11,7 +11,8 @@
 //! %REQUESTED_SERVER_NAME% %ROUTE_NAME%
 //! ```
 //!
-//! Istio 1.22–1.23 write `%UPSTREAM_CLUSTER%` where 1.24 on write `%UPSTREAM_CLUSTER_RAW%`;
+//! Istio 1.22 writes `%UPSTREAM_CLUSTER%` where 1.23 on (proxies ≥ 1.23; pilot/pkg/model/
+//! telemetry_logging.go at 1.23.0, commit 2d569b66563) write `%UPSTREAM_CLUSTER_RAW%`;
 //! both are one unquoted token, so one parser reads every version. Envoy writes `-` for an
 //! empty value and replaces whitespace in the response-code details, so only the quoted
 //! fields can contain spaces.
@@ -165,7 +166,7 @@ mod tests {
     use super::*;
 
     // From Istio's access-log task (curl → httpbin), identical in 1.22 (%UPSTREAM_CLUSTER%)
-    // and 1.24+ (%UPSTREAM_CLUSTER_RAW%) for these requests.
+    // and 1.23+ (%UPSTREAM_CLUSTER_RAW%) for these requests.
     const DOCS_OUTBOUND: &str = r#"[2020-11-25T21:26:18.409Z] "GET /status/418 HTTP/1.1" 418 - via_upstream - "-" 0 135 4 4 "-" "curl/7.73.0-DEV" "84961386-6d84-929d-98bd-c5aee93b5c88" "httpbin:8000" "10.44.1.27:80" outbound|8000||httpbin.foo.svc.cluster.local 10.44.1.23:37652 10.0.45.184:8000 10.44.1.23:46520 - default"#;
     const DOCS_INBOUND: &str = r#"[2020-11-25T21:26:18.409Z] "GET /status/418 HTTP/1.1" 418 - via_upstream - "-" 0 135 3 1 "-" "curl/7.73.0-DEV" "84961386-6d84-929d-98bd-c5aee93b5c88" "httpbin:8000" "127.0.0.1:80" inbound|8000|| 127.0.0.1:41854 10.44.1.27:80 10.44.1.23:37652 outbound_.8000_._.httpbin.foo.svc.cluster.local default"#;
     // service-a's sidecar after service-c(v2) failed (inbound, from the ingress gateway).
