@@ -27,7 +27,11 @@ Feature: Deploy the services
   @C02
   Scenario: service-a serves its web UI at /ui
     Given services-a.yaml, services-b.yaml and services-c-v1.yaml are applied
-    When I request /ui through a port-forward to deploy/service-a on port 8080
+    When I open /ui in a browser through a port-forward to deploy/service-a on port 8080
+      """
+      kubectl port-forward deploy/service-a 8080
+      open http://localhost:8080/ui
+      """
     Then every response is 200
     And every response is an HTML page
 

@@ -26,6 +26,9 @@ Feature: Expose service-a through the ingress gateway
   @C09 @D-ingress-address
   Scenario: The UI is reachable through the ingress gateway
     Given service-a-gateway.yaml and service-a-route.yaml are applied
-    When I request /ui through the ingress gateway
+    When I open /ui in a browser through the ingress gateway
+      """
+      open "http://$ISTIO_INGRESS_GW_IP/ui"
+      """
     Then every response is 200
     And every response is an HTML page

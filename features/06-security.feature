@@ -13,7 +13,7 @@ Feature: Secure the traffic
     And istioinaction has no PeerAuthentication or AuthorizationPolicy
     And service-a-gateway.yaml and service-a-route.yaml are applied
 
-  @C17 @capture @D-ingress-address
+  @C17 @capture @D-ingress-address @D-capture-command
   Scenario: Traffic between meshed services is encrypted
     When I capture the traffic into service-c-v1's pod on port 8080 while requesting / through the ingress gateway
       """
@@ -22,11 +22,12 @@ Feature: Secure the traffic
     Then the capture holds traffic but no plaintext HTTP
     And service-c-v1's istio-proxy reports the requests from service-a with connection_security_policy mutual_tls
 
-  @C18 @capture @D-legacy-image
+  @C18 @capture @D-legacy-image @D-capture-command
   Scenario: A legacy client without a sidecar can still call service-a, in plaintext
     Given the legacy client runs in the namespace default
     When I capture the traffic into service-a's pod on port 8080 while the legacy client calls http://service-a.istioinaction.svc.cluster.local
       """
+      kubectl -n istioinaction exec deploy/service-a -c istio-proxy -- sudo tcpdump -l -nn -A -s 0 -i eth0 -c 20 tcp port 8080 and host LEGACY_POD_IP
       kubectl -n default exec legacy -- curl -s http://service-a.istioinaction.svc.cluster.local
       """
     Then the legacy client's call answers 200

@@ -89,8 +89,11 @@ pub struct Deviation {
     pub why: &'static str,
     /// Upstream sources for the why: repository + file or issue, with versions.
     pub sources: &'static [&'static str],
-    /// How a user switches it off (for the output and the README).
+    /// How a user switches it off (for the output and the README), or why it cannot be yet.
     pub switch_off: &'static str,
+    /// Whether `HAPPY_VERBATIM` can switch it off. One that cannot is refused when named and
+    /// stays on under `all`, and the banner says so: never a setting accepted and ignored.
+    pub switchable: bool,
     /// How the suite re-checks it.
     pub recheck: Recheck,
     /// Whether the run's settings keep it on (`HAPPY_VERBATIM` is applied before, by
@@ -127,6 +130,7 @@ pub const DEVIATIONS: &[Deviation] = &[
         ],
         switch_off: "HAPPY_LEGACY_IMAGE=radial/busyboxplus:curl (or HAPPY_VERBATIM=D-legacy-image) \
                      runs the workshop's pod as written; on containerd ≥ 2.1 it never starts",
+        switchable: true,
         recheck: Recheck::Scenario,
         state: legacy_image_state,
     },
@@ -151,6 +155,7 @@ pub const DEVIATIONS: &[Deviation] = &[
         ],
         switch_off: "ISTIO_VERSION=1.12.2 (or HAPPY_VERBATIM=D-istio-version) installs the \
                      workshop's release",
+        switchable: true,
         recheck: Recheck::NotRechecked(
             "not a workaround for something broken but the suite's purpose; each Istio version \
              the nightly runs is reported with its verdicts",
@@ -180,7 +185,36 @@ pub const DEVIATIONS: &[Deviation] = &[
         ],
         switch_off: "HAPPY_VERBATIM=D-ingress-address sends the requests to \
                      http://<the Service's LoadBalancer IP>:80 as the workshop's curl does",
+        switchable: true,
         recheck: Recheck::Scenario,
+        state: always_on,
+    },
+    Deviation {
+        id: "D-capture-command",
+        title: "the packet capture is a bounded tcpdump on the application port, not the workshop's open-ended one",
+        claims: &["C17", "C18"],
+        workshop: "kubectl -n istioinaction exec deploy/service-a -c istio-proxy -- sudo tcpdump -l \
+                   --immediate-mode -vv -s 0 '(((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)'",
+        suite: "sudo tcpdump -l -nn -A -s 0 -i eth0 -c 20 tcp port 8080 in istio-proxy, for C18 \
+                with `and host <legacy pod IP>`; C17 captures in service-c-v1's pod (inbound \
+                traffic from service-a's sidecar), C18 in service-a's",
+        why: "the workshop's capture runs until the reader presses Ctrl-C and is read by eye; the \
+              suite needs one that ends by itself, prints payloads as text (-A) and holds the \
+              call it judges: on service-a port 8080 also carries its own outbound mTLS to \
+              service-b and service-c, which can fill a packet budget before the plaintext \
+              response to the legacy client comes (audits/claims.md D5)",
+        sources: &[
+            "istio/istio docker/Dockerfile.base (1.28.0, 1.31.0-rc.0): the proxy image has \
+             tcpdump and sudo (istio-proxy ALL=NOPASSWD)",
+            "the workshop's README, chapter on mTLS: the capture command as quoted",
+        ],
+        switch_off: "cannot be switched off yet: running the workshop's command verbatim needs \
+                     an exec the suite ends itself and reads partially, which the cluster driver \
+                     does not have; HAPPY_VERBATIM naming it is refused, and `all` leaves it on",
+        switchable: false,
+        recheck: Recheck::NotRechecked(
+            "the workshop's command has no pass/fail outcome to observe: it is read by eye",
+        ),
         state: always_on,
     },
 ];
@@ -491,7 +525,12 @@ impl fmt::Display for Deviations {
             };
             writeln!(f, "  {word} {} — {}", d.id, d.title)?;
             match s {
-                State::On => writeln!(f, "      why: {}", d.why)?,
+                State::On => {
+                    writeln!(f, "      why: {}", d.why)?;
+                    if !d.switchable {
+                        writeln!(f, "      {}", d.switch_off)?;
+                    }
+                }
                 State::OnWith(value) => writeln!(f, "      with the user's replacement: {value}")?,
                 State::Off => writeln!(
                     f,
@@ -640,9 +679,18 @@ mod tests {
     }
 
     #[test]
-    fn verbatim_all_switches_everything_off() {
+    fn verbatim_all_switches_everything_off_that_can_be() {
         let d = resolved(&[("HAPPY_VERBATIM", "all")]);
-        assert!(d.entries().iter().all(|(_, s)| *s == State::Off));
+        for (dev, state) in d.entries() {
+            let want = if dev.switchable {
+                State::Off
+            } else {
+                State::On
+            };
+            assert_eq!(*state, want, "{}", dev.id);
+        }
+        // The banner says why the one that stays on cannot be switched off.
+        assert!(d.to_string().contains("cannot be switched off yet"));
         let d = resolved(&[("ISTIO_VERSION", "1.12.2")]);
         assert_eq!(d.state("D-istio-version"), Some(&State::Off));
         let d = resolved(&[("ISTIO_VERSION", "latest")]);

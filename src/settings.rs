@@ -257,15 +257,23 @@ impl Settings {
 
         let verbatim: Vec<String> = match get(crate::deviations::VERBATIM_VAR) {
             None => Vec::new(),
-            Some(v) if v.eq_ignore_ascii_case("all") => crate::deviations::ids()
-                .into_iter()
-                .map(String::from)
+            // `all` means every deviation that can be switched off; the others stay on and
+            // the run's banner says so.
+            Some(v) if v.eq_ignore_ascii_case("all") => crate::deviations::DEVIATIONS
+                .iter()
+                .filter(|d| d.switchable)
+                .map(|d| d.id.to_string())
                 .collect(),
             Some(v) => v
                 .split(',')
                 .map(str::trim)
                 .filter(|id| !id.is_empty())
                 .map(|id| match crate::deviations::find(id) {
+                    Some(d) if !d.switchable => Err(invalid(
+                        crate::deviations::VERBATIM_VAR,
+                        &v,
+                        format!("{} {}", d.id, d.switch_off),
+                    )),
                     Some(d) => Ok(d.id.to_string()),
                     None => Err(invalid(
                         crate::deviations::VERBATIM_VAR,
@@ -521,7 +529,7 @@ impl Settings {
             },
             SettingDoc {
                 name: "HAPPY_VERBATIM",
-                values: "all | deviation ids, comma-separated (D-legacy-image, D-istio-version, D-ingress-address)",
+                values: "all | deviation ids, comma-separated (D-legacy-image, D-istio-version, D-ingress-address; D-capture-command cannot be switched off yet)",
                 default: "unset (every deviation on)",
                 meaning: "Switch deviations off: run the workshop's text as written where the suite departs from it (see Deviations from the workshop)",
             },
@@ -895,7 +903,19 @@ mod tests {
         assert_eq!(s.legacy_image.as_deref(), Some("radial/busyboxplus:curl"));
         assert_eq!(s.istio_version, IstioVersionRequest::Pinned);
         let s = settings(&[("HAPPY_VERBATIM", "all")]).unwrap();
-        assert_eq!(s.verbatim.len(), crate::deviations::DEVIATIONS.len());
+        assert_eq!(
+            s.verbatim.len(),
+            crate::deviations::DEVIATIONS
+                .iter()
+                .filter(|d| d.switchable)
+                .count()
+        );
+        assert!(!s.verbatim.iter().any(|id| id == "D-capture-command"));
+        let err = error_of(&[("HAPPY_VERBATIM", "D-capture-command")]);
+        assert!(
+            err.contains("HAPPY_VERBATIM") && err.contains("cannot be switched off"),
+            "{err}"
+        );
         assert_eq!(
             s.istio_version.clone(),
             IstioVersionRequest::Exact("1.12.2".parse().unwrap())

@@ -38,6 +38,11 @@ pub struct Timeouts {
     pub addons_ready: Duration,
     /// Metrics until they show what is expected (scrape intervals are long).
     pub metrics: Duration,
+    /// Kiali's graph until it shows the traffic: Kiali drops edges whose
+    /// `rate(istio_requests_total[…])` is 0, and `rate()` needs two scrapes with an increase
+    /// (15 s apart with the addon's Prometheus, istio/istio `samples/addons/prometheus.yaml`
+    /// 1.28–1.31 `scrape_interval: 15s`), plus Kiali's own queries.
+    pub kiali: Duration,
     /// Consecutive successes an eventual assertion needs.
     pub consecutive: u32,
 }
@@ -62,7 +67,7 @@ pub const CONSECUTIVE_VAR: &str = "HAPPY_CONSECUTIVE";
 pub const TIMEOUT_VAR_PREFIX: &str = "HAPPY_TIMEOUT_";
 
 /// (name, default, what it bounds), in the order of the struct.
-const TABLE: [(&str, Duration, &str); 11] = [
+const TABLE: [(&str, Duration, &str); 12] = [
     (
         "cluster_create",
         Duration::from_secs(600),
@@ -118,6 +123,11 @@ const TABLE: [(&str, Duration, &str); 11] = [
         Duration::from_secs(90),
         "metrics until they show what is expected",
     ),
+    (
+        "kiali",
+        Duration::from_secs(180),
+        "Kiali's graph until it shows the traffic (two Prometheus scrapes and Kiali's queries)",
+    ),
 ];
 
 const DEFAULT_CONSECUTIVE: u32 = 3;
@@ -144,6 +154,7 @@ impl Default for Timeouts {
             poll_interval: d("poll_interval"),
             addons_ready: d("addons_ready"),
             metrics: d("metrics"),
+            kiali: d("kiali"),
             consecutive: DEFAULT_CONSECUTIVE,
         }
     }
@@ -268,6 +279,7 @@ impl Timeouts {
             "request" => &mut self.request,
             "addons_ready" => &mut self.addons_ready,
             "metrics" => &mut self.metrics,
+            "kiali" => &mut self.kiali,
             // TABLE and this match list the same names; poll_interval is the only one left.
             _ => &mut self.poll_interval,
         }
@@ -341,6 +353,7 @@ mod tests {
         assert_eq!(t.poll_interval, Duration::from_millis(100));
         assert_eq!(t.addons_ready, Duration::from_secs(300));
         assert_eq!(t.metrics, Duration::from_secs(90));
+        assert_eq!(t.kiali, Duration::from_secs(180));
         assert_eq!(t.consecutive, 3);
         assert_eq!(t, Timeouts::default());
     }
@@ -392,6 +405,7 @@ mod tests {
                 t.poll_interval,
                 t.addons_ready,
                 t.metrics,
+                t.kiali,
             ]
             .into_iter()
             .filter(|d| *d == Duration::from_secs(7))
@@ -421,7 +435,7 @@ mod tests {
     #[test]
     fn describe_lists_every_entry_with_parseable_defaults() {
         let docs = Timeouts::describe();
-        assert_eq!(docs.len(), 12);
+        assert_eq!(docs.len(), 13);
         let defaults = Timeouts::default();
         for doc in &docs {
             assert!(doc.env_var.starts_with("HAPPY_"), "{doc:?}");

@@ -151,6 +151,7 @@ fn deviations_and_features_agree() {
             for (id, step_text) in [
                 ("D-legacy-image", "the legacy client"),
                 ("D-ingress-address", "through the ingress gateway"),
+                ("D-capture-command", "I capture the traffic"),
             ] {
                 let does_it = scenario.steps.iter().any(|s| s.value.contains(step_text));
                 assert!(

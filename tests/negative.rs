@@ -41,6 +41,15 @@ const CASES: &[Breakage] = &[
         to: r#"value: "http://service-b""#,
     },
     Breakage {
+        claim: "C02",
+        // fake-service's UI_PATH (nicholasjackson/fake-service main.go, v0.26.x): the UI moves,
+        // so /ui is answered by the request handler (JSON), not redirected to the page.
+        what: "service-a serves its UI under /dashboard/, not /ui/",
+        file: "services-a.yaml",
+        from: "            - name: UPSTREAM_URIS\n",
+        to: "            - name: UI_PATH\n              value: \"/dashboard/\"\n            - name: UPSTREAM_URIS\n",
+    },
+    Breakage {
         claim: "C03",
         what: "service-c v2 never fails",
         file: "services-c-v2.yaml",
@@ -53,6 +62,24 @@ const CASES: &[Breakage] = &[
         file: "service-a-route.yaml",
         from: "host: service-a\n",
         to: "host: service-b\n",
+    },
+    Breakage {
+        claim: "C09",
+        // /ui still answers 301 to /ui/, but the route sends /ui/ to service-a's JSON: only a
+        // check of the page the redirect leads to (not of the first answer) sees it.
+        what: "the gateway's route rewrites /ui/ to /, so the redirect leads to JSON",
+        file: "service-a-route.yaml",
+        from: "  http:\n    - route:\n",
+        to: "  http:\n    - match:\n        - uri:\n            prefix: /ui/\n      rewrite:\n        uri: /\n      route:\n        - destination:\n            host: service-a\n    - route:\n",
+    },
+    Breakage {
+        // C13's Prometheus scenario only: its Grafana sibling is skipped on the sandbox, and a
+        // control run must not skip. (`claim` is used as the tag expression `@{claim}`.)
+        claim: "C13 and @prometheus",
+        what: "service-b fails every fifth request, so service-a's calls to it are not all 2xx",
+        file: "services-b.yaml",
+        from: "            - name: SERVICE_OWNER\n",
+        to: "            - name: ERROR_RATE\n              value: \"0.2\"\n            - name: SERVICE_OWNER\n",
     },
     Breakage {
         claim: "C15",

@@ -88,7 +88,11 @@ async fn the_ingress_gateway_routes_to_service_a_and_v2_errors_show() {
         codes.push(status);
     }
     assert!(codes.contains(&500) && codes.contains(&200), "{codes:?}");
+    // The gateway passes fake-service's subtree redirect through; the page is at /ui/.
     let (status, body) = c.via_gateway("/ui").await.expect("UI");
+    assert_eq!(status, 301, "{body}");
+    assert!(body.contains("href=\"/ui/\""), "{body}");
+    let (status, body) = c.via_gateway("/ui/").await.expect("UI");
     assert_eq!(status, 200);
     assert!(
         body.contains("<html") || body.to_lowercase().contains("<!doctype html"),

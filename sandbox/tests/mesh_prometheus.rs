@@ -64,8 +64,18 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> 
         .unwrap_or(text))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_scrapes_annotated_pods_and_keeps_istios_labels() {
+/// A running addon: Prometheus scraping one fake annotated pod.
+struct Running {
+    network: Arc<Network>,
+    addr: std::net::SocketAddr,
+    cancel: CancellationToken,
+    run: tokio::task::JoinHandle<happy_sandbox::runtime::program::Exit>,
+}
+
+/// Start the fake target and Prometheus (scraping every `interval`) in pod `pod` (one name per
+/// test: tests run in parallel), as the runtime would start the addon's container; returns
+/// once Prometheus is ready.
+async fn start(interval: Duration, pod: &str) -> Running {
     if let Some(reason) = prometheus::unavailable_reason() {
         panic!("this test needs the real Prometheus: {reason}");
     }
@@ -98,15 +108,13 @@ async fn prometheus_scrapes_annotated_pods_and_keeps_istios_labels() {
     let container: k8s_openapi::api::core::v1::Container =
         serde_json::from_value(objects[2]["spec"]["template"]["spec"]["containers"][0].clone())
             .unwrap();
-    let net = network
-        .create_pod("istio-system", "prometheus-test")
-        .unwrap();
+    let net = network.create_pod("istio-system", pod).unwrap();
     let log = LogBuffer::new(1000);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let program = prometheus::program(store.clone());
+    let program = prometheus::program_with_interval(store.clone(), interval);
     let ctx = ContainerContext {
         namespace: "istio-system".into(),
-        pod_name: "prometheus-test".into(),
+        pod_name: pod.into(),
         container,
         env: Vec::new(),
         net: net.clone(),
@@ -121,26 +129,46 @@ async fn prometheus_scrapes_annotated_pods_and_keeps_istios_labels() {
         .await
         .expect("prometheus became ready within 60 s")
         .expect("prometheus reported ready");
-
     // Through the pod's port 9090, as port-forward and the Service reach it.
     let addr = std::net::SocketAddr::from((net.ip(), prometheus::PORT));
-    let query = "/api/v1/query?query=istio_requests_total%7Bsource_workload%3D%22fake-source%22%7D";
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let result: Value = loop {
+    Running {
+        network,
+        addr,
+        cancel,
+        run,
+    }
+}
+
+/// Query until the answer has a result, within `limit`; the parsed answer.
+async fn query_until_found(addr: std::net::SocketAddr, query: &str, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
         let body = get(addr, query).await.unwrap_or_default();
         let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         if parsed["data"]["result"]
             .as_array()
             .is_some_and(|r| !r.is_empty())
         {
-            break parsed;
+            return parsed;
         }
         assert!(
             Instant::now() < deadline,
-            "Prometheus shows no scraped series within 30 s; last answer: {body}"
+            "Prometheus shows no scraped series within {limit:?}; last answer: {body}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_annotated_pods_and_keeps_istios_labels() {
+    let Running {
+        network,
+        addr,
+        cancel,
+        run,
+    } = start(prometheus::DEFAULT_SCRAPE_INTERVAL, "prometheus-test").await;
+    let query = "/api/v1/query?query=istio_requests_total%7Bsource_workload%3D%22fake-source%22%7D";
+    let result = query_until_found(addr, query, Duration::from_secs(30)).await;
     let sample = &result["data"]["result"][0];
     let metric = &sample["metric"];
     assert_eq!(metric["__name__"], "istio_requests_total");
@@ -168,5 +196,47 @@ async fn prometheus_scrapes_annotated_pods_and_keeps_istios_labels() {
         })
         .collect();
     assert!(leftovers.is_empty(), "storage left behind: {leftovers:?}");
+    network.shutdown().await;
+}
+
+/// With the real addon's timing (`scrape_interval: 15s`, `scrape_timeout: 10s`), the target is
+/// scraped at that interval: Prometheus reports it for the target, and two samples of the
+/// series lie one interval apart. (Slow by nature: about half a minute.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_at_the_addons_15s_interval_when_asked() {
+    let Running {
+        network,
+        addr,
+        cancel,
+        run,
+    } = start(prometheus::ADDON_SCRAPE_INTERVAL, "prometheus-15s").await;
+    let targets: Value =
+        serde_json::from_str(&get(addr, "/api/v1/targets").await.unwrap()).unwrap();
+    let active = &targets["data"]["activeTargets"];
+    // The file_sd target may need a moment to be read; the configuration is what matters here.
+    let config: Value =
+        serde_json::from_str(&get(addr, "/api/v1/status/config").await.unwrap()).unwrap();
+    let yaml = config["data"]["yaml"].as_str().unwrap_or_default();
+    assert!(yaml.contains("scrape_interval: 15s"), "{yaml}");
+    assert!(yaml.contains("scrape_timeout: 10s"), "{yaml}");
+    // Two samples, 15 s apart: a range query over the last 40 s once the second one exists.
+    let query = "/api/v1/query?query=count_over_time(istio_requests_total%7Bsource_workload%3D%22fake-source%22%7D%5B40s%5D)%20%3E%3D%202";
+    let _ = query_until_found(addr, query, Duration::from_secs(60)).await;
+    let samples = "/api/v1/query?query=istio_requests_total%7Bsource_workload%3D%22fake-source%22%7D%5B40s%5D";
+    let body: Value = serde_json::from_str(&get(addr, samples).await.unwrap()).unwrap();
+    let values = body["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let times: Vec<f64> = values.iter().map(|v| v[0].as_f64().unwrap()).collect();
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            (14.0..=16.0).contains(&gap),
+            "samples {gap} s apart, not 15: {times:?} ({active})"
+        );
+    }
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), run).await;
     network.shutdown().await;
 }

@@ -40,7 +40,14 @@ async fn service_a_answers_with_the_upstream_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_health_and_ready_are_served() {
     let c = Cluster::workshop().await;
+    // fake-service registers its UI as the subtree "/ui/": Go's ServeMux answers /ui with
+    // 301 to /ui/ (nicholasjackson/fake-service main.go; golang/go net/http ServeMux).
     let (status, body, headers) = c.get("service-a-1", 8080, "/ui").await;
+    assert_eq!(status, 301, "{body}");
+    assert_eq!(headers["location"], "/ui/");
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(body, "<a href=\"/ui/\">Moved Permanently</a>.\n\n");
+    let (status, body, headers) = c.get("service-a-1", 8080, "/ui/").await;
     assert_eq!(status, 200);
     assert!(
         headers["content-type"]
@@ -49,6 +56,12 @@ async fn ui_health_and_ready_are_served() {
             .starts_with("text/html")
     );
     assert!(body.contains("<html"), "{body}");
+    // http.FileServer sends .../index.html back to the directory.
+    let (status, body, headers) = c.get("service-a-1", 8080, "/ui/index.html").await;
+    assert_eq!(status, 301, "{body}");
+    assert_eq!(headers["location"], "./");
+    assert!(body.is_empty(), "{body}");
+    assert_eq!(c.get("service-a-1", 8080, "/ui/missing.js").await.0, 404);
     assert_eq!(c.get("service-a-1", 8080, "/health").await.0, 200);
     assert_eq!(c.get("service-b-1", 8080, "/ready").await.0, 200);
 }

@@ -127,7 +127,7 @@ async fn workshop_through_kube_rs_on_the_real_runtime() {
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "istioinaction");
     deploys.restart("service-a").await.unwrap();
     let a2 = ready_pod(&pods, "app=service-a", Some(&a.name_any())).await;
-    let (status, _) = get_through_port_forward(&pods, &a2.name_any(), "/ui").await;
+    let (status, _) = get_through_port_forward(&pods, &a2.name_any(), "/ui/").await;
     assert!(status.contains(" 200 "), "{status}");
 
     let api_port: u16 = sandbox

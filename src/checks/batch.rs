@@ -97,6 +97,12 @@ impl Expectation {
 
 fn first_other(responses: &[HttpResponse], expected: &[u16]) -> String {
     match responses.iter().find(|r| !expected.contains(&r.status)) {
+        Some(r) if !r.redirects.is_empty() => format!(
+            "first unexpected: {} {} (reached by {})",
+            r.status,
+            excerpt(&r.body),
+            crate::cluster::describe_chain(r)
+        ),
         Some(r) => format!("first unexpected: {} {}", r.status, excerpt(&r.body)),
         None => "no unexpected status".to_string(),
     }
@@ -157,6 +163,7 @@ mod tests {
             status,
             headers: http::HeaderMap::new(),
             body: String::new(),
+            redirects: Vec::new(),
         }
     }
 

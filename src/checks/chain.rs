@@ -91,6 +91,7 @@ mod tests {
             status,
             headers: http::HeaderMap::new(),
             body: body.to_string(),
+            redirects: Vec::new(),
         }
     }
 
@@ -164,6 +165,10 @@ mod tests {
         );
         is_html_page(&r).unwrap();
         r.body = CHAIN_OK.to_string();
+        assert!(is_html_page(&r).is_err());
+        // Go's http.Redirect answer (fake-service's /ui): text/html, but not a page.
+        r.status = 301;
+        r.body = "<a href=\"/ui/\">Moved Permanently</a>.\n\n".to_string();
         assert!(is_html_page(&r).is_err());
     }
 }

@@ -53,10 +53,14 @@ pub fn security_policies_from(samples: &[Sample], source_workload: &str) -> BTre
     by_policy
 }
 
-/// Success rate (2xx share) per `destination_service_name` of requests a source sidecar sent,
-/// with the request count. Destinations with no requests are absent.
-pub fn success_rates(samples: &[Sample], source_workload: &str) -> BTreeMap<String, (f64, f64)> {
-    let mut counts: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+/// What `source_workload`'s sidecar sent (reporter="source"), summed per
+/// `(destination_service_name, response_code)` — the shape of the workshop's Prometheus query
+/// `sum by (destination_service_name, response_code) (istio_requests_total{reporter="source",…})`.
+pub fn sent_by_destination(
+    samples: &[Sample],
+    source_workload: &str,
+) -> BTreeMap<(String, String), f64> {
+    let mut counts = BTreeMap::new();
     for s in requests_matching(
         samples,
         &[("reporter", "source"), ("source_workload", source_workload)],
@@ -64,21 +68,66 @@ pub fn success_rates(samples: &[Sample], source_workload: &str) -> BTreeMap<Stri
         let Some(destination) = s.labels.get("destination_service_name") else {
             continue;
         };
-        let ok = s
-            .labels
-            .get("response_code")
-            .is_some_and(|c| c.starts_with('2'));
-        let entry = counts.entry(destination.clone()).or_insert((0.0, 0.0));
-        if ok {
-            entry.0 += s.value;
-        }
-        entry.1 += s.value;
+        let code = s.labels.get("response_code").cloned().unwrap_or_default();
+        *counts.entry((destination.clone(), code)).or_insert(0.0) += s.value;
     }
     counts
+}
+
+/// How much each counter grew from `before` to `after`, key by key. A key missing before
+/// counts from zero; a key that shrank was reset (its pod restarted), so all of `after`
+/// counts — Prometheus's own rule for counter resets in `increase()`.
+pub fn growth<K: Ord + Clone>(
+    before: &BTreeMap<K, f64>,
+    after: &BTreeMap<K, f64>,
+) -> BTreeMap<K, f64> {
+    after
+        .iter()
+        .map(|(k, now)| {
+            let then = before.get(k).copied().unwrap_or(0.0);
+            let grown = if *now >= then { now - then } else { *now };
+            (k.clone(), grown)
+        })
+        .collect()
+}
+
+/// Growth of the `istio_requests_total` series matching `labels`, series by series (the whole
+/// label set identifies one), from `before` to `after`.
+pub fn requests_growth(before: &[Sample], after: &[Sample], labels: &[(&str, &str)]) -> f64 {
+    let by_series = |samples: &[Sample]| -> BTreeMap<BTreeMap<String, String>, f64> {
+        requests_matching(samples, labels)
+            .into_iter()
+            .map(|s| (s.labels.clone(), s.value))
+            .collect()
+    };
+    growth(&by_series(before), &by_series(after)).values().sum()
+}
+
+/// Success rate (2xx share) per destination of counts keyed `(destination, response_code)`,
+/// with the request count. Destinations with no requests are absent. (The workshop's Grafana
+/// panel counts non-5xx; with only 200 and 500 answered here the two are the same.)
+pub fn success_rates_of(counts: &BTreeMap<(String, String), f64>) -> BTreeMap<String, (f64, f64)> {
+    let mut by_destination: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for ((destination, code), n) in counts {
+        let entry = by_destination
+            .entry(destination.clone())
+            .or_insert((0.0, 0.0));
+        if code.starts_with('2') {
+            entry.0 += n;
+        }
+        entry.1 += n;
+    }
+    by_destination
         .into_iter()
         .filter(|(_, (_, all))| *all > 0.0)
         .map(|(d, (ok, all))| (d, (ok / all, all)))
         .collect()
+}
+
+/// Success rate (2xx share) per `destination_service_name` of requests a source sidecar sent,
+/// with the request count. Destinations with no requests are absent.
+pub fn success_rates(samples: &[Sample], source_workload: &str) -> BTreeMap<String, (f64, f64)> {
+    success_rates_of(&sent_by_destination(samples, source_workload))
 }
 
 #[derive(Deserialize)]
@@ -201,6 +250,60 @@ mod tests {
         let rates = success_rates(&samples, "service-a");
         assert_eq!(rates["service-b"], (1.0, 40.0));
         assert_eq!(rates["service-c"], (0.5, 40.0));
+    }
+
+    #[test]
+    fn growth_counts_only_what_came_after_and_survives_resets() {
+        let key = |d: &str, c: &str| (d.to_string(), c.to_string());
+        let before = BTreeMap::from([
+            (key("service-b", "503"), 1.0),
+            (key("service-b", "200"), 10.0),
+        ]);
+        let after = BTreeMap::from([
+            (key("service-b", "503"), 1.0),
+            (key("service-b", "200"), 41.0),
+            (key("service-c", "500"), 15.0),
+        ]);
+        let grown = growth(&before, &after);
+        assert_eq!(grown[&key("service-b", "503")], 0.0);
+        assert_eq!(grown[&key("service-b", "200")], 31.0);
+        assert_eq!(grown[&key("service-c", "500")], 15.0);
+        // An old 503 no longer spoils the rate of the requests just sent (claims D6).
+        let rates = success_rates_of(&grown);
+        assert_eq!(rates["service-b"], (1.0, 31.0));
+        // A counter that went down was reset: everything it holds is new.
+        let reset = growth(
+            &BTreeMap::from([(key("a", "200"), 50.0)]),
+            &BTreeMap::from([(key("a", "200"), 4.0)]),
+        );
+        assert_eq!(reset[&key("a", "200")], 4.0);
+    }
+
+    #[test]
+    fn series_growth_matches_series_by_their_labels() {
+        let five_hundreds = |v: f64| {
+            sample(
+                &[
+                    ("reporter", "destination"),
+                    ("response_code", "500"),
+                    ("source_workload", "x"),
+                ],
+                v,
+            )
+        };
+        let before = vec![five_hundreds(3.0)];
+        assert_eq!(
+            requests_growth(&before, &[five_hundreds(3.0)], &[("response_code", "500")]),
+            0.0
+        );
+        assert_eq!(
+            requests_growth(&before, &[five_hundreds(5.0)], &[("response_code", "500")]),
+            2.0
+        );
+        assert_eq!(
+            requests_growth(&[], &[five_hundreds(5.0)], &[("response_code", "500")]),
+            5.0
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! HTTP/1.1 GET over any byte stream — in the suite, a kube-rs port-forward to a pod — and
-//! the resolution of a Service port to the pod port behind it.
+//! HTTP/1.1 GET over any byte stream — in the suite, a kube-rs port-forward to a pod — the
+//! redirects a browser follows, and the resolution of a Service port to the pod port behind it.
 
 use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
@@ -9,8 +9,9 @@ use k8s_openapi::api::core::v1::{Pod, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-/// A response as a reader would see it with curl.
-#[derive(Debug, Clone)]
+/// A response as a reader would see it with curl (or, with [`follow_redirects`], with a
+/// browser: then `redirects` holds the hops that led to it).
+#[derive(Debug, Clone, Default)]
 pub struct HttpResponse {
     /// Status code.
     pub status: u16,
@@ -18,6 +19,19 @@ pub struct HttpResponse {
     pub headers: http::HeaderMap,
     /// The body, as UTF-8 (invalid sequences replaced).
     pub body: String,
+    /// The redirects followed before this response, first hop first; empty when none were.
+    pub redirects: Vec<Redirect>,
+}
+
+/// One redirect a browser followed: `GET path` answered `status` with `Location: location`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// The path requested.
+    pub path: String,
+    /// The redirect status (301, 302, 303, 307 or 308).
+    pub status: u16,
+    /// The `Location` header as sent.
+    pub location: String,
 }
 
 impl HttpResponse {
@@ -85,11 +99,144 @@ where
             status,
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
+            redirects: Vec::new(),
         })
     }
     .await;
     driver.abort();
     result
+}
+
+// --- redirects, as a browser follows them -------------------------------------------------
+
+/// The most redirects a browser follows for one page load: the Fetch standard's limit ("If
+/// request's redirect count is 20, return a network error", WHATWG Fetch, HTTP-redirect fetch;
+/// Chromium and Firefox use 20 too). fake-service's UI needs one (`/ui` → `/ui/`).
+pub const MAX_REDIRECTS: usize = 20;
+
+/// The statuses a browser follows with a `Location` (RFC 9110 §15.4; 300 and 304 are not
+/// followed). The suite only sends GET, which every one of them keeps.
+pub fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// Where a browser on `origin` (e.g. `http://localhost:8080`) goes from `path` for
+/// `Location: location`: the reference resolved against the page's URL (RFC 3986 §5, so
+/// `./`, `../x`, `/ui/`, `?q` and absolute URLs all work), as a path and query. A Location on
+/// another origin cannot be followed through the same route (port-forward) and is an error.
+pub fn resolve_location(origin: &str, path: &str, location: &str) -> Result<String, String> {
+    let base = url::Url::parse(origin)
+        .and_then(|o| o.join(path))
+        .map_err(|e| format!("cannot form the page URL from {origin:?} and {path:?}: {e}"))?;
+    let next = base
+        .join(location.trim())
+        .map_err(|e| format!("unusable Location {location:?} (from {path}): {e}"))?;
+    if next.origin() != base.origin() {
+        return Err(format!(
+            "Location {location:?} (from {path}) leaves {origin}; a browser would follow it there, \
+             the suite follows only on the route it was given"
+        ));
+    }
+    Ok(match next.query() {
+        Some(q) => format!("{}?{q}", next.path()),
+        None => next.path().to_string(),
+    })
+}
+
+/// Why [`follow_redirects`] has no page.
+#[derive(Debug)]
+pub enum RedirectError<E> {
+    /// A request failed: its error, and the redirects followed before it (none for the first).
+    Request { error: E, after: Vec<Redirect> },
+    /// The redirects themselves: too many, or a Location the route cannot reach.
+    Redirects(String),
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for RedirectError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedirectError::Request { error, after } if after.is_empty() => write!(f, "{error}"),
+            RedirectError::Request { error, after } => {
+                write!(f, "{error} (after {})", describe_hops(after))
+            }
+            RedirectError::Redirects(message) => f.write_str(message),
+        }
+    }
+}
+
+/// Load `path` as a browser on `origin` does: send it, and while the answer is a redirect,
+/// send its resolved `Location` (through the same `send`, i.e. the same route), at most
+/// [`MAX_REDIRECTS`] times. The final response carries the hops in `redirects`.
+pub async fn follow_redirects<F, Fut, E>(
+    origin: &str,
+    path: &str,
+    mut send: F,
+) -> std::result::Result<HttpResponse, RedirectError<E>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<HttpResponse, E>>,
+{
+    let mut hops: Vec<Redirect> = Vec::new();
+    let mut current = path.to_string();
+    loop {
+        let mut response = match send(current.clone()).await {
+            Ok(r) => r,
+            Err(error) => return Err(RedirectError::Request { error, after: hops }),
+        };
+        if !is_redirect(response.status) {
+            response.redirects = hops;
+            return Ok(response);
+        }
+        let location = response
+            .headers
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let Some(location) = location else {
+            // A browser shows a redirect without Location as the response itself.
+            response.redirects = hops;
+            return Ok(response);
+        };
+        let next =
+            resolve_location(origin, &current, &location).map_err(RedirectError::Redirects)?;
+        hops.push(Redirect {
+            path: current,
+            status: response.status,
+            location,
+        });
+        if hops.len() > MAX_REDIRECTS {
+            return Err(RedirectError::Redirects(format!(
+                "more than {MAX_REDIRECTS} redirects (a browser gives up): {}",
+                describe_hops(&hops)
+            )));
+        }
+        current = next;
+    }
+}
+
+fn describe_hops(hops: &[Redirect]) -> String {
+    hops.iter()
+        .map(|h| format!("GET {} → {} Location: {}", h.path, h.status, h.location))
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+/// The way to a response for messages: `GET /ui → 301 Location: /ui/ → 200 text/html`, or
+/// just `200 text/html` when no redirect was followed.
+pub fn describe_chain(response: &HttpResponse) -> String {
+    let last = format!(
+        "{}{}",
+        response.status,
+        response
+            .content_type()
+            .map(|c| format!(" {c}"))
+            .unwrap_or_default()
+    );
+    if response.redirects.is_empty() {
+        last
+    } else {
+        format!("{} → {last}", describe_hops(&response.redirects))
+    }
 }
 
 /// The container port behind a Service port on `pod`: `targetPort` as a number, or a named
@@ -214,6 +361,124 @@ mod tests {
         });
         let err = http_get_over(client, "h", "/").await.unwrap_err();
         assert!(err.contains("reading the body of a 200 response"), "{err}");
+    }
+
+    fn answer(status: u16, location: Option<&str>, content_type: &str, body: &str) -> HttpResponse {
+        let mut headers = http::HeaderMap::new();
+        if let Some(l) = location {
+            headers.insert(http::header::LOCATION, l.parse().unwrap());
+        }
+        headers.insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
+        HttpResponse {
+            status,
+            headers,
+            body: body.into(),
+            redirects: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn locations_resolve_as_in_a_browser() {
+        let o = "http://localhost:8080";
+        assert_eq!(resolve_location(o, "/ui", "/ui/").unwrap(), "/ui/");
+        assert_eq!(resolve_location(o, "/ui/index.html", "./").unwrap(), "/ui/");
+        assert_eq!(resolve_location(o, "/a/b/c", "../d").unwrap(), "/a/d");
+        assert_eq!(resolve_location(o, "/ui", "ui/").unwrap(), "/ui/");
+        assert_eq!(resolve_location(o, "/ui", "?x=1").unwrap(), "/ui?x=1");
+        assert_eq!(
+            resolve_location(o, "/ui", "http://localhost:8080/ui/").unwrap(),
+            "/ui/"
+        );
+        let err = resolve_location(o, "/ui", "https://example.com/ui/").unwrap_err();
+        assert!(err.contains("leaves http://localhost:8080"), "{err}");
+    }
+
+    /// fake-service through Go's net/http: `/ui` → 301 `/ui/` (ServeMux), `/ui/index.html` →
+    /// 301 `./` (FileServer), `/ui/` → the page.
+    fn fake_service(path: &str) -> HttpResponse {
+        match path {
+            "/ui" => answer(
+                301,
+                Some("/ui/"),
+                "text/html; charset=utf-8",
+                "<a href=\"/ui/\">Moved Permanently</a>.\n\n",
+            ),
+            "/ui/index.html" => answer(301, Some("./"), "", ""),
+            "/ui/" => answer(
+                200,
+                None,
+                "text/html; charset=utf-8",
+                "<!doctype html><html lang=\"en\"></html>",
+            ),
+            "/loop" => answer(302, Some("/loop"), "", ""),
+            _ => answer(
+                404,
+                None,
+                "text/plain; charset=utf-8",
+                "404 page not found\n",
+            ),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_browser_follows_to_the_page_and_keeps_the_hops() {
+        let sent = std::sync::Mutex::new(Vec::new());
+        let send = |p: String| {
+            sent.lock().unwrap().push(p.clone());
+            async move { Ok::<_, String>(fake_service(&p)) }
+        };
+        let page = follow_redirects("http://localhost:8080", "/ui", send)
+            .await
+            .unwrap();
+        assert_eq!(page.status, 200);
+        assert_eq!(*sent.lock().unwrap(), ["/ui", "/ui/"]);
+        assert_eq!(
+            page.redirects,
+            [Redirect {
+                path: "/ui".into(),
+                status: 301,
+                location: "/ui/".into()
+            }]
+        );
+        assert_eq!(
+            describe_chain(&page),
+            "GET /ui → 301 Location: /ui/ → 200 text/html; charset=utf-8"
+        );
+        let page = follow_redirects("http://localhost:8080", "/ui/index.html", |p| async move {
+            Ok::<_, String>(fake_service(&p))
+        })
+        .await
+        .unwrap();
+        assert_eq!((page.status, page.redirects.len()), (200, 1));
+        let direct = follow_redirects("http://localhost:8080", "/ui/", |p| async move {
+            Ok::<_, String>(fake_service(&p))
+        })
+        .await
+        .unwrap();
+        assert!(direct.redirects.is_empty());
+        assert_eq!(describe_chain(&direct), "200 text/html; charset=utf-8");
+    }
+
+    #[tokio::test]
+    async fn a_loop_or_a_failing_hop_is_an_error() {
+        let err = follow_redirects("http://localhost:8080", "/loop", |p| async move {
+            Ok::<_, String>(fake_service(&p))
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("more than 20 redirects"), "{err}");
+        let err = follow_redirects("http://localhost:8080", "/ui", |p| async move {
+            if p == "/ui" {
+                Ok(fake_service(&p))
+            } else {
+                Err("request failed: reset".to_string())
+            }
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("after GET /ui → 301 Location: /ui/"), "{err}");
     }
 
     fn gateway_pod() -> Pod {

@@ -36,7 +36,10 @@ use crate::manifests::Manifest;
 use crate::timeouts::Timeouts;
 
 pub use exec::{ExecOutput, exit_code_from_status};
-pub use http::{HttpResponse, USER_AGENT_VALUE, http_get_over, resolve_target_port};
+pub use http::{
+    HttpResponse, MAX_REDIRECTS, Redirect, RedirectError, USER_AGENT_VALUE, describe_chain,
+    follow_redirects, http_get_over, is_redirect, resolve_location, resolve_target_port,
+};
 pub use pods::{
     container_names, describe_pods, pod_is_ready, pod_is_terminating, ready_containers,
     rollout_complete, sidecar_present,

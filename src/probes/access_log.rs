@@ -11,7 +11,8 @@
 //! %REQUESTED_SERVER_NAME% %ROUTE_NAME%
 //! ```
 //!
-//! Istio 1.22–1.23 write `%UPSTREAM_CLUSTER%` where 1.24 on write `%UPSTREAM_CLUSTER_RAW%`;
+//! Istio 1.22 writes `%UPSTREAM_CLUSTER%` where 1.23 on (proxies ≥ 1.23; pilot/pkg/model/
+//! telemetry_logging.go at 1.23.0, commit 2d569b66563) write `%UPSTREAM_CLUSTER_RAW%`;
 //! both are one unquoted token, so one parser reads every version. Envoy writes `-` for an
 //! empty value and replaces whitespace in the response-code details, so only the quoted
 //! fields can contain spaces.
@@ -165,7 +166,7 @@ mod tests {
     use super::*;
 
     // From Istio's access-log task (curl → httpbin), identical in 1.22 (%UPSTREAM_CLUSTER%)
-    // and 1.24+ (%UPSTREAM_CLUSTER_RAW%) for these requests.
+    // and 1.23+ (%UPSTREAM_CLUSTER_RAW%) for these requests.
     const DOCS_OUTBOUND: &str = r#"[2020-11-25T21:26:18.409Z] "GET /status/418 HTTP/1.1" 418 - via_upstream - "-" 0 135 4 4 "-" "curl/7.73.0-DEV" "84961386-6d84-929d-98bd-c5aee93b5c88" "httpbin:8000" "10.44.1.27:80" outbound|8000||httpbin.foo.svc.cluster.local 10.44.1.23:37652 10.0.45.184:8000 10.44.1.23:46520 - default"#;
     const DOCS_INBOUND: &str = r#"[2020-11-25T21:26:18.409Z] "GET /status/418 HTTP/1.1" 418 - via_upstream - "-" 0 135 3 1 "-" "curl/7.73.0-DEV" "84961386-6d84-929d-98bd-c5aee93b5c88" "httpbin:8000" "127.0.0.1:80" inbound|8000|| 127.0.0.1:41854 10.44.1.27:80 10.44.1.23:37652 outbound_.8000_._.httpbin.foo.svc.cluster.local default"#;
     // service-a's sidecar after service-c(v2) failed (inbound, from the ingress gateway).
@@ -284,5 +285,80 @@ mod tests {
             .filter_map(|e| e.response_code)
             .collect();
         assert_eq!(codes, vec![418, 500, 403]);
+    }
+
+    /// istio/istio `pilot/pkg/model/telemetry_logging.go`, `EnvoyTextLogFormat`, identical at
+    /// 1.28.0 and 1.31.0-rc.0 (the default text format of `meshConfig.accessLogFile`).
+    const ENVOY_TEXT_LOG_FORMAT: &str = concat!(
+        "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% ",
+        "%PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% ",
+        "%RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% ",
+        "\"%UPSTREAM_TRANSPORT_FAILURE_REASON%\" %BYTES_RECEIVED% %BYTES_SENT% ",
+        "%DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" ",
+        "\"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\" ",
+        "%UPSTREAM_CLUSTER_RAW% %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% ",
+        "%DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%\n"
+    );
+
+    /// A line made from Istio's own format string, operator by operator, as service-a's
+    /// sidecar writes it for a request from the ingress gateway that service-c v2 failed.
+    #[test]
+    fn a_line_made_from_istios_format_string_parses_field_by_field() {
+        let values = [
+            ("%START_TIME%", "2026-12-01T09:00:00.123Z"),
+            ("%REQ(:METHOD)%", "GET"),
+            ("%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "/"),
+            ("%PROTOCOL%", "HTTP/1.1"),
+            ("%RESPONSE_CODE%", "500"),
+            ("%RESPONSE_FLAGS%", "-"),
+            ("%RESPONSE_CODE_DETAILS%", "via_upstream"),
+            ("%CONNECTION_TERMINATION_DETAILS%", "-"),
+            ("%UPSTREAM_TRANSPORT_FAILURE_REASON%", "-"),
+            ("%BYTES_RECEIVED%", "0"),
+            ("%BYTES_SENT%", "1143"),
+            ("%DURATION%", "5"),
+            ("%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%", "4"),
+            ("%REQ(X-FORWARDED-FOR)%", "10.244.0.1"),
+            ("%REQ(USER-AGENT)%", "happy-istio"),
+            (
+                "%REQ(X-REQUEST-ID)%",
+                "0b7c6a9e-7c1f-9d5c-a4f4-3c3f4b3f6e10",
+            ),
+            ("%REQ(:AUTHORITY)%", "localhost:8080"),
+            ("%UPSTREAM_HOST%", "10.244.0.7:8080"),
+            ("%UPSTREAM_CLUSTER_RAW%", "inbound|8080||"),
+            ("%UPSTREAM_LOCAL_ADDRESS%", "127.0.0.6:47257"),
+            ("%DOWNSTREAM_LOCAL_ADDRESS%", "10.244.0.7:8080"),
+            ("%DOWNSTREAM_REMOTE_ADDRESS%", "10.244.0.5:53012"),
+            (
+                "%REQUESTED_SERVER_NAME%",
+                "outbound_.80_._.service-a.istioinaction.svc.cluster.local",
+            ),
+            ("%ROUTE_NAME%", "default"),
+        ];
+        let mut line = ENVOY_TEXT_LOG_FORMAT.to_string();
+        for (operator, value) in values {
+            assert!(
+                line.contains(operator),
+                "{operator} is not in Istio's format"
+            );
+            line = line.replacen(operator, value, 1);
+        }
+        assert!(!line.contains('%'), "an operator was left: {line}");
+        let e = parse_access_log_line(&line).expect("Istio's default format parses");
+        assert_eq!(e.start_time, "2026-12-01T09:00:00.123Z");
+        assert_eq!((e.method.as_str(), e.path.as_str()), ("GET", "/"));
+        assert_eq!(e.response_code, Some(500));
+        assert_eq!(e.response_code_details, "via_upstream");
+        assert_eq!(
+            (e.bytes_received, e.bytes_sent, e.duration_ms),
+            (0, 1143, 5)
+        );
+        assert_eq!(e.upstream_service_time_ms, Some(4));
+        assert_eq!(e.user_agent, "happy-istio");
+        assert_eq!(e.authority, "localhost:8080");
+        assert!(e.is_inbound());
+        assert_eq!(e.downstream_remote_address, "10.244.0.5:53012");
+        assert_eq!(e.route_name, "default");
     }
 }

@@ -31,8 +31,15 @@ impl Sample {
 /// Name of Istio's request counter.
 pub const ISTIO_REQUESTS_TOTAL: &str = "istio_requests_total";
 
+/// The metric-name prefix of Istio's standard metrics (istio/proxy
+/// `source/extensions/filters/http/istio_stats/istio_stats.cc`: `istio_requests_total`,
+/// `istio_request_duration_milliseconds`, …), the only lines the claims read.
+pub const ISTIO_PREFIX: &str = "istio_";
+
 /// Parses a whole exposition; comments (`# HELP`, `# TYPE`) and blank lines are skipped.
-/// A malformed line is an error naming its line number and content.
+/// A malformed `istio_…` line is an error naming its line number and content; any other line
+/// that does not parse (an Envoy or Go runtime metric in a form this parser does not know) is
+/// skipped, since no claim reads it and it must not fail a step about Istio's metrics.
 pub fn parse_prometheus(text: &str) -> Result<Vec<Sample>> {
     let mut samples = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -40,11 +47,18 @@ pub fn parse_prometheus(text: &str) -> Result<Vec<Sample>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let sample = parse_line(line).map_err(|message| Error::Parse {
-            what: format!("Prometheus metrics, line {}", i + 1),
-            message: format!("{message} in {line:?}"),
-        })?;
-        samples.push(sample);
+        match parse_line(line) {
+            Ok(sample) => samples.push(sample),
+            Err(message) if line.starts_with(ISTIO_PREFIX) => {
+                return Err(Error::Parse {
+                    what: format!("Prometheus metrics, line {}", i + 1),
+                    message: format!("{message} in {line:?}"),
+                });
+            }
+            Err(message) => {
+                tracing::debug!(line = i + 1, %message, "skipped a metrics line no claim reads");
+            }
+        }
     }
     Ok(samples)
 }
@@ -263,18 +277,60 @@ up 1 1714560000000
     }
 
     #[test]
-    fn malformed_lines_name_the_line() {
+    fn malformed_istio_lines_name_the_line() {
         for (text, line) in [
-            ("ok 1\nbroken{a=\"1\" 2", 2),
-            ("# c\n\nm{a=1} 2", 3),
-            ("m{a=\"1\"}", 1),
-            ("m 1 2 3", 1),
-            ("m abc", 1),
-            ("{a=\"b\"} 1", 1),
-            ("m{a=\"unterminated} 1", 1),
+            ("ok 1\nistio_requests_total{a=\"1\" 2", 2),
+            ("# c\n\nistio_requests_total{a=1} 2", 3),
+            ("istio_requests_total{a=\"1\"}", 1),
+            ("istio_requests_total 1 2 3", 1),
+            ("istio_requests_total abc", 1),
+            ("istio_build{tag=\"unterminated} 1", 1),
         ] {
             let msg = parse_prometheus(text).unwrap_err().to_string();
             assert!(msg.contains(&format!("line {line}")), "{text:?}: {msg}");
         }
+    }
+
+    #[test]
+    fn other_unparsable_lines_are_skipped() {
+        let text = "envoy_cluster_x{a=\"1\" 2\n{a=\"b\"} 1\nm abc\nistio_requests_total{response_code=\"200\"} 3\n";
+        let samples = parse_prometheus(text).unwrap();
+        assert_eq!(samples.len(), 1);
+        assert_eq!(samples[0].value, 3.0);
+    }
+
+    /// `istio_requests_total` as the sidecar's merged endpoint prints it: Envoy's Prometheus
+    /// output (`# TYPE … counter`, then one line per tag set) with every standard label Istio's
+    /// stats filter sets (istio/proxy `source/extensions/filters/http/istio_stats/istio_stats.cc`,
+    /// `Context`: reporter … grpc_response_status), merged by istio-agent with its own
+    /// `istio_agent_*` and Go runtime metrics.
+    const UPSTREAM_EXPOSITION: &str = r#"# TYPE istio_requests_total counter
+istio_requests_total{reporter="source",source_workload="service-a",source_canonical_service="service-a",source_canonical_revision="v1",source_workload_namespace="istioinaction",source_principal="spiffe://cluster.local/ns/istioinaction/sa/service-a",source_app="service-a",source_version="v1",source_cluster="Kubernetes",destination_workload="service-c-v2",destination_workload_namespace="istioinaction",destination_principal="spiffe://cluster.local/ns/istioinaction/sa/service-c",destination_app="service-c",destination_version="v2",destination_service="service-c.istioinaction.svc.cluster.local",destination_service_name="service-c",destination_service_namespace="istioinaction",destination_canonical_service="service-c",destination_canonical_revision="v2",destination_cluster="Kubernetes",request_protocol="http",response_flags="-",connection_security_policy="unknown",response_code="500",grpc_response_status=""} 14
+istio_requests_total{reporter="destination",source_workload="istio-ingressgateway",source_canonical_service="istio-ingressgateway",source_canonical_revision="latest",source_workload_namespace="istio-system",source_principal="spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",source_app="istio-ingressgateway",source_version="unknown",source_cluster="Kubernetes",destination_workload="service-a",destination_workload_namespace="istioinaction",destination_principal="spiffe://cluster.local/ns/istioinaction/sa/service-a",destination_app="service-a",destination_version="v1",destination_service="service-a.istioinaction.svc.cluster.local",destination_service_name="service-a",destination_service_namespace="istioinaction",destination_canonical_service="service-a",destination_canonical_revision="v1",destination_cluster="Kubernetes",request_protocol="http",response_flags="-",connection_security_policy="mutual_tls",response_code="200",grpc_response_status=""} 17
+# TYPE istio_agent_pilot_xds gauge
+istio_agent_pilot_xds{version="1.28.0"} 1
+# HELP go_goroutines Number of goroutines that currently exist.
+# TYPE go_goroutines gauge
+go_goroutines 42
+"#;
+
+    #[test]
+    fn parses_the_upstream_shaped_exposition() {
+        let samples = parse_prometheus(UPSTREAM_EXPOSITION).unwrap();
+        let requests: Vec<_> = samples
+            .iter()
+            .filter(|s| s.name == ISTIO_REQUESTS_TOTAL)
+            .collect();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].labels.len(), 25, "every standard label");
+        assert_eq!(requests[0].label("grpc_response_status"), Some(""));
+        assert_eq!(
+            requests_by_response_code(&samples, &[("reporter", "source")]).get("500"),
+            Some(&14.0)
+        );
+        assert_eq!(
+            requests[1].label("connection_security_policy"),
+            Some("mutual_tls")
+        );
     }
 }

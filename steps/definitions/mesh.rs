@@ -8,7 +8,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::parameters::{Files, Name};
-use super::world::{Env, Failure, HappyWorld, NAMESPACE, SIDECAR, Step, fail, pod_name};
+use super::world::{
+    Env, Failure, HappyWorld, ISTIO_NAMESPACE, NAMESPACE, SIDECAR, Step, fail, pod_name,
+};
 
 /// The labels that turn injection on for a namespace.
 const INJECTION_LABELS: [&str; 2] = ["istio-injection", "istio.io/rev"];
@@ -216,8 +218,78 @@ async fn no_security_policies(world: &mut HappyWorld, namespace: Name) -> Step {
     Ok(())
 }
 
+/// The addon Deployments (istio/istio `samples/addons/{prometheus,grafana,kiali}.yaml`,
+/// 1.28–1.31: Deployments `prometheus`, `grafana`, `kiali` in istio-system).
+const ADDON_DEPLOYMENTS: [&str; 3] = ["prometheus", "grafana", "kiali"];
+
+/// A Deployment has all its replicas updated and Ready for its current generation.
+fn deployment_is_ready(d: &Deployment) -> Result<(), String> {
+    let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let status = d.status.clone().unwrap_or_default();
+    let generation = d.metadata.generation.unwrap_or(0);
+    if status.observed_generation.unwrap_or(0) < generation {
+        return Err("its controller has not seen the current generation yet".into());
+    }
+    let (updated, ready) = (
+        status.updated_replicas.unwrap_or(0),
+        status.ready_replicas.unwrap_or(0),
+    );
+    if updated < wanted || ready < wanted {
+        return Err(format!(
+            "{ready} of {wanted} replicas Ready, {updated} updated"
+        ));
+    }
+    Ok(())
+}
+
 #[when("I install the addons")]
-#[given("the addons are installed")]
-async fn addons(world: &mut HappyWorld) -> Step {
+async fn install_addons(world: &mut HappyWorld) -> Step {
     world.env().addons().await
+}
+
+/// Installed, and the addons this cluster offers are Ready (claims D4): Prometheus, Grafana
+/// and Kiali pull images and start (Kiali's startup probe waits 30 s) before they answer.
+#[given("the addons are installed")]
+async fn addons_installed(world: &mut HappyWorld) -> Step {
+    let env = world.env();
+    env.addons().await?;
+    let caps = env.handle.capabilities();
+    let offered: Vec<&str> = ADDON_DEPLOYMENTS
+        .into_iter()
+        .filter(|name| match *name {
+            "prometheus" => caps.prometheus.is_available(),
+            "grafana" => caps.grafana.is_available(),
+            _ => caps.kiali.is_available(),
+        })
+        .collect();
+    let policy = happy_istio::probes::Convergence {
+        limit: env.timeouts.addons_ready,
+        ..env.once()
+    };
+    let (env_ref, offered_ref) = (&env, &offered);
+    happy_istio::probes::eventually(
+        &format!(
+            "the addons {} to be Ready in {ISTIO_NAMESPACE}",
+            offered.join(", ")
+        ),
+        &policy,
+        || async move {
+            let deployments = env_ref
+                .cluster
+                .deployments(ISTIO_NAMESPACE)
+                .await
+                .map_err(|e| e.to_string())?;
+            for name in offered_ref {
+                let d = deployments
+                    .iter()
+                    .find(|d| d.metadata.name.as_deref() == Some(*name))
+                    .ok_or_else(|| format!("deployment {ISTIO_NAMESPACE}/{name} does not exist"))?;
+                deployment_is_ready(d)
+                    .map_err(|e| format!("deployment {ISTIO_NAMESPACE}/{name}: {e}"))?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(())
 }

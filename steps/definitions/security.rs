@@ -14,14 +14,27 @@ use super::world::{
 };
 
 /// The legacy client of the workshop: pod `legacy`, container `legacy`, namespace `default`.
-const LEGACY: (&str, &str, &str) = ("default", "legacy", "legacy");
+pub const LEGACY: (&str, &str, &str) = ("default", "legacy", "legacy");
 
 /// Packets a capture waits for: enough for a TCP handshake, a request and its response.
 const CAPTURE_PACKETS: &str = "20";
 
-/// The workshop's capture: tcpdump inside the sidecar (privileged, hence sudo) on the pod's
-/// interface — not `any`, whose loopback leg carries the sidecar's plaintext to the app.
-fn tcpdump_command(port: u16) -> Vec<String> {
+/// The suite's capture: tcpdump inside the sidecar (privileged, hence sudo) on the pod's
+/// interface — not `any`, whose loopback leg carries the sidecar's plaintext to the app — for
+/// `-c 20` packets on `port`, and only to and from `host` when given.
+///
+/// The workshop runs `sudo tcpdump -l --immediate-mode -vv -s 0 '<payload-length filter>'` and
+/// reads it by eye until interrupted; the suite needs a capture that ends by itself and that it
+/// can read: `-c` bounds it, `-nn -A` prints addresses and payloads as text, `tcp port 8080`
+/// keeps the application's port. For C18, `host <legacy pod IP>` keeps only the legacy client's
+/// connection: on service-a's eth0 port 8080 also matches service-a's own outbound mTLS to the
+/// service-b and service-c pods (endpoints are podIP:8080), which can fill the 20 packets before
+/// the plaintext response comes (claims D5). tcpdump's stderr is shown when it fails (D7).
+fn tcpdump_command(port: u16, host: Option<&str>) -> Vec<String> {
+    let mut filter = format!("tcp port {port}");
+    if let Some(h) = host {
+        filter.push_str(&format!(" and host {h}"));
+    }
     [
         "sudo",
         "tcpdump",
@@ -34,12 +47,10 @@ fn tcpdump_command(port: u16) -> Vec<String> {
         "eth0",
         "-c",
         CAPTURE_PACKETS,
-        "tcp",
-        "port",
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain(std::iter::once(port.to_string()))
+    .chain(filter.split(' ').map(str::to_string))
     .collect()
 }
 
@@ -49,6 +60,7 @@ async fn capture_while<F, Fut>(
     env: &Env,
     deployment: &str,
     port: u16,
+    host: Option<&str>,
     mut traffic: F,
 ) -> Result<String, Failure>
 where
@@ -57,7 +69,7 @@ where
 {
     let pod = env.ready_pod(NAMESPACE, deployment).await?;
     let name = pod_name(&pod);
-    let command = tcpdump_command(port);
+    let command = tcpdump_command(port, host);
     let argv: Vec<&str> = command.iter().map(String::as_str).collect();
     let capture = env.cluster.exec(NAMESPACE, &name, SIDECAR, &argv);
     tokio::pin!(capture);
@@ -73,7 +85,7 @@ where
             }
             _ = traffic() => {
                 if Instant::now() > deadline {
-                    fail!(environment, "tcpdump in {deployment}'s {SIDECAR} saw fewer than {CAPTURE_PACKETS} packets on port {port} within {:?}", env.timeouts.assertion);
+                    fail!(environment, "tcpdump in {deployment}'s {SIDECAR} saw fewer than {CAPTURE_PACKETS} packets matching {:?} within {:?}", command.iter().skip(11).cloned().collect::<Vec<_>>().join(" "), env.timeouts.assertion);
                 }
             }
         }
@@ -93,9 +105,10 @@ async fn capture_ingress(
     let target = Target {
         route: Route::IngressGateway,
         path,
+        browser: false,
     };
     let (env_ref, target_ref) = (&env, &target);
-    let out = capture_while(&env, &deployment, port, || async move {
+    let out = capture_while(&env, &deployment, port, None, || async move {
         let _ = target_ref.send(env_ref).await;
     })
     .await?;
@@ -113,9 +126,10 @@ async fn capture_legacy(
     url: String,
 ) -> Step {
     let env = world.env();
+    let legacy_ip = legacy_pod_ip(&env).await?;
     let calls = std::cell::RefCell::new(Vec::new());
     let (env_ref, url_ref, calls_ref) = (&env, url.as_str(), &calls);
-    let out = capture_while(&env, &deployment, port, || async move {
+    let out = capture_while(&env, &deployment, port, Some(&legacy_ip), || async move {
         let (ns, pod, container) = LEGACY;
         if let Ok(call) = env_ref.curl_from_pod(ns, pod, container, url_ref).await {
             calls_ref.borrow_mut().push(call);
@@ -143,6 +157,17 @@ async fn capture_legacy(
         None => Some(some_call_answers(&env, LEGACY, url_ref, 200).await?),
     };
     Ok(())
+}
+
+/// The legacy client pod's IP, for the capture's filter.
+async fn legacy_pod_ip(env: &Env) -> Result<String, Failure> {
+    let (ns, pod, _) = LEGACY;
+    let pods = env.cluster.pods(ns, "").await?;
+    pods.iter()
+        .find(|p| p.metadata.name.as_deref() == Some(pod))
+        .and_then(|p| p.status.as_ref()?.pod_ip.clone())
+        .filter(|ip| !ip.is_empty())
+        .ok_or_else(|| Failure::environment(format!("pod {ns}/{pod} has no IP (is it running?)")))
 }
 
 /// Call `url` from the given container until one call answers `status`. For a 200 through
@@ -254,6 +279,7 @@ async fn legacy_has_called(world: &mut HappyWorld, url: Url) -> Step {
     let env = world.env();
     let call = some_call_answers(&env, LEGACY, &url.0, 200).await?;
     world.last_curl = Some(call);
+    world.traffic = Some(super::requests::Traffic::Legacy { url: url.0 });
     Ok(())
 }
 

@@ -2,15 +2,31 @@
 //! Prometheus, Grafana and Kiali show.
 
 use cucumber::{then, when};
-use happy_istio::checks::addons::{KialiGraph, grafana_has_dashboard, http_rates, is_plaintext};
+use happy_istio::checks::addons::{
+    KialiGraph, grafana_has_dashboard, graph_path, graph_with_traffic, http_rates, is_plaintext,
+};
 use happy_istio::checks::{logs, metrics};
 use happy_istio::probes::{Convergence, Sample, eventually, parse_access_log_line};
 
+use std::collections::BTreeMap;
+
 use super::parameters::Name;
+use super::requests::Before;
 use super::world::{
     Env, Failure, HappyWorld, ISTIO_NAMESPACE, NAMESPACE, SIDECAR, Step, app_container, fail,
     pod_name,
 };
+
+/// The addons' Services in istio-system and their ports: istio/istio `samples/addons/`
+/// (1.28.0 and 1.31.0-rc.0): `prometheus.yaml` Service `prometheus` port 9090 (targetPort
+/// 9090); `grafana.yaml` Service `grafana` port 3000 (targetPort 3000), anonymous access with
+/// role Admin (`GF_AUTH_ANONYMOUS_ENABLED`, `GF_AUTH_ANONYMOUS_ORG_ROLE`); `kiali.yaml` Service
+/// `kiali` port 20001 (no targetPort: the same), `auth.strategy: anonymous`, `web_root: /kiali`.
+const PROMETHEUS_SERVICE: (&str, u16) = ("prometheus", 9090);
+/// See [`PROMETHEUS_SERVICE`].
+const GRAFANA_SERVICE: (&str, u16) = ("grafana", 3000);
+/// See [`PROMETHEUS_SERVICE`].
+const KIALI_SERVICE: (&str, u16) = ("kiali", 20001);
 
 /// The logs of one container of every pod of a deployment, concatenated.
 async fn deployment_logs(
@@ -91,35 +107,63 @@ async fn read_sidecar_logs(world: &mut HappyWorld, deployment: String) -> Step {
     Ok(())
 }
 
+/// The istio-proxy log lines of `deployment`'s pods written after `before` was read: per pod,
+/// the lines past the count then (all of a pod that is new or whose log restarted).
+async fn log_lines_since(env: &Env, deployment: &str, before: &Before) -> Result<String, Failure> {
+    let pods = env.cluster.deployment_pods(NAMESPACE, deployment).await?;
+    if pods.is_empty() {
+        fail!("deployment {NAMESPACE}/{deployment} has no pods");
+    }
+    let mut new = String::new();
+    for pod in &pods {
+        let name = pod_name(pod);
+        let log = env
+            .cluster
+            .container_logs(NAMESPACE, &name, SIDECAR)
+            .await?;
+        let lines: Vec<&str> = log.lines().collect();
+        let skip = match before.log_lines.get(&name) {
+            Some(n) if *n <= lines.len() => *n,
+            _ => 0,
+        };
+        for line in &lines[skip..] {
+            new.push_str(line);
+            new.push('\n');
+        }
+    }
+    Ok(new)
+}
+
 #[then(regex = r"^an access log entry of ([a-z0-9-]+)'s istio-proxy has response code (\d+)$")]
 async fn access_log_has(world: &mut HappyWorld, deployment: String, code: u16) -> Step {
     let env = world.env();
     let key = format!("{deployment}/{SIDECAR}");
-    let first = world.logs.get(&key).cloned().unwrap_or_default();
-    let found = |log: &str| {
-        log.lines()
-            .filter_map(parse_access_log_line)
-            .any(|e| e.response_code == Some(code))
-    };
-    if found(&first) {
-        return Ok(());
+    if !world.logs.contains_key(&key) {
+        fail!(
+            "{key}'s log was not read: a step \"I read the logs of {deployment}'s istio-proxy\" must come first"
+        );
     }
+    // Only the entries of this scenario's requests count: the lines after the reading taken
+    // before them (an entry from an earlier scenario proves nothing about this one).
+    let before = Before::of(world, &deployment)?.clone();
+    let (env_ref, deployment_ref, before_ref) = (&env, deployment.as_str(), &before);
     // Envoy flushes access logs on its own schedule: read again until the entry shows.
-    let env_ref = &env;
-    let deployment_ref = deployment.as_str();
     eventually(
-        &format!("an access-log entry with response code {code} in {key}"),
+        &format!(
+            "an access-log entry with response code {code} in {key}, written since the requests"
+        ),
         &telemetry_policy(&env),
         || async move {
-            let log = deployment_logs(env_ref, deployment_ref, Some(SIDECAR))
+            let log = log_lines_since(env_ref, deployment_ref, before_ref)
                 .await
                 .map_err(|e| e.message)?;
-            let entries = log.lines().filter_map(parse_access_log_line).count();
-            if found(&log) {
+            let entries: Vec<_> = log.lines().filter_map(parse_access_log_line).collect();
+            if entries.iter().any(|e| e.response_code == Some(code)) {
                 Ok(())
             } else {
                 Err(format!(
-                    "{entries} access-log entries, none with response code {code}"
+                    "{} access-log entries since the requests, none with response code {code}",
+                    entries.len()
                 ))
             }
         },
@@ -137,12 +181,19 @@ async fn read_sidecar_metrics(world: &mut HappyWorld, deployment: String) -> Ste
 
 #[then(regex = r#"^istio_requests_total has a series with response_code (\d+)$"#)]
 async fn series_with_code(world: &mut HappyWorld, code: String) -> Step {
+    let Some(deployment) = world.metrics_of.clone() else {
+        fail!("no sidecar metrics were read");
+    };
+    // The scenario's requests, not the counters' history: the series must have grown since
+    // the reading taken before the requests.
+    let before = Before::of(world, &deployment)?.metrics.clone();
     let counts = |samples: &[Sample]| -> Result<(), String> {
-        let series = metrics::requests_matching(samples, &[("response_code", code.as_str())]);
-        if series.is_empty() || metrics::total(&series) <= 0.0 {
-            let total = metrics::requests_matching(samples, &[]).len();
+        let labels = [("response_code", code.as_str())];
+        let grown = metrics::requests_growth(&before, samples, &labels);
+        if grown <= 0.0 {
+            let series = metrics::requests_matching(samples, &labels).len();
             return Err(format!(
-                "{} has {total} series, none counting response_code=\"{code}\"",
+                "{} has {series} series with response_code=\"{code}\", none grown since the requests were sent",
                 metrics::REQUESTS_TOTAL
             ));
         }
@@ -154,9 +205,6 @@ async fn series_with_code(world: &mut HappyWorld, code: String) -> Step {
     // A proxy counts a request when its stream completes, which can be just after the client
     // has its answer: read again until the counter shows. A counter never goes back, so one
     // success settles it.
-    let Some(deployment) = world.metrics_of.clone() else {
-        fail!("no sidecar metrics were read");
-    };
     let env = world.env();
     let (env_ref, deployment_ref, counts_ref) = (&env, deployment.as_str(), &counts);
     world.metrics = eventually(
@@ -174,11 +222,12 @@ async fn series_with_code(world: &mut HappyWorld, code: String) -> Step {
     Ok(())
 }
 
-/// Ask Prometheus (the addon) for `istio_requests_total` as service-a's sidecar reported it.
+/// Ask Prometheus (the addon) what `source`'s sidecar sent, as the workshop's dashboards sum it:
+/// `sum by (destination_service_name, response_code) (istio_requests_total{reporter="source",…})`.
 async fn prometheus_requests(
     env: &Env,
     source: &str,
-) -> Result<Vec<happy_istio::probes::Sample>, String> {
+) -> Result<BTreeMap<(String, String), f64>, String> {
     let query = format!(
         "sum by (destination_service_name, response_code) ({}{{reporter=\"source\",source_workload=\"{source}\",source_workload_namespace=\"{NAMESPACE}\"}})",
         metrics::REQUESTS_TOTAL
@@ -186,7 +235,12 @@ async fn prometheus_requests(
     let path = format!("/api/v1/query?query={}", urlencode(&query));
     let response = env
         .cluster
-        .http_get_service(ISTIO_NAMESPACE, "prometheus", 9090, &path)
+        .http_get_service(
+            ISTIO_NAMESPACE,
+            PROMETHEUS_SERVICE.0,
+            PROMETHEUS_SERVICE.1,
+            &path,
+        )
         .await
         .map_err(|e| e.to_string())?;
     if response.status != 200 {
@@ -196,12 +250,49 @@ async fn prometheus_requests(
             response.body.trim()
         ));
     }
-    let mut samples = metrics::parse_query_vector(&response.body, metrics::REQUESTS_TOTAL)?;
-    for s in &mut samples {
-        s.labels.insert("reporter".into(), "source".into());
-        s.labels.insert("source_workload".into(), source.into());
+    let samples = metrics::parse_query_vector(&response.body, metrics::REQUESTS_TOTAL)?;
+    let mut counts = BTreeMap::new();
+    for s in samples {
+        let destination = s
+            .labels
+            .get("destination_service_name")
+            .cloned()
+            .unwrap_or_default();
+        let code = s.labels.get("response_code").cloned().unwrap_or_default();
+        *counts.entry((destination, code)).or_insert(0.0) += s.value;
     }
-    Ok(samples)
+    Ok(counts)
+}
+
+/// Judge Prometheus's view of the requests of this scenario: poll until Prometheus has scraped
+/// them all (its counters grew by at least the batch, for every destination: each request
+/// through the gateway makes service-a call service-b and service-c once), then the success
+/// rate of that growth. The baseline is the sidecar's own reading taken before the batch —
+/// the same counters Prometheus scrapes from :15020, so the two are comparable.
+pub async fn prometheus_rate_of_batch(
+    what: &str,
+    policy: &Convergence,
+    baseline: &BTreeMap<(String, String), f64>,
+    requests: usize,
+    destinations: &[&str],
+    read: impl AsyncFn() -> Result<BTreeMap<(String, String), f64>, String>,
+) -> happy_istio::Result<BTreeMap<String, (f64, f64)>> {
+    let read = &read;
+    eventually(what, policy, || async move {
+        let now = read().await?;
+        let grown = metrics::growth(baseline, &now);
+        let rates = metrics::success_rates_of(&grown);
+        for destination in destinations {
+            let count = rates.get(*destination).map_or(0.0, |(_, n)| *n);
+            if count < requests as f64 {
+                return Err(format!(
+                    "Prometheus counts {count} of the {requests} requests to {destination} so far (it scrapes periodically)"
+                ));
+            }
+        }
+        Ok(rates)
+    })
+    .await
 }
 
 fn urlencode(s: &str) -> String {
@@ -228,26 +319,34 @@ async fn prometheus_success_rate(
 ) -> Step {
     let env = world.env();
     let below = relation == "below";
-    let env_ref = &env;
-    let (source_ref, destination_ref) = (source.as_str(), destination.as_str());
-    eventually(
-        &format!("Prometheus to show a success rate {relation} 100% from {source} to {destination}"),
+    // The requests of this scenario (claims D6): Prometheus's growth since the sidecar's
+    // reading before the batch, once every request of the batch is scraped.
+    let before = Before::of(world, &source)?;
+    let baseline = metrics::sent_by_destination(&before.metrics, &source);
+    let requests = before.requests;
+    let (env_ref, source_ref) = (&env, source.as_str());
+    let rates = prometheus_rate_of_batch(
+        &format!(
+            "Prometheus to count the scenario's {requests} requests from {source} to {destination}"
+        ),
         &telemetry_policy(&env),
-        || async move {
-            let samples = prometheus_requests(env_ref, source_ref).await?;
-            let rates = metrics::success_rates(&samples, source_ref);
-            let Some((rate, count)) = rates.get(destination_ref).copied() else {
-                return Err(format!("Prometheus has no requests from {source_ref} to {destination_ref} yet; it has {rates:?}"));
-            };
-            let holds = if below { rate < 1.0 } else { rate >= 1.0 };
-            if holds {
-                Ok(())
-            } else {
-                Err(format!("success rate {:.1}% over {count} requests", rate * 100.0))
-            }
-        },
+        &baseline,
+        requests,
+        &[destination.as_str()],
+        async || prometheus_requests(env_ref, source_ref).await,
     )
     .await?;
+    let Some((rate, count)) = rates.get(&destination).copied() else {
+        fail!("Prometheus has no requests from {source} to {destination}: {rates:?}");
+    };
+    let holds = if below { rate < 1.0 } else { rate >= 1.0 };
+    if !holds {
+        fail!(
+            "the success rate from {source} to {destination} over the scenario's {count} requests is {:.1}%, not {}",
+            rate * 100.0,
+            if below { "below 100%" } else { "100%" }
+        );
+    }
     Ok(())
 }
 
@@ -262,7 +361,12 @@ async fn grafana_dashboard(world: &mut HappyWorld, title: String) -> Step {
         || async move {
             let r = env_ref
                 .cluster
-                .http_get_service(ISTIO_NAMESPACE, "grafana", 3000, path_ref)
+                .http_get_service(
+                    ISTIO_NAMESPACE,
+                    GRAFANA_SERVICE.0,
+                    GRAFANA_SERVICE.1,
+                    path_ref,
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             if r.status != 200 {
@@ -283,18 +387,51 @@ async fn grafana_dashboard(world: &mut HappyWorld, title: String) -> Step {
 }
 
 async fn fetch_graph(env: &Env) -> Result<KialiGraph, String> {
-    let path = format!(
-        "/kiali/api/namespaces/graph?namespaces={NAMESPACE}&graphType=versionedApp&duration=600s&injectServiceNodes=false&appenders=deadNode,securityPolicy"
-    );
     let r = env
         .cluster
-        .http_get_service(ISTIO_NAMESPACE, "kiali", 20001, &path)
+        .http_get_service(
+            ISTIO_NAMESPACE,
+            KIALI_SERVICE.0,
+            KIALI_SERVICE.1,
+            &graph_path(NAMESPACE),
+        )
         .await
         .map_err(|e| e.to_string())?;
     if r.status != 200 {
         return Err(format!("Kiali answered {}: {}", r.status, r.body.trim()));
     }
     KialiGraph::parse(&r.body)
+}
+
+/// Kiali's limit: long enough for two Prometheus scrapes with traffic and Kiali's queries.
+fn kiali_policy(env: &Env) -> Convergence {
+    Convergence {
+        limit: env.timeouts.kiali,
+        ..env.once()
+    }
+}
+
+/// Poll the graph until `check` holds, repeating the scenario's traffic before every fetch.
+async fn poll_graph(
+    world: &HappyWorld,
+    what: &str,
+    check: impl Fn(&KialiGraph) -> Result<(), String>,
+) -> Result<KialiGraph, Failure> {
+    let env = world.env();
+    let traffic = world.traffic.clone();
+    let (env_ref, traffic_ref) = (&env, &traffic);
+    Ok(graph_with_traffic(
+        what,
+        &kiali_policy(&env),
+        || async move {
+            if let Some(t) = traffic_ref {
+                t.send_once(env_ref).await;
+            }
+        },
+        || fetch_graph(env_ref),
+        check,
+    )
+    .await?)
 }
 
 #[when(expr = "I fetch Kiali's versioned-app graph of {name}")]
@@ -305,12 +442,15 @@ async fn kiali_graph(world: &mut HappyWorld, namespace: Name) -> Step {
             namespace.0
         );
     }
-    world.graph = Some(fetch_graph(&world.env()).await?);
+    // Kiali may still be starting or warming its caches: the first fetch is retried too.
+    let graph = poll_graph(world, "Kiali to answer its graph", |_| Ok(())).await?;
+    world.graph = Some(graph);
     Ok(())
 }
 
 /// Re-fetch Kiali's graph until `check` holds: Kiali's rates come from Prometheus, which
-/// scrapes periodically.
+/// scrapes periodically, and it shows only edges with a current rate above 0, so the
+/// scenario's traffic keeps flowing meanwhile.
 async fn graph_eventually(
     world: &mut HappyWorld,
     what: &str,
@@ -321,15 +461,7 @@ async fn graph_eventually(
     {
         return Ok(());
     }
-    let env = world.env();
-    let env_ref = &env;
-    let check = &check;
-    let graph = eventually(what, &telemetry_policy(&env), || async move {
-        let graph = fetch_graph(env_ref).await?;
-        check(&graph)?;
-        Ok(graph)
-    })
-    .await?;
+    let graph = poll_graph(world, what, check).await?;
     world.graph = Some(graph);
     Ok(())
 }

@@ -326,20 +326,54 @@ impl fmt::Display for Route {
     }
 }
 
-/// A request a scenario repeats: a route and a path.
+/// A request a scenario repeats: a route and a path, sent as curl sends it or loaded as a
+/// browser loads it (following redirects).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub route: Route,
     pub path: String,
+    /// Follow redirects as a browser does ([`happy_istio::cluster::follow_redirects`]).
+    pub browser: bool,
+}
+
+/// The page origin of the workshop's browser: both routes are port-forwards to local port
+/// 8080 in the workshop (`kubectl port-forward deploy/service-a 8080`, `kubectl -n
+/// istio-system port-forward svc/istio-ingressgateway 8080:80`).
+fn browser_origin(route: &Route) -> String {
+    match route {
+        Route::PortForward { port, .. } => format!("http://localhost:{port}"),
+        Route::IngressGateway => "http://localhost:8080".to_string(),
+    }
 }
 
 impl Target {
-    /// Send one GET request.
+    /// Send one GET request (a page load with its redirects, for a browser).
     pub async fn send(&self, env: &Env) -> happy_istio::Result<HttpResponse> {
+        if !self.browser {
+            return self.get(env, &self.path).await;
+        }
+        let origin = browser_origin(&self.route);
+        happy_istio::cluster::follow_redirects(&origin, &self.path, |path| async move {
+            self.get(env, &path).await
+        })
+        .await
+        .map_err(|e| match e {
+            // The first request's own failure keeps its kind (timeouts, API errors).
+            happy_istio::cluster::RedirectError::Request { error, after } if after.is_empty() => {
+                error
+            }
+            other => happy_istio::Error::Http {
+                target: format!("{} via {}", self.path, self.route),
+                message: other.to_string(),
+            },
+        })
+    }
+
+    async fn get(&self, env: &Env, path: &str) -> happy_istio::Result<HttpResponse> {
         match &self.route {
             Route::PortForward { deployment, port } => {
                 env.cluster
-                    .http_get_deployment(NAMESPACE, deployment, *port, &self.path)
+                    .http_get_deployment(NAMESPACE, deployment, *port, path)
                     .await
             }
             // D-ingress-address switched off: the workshop's LoadBalancer address instead.
@@ -348,7 +382,7 @@ impl Target {
             }
             Route::IngressGateway => {
                 env.cluster
-                    .http_get_service(ISTIO_NAMESPACE, "istio-ingressgateway", 80, &self.path)
+                    .http_get_service(ISTIO_NAMESPACE, "istio-ingressgateway", 80, path)
                     .await
             }
         }
@@ -378,6 +412,10 @@ pub struct HappyWorld {
     pub last_curl: Option<Curl>,
     /// Kiali's graph, as fetched.
     pub graph: Option<happy_istio::checks::addons::KialiGraph>,
+    /// What was read just before the scenario's requests, so verdicts judge those requests.
+    pub before: Option<super::requests::Before>,
+    /// The scenario's traffic, to repeat while a view that needs live traffic (Kiali) catches up.
+    pub traffic: Option<super::requests::Traffic>,
 }
 
 impl fmt::Debug for HappyWorld {
@@ -410,6 +448,8 @@ impl HappyWorld {
             capture: None,
             last_curl: None,
             graph: None,
+            before: None,
+            traffic: None,
         })
     }
 

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use super::format::parse_go_duration;
 
+/// fake-service's default `UI_PATH`.
+pub const DEFAULT_UI_PATH: &str = "/ui/";
+
 /// What a fake-service container was told to be.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -21,6 +24,10 @@ pub struct Config {
     pub error_delay: Duration,
     pub namespace: String,
     pub upstream_timeout: Duration,
+    /// Where the UI is served: `UI_PATH`, default `/ui/` (nicholasjackson/fake-service
+    /// `main.go` at v0.26.0–v0.26.2: `env.String("UI_PATH", false, "/ui/", …)`; before v0.26.0
+    /// the path was the fixed `"/ui/"`).
+    pub ui_path: String,
 }
 
 /// A variable fake-service cannot use, naming it and its value.
@@ -95,6 +102,23 @@ impl Config {
                 )
             })?,
         };
+        let ui_path = match get("UI_PATH") {
+            None | Some("") => DEFAULT_UI_PATH.to_string(),
+            Some(v) if !v.starts_with('/') => {
+                return Err(bad("UI_PATH", v, "expected a path starting with /"));
+            }
+            // fake-service registers both the UI and its request handler on the mux; Go's
+            // ServeMux panics on a second registration of "/".
+            Some("/") => {
+                return Err(bad(
+                    "UI_PATH",
+                    "/",
+                    "the request handler is already registered at /; fake-service would panic \
+                     (http: multiple registrations for /)",
+                ));
+            }
+            Some(v) => v.to_string(),
+        };
         Ok(Self {
             name: get("NAME").unwrap_or("Service").to_string(),
             message: get("MESSAGE").unwrap_or("Hello World").to_string(),
@@ -115,6 +139,7 @@ impl Config {
             error_delay,
             namespace: get("KUBERNETES_NAMESPACE").unwrap_or("").to_string(),
             upstream_timeout,
+            ui_path,
         })
     }
 }
@@ -152,5 +177,12 @@ mod tests {
         assert!(e.to_string().contains("ERROR_RATE"), "{e}");
         let e = Config::from_env([("LISTEN_ADDR", "8080")]).unwrap_err();
         assert!(e.to_string().contains("LISTEN_ADDR"), "{e}");
+        assert_eq!(c.ui_path, "/ui/");
+        let c = Config::from_env([("UI_PATH", "/dashboard/")]).unwrap();
+        assert_eq!(c.ui_path, "/dashboard/");
+        for bad in ["/", "ui/"] {
+            let e = Config::from_env([("UI_PATH", bad)]).unwrap_err();
+            assert!(e.to_string().contains("UI_PATH"), "{e}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod format;
 pub mod inject;
+pub mod mux;
 pub mod response;
 pub mod server;
 pub mod ui;

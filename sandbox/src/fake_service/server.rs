@@ -1,5 +1,6 @@
 //! fake-service's HTTP behaviour: `/` (error injection, upstream calls in order through the
-//! pod's egress, JSON answer), `/health`, `/ready`, `/ui`; and its hclog lines — per the
+//! pod's egress, JSON answer), `/health`, `/ready`, the UI under `/ui/` (routed in
+//! [`super::mux`]); and its hclog lines — per the
 //! workshop's fork, never a line mentioning errors.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use super::config::Config;
 use super::format::{go_duration, hclog_info, response_time};
 use super::inject::{Decision, Injector};
+use super::mux::{self, Route};
 use super::response::Response;
 use super::ui::INDEX_HTML;
 use crate::net::PodNet;
@@ -44,6 +46,7 @@ fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>)
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
 
 impl App {
     pub fn new(config: Config, net: Arc<PodNet>, log: Arc<LogBuffer>) -> Self {
@@ -66,26 +69,47 @@ impl App {
             .write(&hclog_info(SystemTime::now(), message, fields));
     }
 
-    /// Route one request.
+    /// Route one request, as fake-service's Go `ServeMux` does (see [`super::mux`]).
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Reply, Aborted> {
-        match req.uri().path() {
-            "/health" => {
+        match mux::route(&self.config.ui_path, req.uri().path(), req.uri().query()) {
+            Route::Health => {
                 self.info("Handling health request", &[]);
                 Ok(reply(StatusCode::OK, TEXT, "OK"))
             }
-            "/ready" => {
+            Route::Ready => {
                 self.info("Handling ready request", &[]);
                 Ok(reply(StatusCode::OK, TEXT, "OK"))
             }
-            "/ui" | "/ui/" | "/ui/index.html" => Ok(reply(
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                INDEX_HTML,
-            )),
-            p if p.starts_with("/ui/") => {
-                Ok(reply(StatusCode::NOT_FOUND, TEXT, "404 page not found\n"))
+            Route::Redirect {
+                location,
+                html_body,
+            } => {
+                let mut r = if html_body {
+                    reply(
+                        StatusCode::MOVED_PERMANENTLY,
+                        HTML,
+                        mux::redirect_body(&location),
+                    )
+                } else {
+                    let mut r = http::Response::new(Full::new(Bytes::new()));
+                    *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
+                    r
+                };
+                if let Ok(value) = HeaderValue::from_str(&location) {
+                    r.headers_mut().insert(header::LOCATION, value);
+                }
+                Ok(r)
             }
-            _ => self.serve_root(req).await,
+            Route::UiIndex => Ok(reply(StatusCode::OK, HTML, INDEX_HTML)),
+            Route::UiNotFound => {
+                let mut r = reply(StatusCode::NOT_FOUND, TEXT, "404 page not found\n");
+                r.headers_mut().insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                );
+                Ok(r)
+            }
+            Route::Root => self.serve_root(req).await,
         }
     }
 

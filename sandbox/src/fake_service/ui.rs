@@ -1,4 +1,5 @@
-//! The page fake-service serves at `/ui`: the workshop only needs it to be there (200, HTML);
+//! The page fake-service serves at `/ui/` (`/ui` redirects there, see [`super::mux`]): the
+//! workshop only needs it to be there (200, HTML);
 //! this one renders the service's JSON answer as a small tree, like the original's React UI.
 
 pub const INDEX_HTML: &str = r#"<!DOCTYPE html>

@@ -39,6 +39,8 @@ pub struct TcpdumpArgs {
     pub count: Option<u64>,
     /// `port N` in the filter; `None` captures every port.
     pub port: Option<u16>,
+    /// `host A.B.C.D` in the filter: only packets to or from that address.
+    pub host: Option<Ipv4Addr>,
     /// `-A`: print each packet's bytes as ASCII.
     pub ascii: bool,
 }
@@ -74,11 +76,12 @@ fn fail(message: String) -> UsageError {
 }
 
 /// Parse tcpdump's options the workshop uses (`-l -n -nn -A -s N -i eth0 -c N`, the filter
-/// `[tcp] [port N]`); anything else gets tcpdump's own refusal.
+/// `[tcp] [port N] [host A.B.C.D]` joined by `and`); anything else gets tcpdump's own refusal.
 pub fn parse_args(args: &[String]) -> Result<TcpdumpArgs, UsageError> {
     let mut parsed = TcpdumpArgs {
         count: None,
         port: None,
+        host: None,
         ascii: false,
     };
     let mut expression: Vec<&str> = Vec::new();
@@ -135,32 +138,55 @@ pub fn parse_args(args: &[String]) -> Result<TcpdumpArgs, UsageError> {
                 other => {
                     return Err(usage(&format!(
                         "invalid option -- '{other}' (the happy-sandbox's tcpdump knows -l -n \
-                         -A -s -i eth0 -c and the filter [tcp] [port N])"
+                         -A -s -i eth0 -c and the filter [tcp] [port N] [host A.B.C.D])"
                     )));
                 }
             }
         }
     }
-    parsed.port = parse_filter(&expression)?;
+    (parsed.port, parsed.host) = parse_filter(&expression)?;
     Ok(parsed)
 }
 
-/// `""`, `tcp`, `port N`, `tcp port N`, `tcp and port N` → the port, if any.
-fn parse_filter(words: &[&str]) -> Result<Option<u16>, UsageError> {
-    let words: Vec<&str> = words
-        .iter()
-        .flat_map(|w| w.split_whitespace())
-        .filter(|w| *w != "and")
-        .collect();
+/// A conjunction of `tcp`, `port N` and `host A.B.C.D` (in any order, joined by `and` or
+/// juxtaposed, as pcap-filter(7) allows) → the port and the host, if given.
+fn parse_filter(words: &[&str]) -> Result<(Option<u16>, Option<Ipv4Addr>), UsageError> {
+    let words: Vec<&str> = words.iter().flat_map(|w| w.split_whitespace()).collect();
     let syntax = || fail("can't parse filter expression: syntax error".into());
-    match words.as_slice() {
-        [] | ["tcp"] => Ok(None),
-        ["port", n] | ["tcp", "port", n] => match n.parse::<u16>() {
-            Ok(port) => Ok(Some(port)),
-            Err(_) => Err(fail(format!("illegal port number {n}"))),
-        },
-        _ => Err(syntax()),
+    let (mut port, mut host) = (None, None);
+    let mut i = 0;
+    let mut expect_term = true;
+    while i < words.len() {
+        match (words[i], expect_term) {
+            ("and", false) => {
+                expect_term = true;
+                i += 1;
+                continue;
+            }
+            ("tcp", _) => i += 1,
+            ("port", _) => {
+                let n = words.get(i + 1).ok_or_else(syntax)?;
+                port = Some(
+                    n.parse::<u16>()
+                        .map_err(|_| fail(format!("illegal port number {n}")))?,
+                );
+                i += 2;
+            }
+            ("host", _) => {
+                let a = words.get(i + 1).ok_or_else(syntax)?;
+                host = Some(a.parse::<Ipv4Addr>().map_err(|_| {
+                    fail(format!("can't parse filter expression: unknown host '{a}'"))
+                })?);
+                i += 2;
+            }
+            _ => return Err(syntax()),
+        }
+        expect_term = false;
     }
+    if expect_term && !words.is_empty() {
+        return Err(syntax());
+    }
+    Ok((port, host))
 }
 
 /// tcpdump's `-A` rendering of bytes: printable ASCII, space, tab and newline as they are,
@@ -327,7 +353,10 @@ pub fn run_tcpdump(
         'capture: while printed < limit {
             for record in capture.since(position) {
                 position = record.seq + 1;
-                if record.bytes.is_empty() || parsed.port.is_some_and(|p| p != record.port) {
+                if record.bytes.is_empty()
+                    || parsed.port.is_some_and(|p| p != record.port)
+                    || parsed.host.is_some_and(|h| h != *record.peer.ip() && h != pod_ip)
+                {
                     continue;
                 }
                 let (text, packets) = render(&record, pod_ip, &mut flows, &parsed, limit - printed);
@@ -389,9 +418,26 @@ mod tests {
             TcpdumpArgs {
                 count: Some(20),
                 port: Some(8080),
+                host: None,
                 ascii: true
             }
         );
+        // The suite's C18 capture: only the legacy client's connection.
+        let h = parse_args(&words(
+            "-l -nn -A -s 0 -i eth0 -c 20 tcp port 8080 and host 127.1.0.9",
+        ))
+        .unwrap();
+        assert_eq!(
+            (h.port, h.host),
+            (Some(8080), Some(Ipv4Addr::new(127, 1, 0, 9)))
+        );
+        let q = parse_args(&["tcp port 8080 and host 127.1.0.9".to_string()]).unwrap();
+        assert_eq!(
+            (q.port, q.host),
+            (Some(8080), Some(Ipv4Addr::new(127, 1, 0, 9)))
+        );
+        assert!(parse_args(&words("host legacy")).is_err());
+        assert!(parse_args(&words("port 80 and")).is_err());
         let b = parse_args(&words("-nnA -c5 port 80")).unwrap();
         assert_eq!((b.count, b.port, b.ascii), (Some(5), Some(80), true));
         let c = parse_args(&words("-i eth0")).unwrap();
@@ -462,6 +508,7 @@ mod tests {
         let args = TcpdumpArgs {
             count: Some(20),
             port: Some(8080),
+            host: None,
             ascii: true,
         };
         let mut flows = Flows::default();

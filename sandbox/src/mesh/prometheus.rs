@@ -6,7 +6,9 @@
 //! Instead of Kubernetes service discovery, the program keeps a file_sd target file current
 //! from the store's pods (rewritten on every pod event, no timer); target labels follow the
 //! addon's relabelling (`namespace`, `pod`, the pod's labels) and `honor_labels` keeps Istio's
-//! own labels on the stored series. Scrapes run every second so the suite sees data quickly.
+//! own labels on the stored series. Scrapes run every second by default so the suite sees
+//! data quickly; `HAPPY_SANDBOX_SCRAPE_INTERVAL` sets the interval (e.g. `15s`, the real
+//! addon's) for runs that must see reality's timing.
 //! Prometheus listens on an internal address that the pod's port 9090 forwards to, so
 //! port-forward and the Service reach it like any pod port; its storage is a temporary
 //! directory removed when it stops.
@@ -37,8 +39,58 @@ const NAMESPACE: &str = "istio-system";
 pub const IMAGE: &str = "prom/prometheus:v2.54.1";
 /// Prometheus's port.
 pub const PORT: u16 = 9090;
-/// How often targets are scraped; short, so what the suite just sent shows up quickly.
-const SCRAPE_INTERVAL: &str = "1s";
+/// The variable that sets how often the sandbox's Prometheus scrapes (`15s`, `500ms`, `1m`).
+pub const SCRAPE_INTERVAL_ENV: &str = "HAPPY_SANDBOX_SCRAPE_INTERVAL";
+/// The sandbox's default scrape interval: short, so what the suite just sent shows up quickly.
+pub const DEFAULT_SCRAPE_INTERVAL: Duration = Duration::from_secs(1);
+/// The real addon's scrape interval and timeout: istio/istio `samples/addons/prometheus.yaml`
+/// (1.28.0, 1.30.3, 1.31.0-rc.0), `global: scrape_interval: 15s, scrape_timeout: 10s`.
+pub const ADDON_SCRAPE_INTERVAL: Duration = Duration::from_secs(15);
+/// See [`ADDON_SCRAPE_INTERVAL`].
+pub const ADDON_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A scrape interval as written in `HAPPY_SANDBOX_SCRAPE_INTERVAL`: a whole number with `ms`,
+/// `s` or `m` (Prometheus's own duration units), at least 100 ms.
+pub fn parse_scrape_interval(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let bad = || {
+        format!(
+            "{SCRAPE_INTERVAL_ENV}={text:?}: expected a duration such as 15s, 500ms or 1m (at least 100ms)"
+        )
+    };
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| text.split_at(i))
+        .ok_or_else(bad)?;
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        _ => return Err(bad()),
+    };
+    if d < Duration::from_millis(100) {
+        return Err(bad());
+    }
+    Ok(d)
+}
+
+/// The scrape interval the environment asks for, or the sandbox's default.
+pub fn scrape_interval_from_env() -> Result<Duration, String> {
+    match std::env::var(SCRAPE_INTERVAL_ENV) {
+        Ok(v) if !v.trim().is_empty() => parse_scrape_interval(&v),
+        _ => Ok(DEFAULT_SCRAPE_INTERVAL),
+    }
+}
+
+/// A duration in Prometheus's configuration syntax.
+fn prometheus_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
 /// How long Prometheus may take to answer `/-/ready` after it starts.
 const READY_LIMIT: Duration = Duration::from_secs(60);
 /// Between two readiness checks while starting.
@@ -207,13 +259,16 @@ pub fn file_sd_targets(pods: &[Value]) -> Value {
     Value::Array(groups.into_iter().map(|(_, g)| g).collect())
 }
 
-/// The Prometheus configuration: one job over the file_sd targets at `targets`.
-pub fn config(targets: &Path) -> Value {
+/// The Prometheus configuration: one job over the file_sd targets at `targets`, scraped every
+/// `interval` (with the addon's 10 s timeout, or the interval when shorter: Prometheus refuses
+/// a timeout longer than the interval).
+pub fn config(targets: &Path, interval: Duration) -> Value {
+    let timeout = interval.min(ADDON_SCRAPE_TIMEOUT);
     json!({
         "global": {
-            "scrape_interval": SCRAPE_INTERVAL,
-            "scrape_timeout": SCRAPE_INTERVAL,
-            "evaluation_interval": SCRAPE_INTERVAL
+            "scrape_interval": prometheus_duration(interval),
+            "scrape_timeout": prometheus_duration(timeout),
+            "evaluation_interval": prometheus_duration(interval)
         },
         "scrape_configs": [{
             "job_name": "kubernetes-pods",
@@ -258,13 +313,27 @@ async fn keep_targets(store: Arc<Store>, path: PathBuf, log: Arc<LogBuffer>) {
 /// The runtime program for the prom/prometheus image.
 struct PrometheusProgram {
     store: Arc<Store>,
+    /// A fixed scrape interval, or `None` to read [`SCRAPE_INTERVAL_ENV`] at each start.
+    interval: Option<Duration>,
 }
 
 /// The runtime program for the prom/prometheus image: a real `prometheus` process (Debian
 /// package) behind the pod's port 9090, scraping every pod annotated prometheus.io/scrape=true
-/// at prometheus.io/port + prometheus.io/path (file_sd kept current from the store's pods).
+/// at prometheus.io/port + prometheus.io/path (file_sd kept current from the store's pods),
+/// every [`SCRAPE_INTERVAL_ENV`] (default [`DEFAULT_SCRAPE_INTERVAL`]).
 pub fn program(store: Arc<Store>) -> Arc<dyn Program> {
-    Arc::new(PrometheusProgram { store })
+    Arc::new(PrometheusProgram {
+        store,
+        interval: None,
+    })
+}
+
+/// The same program with a fixed scrape interval (tests).
+pub fn program_with_interval(store: Arc<Store>, interval: Duration) -> Arc<dyn Program> {
+    Arc::new(PrometheusProgram {
+        store,
+        interval: Some(interval),
+    })
 }
 
 impl Program for PrometheusProgram {
@@ -278,12 +347,17 @@ impl Program for PrometheusProgram {
 
     fn run(&self, ctx: ContainerContext) -> BoxFuture<'static, Exit> {
         let store = self.store.clone();
+        let interval = self.interval.map_or_else(scrape_interval_from_env, Ok);
         Box::pin(async move {
+            let interval = match interval {
+                Ok(i) => i,
+                Err(e) => return failed(&ctx.log, format!("prometheus: {e}")),
+            };
             let work = match WorkDir::create(&ctx.namespace, &ctx.pod_name) {
                 Ok(w) => w,
                 Err(e) => return failed(&ctx.log, format!("prometheus: {e}")),
             };
-            let exit = run_prometheus(store, ctx, &work.0).await;
+            let exit = run_prometheus(store, ctx, &work.0, interval).await;
             drop(work);
             exit
         })
@@ -321,7 +395,12 @@ fn free_port() -> std::io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-async fn run_prometheus(store: Arc<Store>, ctx: ContainerContext, dir: &Path) -> Exit {
+async fn run_prometheus(
+    store: Arc<Store>,
+    ctx: ContainerContext,
+    dir: &Path,
+    interval: Duration,
+) -> Exit {
     let Some(binary) = find_prometheus() else {
         let reason = unavailable_reason().unwrap_or_default();
         return failed(
@@ -332,7 +411,7 @@ async fn run_prometheus(store: Arc<Store>, ctx: ContainerContext, dir: &Path) ->
     let targets = dir.join("targets.json");
     let config_path = dir.join("prometheus.yml");
     if let Err(e) = write_atomically(&targets, &json!([]))
-        .and_then(|()| write_atomically(&config_path, &config(&targets)))
+        .and_then(|()| write_atomically(&config_path, &config(&targets, interval)))
     {
         return failed(
             &ctx.log,
@@ -492,8 +571,28 @@ mod tests {
     }
 
     #[test]
+    fn scrape_intervals_parse_and_bad_ones_name_the_variable() {
+        assert_eq!(parse_scrape_interval("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(
+            parse_scrape_interval(" 500ms "),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(parse_scrape_interval("1m"), Ok(Duration::from_secs(60)));
+        for bad in ["", "15", "fast", "10ms", "1.5s", "-1s"] {
+            let e = parse_scrape_interval(bad).unwrap_err();
+            assert!(e.contains(SCRAPE_INTERVAL_ENV), "{e}");
+        }
+        let real = config(Path::new("/t.json"), ADDON_SCRAPE_INTERVAL);
+        assert_eq!(real["global"]["scrape_interval"], "15s");
+        assert_eq!(real["global"]["scrape_timeout"], "10s");
+        let fast = config(Path::new("/t.json"), Duration::from_millis(500));
+        assert_eq!(fast["global"]["scrape_interval"], "500ms");
+        assert_eq!(fast["global"]["scrape_timeout"], "500ms");
+    }
+
+    #[test]
     fn config_scrapes_often_and_honors_istios_labels() {
-        let c = config(Path::new("/tmp/x/targets.json"));
+        let c = config(Path::new("/tmp/x/targets.json"), DEFAULT_SCRAPE_INTERVAL);
         assert_eq!(c["global"]["scrape_interval"], "1s");
         assert_eq!(c["scrape_configs"][0]["honor_labels"], true);
         assert_eq!(

@@ -52,7 +52,7 @@ impl Reporter {
 }
 
 /// Istio's default text access-log format (`EnvoyTextLogFormat` in istio/istio's
-/// pilot/pkg/model/telemetry_logging.go, 1.24 on: `%UPSTREAM_CLUSTER_RAW%`).
+/// pilot/pkg/model/telemetry_logging.go, 1.23 on for the text format: `%UPSTREAM_CLUSTER_RAW%`).
 pub const ISTIO_TEXT_FORMAT: &str = concat!(
     "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" ",
     "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% ",
