@@ -238,7 +238,10 @@ fn detail_suffix(detail: &Option<String>) -> String {
 }
 
 /// Who is at fault when something fails: the workshop's claim, or the environment it ran in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum FailureClass {
     /// The cluster answered, and not as the workshop says.
     Claim,

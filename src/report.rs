@@ -72,45 +72,19 @@ pub struct FailureRecord {
     pub message: String,
 }
 
-/// Whose failure a failed step is: the *claim* failed (the cluster answered, not as the
-/// workshop says) or the *environment* did (pulls, nodes, provisioning, downloads, tools).
-/// Step messages say which with their first words (`claim failed: ` / `environment failed: `);
-/// a message with neither counts as a claim failure, so nothing is excused by accident.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FailureClass {
-    Claim,
-    Environment,
-}
+pub use crate::error::FailureClass;
 
-impl FailureClass {
-    /// The prefix of a claim failure's message.
-    pub const CLAIM_PREFIX: &'static str = "claim failed: ";
-    /// The prefix of an environment failure's message.
-    pub const ENVIRONMENT_PREFIX: &'static str = "environment failed: ";
-
-    /// The class a step's failure message states. Cucumber may wrap the message (`Step
-    /// panicked. Captured output: …`); the class is read from the step's own words.
-    pub fn of_message(message: &str) -> FailureClass {
-        let own = message
-            .split_once("Captured output: ")
-            .map_or(message, |(_, rest)| rest)
-            .trim_start();
-        if own.starts_with(Self::ENVIRONMENT_PREFIX) {
-            FailureClass::Environment
-        } else {
-            FailureClass::Claim
-        }
-    }
-}
-
-impl fmt::Display for FailureClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            FailureClass::Claim => "claim",
-            FailureClass::Environment => "environment",
-        })
-    }
+/// Whose failure a failed step is, from its message: step messages say which with their first
+/// words (`claim failed: ` / `environment failed: `, see [`FailureClass::prefix`]); a message
+/// with neither counts as a claim failure, so nothing is excused by accident. Cucumber may wrap
+/// the message (`Step panicked. Captured output: …`); the class is read from the step's own
+/// words.
+pub fn class_of_message(message: &str) -> FailureClass {
+    let own = message
+        .split_once("Captured output: ")
+        .map_or(message, |(_, rest)| rest)
+        .trim_start();
+    FailureClass::of_message(own).unwrap_or(FailureClass::Claim)
 }
 
 /// Whether an environment failure of a precondition step (a Background or `Given` step with
@@ -491,26 +465,21 @@ mod tests {
     #[test]
     fn failure_class_from_the_message_prefix() {
         assert_eq!(
-            FailureClass::of_message("environment failed: image x cannot be pulled"),
+            class_of_message("environment failed: image x cannot be pulled"),
             FailureClass::Environment
         );
         assert_eq!(
-            FailureClass::of_message(
-                "Step panicked. Captured output: environment failed: node not ready"
-            ),
+            class_of_message("Step panicked. Captured output: environment failed: node not ready"),
             FailureClass::Environment
         );
         assert_eq!(
-            FailureClass::of_message("claim failed: 3 of 30 responses were 500"),
+            class_of_message("claim failed: 3 of 30 responses were 500"),
             FailureClass::Claim
         );
         // Unprefixed messages count as the claim failing: nothing is excused by accident.
+        assert_eq!(class_of_message("timed out after 30s"), FailureClass::Claim);
         assert_eq!(
-            FailureClass::of_message("timed out after 30s"),
-            FailureClass::Claim
-        );
-        assert_eq!(
-            FailureClass::of_message("the claim failed: environment failed: x"),
+            class_of_message("the claim failed: environment failed: x"),
             FailureClass::Claim
         );
     }

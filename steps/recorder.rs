@@ -260,7 +260,7 @@ impl Record {
         let outcome = match (&current.failure, &current.skipped) {
             (Some(f), _) => Outcome::Failed(FailureRecord {
                 scenario: current.name.clone(),
-                class: FailureClass::of_message(&f.message),
+                class: report::class_of_message(&f.message),
                 message: f.message.clone(),
             }),
             (None, Some(reason)) => Outcome::Skipped(reason.clone()),
