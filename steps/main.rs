@@ -7,17 +7,11 @@
 //! also on Ctrl-C.
 
 mod definitions;
+mod in_process;
 mod runner;
 
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match runner::run().await {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("happy-istio: {message}");
-            ExitCode::from(2)
-        }
-    }
+fn main() -> ExitCode {
+    in_process::run_suite("happy-istio")
 }

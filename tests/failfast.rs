@@ -14,6 +14,8 @@
 
 #[path = "../steps/definitions/mod.rs"]
 mod definitions;
+#[path = "../steps/in_process.rs"]
+mod in_process;
 #[path = "../steps/runner.rs"]
 mod runner;
 
@@ -79,20 +81,7 @@ fn main() -> ExitCode {
 }
 
 fn child() -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("failfast: cannot start a tokio runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(runner::run()) {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("happy-istio: {message}");
-            ExitCode::from(2)
-        }
-    }
+    in_process::run_suite("failfast")
 }
 
 /// Copy the workshop's manifests into `dir`, replacing `from` by `to` in `file`.

@@ -13,6 +13,8 @@
 
 #[path = "../steps/definitions/mod.rs"]
 mod definitions;
+#[path = "../steps/in_process.rs"]
+mod in_process;
 #[path = "../steps/runner.rs"]
 mod runner;
 
@@ -212,20 +214,7 @@ fn main() -> ExitCode {
 }
 
 fn child() -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("negative: cannot start a tokio runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(runner::run()) {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("happy-istio: {message}");
-            ExitCode::from(2)
-        }
-    }
+    in_process::run_suite("negative")
 }
 
 fn manifests_dir() -> PathBuf {
