@@ -59,6 +59,11 @@ pub struct RunInfo {
     /// (`crate::deviations`).
     #[serde(default)]
     pub deviations: Vec<DeviationInfo>,
+    /// The suite's commit (`git rev-parse HEAD` of its checkout, `-dirty` with local changes;
+    /// `GITHUB_SHA` in CI), when it could be found: the living documentation says which suite
+    /// made a verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// One failed scenario, for `run.json`.
@@ -109,6 +114,33 @@ where
 /// `20261201T091500Z-4242` (sortable, and two runs started in the same second differ).
 pub fn new_run_id(now: jiff::Timestamp, pid: u32) -> String {
     format!("{}-{pid}", now.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+/// The commit of the suite's checkout at `dir`: `GITHUB_SHA` when set (CI checks out that
+/// commit), else `git rev-parse HEAD` with `-dirty` when `git status --porcelain` lists local
+/// changes; `None` when neither answers (no git, not a checkout).
+pub fn suite_commit(dir: &Path) -> Option<String> {
+    if let Ok(sha) = std::env::var("GITHUB_SHA")
+        && !sha.trim().is_empty()
+    {
+        return Some(sha.trim().to_string());
+    }
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "HEAD"]).filter(|h| !h.is_empty())?;
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{head}-dirty") } else { head })
 }
 
 /// Write `contents` to `path` whole or not at all: a temporary file in the same directory,

@@ -383,6 +383,7 @@ pub async fn run() -> Result<ExitCode, String> {
         run_id: run_id.clone(),
         started_at: started.to_string(),
         deviations: deviations.report(),
+        commit: report::suite_commit(Path::new(env!("CARGO_MANIFEST_DIR"))),
         ..RunInfo::default()
     };
 
