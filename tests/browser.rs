@@ -54,10 +54,16 @@ fn report_dir() -> PathBuf {
 
 /// What the site must show, read from the fixture reports it is built from (not from the site).
 struct Expected {
-    /// A claim that failed, e.g. `C05`.
+    /// A claim that failed, e.g. `C15`, and the run it failed on.
     failed_claim: String,
-    /// A claim that was skipped and the reason the report gives.
+    failed_run: String,
+    /// The stem of its feature file, the chapter page's name (`05-traffic`).
+    failed_chapter: String,
+    /// run.json's message for the failure.
+    failed_message: String,
+    /// A claim that was skipped, its run and the reason the report gives.
     skipped_claim: String,
+    skipped_run: String,
     skipped_reason: String,
 }
 
@@ -71,37 +77,205 @@ struct Cell {
     href: Option<String>,
 }
 
-fn site(out: &Path) -> (PathBuf, Expected) {
-    std::fs::create_dir_all(out.join("chapters")).expect("site dir");
-    std::fs::write(
-        out.join("index.html"),
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>matrix</title></head>
-<body><h1>happy-istio</h1><table id="matrix"><thead><tr><th>claim</th>
-<th scope="col">istio 1.31.1 (sandbox)</th></tr></thead><tbody>
-<tr><th scope="row">C01 the mesh is installed</th>
-<td data-claim="C01" data-run="r1" data-status="passed"><a href="chapters/01-install.html#C01">passed</a></td></tr>
-<tr><th scope="row">C05 routing by header</th>
-<td data-claim="C05" data-run="r1" data-status="failed"><a href="chapters/05-routing.html#C05">failed</a></td></tr>
-<tr><th scope="row">C07 mTLS</th>
-<td data-claim="C07" data-run="r1" data-status="skipped"><a href="chapters/07-mtls.html#C07">skipped: no CNI</a></td></tr>
-</tbody></table></body></html>"#,
-    )
-    .expect("index");
-    std::fs::write(
-        out.join("chapters/05-routing.html"),
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>routing</title></head>
-<body><div style="height:3000px">intro</div><section id="C05"><h2>C05 routing by header</h2>
-<pre class="failure">claim failed: expected v2</pre></section></body></html>"#,
-    )
-    .expect("chapter");
-    (
-        out.join("index.html"),
-        Expected {
-            failed_claim: "C05".into(),
-            skipped_claim: "C07".into(),
-            skipped_reason: "no CNI".into(),
-        },
-    )
+/// The fixture reports (recorded sandbox runs: one with skips, one with a failed claim).
+const FIXTURES: [&str; 2] = [
+    "tests/fixtures/publish-docs/sandbox-run",
+    "tests/fixtures/publish-docs/sandbox-run-failed",
+];
+
+/// Copies a fixture into `to`, relabelled as another Istio version, as the nightly's cells
+/// differ.
+fn relabelled(fixture: &Path, to: &Path, istio: &str) {
+    std::fs::create_dir_all(to).expect("report dir");
+    copy_dir(fixture, to);
+    let path = to.join("run.json");
+    let mut run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("run.json")).expect("JSON");
+    run["istio_version"] = istio.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&run).expect("JSON")).expect("run.json");
+}
+
+/// Copies a directory tree (a report with its diagnostics bundle).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("report dir");
+    for entry in std::fs::read_dir(from).expect("fixture dir") {
+        let entry = entry.expect("fixture entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copying a fixture file");
+        }
+    }
+}
+
+/// One scenario of a report's cucumber.json.
+struct Scenario {
+    feature: String,
+    /// `features/05-traffic.feature`.
+    uri: String,
+    name: String,
+    claim: String,
+    verdict: &'static str,
+}
+
+fn scenarios(report: &Path) -> Vec<Scenario> {
+    let text = std::fs::read_to_string(report.join("cucumber.json")).expect("cucumber.json");
+    let features: serde_json::Value = serde_json::from_str(&text).expect("cucumber.json is JSON");
+    let mut out = Vec::new();
+    for feature in features.as_array().expect("a list of features") {
+        for element in feature["elements"].as_array().into_iter().flatten() {
+            if element["type"] != "scenario" {
+                continue;
+            }
+            let statuses: Vec<&str> = element["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|step| step["result"]["status"].as_str())
+                .collect();
+            let verdict = if statuses.contains(&"failed") {
+                "failed"
+            } else if statuses.contains(&"skipped") {
+                "skipped"
+            } else {
+                "passed"
+            };
+            let claim = element["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|tag| tag["name"].as_str())
+                .map(|tag| tag.trim_start_matches('@'))
+                .find(|tag| {
+                    tag.len() == 3
+                        && tag.starts_with('C')
+                        && tag[1..].chars().all(|c| c.is_ascii_digit())
+                });
+            if let Some(claim) = claim {
+                out.push(Scenario {
+                    feature: feature["name"].as_str().unwrap_or_default().to_string(),
+                    uri: feature["uri"].as_str().unwrap_or_default().to_string(),
+                    name: element["name"].as_str().unwrap_or_default().to_string(),
+                    claim: claim.to_string(),
+                    verdict,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// What the reports say the page must show: a claim with a failed scenario (its chapter and
+/// run.json's message for it), and a claim whose every scenario was skipped, with the reason
+/// run.json gives (`Feature — Scenario: @tag: reason`).
+fn expected(reports: &[PathBuf]) -> Expected {
+    let mut failed = None;
+    let mut skipped = None;
+    for report in reports {
+        let run: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(report.join("run.json")).expect("run.json"),
+        )
+        .expect("run.json is JSON");
+        let run_id = run["run_id"].as_str().expect("a run id").to_string();
+        let all = scenarios(report);
+        if failed.is_none() {
+            failed = all.iter().find(|s| s.verdict == "failed").map(|s| {
+                let title = format!("{} — {}", s.feature, s.name);
+                let message = run["failures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|f| f["scenario"] == title.as_str())
+                    .and_then(|f| f["message"].as_str())
+                    .unwrap_or_else(|| panic!("run.json lists no failure for {title}"));
+                let stem = Path::new(&s.uri)
+                    .file_stem()
+                    .and_then(|stem| stem.to_str())
+                    .expect("a feature file name")
+                    .to_string();
+                (s.claim.clone(), run_id.clone(), stem, message.to_string())
+            });
+        }
+        if skipped.is_none() {
+            skipped = all.iter().find_map(|s| {
+                if !all
+                    .iter()
+                    .filter(|other| other.claim == s.claim)
+                    .all(|other| other.verdict == "skipped")
+                {
+                    return None;
+                }
+                let prefix = format!("{} — {}: ", s.feature, s.name);
+                let entry = run["skipped"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|e| e.as_str())
+                    .find_map(|e| e.strip_prefix(prefix.as_str()))?;
+                // `@kiali: Grafana and Kiali do not run on the sandbox[; @other: …]`
+                let reason = entry.split("; ").next()?;
+                let reason = reason.split_once(": ").map_or(reason, |(_, r)| r);
+                Some((s.claim.clone(), run_id.clone(), reason.to_string()))
+            });
+        }
+    }
+    let (failed_claim, failed_run, failed_chapter, failed_message) =
+        failed.expect("a fixture with a failed scenario");
+    let (skipped_claim, skipped_run, skipped_reason) =
+        skipped.expect("a fixture with a claim whose every scenario was skipped");
+    Expected {
+        failed_claim,
+        failed_run,
+        failed_chapter,
+        failed_message,
+        skipped_claim,
+        skipped_run,
+        skipped_reason,
+    }
+}
+
+/// Builds the site with the crate's own happy-docs from the relabelled fixtures.
+fn site(dir: &Path) -> (PathBuf, Expected) {
+    let reports: Vec<PathBuf> = FIXTURES
+        .iter()
+        .zip(["1.31.1", "1.30.4"])
+        .map(|(fixture, istio)| {
+            let to = dir.join("reports").join(istio);
+            relabelled(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture),
+                &to,
+                istio,
+            );
+            to
+        })
+        .collect();
+    let out = dir.join("site");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_happy-docs"));
+    for report in &reports {
+        command.arg("--reports").arg(report);
+    }
+    let output = command
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("running happy-docs");
+    assert!(
+        output.status.success(),
+        "happy-docs failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (out.join("index.html"), expected(&reports))
+}
+
+/// The chapter page's `:target` section.
+#[derive(Debug, Deserialize)]
+struct TargetSection {
+    id: String,
+    text: String,
+    failures: Vec<String>,
+    /// Its top edge relative to the window, in CSS pixels.
+    top: f64,
 }
 
 /// Every matrix cell, from the DOM.
@@ -157,7 +331,7 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
     if dir.exists() {
         std::fs::remove_dir_all(&dir).expect("removing the previous browser test's directory");
     }
-    let (index, expected) = site(&dir.join("site"));
+    let (index, expected) = site(&dir);
     let profile = tempfile::tempdir().expect("a profile directory for Chromium");
 
     // chromiumoxide adds `--headless`, `--no-sandbox` (root in CI has no user namespaces for
@@ -184,20 +358,24 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
     let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
 
     let url = url::Url::from_file_path(&index).expect("the index as a file:// URL");
-    let page = browser.new_page(url.as_str()).await.expect("opening the index");
+    let page = browser
+        .new_page(url.as_str())
+        .await
+        .expect("opening the index");
     page.wait_for_navigation().await.expect("the index loads");
 
     let cells = cells(&page).await;
     assert!(!cells.is_empty(), "no matrix cell on {url}");
     let failed = cells
         .iter()
-        .find(|c| c.claim == expected.failed_claim && c.status == "failed")
+        .find(|c| c.claim == expected.failed_claim && c.run == expected.failed_run)
         .unwrap_or_else(|| {
             panic!(
-                "the matrix has no failed cell for {}: {cells:#?}",
-                expected.failed_claim
+                "the matrix has no cell for {} on run {}: {cells:#?}",
+                expected.failed_claim, expected.failed_run
             )
         });
+    assert_eq!(failed.status, "failed", "{failed:?}");
     assert!(
         failed.text.contains("failed"),
         "the failed cell of {} does not say so in words: {:?}",
@@ -206,13 +384,14 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
     );
     let skipped = cells
         .iter()
-        .find(|c| c.claim == expected.skipped_claim && c.status == "skipped")
+        .find(|c| c.claim == expected.skipped_claim && c.run == expected.skipped_run)
         .unwrap_or_else(|| {
             panic!(
-                "the matrix has no skipped cell for {}: {cells:#?}",
-                expected.skipped_claim
+                "the matrix has no cell for {} on run {}: {cells:#?}",
+                expected.skipped_claim, expected.skipped_run
             )
         });
+    assert_eq!(skipped.status, "skipped", "{skipped:?}");
     assert!(
         skipped.text.contains("skipped") && skipped.text.contains(&expected.skipped_reason),
         "the skipped cell of {} does not give the reason {:?}: {:?}",
@@ -249,7 +428,16 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
         },
     )
     .await;
-    let section: Option<String> = eventually(
+    let chapter = format!(
+        "chapters/{}.html#{}",
+        expected.failed_chapter, expected.failed_claim
+    );
+    assert!(
+        arrived.ends_with(&chapter),
+        "the link of {} leads to {arrived}, not to its chapter {chapter}",
+        expected.failed_claim
+    );
+    let section: Option<TargetSection> = eventually(
         limit,
         timeouts.poll_interval,
         &format!("the chapter page {arrived} loading"),
@@ -263,13 +451,17 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
             if ready != "complete" {
                 return None;
             }
+            // The fragment's target, as the browser resolved it (`:target`).
             page.evaluate(
                 "(() => { const t = document.querySelector(':target'); \
-                 return t && t.tagName === 'SECTION' ? t.id + '\\n' + t.innerText : null; })()",
+                 if (!t || t.tagName !== 'SECTION') return null; \
+                 return { id: t.id, text: t.innerText, \
+                   failures: Array.from(t.querySelectorAll('pre.failure')).map(p => p.innerText), \
+                   top: t.getBoundingClientRect().top }; })()",
             )
             .await
             .ok()?
-            .into_value::<Option<String>>()
+            .into_value::<Option<TargetSection>>()
             .ok()
         },
     )
@@ -277,14 +469,35 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
     let section = section.unwrap_or_else(|| {
         panic!("{arrived}: its fragment names no <section> (the claim's scenario)")
     });
-    let (id, text) = section.split_once('\n').unwrap_or((&section, ""));
     assert_eq!(
-        id, expected.failed_claim,
+        section.id, expected.failed_claim,
         "the link landed on another scenario"
     );
     assert!(
-        text.contains(&expected.failed_claim),
-        "the scenario section {id} does not name its claim: {text:?}"
+        section.text.contains(&expected.failed_claim),
+        "the scenario section {} does not name its claim: {:?}",
+        section.id,
+        section.text
+    );
+    // The failure as run.json has it, with its class in words (the message may be wrapped
+    // by cucumber's own words around it).
+    let core = expected
+        .failed_message
+        .split_once(": ")
+        .map_or(expected.failed_message.as_str(), |(_, rest)| rest);
+    assert!(
+        section
+            .failures
+            .iter()
+            .any(|f| f.contains(core) && f.contains("claim")),
+        "the scenario {} shows no failure message {core:?} with its class: {:?}",
+        section.id,
+        section.failures
+    );
+    assert!(
+        (0.0..100.0).contains(&section.top),
+        "the window is not scrolled to the scenario (its top is at {}px)",
+        section.top
     );
     // The window as the reader sees it on arrival: scrolled to the scenario.
     screenshot(&page, &shots.join("chapter.png"), false).await;
