@@ -416,6 +416,7 @@ mod tests {
                 t.addons_ready,
                 t.metrics,
                 t.kiali,
+                t.browser,
             ]
             .into_iter()
             .filter(|d| *d == Duration::from_secs(7))
@@ -445,7 +446,7 @@ mod tests {
     #[test]
     fn describe_lists_every_entry_with_parseable_defaults() {
         let docs = Timeouts::describe();
-        assert_eq!(docs.len(), 13);
+        assert_eq!(docs.len(), 14);
         let defaults = Timeouts::default();
         for doc in &docs {
             assert!(doc.env_var.starts_with("HAPPY_"), "{doc:?}");
