@@ -619,6 +619,9 @@ pub async fn run() -> Result<ExitCode, String> {
         }
         Err(e) => say(format!("happy-istio: {e}")),
     }
+    if written.is_ok() && settings.docs {
+        write_docs(&report_dir);
+    }
 
     let any_failed = summary.failed > 0 || run_info.stopped.is_some();
     say("happy-istio: tearing down (a second signal stops at once)");
@@ -634,6 +637,26 @@ pub async fn run() -> Result<ExitCode, String> {
         Ended::Finished if summary.failed == 0 && summary.not_run == 0 => ExitCode::SUCCESS,
         Ended::Finished => ExitCode::FAILURE,
     })
+}
+
+/// The run's living documentation page (`happy_istio::docs`) in `site/` of the report
+/// directory, its history strips continuing the previous local runs'. A failure here is said
+/// and changes nothing else: the run's verdict and exit code are the scenarios'.
+fn write_docs(report_dir: &Path) {
+    let mut options = happy_istio::docs::Options::for_reports(vec![report_dir.to_path_buf()]);
+    options.features = features_dir();
+    options.history = Some(
+        options
+            .out_dir()
+            .join(happy_istio::docs::history::HISTORY_FILE),
+    );
+    match happy_istio::docs::build(&options) {
+        Ok(built) => say_out(format!("living documentation: {}", built.index.display())),
+        Err(e) => say(format!(
+            "happy-istio: the living documentation page was not written (the run's verdict \
+             stands): {e}"
+        )),
+    }
 }
 
 fn log_skip(s: &Skipped) {

@@ -44,6 +44,8 @@ pub struct StepDoc {
     pub text: String,
     /// What the reader types, if the step quotes it.
     pub docstring: Option<String>,
+    /// Its line in the feature file (cucumber.json names steps by it).
+    pub line: usize,
 }
 
 /// Whether a tag is a claim id (`C05`).
@@ -68,6 +70,7 @@ fn steps(steps: &[gherkin::Step]) -> Vec<StepDoc> {
             keyword: s.keyword.trim().to_string(),
             text: s.value.clone(),
             docstring: s.docstring.as_ref().map(|d| dedent(d)),
+            line: s.position.line,
         })
         .collect()
 }
@@ -162,14 +165,25 @@ mod tests {
             .iter()
             .find(|c| c.stem == "02-install-and-injection")
             .unwrap();
-        let anchors: Vec<&str> = install.scenarios.iter().map(|s| s.anchor.as_str()).collect();
+        let anchors: Vec<&str> = install
+            .scenarios
+            .iter()
+            .map(|s| s.anchor.as_str())
+            .collect();
         assert_eq!(anchors[..2], ["C05", "C05-2"]);
         let ingress = chapters.iter().find(|c| c.stem == "03-ingress").unwrap();
         assert!(ingress.description.starts_with("A Gateway opens port 80"));
         let c08 = &ingress.scenarios[0];
-        assert!(c08.tags.iter().any(|t| t == "D-istio-version"), "{:?}", c08.tags);
+        assert!(
+            c08.tags.iter().any(|t| t == "D-istio-version"),
+            "{:?}",
+            c08.tags
+        );
         let doc = c08.steps[1].docstring.as_deref().unwrap();
-        assert!(doc.starts_with("kubectl -n istio-system port-forward"), "{doc}");
+        assert!(
+            doc.starts_with("kubectl -n istio-system port-forward"),
+            "{doc}"
+        );
         let deviations = chapters.iter().find(|c| c.stem == "07-deviations").unwrap();
         assert_eq!(deviations.scenarios[0].claim, "D-legacy-image");
     }
@@ -182,6 +196,11 @@ mod tests {
         let e = load_dir(dir.path()).unwrap_err().to_string();
         assert!(e.contains("01-x.feature"), "{e}");
         let empty = tempfile::tempdir().unwrap();
-        assert!(load_dir(empty.path()).unwrap_err().to_string().contains("no .feature"));
+        assert!(
+            load_dir(empty.path())
+                .unwrap_err()
+                .to_string()
+                .contains("no .feature")
+        );
     }
 }

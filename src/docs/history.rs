@@ -79,7 +79,9 @@ impl History {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(DocsError::input(path, format!("cannot read: {e}"))),
         };
-        Self::parse(&text).map(Some).map_err(|m| DocsError::input(path, m))
+        Self::parse(&text)
+            .map(Some)
+            .map_err(|m| DocsError::input(path, m))
     }
 
     /// Parse a history file's text; the error says what is wrong with it.
@@ -158,7 +160,11 @@ impl History {
             }
             let parts: Option<Vec<u64>> = l.split('.').map(|p| p.parse().ok()).collect();
             match parts {
-                Some(p) => (1, p.into_iter().map(|n| u64::MAX - n).collect(), String::new()),
+                Some(p) => (
+                    1,
+                    p.into_iter().map(|n| u64::MAX - n).collect(),
+                    String::new(),
+                ),
                 None => (2, Vec::new(), l.clone()),
             }
         };
@@ -312,14 +318,30 @@ mod tests {
             run("b", "2026-01-02", "1.31.0", "1.31", Status::Passed),
             run("a", "2026-01-01", "1.31.0", "1.31", Status::Passed),
         ]);
-        h.merge(vec![run("b", "2026-01-02", "1.31.0", "1.31", Status::Failed)]);
+        h.merge(vec![run(
+            "b",
+            "2026-01-02",
+            "1.31.0",
+            "1.31",
+            Status::Failed,
+        )]);
         assert_eq!(h.runs.len(), 2);
         assert_eq!(h.runs[0].run_id, "a");
         assert_eq!(h.runs[1].claims["C01"].status, Status::Failed);
-        h.merge(vec![run("c", "2026-01-10", "1.31.1", "1.31", Status::Passed)]);
+        h.merge(vec![run(
+            "c",
+            "2026-01-10",
+            "1.31.1",
+            "1.31",
+            Status::Passed,
+        )]);
         h.bound(9);
         let ids: Vec<&str> = h.runs.iter().map(|r| r.run_id.as_str()).collect();
-        assert_eq!(ids, ["b", "c"], "2026-01-02 is the 9th night back from 2026-01-10");
+        assert_eq!(
+            ids,
+            ["b", "c"],
+            "2026-01-02 is the 9th night back from 2026-01-10"
+        );
         h.bound(1);
         assert_eq!(h.runs.len(), 1);
     }
@@ -343,7 +365,10 @@ mod tests {
             Some(("2026-01-03".to_string(), "1.31.1".to_string()))
         );
         assert_eq!(row.cells[1].as_ref().unwrap().status, Status::Skipped);
-        assert_eq!(h.strips("dev", &["C01".into()], 3).rows[0].failing_since, None);
+        assert_eq!(
+            h.strips("dev", &["C01".into()], 3).rows[0].failing_since,
+            None
+        );
         assert_eq!(h.lines(), ["dev", "1.31"]);
     }
 
@@ -352,20 +377,45 @@ mod tests {
         let h = History::parse(r#"{"schema":1,"runs":[]}"#).unwrap();
         assert!(h.runs.is_empty());
         let e = History::parse(r#"{"schema":2,"runs":[],"lines":{}}"#).unwrap_err();
-        assert!(e.contains("schema 2") && e.contains("reads schema 1"), "{e}");
-        assert!(History::parse(r#"{"runs":[]}"#).unwrap_err().contains("no \"schema\""));
+        assert!(
+            e.contains("schema 2") && e.contains("reads schema 1"),
+            "{e}"
+        );
+        assert!(
+            History::parse(r#"{"runs":[]}"#)
+                .unwrap_err()
+                .contains("no \"schema\"")
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.json");
-        assert_eq!(History::load(&path).unwrap(), None, "absent: the first night");
+        assert_eq!(
+            History::load(&path).unwrap(),
+            None,
+            "absent: the first night"
+        );
         std::fs::write(&path, "{\"schema\":1,\"runs\":[{]}").unwrap();
         let e = History::load(&path).unwrap_err().to_string();
         assert!(e.contains(&path.display().to_string()), "{e}");
         let roundtrip = {
             let mut h = History::default();
-            h.merge(vec![run("a", "2026-01-01", "1.31.0", "1.31", Status::PassedWithDeviation)]);
+            h.merge(vec![run(
+                "a",
+                "2026-01-01",
+                "1.31.0",
+                "1.31",
+                Status::PassedWithDeviation,
+            )]);
             h
         };
-        assert_eq!(History::parse(&roundtrip.to_json().unwrap()).unwrap(), roundtrip);
-        assert!(roundtrip.to_json().unwrap().contains("\"passed-with-deviation\""));
+        assert_eq!(
+            History::parse(&roundtrip.to_json().unwrap()).unwrap(),
+            roundtrip
+        );
+        assert!(
+            roundtrip
+                .to_json()
+                .unwrap()
+                .contains("\"passed-with-deviation\"")
+        );
     }
 }

@@ -147,7 +147,14 @@ pub fn build(options: &Options) -> Result<Built, DocsError> {
     history.merge(matrix.history_runs());
     history.bound(options.days);
     let out = options.out_dir();
-    render::write_site(&out, &chapters, &runs, &matrix, &history, options.strip_nights)?;
+    render::write_site(
+        &out,
+        &chapters,
+        &runs,
+        &matrix,
+        &history,
+        options.strip_nights,
+    )?;
     if let Some(path) = &options.summary_md {
         render::append_summary_md(path, &matrix)?;
     }

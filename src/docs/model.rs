@@ -44,6 +44,8 @@ pub struct StepRun {
     /// cucumber's status word: passed, failed, skipped, undefined, …
     pub status: String,
     pub error: Option<String>,
+    /// Its line in the feature file.
+    pub line: usize,
     /// Whether it belongs to the feature's Background.
     pub background: bool,
 }
@@ -168,6 +170,8 @@ struct JsonStep {
     #[serde(default)]
     keyword: String,
     #[serde(default)]
+    line: usize,
+    #[serde(default)]
     name: String,
     result: JsonResult,
 }
@@ -215,8 +219,9 @@ pub fn load_run(dir: &Path) -> Result<Run, DocsError> {
         .map_err(|e| DocsError::input(&run_path, format!("not a run report: {e}")))?;
     let json_path = dir.join(report::CUCUMBER_JSON_FILE);
     let features: Vec<JsonFeature> = match std::fs::read_to_string(&json_path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| DocsError::input(&json_path, format!("not a Cucumber JSON report: {e}")))?,
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            DocsError::input(&json_path, format!("not a Cucumber JSON report: {e}"))
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(DocsError::input(&json_path, format!("cannot read: {e}"))),
     };
@@ -245,6 +250,7 @@ pub fn load_run(dir: &Path) -> Result<Run, DocsError> {
                 text: s.name.clone(),
                 status: s.result.status.clone(),
                 error: s.result.error_message.clone(),
+                line: s.line,
                 background: element.kind == "background",
             });
             if element.kind == "background" {
@@ -274,9 +280,17 @@ pub fn load_run(dir: &Path) -> Result<Run, DocsError> {
 /// read as `report::class_of_message` reads it), skipped with run.json's reason, else passed.
 fn outcome_of(run: &Run, feature: &str, scenario: &str, steps: &[StepRun]) -> Outcome {
     if let Some(step) = steps.iter().find(|s| is_failure(&s.status)) {
+        // The step's own words: cucumber wraps a panic's message in `Matched: <file:line>
+        // Step panicked. Captured output: …`, which says nothing to a reader.
         let message = step
             .error
-            .clone()
+            .as_deref()
+            .map(|m| {
+                m.split_once("Captured output: ")
+                    .map_or(m, |(_, own)| own)
+                    .trim()
+                    .to_string()
+            })
             .unwrap_or_else(|| format!("the step is {}", step.status));
         return Outcome::Failed {
             step: format!("{} {}", step.keyword, step.text),
@@ -301,7 +315,11 @@ impl Run {
         self.scenarios
             .iter()
             .find(|s| s.stem == stem && s.line == line && s.name == name)
-            .or_else(|| self.scenarios.iter().find(|s| s.stem == stem && s.name == name))
+            .or_else(|| {
+                self.scenarios
+                    .iter()
+                    .find(|s| s.stem == stem && s.name == name)
+            })
     }
 
     /// The outcome of a scenario that cucumber did not report.
@@ -326,7 +344,10 @@ mod tests {
             "dev"
         );
         assert_eq!(version_line("dev"), "dev");
-        assert_eq!(version_line("not installed by this run"), "not installed by this run");
+        assert_eq!(
+            version_line("not installed by this run"),
+            "not installed by this run"
+        );
         assert_eq!(night_of("2026-12-01T23:59:59.5Z"), "2026-12-01");
         assert_eq!(night_of(""), "unknown");
     }
@@ -338,7 +359,10 @@ mod tests {
         assert!(e.contains("run.json") && e.contains("missing"), "{e}");
         std::fs::write(dir.path().join("run.json"), "{\"cluster_kind\": 3").unwrap();
         let e = load_reports(dir.path()).unwrap_err().to_string();
-        assert!(e.contains(&dir.path().join("run.json").display().to_string()), "{e}");
+        assert!(
+            e.contains(&dir.path().join("run.json").display().to_string()),
+            "{e}"
+        );
         assert!(e.contains("not a run report"), "{e}");
     }
 }

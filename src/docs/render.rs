@@ -22,7 +22,7 @@ use super::features::{Chapter, StepDoc};
 use super::history::{HISTORY_FILE, History, Strips};
 use super::matrix::{ChapterRows, Column, Matrix, Status};
 use super::model::{Outcome, Run};
-use crate::report::{DeviationInfo, write_atomic};
+use crate::report::{DeviationInfo, FailureClass, write_atomic};
 
 /// The stylesheet's file name in the site.
 pub const STYLESHEET: &str = "style.css";
@@ -239,17 +239,27 @@ fn step_views(
         .map(|s| (s, true))
         .chain(scenario.steps.iter().map(|s| (s, false)))
         .collect();
+    // Steps are matched by their line in the feature file: cucumber.json lists the steps a
+    // scenario reached (a skipped scenario has one step, the gate's).
     let per_run: Vec<Vec<String>> = runs
         .iter()
-        .map(|run| match run.find(&chapter.stem, scenario.line, &scenario.name) {
-            Some(found) if found.steps.len() == written.len() => {
-                found.steps.iter().map(|s| s.status.clone()).collect()
-            }
-            Some(found) if matches!(found.outcome, Outcome::Skipped(_)) => {
-                vec!["skipped".into(); written.len()]
-            }
-            Some(_) => vec!["not reported".into(); written.len()],
-            None => vec!["not run".into(); written.len()],
+        .map(|run| {
+            let found = run.find(&chapter.stem, scenario.line, &scenario.name);
+            written
+                .iter()
+                .map(|(step, background)| match found {
+                    None => "not run".to_string(),
+                    Some(found) => found
+                        .steps
+                        .iter()
+                        .find(|s| s.line == step.line && s.background == *background)
+                        .map(|s| s.status.clone())
+                        .unwrap_or_else(|| match found.outcome {
+                            Outcome::Skipped(_) => "skipped".into(),
+                            _ => "not reached".into(),
+                        }),
+                })
+                .collect()
         })
         .collect();
     written
@@ -287,7 +297,9 @@ pub fn write_site(
         .map_err(|e| DocsError::output(&chapters_dir, e.to_string()))?;
     let chapters_abs = std::path::absolute(&chapters_dir)
         .map_err(|e| DocsError::output(&chapters_dir, e.to_string()))?;
-    let generated_at = jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC").to_string();
+    let generated_at = jiff::Timestamp::now()
+        .strftime("%Y-%m-%d %H:%M UTC")
+        .to_string();
     let run_views: Vec<RunView> = runs
         .iter()
         .zip(&matrix.columns)
@@ -336,10 +348,7 @@ pub fn write_site(
                                 ("passed".to_string(), None)
                             }
                             Outcome::Passed => (
-                                format!(
-                                    "passed-with-deviation ({})",
-                                    result.deviations.join(", ")
-                                ),
+                                format!("passed-with-deviation ({})", result.deviations.join(", ")),
                                 None,
                             ),
                             Outcome::Skipped(reason) => (format!("skipped: {reason}"), None),
@@ -351,7 +360,13 @@ pub fn write_site(
                                 format!("failed: {} failure", class.as_str()),
                                 Some(FailureView {
                                     step: step.clone(),
-                                    message: message.clone(),
+                                    // Its class in words: the message's own prefix, or one
+                                    // put before an unprefixed message (counted as the claim's).
+                                    message: if FailureClass::of_message(message).is_some() {
+                                        message.clone()
+                                    } else {
+                                        format!("{}{message}", class.prefix())
+                                    },
                                     class: class.as_str(),
                                 }),
                             ),
@@ -468,7 +483,10 @@ mod tests {
     #[test]
     fn relative_paths_and_hrefs() {
         assert_eq!(
-            relative(Path::new("/r/site/chapters"), Path::new("/r/diagnostics/x/01-c")),
+            relative(
+                Path::new("/r/site/chapters"),
+                Path::new("/r/diagnostics/x/01-c")
+            ),
             PathBuf::from("../../diagnostics/x/01-c")
         );
         assert_eq!(href_of(Path::new("../a b/ü")), "../a%20b/%C3%BC");
