@@ -77,11 +77,9 @@ struct Cell {
     href: Option<String>,
 }
 
-/// The fixture reports (recorded sandbox runs: one with skips, one with a failed claim).
-const FIXTURES: [&str; 2] = [
-    "tests/fixtures/publish-docs/sandbox-run",
-    "tests/fixtures/publish-docs/sandbox-run-failed",
-];
+/// The fixture reports (recorded sandbox runs, tests/fixtures/docs/README.md): one with skips,
+/// one with failed claims.
+const FIXTURES: [&str; 2] = ["tests/fixtures/docs/green", "tests/fixtures/docs/failed"];
 
 /// Copies a fixture into `to`, relabelled as another Istio version, as the nightly's cells
 /// differ.
