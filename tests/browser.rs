@@ -400,6 +400,15 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
     let shots = dir.join("screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     screenshot(&page, &shots.join("index.png"), true).await;
+    // And legibly, the window at the failed cell.
+    page.evaluate(format!(
+        "document.querySelector('#matrix td[data-claim=\"{}\"][data-run=\"{}\"]')\
+         .scrollIntoView({{block: 'center'}})",
+        failed.claim, failed.run
+    ))
+    .await
+    .expect("scrolling to the failed cell");
+    screenshot(&page, &shots.join("matrix.png"), false).await;
 
     // A real click (Input.dispatchMouseEvent at the link's centre) on the failed cell's link.
     let target = failed
