@@ -531,3 +531,90 @@ fn bad_input_names_the_option() {
     assert_eq!(run.output.status.code(), Some(1), "{}", run.stderr());
     assert!(run.stderr().contains("no report in"), "{}", run.stderr());
 }
+
+/// What can be checked of the workflow here: the publish job is wired to this script and to
+/// the cells' artifacts as the tests above exercise them (the rest runs only on GitHub).
+#[test]
+fn the_nightly_workflow_publishes_with_this_script() {
+    let path = Path::new(ROOT).join(".github/workflows/nightly.yml");
+    let text = std::fs::read_to_string(&path).expect("the nightly workflow");
+    let workflow: Value = serde_saphyr::from_str(&text).expect("nightly.yml is YAML");
+    let jobs = &workflow["jobs"];
+    let publish = &jobs["publish"];
+    assert_eq!(publish["needs"], serde_json::json!(["resolve", "happy"]));
+    let condition = publish["if"].as_str().expect("an if:");
+    assert!(
+        condition.contains("always()") && condition.contains("needs.resolve.result == 'success'"),
+        "publish runs whatever the cells did, once resolve succeeded: {condition}"
+    );
+    assert_eq!(publish["permissions"]["pages"], "write");
+    assert_eq!(publish["permissions"]["id-token"], "write");
+    assert!(
+        workflow["permissions"].get("pages").is_none()
+            && workflow["permissions"].get("id-token").is_none(),
+        "Pages permissions on the publish job only"
+    );
+    assert_eq!(publish["environment"]["name"], "github-pages");
+
+    let steps = |job: &Value| -> Vec<Value> { job["steps"].as_array().expect("steps").clone() };
+    let uses = |steps: &[Value], action: &str| -> Value {
+        steps
+            .iter()
+            .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(action)))
+            .unwrap_or_else(|| panic!("no step uses {action}"))
+            .clone()
+    };
+    // The cells upload what the download's pattern matches, one artifact per cell.
+    let cell = steps(&jobs["happy"]);
+    let upload = uses(&cell, "actions/upload-artifact@");
+    assert_eq!(upload["with"]["name"], "happy-istio-${{ matrix.istio }}");
+    assert_eq!(upload["with"]["path"], "target/happy/");
+    let publish_steps = steps(publish);
+    let download = uses(&publish_steps, "actions/download-artifact@v8");
+    assert_eq!(download["with"]["pattern"], "happy-istio-*");
+    assert!(
+        download["with"].get("merge-multiple").is_none(),
+        "one directory per artifact (merge-multiple false) is what ci/publish-docs reads"
+    );
+    let artifacts = download["with"]["path"].as_str().expect("a download path");
+    uses(&publish_steps, "actions/configure-pages@v5");
+    let pages = uses(&publish_steps, "actions/upload-pages-artifact@v5");
+    uses(&publish_steps, "actions/deploy-pages@v5");
+
+    // The script is called with options it has, on the download, into what is uploaded.
+    let run = publish_steps
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .find(|r| r.contains("ci/publish-docs"))
+        .expect("a step running ci/publish-docs");
+    let script = std::fs::read_to_string(Path::new(ROOT).join("ci/publish-docs")).expect("script");
+    let words: Vec<&str> = run.split_whitespace().collect();
+    for option in words.iter().filter(|w| w.starts_with("--")) {
+        let option = option.trim_matches('"');
+        if option == "--locked" || option == "--bin" {
+            continue; // cargo's
+        }
+        assert!(
+            script.contains(&format!("# {option} ")),
+            "the workflow passes {option}, which ci/publish-docs does not document"
+        );
+    }
+    let value = |option: &str| {
+        words
+            .iter()
+            .position(|w| *w == option)
+            .and_then(|i| words.get(i + 1))
+            .copied()
+            .unwrap_or_else(|| panic!("the workflow passes no {option}"))
+    };
+    assert_eq!(value("--artifacts"), artifacts);
+    let out = value("--out");
+    assert_eq!(
+        pages["with"]["path"]
+            .as_str()
+            .map(|p| p.trim_end_matches('/')),
+        Some(out)
+    );
+    assert_eq!(value("--summary"), "\"$GITHUB_STEP_SUMMARY\"");
+    assert!(value("--previous-history").ends_with("/history.json\""));
+}
