@@ -645,11 +645,21 @@ pub async fn run() -> Result<ExitCode, String> {
 fn write_docs(report_dir: &Path) {
     let mut options = happy_istio::docs::Options::for_reports(vec![report_dir.to_path_buf()]);
     options.features = features_dir();
-    options.history = Some(
-        options
-            .out_dir()
-            .join(happy_istio::docs::history::HISTORY_FILE),
-    );
+    let history = options
+        .out_dir()
+        .join(happy_istio::docs::history::HISTORY_FILE);
+    // A local history that cannot be read (another schema, a damaged file) must not cost the
+    // user tonight's page: it is said, and the page starts a new history.
+    options.history = match happy_istio::docs::history::History::load(&history) {
+        Ok(_) => Some(history),
+        Err(e) => {
+            say(format!(
+                "happy-istio: the previous runs' history is not carried on: {e}; the page starts \
+                 a new one"
+            ));
+            None
+        }
+    };
     match happy_istio::docs::build(&options) {
         Ok(built) => say_out(format!("living documentation: {}", built.index.display())),
         Err(e) => say(format!(

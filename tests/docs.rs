@@ -424,6 +424,16 @@ fn history_strips_and_the_first_night_a_claim_failed() {
     );
     assert_eq!(strip("1.31", "C14"), ["skipped"; 4]);
     assert_eq!(strip("dev", "C08"), ["passed-with-deviation"]);
+    // The dev run did not select the Kiali scenarios: it says nothing about C14.
+    assert_eq!(strip("dev", "C14"), ["none"]);
+    let dev_run = stored["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == "n2-dev")
+        .unwrap();
+    assert!(dev_run["claims"].get("C14").is_none(), "{dev_run}");
+    assert_eq!(dev_run["line"], "dev");
     let since = doc
         .select(&sel(
             "table.history[data-line=\"1.31\"] tr[data-claim=\"C08\"] [data-failing-since]",

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::features::Chapter;
 use super::history::{HistoryCell, HistoryRun};
-use super::model::{Outcome, Run};
+use super::model::{NOT_SELECTED, Outcome, Run};
 use crate::report::FailureClass;
 
 /// A claim's verdict on one run.
@@ -91,6 +91,9 @@ pub struct Cell {
     pub reason: Option<String>,
     /// `chapters/<stem>.html#<anchor>` of the scenario that decided the verdict.
     pub href: String,
+    /// False when the run selected none of the claim's scenarios (a filtered run): the
+    /// history keeps no verdict for it.
+    pub selected: bool,
 }
 
 /// One claim's row.
@@ -246,6 +249,7 @@ impl Matrix {
                     .chapters
                     .iter()
                     .flat_map(|ch| ch.rows.iter())
+                    .filter(|row| row.cells[i].selected)
                     .map(|row| {
                         let cell = &row.cells[i];
                         (
@@ -320,6 +324,7 @@ fn cell(stem: &str, parts: &[(&str, &ScenarioResult)]) -> Cell {
             text: format!("failed ({class_words} failure{which})"),
             reason: Some(reason.to_string()),
             href: href(anchor),
+            selected: true,
         };
     }
     let skips: Vec<(&str, &str)> = parts
@@ -336,6 +341,7 @@ fn cell(stem: &str, parts: &[(&str, &ScenarioResult)]) -> Cell {
             run_id: String::new(),
             status: Status::Skipped,
             text: format!("skipped: {reasons}"),
+            selected: reasons != NOT_SELECTED,
             reason: Some(reasons),
             href: href(anchor),
         };
@@ -371,5 +377,6 @@ fn cell(stem: &str, parts: &[(&str, &ScenarioResult)]) -> Cell {
         text,
         reason: (!skips.is_empty()).then_some(reasons),
         href: href(anchor),
+        selected: true,
     }
 }

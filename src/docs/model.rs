@@ -11,6 +11,10 @@ use super::DocsError;
 use crate::istio::version::IstioVersion;
 use crate::report::{self, FailureClass, RunInfo, Summary};
 
+/// The reason of a scenario a run did not select (a `--tags`/`--name` filter left it out):
+/// the run says nothing about it, so the history does not record it.
+pub const NOT_SELECTED: &str = "not selected in this run";
+
 /// One run's reports.
 #[derive(Clone, Debug)]
 pub struct Run {
@@ -98,7 +102,7 @@ impl Run {
             .deviations
             .iter()
             .filter(|d| d.state == "on")
-            .filter(|d| d.claims.iter().any(|c| c == claim) || tags.iter().any(|t| *t == d.id))
+            .filter(|d| d.claims.iter().any(|c| c == claim) || tags.contains(&d.id))
             .map(|d| d.id.clone())
             .collect()
     }
@@ -322,11 +326,12 @@ impl Run {
             })
     }
 
-    /// The outcome of a scenario that cucumber did not report.
+    /// The outcome of a scenario that cucumber did not report: run.json's reason (skipped,
+    /// not run), else [`NOT_SELECTED`].
     pub fn absent_outcome(&self, feature: &str, name: &str) -> Outcome {
         Outcome::Skipped(
             self.reason_for(feature, name)
-                .unwrap_or_else(|| "not selected in this run".into()),
+                .unwrap_or_else(|| NOT_SELECTED.into()),
         )
     }
 }
