@@ -429,9 +429,30 @@ fn a_server_error_stops_the_publication_instead_of_restarting_the_history() {
         2,
         "a 500 is retried (--retries 1) before giving up"
     );
+    assert!(!run.out.exists(), "no site is built on a lost history");
+}
+
+#[test]
+fn a_previous_history_that_is_no_history_stops_the_publication() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A 200 that is not history.json (a portal's page, a broken publication).
+    let wrong = serve(200, b"<!doctype html><p>Welcome</p>".to_vec());
+    let run = publish(
+        dir.path(),
+        "wrong",
+        &night(dir.path(), "2026-12-01", &["1.31.1"]),
+        &wrong.url,
+        &[],
+    );
+    assert_eq!(run.output.status.code(), Some(1), "{}", run.stderr());
+    let stderr = run.stderr();
     assert!(
-        !run.out.join("index.html").exists(),
-        "no site is built on a lost history"
+        stderr.contains("not a history file") && stderr.contains(&wrong.url),
+        "the message says what is wrong and where it came from: {stderr}"
+    );
+    assert!(
+        !run.out.exists(),
+        "a failed publication leaves no half-built site"
     );
 }
 
