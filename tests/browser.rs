@@ -54,10 +54,10 @@ fn report_dir() -> PathBuf {
 
 /// What the site must show, read from the fixture reports it is built from (not from the site).
 struct Expected {
-    /// A claim that failed, e.g. `C15`, and the run it failed on.
+    /// A claim that failed, e.g. `C08`, and the run it failed on.
     failed_claim: String,
     failed_run: String,
-    /// The stem of its feature file, the chapter page's name (`05-traffic`).
+    /// The stem of its feature file, the chapter page's name (`03-ingress`).
     failed_chapter: String,
     /// run.json's message for the failure.
     failed_message: String,
