@@ -639,3 +639,31 @@ fn the_nightly_workflow_publishes_with_this_script() {
     assert_eq!(value("--summary"), "\"$GITHUB_STEP_SUMMARY\"");
     assert!(value("--previous-history").ends_with("/history.json\""));
 }
+
+/// download-artifact extracts a single matching artifact into its `path` itself (its README,
+/// v8.0.1, `merge-multiple`): a one-cell matrix still publishes, under the cell's name.
+#[test]
+fn a_single_artifact_extracted_flat_is_published() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let nested = night(dir.path(), "2026-12-01", &["1.31.1"]);
+    let flat = nested.join("happy-istio-1.31.1");
+    let run = publish(
+        dir.path(),
+        "flat",
+        &flat,
+        dir.path().join("none.json").to_str().expect("UTF-8"),
+        &["--expect", "happy-istio-1.31.1"],
+    );
+    run.assert_ok();
+    assert_eq!(runs(&run.history()).len(), 1);
+    assert!(
+        run.out
+            .join("reports/happy-istio-1.31.1/run.json")
+            .is_file()
+    );
+    assert!(
+        !run.stdout().contains("::warning::"),
+        "nothing is missing: {}",
+        run.stdout()
+    );
+}
