@@ -244,7 +244,22 @@ fn the_matrix_says_each_claims_verdict_in_words_and_links_to_its_scenario() {
             .select(&sel("ul.skips li"))
             .any(|li| text(li).contains("Kiali shows the legacy client's traffic without mTLS"))
     );
-    assert!(text(rests[2]).contains("Suite commit"));
+    // The other runs kept the same deviations on: said once, then pointed to.
+    let same = rests[1]
+        .select(&sel("p.same-deviations a"))
+        .next()
+        .expect("the second run points to the first's deviations");
+    assert_eq!(same.value().attr("href"), Some("#rests-n1-131"));
+    assert_eq!(rests[1].select(&sel("table.deviations")).count(), 0);
+    let commit = rests[2]
+        .select(&sel("dd code"))
+        .map(text)
+        .find(|c| c.len() >= 40)
+        .expect("the allgreen run recorded the suite's commit");
+    assert!(
+        commit.chars().take(40).all(|c| c.is_ascii_hexdigit()),
+        "{commit}"
+    );
 
     // Self-contained: one stylesheet, no scripts, nothing fetched from elsewhere.
     assert_eq!(doc.select(&sel("script")).count(), 0);
@@ -307,8 +322,10 @@ fn chapter_pages_show_steps_commands_failures_with_their_class_and_diagnostics()
         .unwrap();
     assert_eq!(result.value().attr("data-status"), Some("failed"));
     assert!(text(result).contains("Class: claim"), "{}", text(result));
+    let rests = result.select(&sel("a.rests")).next().unwrap();
+    assert_eq!(rests.value().attr("href"), Some("../index.html#rests-f"));
     let bundle = result
-        .select(&sel("a"))
+        .select(&sel("a.diagnostics"))
         .next()
         .expect("a link to the diagnostics bundle")
         .value()
