@@ -774,6 +774,15 @@ mod tests {
     }
 
     #[test]
+    fn the_living_documentation_page_is_on_unless_switched_off() {
+        assert!(settings(&[]).unwrap().docs);
+        assert!(!settings(&[("HAPPY_DOCS", "off")]).unwrap().docs);
+        assert!(settings(&[("HAPPY_DOCS", "ON")]).unwrap().docs);
+        let err = error_of(&[("HAPPY_DOCS", "no")]);
+        assert!(err.contains("HAPPY_DOCS") && err.contains("no"), "{err}");
+    }
+
+    #[test]
     fn cache_dir_defaults_to_the_user_cache_dir() {
         let s = settings(&[]).unwrap();
         if let Some(dir) = dirs::cache_dir() {

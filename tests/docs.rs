@@ -129,9 +129,11 @@ fn the_matrix_says_each_claims_verdict_in_words_and_links_to_its_scenario() {
         4,
         "the claim column and one per run: {heads:?}"
     );
-    assert!(heads[1].contains("Istio 1.31.1") && heads[1].contains("sandbox"));
-    assert!(heads[1].contains("Kubernetes v1.33.0") && heads[1].contains("2026-11-30"));
-    assert!(heads[2].contains("Istio 1.30.5"));
+    // Columns in the history's order of lines: dev, then the newest minor first.
+    assert!(heads[1].contains("Istio 1.32.0-alpha."), "{}", heads[1]);
+    assert!(heads[2].contains("Istio 1.31.1") && heads[2].contains("sandbox"));
+    assert!(heads[2].contains("Kubernetes v1.33.0") && heads[2].contains("2026-11-30"));
+    assert!(heads[3].contains("Istio 1.30.5"));
 
     let rows: Vec<String> = doc
         .select(&sel("table#matrix th[scope=row]"))
@@ -228,10 +230,14 @@ fn the_matrix_says_each_claims_verdict_in_words_and_links_to_its_scenario() {
     );
 
     // What the page rests on: the sandbox said plainly, the deviations, the skips.
-    let rests = doc.select(&sel("article.run")).collect::<Vec<_>>();
-    assert_eq!(rests.len(), 3);
-    assert!(text(rests[0]).contains("This was a sandbox run."));
-    let deviations: Vec<String> = rests[0]
+    assert_eq!(doc.select(&sel("article.run")).count(), 3);
+    let rests = |run: &str| {
+        doc.select(&sel(&format!("article.run#rests-{run}")))
+            .next()
+            .unwrap()
+    };
+    assert!(text(rests("n1-131")).contains("This was a sandbox run."));
+    let deviations: Vec<String> = rests("n1-dev")
         .select(&sel("table.deviations th[scope=row]"))
         .map(text)
         .collect();
@@ -240,11 +246,34 @@ fn the_matrix_says_each_claims_verdict_in_words_and_links_to_its_scenario() {
         "{deviations:?}"
     );
     assert!(
-        rests[0]
+        rests("n1-131")
             .select(&sel("ul.skips li"))
             .any(|li| text(li).contains("Kiali shows the legacy client's traffic without mTLS"))
     );
-    assert!(text(rests[2]).contains("Suite commit"));
+    // The other runs kept the same deviations on: said once, then pointed to.
+    for run in ["n1-131", "n1-130"] {
+        let same = rests(run)
+            .select(&sel("p.same-deviations a"))
+            .next()
+            .expect("a later run points to the first's deviations");
+        assert_eq!(same.value().attr("href"), Some("#rests-n1-dev"));
+        assert_eq!(rests(run).select(&sel("table.deviations")).count(), 0);
+    }
+    let commit = rests("n1-dev")
+        .select(&sel("dd code"))
+        .map(text)
+        .find(|c| c.len() >= 40)
+        .expect("the allgreen run recorded the suite's commit");
+    assert!(
+        commit.chars().take(40).all(|c| c.is_ascii_hexdigit()),
+        "{commit}"
+    );
+    // Each column heading leads to what its run rests on.
+    let head_link = doc
+        .select(&sel("table#matrix th#run-n1-130 a"))
+        .next()
+        .unwrap();
+    assert_eq!(head_link.value().attr("href"), Some("#rests-n1-130"));
 
     // Self-contained: one stylesheet, no scripts, nothing fetched from elsewhere.
     assert_eq!(doc.select(&sel("script")).count(), 0);
@@ -307,8 +336,10 @@ fn chapter_pages_show_steps_commands_failures_with_their_class_and_diagnostics()
         .unwrap();
     assert_eq!(result.value().attr("data-status"), Some("failed"));
     assert!(text(result).contains("Class: claim"), "{}", text(result));
+    let rests = result.select(&sel("a.rests")).next().unwrap();
+    assert_eq!(rests.value().attr("href"), Some("../index.html#rests-f"));
     let bundle = result
-        .select(&sel("a"))
+        .select(&sel("a.diagnostics"))
         .next()
         .expect("a link to the diagnostics bundle")
         .value()
@@ -589,6 +620,10 @@ fn bad_input_names_the_file_and_the_command_exits_2() {
     assert_eq!(code, Some(2));
     assert!(err.contains("--bogus"), "{err}");
 
+    let (code, err, _) = run(&["--reports", good.to_str().unwrap(), good.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("run good is given twice"), "{err}");
+
     // A failed run is no error; a missing history is the first night; a directory of
     // downloaded artifacts is every run in it; the summary is appended as Markdown.
     std::fs::remove_file(&history).unwrap();
@@ -614,7 +649,8 @@ fn bad_input_names_the_file_and_the_command_exits_2() {
     assert!(md.starts_with("earlier step\n"));
     let c08 = md.lines().find(|l| l.starts_with("| **C08**")).unwrap();
     let cells: Vec<&str> = c08.split(" | ").collect();
-    assert!(cells[1].contains("passed-with-deviation"), "{c08}");
-    assert!(cells[2].contains("failed (claim failure)"), "{c08}");
+    // 1.31 before 1.30, whatever order the artifacts came in.
+    assert!(cells[1].contains("failed (claim failure)"), "{c08}");
+    assert!(cells[2].contains("passed-with-deviation"), "{c08}");
     assert!(out.join("history.json").is_file());
 }

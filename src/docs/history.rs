@@ -154,21 +154,7 @@ impl History {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let key = |l: &String| -> (u8, Vec<u64>, String) {
-            if l == "dev" {
-                return (0, Vec::new(), String::new());
-            }
-            let parts: Option<Vec<u64>> = l.split('.').map(|p| p.parse().ok()).collect();
-            match parts {
-                Some(p) => (
-                    1,
-                    p.into_iter().map(|n| u64::MAX - n).collect(),
-                    String::new(),
-                ),
-                None => (2, Vec::new(), l.clone()),
-            }
-        };
-        lines.sort_by_key(key);
+        lines.sort_by_key(|l| line_order(l));
         lines
     }
 
@@ -222,6 +208,23 @@ impl History {
             nights: shown,
             rows,
         }
+    }
+}
+
+/// The order version lines are shown in: `dev` first, then the newest minor first, then any
+/// other (unparseable) line by name.
+pub fn line_order(line: &str) -> (u8, Vec<u64>, String) {
+    if line == "dev" {
+        return (0, Vec::new(), String::new());
+    }
+    let parts: Option<Vec<u64>> = line.split('.').map(|p| p.parse().ok()).collect();
+    match parts {
+        Some(p) => (
+            1,
+            p.into_iter().map(|n| u64::MAX - n).collect(),
+            String::new(),
+        ),
+        None => (2, Vec::new(), line.to_string()),
     }
 }
 

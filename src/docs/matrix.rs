@@ -102,6 +102,8 @@ pub struct Row {
     pub claim: String,
     /// The one-line statement: its scenarios' names.
     pub statement: String,
+    /// `chapters/<stem>.html#<claim>`: its first scenario.
+    pub href: String,
     pub cells: Vec<Cell>,
 }
 
@@ -220,6 +222,10 @@ impl Matrix {
                             .collect();
                         Row {
                             claim: claim.to_string(),
+                            href: format!(
+                                "chapters/{}.html#{}",
+                                chapter.stem, chapter.scenarios[members[0]].anchor
+                            ),
                             statement,
                             cells,
                         }

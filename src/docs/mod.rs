@@ -133,10 +133,31 @@ pub fn build(options: &Options) -> Result<Built, DocsError> {
     if options.days == 0 {
         return Err(DocsError::input("--days", "must be at least 1"));
     }
-    let mut runs = Vec::new();
+    let mut runs: Vec<model::Run> = Vec::new();
     for dir in &options.reports {
-        runs.extend(model::load_reports(dir)?);
+        for run in model::load_reports(dir)? {
+            if let Some(seen) = runs.iter().find(|r| r.id() == run.id()) {
+                return Err(DocsError::input(
+                    run.dir.join(crate::report::RUN_FILE),
+                    format!(
+                        "run {} is given twice (also {}): give each run's reports once",
+                        run.id(),
+                        seen.dir.join(crate::report::RUN_FILE).display()
+                    ),
+                ));
+            }
+            runs.push(run);
+        }
     }
+    // Columns in the history's order of version lines (dev, then the newest minor first),
+    // then by cluster kind and start time: the same matrix whatever order the artifacts came.
+    runs.sort_by_cached_key(|r| {
+        (
+            history::line_order(&r.version_line()),
+            r.info.cluster_kind.clone(),
+            r.info.started_at.clone(),
+        )
+    });
     let chapters = features::load_dir(&options.features)?;
     let matrix = matrix::Matrix::new(&chapters, &runs);
     let previous = match &options.history {

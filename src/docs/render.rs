@@ -39,6 +39,9 @@ struct RunView {
     stopped: Option<String>,
     settings_notes: Vec<String>,
     summary: Option<String>,
+    /// `(run id, label)` of an earlier run with the very same deviations: the page says so
+    /// instead of repeating the table.
+    same_deviations_as: Option<(String, String)>,
 }
 
 impl RunView {
@@ -52,6 +55,7 @@ impl RunView {
             stopped: run.info.stopped.clone(),
             settings_notes: run.info.settings_notes.clone(),
             summary: run.summary.map(|s| s.to_string()),
+            same_deviations_as: None,
         }
     }
 
@@ -300,11 +304,22 @@ pub fn write_site(
     let generated_at = jiff::Timestamp::now()
         .strftime("%Y-%m-%d %H:%M UTC")
         .to_string();
-    let run_views: Vec<RunView> = runs
+    let mut run_views: Vec<RunView> = runs
         .iter()
         .zip(&matrix.columns)
         .map(|(r, c)| RunView::new(r, c))
         .collect();
+    for i in 1..run_views.len() {
+        let same = run_views[..i]
+            .iter()
+            .find(|earlier| {
+                earlier.same_deviations_as.is_none()
+                    && !earlier.deviations.is_empty()
+                    && earlier.deviations == run_views[i].deviations
+            })
+            .map(|earlier| (earlier.column.run_id.clone(), earlier.label()));
+        run_views[i].same_deviations_as = same;
+    }
 
     let claims: Vec<String> = matrix.rows().map(|(_, r)| r.claim.clone()).collect();
     let strips: Vec<Strips> = history
