@@ -246,6 +246,12 @@ fn the_matrix_says_each_claims_verdict_in_words_and_links_to_its_scenario() {
         "{deviations:?}"
     );
     assert!(
+        rests("n1-dev")
+            .select(&sel("table.deviations ul.sources li"))
+            .any(|li| text(li).starts_with("containerd/containerd client/pull.go")),
+        "the deviations' upstream sources are cited"
+    );
+    assert!(
         rests("n1-131")
             .select(&sel("ul.skips li"))
             .any(|li| text(li).contains("Kiali shows the legacy client's traffic without mTLS"))
