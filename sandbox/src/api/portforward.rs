@@ -18,17 +18,24 @@
 //!
 //! In the SPDY forms each local connection opens two streams with headers `streamType`
 //! (`error` or `data`), `port` and `requestID` (k8s.io/api v0.32 `core/v1/types.go`;
-//! client-go `tools/portforward/portforward.go` `handleConnection`), paired as the kubelet
+//! client-go `tools/portforward/portforward.go` `handleConnection`; Go's `http.Header`
+//! canonicalises them and spdystream lower-cases them on the wire), paired as the kubelet
 //! pairs them (kubernetes `pkg/kubelet/cri/streaming/portforward/httpstream.go`): an error
-//! while forwarding is written on the error stream, then both streams are closed. kubectl
-//! prints it and exits with "lost connection to pod" — which is also how a forward to a
-//! deleted pod ends: the session stays up until the next connection fails (kubernetes issue
-//! 67059), as on a kind node.
+//! while forwarding is written on the error stream ("error forwarding port %d to pod %s,
+//! uid %v: %v"), then both streams are closed. Since client-go v0.23 (kubernetes PR 103526)
+//! kubectl then closes the whole session and exits 1 with "error: lost connection to pod".
+//! That is also how a forward to a deleted pod ends: the session outlives the pod, and the
+//! next connection fails (kubernetes issue 67059; on kind, containerd answers
+//! `failed to find sandbox "…" in store: not found`).
 //!
-//! The runtime connects to the pod's own port on the pod's loopback, past the sidecar's
-//! inbound capture ([`crate::net`]'s `connect_port`): Istio's `ISTIO_INBOUND` chain redirects
-//! only traffic arriving on the pod's interface, and the kubelet/CRI dials `localhost:PORT`
-//! inside the pod's network namespace, so port-forward works under STRICT mTLS.
+//! The runtime connects to the pod's own port on the pod's loopback, past the sidecar
+//! (`crate::net::PodNet::connect_port`), as the CRI does: containerd dials `localhost:PORT`
+//! inside the pod's network namespace ("failed to connect to localhost:8080 inside namespace"
+//! in its errors), and Istio's capture leaves that alone — inbound redirection hangs off
+//! `PREROUTING` (packets arriving on an interface) and `ISTIO_OUTPUT` returns loopback traffic
+//! of other users (`-A ISTIO_OUTPUT -o lo -m owner ! --uid-owner 1337 -j RETURN`,
+//! `-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN`; istio `tools/istio-iptables/pkg/capture/
+//! testdata/inbound-ports-wildcard.golden`). So port-forward works under STRICT mTLS.
 
 use std::collections::HashMap;
 use std::sync::Arc;
