@@ -77,6 +77,11 @@ const PORT_FORWARD_V1: &str = "portforward.k8s.io";
 const TUNNELING_V1: &str = "SPDY/3.1+portforward.k8s.io";
 /// `WebsocketsSPDYTunnelingPrefix`.
 const TUNNELING_PREFIX: &str = "SPDY/3.1+";
+/// How long the second stream of a connection may take: the kubelet's (and containerd's)
+/// streaming server default, apimachinery v0.32 `pkg/util/remotecommand/constants.go`
+/// `DefaultStreamCreationTimeout` via kubernetes `pkg/kubelet/cri/streaming/server.go`
+/// `DefaultConfig`.
+const STREAM_CREATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// apimachinery `spdy.HeaderSpdy31`.
 const SPDY_31: &str = "SPDY/3.1";
 /// apimachinery `httpstream.HeaderProtocolVersion` / `HeaderAcceptedProtocolVersions`.
@@ -284,9 +289,39 @@ impl Forwarder {
         let this = Arc::new(self);
         let pairing = async {
             let mut pending: HashMap<String, Pair> = HashMap::new();
-            let mut forwards = tokio::task::JoinSet::new();
-            while let Some(stream) = rx.recv().await {
+            // Forwards and stream-creation timers; finished ones are reaped as they end so a
+            // long session with many connections does not pile them up.
+            let mut tasks = tokio::task::JoinSet::new();
+            let (expired_tx, mut expired) = mpsc::unbounded_channel::<String>();
+            loop {
+                let stream = tokio::select! {
+                    s = rx.recv() => match s {
+                        Some(s) => s,
+                        None => break,
+                    },
+                    Some(id) = expired.recv() => {
+                        // kubelet `monitorStreamPair`: the message goes on the error stream
+                        // (if it came) and the incomplete pair is dropped.
+                        if let Some(Pair { error: Some(e), .. }) = pending.remove(&id) {
+                            let msg = format!(
+                                "(conn=port-forward {}, request={id}) timed out waiting for streams",
+                                self_name(&this)
+                            );
+                            e.out.send(msg.as_bytes()).await;
+                        }
+                        continue;
+                    }
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                };
                 let id = request_id(&stream);
+                if !pending.contains_key(&id) {
+                    let expired_tx = expired_tx.clone();
+                    let id = id.clone();
+                    tasks.spawn(async move {
+                        tokio::time::sleep(STREAM_CREATION_TIMEOUT).await;
+                        let _ = expired_tx.send(id);
+                    });
+                }
                 let pair = pending.entry(id.clone()).or_default();
                 let kind = header(&stream.headers, "streamType").unwrap_or_default();
                 let slot = if kind == "error" {
@@ -307,12 +342,12 @@ impl Forwarder {
                 if pair.error.is_some() && pair.data.is_some() {
                     let Pair { error, data } = pending.remove(&id).unwrap_or_default();
                     if let (Some(error), Some(data)) = (error, data) {
-                        forwards.spawn(this.clone().forward(error, data));
+                        tasks.spawn(this.clone().forward(error, data));
                     }
                 }
             }
             // The session ended: dropping the set aborts what is still forwarding.
-            drop(forwards);
+            drop(tasks);
         };
         let (result, ()) = tokio::join!(session, pairing);
         if let Err(e) = result {
