@@ -305,7 +305,7 @@ impl Forwarder {
                         if let Some(Pair { error: Some(e), .. }) = pending.remove(&id) {
                             let msg = format!(
                                 "(conn=port-forward {}, request={id}) timed out waiting for streams",
-                                self_name(&this)
+                                this.pod_name()
                             );
                             e.out.send(msg.as_bytes()).await;
                         }
@@ -351,7 +351,7 @@ impl Forwarder {
         };
         let (result, ()) = tokio::join!(session, pairing);
         if let Err(e) = result {
-            tracing::debug!("port-forward to pod {}: {e}", self_name(&this));
+            tracing::debug!("port-forward to pod {}: {e}", this.pod_name());
         }
     }
 
@@ -379,6 +379,10 @@ impl Forwarder {
         data.out.finish().await;
     }
 
+    fn pod_name(&self) -> String {
+        format!("{}/{}", self.ns, self.name)
+    }
+
     /// A forward is bound to the pod it was opened for (its UID, as the kubelet binds it to
     /// the pod's sandbox): a pod deleted, or recreated under the same name, is not reached.
     fn same_pod(&self) -> Result<(), String> {
@@ -391,10 +395,6 @@ impl Forwarder {
             )),
         }
     }
-}
-
-fn self_name(f: &Forwarder) -> String {
-    format!("{}/{}", f.ns, f.name)
 }
 
 /// The kubelet's checks on a new stream (`httpStreamReceived`): a valid `port` and a
