@@ -5,6 +5,8 @@
 //! history.json against the budget: under a second, index.html under 1 MB.
 //!
 //! `cargo bench --bench docs` (plain std::time; not a timed test: nothing here fails on speed).
+//! `cargo bench --bench docs --profile dev` measures the unoptimised build, an upper bound,
+//! without building the whole tree in release.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -139,6 +141,45 @@ fn main() {
         times.push(start.elapsed());
     }
     times.sort();
+
+    // Where the time goes: the same steps as `docs::build`, one by one.
+    let mut phases: Vec<String> = Vec::new();
+    let mut phase = |name: &str, start: Instant| {
+        phases.push(format!(
+            "    {name:<34} {:>7.1} ms",
+            start.elapsed().as_secs_f64() * 1e3
+        ));
+        Instant::now()
+    };
+    let t = Instant::now();
+    let runs: Vec<docs::model::Run> = options
+        .reports
+        .iter()
+        .flat_map(|d| docs::model::load_reports(d).expect("reports"))
+        .collect();
+    let t = phase("read 4 runs' reports", t);
+    let chapters = docs::features::load_dir(&options.features).expect("features");
+    let t = phase("read the feature files", t);
+    let matrix = docs::matrix::Matrix::new(&chapters, &runs);
+    let t = phase("the matrix", t);
+    let mut merged = History::load(options.history.as_deref().expect("history"))
+        .expect("history")
+        .expect("a history");
+    let t = phase("read history.json (366 nights)", t);
+    merged.merge(matrix.history_runs());
+    merged.bound(options.days);
+    let t = phase("merge and bound", t);
+    docs::render::write_site(
+        &tmp.join("site-phases"),
+        &chapters,
+        &runs,
+        &matrix,
+        &merged,
+        options.strip_nights,
+    )
+    .expect("render");
+    phase("render and write the site", t);
+
     let site = tmp.join("site");
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let index = size(&site.join("index.html"));
@@ -177,5 +218,9 @@ fn main() {
         history_json as f64 / 1024.0,
         chapters as f64 / 1024.0
     );
+    println!("  one build, step by step:");
+    for line in &phases {
+        println!("{line}");
+    }
     let _ = std::fs::remove_dir_all(&tmp);
 }

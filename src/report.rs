@@ -64,6 +64,10 @@ pub struct RunInfo {
     /// made a verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// The CI run that ran the suite (GitHub Actions: its page, where its artifacts — these
+    /// reports and the diagnostics bundles — are), when run in CI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_run_url: Option<String>,
 }
 
 /// One failed scenario, for `run.json`.
@@ -141,6 +145,29 @@ pub fn suite_commit(dir: &Path) -> Option<String> {
     let dirty =
         git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     Some(if dirty { format!("{head}-dirty") } else { head })
+}
+
+/// The page of the GitHub Actions run this process runs in:
+/// `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID`, from the default
+/// variables every step has (docs.github.com/en/actions/reference/variables-reference,
+/// "Default environment variables"); `None` outside GitHub Actions.
+pub fn ci_run_url() -> Option<String> {
+    ci_run_url_from(|name| std::env::var(name).ok())
+}
+
+fn ci_run_url_from(get: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let value = |name: &str| {
+        get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let server = value("GITHUB_SERVER_URL")?;
+    let repository = value("GITHUB_REPOSITORY")?;
+    let run = value("GITHUB_RUN_ID")?;
+    Some(format!(
+        "{}/{repository}/actions/runs/{run}",
+        server.trim_end_matches('/')
+    ))
 }
 
 /// Write `contents` to `path` whole or not at all: a temporary file in the same directory,
@@ -532,6 +559,30 @@ mod tests {
         );
         assert_eq!(
             Summary::parse_line("1 passed, 0 failed, 2 skipped, 5 not run, 1 x"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_ci_run_page_from_github_actions_variables() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            ci_run_url_from(vars(&[
+                ("GITHUB_SERVER_URL", "https://github.com/"),
+                ("GITHUB_REPOSITORY", "o/happy-istio"),
+                ("GITHUB_RUN_ID", "42"),
+            ])),
+            Some("https://github.com/o/happy-istio/actions/runs/42".into())
+        );
+        assert_eq!(
+            ci_run_url_from(vars(&[("GITHUB_SERVER_URL", "https://github.com")])),
             None
         );
     }

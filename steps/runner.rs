@@ -384,6 +384,7 @@ pub async fn run() -> Result<ExitCode, String> {
         started_at: started.to_string(),
         deviations: deviations.report(),
         commit: report::suite_commit(Path::new(env!("CARGO_MANIFEST_DIR"))),
+        ci_run_url: report::ci_run_url(),
         ..RunInfo::default()
     };
 

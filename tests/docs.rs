@@ -246,6 +246,12 @@ fn the_matrix_says_each_claims_verdict_in_words_and_links_to_its_scenario() {
         "{deviations:?}"
     );
     assert!(
+        rests("n1-dev")
+            .select(&sel("table.deviations ul.sources li"))
+            .any(|li| text(li).starts_with("containerd/containerd client/pull.go")),
+        "the deviations' upstream sources are cited"
+    );
+    assert!(
         rests("n1-131")
             .select(&sel("ul.skips li"))
             .any(|li| text(li).contains("Kiali shows the legacy client's traffic without mTLS"))
@@ -363,6 +369,33 @@ fn chapter_pages_show_steps_commands_failures_with_their_class_and_diagnostics()
     assert!(
         text(c17).contains("No diagnostics bundle"),
         "this one was trimmed away"
+    );
+
+    // Built away from the bundles (the nightly's artifacts), a failure links to its CI run.
+    let ci_tmp = tempfile::tempdir().unwrap();
+    let ci_run = relabel(
+        "failed",
+        ci_tmp.path(),
+        "ci",
+        "1.31.1",
+        "2026-11-30T03:00:00Z",
+    );
+    std::fs::remove_dir_all(ci_run.join("diagnostics")).unwrap();
+    let path = ci_run.join("run.json");
+    let mut info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    info["ci_run_url"] = "https://github.com/o/happy-istio/actions/runs/42".into();
+    std::fs::write(&path, info.to_string()).unwrap();
+    let ci_out = ci_tmp.path().join("site");
+    build(vec![ci_run], &ci_out, None);
+    let ingress = page(&ci_out.join("chapters/03-ingress.html"));
+    let link = ingress
+        .select(&sel("section#C08 a.diagnostics.ci"))
+        .next()
+        .expect("a link to the CI run");
+    assert_eq!(
+        link.value().attr("href"),
+        Some("https://github.com/o/happy-istio/actions/runs/42")
     );
 
     let install = page(&out.join("chapters/02-install-and-injection.html"));

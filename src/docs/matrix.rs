@@ -386,3 +386,70 @@ fn cell(stem: &str, parts: &[(&str, &ScenarioResult)]) -> Cell {
         selected: true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(outcome: Outcome, deviations: &[&str]) -> ScenarioResult {
+        ScenarioResult {
+            outcome,
+            deviations: deviations.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    fn failed(class: FailureClass) -> Outcome {
+        Outcome::Failed {
+            step: "Then x".into(),
+            message: format!("{}x", class.prefix()),
+            class,
+        }
+    }
+
+    #[test]
+    fn a_claim_fails_when_any_scenario_fails_and_links_to_that_one() {
+        let ok = result(Outcome::Passed, &[]);
+        let env = result(failed(FailureClass::Environment), &[]);
+        let c = cell("02-x", &[("C05", &ok), ("C05-2", &env)]);
+        assert_eq!(c.status, Status::Failed);
+        assert_eq!(c.text, "failed (environment failure, 1 of 2 scenarios)");
+        assert_eq!(c.href, "chapters/02-x.html#C05-2");
+        assert_eq!(c.reason.as_deref(), Some("the environment failed"));
+        let claim = result(failed(FailureClass::Claim), &[]);
+        let c = cell("02-x", &[("C05", &claim), ("C05-2", &env)]);
+        assert_eq!(
+            c.text,
+            "failed (claim and environment failure, 2 of 2 scenarios)"
+        );
+        assert_eq!(c.reason.as_deref(), Some("the claim failed"));
+    }
+
+    #[test]
+    fn skips_deviations_and_unselected_scenarios() {
+        let skipped = result(Outcome::Skipped("@kiali: no Kiali".into()), &[]);
+        let dev = result(Outcome::Passed, &["D-ingress-address"]);
+        let c = cell("04-x", &[("C12", &dev), ("C12-2", &skipped)]);
+        assert_eq!(c.status, Status::PassedWithDeviation);
+        assert_eq!(
+            c.text,
+            "passed-with-deviation (D-ingress-address); 1 of 2 scenarios skipped: @kiali: no Kiali"
+        );
+        let c = cell("04-x", &[("C14", &skipped)]);
+        assert_eq!(c.status, Status::Skipped);
+        assert_eq!(c.text, "skipped: @kiali: no Kiali");
+        assert!(c.selected);
+        let unselected = result(Outcome::Skipped(NOT_SELECTED.into()), &["D-x"]);
+        let c = cell("04-x", &[("C14", &unselected)]);
+        assert_eq!(c.status, Status::Skipped);
+        assert!(!c.selected, "a filtered run says nothing of the claim");
+        // A deviation counts only for a scenario that passed with it.
+        let c = cell(
+            "04-x",
+            &[
+                ("C12", &result(Outcome::Passed, &[])),
+                ("C12-2", &unselected),
+            ],
+        );
+        assert_eq!(c.status, Status::Passed);
+    }
+}

@@ -39,6 +39,7 @@ struct RunView {
     stopped: Option<String>,
     settings_notes: Vec<String>,
     summary: Option<String>,
+    ci_run_url: Option<String>,
     /// `(run id, label)` of an earlier run with the very same deviations: the page says so
     /// instead of repeating the table.
     same_deviations_as: Option<(String, String)>,
@@ -55,6 +56,7 @@ impl RunView {
             stopped: run.info.stopped.clone(),
             settings_notes: run.info.settings_notes.clone(),
             summary: run.summary.map(|s| s.to_string()),
+            ci_run_url: ci_run_link(run),
             same_deviations_as: None,
         }
     }
@@ -111,7 +113,9 @@ struct ResultView {
     status: Status,
     text: String,
     failure: Option<FailureView>,
-    diagnostics: Option<String>,
+    /// A link to the failure's diagnostics: `(href, whether it is the CI run's page, where
+    /// the bundles are among its artifacts, rather than the bundle itself)`.
+    diagnostics: Option<(String, bool)>,
 }
 
 struct ScenarioView {
@@ -230,6 +234,14 @@ fn diagnostics_link(run: &Run, scenario: &str, from: &Path) -> Option<String> {
     bundles.sort();
     let bundle = std::path::absolute(bundles.first()?).ok()?;
     Some(format!("{}/", href_of(&relative(from, &bundle))))
+}
+
+/// The CI run's page a run's reports name, when it is an http(s) URL.
+fn ci_run_link(run: &Run) -> Option<String> {
+    run.info
+        .ci_run_url
+        .clone()
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
 }
 
 fn step_views(
@@ -386,9 +398,11 @@ pub fn write_site(
                                 }),
                             ),
                         };
-                        let diagnostics = failure
-                            .as_ref()
-                            .and_then(|_| diagnostics_link(run, &s.name, &chapters_abs));
+                        let diagnostics = failure.as_ref().and_then(|_| {
+                            diagnostics_link(run, &s.name, &chapters_abs)
+                                .map(|href| (href, false))
+                                .or_else(|| ci_run_link(run).map(|href| (href, true)))
+                        });
                         ResultView {
                             run: view.label(),
                             run_id: view.column.run_id.clone(),
