@@ -281,6 +281,15 @@ fn the_matrix_says_each_claims_verdict_in_words_and_links_to_its_scenario() {
         .unwrap();
     assert_eq!(head_link.value().attr("href"), Some("#rests-n1-130"));
 
+    // At a glance: each run's claims counted, the failed ones named.
+    let glance = text(
+        doc.select(&sel("ul.glance li[data-run=\"n1-130\"]"))
+            .next()
+            .unwrap(),
+    );
+    assert!(glance.contains(" failed (C08, "), "{glance}");
+    assert!(glance.contains("C17"), "{glance}");
+
     // Self-contained: one stylesheet, no scripts, nothing fetched from elsewhere.
     assert_eq!(doc.select(&sel("script")).count(), 0);
     let links: Vec<&str> = doc

@@ -71,10 +71,21 @@ impl RunView {
     }
 }
 
+/// One run's claims counted by verdict, for the page's first lines.
+struct Glance {
+    run_id: String,
+    label: String,
+    passed: usize,
+    deviation: usize,
+    failed: Vec<String>,
+    skipped: usize,
+}
+
 #[derive(Template)]
 #[template(path = "docs/index.html")]
 struct IndexPage<'a> {
     root: &'static str,
+    glance: Vec<Glance>,
     runs: &'a [RunView],
     chapters: &'a [ChapterRows],
     strips: &'a [Strips],
@@ -339,8 +350,33 @@ pub fn write_site(
         .iter()
         .map(|line| history.strips(line, &claims, strip_nights))
         .collect();
+    let glance = run_views
+        .iter()
+        .enumerate()
+        .map(|(i, view)| {
+            let cells: Vec<(&str, Status)> = matrix
+                .rows()
+                .filter(|(_, r)| r.cells[i].selected)
+                .map(|(_, r)| (r.claim.as_str(), r.cells[i].status))
+                .collect();
+            let count = |s: Status| cells.iter().filter(|(_, c)| *c == s).count();
+            Glance {
+                run_id: view.column.run_id.clone(),
+                label: view.label(),
+                passed: count(Status::Passed),
+                deviation: count(Status::PassedWithDeviation),
+                failed: cells
+                    .iter()
+                    .filter(|(_, c)| *c == Status::Failed)
+                    .map(|(claim, _)| claim.to_string())
+                    .collect(),
+                skipped: count(Status::Skipped),
+            }
+        })
+        .collect();
     let index = IndexPage {
         root: "",
+        glance,
         runs: &run_views,
         chapters: &matrix.chapters,
         strips: &strips,
