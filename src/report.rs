@@ -382,7 +382,7 @@ pub fn write(
         summary,
         slowest_steps,
     })
-        .map_err(|e| format!("cannot encode the run info: {e}"))?;
+    .map_err(|e| format!("cannot encode the run info: {e}"))?;
     write_atomic(&dir.join(RUN_FILE), text.as_bytes())
 }
 

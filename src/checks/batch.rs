@@ -125,18 +125,61 @@ pub fn excerpt(body: &str) -> String {
 /// for `policy.consecutive` batches in a row, within `policy.limit`. Returns the last batch,
 /// which later checks (the JSON chain, the HTML page) inspect. A batch stops early at the first
 /// response that rules it out.
-pub async fn converge<F, Fut>(
+///
+/// Each attempt calls `open` once — resolving the route (the Service or Deployment, its Ready
+/// pod, one port-forward to it) — and sends all of its requests with the sender it returns, one
+/// after another. An attempt that cannot open its route fails like a failed request.
+///
+/// # Why the requests of a batch are sent one after another on one connection
+///
+/// The bounds above need each request to meet v2 with probability (at least) one half,
+/// whatever the other requests met. The choice between service-c's endpoints is made by
+/// service-a's sidecar for each HTTP request it forwards, not for each connection into
+/// service-a:
+///
+/// - The suite's connection (a port-forward to service-a's pod, or to the ingress gateway's
+///   pod) ends at service-a's application or at the gateway's Envoy. fake-service makes a new
+///   upstream request to service-c for every request it serves, and Envoy's HTTP connection
+///   manager routes and load-balances every request on its own: the router filter picks an
+///   upstream host per request from the cluster's load balancer and only then takes a
+///   connection from that host's pool (Envoy docs, "Connection pooling": pools are per upstream
+///   host, so a downstream connection does not fix the host; envoyproxy/envoy
+///   source/common/router/router.cc, `Filter::decodeHeaders` → `createConnPool` → the
+///   cluster's `chooseHost` per request). Keeping the suite's connection alive therefore pins
+///   nothing; a new port-forward per request bought no independence.
+/// - Istio's default load balancer is LEAST_REQUEST since 1.14 (istio/istio
+///   pilot/pkg/networking/core/cluster_builder.go, `defaultLBAlgorithm`; release notes 1.14
+///   "Upgrade notes: the default load balancing algorithm is now LEAST_REQUEST"). With equal
+///   weights Envoy's least-request balancer draws two hosts at random and takes the one with
+///   fewer active requests, the first drawn on a tie (envoyproxy/envoy
+///   source/extensions/load_balancing_policies/least_request, `unweightedHostPick`). With
+///   one request at a time nothing is active when a request is balanced, so it meets v1 or v2
+///   with probability exactly one half, independently of the others: the bounds hold as
+///   stated.
+/// - Concurrent requests would break that: a request balanced while another is still active on
+///   v1 meets v2 with probability 3/4, and with one active on v2 only 1/4, so "every response is
+///   200" through a half-broken configuration could pass with a probability far above 0.5^30.
+///   Batches are therefore not sent concurrently; they are fast enough serially once no
+///   request pays for its own port-forward.
+/// - A route that balances per connection (kube-proxy behind a ClusterIP or LoadBalancer
+///   address, Envoy's TCP proxy) would pin the choice on a kept connection: the
+///   LoadBalancer-address route of D-ingress-address opens one connection per request for
+///   that reason.
+pub async fn converge<O, OFut, S, SFut>(
     what: &str,
     policy: &Convergence,
     expectation: Expectation,
-    send: &F,
+    open: &O,
 ) -> Result<Vec<HttpResponse>>
 where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<HttpResponse>>,
+    O: Fn() -> OFut,
+    OFut: Future<Output = Result<S>>,
+    S: Fn() -> SFut,
+    SFut: Future<Output = Result<HttpResponse>>,
 {
     let size = expectation.batch_size() as usize;
     eventually(what, policy, || async move {
+        let send = open().await.map_err(|e| format!("request failed: {e}"))?;
         let mut responses = Vec::with_capacity(size);
         while responses.len() < size {
             let response = send().await.map_err(|e| format!("request failed: {e}"))?;
@@ -200,6 +243,13 @@ mod tests {
         assert!(Expectation::Both(500, 200).judge(&mixed).is_err());
     }
 
+    /// A route whose every attempt opens to `send`.
+    fn opened<'a, F: Fn() -> Fut, Fut: Future<Output = Result<HttpResponse>>>(
+        send: &'a F,
+    ) -> impl Fn() -> std::future::Ready<Result<&'a F>> {
+        move || std::future::ready(Ok(send))
+    }
+
     fn policy(consecutive: u32) -> Convergence {
         Convergence {
             limit: Duration::from_secs(5),
@@ -211,10 +261,39 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn converge_returns_a_full_batch_once_it_holds() {
         let send = || async { Ok(response(200)) };
-        let batch = converge("all 200", &policy(3), Expectation::Every(200), &send)
+        let batch = converge(
+            "all 200",
+            &policy(3),
+            Expectation::Every(200),
+            &opened(&send),
+        )
+        .await
+        .unwrap();
+        assert_eq!(batch.len(), 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_attempt_opens_its_route_once_and_a_failed_open_fails_it() {
+        let opens = Cell::new(0u32);
+        let sends = Cell::new(0u32);
+        let send = || {
+            sends.set(sends.get() + 1);
+            async { Ok(response(200)) }
+        };
+        let open = || {
+            opens.set(opens.get() + 1);
+            std::future::ready(if opens.get() == 1 {
+                Err(crate::Error::Other("no Ready pod".into()))
+            } else {
+                Ok(&send)
+            })
+        };
+        let batch = converge("all 200", &policy(3), Expectation::Every(200), &open)
             .await
             .unwrap();
         assert_eq!(batch.len(), 30);
+        assert_eq!(opens.get(), 4, "one failed attempt, then three that held");
+        assert_eq!(sends.get(), 90, "every request of every batch was sent");
     }
 
     #[tokio::test(start_paused = true)]
@@ -225,7 +304,13 @@ mod tests {
             let status = if n.get().is_multiple_of(2) { 500 } else { 200 };
             async move { Ok(response(status)) }
         };
-        let result = converge("all 200", &policy(3), Expectation::Every(200), &send).await;
+        let result = converge(
+            "all 200",
+            &policy(3),
+            Expectation::Every(200),
+            &opened(&send),
+        )
+        .await;
         assert!(result.is_err());
     }
 
@@ -241,7 +326,7 @@ mod tests {
             "500 and 200",
             &policy(3),
             Expectation::Both(500, 200),
-            &send,
+            &opened(&send),
         )
         .await
         .unwrap();
@@ -255,7 +340,7 @@ mod tests {
             "500 and 200",
             &policy(1),
             Expectation::Both(500, 200),
-            &send,
+            &opened(&send),
         )
         .await;
         assert!(result.is_err());

@@ -5,6 +5,7 @@
 //! Every call is bounded by an entry of the [`Timeouts`] table; every error names the object.
 
 mod exec;
+mod forward;
 mod http;
 mod pods;
 mod resolve;
@@ -15,7 +16,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::Client;
@@ -36,6 +37,7 @@ use crate::manifests::Manifest;
 use crate::timeouts::Timeouts;
 
 pub use exec::{ExecOutput, exit_code_from_status};
+pub use forward::Forward;
 pub use http::{
     HttpResponse, MAX_REDIRECTS, Redirect, RedirectError, USER_AGENT_VALUE, describe_chain,
     follow_redirects, http_get_over, is_redirect, resolve_location, resolve_target_port,
@@ -727,78 +729,42 @@ impl Cluster {
 
     // --- HTTP through port-forwards ----------------------------------------------------
 
-    /// `GET path` on `pod:port` through a port-forward, bounded by `request`. `host` sets the
+    /// `pod:port` behind a port-forward that opens with the first request and carries every
+    /// later one too (see [`Forward`]); each request is bounded by `request`. `host` sets the
     /// Host header (default `localhost:<port>`, as curl through `kubectl port-forward` sends).
-    pub async fn http_get(
+    pub fn forward_to_pod(
         &self,
         namespace: &str,
         pod: &str,
         port: u16,
-        path: &str,
         host: Option<&str>,
-    ) -> Result<HttpResponse> {
-        let target = format!("{namespace}/{pod}:{port}{path}");
-        let fail = |message: String| Error::Http {
-            target: target.clone(),
-            message,
-        };
+    ) -> Forward {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let host = host.map_or_else(|| format!("localhost:{port}"), str::to_string);
-        let limit = self.timeouts.request;
-        let exchange = async {
-            let mut forwarder =
-                api.portforward(pod, &[port])
-                    .await
-                    .map_err(|e| Error::PortForward {
-                        target: target.clone(),
-                        message: e.to_string(),
-                    })?;
-            let stream = forwarder
-                .take_stream(port)
-                .ok_or_else(|| fail("the port-forward gave no stream".into()))?;
-            let forward_error = forwarder.take_error(port);
-            let result = http_get_over(stream, &host, path).await;
-            // The forwarder's own error (e.g. "connection refused" inside the pod) says more
-            // than hyper's "connection closed"; take it if it is already there.
-            let forward_error = forward_error.and_then(|f| f.now_or_never()).flatten();
-            forwarder.abort();
-            result.map_err(|e| match forward_error {
-                Some(fe) => fail(format!("{e}; port-forward: {fe}")),
-                None => fail(e),
-            })
-        };
-        match tokio::time::timeout(limit, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout {
-                what: format!("HTTP GET {target}"),
-                limit,
-                detail: None,
-            }),
-        }
+        Forward::new(api, namespace, pod, port, host, self.timeouts.request)
     }
 
-    /// `GET path` on `port` of a Ready pod of a deployment.
-    pub async fn http_get_deployment(
+    /// `kubectl port-forward deploy/NAME PORT`: `port` of a Ready pod of the deployment (the
+    /// first by name), resolved now, forwarded on the first request.
+    pub async fn forward_to_deployment(
         &self,
         namespace: &str,
         deployment: &str,
         port: u16,
-        path: &str,
-    ) -> Result<HttpResponse> {
+    ) -> Result<Forward> {
         let pods = self.deployment_pods(namespace, deployment).await?;
         let pod = first_ready(&pods, &format!("deployment {deployment} in {namespace}"))?;
-        self.http_get(namespace, &pod, port, path, None).await
+        Ok(self.forward_to_pod(namespace, &pod, port, None))
     }
 
-    /// `GET path` through a Service port, to a Ready pod behind it (its selector, and its
-    /// `targetPort` as a number or a named container port).
-    pub async fn http_get_service(
+    /// `kubectl port-forward svc/NAME PORT`: a Ready pod behind the Service (its selector) on
+    /// the Service port's `targetPort` (a number or a named container port), resolved now,
+    /// forwarded on the first request.
+    pub async fn forward_to_service(
         &self,
         namespace: &str,
         service: &str,
         port: u16,
-        path: &str,
-    ) -> Result<HttpResponse> {
+    ) -> Result<Forward> {
         let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("service {service} in {namespace}");
         let svc = bounded(|| what.clone(), self.timeouts.request, async {
@@ -850,7 +816,48 @@ impl Cluster {
                 what: what.clone(),
                 message,
             })?;
-        self.http_get(namespace, &pod_name, target_port, path, None)
+        Ok(self.forward_to_pod(namespace, &pod_name, target_port, None))
+    }
+
+    /// One `GET path` on `pod:port` through its own port-forward, bounded by `request`.
+    pub async fn http_get(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+        path: &str,
+        host: Option<&str>,
+    ) -> Result<HttpResponse> {
+        self.forward_to_pod(namespace, pod, port, host)
+            .get(path)
+            .await
+    }
+
+    /// One `GET path` on `port` of a Ready pod of a deployment.
+    pub async fn http_get_deployment(
+        &self,
+        namespace: &str,
+        deployment: &str,
+        port: u16,
+        path: &str,
+    ) -> Result<HttpResponse> {
+        self.forward_to_deployment(namespace, deployment, port)
+            .await?
+            .get(path)
+            .await
+    }
+
+    /// One `GET path` through a Service port, to a Ready pod behind it.
+    pub async fn http_get_service(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: u16,
+        path: &str,
+    ) -> Result<HttpResponse> {
+        self.forward_to_service(namespace, service, port)
+            .await?
+            .get(path)
             .await
     }
 }

@@ -127,6 +127,10 @@ mod tests {
 
     #[test]
     fn an_unreadable_report_is_an_error() {
-        assert!(slowest_steps("{", 10).unwrap_err().contains("Cucumber JSON"));
+        assert!(
+            slowest_steps("{", 10)
+                .unwrap_err()
+                .contains("Cucumber JSON")
+        );
     }
 }
