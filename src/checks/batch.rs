@@ -139,32 +139,37 @@ pub fn excerpt(body: &str) -> String {
 ///
 /// - The suite's connection (a port-forward to service-a's pod, or to the ingress gateway's
 ///   pod) ends at service-a's application or at the gateway's Envoy. fake-service makes a new
-///   upstream request to service-c for every request it serves, and Envoy's HTTP connection
-///   manager routes and load-balances every request on its own: the router filter picks an
-///   upstream host per request from the cluster's load balancer and only then takes a
-///   connection from that host's pool (Envoy docs, "Connection pooling": pools are per upstream
-///   host, so a downstream connection does not fix the host; envoyproxy/envoy
-///   source/common/router/router.cc, `Filter::decodeHeaders` → `createConnPool` → the
-///   cluster's `chooseHost` per request). Keeping the suite's connection alive therefore pins
-///   nothing; a new port-forward per request bought no independence.
-/// - Istio's default load balancer is LEAST_REQUEST since 1.14 (istio/istio
-///   pilot/pkg/networking/core/cluster_builder.go, `defaultLBAlgorithm`; release notes 1.14
-///   "Upgrade notes: the default load balancing algorithm is now LEAST_REQUEST"). With equal
-///   weights Envoy's least-request balancer draws two hosts at random and takes the one with
-///   fewer active requests, the first drawn on a tie (envoyproxy/envoy
-///   source/extensions/load_balancing_policies/least_request, `unweightedHostPick`). With
-///   one request at a time nothing is active when a request is balanced, so it meets v1 or v2
-///   with probability exactly one half, independently of the others: the bounds hold as
-///   stated.
+///   upstream request to service-c for every request it serves, and Envoy chooses the upstream
+///   host for each request, then takes a connection to that host from the host's own pool:
+///   "When a filter needs to acquire a connection to a host in an upstream cluster, the
+///   cluster manager uses a load balancing policy to determine which host is selected" and
+///   "The HTTP/1.1 connection pool acquires connections as needed to an upstream host"
+///   (Envoy docs, arch_overview/upstream/load_balancing and …/connection_pooling, v1.18–v1.38).
+///   A downstream connection therefore fixes no upstream host: keeping the suite's connection
+///   alive pins nothing, and a new port-forward per request bought no independence.
+/// - Istio's default load balancer is LEAST_REQUEST since 1.14 (istio/istio 1.14.0
+///   releasenotes/notes/new_lb_algorithm_default.yaml: "Updated Istio's default load balancing
+///   algorithm from ROUND_ROBIN to LEAST_REQUEST"; 1.28.0–1.30.3
+///   pilot/pkg/networking/core/cluster_traffic_policy.go `defaultLBAlgorithm` returns
+///   `Cluster_LEAST_REQUEST`), and the workshop's DestinationRule sets no `loadBalancer`. With
+///   equal weights Envoy's least-request balancer "randomly picks up N healthy hosts ... and
+///   compares number of active requests" (P2C, N = 2; envoyproxy/envoy v1.35.0
+///   source/extensions/load_balancing_policies/least_request/least_request_lb.h). With one
+///   request at a time none of the suite's requests is active when the next is balanced, so
+///   the draw is symmetric between v1 and v2: each request meets v2 with probability one half,
+///   independently of the others, and the bounds hold as stated.
 /// - Concurrent requests would break that: a request balanced while another is still active on
-///   v1 meets v2 with probability 3/4, and with one active on v2 only 1/4, so "every response is
-///   200" through a half-broken configuration could pass with a probability far above 0.5^30.
-///   Batches are therefore not sent concurrently; they are fast enough serially once no
-///   request pays for its own port-forward.
+///   one endpoint is steered towards the other (with two draws out of two endpoints, to it with
+///   probability 3/4), so the outcomes would depend on each other and on timing, and "every
+///   response is 200" through a half-broken configuration could pass far more often than
+///   0.5^30. Batches are therefore sent serially; they are fast once no request pays for a
+///   lookup and a port-forward of its own.
 /// - A route that balances per connection (kube-proxy behind a ClusterIP or LoadBalancer
 ///   address, Envoy's TCP proxy) would pin the choice on a kept connection: the
 ///   LoadBalancer-address route of D-ingress-address opens one connection per request for
-///   that reason.
+///   that reason. fake-service itself answers with `Connection: close` (its keep-alives are
+///   off by default), so a port-forward straight to service-a's pod carries one request, and
+///   the next opens a new one (without looking the target up again).
 pub async fn converge<O, OFut, S, SFut>(
     what: &str,
     policy: &Convergence,
