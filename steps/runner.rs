@@ -585,12 +585,6 @@ pub async fn run() -> Result<ExitCode, String> {
 
     say_out("");
     say_out(summary.to_string());
-    for line in report::slowest_steps(&json, report::SLOWEST_SHOWN)
-        .map(|s| report::describe_slowest(&s))
-        .unwrap_or_default()
-    {
-        say_out(line);
-    }
     if summary.failed > 0 {
         let environment = run_info
             .failures
@@ -615,6 +609,12 @@ pub async fn run() -> Result<ExitCode, String> {
             "{stopped}; {} scenario(s) not run",
             summary.not_run
         ));
+    }
+    for line in report::slowest_steps(&json, report::SLOWEST_SHOWN)
+        .map(|s| report::describe_slowest(&s))
+        .unwrap_or_default()
+    {
+        say_out(line);
     }
     match &written {
         Ok(()) => {
