@@ -144,7 +144,8 @@ pub fn excerpt(body: &str) -> String {
 ///   "When a filter needs to acquire a connection to a host in an upstream cluster, the
 ///   cluster manager uses a load balancing policy to determine which host is selected" and
 ///   "The HTTP/1.1 connection pool acquires connections as needed to an upstream host"
-///   (Envoy docs, arch_overview/upstream/load_balancing and …/connection_pooling, v1.18–v1.38).
+///   (Envoy docs, intro/arch_overview/upstream/load_balancing/load_balancers.rst, latest, and
+///   …/upstream/connection_pooling.rst, v1.18–v1.38).
 ///   A downstream connection therefore fixes no upstream host: keeping the suite's connection
 ///   alive pins nothing, and a new port-forward per request bought no independence.
 /// - Istio's default load balancer is LEAST_REQUEST since 1.14 (istio/istio 1.14.0
@@ -159,11 +160,11 @@ pub fn excerpt(body: &str) -> String {
 ///   the draw is symmetric between v1 and v2: each request meets v2 with probability one half,
 ///   independently of the others, and the bounds hold as stated.
 /// - Concurrent requests would break that: a request balanced while another is still active on
-///   one endpoint is steered towards the other (with two draws out of two endpoints, to it with
-///   probability 3/4), so the outcomes would depend on each other and on timing, and "every
-///   response is 200" through a half-broken configuration could pass far more often than
-///   0.5^30. Batches are therefore sent serially; they are fast once no request pays for a
-///   lookup and a port-forward of its own.
+///   one endpoint goes to the other with probability 3/4 (two draws out of two endpoints), so
+///   the outcomes would depend on each other and on timing; with requests in flight on v2, a
+///   half-broken configuration would meet v2 on as few as a quarter of them, and "every
+///   response is 200" could pass far more often than 0.5^30. Batches are therefore sent
+///   serially; they are fast once no request pays for a lookup and a port-forward of its own.
 /// - A route that balances per connection (kube-proxy behind a ClusterIP or LoadBalancer
 ///   address, Envoy's TCP proxy) would pin the choice on a kept connection: the
 ///   LoadBalancer-address route of D-ingress-address opens one connection per request for
