@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod timing;
+
+pub use timing::{SLOWEST_SHOWN, StepTiming, describe as describe_slowest, slowest_steps};
+
 /// File names inside the report directory.
 pub const JUNIT_FILE: &str = "junit.xml";
 pub const CUCUMBER_JSON_FILE: &str = "cucumber.json";
@@ -424,9 +428,20 @@ pub fn write(
         #[serde(flatten)]
         info: &'a RunInfo,
         summary: Summary,
+        /// Where the time went (see [`slowest_steps`]); empty without a Cucumber report.
+        slowest_steps: Vec<StepTiming>,
     }
-    let text = serde_json::to_string_pretty(&Run { info, summary })
-        .map_err(|e| format!("cannot encode the run info: {e}"))?;
+    // The timings only add to the report: a report cucumber wrote that cannot be read for them
+    // must not cost the run its run.json.
+    let slowest_steps = cucumber_json
+        .and_then(|json| slowest_steps(json, SLOWEST_SHOWN).ok())
+        .unwrap_or_default();
+    let text = serde_json::to_string_pretty(&Run {
+        info,
+        summary,
+        slowest_steps,
+    })
+    .map_err(|e| format!("cannot encode the run info: {e}"))?;
     write_atomic(&dir.join(RUN_FILE), text.as_bytes())
 }
 

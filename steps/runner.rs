@@ -612,6 +612,12 @@ pub async fn run() -> Result<ExitCode, String> {
             summary.not_run
         ));
     }
+    for line in report::slowest_steps(&json, report::SLOWEST_SHOWN)
+        .map(|s| report::describe_slowest(&s))
+        .unwrap_or_default()
+    {
+        say_out(line);
+    }
     match &written {
         Ok(()) => {
             for file in report::files(&report_dir) {
