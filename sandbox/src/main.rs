@@ -4,6 +4,8 @@
 //! temporary directory and the kubeconfig it wrote. A second signal while it stops forces a
 //! quick exit that still removes the directory and the kubeconfig; the Envoys and Prometheus
 //! die with the process in every case, even SIGKILL (`happy_sandbox::process`).
+//!
+//! `happy-sandbox kube-inject -f FILE`: the sandbox's `istioctl kube-inject`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +13,7 @@ use std::process::ExitCode;
 use happy_sandbox::{Sandbox, SandboxOptions};
 
 const USAGE: &str = "usage: happy-sandbox up [--kubeconfig PATH] [--port N] [--istio] [--addons]
+       happy-sandbox kube-inject -f FILE   (what `istioctl kube-inject -f FILE` prints)
 
 Starts a local Kubernetes-like cluster for the happy-istio workshop on 127.0.0.1 and writes a
 kubeconfig for it (mode 0600). Runs in the foreground; Ctrl-C (SIGINT), SIGTERM or SIGHUP stops it
@@ -281,8 +284,46 @@ async fn up(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// `happy-sandbox kube-inject -f FILE` (`-` for stdin): what `istioctl kube-inject -f FILE`
+/// prints, with the sandbox's injector (the same one its webhook runs), no cluster needed.
+fn kube_inject(args: &[String]) -> ExitCode {
+    let file = match args {
+        [f, file] if f == "-f" || f == "--filename" => file,
+        _ => {
+            eprintln!("happy-sandbox: usage: happy-sandbox kube-inject -f FILE (or - for stdin)");
+            return ExitCode::from(2);
+        }
+    };
+    let text = if file == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
+    } else {
+        std::fs::read_to_string(file)
+    };
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("happy-sandbox: kube-inject: cannot read {file}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match happy_sandbox::mesh::inject::kube_inject(&text) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("happy-sandbox: kube-inject: {file}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("kube-inject") {
+        return kube_inject(&args[1..]);
+    }
     let args = match parse(&args) {
         Ok(a) => a,
         Err(msg) => {
