@@ -51,7 +51,8 @@ impl Kubectl {
 /// Which protocol kubectl is told to use.
 #[derive(Clone, Copy, Debug)]
 enum Protocol {
-    /// The default: SPDY tunnelled through a WebSocket (`GET … 101`).
+    /// The default (`KUBECTL_PORT_FORWARD_WEBSOCKETS` unset): SPDY tunnelled through a
+    /// WebSocket (`GET … 101`).
     WebSocket,
     /// `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`: `POST` with `Upgrade: SPDY/3.1`.
     Spdy,
@@ -77,16 +78,18 @@ impl PortForward {
     /// Start `kubectl port-forward TARGET PORTS…` (PORTS with local port 0) and wait for its
     /// "Forwarding from 127.0.0.1:N -> M" line for every port.
     async fn start(k: &Kubectl, protocol: Protocol, target: &str, ports: &[&str]) -> Self {
-        let ws = match protocol {
-            Protocol::WebSocket => "true",
-            Protocol::Spdy => "false",
-        };
         // -v=6 logs each request with its status: which upgrade kubectl made shows there.
-        let mut child = Command::new("kubectl")
+        let mut command = Command::new("kubectl");
+        command
             .args(["-n", NS, "port-forward", "-v=6", target])
             .args(ports)
-            .env("KUBECONFIG", &k.kubeconfig)
-            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", ws)
+            .env("KUBECONFIG", &k.kubeconfig);
+        match protocol {
+            // As a reader runs it: the WebSocket tunnel is kubectl's default.
+            Protocol::WebSocket => command.env_remove("KUBECTL_PORT_FORWARD_WEBSOCKETS"),
+            Protocol::Spdy => command.env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false"),
+        };
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -234,6 +237,21 @@ async fn ready_pod_name(k: &Kubectl, app: &str) -> String {
     .await
 }
 
+/// Connect to `port` until kubectl exits (each failed connection may end it); its status.
+async fn ended(pf: &mut PortForward, port: u16) -> ExitStatus {
+    eventually("kubectl port-forward to end", LIMIT, || {
+        let exited = pf.exited();
+        async move {
+            if let Some(s) = exited {
+                return Ok(s);
+            }
+            let _ = curl(port).await;
+            Err("still running".to_string())
+        }
+    })
+    .await
+}
+
 fn write_kubeconfig(dir: &Path, sandbox: &Sandbox) -> Kubectl {
     let kubeconfig = dir.join("kubeconfig");
     std::fs::copy(sandbox.kubeconfig_path(), &kubeconfig).unwrap();
@@ -306,6 +324,22 @@ async fn kubectl_port_forward_to_pods_deployments_and_services() {
         }
     }
 
+    // A port nothing listens on: the connection's error comes back on its error stream and
+    // kubectl exits 1, as when containerd's dial is refused.
+    for protocol in [Protocol::WebSocket, Protocol::Spdy] {
+        let mut pf = PortForward::start(&k, protocol, "deploy/service-a", &[":9999"]).await;
+        let port = pf.ports[0];
+        let status = ended(&mut pf, port).await;
+        let stderr = pf.stderr.lock().unwrap().clone();
+        assert!(!status.success(), "{protocol:?}: kubectl exit {status}");
+        assert!(
+            stderr.contains("an error occurred forwarding")
+                && stderr.contains("error forwarding port 9999 to pod")
+                && stderr.contains("lost connection to pod"),
+            "{protocol:?}: {stderr}"
+        );
+    }
+
     // Deleting the pod ends the forward as on a kind node: the next connection fails on the
     // error stream, kubectl prints it and exits 1 with "lost connection to pod".
     for protocol in [Protocol::WebSocket, Protocol::Spdy] {
@@ -315,19 +349,9 @@ async fn kubectl_port_forward_to_pods_deployments_and_services() {
         k.ok(&["-n", NS, "delete", "pod", &pod, "--wait=false"])
             .await;
         let port = pf.ports[0];
-        let status = eventually("kubectl port-forward to end", LIMIT, || {
-            let exited = pf.exited();
-            async move {
-                if let Some(s) = exited {
-                    return Ok(s);
-                }
-                // Keep connecting: during a grace period the pod still answers; once it is
-                // gone the connection's error ends kubectl.
-                let _ = curl(port).await;
-                Err("still running".to_string())
-            }
-        })
-        .await;
+        // During a grace period the pod still answers; once it is gone the next
+        // connection's error ends kubectl.
+        let status = ended(&mut pf, port).await;
         let stderr = pf.stderr.lock().unwrap().clone();
         assert!(!status.success(), "{protocol:?}: kubectl exit {status}");
         assert!(

@@ -18,17 +18,24 @@
 //!
 //! In the SPDY forms each local connection opens two streams with headers `streamType`
 //! (`error` or `data`), `port` and `requestID` (k8s.io/api v0.32 `core/v1/types.go`;
-//! client-go `tools/portforward/portforward.go` `handleConnection`), paired as the kubelet
+//! client-go `tools/portforward/portforward.go` `handleConnection`; Go's `http.Header`
+//! canonicalises them and spdystream lower-cases them on the wire), paired as the kubelet
 //! pairs them (kubernetes `pkg/kubelet/cri/streaming/portforward/httpstream.go`): an error
-//! while forwarding is written on the error stream, then both streams are closed. kubectl
-//! prints it and exits with "lost connection to pod" — which is also how a forward to a
-//! deleted pod ends: the session stays up until the next connection fails (kubernetes issue
-//! 67059), as on a kind node.
+//! while forwarding is written on the error stream ("error forwarding port %d to pod %s,
+//! uid %v: %v"), then both streams are closed. Since client-go v0.23 (kubernetes PR 103526)
+//! kubectl then closes the whole session and exits 1 with "error: lost connection to pod".
+//! That is also how a forward to a deleted pod ends: the session outlives the pod, and the
+//! next connection fails (kubernetes issue 67059; on kind, containerd answers
+//! `failed to find sandbox "…" in store: not found`).
 //!
-//! The runtime connects to the pod's own port on the pod's loopback, past the sidecar's
-//! inbound capture ([`crate::net`]'s `connect_port`): Istio's `ISTIO_INBOUND` chain redirects
-//! only traffic arriving on the pod's interface, and the kubelet/CRI dials `localhost:PORT`
-//! inside the pod's network namespace, so port-forward works under STRICT mTLS.
+//! The runtime connects to the pod's own port on the pod's loopback, past the sidecar
+//! (`crate::net::PodNet::connect_port`), as the CRI does: containerd dials `localhost:PORT`
+//! inside the pod's network namespace ("failed to connect to localhost:8080 inside namespace"
+//! in its errors), and Istio's capture leaves that alone — inbound redirection hangs off
+//! `PREROUTING` (packets arriving on an interface) and `ISTIO_OUTPUT` returns loopback traffic
+//! of other users (`-A ISTIO_OUTPUT -o lo -m owner ! --uid-owner 1337 -j RETURN`,
+//! `-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN`; istio `tools/istio-iptables/pkg/capture/
+//! testdata/inbound-ports-wildcard.golden`). So port-forward works under STRICT mTLS.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,6 +77,11 @@ const PORT_FORWARD_V1: &str = "portforward.k8s.io";
 const TUNNELING_V1: &str = "SPDY/3.1+portforward.k8s.io";
 /// `WebsocketsSPDYTunnelingPrefix`.
 const TUNNELING_PREFIX: &str = "SPDY/3.1+";
+/// How long the second stream of a connection may take: the kubelet's (and containerd's)
+/// streaming server default, apimachinery v0.32 `pkg/util/remotecommand/constants.go`
+/// `DefaultStreamCreationTimeout` via kubernetes `pkg/kubelet/cri/streaming/server.go`
+/// `DefaultConfig`.
+const STREAM_CREATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// apimachinery `spdy.HeaderSpdy31`.
 const SPDY_31: &str = "SPDY/3.1";
 /// apimachinery `httpstream.HeaderProtocolVersion` / `HeaderAcceptedProtocolVersions`.
@@ -277,9 +289,39 @@ impl Forwarder {
         let this = Arc::new(self);
         let pairing = async {
             let mut pending: HashMap<String, Pair> = HashMap::new();
-            let mut forwards = tokio::task::JoinSet::new();
-            while let Some(stream) = rx.recv().await {
+            // Forwards and stream-creation timers; finished ones are reaped as they end so a
+            // long session with many connections does not pile them up.
+            let mut tasks = tokio::task::JoinSet::new();
+            let (expired_tx, mut expired) = mpsc::unbounded_channel::<String>();
+            loop {
+                let stream = tokio::select! {
+                    s = rx.recv() => match s {
+                        Some(s) => s,
+                        None => break,
+                    },
+                    Some(id) = expired.recv() => {
+                        // kubelet `monitorStreamPair`: the message goes on the error stream
+                        // (if it came) and the incomplete pair is dropped.
+                        if let Some(Pair { error: Some(e), .. }) = pending.remove(&id) {
+                            let msg = format!(
+                                "(conn=port-forward {}, request={id}) timed out waiting for streams",
+                                this.pod_name()
+                            );
+                            e.out.send(msg.as_bytes()).await;
+                        }
+                        continue;
+                    }
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                };
                 let id = request_id(&stream);
+                if !pending.contains_key(&id) {
+                    let expired_tx = expired_tx.clone();
+                    let id = id.clone();
+                    tasks.spawn(async move {
+                        tokio::time::sleep(STREAM_CREATION_TIMEOUT).await;
+                        let _ = expired_tx.send(id);
+                    });
+                }
                 let pair = pending.entry(id.clone()).or_default();
                 let kind = header(&stream.headers, "streamType").unwrap_or_default();
                 let slot = if kind == "error" {
@@ -300,16 +342,16 @@ impl Forwarder {
                 if pair.error.is_some() && pair.data.is_some() {
                     let Pair { error, data } = pending.remove(&id).unwrap_or_default();
                     if let (Some(error), Some(data)) = (error, data) {
-                        forwards.spawn(this.clone().forward(error, data));
+                        tasks.spawn(this.clone().forward(error, data));
                     }
                 }
             }
             // The session ended: dropping the set aborts what is still forwarding.
-            drop(forwards);
+            drop(tasks);
         };
         let (result, ()) = tokio::join!(session, pairing);
         if let Err(e) = result {
-            tracing::debug!("port-forward to pod {}: {e}", self_name(&this));
+            tracing::debug!("port-forward to pod {}: {e}", this.pod_name());
         }
     }
 
@@ -337,6 +379,10 @@ impl Forwarder {
         data.out.finish().await;
     }
 
+    fn pod_name(&self) -> String {
+        format!("{}/{}", self.ns, self.name)
+    }
+
     /// A forward is bound to the pod it was opened for (its UID, as the kubelet binds it to
     /// the pod's sandbox): a pod deleted, or recreated under the same name, is not reached.
     fn same_pod(&self) -> Result<(), String> {
@@ -349,10 +395,6 @@ impl Forwarder {
             )),
         }
     }
-}
-
-fn self_name(f: &Forwarder) -> String {
-    format!("{}/{}", f.ns, f.name)
 }
 
 /// The kubelet's checks on a new stream (`httpStreamReceived`): a valid `port` and a

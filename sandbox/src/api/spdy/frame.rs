@@ -286,7 +286,8 @@ mod tests {
     fn data_frame_layout_and_split() {
         let mut buf = data(3, FLAG_FIN, b"hello");
         assert_eq!(&buf[..8], &[0, 0, 0, 3, 1, 0, 0, 5]);
-        // spdystream's zero-stream fixture for an empty DATA frame ("AAAAAAAAAAA=").
+        // spdystream's zero-stream fixture for an empty DATA frame ("AAAAAAAAAAA="; SPDY/2-era,
+        // but data frames kept their layout in SPDY/3).
         assert_eq!(&data(0, 0, b"")[..], &[0u8; 8]);
         let mut partial = BytesMut::from(&buf[..10]);
         assert_eq!(split_frame(&mut partial), None);

@@ -158,7 +158,8 @@ mod tests {
     // blocks come from C zlib (CPython's `zlib.compressobj(9, DEFLATED, 15, 8, 0, dictionary)`
     // and `Z_SYNC_FLUSH`, what Go's `zlib.NewWriterLevelDict(…, BestCompression, …)` plus
     // `Flush()` produce in format): an empty block, then kubectl's error-stream and data-stream
-    // headers of one connection, compressed in sequence on one stream.
+    // headers of one connection, compressed in sequence on one stream. Go's own deflate output
+    // (what kubectl sends) is in `session.rs`'s `reads_what_kubectl_sends`.
     const C_ZLIB_EMPTY: &str = "78f9e3c6a7c202a6230600000000ffff";
     const C_ZLIB_ERROR_STREAM: &str = "78f9e3c6a7c202253a48f95b044eea16061606409ab308125f99a074cc68004e892545a989b9d0c2863515141500000000ffff";
     const C_ZLIB_DATA_STREAM: &str = "225333a8a44a04000000ffff";

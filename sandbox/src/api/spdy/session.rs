@@ -272,6 +272,7 @@ async fn send(frames: &mpsc::Sender<Outgoing>, f: BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::spdy::frame::header;
 
     fn syn_stream(d: &mut Deflater, id: u32, flags: u8, headers: &[(&str, &str)]) -> BytesMut {
         let block: HeaderBlock = headers
@@ -296,13 +297,73 @@ mod tests {
         }
     }
 
+    /// What kubectl 1.32 (client-go v0.32, spdystream v0.5.0, Go's compress/flate) sent on one
+    /// forwarded connection, as this server read it off the wire during
+    /// `tests/kubectl_port_forward.rs`: SYN_STREAM 1 (error stream), its empty DATA+FIN,
+    /// SYN_STREAM 3 (data stream, header block compressed against the first), curl's request on
+    /// stream 3 (here cut to its first line), and RST_STREAM(3, CANCEL) once the answer was read.
+    const KUBECTL_FRAMES: &str = concat!(
+        "800300010000003e0000000100000000000078f9e3c6a7c202253a703a2b294a4dcc851625aca9a0808614cb",
+        "45e01c60616061c0c0c0c0590489c64c50f2663400000000ffff",
+        "0000000101000000",
+        "800300010000001800000003000000000000c2aa19540e2512d60b000000ffff",
+        "000000030000000e474554202f20485454502f312e31",
+        "80030003000000080000000300000005",
+    );
+
+    #[tokio::test]
+    async fn reads_what_kubectl_sends() {
+        let bytes: Vec<u8> = (0..KUBECTL_FRAMES.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&KUBECTL_FRAMES[i..i + 2], 16).unwrap())
+            .collect();
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (tx, mut rx) = mpsc::channel(4);
+        let session = tokio::spawn(serve(server, |_: &HeaderBlock| Ok(()), tx));
+        let (mut crd, mut cwr) = tokio::io::split(client);
+        cwr.write_all(&bytes).await.unwrap();
+        let mut error = rx.recv().await.unwrap();
+        let mut data = rx.recv().await.unwrap();
+        assert_eq!((error.id, data.id), (1, 3));
+        for (s, kind) in [(&error, "error"), (&data, "data")] {
+            assert_eq!(header(&s.headers, "streamType"), Some(kind));
+            assert_eq!(header(&s.headers, "port"), Some("8080"));
+            assert_eq!(header(&s.headers, "requestID"), Some("0"));
+        }
+        assert!(error.data.recv().await.is_none(), "the error stream's FIN");
+        assert_eq!(&data.data.recv().await.unwrap()[..], b"GET / HTTP/1.1");
+        assert!(data.data.recv().await.is_none(), "RST_STREAM ends the data");
+        assert!(
+            !data.out.send(b"late").await,
+            "nothing is sent on a reset stream"
+        );
+        // Both streams got their SYN_REPLY, in order.
+        let mut buf = BytesMut::new();
+        for id in [1, 3] {
+            let RawFrame::Control { kind, payload, .. } = next_frame(&mut crd, &mut buf).await
+            else {
+                panic!("expected SYN_REPLY");
+            };
+            assert_eq!(kind, frame::SYN_REPLY);
+            assert_eq!(
+                frame::parse_stream_headers("SYN_REPLY", &payload)
+                    .unwrap()
+                    .0,
+                id
+            );
+        }
+        drop(cwr);
+        drop(crd);
+        session.await.unwrap().unwrap();
+    }
+
     #[tokio::test]
     async fn accepts_replies_echoes_pings_refuses_and_ends_on_goaway() {
         let (client, server) = tokio::io::duplex(64 * 1024);
         let (tx, mut rx) = mpsc::channel(4);
         let session = tokio::spawn(serve(
             server,
-            |h: &HeaderBlock| frame::header(h, "port").map(|_| ()).ok_or("no port".into()),
+            |h: &HeaderBlock| header(h, "port").map(|_| ()).ok_or("no port".into()),
             tx,
         ));
         let (mut crd, mut cwr) = tokio::io::split(client);
@@ -321,7 +382,7 @@ mod tests {
         assert_eq!(id, 1);
         assert!(inflater.decompress(&block).unwrap().is_empty());
         let mut stream = rx.recv().await.unwrap();
-        assert_eq!(frame::header(&stream.headers, "port"), Some("80"));
+        assert_eq!(header(&stream.headers, "port"), Some("80"));
 
         // Client data (split across writes) reaches the stream; the server's comes back.
         let d1 = frame::data(1, frame::FLAG_FIN, b"ping!");
@@ -380,7 +441,7 @@ mod tests {
             .await
             .unwrap();
         let second = rx.recv().await.unwrap();
-        assert_eq!(frame::header(&second.headers, "port"), Some("81"));
+        assert_eq!(header(&second.headers, "port"), Some("81"));
 
         cwr.write_all(&frame::goaway(0, 0)).await.unwrap();
         session.await.unwrap().unwrap();
