@@ -35,7 +35,7 @@ use crate::error::{Error, Result, is_kube_not_found};
 use crate::manifests::Manifest;
 use crate::timeouts::Timeouts;
 
-pub use exec::{ExecOutput, exit_code_from_status};
+pub use exec::{ExecOutput, PartialOutput, RunningExec, exit_code_from_status};
 pub use http::{
     HttpResponse, MAX_REDIRECTS, Redirect, RedirectError, USER_AGENT_VALUE, describe_chain,
     follow_redirects, http_get_over, is_redirect, resolve_location, resolve_target_port,
@@ -721,6 +721,28 @@ impl Cluster {
             || what.clone(),
             limit,
             exec::exec(&api, &what, pod, container, command),
+        )
+        .await
+    }
+
+    /// Starts `command` in a container and leaves it running ([`RunningExec`]: read its output
+    /// as it comes, close it as Ctrl-C does); the start is bounded by `request`.
+    pub async fn exec_running(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        command: &[&str],
+    ) -> Result<RunningExec> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!(
+            "exec {:?} in container {container} of pod {pod} in {namespace}",
+            command.join(" ")
+        );
+        bounded(
+            || what.clone(),
+            self.timeouts.request,
+            exec::start(&api, &what, pod, container, command),
         )
         .await
     }

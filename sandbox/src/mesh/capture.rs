@@ -521,20 +521,21 @@ pub fn run_tcpdump(
         err_out
     });
 
-    let guard = session.clone().drop_guard();
+    // The supervisor: waits for tcpdump (or the session's end, then kills it), finishes
+    // stderr, and reports the exit code. It runs on its own so that stdout and stderr reach
+    // their end whether or not anyone awaits the exit.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<i32>();
     let count = plan.count;
-    let exit = async move {
-        // Dropping this future (the client went away) drops the guard (stopping the feeder)
-        // and the child, which kill_on_drop kills.
-        let _guard = guard;
+    let supervised = session.clone();
+    net.tracker().spawn(async move {
         let status = tokio::select! {
             s = child.wait() => s.ok(),
-            _ = session.cancelled() => {
+            _ = supervised.cancelled() => {
                 let _ = child.kill().await;
                 None
             }
         };
-        session.cancel();
+        supervised.cancel();
         let written = feeder.await.unwrap_or(0);
         let mut err_out = stderr_task.await.ok();
         let code = status.and_then(|s| s.code()).unwrap_or(137);
@@ -547,6 +548,13 @@ pub fn run_tcpdump(
         if let Some(mut err) = err_out {
             let _ = err.shutdown().await;
         }
+        let _ = done_tx.send(code);
+    });
+    // Dropping the exit future (the client went away) ends the session, which kills tcpdump.
+    let guard = session.drop_guard();
+    let exit = async move {
+        let code = done_rx.await.unwrap_or(137);
+        drop(guard);
         ExecExit { code }
     }
     .boxed();
