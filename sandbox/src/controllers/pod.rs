@@ -1,7 +1,7 @@
 //! Pods: the scheduler and the kubelet's status half. New pods are bound to the sandbox node
 //! and handed to `Runtime::run_pod`; the runtime's `PodReport`s become `status` (phase, IPs,
-//! conditions, container statuses); a pod marked for deletion is stopped through
-//! `Runtime::stop_pod` and then removed.
+//! conditions, container statuses); a pod marked for deletion stays `Terminating` while its
+//! proxy drains (if it has one), is stopped through `Runtime::stop_pod`, and then removed.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
