@@ -111,6 +111,9 @@ pub struct Settings {
     pub kind_host_port: Option<u16>,
     /// `HAPPY_PREFLIGHT`: whether a failed preflight stops a kind or k3s run.
     pub preflight: PreflightMode,
+    /// `HAPPY_DOCS`: whether the run ends by writing its living documentation page
+    /// (`crate::docs`) into `site/` of the report directory.
+    pub docs: bool,
 }
 
 /// What a preflight problem does to a run (`HAPPY_PREFLIGHT`).
@@ -369,6 +372,15 @@ impl Settings {
             },
         };
 
+        let docs = match get("HAPPY_DOCS") {
+            None => true,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "on" => true,
+                "off" => false,
+                _ => return Err(invalid("HAPPY_DOCS", &v, "expected on or off")),
+            },
+        };
+
         Ok(Self {
             cluster,
             istio_version,
@@ -385,6 +397,7 @@ impl Settings {
             kind_node_image,
             kind_host_port,
             preflight,
+            docs,
         })
     }
 
@@ -562,6 +575,12 @@ impl Settings {
                 values: "strict | warn",
                 default: "strict",
                 meaning: "What a failed preflight check does to a kind or k3s run: stop before anything is created, or report and go on",
+            },
+            SettingDoc {
+                name: "HAPPY_DOCS",
+                values: "on | off",
+                default: "on",
+                meaning: "on = the run ends by writing its living documentation page (the matrix and chapter pages, see Living documentation) to site/index.html in the report directory and printing its path; off = it does not (the suite's own child runs set it)",
             },
         ]
     }
@@ -756,6 +775,15 @@ mod tests {
             let err = error_of(&[(var, bad)]);
             assert!(err.contains(var) && err.contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn the_living_documentation_page_is_on_unless_switched_off() {
+        assert!(settings(&[]).unwrap().docs);
+        assert!(!settings(&[("HAPPY_DOCS", "off")]).unwrap().docs);
+        assert!(settings(&[("HAPPY_DOCS", "ON")]).unwrap().docs);
+        let err = error_of(&[("HAPPY_DOCS", "no")]);
+        assert!(err.contains("HAPPY_DOCS") && err.contains("no"), "{err}");
     }
 
     #[test]
@@ -974,6 +1002,7 @@ mod tests {
             "HAPPY_KIND_NODE_IMAGE",
             "HAPPY_KIND_HOST_PORT",
             "HAPPY_PREFLIGHT",
+            "HAPPY_DOCS",
         ] {
             assert!(names.contains(&name), "{name} missing from describe()");
             assert!(
