@@ -616,6 +616,10 @@ pub const OTHER_VARIABLES: &[(&str, &str)] = &[
         "The Envoy binary of the sandbox's sidecars and gateways (default: envoy on PATH, else the cache)",
     ),
     (
+        "HAPPY_SANDBOX_READY_TIMEOUT",
+        "How long happy-sandbox up --istio --addons waits for each component to be ready (default 300s)",
+    ),
+    (
         "HAPPY_NEGATIVE_CHILD",
         "Internal: marks a child run of tests/negative.rs",
     ),

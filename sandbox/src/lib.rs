@@ -12,6 +12,7 @@ pub mod kubeconfig;
 pub mod mesh;
 pub mod net;
 pub mod process;
+pub mod readiness;
 pub mod runtime;
 pub mod store;
 

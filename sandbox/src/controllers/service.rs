@@ -96,7 +96,34 @@ fn resolve(port: &ServicePortView, ep: &EndpointView) -> Option<u16> {
     }
 }
 
-fn write_endpoints(cluster: &Cluster, svc: &Value, v: &ServiceView, pods: &[Value]) {
+/// An EndpointSlice entry for a terminating pod: kept, with `ready: false`,
+/// `serving` as the pod's readiness and `terminating: true` (kubernetes
+/// staging/src/k8s.io/endpointslice/utils.go `podToEndpoint`, and
+/// util/controller_utils.go `ShouldPodBeInEndpoints` with includeTerminating for slices;
+/// Endpoints leave it out; 1.26–1.34).
+fn terminating_endpoint(ns: &str, pod: &Value) -> Option<Value> {
+    let ip = pod["status"]["podIP"].as_str()?;
+    if matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    ) {
+        return None;
+    }
+    Some(json!({
+        "addresses": [ip],
+        "conditions": {"ready": false, "serving": is_ready(pod), "terminating": true},
+        "nodeName": super::NODE_NAME,
+        "targetRef": {"kind": "Pod", "namespace": ns, "name": name(pod), "uid": pod["metadata"]["uid"]},
+    }))
+}
+
+fn write_endpoints(
+    cluster: &Cluster,
+    svc: &Value,
+    v: &ServiceView,
+    pods: &[Value],
+    terminating: &[Value],
+) {
     let ns = v.namespace.as_str();
     let uid_of = |pod: &str| {
         pods.iter()
@@ -179,7 +206,7 @@ fn write_endpoints(cluster: &Cluster, svc: &Value, v: &ServiceView, pods: &[Valu
         "conditions": {"ready": e.ready, "serving": e.ready, "terminating": false},
         "nodeName": super::NODE_NAME,
         "targetRef": {"kind": "Pod", "namespace": ns, "name": e.pod_name, "uid": uid_of(&e.pod_name)},
-    })).collect();
+    })).chain(terminating.iter().filter_map(|p| terminating_endpoint(ns, p))).collect();
     let owner = json!([{"apiVersion": "v1", "kind": "Service", "name": v.name, "uid": svc["metadata"]["uid"],
         "controller": true, "blockOwnerDeletion": true}]);
     upsert(
@@ -228,16 +255,14 @@ struct ServiceController {
 impl ServiceController {
     fn reconcile_namespace(&mut self, ns: &str) {
         let services = self.cluster.store.list(&gr("", "services"), Some(ns)).0;
-        let pods: Vec<Value> = self
+        let (pods, terminating): (Vec<Value>, Vec<Value>) = self
             .cluster
             .store
             .list(&gr("", "pods"), Some(ns))
             .0
             .into_iter()
-            .filter(|p| {
-                p["metadata"]["deletionTimestamp"].is_null() && p["status"]["podIP"].is_string()
-            })
-            .collect();
+            .filter(|p| p["status"]["podIP"].is_string())
+            .partition(|p| p["metadata"]["deletionTimestamp"].is_null());
         for svc in &services {
             let selected: Vec<Value> = match svc["spec"]["selector"].as_object() {
                 Some(m) if !m.is_empty() => {
@@ -250,7 +275,13 @@ impl ServiceController {
             let Some(v) = view(svc, &selected) else {
                 continue;
             };
-            write_endpoints(&self.cluster, svc, &v, &selected);
+            let sel = LabelSelector::from_object(&svc["spec"]["selector"]);
+            let leaving: Vec<Value> = terminating
+                .iter()
+                .filter(|p| sel.matches(p))
+                .cloned()
+                .collect();
+            write_endpoints(&self.cluster, svc, &v, &selected, &leaving);
             let key = (ns.to_string(), name(svc).to_string());
             if self.sent.get(&key) != Some(&v) {
                 self.cluster.runtime.update_service(v.clone());

@@ -52,12 +52,13 @@ pub const ADDON_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A scrape interval as written in `HAPPY_SANDBOX_SCRAPE_INTERVAL`: a whole number with `ms`,
 /// `s` or `m` (Prometheus's own duration units), at least 100 ms.
 pub fn parse_scrape_interval(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| format!("{SCRAPE_INTERVAL_ENV}={:?}: {e}", text.trim()))
+}
+
+/// A whole number with `ms`, `s` or `m`, at least 100 ms (the sandbox's duration settings).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let bad = || {
-        format!(
-            "{SCRAPE_INTERVAL_ENV}={text:?}: expected a duration such as 15s, 500ms or 1m (at least 100ms)"
-        )
-    };
+    let bad = || "expected a duration such as 15s, 500ms or 1m (at least 100ms)".to_string();
     let (number, unit) = text
         .find(|c: char| !c.is_ascii_digit())
         .map(|i| text.split_at(i))

@@ -76,6 +76,35 @@ fn tcp_proxy(stat_prefix: &str, cluster: &str, proxy: &ProxyInput, reporter: Rep
                             "access_log": access_logs(proxy, reporter)}})
 }
 
+/// The `server` header of Istio's inbound and gateway listeners (istio/istio
+/// pilot/pkg/networking/core/accesslog.go `EnvoyServerName`, 1.28–1.30).
+pub const ISTIO_SERVER_NAME: &str = "istio-envoy";
+
+/// The HCM's `tracing` as Istio writes it without a Telemetry resource: mesh config's
+/// `enableTracing` is true by default (istio/istio pkg/config/mesh/mesh.go) and
+/// `configureTracingFromTelemetry` then sets client and overall sampling to 100 % and random
+/// sampling to `PILOT_TRACE_SAMPLING`, which the demo profile sets to 100
+/// (pilot/pkg/networking/core/tracing.go `configureSampling`,
+/// manifests/charts/istio-control/istio-discovery/files/profile-demo.yaml `traceSampling: 100`;
+/// istio 1.28–1.30). No provider: the sandbox runs no Zipkin, so Envoy's null tracer is used.
+///
+/// It matters for what a client sees: only an HCM with tracing applies the route's
+/// `decorator`; on an inbound (INBOUND listener, "Ingress") HCM Envoy then sets
+/// `x-envoy-decorator-operation: <operation>` on the response, and an outbound (OUTBOUND,
+/// "Egress") HCM removes that header from responses before they reach the app — so a client
+/// without a sidecar sees `x-envoy-decorator-operation: service-a.istioinaction.svc.cluster.local:80/*`
+/// and a meshed client does not (envoyproxy/envoy source/common/http/conn_manager_impl.cc
+/// `ActiveStream::encodeHeaders` and `traceRequest`; the direction from the listener's
+/// `traffic_direction`, source/extensions/filters/network/http_connection_manager/config.cc;
+/// Envoy 1.28–1.36).
+fn tracing() -> Value {
+    json!({
+        "client_sampling": {"value": 100.0},
+        "random_sampling": {"value": 100.0},
+        "overall_sampling": {"value": 100.0},
+    })
+}
+
 /// An HTTP connection manager.
 fn hcm(
     stat_prefix: &str,
@@ -99,7 +128,16 @@ fn hcm(
         "merge_slashes": false,
         "stream_idle_timeout": "0s",
         "upgrade_configs": [{"upgrade_type": "websocket"}],
+        "tracing": tracing(),
     });
+    // Istio names the server `istio-envoy` on inbound and gateway listeners and leaves Envoy's
+    // default (`envoy`) on sidecar outbound ones; Envoy overwrites the upstream's `server`
+    // header with it (OVERWRITE, Envoy's default and Istio's). istio/istio
+    // pilot/pkg/networking/util/proxy_headers.go `GetProxyHeadersFromProxyConfig` (1.28–1.30),
+    // used by pilot/pkg/networking/core/listener.go and gateway.go.
+    if inbound || gateway {
+        cfg["server_name"] = json!(ISTIO_SERVER_NAME);
+    }
     if inbound {
         cfg["forward_client_cert_details"] = json!("APPEND_FORWARD");
         cfg["set_current_client_cert_details"] = json!({"subject": true, "dns": true, "uri": true});

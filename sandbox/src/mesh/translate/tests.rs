@@ -557,3 +557,37 @@ async fn envoy_accepts_the_generated_configuration() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The HCM of the first filter chain whose filters end in one.
+fn chain_hcm(chain: &Value) -> &Value {
+    let filters = chain["filters"].as_array().unwrap();
+    &filters
+        .iter()
+        .find(|f| f["name"] == "envoy.filters.network.http_connection_manager")
+        .unwrap_or_else(|| panic!("no HCM in {chain}"))["typed_config"]
+}
+
+#[test]
+fn inbound_says_istio_envoy_and_decorates_outbound_keeps_envoy_and_both_trace() {
+    let cfg = translate(&World::workshop().input(), &sidecar_a(Path::new("/tmp/p")));
+    let chains = inbound_chains(&cfg);
+    let plain = chains
+        .iter()
+        .find(|c| {
+            c["filter_chain_match"]["destination_port"] == 8080
+                && c["filter_chain_match"]["transport_protocol"] == "raw_buffer"
+        })
+        .expect("a plaintext chain on 8080");
+    let inbound = chain_hcm(plain);
+    assert_eq!(inbound["server_name"], "istio-envoy");
+    assert_eq!(inbound["tracing"]["random_sampling"]["value"], 100.0);
+    assert_eq!(
+        inbound["route_config"]["virtual_hosts"][0]["routes"][0]["decorator"]["operation"],
+        "service-a.istioinaction.svc.cluster.local:80/*"
+    );
+    let outbound = chain_hcm(&find(&cfg.listeners, "0.0.0.0_80")["filter_chains"][0]);
+    assert!(outbound["server_name"].is_null(), "{outbound}");
+    // Tracing on the outbound side too: that is what strips the upstream's
+    // x-envoy-decorator-operation from the response before the app sees it.
+    assert_eq!(outbound["tracing"]["overall_sampling"]["value"], 100.0);
+}
