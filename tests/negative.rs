@@ -4,12 +4,25 @@
 //! instead break a premise of the suite in the sandbox itself through one of its test-only
 //! knobs (e.g. the container runtime pulling the workshop's Docker schema-1 image), and
 //! expect the scenario that re-checks that premise to fail. A control run of the
-//! same scenarios on the unbroken copy must pass first, so a failure cannot come from the
+//! same scenarios on the unbroken copy must pass, so a failure cannot come from the
 //! harness or the sandbox. `cargo test --test negative -- C16` runs the cases naming C16.
 //!
 //! This target is its own runner: every run happens in a child process of this binary (marked
 //! by `HAPPY_NEGATIVE_CHILD`) that runs the suite exactly as `cargo test --test happy` does,
 //! with its own report directory.
+//!
+//! The runs are independent, so up to `HAPPY_NEGATIVE_JOBS` of them run at once (the control
+//! among them, started first). Nothing is shared between them: each child starts its own
+//! sandbox (API server on a random port, its own temporary state directory with the
+//! kubeconfig, Envoy's and Prometheus's files; pod and ClusterIP addresses are claimed
+//! machine-wide by `happy_sandbox::net::addr`, so concurrent sandboxes never get the same one;
+//! Envoy runs with `--disable-hot-restart`, so no shared memory), reads the manifests from its
+//! own copy and writes its own report directory; on the sandbox nothing is downloaded into
+//! `HAPPY_CACHE_DIR` when Envoy is installed, and the children exec this binary directly, so no
+//! cargo lock is involved. A case's verdict counts only once the control has passed; when the
+//! control fails, the runs still going are stopped and nothing is concluded. The assertion
+//! limits are the suite's own: a broken case still waits its check's full limit before it
+//! fails, so a check that converged late would still be seen passing.
 
 #[path = "../steps/definitions/mod.rs"]
 mod definitions;
@@ -19,9 +32,10 @@ mod in_process;
 mod runner;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{ExitCode, Stdio};
+use std::time::Instant;
 
-use happy_istio::report::Summary;
+use happy_istio::report::{self, Summary};
 
 const CHILD_VAR: &str = "HAPPY_NEGATIVE_CHILD";
 
@@ -135,6 +149,30 @@ const SANDBOX_CASES: &[SandboxBreakage] = &[SandboxBreakage {
     env: &[("HAPPY_SANDBOX_PULL_SCHEMA1", "1")],
 }];
 
+/// How many runs at once, when `HAPPY_NEGATIVE_JOBS` is unset: this many per core. A run is
+/// mostly waiting (a broken case waits out its check's limit, 30 s or more, doing a poll a
+/// second), so its CPU use averages well under a third of a core (measured: 12 cases and the
+/// control, 138 CPU-seconds over 457 s of wall, run one at a time on 2 cores).
+const JOBS_PER_CORE: usize = 3;
+
+/// The variable that overrides how many runs go at once.
+const JOBS_VAR: &str = "HAPPY_NEGATIVE_JOBS";
+
+/// What one child run checks.
+enum Kind<'a> {
+    /// The selected scenarios on the unbroken manifests: all must pass.
+    Control(Vec<String>),
+    /// A claim's scenarios on a broken copy of the manifests: they must fail.
+    Manifest(&'a Breakage),
+    /// A deviation's re-check on a sandbox broken through its knob: it must fail.
+    Sandbox(&'a SandboxBreakage),
+}
+
+struct Run<'a> {
+    name: String,
+    kind: Kind<'a>,
+}
+
 fn main() -> ExitCode {
     if std::env::var_os(CHILD_VAR).is_some() {
         return child();
@@ -143,73 +181,270 @@ fn main() -> ExitCode {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let name = |case: &Breakage| format!("{} — {}", case.claim, case.what);
     let selected = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
-    let cases: Vec<&Breakage> = CASES.iter().filter(|c| selected(&name(c))).collect();
-    let sandbox_name = |case: &SandboxBreakage| format!("{} — {}", case.tag, case.what);
-    let sandbox_cases: Vec<&SandboxBreakage> = SANDBOX_CASES
+    let mut runs: Vec<Run> = CASES
         .iter()
-        .filter(|c| selected(&sandbox_name(c)))
+        .map(|c| Run {
+            name: format!("{} — {}", c.claim, c.what),
+            kind: Kind::Manifest(c),
+        })
+        .chain(SANDBOX_CASES.iter().map(|c| Run {
+            name: format!("{} — {}", c.tag, c.what),
+            kind: Kind::Sandbox(c),
+        }))
+        .filter(|r| selected(&r.name))
         .collect();
-    if cases.is_empty() && sandbox_cases.is_empty() {
+    if runs.is_empty() {
         println!("negative tests: none selected");
         return ExitCode::SUCCESS;
     }
-    // Progress per run (what starts, how long it took, how it ended): the whole list takes
-    // minutes, and a silent terminal looks like a hang.
-    let started = std::time::Instant::now();
-    let total = cases.len() + sandbox_cases.len() + 1;
-    let tags: Vec<String> = cases
+    let tags: Vec<String> = runs
         .iter()
-        .map(|c| format!("@{}", c.claim))
-        .chain(sandbox_cases.iter().map(|c| recheck_tags(c)))
+        .filter_map(|r| match &r.kind {
+            Kind::Manifest(c) => Some(format!("@{}", c.claim)),
+            Kind::Sandbox(c) => Some(recheck_tags(c)),
+            Kind::Control(_) => None,
+        })
         .collect();
-    println!("[1/{total}] control run on the unbroken manifests …");
-    let t = std::time::Instant::now();
-    if let Err(e) = control(&tags) {
-        println!(
-            "FAIL control run after {:.1}s: {e}",
-            t.elapsed().as_secs_f64()
-        );
-        return ExitCode::FAILURE;
-    }
-    println!("     control run took {:.1}s", t.elapsed().as_secs_f64());
-    let mut failures = 0;
-    for (i, case) in cases.iter().enumerate() {
-        println!("[{}/{total}] {} …", i + 2, name(case));
-        let t = std::time::Instant::now();
-        let outcome = check(case);
-        let took = t.elapsed().as_secs_f64();
-        match outcome {
-            Ok(verdict) => println!("ok   {} in {took:.1}s: {verdict}", name(case)),
-            Err(e) => {
-                println!("FAIL {} in {took:.1}s: {e}", name(case));
-                failures += 1;
-            }
-        }
-    }
-    for (i, case) in sandbox_cases.iter().enumerate() {
-        println!("[{}/{total}] {} …", i + cases.len() + 2, sandbox_name(case));
-        let t = std::time::Instant::now();
-        let outcome = check_sandbox(case);
-        let took = t.elapsed().as_secs_f64();
-        match outcome {
-            Ok(verdict) => println!("ok   {} in {took:.1}s: {verdict}", sandbox_name(case)),
-            Err(e) => {
-                println!("FAIL {} in {took:.1}s: {e}", sandbox_name(case));
-                failures += 1;
-            }
-        }
-    }
-    println!(
-        "\nnegative tests: {} ran, {failures} failed, in {:.1}s",
-        cases.len() + sandbox_cases.len(),
-        started.elapsed().as_secs_f64()
+    let cases = runs.len();
+    // First in the queue, so that its verdict (which every other one waits for) comes early.
+    runs.insert(
+        0,
+        Run {
+            name: "control".to_string(),
+            kind: Kind::Control(tags),
+        },
     );
-    if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    let jobs = match jobs(std::env::var(JOBS_VAR).ok().as_deref(), runs.len()) {
+        Ok(n) => n,
+        Err(e) => {
+            println!("FAIL {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            println!("FAIL cannot start a tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = Instant::now();
+    println!("negative tests: {cases} case(s) and the control run, {jobs} at a time ({JOBS_VAR})");
+    let outcome = runtime.block_on(run_all(runs, jobs));
+    let took = started.elapsed().as_secs_f64();
+    match outcome {
+        Finished::AllRan { failures } => {
+            println!("\nnegative tests: {cases} ran, {failures} failed, in {took:.1}s");
+            if failures == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Finished::ControlFailed => {
+            println!(
+                "\nnegative tests: the control run failed after {took:.1}s; nothing can be \
+                 concluded from the {cases} case(s)"
+            );
+            ExitCode::FAILURE
+        }
+        Finished::Signal(code) => {
+            println!("\nnegative tests: stopped by a signal after {took:.1}s");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// How many runs at once: `HAPPY_NEGATIVE_JOBS` when set (a whole number ≥ 1), else
+/// [`JOBS_PER_CORE`] per core the machine offers; never more than there are runs.
+fn jobs(var: Option<&str>, runs: usize) -> Result<usize, String> {
+    let wanted = match var.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                return Err(format!(
+                    "{JOBS_VAR}={v:?}: expected a whole number of runs at once, 1 or more"
+                ));
+            }
+        },
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()) * JOBS_PER_CORE,
+    };
+    Ok(wanted.min(runs).max(1))
+}
+
+/// How the whole set of runs ended.
+enum Finished {
+    /// The control passed and every case ran; `failures` cases did not fail as they must.
+    AllRan { failures: usize },
+    /// The control failed: the other runs were stopped, their verdicts do not count.
+    ControlFailed,
+    /// SIGINT, SIGTERM or SIGHUP: every run was stopped; the exit code to end with.
+    Signal(u8),
+}
+
+/// One run's end, as the child reported it.
+struct Ended {
+    index: usize,
+    took: f64,
+    verdict: Result<String, String>,
+}
+
+/// Run every run, at most `jobs` at once, printing each one's result block as it ends.
+/// Each child is its own process group, so a Ctrl-C at the terminal reaches this process only;
+/// it then passes SIGTERM to every child (which tears its sandbox down, as the suite does on
+/// SIGTERM) and waits for them, so nothing is left running.
+async fn run_all(runs: Vec<Run<'_>>, jobs: usize) -> Finished {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut signals = Vec::new();
+    for (kind, code) in [
+        (SignalKind::interrupt(), 130u8),
+        (SignalKind::terminate(), 143),
+        (SignalKind::hangup(), 129),
+    ] {
+        match signal(kind) {
+            Ok(s) => signals.push((s, code)),
+            Err(e) => println!("warning: cannot catch a signal ({e}); Ctrl-C ends this at once"),
+        }
+    }
+    let caught = async {
+        if signals.is_empty() {
+            return std::future::pending().await;
+        }
+        let waits = signals
+            .iter_mut()
+            .map(|(s, code)| Box::pin(async move { s.recv().await.map(|_| *code) }));
+        futures::future::select_all(waits).await.0
+    };
+    tokio::pin!(caught);
+
+    let total = runs.len();
+    let mut queue = (0..total).collect::<std::collections::VecDeque<_>>();
+    let mut running: Vec<RunningChild> = Vec::new();
+    let mut control_passed = false;
+    let mut failures = 0;
+    // Case verdicts that came before the control's: printed at once, counted once it passed.
+    let mut pending: Vec<Ended> = Vec::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Ended>();
+    let mut done = 0;
+    let mut stop: Option<Finished> = None;
+    while !running.is_empty() || (stop.is_none() && !queue.is_empty()) {
+        while stop.is_none() && running.len() < jobs {
+            let Some(index) = queue.pop_front() else {
+                break;
+            };
+            let run = &runs[index];
+            println!("[start {}/{total}] {}", index + 1, run.name);
+            match start(run) {
+                Ok(child) => {
+                    running.push(RunningChild {
+                        index,
+                        pid: child.pid,
+                    });
+                    let tx = tx.clone();
+                    let started = Instant::now();
+                    // The evaluation borrows nothing: the child owns its prepared directory.
+                    tokio::spawn(async move {
+                        let verdict = child.finish().await;
+                        let _ = tx.send(Ended {
+                            index,
+                            took: started.elapsed().as_secs_f64(),
+                            verdict,
+                        });
+                    });
+                }
+                Err(e) => {
+                    let _ = tx.send(Ended {
+                        index,
+                        took: 0.0,
+                        verdict: Err(e),
+                    });
+                    running.push(RunningChild { index, pid: None });
+                }
+            }
+        }
+        let ended = tokio::select! {
+            code = &mut caught, if stop.is_none() => {
+                let code = code.unwrap_or(130);
+                println!("negative tests: signal caught; stopping {} run(s)", running.len());
+                terminate(&running);
+                queue.clear();
+                stop = Some(Finished::Signal(code));
+                continue;
+            }
+            ended = rx.recv() => match ended {
+                Some(e) => e,
+                None => break,
+            },
+        };
+        running.retain(|r| r.index != ended.index);
+        done += 1;
+        let name = &runs[ended.index].name;
+        let is_control = matches!(runs[ended.index].kind, Kind::Control(_));
+        if stop.is_some() {
+            println!("stopped {name} after {:.1}s", ended.took);
+            continue;
+        }
+        print_block(name, &ended, done, total);
+        if is_control {
+            if ended.verdict.is_ok() {
+                control_passed = true;
+                failures += pending.drain(..).filter(|e| e.verdict.is_err()).count();
+            } else {
+                println!("negative tests: the control failed; stopping the other runs");
+                terminate(&running);
+                queue.clear();
+                stop = Some(Finished::ControlFailed);
+            }
+        } else if control_passed {
+            failures += usize::from(ended.verdict.is_err());
+        } else {
+            println!("     (this verdict counts once the control run has passed)");
+            pending.push(ended);
+        }
+    }
+    stop.unwrap_or(Finished::AllRan { failures })
+}
+
+/// A child still running, by its process id (a process group of its own).
+struct RunningChild {
+    index: usize,
+    pid: Option<u32>,
+}
+
+/// SIGTERM to every running child: each ends its run as on Ctrl-C, tearing its sandbox down.
+fn terminate(running: &[RunningChild]) {
+    for pid in running.iter().filter_map(|r| r.pid) {
+        let Ok(pid) = i32::try_from(pid) else {
+            continue;
+        };
+        // SAFETY: kill(2) on a child of this process that has not been reaped yet (its task
+        // reaps it only after it exits), so the pid cannot belong to another process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+}
+
+/// Print one run's result block: a line, and the failure's detail (the child's output) under it.
+fn print_block(name: &str, ended: &Ended, done: usize, total: usize) {
+    match &ended.verdict {
+        Ok(verdict) => println!(
+            "ok   [{done}/{total}] {name} in {:.1}s: {verdict}",
+            ended.took
+        ),
+        Err(e) => {
+            let mut lines = e.lines();
+            println!(
+                "FAIL [{done}/{total}] {name} in {:.1}s: {}",
+                ended.took,
+                lines.next().unwrap_or_default()
+            );
+            for line in lines {
+                println!("     | {line}");
+            }
+        }
     }
 }
 
@@ -252,79 +487,198 @@ fn copy_manifests(dir: &Path, breakage: Option<&Breakage>) -> Result<(), String>
     }
 }
 
-/// Run the scenarios matching the tag expression on the sandbox against the manifests in `dir`.
-fn run_tags(tags: &str, dir: &Path, env: &[(&str, &str)]) -> Result<(Summary, String), String> {
+/// What a child's verdict is judged on, once it has ended.
+enum Judge {
+    /// Every one of the control's scenarios passed, none skipped, at least `claims` passed.
+    Control { tags: String, claims: usize },
+    /// The scenarios failed, each as a claim; `broken` says what was broken.
+    Broken { broken: String },
+}
+
+/// A started child: its process, its own directory (manifests and reports), how to judge it.
+struct Started {
+    child: tokio::process::Child,
+    pid: Option<u32>,
+    dir: tempfile::TempDir,
+    judge: Judge,
+}
+
+/// Prepare a run's directory and start its child: the suite on the sandbox, the run's tag
+/// expression, the manifests in its directory, reports under it.
+fn start(run: &Run) -> Result<Started, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("happy-negative-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    let (tags, env, judge): (String, &[(&str, &str)], Judge) = match &run.kind {
+        Kind::Control(tags) => {
+            copy_manifests(dir.path(), None)?;
+            let tags: Vec<String> = tags.iter().map(|t| format!("({t})")).collect();
+            let claims = tags.iter().collect::<std::collections::BTreeSet<_>>().len();
+            let tags = tags.join(" or ");
+            (tags.clone(), &[], Judge::Control { tags, claims })
+        }
+        Kind::Manifest(case) => {
+            copy_manifests(dir.path(), Some(case))?;
+            (
+                format!("@{}", case.claim),
+                &[],
+                Judge::Broken {
+                    broken: format!("with {} broken", case.file),
+                },
+            )
+        }
+        Kind::Sandbox(case) => {
+            copy_manifests(dir.path(), None)?;
+            let knobs: Vec<String> = case.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            (
+                recheck_tags(case),
+                case.env,
+                Judge::Broken {
+                    broken: format!("with {}", knobs.join(" ")),
+                },
+            )
+        }
+    };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
-        .args(["--tags", tags])
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.args(["--tags", &tags])
         .env(CHILD_VAR, "1")
         .env("HAPPY_CLUSTER", "sandbox")
-        .env("HAPPY_MANIFESTS", dir)
-        .env("HAPPY_REPORT_DIR", dir.join("report"))
+        .env("HAPPY_MANIFESTS", dir.path())
+        .env("HAPPY_REPORT_DIR", dir.path().join("report"))
         .envs(env.iter().copied())
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group: a Ctrl-C at the terminal reaches this process, which stops
+        // the children with SIGTERM one by one (see `run_all`), not everything at once.
+        .process_group(0)
+        .kill_on_drop(true);
+    tie_to_this_process(&mut cmd);
+    let child = cmd
+        .spawn()
         .map_err(|e| format!("cannot run the suite: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let summary = stdout
-        .lines()
-        .rev()
-        .find_map(Summary::parse_line)
-        .ok_or_else(|| format!("the run printed no summary line\n{stdout}\n{stderr}"))?;
-    Ok((summary, format!("{stdout}\n{stderr}")))
+    Ok(Started {
+        pid: child.id(),
+        child,
+        dir,
+        judge,
+    })
 }
 
-/// The scenarios of every selected claim pass on the unbroken manifests: otherwise a failure
-/// of a broken run could come from the harness or the sandbox, and would prove nothing.
-fn control(tags: &[String]) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    copy_manifests(dir.path(), None)?;
-    let tags: Vec<String> = tags.iter().map(|t| format!("({t})")).collect();
-    let (summary, output) = run_tags(&tags.join(" or "), dir.path(), &[])?;
-    let claims: std::collections::BTreeSet<&String> = tags.iter().collect();
-    if summary.failed != 0 || summary.skipped != 0 || summary.passed < claims.len() {
-        return Err(format!(
-            "the control run on the unbroken manifests did not pass ({summary}); \
-             nothing can be concluded\n{output}"
-        ));
+/// The child gets SIGTERM when this process dies, however it dies (Linux's parent-death
+/// signal; prctl(2) PR_SET_PDEATHSIG), so it tears its sandbox down instead of running on.
+/// The signal follows the thread that spawned the child: this runtime has only the main thread.
+fn tie_to_this_process(cmd: &mut tokio::process::Command) {
+    // SAFETY: getpid is async-signal-safe; it is read before the fork.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs in the forked child before exec and makes only
+    // async-signal-safe calls (prctl, getppid), allocating nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: nobody would signal us then.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other(
+                    "the negative tests' runner has ended",
+                ));
+            }
+            Ok(())
+        });
     }
-    println!(
-        "ok   control: {} on the unbroken manifests ({summary})",
-        tags.join(" or ")
-    );
-    Ok(())
 }
 
-/// The claim's scenarios fail on the broken manifests.
-fn check(case: &Breakage) -> Result<String, String> {
-    let broken = tempfile::tempdir().map_err(|e| e.to_string())?;
-    copy_manifests(broken.path(), Some(case))?;
-    let (summary, output) = run_tags(&format!("@{}", case.claim), broken.path(), &[])?;
-    if summary.failed == 0 {
+impl Started {
+    /// Wait for the child and judge its run.
+    async fn finish(self) -> Result<String, String> {
+        let out = self
+            .child
+            .wait_with_output()
+            .await
+            .map_err(|e| format!("cannot wait for the suite: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let output = format!("{stdout}\n{stderr}");
+        let summary = stdout
+            .lines()
+            .rev()
+            .find_map(Summary::parse_line)
+            .ok_or_else(|| format!("the run printed no summary line\n{output}"))?;
+        match self.judge {
+            Judge::Control { tags, claims } => {
+                if summary.failed != 0
+                    || summary.skipped != 0
+                    || summary.not_run != 0
+                    || summary.passed < claims
+                {
+                    return Err(format!(
+                        "the control run on the unbroken manifests did not pass ({summary}); \
+                         nothing can be concluded\n{output}"
+                    ));
+                }
+                Ok(format!("{tags} on the unbroken manifests ({summary})"))
+            }
+            Judge::Broken { broken } => {
+                if summary.failed == 0 {
+                    return Err(format!(
+                        "the scenario did not fail {broken} ({summary})\n{output}"
+                    ));
+                }
+                let report = self.dir.path().join("report").join(report::RUN_FILE);
+                let failures = claim_failures(&report)?;
+                if let Some(other) = failures
+                    .iter()
+                    .find(|f| f.class != report::FailureClass::Claim)
+                {
+                    // The check must be what caught the breakage: an environment failure
+                    // (a pod not ready, a timeout of the harness) proves nothing about it.
+                    return Err(format!(
+                        "{broken} the scenario failed, but not as a claim: {} failed as {}: {}\n{output}",
+                        other.scenario,
+                        other.class.as_str(),
+                        other.message
+                    ));
+                }
+                Ok(format!(
+                    "{broken} it failed as a claim ({summary}): {}",
+                    failures
+                        .first()
+                        .map(|f| first_line(&f.message))
+                        .unwrap_or_default()
+                ))
+            }
+        }
+    }
+}
+
+/// The failures recorded in a run's `run.json`; at least one, since the run failed.
+fn claim_failures(path: &Path) -> Result<Vec<report::FailureRecord>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the run's report {}: {e}", path.display()))?;
+    let info: report::RunInfo = serde_json::from_str(&text)
+        .map_err(|e| format!("cannot parse the run's report {}: {e}", path.display()))?;
+    if info.failures.is_empty() {
         return Err(format!(
-            "the scenario did not fail with {} broken ({summary})\n{output}",
-            case.file
+            "{} records no failure although the run failed",
+            path.display()
         ));
     }
-    Ok(format!("broken {} failed ({summary})", case.file))
+    Ok(info.failures)
+}
+
+/// A message's first line, cut to a readable length.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default();
+    match line.char_indices().nth(160) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
+    }
 }
 
 /// The tag expression of a deviation's re-check scenario.
 fn recheck_tags(case: &SandboxBreakage) -> String {
     format!("@deviation and @{}", case.tag)
-}
-
-/// The deviation's re-check fails on a sandbox broken through its knob.
-fn check_sandbox(case: &SandboxBreakage) -> Result<String, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    copy_manifests(dir.path(), None)?;
-    let (summary, output) = run_tags(&recheck_tags(case), dir.path(), case.env)?;
-    let knobs: Vec<String> = case.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    if summary.failed == 0 {
-        return Err(format!(
-            "the scenario did not fail with {} ({summary})\n{output}",
-            knobs.join(" ")
-        ));
-    }
-    Ok(format!("with {} it failed ({summary})", knobs.join(" ")))
 }
