@@ -1,28 +1,30 @@
 //! The suite must be able to fail. Each case breaks one claim's manifest (or mechanism) in a
 //! copy of the workshop's files and runs that claim's scenarios on the sandbox through
-//! `HAPPY_MANIFESTS` — the override users have — expecting them to fail. The sandbox cases
-//! instead break a premise of the suite in the sandbox itself through one of its test-only
-//! knobs (e.g. the container runtime pulling the workshop's Docker schema-1 image), and
-//! expect the scenario that re-checks that premise to fail. A control run of the
-//! same scenarios on the unbroken copy must pass, so a failure cannot come from the
-//! harness or the sandbox. `cargo test --test negative -- C16` runs the cases naming C16.
+//! `HAPPY_MANIFESTS` — the override users have — expecting them to fail, as a claim (an
+//! environment failure, such as a pod that never got ready, proves nothing about the check).
+//! The sandbox cases instead break a premise of the suite in the sandbox itself through one of
+//! its test-only knobs (e.g. the container runtime pulling the workshop's Docker schema-1
+//! image), and expect the scenario that re-checks that premise to fail. Each case has a control:
+//! the very same run (same scenarios, a fresh sandbox, a copy of the manifests) without the
+//! breakage, which must pass, so a failure cannot come from the harness or the sandbox; a
+//! case's verdict counts only once its control has passed. `cargo test --test negative -- C16`
+//! runs the cases naming C16.
 //!
 //! This target is its own runner: every run happens in a child process of this binary (marked
 //! by `HAPPY_NEGATIVE_CHILD`) that runs the suite exactly as `cargo test --test happy` does,
 //! with its own report directory.
 //!
-//! The runs are independent, so up to `HAPPY_NEGATIVE_JOBS` of them run at once (the control
-//! among them, started first). Nothing is shared between them: each child starts its own
-//! sandbox (API server on a random port, its own temporary state directory with the
-//! kubeconfig, Envoy's and Prometheus's files; pod and ClusterIP addresses are claimed
-//! machine-wide by `happy_sandbox::net::addr`, so concurrent sandboxes never get the same one;
-//! Envoy runs with `--disable-hot-restart`, so no shared memory), reads the manifests from its
-//! own copy and writes its own report directory; on the sandbox nothing is downloaded into
-//! `HAPPY_CACHE_DIR` when Envoy is installed, and the children exec this binary directly, so no
-//! cargo lock is involved. A case's verdict counts only once the control has passed; when the
-//! control fails, the runs still going are stopped and nothing is concluded. The assertion
-//! limits are the suite's own: a broken case still waits its check's full limit before it
-//! fails, so a check that converged late would still be seen passing.
+//! The runs are independent, so up to `HAPPY_NEGATIVE_JOBS` of them go at once. Nothing is
+//! shared between them: each child starts its own sandbox (API server on a random port, its own
+//! temporary state directory with the kubeconfig and Envoy's and Prometheus's files; pod and
+//! ClusterIP addresses are claimed machine-wide by `happy_sandbox::net::addr`, so concurrent
+//! sandboxes never get the same one; every Envoy listens on its pod's address and runs with
+//! `--disable-hot-restart`, so no shared memory), reads the manifests from its own copy and
+//! writes its own report directory; on the sandbox nothing is downloaded into
+//! `HAPPY_CACHE_DIR` when Envoy is installed; the children exec this binary directly, so no
+//! cargo lock is involved. The assertion limits are the suite's own: a broken case still waits
+//! its check's full limit before it fails, so a check that converged late would still be seen
+//! passing.
 
 #[path = "../steps/definitions/mod.rs"]
 mod definitions;
@@ -150,18 +152,19 @@ const SANDBOX_CASES: &[SandboxBreakage] = &[SandboxBreakage {
 }];
 
 /// How many runs at once, when `HAPPY_NEGATIVE_JOBS` is unset: this many per core. A run is
-/// mostly waiting (a broken case waits out its check's limit, 30 s or more, doing a poll a
-/// second), so its CPU use averages well under a third of a core (measured: 12 cases and the
-/// control, 138 CPU-seconds over 457 s of wall, run one at a time on 2 cores).
-const JOBS_PER_CORE: usize = 3;
+/// mostly waiting (a broken case waits out its check's limit, 30 s or more, polling), so its
+/// CPU use averages a fraction of a core (measured on 2 cores: 12 cases and the control one at
+/// a time, 138 CPU-seconds over 457 s of wall), and every broken case should be under way at
+/// once so that their waits overlap.
+const JOBS_PER_CORE: usize = 6;
 
 /// The variable that overrides how many runs go at once.
 const JOBS_VAR: &str = "HAPPY_NEGATIVE_JOBS";
 
 /// What one child run checks.
 enum Kind<'a> {
-    /// The selected scenarios on the unbroken manifests: all must pass.
-    Control(Vec<String>),
+    /// The tag expression's scenarios on the unbroken manifests (and sandbox): all must pass.
+    Control(String),
     /// A claim's scenarios on a broken copy of the manifests: they must fail.
     Manifest(&'a Breakage),
     /// A deviation's re-check on a sandbox broken through its knob: it must fail.
@@ -171,6 +174,8 @@ enum Kind<'a> {
 struct Run<'a> {
     name: String,
     kind: Kind<'a>,
+    /// For a case: the index of its control run, whose pass its verdict needs.
+    control: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -187,10 +192,12 @@ fn main() -> ExitCode {
         .map(|c| Run {
             name: format!("{} — {}", c.claim, c.what),
             kind: Kind::Manifest(c),
+            control: None,
         })
         .chain(SANDBOX_CASES.iter().map(|c| Run {
             name: format!("{} — {}", c.tag, c.what),
             kind: Kind::Sandbox(c),
+            control: None,
         }))
         .filter(|r| selected(&r.name))
         .collect();
@@ -198,23 +205,32 @@ fn main() -> ExitCode {
         println!("negative tests: none selected");
         return ExitCode::SUCCESS;
     }
-    let tags: Vec<String> = runs
-        .iter()
-        .filter_map(|r| match &r.kind {
-            Kind::Manifest(c) => Some(format!("@{}", c.claim)),
-            Kind::Sandbox(c) => Some(recheck_tags(c)),
-            Kind::Control(_) => None,
-        })
-        .collect();
     let cases = runs.len();
-    // First in the queue, so that its verdict (which every other one waits for) comes early.
-    runs.insert(
-        0,
-        Run {
-            name: "control".to_string(),
-            kind: Kind::Control(tags),
-        },
-    );
+    // Each case's control is the very same run (its tag expression, a fresh sandbox, a copy of
+    // the manifests) without the breakage, so the pair differs in the breakage alone; cases of
+    // the same scenarios share one. The broken cases go first in the queue: they are the long
+    // ones (each waits out its check's limit), controls of passing scenarios are short.
+    let mut controls: Vec<String> = Vec::new();
+    for i in 0..cases {
+        let tags = match &runs[i].kind {
+            Kind::Manifest(c) => format!("@{}", c.claim),
+            Kind::Sandbox(c) => recheck_tags(c),
+            Kind::Control(_) => continue,
+        };
+        let at = match controls.iter().position(|t| *t == tags) {
+            Some(at) => at,
+            None => {
+                controls.push(tags);
+                controls.len() - 1
+            }
+        };
+        runs[i].control = Some(cases + at);
+    }
+    runs.extend(controls.into_iter().map(|tags| Run {
+        name: format!("control {tags}"),
+        kind: Kind::Control(tags),
+        control: None,
+    }));
     let jobs = match jobs(std::env::var(JOBS_VAR).ok().as_deref(), runs.len()) {
         Ok(n) => n,
         Err(e) => {
@@ -233,24 +249,28 @@ fn main() -> ExitCode {
         }
     };
     let started = Instant::now();
-    println!("negative tests: {cases} case(s) and the control run, {jobs} at a time ({JOBS_VAR})");
-    let outcome = runtime.block_on(run_all(runs, jobs));
+    println!(
+        "negative tests: {cases} case(s) and {} control run(s), {jobs} at a time ({JOBS_VAR})",
+        runs.len() - cases
+    );
+    let outcome = runtime.block_on(run_all(&runs, jobs));
     let took = started.elapsed().as_secs_f64();
     match outcome {
-        Finished::AllRan { failures } => {
-            println!("\nnegative tests: {cases} ran, {failures} failed, in {took:.1}s");
-            if failures == 0 {
+        Finished::AllRan {
+            missed,
+            inconclusive,
+            controls_failed,
+        } => {
+            println!(
+                "\nnegative tests: {cases} case(s): {} caught their breakage, {missed} did not, \
+                 {inconclusive} inconclusive; {controls_failed} control run(s) failed; {took:.1}s",
+                cases - missed - inconclusive
+            );
+            if missed == 0 && inconclusive == 0 && controls_failed == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             }
-        }
-        Finished::ControlFailed => {
-            println!(
-                "\nnegative tests: the control run failed after {took:.1}s; nothing can be \
-                 concluded from the {cases} case(s)"
-            );
-            ExitCode::FAILURE
         }
         Finished::Signal(code) => {
             println!("\nnegative tests: stopped by a signal after {took:.1}s");
@@ -278,10 +298,13 @@ fn jobs(var: Option<&str>, runs: usize) -> Result<usize, String> {
 
 /// How the whole set of runs ended.
 enum Finished {
-    /// The control passed and every case ran; `failures` cases did not fail as they must.
-    AllRan { failures: usize },
-    /// The control failed: the other runs were stopped, their verdicts do not count.
-    ControlFailed,
+    /// Every run ended: `missed` cases did not fail as they must; `inconclusive` cases prove
+    /// nothing because their control failed (`controls_failed` of those).
+    AllRan {
+        missed: usize,
+        inconclusive: usize,
+        controls_failed: usize,
+    },
     /// SIGINT, SIGTERM or SIGHUP: every run was stopped; the exit code to end with.
     Signal(u8),
 }
@@ -293,11 +316,21 @@ struct Ended {
     verdict: Result<String, String>,
 }
 
-/// Run every run, at most `jobs` at once, printing each one's result block as it ends.
+/// What is known of a run's verdict.
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    Waiting,
+    Passed,
+    Failed,
+}
+
+/// Run every run, at most `jobs` at once, printing each one's result block as it ends; a
+/// case's verdict is counted once its control has passed (a case whose control failed is
+/// stopped, or counted inconclusive if it had ended).
 /// Each child is its own process group, so a Ctrl-C at the terminal reaches this process only;
 /// it then passes SIGTERM to every child (which tears its sandbox down, as the suite does on
 /// SIGTERM) and waits for them, so nothing is left running.
-async fn run_all(runs: Vec<Run<'_>>, jobs: usize) -> Finished {
+async fn run_all(runs: &[Run<'_>], jobs: usize) -> Finished {
     use tokio::signal::unix::{SignalKind, signal};
     let mut signals = Vec::new();
     for (kind, code) in [
@@ -324,20 +357,18 @@ async fn run_all(runs: Vec<Run<'_>>, jobs: usize) -> Finished {
     let total = runs.len();
     let mut queue = (0..total).collect::<std::collections::VecDeque<_>>();
     let mut running: Vec<RunningChild> = Vec::new();
-    let mut control_passed = false;
-    let mut failures = 0;
-    // Case verdicts that came before the control's: printed at once, counted once it passed.
-    let mut pending: Vec<Ended> = Vec::new();
+    let mut state = vec![State::Waiting; total];
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Ended>();
     let mut done = 0;
-    let mut stop: Option<Finished> = None;
-    while !running.is_empty() || (stop.is_none() && !queue.is_empty()) {
-        while stop.is_none() && running.len() < jobs {
+    let mut signalled: Option<u8> = None;
+    while !running.is_empty() || (signalled.is_none() && !queue.is_empty()) {
+        while signalled.is_none() && running.len() < jobs {
             let Some(index) = queue.pop_front() else {
                 break;
             };
             let run = &runs[index];
             println!("[start {}/{total}] {}", index + 1, run.name);
+            let started = Instant::now();
             match start(run) {
                 Ok(child) => {
                     running.push(RunningChild {
@@ -345,8 +376,7 @@ async fn run_all(runs: Vec<Run<'_>>, jobs: usize) -> Finished {
                         pid: child.pid,
                     });
                     let tx = tx.clone();
-                    let started = Instant::now();
-                    // The evaluation borrows nothing: the child owns its prepared directory.
+                    // The task owns the child and its directory; the verdict comes back here.
                     tokio::spawn(async move {
                         let verdict = child.finish().await;
                         let _ = tx.send(Ended {
@@ -357,22 +387,21 @@ async fn run_all(runs: Vec<Run<'_>>, jobs: usize) -> Finished {
                     });
                 }
                 Err(e) => {
+                    running.push(RunningChild { index, pid: None });
                     let _ = tx.send(Ended {
                         index,
                         took: 0.0,
                         verdict: Err(e),
                     });
-                    running.push(RunningChild { index, pid: None });
                 }
             }
         }
         let ended = tokio::select! {
-            code = &mut caught, if stop.is_none() => {
-                let code = code.unwrap_or(130);
+            code = &mut caught, if signalled.is_none() => {
                 println!("negative tests: signal caught; stopping {} run(s)", running.len());
-                terminate(&running);
+                terminate(running.iter());
                 queue.clear();
-                stop = Some(Finished::Signal(code));
+                signalled = Some(code.unwrap_or(130));
                 continue;
             }
             ended = rx.recv() => match ended {
@@ -382,31 +411,66 @@ async fn run_all(runs: Vec<Run<'_>>, jobs: usize) -> Finished {
         };
         running.retain(|r| r.index != ended.index);
         done += 1;
-        let name = &runs[ended.index].name;
-        let is_control = matches!(runs[ended.index].kind, Kind::Control(_));
-        if stop.is_some() {
-            println!("stopped {name} after {:.1}s", ended.took);
+        let run = &runs[ended.index];
+        if signalled.is_some() {
+            println!("stopped {} after {:.1}s", run.name, ended.took);
             continue;
         }
-        print_block(name, &ended, done, total);
-        if is_control {
-            if ended.verdict.is_ok() {
-                control_passed = true;
-                failures += pending.drain(..).filter(|e| e.verdict.is_err()).count();
-            } else {
-                println!("negative tests: the control failed; stopping the other runs");
-                terminate(&running);
-                queue.clear();
-                stop = Some(Finished::ControlFailed);
-            }
-        } else if control_passed {
-            failures += usize::from(ended.verdict.is_err());
+        if run.control.map(|c| state[c]) == Some(State::Failed) {
+            println!(
+                "inconclusive [{done}/{total}] {} after {:.1}s: its control run failed",
+                run.name, ended.took
+            );
+            state[ended.index] = State::Failed;
+            continue;
+        }
+        print_block(&run.name, &ended, done, total);
+        state[ended.index] = if ended.verdict.is_ok() {
+            State::Passed
         } else {
-            println!("     (this verdict counts once the control run has passed)");
-            pending.push(ended);
+            State::Failed
+        };
+        match run.control.map(|c| state[c]) {
+            Some(State::Waiting) => {
+                println!("     (this verdict counts once its control run has passed)")
+            }
+            Some(State::Failed) => println!("     (inconclusive: its control run failed)"),
+            Some(State::Passed) | None => {}
+        }
+        if matches!(run.kind, Kind::Control(_)) && ended.verdict.is_err() {
+            // Its cases can prove nothing: stop those still going, skip those not started.
+            let mine = |i: usize| runs[i].control == Some(ended.index);
+            queue.retain(|&i| !mine(i));
+            let stopping: Vec<&RunningChild> = running.iter().filter(|r| mine(r.index)).collect();
+            if !stopping.is_empty() {
+                println!(
+                    "     stopping its {} case(s) still running: their verdicts cannot count",
+                    stopping.len()
+                );
+            }
+            terminate(stopping.into_iter());
         }
     }
-    stop.unwrap_or(Finished::AllRan { failures })
+    if let Some(code) = signalled {
+        return Finished::Signal(code);
+    }
+    let (mut missed, mut inconclusive, mut controls_failed) = (0, 0, 0);
+    for (i, run) in runs.iter().enumerate() {
+        match (state[i], run.control.map(|c| state[c])) {
+            (State::Failed, None) => controls_failed += 1,
+            (State::Passed, None) => {}
+            // Stopped, or never started, because its control failed; or its control failed
+            // after it ended: it proves nothing either way.
+            (_, Some(State::Failed)) | (State::Waiting, _) => inconclusive += 1,
+            (State::Failed, Some(_)) => missed += 1,
+            (State::Passed, Some(_)) => {}
+        }
+    }
+    Finished::AllRan {
+        missed,
+        inconclusive,
+        controls_failed,
+    }
 }
 
 /// A child still running, by its process id (a process group of its own).
@@ -415,9 +479,9 @@ struct RunningChild {
     pid: Option<u32>,
 }
 
-/// SIGTERM to every running child: each ends its run as on Ctrl-C, tearing its sandbox down.
-fn terminate(running: &[RunningChild]) {
-    for pid in running.iter().filter_map(|r| r.pid) {
+/// SIGTERM to each child: each ends its run as on Ctrl-C, tearing its sandbox down.
+fn terminate<'a>(running: impl Iterator<Item = &'a RunningChild>) {
+    for pid in running.filter_map(|r| r.pid) {
         let Ok(pid) = i32::try_from(pid) else {
             continue;
         };
@@ -489,8 +553,8 @@ fn copy_manifests(dir: &Path, breakage: Option<&Breakage>) -> Result<(), String>
 
 /// What a child's verdict is judged on, once it has ended.
 enum Judge {
-    /// Every one of the control's scenarios passed, none skipped, at least `claims` passed.
-    Control { tags: String, claims: usize },
+    /// Every one of the control's scenarios passed (at least one), none skipped or not run.
+    Control { tags: String },
     /// The scenarios failed, each as a claim; `broken` says what was broken.
     Broken { broken: String },
 }
@@ -513,10 +577,7 @@ fn start(run: &Run) -> Result<Started, String> {
     let (tags, env, judge): (String, &[(&str, &str)], Judge) = match &run.kind {
         Kind::Control(tags) => {
             copy_manifests(dir.path(), None)?;
-            let tags: Vec<String> = tags.iter().map(|t| format!("({t})")).collect();
-            let claims = tags.iter().collect::<std::collections::BTreeSet<_>>().len();
-            let tags = tags.join(" or ");
-            (tags.clone(), &[], Judge::Control { tags, claims })
+            (tags.clone(), &[], Judge::Control { tags: tags.clone() })
         }
         Kind::Manifest(case) => {
             copy_manifests(dir.path(), Some(case))?;
@@ -608,11 +669,11 @@ impl Started {
             .find_map(Summary::parse_line)
             .ok_or_else(|| format!("the run printed no summary line\n{output}"))?;
         match self.judge {
-            Judge::Control { tags, claims } => {
+            Judge::Control { tags } => {
                 if summary.failed != 0
                     || summary.skipped != 0
                     || summary.not_run != 0
-                    || summary.passed < claims
+                    || summary.passed == 0
                 {
                     return Err(format!(
                         "the control run on the unbroken manifests did not pass ({summary}); \
