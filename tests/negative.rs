@@ -211,8 +211,8 @@ fn main() -> ExitCode {
     // the same scenarios share one. The broken cases go first in the queue: they are the long
     // ones (each waits out its check's limit), controls of passing scenarios are short.
     let mut controls: Vec<String> = Vec::new();
-    for i in 0..cases {
-        let tags = match &runs[i].kind {
+    for run in runs.iter_mut() {
+        let tags = match &run.kind {
             Kind::Manifest(c) => format!("@{}", c.claim),
             Kind::Sandbox(c) => recheck_tags(c),
             Kind::Control(_) => continue,
@@ -224,7 +224,7 @@ fn main() -> ExitCode {
                 controls.len() - 1
             }
         };
-        runs[i].control = Some(cases + at);
+        run.control = Some(cases + at);
     }
     runs.extend(controls.into_iter().map(|tags| Run {
         name: format!("control {tags}"),
