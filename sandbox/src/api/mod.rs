@@ -11,6 +11,7 @@ pub mod patch;
 pub mod portforward;
 pub mod protobuf;
 pub mod router;
+pub mod spdy;
 pub mod status;
 pub mod table;
 pub mod tls;
