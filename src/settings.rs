@@ -602,7 +602,7 @@ pub const OTHER_VARIABLES: &[(&str, &str)] = &[
     ),
     (
         "HAPPY_NEGATIVE_JOBS",
-        "tests/negative.rs: how many runs go at once (default: 6 per core)",
+        "tests/negative.rs: how many runs go at once (default: 3 per core)",
     ),
     (
         "HAPPY_SANDBOX_API_LOG",

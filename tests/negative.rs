@@ -154,9 +154,11 @@ const SANDBOX_CASES: &[SandboxBreakage] = &[SandboxBreakage {
 /// How many runs at once, when `HAPPY_NEGATIVE_JOBS` is unset: this many per core. A run is
 /// mostly waiting (a broken case waits out its check's limit, 30 s or more, polling), so its
 /// CPU use averages a fraction of a core (measured on 2 cores: 12 cases and the control one at
-/// a time, 138 CPU-seconds over 457 s of wall), and every broken case should be under way at
-/// once so that their waits overlap.
-const JOBS_PER_CORE: usize = 6;
+/// a time, 138 CPU-seconds over 457 s of wall). Not more: with 12 sandboxes at once (about ten
+/// Envoys each) on a machine whose other users also run Envoys, sidecars aborted at start
+/// (SIGABRT) and controls failed — plausibly the per-user limit of 128 inotify instances
+/// (/proc/sys/fs/inotify/max_user_instances) that every Envoy draws on; not confirmed.
+const JOBS_PER_CORE: usize = 3;
 
 /// The variable that overrides how many runs go at once.
 const JOBS_VAR: &str = "HAPPY_NEGATIVE_JOBS";
