@@ -17,7 +17,7 @@ Feature: Secure the traffic
   Scenario: Traffic between meshed services is encrypted
     When I capture the traffic into service-c-v1's pod on port 8080 while requesting / through the ingress gateway
       """
-      kubectl exec deploy/service-c-v1 -c istio-proxy -- sudo tcpdump -l -nn -A -s 0 -i eth0 -c 20 tcp port 8080
+      kubectl -n istioinaction exec deploy/service-a -c istio-proxy -- sudo tcpdump -l --immediate-mode -vv -s 0 '(((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)'
       """
     Then the capture holds traffic but no plaintext HTTP
     And service-c-v1's istio-proxy reports the requests from service-a with connection_security_policy mutual_tls
@@ -27,7 +27,7 @@ Feature: Secure the traffic
     Given the legacy client runs in the namespace default
     When I capture the traffic into service-a's pod on port 8080 while the legacy client calls http://service-a.istioinaction.svc.cluster.local
       """
-      kubectl -n istioinaction exec deploy/service-a -c istio-proxy -- sudo tcpdump -l -nn -A -s 0 -i eth0 -c 20 tcp port 8080 and host LEGACY_POD_IP
+      kubectl -n istioinaction exec deploy/service-a -c istio-proxy -- sudo tcpdump -l --immediate-mode -vv -s 0 '(((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)'
       kubectl -n default exec legacy -- curl -s http://service-a.istioinaction.svc.cluster.local
       """
     Then the legacy client's call answers 200

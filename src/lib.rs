@@ -6,6 +6,7 @@ pub mod checks;
 pub mod cluster;
 pub mod deviations;
 pub mod diagnostics;
+pub mod docs;
 pub mod download;
 pub mod error;
 pub mod istio;

@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod timing;
+
+pub use timing::{SLOWEST_SHOWN, StepTiming, describe as describe_slowest, slowest_steps};
+
 /// File names inside the report directory.
 pub const JUNIT_FILE: &str = "junit.xml";
 pub const CUCUMBER_JSON_FILE: &str = "cucumber.json";
@@ -59,6 +63,15 @@ pub struct RunInfo {
     /// (`crate::deviations`).
     #[serde(default)]
     pub deviations: Vec<DeviationInfo>,
+    /// The suite's commit (`git rev-parse HEAD` of its checkout, `-dirty` with local changes;
+    /// `GITHUB_SHA` in CI), when it could be found: the living documentation says which suite
+    /// made a verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The CI run that ran the suite (GitHub Actions: its page, where its artifacts — these
+    /// reports and the diagnostics bundles — are), when run in CI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_run_url: Option<String>,
 }
 
 /// One failed scenario, for `run.json`.
@@ -109,6 +122,56 @@ where
 /// `20261201T091500Z-4242` (sortable, and two runs started in the same second differ).
 pub fn new_run_id(now: jiff::Timestamp, pid: u32) -> String {
     format!("{}-{pid}", now.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+/// The commit of the suite's checkout at `dir`: `GITHUB_SHA` when set (CI checks out that
+/// commit), else `git rev-parse HEAD` with `-dirty` when `git status --porcelain` lists local
+/// changes; `None` when neither answers (no git, not a checkout).
+pub fn suite_commit(dir: &Path) -> Option<String> {
+    if let Ok(sha) = std::env::var("GITHUB_SHA")
+        && !sha.trim().is_empty()
+    {
+        return Some(sha.trim().to_string());
+    }
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "HEAD"]).filter(|h| !h.is_empty())?;
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{head}-dirty") } else { head })
+}
+
+/// The page of the GitHub Actions run this process runs in:
+/// `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID`, from the default
+/// variables every step has (docs.github.com/en/actions/reference/variables-reference,
+/// "Default environment variables"); `None` outside GitHub Actions.
+pub fn ci_run_url() -> Option<String> {
+    ci_run_url_from(|name| std::env::var(name).ok())
+}
+
+fn ci_run_url_from(get: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let value = |name: &str| {
+        get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let server = value("GITHUB_SERVER_URL")?;
+    let repository = value("GITHUB_REPOSITORY")?;
+    let run = value("GITHUB_RUN_ID")?;
+    Some(format!(
+        "{}/{repository}/actions/runs/{run}",
+        server.trim_end_matches('/')
+    ))
 }
 
 /// Write `contents` to `path` whole or not at all: a temporary file in the same directory,
@@ -365,9 +428,20 @@ pub fn write(
         #[serde(flatten)]
         info: &'a RunInfo,
         summary: Summary,
+        /// Where the time went (see [`slowest_steps`]); empty without a Cucumber report.
+        slowest_steps: Vec<StepTiming>,
     }
-    let text = serde_json::to_string_pretty(&Run { info, summary })
-        .map_err(|e| format!("cannot encode the run info: {e}"))?;
+    // The timings only add to the report: a report cucumber wrote that cannot be read for them
+    // must not cost the run its run.json.
+    let slowest_steps = cucumber_json
+        .and_then(|json| slowest_steps(json, SLOWEST_SHOWN).ok())
+        .unwrap_or_default();
+    let text = serde_json::to_string_pretty(&Run {
+        info,
+        summary,
+        slowest_steps,
+    })
+    .map_err(|e| format!("cannot encode the run info: {e}"))?;
     write_atomic(&dir.join(RUN_FILE), text.as_bytes())
 }
 
@@ -500,6 +574,30 @@ mod tests {
         );
         assert_eq!(
             Summary::parse_line("1 passed, 0 failed, 2 skipped, 5 not run, 1 x"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_ci_run_page_from_github_actions_variables() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            ci_run_url_from(vars(&[
+                ("GITHUB_SERVER_URL", "https://github.com/"),
+                ("GITHUB_REPOSITORY", "o/happy-istio"),
+                ("GITHUB_RUN_ID", "42"),
+            ])),
+            Some("https://github.com/o/happy-istio/actions/runs/42".into())
+        );
+        assert_eq!(
+            ci_run_url_from(vars(&[("GITHUB_SERVER_URL", "https://github.com")])),
             None
         );
     }

@@ -111,6 +111,9 @@ pub struct Settings {
     pub kind_host_port: Option<u16>,
     /// `HAPPY_PREFLIGHT`: whether a failed preflight stops a kind or k3s run.
     pub preflight: PreflightMode,
+    /// `HAPPY_DOCS`: whether the run ends by writing its living documentation page
+    /// (`crate::docs`) into `site/` of the report directory.
+    pub docs: bool,
 }
 
 /// What a preflight problem does to a run (`HAPPY_PREFLIGHT`).
@@ -369,6 +372,15 @@ impl Settings {
             },
         };
 
+        let docs = match get("HAPPY_DOCS") {
+            None => true,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "on" => true,
+                "off" => false,
+                _ => return Err(invalid("HAPPY_DOCS", &v, "expected on or off")),
+            },
+        };
+
         Ok(Self {
             cluster,
             istio_version,
@@ -385,6 +397,7 @@ impl Settings {
             kind_node_image,
             kind_host_port,
             preflight,
+            docs,
         })
     }
 
@@ -529,7 +542,7 @@ impl Settings {
             },
             SettingDoc {
                 name: "HAPPY_VERBATIM",
-                values: "all | deviation ids, comma-separated (D-legacy-image, D-istio-version, D-ingress-address; D-capture-command cannot be switched off yet)",
+                values: "all | deviation ids, comma-separated (D-legacy-image, D-istio-version, D-ingress-address, D-capture-command)",
                 default: "unset (every deviation on)",
                 meaning: "Switch deviations off: run the workshop's text as written where the suite departs from it (see Deviations from the workshop)",
             },
@@ -562,6 +575,12 @@ impl Settings {
                 values: "strict | warn",
                 default: "strict",
                 meaning: "What a failed preflight check does to a kind or k3s run: stop before anything is created, or report and go on",
+            },
+            SettingDoc {
+                name: "HAPPY_DOCS",
+                values: "on | off",
+                default: "on",
+                meaning: "on = the run ends by writing its living documentation page (the matrix and chapter pages, see Living documentation) to site/index.html in the report directory and printing its path; off = it does not (the suite's own child runs set it)",
             },
         ]
     }
@@ -763,6 +782,15 @@ mod tests {
     }
 
     #[test]
+    fn the_living_documentation_page_is_on_unless_switched_off() {
+        assert!(settings(&[]).unwrap().docs);
+        assert!(!settings(&[("HAPPY_DOCS", "off")]).unwrap().docs);
+        assert!(settings(&[("HAPPY_DOCS", "ON")]).unwrap().docs);
+        let err = error_of(&[("HAPPY_DOCS", "no")]);
+        assert!(err.contains("HAPPY_DOCS") && err.contains("no"), "{err}");
+    }
+
+    #[test]
     fn cache_dir_defaults_to_the_user_cache_dir() {
         let s = settings(&[]).unwrap();
         if let Some(dir) = dirs::cache_dir() {
@@ -918,12 +946,9 @@ mod tests {
                 .filter(|d| d.switchable)
                 .count()
         );
-        assert!(!s.verbatim.iter().any(|id| id == "D-capture-command"));
-        let err = error_of(&[("HAPPY_VERBATIM", "D-capture-command")]);
-        assert!(
-            err.contains("HAPPY_VERBATIM") && err.contains("cannot be switched off"),
-            "{err}"
-        );
+        assert!(s.verbatim.iter().any(|id| id == "D-capture-command"));
+        let s2 = settings(&[("HAPPY_VERBATIM", "D-capture-command")]).unwrap();
+        assert_eq!(s2.verbatim, ["D-capture-command"]);
         assert_eq!(
             s.istio_version.clone(),
             IstioVersionRequest::Exact("1.12.2".parse().unwrap())
@@ -978,6 +1003,7 @@ mod tests {
             "HAPPY_KIND_NODE_IMAGE",
             "HAPPY_KIND_HOST_PORT",
             "HAPPY_PREFLIGHT",
+            "HAPPY_DOCS",
         ] {
             assert!(names.contains(&name), "{name} missing from describe()");
             assert!(

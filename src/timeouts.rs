@@ -43,6 +43,9 @@ pub struct Timeouts {
     /// (15 s apart with the addon's Prometheus, istio/istio `samples/addons/prometheus.yaml`
     /// 1.28–1.31 `scrape_interval: 15s`), plus Kiali's own queries.
     pub kiali: Duration,
+    /// Headless Chromium in the browser test (tests/browser.rs): its start, and each page
+    /// load or DevTools request.
+    pub browser: Duration,
     /// Consecutive successes an eventual assertion needs.
     pub consecutive: u32,
 }
@@ -67,7 +70,7 @@ pub const CONSECUTIVE_VAR: &str = "HAPPY_CONSECUTIVE";
 pub const TIMEOUT_VAR_PREFIX: &str = "HAPPY_TIMEOUT_";
 
 /// (name, default, what it bounds), in the order of the struct.
-const TABLE: [(&str, Duration, &str); 12] = [
+const TABLE: [(&str, Duration, &str); 13] = [
     (
         "cluster_create",
         Duration::from_secs(600),
@@ -128,6 +131,11 @@ const TABLE: [(&str, Duration, &str); 12] = [
         Duration::from_secs(180),
         "Kiali's graph until it shows the traffic (two Prometheus scrapes and Kiali's queries)",
     ),
+    (
+        "browser",
+        Duration::from_secs(60),
+        "headless Chromium in the browser test: its start, each page load or DevTools request",
+    ),
 ];
 
 const DEFAULT_CONSECUTIVE: u32 = 3;
@@ -155,6 +163,7 @@ impl Default for Timeouts {
             addons_ready: d("addons_ready"),
             metrics: d("metrics"),
             kiali: d("kiali"),
+            browser: d("browser"),
             consecutive: DEFAULT_CONSECUTIVE,
         }
     }
@@ -280,6 +289,7 @@ impl Timeouts {
             "addons_ready" => &mut self.addons_ready,
             "metrics" => &mut self.metrics,
             "kiali" => &mut self.kiali,
+            "browser" => &mut self.browser,
             // TABLE and this match list the same names; poll_interval is the only one left.
             _ => &mut self.poll_interval,
         }
@@ -406,6 +416,7 @@ mod tests {
                 t.addons_ready,
                 t.metrics,
                 t.kiali,
+                t.browser,
             ]
             .into_iter()
             .filter(|d| *d == Duration::from_secs(7))
@@ -435,7 +446,7 @@ mod tests {
     #[test]
     fn describe_lists_every_entry_with_parseable_defaults() {
         let docs = Timeouts::describe();
-        assert_eq!(docs.len(), 13);
+        assert_eq!(docs.len(), 14);
         let defaults = Timeouts::default();
         for doc in &docs {
             assert!(doc.env_var.starts_with("HAPPY_"), "{doc:?}");

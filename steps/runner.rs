@@ -383,6 +383,8 @@ pub async fn run() -> Result<ExitCode, String> {
         run_id: run_id.clone(),
         started_at: started.to_string(),
         deviations: deviations.report(),
+        commit: report::suite_commit(Path::new(env!("CARGO_MANIFEST_DIR"))),
+        ci_run_url: report::ci_run_url(),
         ..RunInfo::default()
     };
 
@@ -610,6 +612,12 @@ pub async fn run() -> Result<ExitCode, String> {
             summary.not_run
         ));
     }
+    for line in report::slowest_steps(&json, report::SLOWEST_SHOWN)
+        .map(|s| report::describe_slowest(&s))
+        .unwrap_or_default()
+    {
+        say_out(line);
+    }
     match &written {
         Ok(()) => {
             for file in report::files(&report_dir) {
@@ -617,6 +625,9 @@ pub async fn run() -> Result<ExitCode, String> {
             }
         }
         Err(e) => say(format!("happy-istio: {e}")),
+    }
+    if written.is_ok() && settings.docs {
+        write_docs(&report_dir);
     }
 
     let any_failed = summary.failed > 0 || run_info.stopped.is_some();
@@ -633,6 +644,36 @@ pub async fn run() -> Result<ExitCode, String> {
         Ended::Finished if summary.failed == 0 && summary.not_run == 0 => ExitCode::SUCCESS,
         Ended::Finished => ExitCode::FAILURE,
     })
+}
+
+/// The run's living documentation page (`happy_istio::docs`) in `site/` of the report
+/// directory, its history strips continuing the previous local runs'. A failure here is said
+/// and changes nothing else: the run's verdict and exit code are the scenarios'.
+fn write_docs(report_dir: &Path) {
+    let mut options = happy_istio::docs::Options::for_reports(vec![report_dir.to_path_buf()]);
+    options.features = features_dir();
+    let history = options
+        .out_dir()
+        .join(happy_istio::docs::history::HISTORY_FILE);
+    // A local history that cannot be read (another schema, a damaged file) must not cost the
+    // user tonight's page: it is said, and the page starts a new history.
+    options.history = match happy_istio::docs::history::History::load(&history) {
+        Ok(_) => Some(history),
+        Err(e) => {
+            say(format!(
+                "happy-istio: the previous runs' history is not carried on: {e}; the page starts \
+                 a new one"
+            ));
+            None
+        }
+    };
+    match happy_istio::docs::build(&options) {
+        Ok(built) => say_out(format!("living documentation: {}", built.index.display())),
+        Err(e) => say(format!(
+            "happy-istio: the living documentation page was not written (the run's verdict \
+             stands): {e}"
+        )),
+    }
 }
 
 fn log_skip(s: &Skipped) {

@@ -5,8 +5,8 @@
 //! (`socks5h`, so names resolve in the pod's DNS view, `localhost` is the pod itself, and the
 //! pod's address is the source). In the `istio-proxy` container curl's connections bypass
 //! the pod's sidecar, as Istio's redirection excludes the proxy's own user; in every other
-//! container they go through it. tcpdump prints what the pod's recording point sees
-//! ([`crate::mesh::capture`]). Nothing else runs, never a shell: any other command ends with
+//! container they go through it. tcpdump is the host's real tcpdump reading what the pod's
+//! recording point sees as a pcap stream ([`crate::mesh::capture`]). Nothing else runs, never a shell: any other command ends with
 //! exit code 126.
 //!
 //! curl reports every SOCKS refusal as exit 97; the session's own SOCKS server knows what really
@@ -84,8 +84,12 @@ pub fn exec_in_pod(
             NOT_PROVIDED,
         ));
     };
-    // `sudo tcpdump …` runs tcpdump; sudo itself changes nothing here.
-    let words = if is_sudo(command) && request.command.get(1).is_some_and(|c| is_tcpdump(c)) {
+    // `sudo tcpdump …` runs tcpdump as root: the proxy image lets its user 1337 sudo without a
+    // password (istio/istio docker/Dockerfile.base: `istio-proxy ALL=NOPASSWD: ALL`), and the
+    // workshop's privileged proxies allow the privilege escalation. Without sudo, tcpdump runs
+    // as user 1337 and may not capture.
+    let sudo = is_sudo(command) && request.command.get(1).is_some_and(|c| is_tcpdump(c));
+    let words = if sudo {
         &request.command[1..]
     } else {
         &request.command[..]
@@ -106,6 +110,7 @@ pub fn exec_in_pod(
             &words[1..],
             net,
             request.stdin,
+            sudo,
             pod_cancel,
         ));
     }

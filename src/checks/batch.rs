@@ -125,18 +125,67 @@ pub fn excerpt(body: &str) -> String {
 /// for `policy.consecutive` batches in a row, within `policy.limit`. Returns the last batch,
 /// which later checks (the JSON chain, the HTML page) inspect. A batch stops early at the first
 /// response that rules it out.
-pub async fn converge<F, Fut>(
+///
+/// Each attempt calls `open` once — resolving the route (the Service or Deployment, its Ready
+/// pod, one port-forward to it) — and sends all of its requests with the sender it returns, one
+/// after another. An attempt that cannot open its route fails like a failed request.
+///
+/// # Why the requests of a batch are sent one after another on one connection
+///
+/// The bounds above need each request to meet v2 with probability (at least) one half,
+/// whatever the other requests met. The choice between service-c's endpoints is made by
+/// service-a's sidecar for each HTTP request it forwards, not for each connection into
+/// service-a:
+///
+/// - The suite's connection (a port-forward to service-a's pod, or to the ingress gateway's
+///   pod) ends at service-a's application or at the gateway's Envoy. fake-service makes a new
+///   upstream request to service-c for every request it serves, and Envoy chooses the upstream
+///   host for each request, then takes a connection to that host from the host's own pool:
+///   "When a filter needs to acquire a connection to a host in an upstream cluster, the
+///   cluster manager uses a load balancing policy to determine which host is selected" and
+///   "The HTTP/1.1 connection pool acquires connections as needed to an upstream host"
+///   (Envoy docs, intro/arch_overview/upstream/load_balancing/load_balancers.rst, latest, and
+///   …/upstream/connection_pooling.rst, v1.18–v1.38).
+///   A downstream connection therefore fixes no upstream host: keeping the suite's connection
+///   alive pins nothing, and a new port-forward per request bought no independence.
+/// - Istio's default load balancer is LEAST_REQUEST since 1.14 (istio/istio 1.14.0
+///   releasenotes/notes/new_lb_algorithm_default.yaml: "Updated Istio's default load balancing
+///   algorithm from ROUND_ROBIN to LEAST_REQUEST"; 1.28.0–1.30.3
+///   pilot/pkg/networking/core/cluster_traffic_policy.go `defaultLBAlgorithm` returns
+///   `Cluster_LEAST_REQUEST`), and the workshop's DestinationRule sets no `loadBalancer`. With
+///   equal weights Envoy's least-request balancer "randomly picks up N healthy hosts ... and
+///   compares number of active requests" (P2C, N = 2; envoyproxy/envoy v1.35.0
+///   source/extensions/load_balancing_policies/least_request/least_request_lb.h). With one
+///   request at a time none of the suite's requests is active when the next is balanced, so
+///   the draw is symmetric between v1 and v2: each request meets v2 with probability one half,
+///   independently of the others, and the bounds hold as stated.
+/// - Concurrent requests would break that: a request balanced while another is still active on
+///   one endpoint goes to the other with probability 3/4 (two draws out of two endpoints), so
+///   the outcomes would depend on each other and on timing; with requests in flight on v2, a
+///   half-broken configuration would meet v2 on as few as a quarter of them, and "every
+///   response is 200" could pass far more often than 0.5^30. Batches are therefore sent
+///   serially; they are fast once no request pays for a lookup and a port-forward of its own.
+/// - A route that balances per connection (kube-proxy behind a ClusterIP or LoadBalancer
+///   address, Envoy's TCP proxy) would pin the choice on a kept connection: the
+///   LoadBalancer-address route of D-ingress-address opens one connection per request for
+///   that reason. fake-service itself answers with `Connection: close` (its keep-alives are
+///   off by default), so a port-forward straight to service-a's pod carries one request, and
+///   the next opens a new one (without looking the target up again).
+pub async fn converge<O, OFut, S, SFut>(
     what: &str,
     policy: &Convergence,
     expectation: Expectation,
-    send: &F,
+    open: &O,
 ) -> Result<Vec<HttpResponse>>
 where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<HttpResponse>>,
+    O: Fn() -> OFut,
+    OFut: Future<Output = Result<S>>,
+    S: Fn() -> SFut,
+    SFut: Future<Output = Result<HttpResponse>>,
 {
     let size = expectation.batch_size() as usize;
     eventually(what, policy, || async move {
+        let send = open().await.map_err(|e| format!("request failed: {e}"))?;
         let mut responses = Vec::with_capacity(size);
         while responses.len() < size {
             let response = send().await.map_err(|e| format!("request failed: {e}"))?;
@@ -200,6 +249,13 @@ mod tests {
         assert!(Expectation::Both(500, 200).judge(&mixed).is_err());
     }
 
+    /// A route whose every attempt opens to `send`.
+    fn opened<'a, F: Fn() -> Fut, Fut: Future<Output = Result<HttpResponse>>>(
+        send: &'a F,
+    ) -> impl Fn() -> std::future::Ready<Result<&'a F>> {
+        move || std::future::ready(Ok(send))
+    }
+
     fn policy(consecutive: u32) -> Convergence {
         Convergence {
             limit: Duration::from_secs(5),
@@ -211,10 +267,39 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn converge_returns_a_full_batch_once_it_holds() {
         let send = || async { Ok(response(200)) };
-        let batch = converge("all 200", &policy(3), Expectation::Every(200), &send)
+        let batch = converge(
+            "all 200",
+            &policy(3),
+            Expectation::Every(200),
+            &opened(&send),
+        )
+        .await
+        .unwrap();
+        assert_eq!(batch.len(), 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_attempt_opens_its_route_once_and_a_failed_open_fails_it() {
+        let opens = Cell::new(0u32);
+        let sends = Cell::new(0u32);
+        let send = || {
+            sends.set(sends.get() + 1);
+            async { Ok(response(200)) }
+        };
+        let open = || {
+            opens.set(opens.get() + 1);
+            std::future::ready(if opens.get() == 1 {
+                Err(crate::Error::Other("no Ready pod".into()))
+            } else {
+                Ok(&send)
+            })
+        };
+        let batch = converge("all 200", &policy(3), Expectation::Every(200), &open)
             .await
             .unwrap();
         assert_eq!(batch.len(), 30);
+        assert_eq!(opens.get(), 4, "one failed attempt, then three that held");
+        assert_eq!(sends.get(), 90, "every request of every batch was sent");
     }
 
     #[tokio::test(start_paused = true)]
@@ -225,7 +310,13 @@ mod tests {
             let status = if n.get().is_multiple_of(2) { 500 } else { 200 };
             async move { Ok(response(status)) }
         };
-        let result = converge("all 200", &policy(3), Expectation::Every(200), &send).await;
+        let result = converge(
+            "all 200",
+            &policy(3),
+            Expectation::Every(200),
+            &opened(&send),
+        )
+        .await;
         assert!(result.is_err());
     }
 
@@ -241,7 +332,7 @@ mod tests {
             "500 and 200",
             &policy(3),
             Expectation::Both(500, 200),
-            &send,
+            &opened(&send),
         )
         .await
         .unwrap();
@@ -255,7 +346,7 @@ mod tests {
             "500 and 200",
             &policy(1),
             Expectation::Both(500, 200),
-            &send,
+            &opened(&send),
         )
         .await;
         assert!(result.is_err());

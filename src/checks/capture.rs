@@ -1,10 +1,13 @@
 //! Packet captures as `tcpdump -A` prints them: was there traffic, and was any of it plaintext
 //! HTTP?
 
-/// Packets that carried a payload: tcpdump's header lines end in `length N` with N > 0.
+/// Packets that carried a payload: tcpdump's TCP lines (`… Flags [P.], …`) end in `length N`
+/// with N > 0 (followed by `: HTTP…` when tcpdump's HTTP printer took the payload, print-tcp.c).
+/// With `-v` each packet also has an IP line, `IP (tos …, length N)`, which is not counted.
 pub fn packets_with_payload(capture: &str) -> usize {
     capture
         .lines()
+        .filter(|l| l.contains("Flags ["))
         .filter_map(|l| l.rsplit_once("length ").map(|(_, n)| n))
         .filter_map(|n| {
             n.split(|c: char| !c.is_ascii_digit())
@@ -13,6 +16,19 @@ pub fn packets_with_payload(capture: &str) -> usize {
         })
         .filter(|&n| n > 0)
         .count()
+}
+
+/// Packets to or from `port` (tcpdump -n's `A.B.C.D.PORT` in the TCP line) with a payload.
+pub fn packets_on_port(capture: &str, port: u16) -> usize {
+    let to = format!(".{port}: Flags [");
+    let from = format!(".{port} > ");
+    packets_with_payload(
+        &capture
+            .lines()
+            .filter(|l| l.contains(&to) || l.contains(&from))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
 }
 
 /// Plaintext HTTP/1.x on the wire: a request line or a status line.
@@ -41,6 +57,30 @@ E..9..@.@...\n....\n..........0...x....\n\
     fn tls_is_traffic_without_plaintext() {
         assert_eq!(packets_with_payload(TLS), 1);
         assert_eq!(plaintext_http(TLS), None);
+    }
+
+    /// What Debian's tcpdump 4.99 prints for the workshop's `-vv` capture on port 8080 (taken
+    /// from the sandbox's tcpdump, which is the real one): TLS shows as `: HTTP` only, a
+    /// plaintext response as tcpdump's HTTP printer's text lines (util-print.c
+    /// txtproto_print).
+    const VV: &str = "12:19:37.512380 IP (tos 0x0, ttl 64, id 1, offset 0, flags [DF], proto TCP (6), length 1647)\n\
+    127.1.0.8.8080 > 127.1.0.13.38161: Flags [P.], cksum 0x7f51 (correct), seq 1:1596, ack 1, win 502, options [nop,nop,TS val 1 ecr 1], length 1595: HTTP, length: 1595\n\
+\tHTTP/1.1 200 OK\n\
+\tcontent-type: text/plain; charset=utf-8\n\
+\t\n\
+\t{\n\
+\t  \"name\": \"service-a\",\n";
+    const VV_TLS: &str = "12:19:38.000001 IP (tos 0x0, ttl 64, id 7, offset 0, flags [DF], proto TCP (6), length 569)\n\
+    127.1.0.5.51234 > 127.1.0.8.8080: Flags [P.], cksum 0x1b87 (correct), seq 1:518, ack 1, win 502, options [nop,nop,TS val 1 ecr 1], length 517: HTTP\n";
+
+    #[test]
+    fn the_workshops_verbose_capture_is_read() {
+        assert_eq!(packets_with_payload(VV), 1, "the IP line is not a packet");
+        assert_eq!(packets_on_port(VV, 8080), 1);
+        assert_eq!(packets_on_port(VV, 9080), 0);
+        assert!(plaintext_http(VV).is_some_and(|l| l.contains("HTTP/1.1 200 OK")));
+        assert_eq!(packets_on_port(VV_TLS, 8080), 1);
+        assert_eq!(plaintext_http(VV_TLS), None);
     }
 
     #[test]

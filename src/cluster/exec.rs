@@ -1,10 +1,15 @@
 //! Running a command in a container (`kubectl exec`) and reading its exit code from the
-//! exec status channel.
+//! exec status channel; or leaving it running ([`RunningExec`]) to read its output as it comes
+//! and end it as a reader does with Ctrl-C, for commands that never end by themselves (the
+//! workshop's `tcpdump`).
+
+use std::sync::{Arc, Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
-use kube::api::{Api, AttachParams};
-use tokio::io::AsyncReadExt;
+use kube::api::{Api, AttachParams, AttachedProcess};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
 
@@ -123,6 +128,135 @@ pub(crate) async fn exec(
         stdout: String::from_utf8_lossy(&out).into_owned(),
         stderr: stderr_text,
         exit_code,
+    })
+}
+
+/// What a command left running has printed so far, and how it ended if it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialOutput {
+    /// Everything written to stdout so far (lossy UTF-8).
+    pub stdout: String,
+    /// Everything written to stderr so far (lossy UTF-8).
+    pub stderr: String,
+    /// The exit code, if the command ended by itself (or the reason it could not run).
+    pub exit: Option<std::result::Result<i32, String>>,
+}
+
+/// A command running in a container whose output is collected as it comes. Dropping it, or
+/// [`RunningExec::close`], closes the exec's streams and its connection, as kubectl does when
+/// the reader presses Ctrl-C.
+pub struct RunningExec {
+    attached: AttachedProcess,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    status: Arc<Mutex<Option<Option<Status>>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn collect(
+    stream: Option<impl AsyncRead + Unpin + Send + 'static>,
+    into: Arc<Mutex<Vec<u8>>>,
+) -> Option<JoinHandle<()>> {
+    let mut stream = stream?;
+    Some(tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(&buf[..n]);
+        }
+    }))
+}
+
+impl RunningExec {
+    /// What it printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap_or_else(PoisonError::into_inner))
+            .into_owned()
+    }
+
+    /// What it printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(PoisonError::into_inner))
+            .into_owned()
+    }
+
+    /// How it ended, if it has.
+    pub fn exit(&self) -> Option<std::result::Result<i32, String>> {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|s| exit_code_from_status(s.as_ref()))
+    }
+
+    /// End the exec (close its streams and connection) and return what it printed.
+    pub fn close(self) -> PartialOutput {
+        let out = PartialOutput {
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+            exit: self.exit(),
+        };
+        drop(self);
+        out
+    }
+}
+
+impl Drop for RunningExec {
+    fn drop(&mut self) {
+        self.attached.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts `command` in `container` of `pod` and leaves it running; the caller bounds the start.
+pub(crate) async fn start(
+    pods: &Api<Pod>,
+    what: &str,
+    pod: &str,
+    container: &str,
+    command: &[&str],
+) -> Result<RunningExec> {
+    let params = AttachParams::default()
+        .container(container)
+        .stdin(false)
+        .stdout(true)
+        .stderr(true);
+    let mut attached = pods
+        .exec(
+            pod,
+            command.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            &params,
+        )
+        .await
+        .map_err(|e| Error::kube(what, e))?;
+    let (stdout, stderr) = (Arc::default(), Arc::default());
+    let status: Arc<Mutex<Option<Option<Status>>>> = Arc::default();
+    let mut tasks: Vec<JoinHandle<()>> = [
+        collect(attached.stdout(), Arc::clone(&stdout)),
+        collect(attached.stderr(), Arc::clone(&stderr)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Some(ended) = attached.take_status() {
+        let status = Arc::clone(&status);
+        tasks.push(tokio::spawn(async move {
+            let s = ended.await;
+            *status.lock().unwrap_or_else(PoisonError::into_inner) = Some(s);
+        }));
+    }
+    Ok(RunningExec {
+        attached,
+        stdout,
+        stderr,
+        status,
+        tasks,
     })
 }
 

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
 use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Pod, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -77,34 +78,74 @@ where
         .map_err(|e| format!("HTTP handshake failed: {e}"))?;
     // The connection must be driven while the request is in flight; it ends with the stream.
     let driver = tokio::spawn(connection);
+    let result = send_over(&mut sender, host, path)
+        .await
+        .map_err(|e| e.to_string());
+    driver.abort();
+    result
+}
+
+/// Why [`send_over`] has no response.
+#[derive(Debug)]
+pub enum SendError {
+    /// The connection closed before any part of a response arrived.
+    Unanswered(String),
+    /// Anything else: a malformed request, a broken response or body.
+    Failed(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Unanswered(m) | SendError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Sends one `GET path` with `Host: host` on an HTTP/1.1 connection and reads the whole
+/// response, leaving the connection open for the next request (keep-alive) unless the server
+/// closes it. The caller drives the connection and bounds the time.
+pub async fn send_over(
+    sender: &mut SendRequest<Empty<Bytes>>,
+    host: &str,
+    path: &str,
+) -> std::result::Result<HttpResponse, SendError> {
     let request = http::Request::get(path)
         .header(HOST, host)
         .header(USER_AGENT, USER_AGENT_VALUE)
         .body(Empty::<Bytes>::new())
-        .map_err(|e| format!("invalid request for path {path:?}: {e}"))?;
-    let result = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("request failed: {e}"))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("reading the body of a {status} response failed: {e}"))?
-            .to_bytes();
-        Ok(HttpResponse {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-            redirects: Vec::new(),
-        })
-    }
-    .await;
-    driver.abort();
-    result
+        .map_err(|e| SendError::Failed(format!("invalid request for path {path:?}: {e}")))?;
+    // A connection that closed between requests shows here, before anything is sent.
+    sender
+        .ready()
+        .await
+        .map_err(|e| SendError::Unanswered(format!("request failed: {e}")))?;
+    let response = sender.send_request(request).await.map_err(|e| {
+        let message = format!("request failed: {e}");
+        if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+            SendError::Unanswered(message)
+        } else {
+            SendError::Failed(message)
+        }
+    })?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| {
+            SendError::Failed(format!(
+                "reading the body of a {status} response failed: {e}"
+            ))
+        })?
+        .to_bytes();
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        redirects: Vec::new(),
+    })
 }
 
 // --- redirects, as a browser follows them -------------------------------------------------
@@ -318,6 +359,39 @@ mod tests {
         assert_eq!(response.content_type(), Some("text/plain; charset=utf-8"));
         assert!(response.body.contains("\"name\": \"service-a\""));
         assert!(!response.is_html());
+    }
+
+    #[tokio::test]
+    async fn one_connection_carries_several_requests() {
+        let (client, mut server) = tokio::io::duplex(4096);
+        let server_task = tokio::spawn(async move {
+            let mut paths = Vec::new();
+            for body in ["one", "two"] {
+                let head = read_head(&mut server).await;
+                paths.push(head.lines().next().unwrap_or_default().to_string());
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                server.write_all(response.as_bytes()).await.unwrap();
+            }
+            paths
+        });
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(client))
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        let first = send_over(&mut sender, "h", "/a").await.unwrap();
+        let second = send_over(&mut sender, "h", "/b").await.unwrap();
+        assert_eq!((first.body.as_str(), second.body.as_str()), ("one", "two"));
+        assert_eq!(
+            server_task.await.unwrap(),
+            ["GET /a HTTP/1.1", "GET /b HTTP/1.1"]
+        );
+        // The server is gone: the next request is unanswered, not a wrong answer.
+        let err = send_over(&mut sender, "h", "/c").await.unwrap_err();
+        assert!(matches!(err, SendError::Unanswered(_)), "{err}");
+        driver.abort();
     }
 
     #[tokio::test]

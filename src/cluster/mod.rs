@@ -5,6 +5,7 @@
 //! Every call is bounded by an entry of the [`Timeouts`] table; every error names the object.
 
 mod exec;
+mod forward;
 mod http;
 mod pods;
 mod resolve;
@@ -26,6 +27,7 @@ use kube::api::{
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, Scope};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector;
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::watcher;
 use tokio::sync::Mutex;
@@ -35,7 +37,8 @@ use crate::error::{Error, Result, is_kube_not_found};
 use crate::manifests::Manifest;
 use crate::timeouts::Timeouts;
 
-pub use exec::{ExecOutput, exit_code_from_status};
+pub use exec::{ExecOutput, PartialOutput, RunningExec, exit_code_from_status};
+pub use forward::Forward;
 pub use http::{
     HttpResponse, MAX_REDIRECTS, Redirect, RedirectError, USER_AGENT_VALUE, describe_chain,
     follow_redirects, http_get_over, is_redirect, resolve_location, resolve_target_port,
@@ -422,117 +425,120 @@ impl Cluster {
 
     /// Waits (bounded by `rollout`) until the deployment's status says the rollout is
     /// complete and exactly `replicas` pods, all Ready, are left (no pod of an older
-    /// template still running). Polled every `poll_interval`; a pod of the current template
-    /// that cannot start (see [`pod_failure`]) ends the wait at once with the cluster's reason.
+    /// template still running). A pod of the current template that cannot start (see
+    /// [`pod_failure`]) ends the wait at once with the cluster's reason.
+    ///
+    /// The deployment, its ReplicaSets and its pods are watched (kube-rs reflectors) and the
+    /// verdict is taken from what the watches delivered, at every change: the wait ends with
+    /// the event that completes the rollout, at no API round trip per look. It is also looked
+    /// at every `poll_interval` without an event, since a crash becomes final with time alone.
     pub async fn wait_rollout(&self, namespace: &str, name: &str) -> Result<()> {
         let limit = self.timeouts.rollout;
-        let deadline = Instant::now() + limit;
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("rollout of deployment {name} in {namespace}");
-        loop {
-            let get = format!("get deployment {name} in {namespace}");
-            let deployment = bounded(|| get.clone(), self.timeouts.request, async {
-                api.get_opt(name)
-                    .await
-                    .map_err(|e| Error::kube(get.clone(), e))
-            })
-            .await?
-            .ok_or_else(|| Error::Unexpected {
-                what: what.clone(),
-                message: "the deployment does not exist".into(),
-            })?;
-            let selector = deployment_selector(&deployment, namespace)?;
-            let pods = self.pods(namespace, &selector).await?;
-            let current = self.current_template_hash(&deployment, namespace).await?;
-            let now = jiff::Timestamp::now();
-            if let Some(failure) = pods
-                .iter()
-                .filter(|p| {
-                    current
-                        .as_deref()
-                        .is_none_or(|h| template_hash(p) == Some(h))
-                })
-                .find_map(|p| pod_failure(p, now))
-            {
-                return Err(Error::PodFailed {
-                    what,
-                    failure: Box::new(failure),
-                });
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let get = format!("get deployment {name} in {namespace}");
+        // The selector (immutable in apps/v1) scopes the pod watch.
+        let first = bounded(|| get.clone(), self.timeouts.request, async {
+            deployments
+                .get_opt(name)
+                .await
+                .map_err(|e| Error::kube(get.clone(), e))
+        })
+        .await?
+        .ok_or_else(|| Error::Unexpected {
+            what: what.clone(),
+            message: "the deployment does not exist".into(),
+        })?;
+        let selector = deployment_selector(&first, namespace)?;
+        let (deployment_store, deployment_writer) = reflector::store::<Deployment>();
+        let (rs_store, rs_writer) = reflector::store::<ReplicaSet>();
+        let (pod_store, pod_writer) = reflector::store::<Pod>();
+        let name_field = format!("metadata.name={name}");
+        let events = futures::stream::select(
+            futures::stream::select(
+                reflector(
+                    deployment_writer,
+                    watcher(deployments, watcher::Config::default().fields(&name_field)),
+                )
+                .default_backoff()
+                .map(|e| e.err().map(|e| e.to_string())),
+                reflector(
+                    rs_writer,
+                    watcher(
+                        Api::<ReplicaSet>::namespaced(self.client.clone(), namespace),
+                        watcher::Config::default(),
+                    ),
+                )
+                .default_backoff()
+                .map(|e| e.err().map(|e| e.to_string())),
+            ),
+            reflector(
+                pod_writer,
+                watcher(
+                    Api::<Pod>::namespaced(self.client.clone(), namespace),
+                    watcher::Config::default().labels(&selector),
+                ),
+            )
+            .default_backoff()
+            .map(|e| e.err().map(|e| e.to_string())),
+        );
+        let mut events = pin!(events);
+        let key = reflector::ObjectRef::new(name).within(namespace);
+        let mut last_error: Option<String> = None;
+        let mut waiting = String::from("no watch has delivered its initial list yet");
+        let poll = self.timeouts.poll_interval;
+        let outcome = tokio::time::timeout(limit, async {
+            loop {
+                tokio::select! {
+                    event = events.next() => match event {
+                        Some(Some(e)) => last_error = Some(e),
+                        Some(None) => {}
+                        None => return Err("the watches ended".to_string()),
+                    },
+                    () = tokio::time::sleep(poll) => {}
+                }
+                // A verdict only from complete lists: before every watch has listed, a missing
+                // ReplicaSet or pod is not known to be absent.
+                if !(listed(&deployment_store) && listed(&rs_store) && listed(&pod_store)) {
+                    continue;
+                }
+                let Some(deployment) = deployment_store.get(&key) else {
+                    return Err("the deployment was deleted".to_string());
+                };
+                let replicasets: Vec<ReplicaSet> =
+                    rs_store.state().iter().map(|r| (**r).clone()).collect();
+                let pods: Vec<Pod> = pod_store
+                    .state()
+                    .iter()
+                    .filter(|p| !pod_is_terminating(p))
+                    .map(|p| (**p).clone())
+                    .collect();
+                match rollout_verdict(&deployment, &replicasets, &pods, jiff::Timestamp::now()) {
+                    RolloutVerdict::Done => return Ok(None),
+                    RolloutVerdict::Failed(failure) => return Ok(Some(failure)),
+                    RolloutVerdict::Waiting(detail) => waiting = detail,
+                }
             }
-            let replicas = deployment
-                .spec
-                .as_ref()
-                .and_then(|s| s.replicas)
-                .unwrap_or(1);
-            let status = rollout_complete(&deployment);
-            let ready = pods.iter().filter(|p| pod_is_ready(p)).count();
-            // Old pods leave after the status already counts only new ones: wait for both.
-            if status.is_ok()
-                && usize::try_from(replicas).is_ok_and(|r| pods.len() == r && ready == r)
-            {
-                return Ok(());
-            }
-            if Instant::now() + self.timeouts.poll_interval > deadline {
-                let status = status.err().map_or_else(String::new, |s| format!("{s}; "));
-                return Err(Error::Timeout {
+        })
+        .await;
+        match outcome {
+            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(Some(failure))) => Err(Error::PodFailed {
+                what,
+                failure: Box::new(failure),
+            }),
+            Ok(Err(message)) => Err(Error::Unexpected { what, message }),
+            Err(_) => {
+                if let Some(e) = last_error {
+                    waiting.push_str(&format!("; last watch error: {e}"));
+                }
+                Err(Error::Timeout {
                     what,
                     limit,
-                    detail: Some(format!(
-                        "{status}{replicas} replicas wanted, pods: {}",
-                        describe_pods(&pods)
-                    )),
-                });
+                    detail: Some(waiting),
+                })
             }
-            tokio::time::sleep(self.timeouts.poll_interval).await;
         }
-    }
-
-    /// The `pod-template-hash` of the deployment's newest ReplicaSet (highest
-    /// `deployment.kubernetes.io/revision` among those it controls): the pods of its current
-    /// template. `None` before the controller made one.
-    async fn current_template_hash(
-        &self,
-        deployment: &Deployment,
-        namespace: &str,
-    ) -> Result<Option<String>> {
-        let uid = deployment.metadata.uid.clone().unwrap_or_default();
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
-        let what = format!(
-            "list replicasets of deployment {} in {namespace}",
-            deployment.metadata.name.as_deref().unwrap_or("?")
-        );
-        let list = bounded(|| what.clone(), self.timeouts.request, async {
-            api.list(&ListParams::default())
-                .await
-                .map_err(|e| Error::kube(what.clone(), e))
-        })
-        .await?;
-        let revision = |rs: &ReplicaSet| {
-            rs.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("deployment.kubernetes.io/revision"))
-                .and_then(|r| r.parse::<i64>().ok())
-                .unwrap_or(0)
-        };
-        Ok(list
-            .items
-            .iter()
-            .filter(|rs| {
-                rs.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.uid == uid && o.controller == Some(true))
-            })
-            .max_by_key(|rs| revision(rs))
-            .and_then(|rs| {
-                rs.metadata
-                    .labels
-                    .as_ref()?
-                    .get("pod-template-hash")
-                    .cloned()
-            }))
     }
 
     /// The deployments of a namespace, by name.
@@ -725,80 +731,66 @@ impl Cluster {
         .await
     }
 
+    /// Starts `command` in a container and leaves it running ([`RunningExec`]: read its output
+    /// as it comes, close it as Ctrl-C does); the start is bounded by `request`.
+    pub async fn exec_running(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        command: &[&str],
+    ) -> Result<RunningExec> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!(
+            "exec {:?} in container {container} of pod {pod} in {namespace}",
+            command.join(" ")
+        );
+        bounded(
+            || what.clone(),
+            self.timeouts.request,
+            exec::start(&api, &what, pod, container, command),
+        )
+        .await
+    }
+
     // --- HTTP through port-forwards ----------------------------------------------------
 
-    /// `GET path` on `pod:port` through a port-forward, bounded by `request`. `host` sets the
+    /// `pod:port` behind a port-forward that opens with the first request and carries every
+    /// later one too (see [`Forward`]); each request is bounded by `request`. `host` sets the
     /// Host header (default `localhost:<port>`, as curl through `kubectl port-forward` sends).
-    pub async fn http_get(
+    pub fn forward_to_pod(
         &self,
         namespace: &str,
         pod: &str,
         port: u16,
-        path: &str,
         host: Option<&str>,
-    ) -> Result<HttpResponse> {
-        let target = format!("{namespace}/{pod}:{port}{path}");
-        let fail = |message: String| Error::Http {
-            target: target.clone(),
-            message,
-        };
+    ) -> Forward {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let host = host.map_or_else(|| format!("localhost:{port}"), str::to_string);
-        let limit = self.timeouts.request;
-        let exchange = async {
-            let mut forwarder =
-                api.portforward(pod, &[port])
-                    .await
-                    .map_err(|e| Error::PortForward {
-                        target: target.clone(),
-                        message: e.to_string(),
-                    })?;
-            let stream = forwarder
-                .take_stream(port)
-                .ok_or_else(|| fail("the port-forward gave no stream".into()))?;
-            let forward_error = forwarder.take_error(port);
-            let result = http_get_over(stream, &host, path).await;
-            // The forwarder's own error (e.g. "connection refused" inside the pod) says more
-            // than hyper's "connection closed"; take it if it is already there.
-            let forward_error = forward_error.and_then(|f| f.now_or_never()).flatten();
-            forwarder.abort();
-            result.map_err(|e| match forward_error {
-                Some(fe) => fail(format!("{e}; port-forward: {fe}")),
-                None => fail(e),
-            })
-        };
-        match tokio::time::timeout(limit, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout {
-                what: format!("HTTP GET {target}"),
-                limit,
-                detail: None,
-            }),
-        }
+        Forward::new(api, namespace, pod, port, host, self.timeouts.request)
     }
 
-    /// `GET path` on `port` of a Ready pod of a deployment.
-    pub async fn http_get_deployment(
+    /// `kubectl port-forward deploy/NAME PORT`: `port` of a Ready pod of the deployment (the
+    /// first by name), resolved now, forwarded on the first request.
+    pub async fn forward_to_deployment(
         &self,
         namespace: &str,
         deployment: &str,
         port: u16,
-        path: &str,
-    ) -> Result<HttpResponse> {
+    ) -> Result<Forward> {
         let pods = self.deployment_pods(namespace, deployment).await?;
         let pod = first_ready(&pods, &format!("deployment {deployment} in {namespace}"))?;
-        self.http_get(namespace, &pod, port, path, None).await
+        Ok(self.forward_to_pod(namespace, &pod, port, None))
     }
 
-    /// `GET path` through a Service port, to a Ready pod behind it (its selector, and its
-    /// `targetPort` as a number or a named container port).
-    pub async fn http_get_service(
+    /// `kubectl port-forward svc/NAME PORT`: a Ready pod behind the Service (its selector) on
+    /// the Service port's `targetPort` (a number or a named container port), resolved now,
+    /// forwarded on the first request.
+    pub async fn forward_to_service(
         &self,
         namespace: &str,
         service: &str,
         port: u16,
-        path: &str,
-    ) -> Result<HttpResponse> {
+    ) -> Result<Forward> {
         let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("service {service} in {namespace}");
         let svc = bounded(|| what.clone(), self.timeouts.request, async {
@@ -850,7 +842,48 @@ impl Cluster {
                 what: what.clone(),
                 message,
             })?;
-        self.http_get(namespace, &pod_name, target_port, path, None)
+        Ok(self.forward_to_pod(namespace, &pod_name, target_port, None))
+    }
+
+    /// One `GET path` on `pod:port` through its own port-forward, bounded by `request`.
+    pub async fn http_get(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+        path: &str,
+        host: Option<&str>,
+    ) -> Result<HttpResponse> {
+        self.forward_to_pod(namespace, pod, port, host)
+            .get(path)
+            .await
+    }
+
+    /// One `GET path` on `port` of a Ready pod of a deployment.
+    pub async fn http_get_deployment(
+        &self,
+        namespace: &str,
+        deployment: &str,
+        port: u16,
+        path: &str,
+    ) -> Result<HttpResponse> {
+        self.forward_to_deployment(namespace, deployment, port)
+            .await?
+            .get(path)
+            .await
+    }
+
+    /// One `GET path` through a Service port, to a Ready pod behind it.
+    pub async fn http_get_service(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: u16,
+        path: &str,
+    ) -> Result<HttpResponse> {
+        self.forward_to_service(namespace, service, port)
+            .await?
+            .get(path)
             .await
     }
 }
@@ -890,6 +923,97 @@ fn template_hash(pod: &Pod) -> Option<&str> {
         .map(String::as_str)
 }
 
+/// The `pod-template-hash` of the deployment's newest ReplicaSet (highest
+/// `deployment.kubernetes.io/revision` among those it controls): the pods of its current
+/// template. `None` before the controller made one.
+fn current_template_hash(deployment: &Deployment, replicasets: &[ReplicaSet]) -> Option<String> {
+    let uid = deployment.metadata.uid.clone().unwrap_or_default();
+    let revision = |rs: &ReplicaSet| {
+        rs.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+            .and_then(|r| r.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    replicasets
+        .iter()
+        .filter(|rs| {
+            rs.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        })
+        .max_by_key(|rs| revision(rs))
+        .and_then(|rs| {
+            rs.metadata
+                .labels
+                .as_ref()?
+                .get("pod-template-hash")
+                .cloned()
+        })
+}
+
+/// Whether a reflector's store holds its watch's initial list (it is ready after the first
+/// one; kube-rs has no non-blocking getter for that, so the readiness future is polled once).
+fn listed<K>(store: &reflector::Store<K>) -> bool
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store.wait_until_ready().now_or_never().is_some()
+}
+
+/// Where a rollout stands.
+#[derive(Debug)]
+enum RolloutVerdict {
+    /// Complete: the status says so and exactly `replicas` pods, all Ready, are left.
+    Done,
+    /// A pod of the current template cannot start.
+    Failed(PodFailure),
+    /// Not yet, and why.
+    Waiting(String),
+}
+
+/// The verdict on a rollout from the deployment, the namespace's ReplicaSets and the
+/// deployment's non-terminating pods, at `now`.
+fn rollout_verdict(
+    deployment: &Deployment,
+    replicasets: &[ReplicaSet],
+    pods: &[Pod],
+    now: jiff::Timestamp,
+) -> RolloutVerdict {
+    let current = current_template_hash(deployment, replicasets);
+    if let Some(failure) = pods
+        .iter()
+        .filter(|p| {
+            current
+                .as_deref()
+                .is_none_or(|h| template_hash(p) == Some(h))
+        })
+        .find_map(|p| pod_failure(p, now))
+    {
+        return RolloutVerdict::Failed(failure);
+    }
+    let replicas = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let status = rollout_complete(deployment);
+    let ready = pods.iter().filter(|p| pod_is_ready(p)).count();
+    // Old pods leave after the status already counts only new ones: wait for both.
+    if status.is_ok() && usize::try_from(replicas).is_ok_and(|r| pods.len() == r && ready == r) {
+        return RolloutVerdict::Done;
+    }
+    let status = status.err().map_or_else(String::new, |s| format!("{s}; "));
+    RolloutVerdict::Waiting(format!(
+        "{status}{replicas} replicas wanted, pods: {}",
+        describe_pods(pods)
+    ))
+}
+
 fn first_ready(pods: &[Pod], what: &str) -> Result<String> {
     pods.iter()
         .find(|p| pod_is_ready(p))
@@ -898,4 +1022,78 @@ fn first_ready(pods: &[Pod], what: &str) -> Result<String> {
             what: what.to_string(),
             message: format!("no Ready pod ({})", describe_pods(pods)),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> T {
+        serde_json::from_value(json).expect("test object")
+    }
+
+    fn deployment() -> Deployment {
+        object(serde_json::json!({
+            "metadata": {"name": "service-a", "uid": "d1", "generation": 2},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "service-a"}},
+                     "template": {}},
+            "status": {"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1,
+                       "readyReplicas": 1, "availableReplicas": 1}
+        }))
+    }
+
+    fn replicaset(hash: &str, revision: &str) -> ReplicaSet {
+        object(serde_json::json!({
+            "metadata": {"name": format!("service-a-{hash}"),
+                         "labels": {"pod-template-hash": hash},
+                         "annotations": {"deployment.kubernetes.io/revision": revision},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                              "name": "service-a", "uid": "d1",
+                                              "controller": true}]},
+            "spec": {"selector": {}}
+        }))
+    }
+
+    fn pod(hash: &str, ready: bool, waiting: Option<&str>) -> Pod {
+        let state = match waiting {
+            Some(reason) => serde_json::json!({"waiting": {"reason": reason, "message": "x"}}),
+            None => serde_json::json!({"running": {}}),
+        };
+        object(serde_json::json!({
+            "metadata": {"name": format!("service-a-{hash}-p"),
+                         "labels": {"app": "service-a", "pod-template-hash": hash}},
+            "status": {"phase": "Running",
+                       "conditions": [{"type": "Ready",
+                                       "status": if ready { "True" } else { "False" }}],
+                       "containerStatuses": [{"name": "app", "image": "i", "imageID": "",
+                                              "ready": ready, "restartCount": 0,
+                                              "state": state}]}
+        }))
+    }
+
+    #[test]
+    fn a_rollout_is_done_only_when_just_the_new_pods_are_left() {
+        let now = jiff::Timestamp::now();
+        let rs = [replicaset("old", "1"), replicaset("new", "2")];
+        let new = pod("new", true, None);
+        let verdict = rollout_verdict(&deployment(), &rs, std::slice::from_ref(&new), now);
+        assert!(matches!(verdict, RolloutVerdict::Done), "{verdict:?}");
+        let verdict = rollout_verdict(&deployment(), &rs, &[new, pod("old", true, None)], now);
+        assert!(
+            matches!(&verdict, RolloutVerdict::Waiting(d) if d.contains("1 replicas wanted")),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn a_new_pod_that_cannot_start_ends_the_wait_and_an_old_one_does_not() {
+        let now = jiff::Timestamp::now();
+        let rs = [replicaset("old", "1"), replicaset("new", "2")];
+        let broken = pod("new", false, Some("ErrImagePull"));
+        let verdict = rollout_verdict(&deployment(), &rs, &[broken], now);
+        assert!(matches!(verdict, RolloutVerdict::Failed(_)), "{verdict:?}");
+        let old_broken = pod("old", false, Some("ErrImagePull"));
+        let verdict = rollout_verdict(&deployment(), &rs, &[old_broken], now);
+        assert!(matches!(verdict, RolloutVerdict::Waiting(_)), "{verdict:?}");
+    }
 }

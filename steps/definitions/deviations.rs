@@ -126,6 +126,18 @@ pub fn ingress_verbatim() -> bool {
     })
 }
 
+/// Whether D-capture-command is switched off for this run: captures then run the workshop's
+/// own tcpdump command in service-a's istio-proxy.
+pub fn capture_verbatim() -> bool {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    *OFF.get_or_init(|| {
+        run_deviations()
+            .ok()
+            .and_then(|d| d.state("D-capture-command").cloned())
+            == Some(State::Off)
+    })
+}
+
 /// The workshop's `$ISTIO_INGRESS_GW_IP`: `{.status.loadBalancer.ingress[*].ip}` of the
 /// gateway's Service — every address, none when the cluster assigned none.
 pub async fn workshop_ingress_addresses(env: &Env) -> happy_istio::Result<Vec<String>> {

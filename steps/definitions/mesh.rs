@@ -24,12 +24,18 @@ fn pod_has_sidecar(pod: &Pod) -> bool {
 /// Restart the deployments whose pods do not match `want_sidecar`, and wait for every
 /// deployment's rollout. What a reader does with `kubectl rollout restart`.
 async fn converge_sidecars(env: &Env, namespace: &str, want_sidecar: bool) -> Step {
-    for deployment in env.cluster.deployments(namespace).await? {
+    let deployments = env.cluster.deployments(namespace).await?;
+    // Restart every deployment that needs it first, as `kubectl rollout restart deploy` does,
+    // so that the rollouts run side by side; then wait for each.
+    for deployment in &deployments {
         let name = deployment.metadata.name.clone().unwrap_or_default();
         let pods = env.cluster.deployment_pods(namespace, &name).await?;
         if pods.iter().any(|p| pod_has_sidecar(p) != want_sidecar) {
             env.cluster.restart_deployment(namespace, &name).await?;
         }
+    }
+    for deployment in &deployments {
+        let name = deployment.metadata.name.clone().unwrap_or_default();
         env.cluster.wait_rollout(namespace, &name).await?;
     }
     check_sidecars(env, namespace, want_sidecar).await

@@ -156,13 +156,25 @@ pub async fn judge(
     // port-forward that did not open): then never converging is the environment failing,
     // not the claim; a wrong answer is the claim.
     let last_class = std::sync::Mutex::new(None);
-    let send = || async {
-        let result = target.send(&env).await;
-        *last_class.lock().unwrap_or_else(|p| p.into_inner()) =
-            result.as_ref().err().map(happy_istio::Error::class);
-        result
+    let record = |class: Option<FailureClass>| {
+        *last_class.lock().unwrap_or_else(|p| p.into_inner()) = class;
     };
-    match converge(&what, &policy, expectation, &send).await {
+    // Each attempt resolves the route and opens its port-forward once; its requests share it.
+    let open = || async {
+        let opened = target.open(&env).await;
+        record(opened.as_ref().err().map(happy_istio::Error::class));
+        let opened = opened?;
+        let (target, env, record) = (&target, &env, &record);
+        Ok(move || {
+            let opened = opened.clone();
+            async move {
+                let result = target.send_on(env, &opened).await;
+                record(result.as_ref().err().map(happy_istio::Error::class));
+                result
+            }
+        })
+    };
+    match converge(&what, &policy, expectation, &open).await {
         Ok(responses) => world.responses = responses,
         Err(e) => {
             let last = *last_class.lock().unwrap_or_else(|p| p.into_inner());

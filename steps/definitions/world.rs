@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use cucumber::World;
-use happy_istio::cluster::{Cluster, ExecOutput, HttpResponse};
+use happy_istio::cluster::{Cluster, ExecOutput, Forward, HttpResponse};
 use happy_istio::diagnostics::Diagnostics;
 use happy_istio::error::FailureClass;
 use happy_istio::manifests::{Manifest, ManifestDir};
@@ -346,15 +346,49 @@ fn browser_origin(route: &Route) -> String {
     }
 }
 
+/// A target's route, resolved once for a batch of requests (see
+/// `happy_istio::checks::batch::converge` for why one connection may carry them all).
+#[derive(Debug, Clone)]
+pub enum Opened {
+    /// A port-forward to the pod, reused by every request.
+    Forward(Forward),
+    /// D-ingress-address switched off: the workshop's LoadBalancer address, one connection per
+    /// request (the address balances per connection, so a kept one would pin its choice).
+    LoadBalancer,
+}
+
 impl Target {
-    /// Send one GET request (a page load with its redirects, for a browser).
+    /// Resolve the route: the Deployment's or the gateway Service's Ready pod and its port.
+    pub async fn open(&self, env: &Env) -> happy_istio::Result<Opened> {
+        Ok(match &self.route {
+            Route::PortForward { deployment, port } => Opened::Forward(
+                env.cluster
+                    .forward_to_deployment(NAMESPACE, deployment, *port)
+                    .await?,
+            ),
+            Route::IngressGateway if super::deviations::ingress_verbatim() => Opened::LoadBalancer,
+            Route::IngressGateway => Opened::Forward(
+                env.cluster
+                    .forward_to_service(ISTIO_NAMESPACE, "istio-ingressgateway", 80)
+                    .await?,
+            ),
+        })
+    }
+
+    /// Send one GET request on a route of its own.
     pub async fn send(&self, env: &Env) -> happy_istio::Result<HttpResponse> {
+        let opened = self.open(env).await?;
+        self.send_on(env, &opened).await
+    }
+
+    /// Send one GET request (a page load with its redirects, for a browser) on `opened`.
+    pub async fn send_on(&self, env: &Env, opened: &Opened) -> happy_istio::Result<HttpResponse> {
         if !self.browser {
-            return self.get(env, &self.path).await;
+            return get(env, opened, &self.path).await;
         }
         let origin = browser_origin(&self.route);
         happy_istio::cluster::follow_redirects(&origin, &self.path, |path| async move {
-            self.get(env, &path).await
+            get(env, opened, &path).await
         })
         .await
         .map_err(|e| match e {
@@ -368,24 +402,12 @@ impl Target {
             },
         })
     }
+}
 
-    async fn get(&self, env: &Env, path: &str) -> happy_istio::Result<HttpResponse> {
-        match &self.route {
-            Route::PortForward { deployment, port } => {
-                env.cluster
-                    .http_get_deployment(NAMESPACE, deployment, *port, path)
-                    .await
-            }
-            // D-ingress-address switched off: the workshop's LoadBalancer address instead.
-            Route::IngressGateway if super::deviations::ingress_verbatim() => {
-                super::deviations::get_through_load_balancer(env, &self.path).await
-            }
-            Route::IngressGateway => {
-                env.cluster
-                    .http_get_service(ISTIO_NAMESPACE, "istio-ingressgateway", 80, path)
-                    .await
-            }
-        }
+async fn get(env: &Env, opened: &Opened, path: &str) -> happy_istio::Result<HttpResponse> {
+    match opened {
+        Opened::Forward(forward) => forward.get(path).await,
+        Opened::LoadBalancer => super::deviations::get_through_load_balancer(env, path).await,
     }
 }
 

@@ -5,9 +5,14 @@
 //!
 //! Every record gets a sequence number, and each new record is announced on a watch channel,
 //! so a live capture (`tcpdump` without end) waits for traffic by notification, not by polling.
+//!
+//! Besides the bytes, a connection's opening and each side's end (FIN, or a reset) are recorded,
+//! so the packets synthesized from the records ([`crate::net::pcap`]) hold the TCP handshake and
+//! teardown a capture on a real pod's eth0 shows.
 
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -23,13 +28,31 @@ pub enum Direction {
     Out,
 }
 
-/// One chunk of bytes as read from one side of a connection.
+/// What a record says happened on the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// The peer's connection was accepted (the TCP handshake); direction [`Direction::In`].
+    Open,
+    /// Bytes flowed in `direction`.
+    Data,
+    /// The side sending in `direction` closed its half (a FIN).
+    Fin,
+    /// The side sending in `direction` reset the connection (an RST).
+    Reset,
+}
+
+/// Budget cost of a record without bytes (open, FIN, reset), so that a flood of short
+/// connections stays bounded too.
+const EVENT_COST: usize = 64;
+
+/// One chunk of bytes as read from one side of a connection, or an event of the connection.
 #[derive(Clone, Debug)]
 pub struct CaptureRecord {
     /// Position in the pod's capture: 0 for the first record ever, then +1 for each.
     pub seq: u64,
     pub at: SystemTime,
     pub direction: Direction,
+    pub kind: RecordKind,
     /// The remote end of the connection (the client of the pod).
     pub peer: SocketAddrV4,
     /// The pod's port the connection came in on.
@@ -66,23 +89,41 @@ impl Capture {
         }
     }
 
+    /// Record bytes that flowed in `direction`.
     pub fn record(&self, direction: Direction, peer: SocketAddrV4, port: u16, bytes: &[u8]) {
+        self.push(RecordKind::Data, direction, peer, port, bytes);
+    }
+
+    /// Record an event without bytes (open, FIN, reset).
+    pub fn event(&self, kind: RecordKind, direction: Direction, peer: SocketAddrV4, port: u16) {
+        self.push(kind, direction, peer, port, &[]);
+    }
+
+    fn push(
+        &self,
+        kind: RecordKind,
+        direction: Direction,
+        peer: SocketAddrV4,
+        port: u16,
+        bytes: &[u8],
+    ) {
         let next = {
             let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
             let record = CaptureRecord {
                 seq: ring.next,
                 at: SystemTime::now(),
                 direction,
+                kind,
                 peer,
                 port,
                 bytes: Bytes::copy_from_slice(bytes),
             };
             ring.next += 1;
-            ring.bytes += bytes.len();
+            ring.bytes += cost(&record);
             ring.records.push_back(record);
             while ring.bytes > self.budget {
                 match ring.records.pop_front() {
-                    Some(old) => ring.bytes -= old.bytes.len(),
+                    Some(old) => ring.bytes -= cost(&old),
                     None => break,
                 }
             }
@@ -129,17 +170,58 @@ impl Capture {
     }
 }
 
-/// A capture bound to one connection.
+fn cost(record: &CaptureRecord) -> usize {
+    match record.kind {
+        RecordKind::Data => record.bytes.len(),
+        _ => EVENT_COST,
+    }
+}
+
+/// A capture bound to one connection; its clones share which halves have ended, so each end
+/// is recorded once however many places see it.
 #[derive(Clone)]
 pub struct CaptureTap {
     pub capture: Arc<Capture>,
     pub peer: SocketAddrV4,
     pub port: u16,
+    /// Whether the In and the Out half ended (FIN or reset recorded).
+    ended: Arc<[AtomicBool; 2]>,
 }
 
 impl CaptureTap {
+    /// The tap of a connection from `peer` that was just accepted on the pod's `port`: records
+    /// its opening.
+    pub fn opened(capture: Arc<Capture>, peer: SocketAddrV4, port: u16) -> Self {
+        capture.event(RecordKind::Open, Direction::In, peer, port);
+        Self {
+            capture,
+            peer,
+            port,
+            ended: Arc::new([AtomicBool::new(false), AtomicBool::new(false)]),
+        }
+    }
+
     pub fn record(&self, direction: Direction, bytes: &[u8]) {
         self.capture.record(direction, self.peer, self.port, bytes);
+    }
+
+    /// The side sending in `direction` ended its half with `kind` (FIN or reset); recorded
+    /// the first time only, and nothing after a reset.
+    pub fn end(&self, direction: Direction, kind: RecordKind) {
+        let half = match direction {
+            Direction::In => 0,
+            Direction::Out => 1,
+        };
+        if kind == RecordKind::Reset {
+            // A reset ends both halves.
+            let first = !self.ended[0].swap(true, Ordering::AcqRel)
+                | !self.ended[1].swap(true, Ordering::AcqRel);
+            if first {
+                self.capture.event(kind, direction, self.peer, self.port);
+            }
+        } else if !self.ended[half].swap(true, Ordering::AcqRel) {
+            self.capture.event(kind, direction, self.peer, self.port);
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::capture::{CaptureTap, Direction};
+use super::capture::{CaptureTap, Direction, RecordKind};
 use super::pipe::connect_from;
 
 /// Where a connection that arrived on the pod's `port` goes inside the pod.
@@ -86,10 +86,16 @@ impl AsyncRead for AppStream {
             AppStream::Recorded { stream, tap } => {
                 let before = buf.filled().len();
                 let r = Pin::new(stream).poll_read(cx, buf);
-                if let Poll::Ready(Ok(())) = &r
-                    && buf.filled().len() > before
-                {
-                    tap.record(Direction::In, &buf.filled()[before..]);
+                match &r {
+                    Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                        tap.record(Direction::In, &buf.filled()[before..]);
+                    }
+                    // End of stream (with room to read): the client's FIN.
+                    Poll::Ready(Ok(())) if buf.remaining() > 0 => {
+                        tap.end(Direction::In, RecordKind::Fin);
+                    }
+                    Poll::Ready(Err(_)) => tap.end(Direction::In, RecordKind::Reset),
+                    _ => {}
                 }
                 r
             }
@@ -125,9 +131,28 @@ impl AsyncWrite for AppStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AppStream::Internal(s) | AppStream::Recorded { stream: s, .. } => {
-                Pin::new(s).poll_shutdown(cx)
+            AppStream::Internal(s) => Pin::new(s).poll_shutdown(cx),
+            AppStream::Recorded { stream, tap } => {
+                let r = Pin::new(stream).poll_shutdown(cx);
+                if let Poll::Ready(Ok(())) = &r {
+                    tap.end(Direction::Out, RecordKind::Fin);
+                }
+                r
             }
+        }
+    }
+}
+
+impl Drop for AppStream {
+    /// Closing the socket ends the app's half: a reset when the app set SO_LINGER to 0, a FIN
+    /// otherwise (socket(7)); recorded unless it ended before.
+    fn drop(&mut self) {
+        if let AppStream::Recorded { stream, tap } = self {
+            let kind = match socket2::SockRef::from(&*stream).linger() {
+                Ok(Some(d)) if d.is_zero() => RecordKind::Reset,
+                _ => RecordKind::Fin,
+            };
+            tap.end(Direction::Out, kind);
         }
     }
 }

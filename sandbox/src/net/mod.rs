@@ -22,6 +22,7 @@ pub mod addr;
 pub mod capture;
 pub mod egress;
 pub mod inbound;
+pub mod pcap;
 pub mod pipe;
 pub mod services;
 
@@ -355,11 +356,7 @@ impl RecordingPoint {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            let tap = CaptureTap {
-                capture: self.capture.clone(),
-                peer,
-                port: self.port,
-            };
+            let tap = CaptureTap::opened(self.capture.clone(), peer, self.port);
             let (port, internal, cancel) = (self.port, self.internal, cancel.clone());
             let (path, handoff) = match (path, &self.handoff) {
                 (Some(path), _) => (path, None),
@@ -378,7 +375,10 @@ impl RecordingPoint {
             }
             self.tracker.spawn(async move {
                 match path.connect(peer, port, Some(internal)).await {
-                    Err(_) => reset(client),
+                    Err(_) => {
+                        tap.end(capture::Direction::Out, capture::RecordKind::Reset);
+                        reset(client)
+                    }
                     Ok(upstream) => {
                         tokio::select! {
                             _ = cancel.cancelled() => {}

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4};
 
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::capture::{CaptureTap, Direction};
+use super::capture::{CaptureTap, Direction, RecordKind};
 
 const CHUNK: usize = 16 * 1024;
 
@@ -49,10 +49,17 @@ pub async fn splice(client: TcpStream, server: TcpStream, tap: Option<CaptureTap
     match failed {
         None => {}
         Some(true) => {
+            if let Some(tap) = &tap {
+                tap.end(Direction::Out, RecordKind::Reset);
+            }
             reset(client);
             drop(server);
         }
         Some(false) => {
+            if let Some(tap) = &tap {
+                // Closing the client's socket sends its FIN, if it was not sent already.
+                tap.end(Direction::Out, RecordKind::Fin);
+            }
             reset(server);
             drop(client);
         }
@@ -71,6 +78,9 @@ async fn one_way<'a>(
     loop {
         let n = match read_some(src, &mut buf).await {
             Ok(0) => {
+                if let Some(tap) = tap {
+                    tap.end(direction, RecordKind::Fin);
+                }
                 let _ = socket2::SockRef::from(dst).shutdown(Shutdown::Write);
                 return Ok(());
             }

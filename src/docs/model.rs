@@ -1,0 +1,373 @@
+//! One run as the site sees it: its `run.json` (what ran it, on what, with which deviations,
+//! and which scenarios were skipped or never ran, with the reasons) and its `cucumber.json`
+//! (every scenario's steps with their statuses and failure messages), read from the run's
+//! report directory as `crate::report` writes it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::DocsError;
+use crate::istio::version::IstioVersion;
+use crate::report::{self, FailureClass, RunInfo, Summary};
+
+/// The reason of a scenario a run did not select (a `--tags`/`--name` filter left it out):
+/// the run says nothing about it, so the history does not record it.
+pub const NOT_SELECTED: &str = "not selected in this run";
+
+/// One run's reports.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The report directory it was read from.
+    pub dir: PathBuf,
+    pub info: RunInfo,
+    pub summary: Option<Summary>,
+    /// Every scenario cucumber reported, in report order.
+    pub scenarios: Vec<ScenarioRun>,
+}
+
+/// One scenario of a run.
+#[derive(Clone, Debug)]
+pub struct ScenarioRun {
+    /// The feature file's stem (`03-ingress`).
+    pub stem: String,
+    pub feature: String,
+    pub name: String,
+    /// Its line in the feature file.
+    pub line: usize,
+    /// Background steps first (marked), then the scenario's own.
+    pub steps: Vec<StepRun>,
+    pub outcome: Outcome,
+}
+
+/// One step's result.
+#[derive(Clone, Debug)]
+pub struct StepRun {
+    pub keyword: String,
+    pub text: String,
+    /// cucumber's status word: passed, failed, skipped, undefined, …
+    pub status: String,
+    pub error: Option<String>,
+    /// Its line in the feature file.
+    pub line: usize,
+    /// Whether it belongs to the feature's Background.
+    pub background: bool,
+}
+
+/// How a scenario ended in a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Failed {
+        /// The failed step (`When I request / …`).
+        step: String,
+        message: String,
+        class: FailureClass,
+    },
+    /// Skipped (this cluster cannot run it) or never run (the run stopped), with the reason.
+    Skipped(String),
+}
+
+impl Run {
+    /// The id naming this run's column (the run id, or the directory's name for reports
+    /// written before run ids existed).
+    pub fn id(&self) -> String {
+        if self.info.run_id.is_empty() {
+            self.dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "run".into())
+        } else {
+            self.info.run_id.clone()
+        }
+    }
+
+    /// The night it ran: the UTC date it started (`2026-12-01`), or `unknown`.
+    pub fn night(&self) -> String {
+        night_of(&self.info.started_at)
+    }
+
+    /// Its version line: the Istio minor (`1.31`), `dev` for dev builds.
+    pub fn version_line(&self) -> String {
+        version_line(&self.info.istio_version)
+    }
+
+    pub fn is_sandbox(&self) -> bool {
+        self.info.cluster_kind == "sandbox"
+    }
+
+    /// The deviations this run kept on that touch `claim` (or whose re-check it is).
+    pub fn deviations_for(&self, claim: &str, tags: &[String]) -> Vec<String> {
+        self.info
+            .deviations
+            .iter()
+            .filter(|d| d.state == "on")
+            .filter(|d| d.claims.iter().any(|c| c == claim) || tags.contains(&d.id))
+            .map(|d| d.id.clone())
+            .collect()
+    }
+
+    /// Why a scenario was skipped or never ran, as run.json says (`Feature — Scenario: why`).
+    fn reason_for(&self, feature: &str, scenario: &str) -> Option<String> {
+        let prefix = format!("{feature} — {scenario}: ");
+        self.info
+            .skipped
+            .iter()
+            .chain(self.info.not_run.iter())
+            .find_map(|entry| entry.strip_prefix(&prefix).map(str::to_string))
+    }
+}
+
+/// The UTC date of an RFC 3339 time, or `unknown`.
+pub fn night_of(started_at: &str) -> String {
+    started_at
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.strftime("%Y-%m-%d").to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The version line of an Istio version: `1.31` for 1.31.x releases and pre-releases, `dev`
+/// for dev builds (and for the nightly's unresolved dev cell); anything else is its own line.
+pub fn version_line(istio_version: &str) -> String {
+    if istio_version == crate::istio::releases::UNRESOLVED_DEV {
+        return "dev".into();
+    }
+    match istio_version.parse::<IstioVersion>() {
+        Ok(v) if v.is_dev() => "dev".into(),
+        Ok(v) => format!("{}.{}", v.major, v.minor),
+        Err(_) => istio_version.to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+struct RunFile {
+    #[serde(flatten)]
+    info: RunInfo,
+    #[serde(default)]
+    summary: Option<Summary>,
+}
+
+#[derive(Deserialize)]
+struct JsonFeature {
+    #[serde(default)]
+    uri: Option<String>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    elements: Vec<JsonElement>,
+}
+
+#[derive(Deserialize)]
+struct JsonElement {
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    line: usize,
+    #[serde(default)]
+    steps: Vec<JsonStep>,
+}
+
+#[derive(Deserialize)]
+struct JsonStep {
+    #[serde(default)]
+    keyword: String,
+    #[serde(default)]
+    line: usize,
+    #[serde(default)]
+    name: String,
+    result: JsonResult,
+}
+
+#[derive(Deserialize)]
+struct JsonResult {
+    status: String,
+    #[serde(default)]
+    error_message: Option<String>,
+}
+
+fn is_failure(status: &str) -> bool {
+    matches!(status, "failed" | "undefined" | "ambiguous" | "pending")
+}
+
+/// Read one report directory; a directory without `run.json` whose subdirectories hold one
+/// (several downloaded artifacts) is all of them, in name order.
+pub fn load_reports(dir: &Path) -> Result<Vec<Run>, DocsError> {
+    if dir.join(report::RUN_FILE).is_file() {
+        return Ok(vec![load_run(dir)?]);
+    }
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| DocsError::input(dir, format!("cannot read the report directory: {e}")))?;
+    let mut subdirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(report::RUN_FILE).is_file())
+        .collect();
+    subdirs.sort();
+    if subdirs.is_empty() {
+        return Err(DocsError::input(
+            dir.join(report::RUN_FILE),
+            "missing: not a run's report directory, and no subdirectory holds a run.json",
+        ));
+    }
+    subdirs.iter().map(|d| load_run(d)).collect()
+}
+
+/// Read one run's `run.json` and `cucumber.json` (absent when the run stopped before any
+/// scenario ran: every selected scenario is then in run.json's `not_run`).
+pub fn load_run(dir: &Path) -> Result<Run, DocsError> {
+    let run_path = dir.join(report::RUN_FILE);
+    let text = std::fs::read_to_string(&run_path)
+        .map_err(|e| DocsError::input(&run_path, format!("cannot read: {e}")))?;
+    let file: RunFile = serde_json::from_str(&text)
+        .map_err(|e| DocsError::input(&run_path, format!("not a run report: {e}")))?;
+    let json_path = dir.join(report::CUCUMBER_JSON_FILE);
+    let features: Vec<JsonFeature> = match std::fs::read_to_string(&json_path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            DocsError::input(&json_path, format!("not a Cucumber JSON report: {e}"))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(DocsError::input(&json_path, format!("cannot read: {e}"))),
+    };
+    let mut run = Run {
+        dir: dir.to_path_buf(),
+        info: file.info,
+        summary: file.summary,
+        scenarios: Vec::new(),
+    };
+    let mut scenarios = Vec::new();
+    for feature in &features {
+        let stem = feature
+            .uri
+            .as_deref()
+            .map(|u| {
+                Path::new(u)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        let mut background: Vec<StepRun> = Vec::new();
+        for element in &feature.elements {
+            let steps = element.steps.iter().map(|s| StepRun {
+                keyword: s.keyword.trim().to_string(),
+                text: s.name.clone(),
+                status: s.result.status.clone(),
+                error: s.result.error_message.clone(),
+                line: s.line,
+                background: element.kind == "background",
+            });
+            if element.kind == "background" {
+                background = steps.collect();
+                continue;
+            }
+            let steps: Vec<StepRun> = std::mem::take(&mut background)
+                .into_iter()
+                .chain(steps)
+                .collect();
+            let outcome = outcome_of(&run, &feature.name, &element.name, &steps);
+            scenarios.push(ScenarioRun {
+                stem: stem.clone(),
+                feature: feature.name.clone(),
+                name: element.name.clone(),
+                line: element.line,
+                steps,
+                outcome,
+            });
+        }
+    }
+    run.scenarios = scenarios;
+    Ok(run)
+}
+
+/// A scenario's outcome from its steps: failed at its first failing step (the message's class
+/// read as `report::class_of_message` reads it), skipped with run.json's reason, else passed.
+fn outcome_of(run: &Run, feature: &str, scenario: &str, steps: &[StepRun]) -> Outcome {
+    if let Some(step) = steps.iter().find(|s| is_failure(&s.status)) {
+        // The step's own words: cucumber wraps a panic's message in `Matched: <file:line>
+        // Step panicked. Captured output: …`, which says nothing to a reader.
+        let message = step
+            .error
+            .as_deref()
+            .map(|m| {
+                m.split_once("Captured output: ")
+                    .map_or(m, |(_, own)| own)
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_else(|| format!("the step is {}", step.status));
+        return Outcome::Failed {
+            step: format!("{} {}", step.keyword, step.text),
+            class: report::class_of_message(&message),
+            message,
+        };
+    }
+    if steps.iter().any(|s| s.status != "passed") || steps.is_empty() {
+        let reason = run
+            .reason_for(feature, scenario)
+            .unwrap_or_else(|| "a step was skipped".into());
+        return Outcome::Skipped(reason);
+    }
+    Outcome::Passed
+}
+
+impl Run {
+    /// The outcome of a scenario of `feature` (its name) called `scenario` at `line` of the
+    /// file `stem`: from cucumber.json, else run.json's skipped/not-run reason, else not part
+    /// of this run.
+    pub fn find(&self, stem: &str, line: usize, name: &str) -> Option<&ScenarioRun> {
+        self.scenarios
+            .iter()
+            .find(|s| s.stem == stem && s.line == line && s.name == name)
+            .or_else(|| {
+                self.scenarios
+                    .iter()
+                    .find(|s| s.stem == stem && s.name == name)
+            })
+    }
+
+    /// The outcome of a scenario that cucumber did not report: run.json's reason (skipped,
+    /// not run), else [`NOT_SELECTED`].
+    pub fn absent_outcome(&self, feature: &str, name: &str) -> Outcome {
+        Outcome::Skipped(
+            self.reason_for(feature, name)
+                .unwrap_or_else(|| NOT_SELECTED.into()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_lines() {
+        assert_eq!(version_line("1.31.1"), "1.31");
+        assert_eq!(version_line("1.29.0-beta.1"), "1.29");
+        assert_eq!(
+            version_line("1.32.0-alpha.0123456789abcdef0123456789abcdef01234567"),
+            "dev"
+        );
+        assert_eq!(version_line("dev"), "dev");
+        assert_eq!(
+            version_line("not installed by this run"),
+            "not installed by this run"
+        );
+        assert_eq!(night_of("2026-12-01T23:59:59.5Z"), "2026-12-01");
+        assert_eq!(night_of(""), "unknown");
+    }
+
+    #[test]
+    fn a_missing_or_malformed_run_json_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load_reports(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("run.json") && e.contains("missing"), "{e}");
+        std::fs::write(dir.path().join("run.json"), "{\"cluster_kind\": 3").unwrap();
+        let e = load_reports(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains(&dir.path().join("run.json").display().to_string()),
+            "{e}"
+        );
+        assert!(e.contains("not a run report"), "{e}");
+    }
+}

@@ -1,0 +1,515 @@
+//! The living documentation in a real browser: the site happy-docs builds from fixture reports,
+//! opened from `file://` in headless Chromium (Debian's `chromium`; `.ci/run` installs it),
+//! driven over the DevTools protocol with chromiumoxide. It checks what a reader sees: the
+//! matrix shows the failed claim as failed and a skipped claim with its reason, a click on a
+//! cell's link (a real mouse event, not a scripted navigation) lands on the chapter page at that
+//! claim's scenario, and screenshots of both pages go under the report directory for a person
+//! to look at (their paths are printed).
+//!
+//! Chromium missing is a failure with the command that installs it, never a silent pass.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+use chromiumoxide::handler::viewport::Viewport;
+use chromiumoxide::page::{Page, ScreenshotParams};
+use futures::StreamExt;
+use happy_istio::timeouts::Timeouts;
+use serde::Deserialize;
+use tokio::time::{Instant, timeout};
+
+/// Debian's chromium package puts its launcher here; `chromium` on PATH otherwise.
+const DEBIAN_CHROMIUM: &str = "/usr/bin/chromium";
+
+fn chromium() -> PathBuf {
+    let debian = PathBuf::from(DEBIAN_CHROMIUM);
+    if debian.is_file() {
+        return debian;
+    }
+    if let Some(found) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("chromium"))
+            .find(|candidate| candidate.is_file())
+    }) {
+        return found;
+    }
+    panic!(
+        "the browser test needs headless Chromium, and neither {DEBIAN_CHROMIUM} nor `chromium` \
+         on PATH exists: install Debian's package (`sudo apt-get install chromium`; .ci/run \
+         does this when it is missing)"
+    );
+}
+
+/// The report directory the suite uses (`HAPPY_REPORT_DIR`, default `target/happy/`), and in
+/// it this test's own directory.
+fn report_dir() -> PathBuf {
+    std::env::var_os("HAPPY_REPORT_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/happy"))
+        .join("browser")
+}
+
+/// What the site must show, read from the fixture reports it is built from (not from the site).
+struct Expected {
+    /// A claim that failed, e.g. `C08`, and the run it failed on.
+    failed_claim: String,
+    failed_run: String,
+    /// The stem of its feature file, the chapter page's name (`03-ingress`).
+    failed_chapter: String,
+    /// run.json's message for the failure.
+    failed_message: String,
+    /// A claim that was skipped, its run and the reason the report gives.
+    skipped_claim: String,
+    skipped_run: String,
+    skipped_reason: String,
+}
+
+/// One matrix cell as the page shows it.
+#[derive(Debug, Deserialize)]
+struct Cell {
+    claim: String,
+    run: String,
+    status: String,
+    text: String,
+    href: Option<String>,
+}
+
+/// The fixture reports (recorded sandbox runs, tests/fixtures/docs/README.md): one with skips,
+/// one with failed claims.
+const FIXTURES: [&str; 2] = ["tests/fixtures/docs/green", "tests/fixtures/docs/failed"];
+
+/// Copies a fixture into `to`, relabelled as another Istio version, as the nightly's cells
+/// differ.
+fn relabelled(fixture: &Path, to: &Path, istio: &str) {
+    std::fs::create_dir_all(to).expect("report dir");
+    copy_dir(fixture, to);
+    let path = to.join("run.json");
+    let mut run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("run.json")).expect("JSON");
+    run["istio_version"] = istio.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&run).expect("JSON")).expect("run.json");
+}
+
+/// Copies a directory tree (a report with its diagnostics bundle).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("report dir");
+    for entry in std::fs::read_dir(from).expect("fixture dir") {
+        let entry = entry.expect("fixture entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copying a fixture file");
+        }
+    }
+}
+
+/// One scenario of a report's cucumber.json.
+struct Scenario {
+    feature: String,
+    /// `features/05-traffic.feature`.
+    uri: String,
+    name: String,
+    claim: String,
+    verdict: &'static str,
+}
+
+fn scenarios(report: &Path) -> Vec<Scenario> {
+    let text = std::fs::read_to_string(report.join("cucumber.json")).expect("cucumber.json");
+    let features: serde_json::Value = serde_json::from_str(&text).expect("cucumber.json is JSON");
+    let mut out = Vec::new();
+    for feature in features.as_array().expect("a list of features") {
+        for element in feature["elements"].as_array().into_iter().flatten() {
+            if element["type"] != "scenario" {
+                continue;
+            }
+            let statuses: Vec<&str> = element["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|step| step["result"]["status"].as_str())
+                .collect();
+            let verdict = if statuses.contains(&"failed") {
+                "failed"
+            } else if statuses.contains(&"skipped") {
+                "skipped"
+            } else {
+                "passed"
+            };
+            let claim = element["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|tag| tag["name"].as_str())
+                .map(|tag| tag.trim_start_matches('@'))
+                .find(|tag| {
+                    tag.len() == 3
+                        && tag.starts_with('C')
+                        && tag[1..].chars().all(|c| c.is_ascii_digit())
+                });
+            if let Some(claim) = claim {
+                out.push(Scenario {
+                    feature: feature["name"].as_str().unwrap_or_default().to_string(),
+                    uri: feature["uri"].as_str().unwrap_or_default().to_string(),
+                    name: element["name"].as_str().unwrap_or_default().to_string(),
+                    claim: claim.to_string(),
+                    verdict,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// What the reports say the page must show: a claim with a failed scenario (its chapter and
+/// run.json's message for it), and a claim whose every scenario was skipped, with the reason
+/// run.json gives (`Feature — Scenario: @tag: reason`).
+fn expected(reports: &[PathBuf]) -> Expected {
+    let mut failed = None;
+    let mut skipped = None;
+    for report in reports {
+        let run: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(report.join("run.json")).expect("run.json"),
+        )
+        .expect("run.json is JSON");
+        let run_id = run["run_id"].as_str().expect("a run id").to_string();
+        let all = scenarios(report);
+        if failed.is_none() {
+            failed = all.iter().find(|s| s.verdict == "failed").map(|s| {
+                let title = format!("{} — {}", s.feature, s.name);
+                let message = run["failures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|f| f["scenario"] == title.as_str())
+                    .and_then(|f| f["message"].as_str())
+                    .unwrap_or_else(|| panic!("run.json lists no failure for {title}"));
+                let stem = Path::new(&s.uri)
+                    .file_stem()
+                    .and_then(|stem| stem.to_str())
+                    .expect("a feature file name")
+                    .to_string();
+                (s.claim.clone(), run_id.clone(), stem, message.to_string())
+            });
+        }
+        if skipped.is_none() {
+            skipped = all.iter().find_map(|s| {
+                if !all
+                    .iter()
+                    .filter(|other| other.claim == s.claim)
+                    .all(|other| other.verdict == "skipped")
+                {
+                    return None;
+                }
+                let prefix = format!("{} — {}: ", s.feature, s.name);
+                let entry = run["skipped"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|e| e.as_str())
+                    .find_map(|e| e.strip_prefix(prefix.as_str()))?;
+                // `@kiali: Grafana and Kiali do not run on the sandbox[; @other: …]`
+                let reason = entry.split("; ").next()?;
+                let reason = reason.split_once(": ").map_or(reason, |(_, r)| r);
+                Some((s.claim.clone(), run_id.clone(), reason.to_string()))
+            });
+        }
+    }
+    let (failed_claim, failed_run, failed_chapter, failed_message) =
+        failed.expect("a fixture with a failed scenario");
+    let (skipped_claim, skipped_run, skipped_reason) =
+        skipped.expect("a fixture with a claim whose every scenario was skipped");
+    Expected {
+        failed_claim,
+        failed_run,
+        failed_chapter,
+        failed_message,
+        skipped_claim,
+        skipped_run,
+        skipped_reason,
+    }
+}
+
+/// Builds the site with the crate's own happy-docs from the relabelled fixtures.
+fn site(dir: &Path) -> (PathBuf, Expected) {
+    let reports: Vec<PathBuf> = FIXTURES
+        .iter()
+        .zip(["1.31.1", "1.30.4"])
+        .map(|(fixture, istio)| {
+            let to = dir.join("reports").join(istio);
+            relabelled(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture),
+                &to,
+                istio,
+            );
+            to
+        })
+        .collect();
+    let out = dir.join("site");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_happy-docs"));
+    for report in &reports {
+        command.arg("--reports").arg(report);
+    }
+    let output = command
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("running happy-docs");
+    assert!(
+        output.status.success(),
+        "happy-docs failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (out.join("index.html"), expected(&reports))
+}
+
+/// The chapter page's `:target` section.
+#[derive(Debug, Deserialize)]
+struct TargetSection {
+    id: String,
+    text: String,
+    failures: Vec<String>,
+    /// Its top edge relative to the window, in CSS pixels.
+    top: f64,
+}
+
+/// Every matrix cell, from the DOM.
+async fn cells(page: &Page) -> Vec<Cell> {
+    page.evaluate(
+        r#"Array.from(document.querySelectorAll('#matrix td[data-claim]')).map(td => ({
+            claim: td.dataset.claim, run: td.dataset.run, status: td.dataset.status,
+            text: td.innerText, href: td.querySelector('a') ? td.querySelector('a').href : null }))"#,
+    )
+    .await
+    .expect("reading the matrix cells")
+    .into_value()
+    .expect("matrix cells as JSON")
+}
+
+/// Polls `probe` every poll interval until it returns `Some`, for at most `limit`.
+async fn eventually<T, F, Fut>(limit: Duration, interval: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {limit:?} (HAPPY_TIMEOUT_BROWSER)"
+        );
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// A PNG of the whole page (`full_page`) or of what the window shows where it is scrolled to.
+async fn screenshot(page: &Page, path: &Path, full_page: bool) {
+    let params = ScreenshotParams::builder()
+        .format(CaptureScreenshotFormat::Png)
+        .full_page(full_page)
+        .build();
+    page.save_screenshot(params, path)
+        .await
+        .unwrap_or_else(|e| panic!("saving the screenshot {}: {e}", path.display()));
+    println!("browser test: screenshot {}", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_matrix_and_a_chapter_in_headless_chromium() {
+    let chromium = chromium();
+    let timeouts = Timeouts::from_env().expect("the timeout table reads");
+    let limit = timeouts.browser;
+    let dir = report_dir();
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).expect("removing the previous browser test's directory");
+    }
+    let (index, expected) = site(&dir);
+    let profile = tempfile::tempdir().expect("a profile directory for Chromium");
+
+    // chromiumoxide adds `--headless`, `--no-sandbox` (root in CI has no user namespaces for
+    // Chromium's sandbox) and, among its default arguments, `--disable-background-networking`
+    // (chromiumoxide 0.9.1 src/browser/config.rs, DEFAULT_ARGS and launch()).
+    let config = BrowserConfig::builder()
+        .chrome_executable(&chromium)
+        .no_sandbox()
+        .arg("disable-gpu")
+        .user_data_dir(profile.path())
+        .window_size(1280, 900)
+        .viewport(Viewport {
+            width: 1280,
+            height: 900,
+            ..Viewport::default()
+        })
+        .launch_timeout(limit)
+        .request_timeout(limit)
+        .build()
+        .expect("browser configuration");
+    let (mut browser, mut handler) = Browser::launch(config)
+        .await
+        .unwrap_or_else(|e| panic!("starting {}: {e}", chromium.display()));
+    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+
+    let url = url::Url::from_file_path(&index).expect("the index as a file:// URL");
+    let page = browser
+        .new_page(url.as_str())
+        .await
+        .expect("opening the index");
+    page.wait_for_navigation().await.expect("the index loads");
+
+    let cells = cells(&page).await;
+    assert!(!cells.is_empty(), "no matrix cell on {url}");
+    let failed = cells
+        .iter()
+        .find(|c| c.claim == expected.failed_claim && c.run == expected.failed_run)
+        .unwrap_or_else(|| {
+            panic!(
+                "the matrix has no cell for {} on run {}: {cells:#?}",
+                expected.failed_claim, expected.failed_run
+            )
+        });
+    assert_eq!(failed.status, "failed", "{failed:?}");
+    assert!(
+        failed.text.contains("failed"),
+        "the failed cell of {} does not say so in words: {:?}",
+        failed.claim,
+        failed.text
+    );
+    let skipped = cells
+        .iter()
+        .find(|c| c.claim == expected.skipped_claim && c.run == expected.skipped_run)
+        .unwrap_or_else(|| {
+            panic!(
+                "the matrix has no cell for {} on run {}: {cells:#?}",
+                expected.skipped_claim, expected.skipped_run
+            )
+        });
+    assert_eq!(skipped.status, "skipped", "{skipped:?}");
+    assert!(
+        skipped.text.contains("skipped") && skipped.text.contains(&expected.skipped_reason),
+        "the skipped cell of {} does not give the reason {:?}: {:?}",
+        skipped.claim,
+        expected.skipped_reason,
+        skipped.text
+    );
+    let shots = dir.join("screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    screenshot(&page, &shots.join("index.png"), true).await;
+    // And legibly, the window at the failed cell.
+    page.evaluate(format!(
+        "document.querySelector('#matrix td[data-claim=\"{}\"][data-run=\"{}\"]')\
+         .scrollIntoView({{block: 'center'}})",
+        failed.claim, failed.run
+    ))
+    .await
+    .expect("scrolling to the failed cell");
+    screenshot(&page, &shots.join("matrix.png"), false).await;
+
+    // A real click (Input.dispatchMouseEvent at the link's centre) on the failed cell's link.
+    let target = failed
+        .href
+        .clone()
+        .unwrap_or_else(|| panic!("the failed cell of {} has no link", failed.claim));
+    let selector = format!(
+        "#matrix td[data-claim=\"{}\"][data-run=\"{}\"] a",
+        failed.claim, failed.run
+    );
+    page.find_element(selector.as_str())
+        .await
+        .unwrap_or_else(|e| panic!("finding {selector}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {selector}: {e}"));
+    let arrived = eventually(
+        limit,
+        timeouts.poll_interval,
+        &format!("the click on {selector} reaching {target}"),
+        || async {
+            let now = page.url().await.ok().flatten()?;
+            (now == target).then_some(now)
+        },
+    )
+    .await;
+    let chapter = format!(
+        "chapters/{}.html#{}",
+        expected.failed_chapter, expected.failed_claim
+    );
+    assert!(
+        arrived.ends_with(&chapter),
+        "the link of {} leads to {arrived}, not to its chapter {chapter}",
+        expected.failed_claim
+    );
+    let section: Option<TargetSection> = eventually(
+        limit,
+        timeouts.poll_interval,
+        &format!("the chapter page {arrived} loading"),
+        || async {
+            let ready: String = page
+                .evaluate("document.readyState")
+                .await
+                .ok()?
+                .into_value()
+                .ok()?;
+            if ready != "complete" {
+                return None;
+            }
+            // The fragment's target, as the browser resolved it (`:target`).
+            page.evaluate(
+                "(() => { const t = document.querySelector(':target'); \
+                 if (!t || t.tagName !== 'SECTION') return null; \
+                 return { id: t.id, text: t.innerText, \
+                   failures: Array.from(t.querySelectorAll('pre.failure')).map(p => p.innerText), \
+                   top: t.getBoundingClientRect().top }; })()",
+            )
+            .await
+            .ok()?
+            .into_value::<Option<TargetSection>>()
+            .ok()
+        },
+    )
+    .await;
+    let section = section.unwrap_or_else(|| {
+        panic!("{arrived}: its fragment names no <section> (the claim's scenario)")
+    });
+    assert_eq!(
+        section.id, expected.failed_claim,
+        "the link landed on another scenario"
+    );
+    assert!(
+        section.text.contains(&expected.failed_claim),
+        "the scenario section {} does not name its claim: {:?}",
+        section.id,
+        section.text
+    );
+    // The failure as run.json has it, with its class in words (the message may be wrapped
+    // by cucumber's own words around it).
+    let core = expected
+        .failed_message
+        .split_once(": ")
+        .map_or(expected.failed_message.as_str(), |(_, rest)| rest);
+    assert!(
+        section
+            .failures
+            .iter()
+            .any(|f| f.contains(core) && f.contains("claim")),
+        "the scenario {} shows no failure message {core:?} with its class: {:?}",
+        section.id,
+        section.failures
+    );
+    assert!(
+        (0.0..100.0).contains(&section.top),
+        "the window is not scrolled to the scenario (its top is at {}px)",
+        section.top
+    );
+    // The window as the reader sees it on arrival: scrolled to the scenario.
+    screenshot(&page, &shots.join("chapter.png"), false).await;
+
+    let _ = timeout(limit, browser.close()).await;
+    let _ = timeout(limit, browser.wait()).await;
+    events.abort();
+}
