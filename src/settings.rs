@@ -623,6 +623,14 @@ pub const OTHER_VARIABLES: &[(&str, &str)] = &[
         "HAPPY_NEGATIVE_CHILD",
         "Internal: marks a child run of tests/negative.rs",
     ),
+    (
+        "HAPPY_NEGATIVE_JOBS",
+        "tests/negative.rs: how many runs go at once (default: 3 per core)",
+    ),
+    (
+        "HAPPY_SANDBOX_API_LOG",
+        "Test-only: a file the sandbox's API server appends one line per request to (ci/bench counts them)",
+    ),
 ];
 
 /// Every `HAPPY_*` variable the suite knows: the rows of [`Settings::describe`] and

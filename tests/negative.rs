@@ -1,15 +1,30 @@
 //! The suite must be able to fail. Each case breaks one claim's manifest (or mechanism) in a
 //! copy of the workshop's files and runs that claim's scenarios on the sandbox through
-//! `HAPPY_MANIFESTS` — the override users have — expecting them to fail. The sandbox cases
-//! instead break a premise of the suite in the sandbox itself through one of its test-only
-//! knobs (e.g. the container runtime pulling the workshop's Docker schema-1 image), and
-//! expect the scenario that re-checks that premise to fail. A control run of the
-//! same scenarios on the unbroken copy must pass first, so a failure cannot come from the
-//! harness or the sandbox. `cargo test --test negative -- C16` runs the cases naming C16.
+//! `HAPPY_MANIFESTS` — the override users have — expecting them to fail, as a claim (an
+//! environment failure, such as a pod that never got ready, proves nothing about the check).
+//! The sandbox cases instead break a premise of the suite in the sandbox itself through one of
+//! its test-only knobs (e.g. the container runtime pulling the workshop's Docker schema-1
+//! image), and expect the scenario that re-checks that premise to fail. Each case has a control:
+//! the very same run (same scenarios, a fresh sandbox, a copy of the manifests) without the
+//! breakage, which must pass, so a failure cannot come from the harness or the sandbox; a
+//! case's verdict counts only once its control has passed. `cargo test --test negative -- C16`
+//! runs the cases naming C16.
 //!
 //! This target is its own runner: every run happens in a child process of this binary (marked
 //! by `HAPPY_NEGATIVE_CHILD`) that runs the suite exactly as `cargo test --test happy` does,
 //! with its own report directory.
+//!
+//! The runs are independent, so up to `HAPPY_NEGATIVE_JOBS` of them go at once. Nothing is
+//! shared between them: each child starts its own sandbox (API server on a random port, its own
+//! temporary state directory with the kubeconfig and Envoy's and Prometheus's files; pod and
+//! ClusterIP addresses are claimed machine-wide by `happy_sandbox::net::addr`, so concurrent
+//! sandboxes never get the same one; every Envoy listens on its pod's address and runs with
+//! `--disable-hot-restart`, so no shared memory), reads the manifests from its own copy and
+//! writes its own report directory; on the sandbox nothing is downloaded into
+//! `HAPPY_CACHE_DIR` when Envoy is installed; the children exec this binary directly, so no
+//! cargo lock is involved. The assertion limits are the suite's own: a broken case still waits
+//! its check's full limit before it fails, so a check that converged late would still be seen
+//! passing.
 
 #[path = "../steps/definitions/mod.rs"]
 mod definitions;
@@ -19,9 +34,10 @@ mod in_process;
 mod runner;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{ExitCode, Stdio};
+use std::time::Instant;
 
-use happy_istio::report::Summary;
+use happy_istio::report::{self, Summary};
 
 const CHILD_VAR: &str = "HAPPY_NEGATIVE_CHILD";
 
@@ -135,6 +151,35 @@ const SANDBOX_CASES: &[SandboxBreakage] = &[SandboxBreakage {
     env: &[("HAPPY_SANDBOX_PULL_SCHEMA1", "1")],
 }];
 
+/// How many runs at once, when `HAPPY_NEGATIVE_JOBS` is unset: this many per core. A run is
+/// mostly waiting (a broken case waits out its check's limit, 30 s or more, polling), so its
+/// CPU use averages a fraction of a core (measured on 2 cores: 12 cases and the control one at
+/// a time, 138 CPU-seconds over 457 s of wall). Not more: with 12 sandboxes at once (about ten
+/// Envoys each) on a machine whose other users also run Envoys, sidecars aborted at start
+/// (SIGABRT) and controls failed — plausibly the per-user limit of 128 inotify instances
+/// (/proc/sys/fs/inotify/max_user_instances) that every Envoy draws on; not confirmed.
+const JOBS_PER_CORE: usize = 3;
+
+/// The variable that overrides how many runs go at once.
+const JOBS_VAR: &str = "HAPPY_NEGATIVE_JOBS";
+
+/// What one child run checks.
+enum Kind<'a> {
+    /// The tag expression's scenarios on the unbroken manifests (and sandbox): all must pass.
+    Control(String),
+    /// A claim's scenarios on a broken copy of the manifests: they must fail.
+    Manifest(&'a Breakage),
+    /// A deviation's re-check on a sandbox broken through its knob: it must fail.
+    Sandbox(&'a SandboxBreakage),
+}
+
+struct Run<'a> {
+    name: String,
+    kind: Kind<'a>,
+    /// For a case: the index of its control run, whose pass its verdict needs.
+    control: Option<usize>,
+}
+
 fn main() -> ExitCode {
     if std::env::var_os(CHILD_VAR).is_some() {
         return child();
@@ -143,73 +188,329 @@ fn main() -> ExitCode {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let name = |case: &Breakage| format!("{} — {}", case.claim, case.what);
     let selected = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
-    let cases: Vec<&Breakage> = CASES.iter().filter(|c| selected(&name(c))).collect();
-    let sandbox_name = |case: &SandboxBreakage| format!("{} — {}", case.tag, case.what);
-    let sandbox_cases: Vec<&SandboxBreakage> = SANDBOX_CASES
+    let mut runs: Vec<Run> = CASES
         .iter()
-        .filter(|c| selected(&sandbox_name(c)))
+        .map(|c| Run {
+            name: format!("{} — {}", c.claim, c.what),
+            kind: Kind::Manifest(c),
+            control: None,
+        })
+        .chain(SANDBOX_CASES.iter().map(|c| Run {
+            name: format!("{} — {}", c.tag, c.what),
+            kind: Kind::Sandbox(c),
+            control: None,
+        }))
+        .filter(|r| selected(&r.name))
         .collect();
-    if cases.is_empty() && sandbox_cases.is_empty() {
+    if runs.is_empty() {
         println!("negative tests: none selected");
         return ExitCode::SUCCESS;
     }
-    // Progress per run (what starts, how long it took, how it ended): the whole list takes
-    // minutes, and a silent terminal looks like a hang.
-    let started = std::time::Instant::now();
-    let total = cases.len() + sandbox_cases.len() + 1;
-    let tags: Vec<String> = cases
-        .iter()
-        .map(|c| format!("@{}", c.claim))
-        .chain(sandbox_cases.iter().map(|c| recheck_tags(c)))
-        .collect();
-    println!("[1/{total}] control run on the unbroken manifests …");
-    let t = std::time::Instant::now();
-    if let Err(e) = control(&tags) {
-        println!(
-            "FAIL control run after {:.1}s: {e}",
-            t.elapsed().as_secs_f64()
-        );
-        return ExitCode::FAILURE;
-    }
-    println!("     control run took {:.1}s", t.elapsed().as_secs_f64());
-    let mut failures = 0;
-    for (i, case) in cases.iter().enumerate() {
-        println!("[{}/{total}] {} …", i + 2, name(case));
-        let t = std::time::Instant::now();
-        let outcome = check(case);
-        let took = t.elapsed().as_secs_f64();
-        match outcome {
-            Ok(verdict) => println!("ok   {} in {took:.1}s: {verdict}", name(case)),
-            Err(e) => {
-                println!("FAIL {} in {took:.1}s: {e}", name(case));
-                failures += 1;
+    let cases = runs.len();
+    // Each case's control is the very same run (its tag expression, a fresh sandbox, a copy of
+    // the manifests) without the breakage, so the pair differs in the breakage alone; cases of
+    // the same scenarios share one. The broken cases go first in the queue: they are the long
+    // ones (each waits out its check's limit), controls of passing scenarios are short.
+    let mut controls: Vec<String> = Vec::new();
+    for run in runs.iter_mut() {
+        let tags = match &run.kind {
+            Kind::Manifest(c) => format!("@{}", c.claim),
+            Kind::Sandbox(c) => recheck_tags(c),
+            Kind::Control(_) => continue,
+        };
+        let at = match controls.iter().position(|t| *t == tags) {
+            Some(at) => at,
+            None => {
+                controls.push(tags);
+                controls.len() - 1
             }
-        }
+        };
+        run.control = Some(cases + at);
     }
-    for (i, case) in sandbox_cases.iter().enumerate() {
-        println!("[{}/{total}] {} …", i + cases.len() + 2, sandbox_name(case));
-        let t = std::time::Instant::now();
-        let outcome = check_sandbox(case);
-        let took = t.elapsed().as_secs_f64();
-        match outcome {
-            Ok(verdict) => println!("ok   {} in {took:.1}s: {verdict}", sandbox_name(case)),
-            Err(e) => {
-                println!("FAIL {} in {took:.1}s: {e}", sandbox_name(case));
-                failures += 1;
-            }
+    runs.extend(controls.into_iter().map(|tags| Run {
+        name: format!("control {tags}"),
+        kind: Kind::Control(tags),
+        control: None,
+    }));
+    let jobs = match jobs(std::env::var(JOBS_VAR).ok().as_deref(), runs.len()) {
+        Ok(n) => n,
+        Err(e) => {
+            println!("FAIL {e}");
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            println!("FAIL cannot start a tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = Instant::now();
     println!(
-        "\nnegative tests: {} ran, {failures} failed, in {:.1}s",
-        cases.len() + sandbox_cases.len(),
-        started.elapsed().as_secs_f64()
+        "negative tests: {cases} case(s) and {} control run(s), {jobs} at a time ({JOBS_VAR})",
+        runs.len() - cases
     );
-    if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    let outcome = runtime.block_on(run_all(&runs, jobs));
+    let took = started.elapsed().as_secs_f64();
+    match outcome {
+        Finished::AllRan {
+            missed,
+            inconclusive,
+            controls_failed,
+        } => {
+            println!(
+                "\nnegative tests: {cases} case(s): {} caught their breakage, {missed} did not, \
+                 {inconclusive} inconclusive; {controls_failed} control run(s) failed; {took:.1}s",
+                cases - missed - inconclusive
+            );
+            if missed == 0 && inconclusive == 0 && controls_failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Finished::Signal(code) => {
+            println!("\nnegative tests: stopped by a signal after {took:.1}s");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// How many runs at once: `HAPPY_NEGATIVE_JOBS` when set (a whole number ≥ 1), else
+/// [`JOBS_PER_CORE`] per core the machine offers; never more than there are runs.
+fn jobs(var: Option<&str>, runs: usize) -> Result<usize, String> {
+    let wanted = match var.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                return Err(format!(
+                    "{JOBS_VAR}={v:?}: expected a whole number of runs at once, 1 or more"
+                ));
+            }
+        },
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()) * JOBS_PER_CORE,
+    };
+    Ok(wanted.min(runs).max(1))
+}
+
+/// How the whole set of runs ended.
+enum Finished {
+    /// Every run ended: `missed` cases did not fail as they must; `inconclusive` cases prove
+    /// nothing because their control failed (`controls_failed` of those).
+    AllRan {
+        missed: usize,
+        inconclusive: usize,
+        controls_failed: usize,
+    },
+    /// SIGINT, SIGTERM or SIGHUP: every run was stopped; the exit code to end with.
+    Signal(u8),
+}
+
+/// One run's end, as the child reported it.
+struct Ended {
+    index: usize,
+    took: f64,
+    verdict: Result<String, String>,
+}
+
+/// What is known of a run's verdict.
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    Waiting,
+    Passed,
+    Failed,
+}
+
+/// Run every run, at most `jobs` at once, printing each one's result block as it ends; a
+/// case's verdict is counted once its control has passed (a case whose control failed is
+/// stopped, or counted inconclusive if it had ended).
+/// Each child is its own process group, so a Ctrl-C at the terminal reaches this process only;
+/// it then passes SIGTERM to every child (which tears its sandbox down, as the suite does on
+/// SIGTERM) and waits for them, so nothing is left running.
+async fn run_all(runs: &[Run<'_>], jobs: usize) -> Finished {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut signals = Vec::new();
+    for (kind, code) in [
+        (SignalKind::interrupt(), 130u8),
+        (SignalKind::terminate(), 143),
+        (SignalKind::hangup(), 129),
+    ] {
+        match signal(kind) {
+            Ok(s) => signals.push((s, code)),
+            Err(e) => println!("warning: cannot catch a signal ({e}); Ctrl-C ends this at once"),
+        }
+    }
+    let caught = async {
+        if signals.is_empty() {
+            return std::future::pending().await;
+        }
+        let waits = signals
+            .iter_mut()
+            .map(|(s, code)| Box::pin(async move { s.recv().await.map(|_| *code) }));
+        futures::future::select_all(waits).await.0
+    };
+    tokio::pin!(caught);
+
+    let total = runs.len();
+    let mut queue = (0..total).collect::<std::collections::VecDeque<_>>();
+    let mut running: Vec<RunningChild> = Vec::new();
+    let mut state = vec![State::Waiting; total];
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Ended>();
+    let mut done = 0;
+    let mut signalled: Option<u8> = None;
+    while !running.is_empty() || (signalled.is_none() && !queue.is_empty()) {
+        while signalled.is_none() && running.len() < jobs {
+            let Some(index) = queue.pop_front() else {
+                break;
+            };
+            let run = &runs[index];
+            println!("[start {}/{total}] {}", index + 1, run.name);
+            let started = Instant::now();
+            match start(run) {
+                Ok(child) => {
+                    running.push(RunningChild {
+                        index,
+                        pid: child.pid,
+                    });
+                    let tx = tx.clone();
+                    // The task owns the child and its directory; the verdict comes back here.
+                    tokio::spawn(async move {
+                        let verdict = child.finish().await;
+                        let _ = tx.send(Ended {
+                            index,
+                            took: started.elapsed().as_secs_f64(),
+                            verdict,
+                        });
+                    });
+                }
+                Err(e) => {
+                    running.push(RunningChild { index, pid: None });
+                    let _ = tx.send(Ended {
+                        index,
+                        took: 0.0,
+                        verdict: Err(e),
+                    });
+                }
+            }
+        }
+        let ended = tokio::select! {
+            code = &mut caught, if signalled.is_none() => {
+                println!("negative tests: signal caught; stopping {} run(s)", running.len());
+                terminate(running.iter());
+                queue.clear();
+                signalled = Some(code.unwrap_or(130));
+                continue;
+            }
+            ended = rx.recv() => match ended {
+                Some(e) => e,
+                None => break,
+            },
+        };
+        running.retain(|r| r.index != ended.index);
+        done += 1;
+        let run = &runs[ended.index];
+        if signalled.is_some() {
+            println!("stopped {} after {:.1}s", run.name, ended.took);
+            continue;
+        }
+        if run.control.map(|c| state[c]) == Some(State::Failed) {
+            println!(
+                "inconclusive [{done}/{total}] {} after {:.1}s: its control run failed",
+                run.name, ended.took
+            );
+            state[ended.index] = State::Failed;
+            continue;
+        }
+        print_block(&run.name, &ended, done, total);
+        state[ended.index] = if ended.verdict.is_ok() {
+            State::Passed
+        } else {
+            State::Failed
+        };
+        match run.control.map(|c| state[c]) {
+            Some(State::Waiting) => {
+                println!("     (this verdict counts once its control run has passed)")
+            }
+            Some(State::Failed) => println!("     (inconclusive: its control run failed)"),
+            Some(State::Passed) | None => {}
+        }
+        if matches!(run.kind, Kind::Control(_)) && ended.verdict.is_err() {
+            // Its cases can prove nothing: stop those still going, skip those not started.
+            let mine = |i: usize| runs[i].control == Some(ended.index);
+            queue.retain(|&i| !mine(i));
+            let stopping: Vec<&RunningChild> = running.iter().filter(|r| mine(r.index)).collect();
+            if !stopping.is_empty() {
+                println!(
+                    "     stopping its {} case(s) still running: their verdicts cannot count",
+                    stopping.len()
+                );
+            }
+            terminate(stopping.into_iter());
+        }
+    }
+    if let Some(code) = signalled {
+        return Finished::Signal(code);
+    }
+    let (mut missed, mut inconclusive, mut controls_failed) = (0, 0, 0);
+    for (i, run) in runs.iter().enumerate() {
+        match (state[i], run.control.map(|c| state[c])) {
+            (State::Failed, None) => controls_failed += 1,
+            (State::Passed, None) => {}
+            // Stopped, or never started, because its control failed; or its control failed
+            // after it ended: it proves nothing either way.
+            (_, Some(State::Failed)) | (State::Waiting, _) => inconclusive += 1,
+            (State::Failed, Some(_)) => missed += 1,
+            (State::Passed, Some(_)) => {}
+        }
+    }
+    Finished::AllRan {
+        missed,
+        inconclusive,
+        controls_failed,
+    }
+}
+
+/// A child still running, by its process id (a process group of its own).
+struct RunningChild {
+    index: usize,
+    pid: Option<u32>,
+}
+
+/// SIGTERM to each child: each ends its run as on Ctrl-C, tearing its sandbox down.
+fn terminate<'a>(running: impl Iterator<Item = &'a RunningChild>) {
+    for pid in running.filter_map(|r| r.pid) {
+        let Ok(pid) = i32::try_from(pid) else {
+            continue;
+        };
+        // SAFETY: kill(2) on a child of this process that has not been reaped yet (its task
+        // reaps it only after it exits), so the pid cannot belong to another process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+}
+
+/// Print one run's result block: a line, and the failure's detail (the child's output) under it.
+fn print_block(name: &str, ended: &Ended, done: usize, total: usize) {
+    match &ended.verdict {
+        Ok(verdict) => println!(
+            "ok   [{done}/{total}] {name} in {:.1}s: {verdict}",
+            ended.took
+        ),
+        Err(e) => {
+            let mut lines = e.lines();
+            println!(
+                "FAIL [{done}/{total}] {name} in {:.1}s: {}",
+                ended.took,
+                lines.next().unwrap_or_default()
+            );
+            for line in lines {
+                println!("     | {line}");
+            }
+        }
     }
 }
 
@@ -252,81 +553,197 @@ fn copy_manifests(dir: &Path, breakage: Option<&Breakage>) -> Result<(), String>
     }
 }
 
-/// Run the scenarios matching the tag expression on the sandbox against the manifests in `dir`.
-fn run_tags(tags: &str, dir: &Path, env: &[(&str, &str)]) -> Result<(Summary, String), String> {
+/// What a child's verdict is judged on, once it has ended.
+enum Judge {
+    /// Every one of the control's scenarios passed (at least one), none skipped or not run.
+    Control { tags: String },
+    /// The scenarios failed, each as a claim; `broken` says what was broken.
+    Broken { broken: String },
+}
+
+/// A started child: its process, its own directory (manifests and reports), how to judge it.
+struct Started {
+    child: tokio::process::Child,
+    pid: Option<u32>,
+    dir: tempfile::TempDir,
+    judge: Judge,
+}
+
+/// Prepare a run's directory and start its child: the suite on the sandbox, the run's tag
+/// expression, the manifests in its directory, reports under it.
+fn start(run: &Run) -> Result<Started, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("happy-negative-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    let (tags, env, judge): (String, &[(&str, &str)], Judge) = match &run.kind {
+        Kind::Control(tags) => {
+            copy_manifests(dir.path(), None)?;
+            (tags.clone(), &[], Judge::Control { tags: tags.clone() })
+        }
+        Kind::Manifest(case) => {
+            copy_manifests(dir.path(), Some(case))?;
+            (
+                format!("@{}", case.claim),
+                &[],
+                Judge::Broken {
+                    broken: format!("with {} broken", case.file),
+                },
+            )
+        }
+        Kind::Sandbox(case) => {
+            copy_manifests(dir.path(), None)?;
+            let knobs: Vec<String> = case.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            (
+                recheck_tags(case),
+                case.env,
+                Judge::Broken {
+                    broken: format!("with {}", knobs.join(" ")),
+                },
+            )
+        }
+    };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
-        .args(["--tags", tags])
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.args(["--tags", &tags])
         .env(CHILD_VAR, "1")
         .env("HAPPY_CLUSTER", "sandbox")
         // The child's reports are read by this test, not by a person: no page.
         .env("HAPPY_DOCS", "off")
-        .env("HAPPY_MANIFESTS", dir)
-        .env("HAPPY_REPORT_DIR", dir.join("report"))
+        .env("HAPPY_MANIFESTS", dir.path())
+        .env("HAPPY_REPORT_DIR", dir.path().join("report"))
         .envs(env.iter().copied())
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group: a Ctrl-C at the terminal reaches this process, which stops
+        // the children with SIGTERM one by one (see `run_all`), not everything at once.
+        .process_group(0)
+        .kill_on_drop(true);
+    tie_to_this_process(&mut cmd);
+    let child = cmd
+        .spawn()
         .map_err(|e| format!("cannot run the suite: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let summary = stdout
-        .lines()
-        .rev()
-        .find_map(Summary::parse_line)
-        .ok_or_else(|| format!("the run printed no summary line\n{stdout}\n{stderr}"))?;
-    Ok((summary, format!("{stdout}\n{stderr}")))
+    Ok(Started {
+        pid: child.id(),
+        child,
+        dir,
+        judge,
+    })
 }
 
-/// The scenarios of every selected claim pass on the unbroken manifests: otherwise a failure
-/// of a broken run could come from the harness or the sandbox, and would prove nothing.
-fn control(tags: &[String]) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    copy_manifests(dir.path(), None)?;
-    let tags: Vec<String> = tags.iter().map(|t| format!("({t})")).collect();
-    let (summary, output) = run_tags(&tags.join(" or "), dir.path(), &[])?;
-    let claims: std::collections::BTreeSet<&String> = tags.iter().collect();
-    if summary.failed != 0 || summary.skipped != 0 || summary.passed < claims.len() {
-        return Err(format!(
-            "the control run on the unbroken manifests did not pass ({summary}); \
-             nothing can be concluded\n{output}"
-        ));
+/// The child gets SIGTERM when this process dies, however it dies (Linux's parent-death
+/// signal; prctl(2) PR_SET_PDEATHSIG), so it tears its sandbox down instead of running on.
+/// The signal follows the thread that spawned the child: this runtime has only the main thread.
+fn tie_to_this_process(cmd: &mut tokio::process::Command) {
+    // SAFETY: getpid is async-signal-safe; it is read before the fork.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs in the forked child before exec and makes only
+    // async-signal-safe calls (prctl, getppid), allocating nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: nobody would signal us then.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other(
+                    "the negative tests' runner has ended",
+                ));
+            }
+            Ok(())
+        });
     }
-    println!(
-        "ok   control: {} on the unbroken manifests ({summary})",
-        tags.join(" or ")
-    );
-    Ok(())
 }
 
-/// The claim's scenarios fail on the broken manifests.
-fn check(case: &Breakage) -> Result<String, String> {
-    let broken = tempfile::tempdir().map_err(|e| e.to_string())?;
-    copy_manifests(broken.path(), Some(case))?;
-    let (summary, output) = run_tags(&format!("@{}", case.claim), broken.path(), &[])?;
-    if summary.failed == 0 {
+impl Started {
+    /// Wait for the child and judge its run.
+    async fn finish(self) -> Result<String, String> {
+        let out = self
+            .child
+            .wait_with_output()
+            .await
+            .map_err(|e| format!("cannot wait for the suite: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let output = format!("{stdout}\n{stderr}");
+        let summary = stdout
+            .lines()
+            .rev()
+            .find_map(Summary::parse_line)
+            .ok_or_else(|| format!("the run printed no summary line\n{output}"))?;
+        match self.judge {
+            Judge::Control { tags } => {
+                if summary.failed != 0
+                    || summary.skipped != 0
+                    || summary.not_run != 0
+                    || summary.passed == 0
+                {
+                    return Err(format!(
+                        "the control run on the unbroken manifests did not pass ({summary}); \
+                         nothing can be concluded\n{output}"
+                    ));
+                }
+                Ok(format!("{tags} on the unbroken manifests ({summary})"))
+            }
+            Judge::Broken { broken } => {
+                if summary.failed == 0 {
+                    return Err(format!(
+                        "the scenario did not fail {broken} ({summary})\n{output}"
+                    ));
+                }
+                let report = self.dir.path().join("report").join(report::RUN_FILE);
+                let failures = claim_failures(&report)?;
+                if let Some(other) = failures
+                    .iter()
+                    .find(|f| f.class != report::FailureClass::Claim)
+                {
+                    // The check must be what caught the breakage: an environment failure
+                    // (a pod not ready, a timeout of the harness) proves nothing about it.
+                    return Err(format!(
+                        "{broken} the scenario failed, but not as a claim: {} failed as {}: {}\n{output}",
+                        other.scenario,
+                        other.class.as_str(),
+                        other.message
+                    ));
+                }
+                Ok(format!(
+                    "{broken} it failed as a claim ({summary}): {}",
+                    failures
+                        .first()
+                        .map(|f| first_line(&f.message))
+                        .unwrap_or_default()
+                ))
+            }
+        }
+    }
+}
+
+/// The failures recorded in a run's `run.json`; at least one, since the run failed.
+fn claim_failures(path: &Path) -> Result<Vec<report::FailureRecord>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the run's report {}: {e}", path.display()))?;
+    let info: report::RunInfo = serde_json::from_str(&text)
+        .map_err(|e| format!("cannot parse the run's report {}: {e}", path.display()))?;
+    if info.failures.is_empty() {
         return Err(format!(
-            "the scenario did not fail with {} broken ({summary})\n{output}",
-            case.file
+            "{} records no failure although the run failed",
+            path.display()
         ));
     }
-    Ok(format!("broken {} failed ({summary})", case.file))
+    Ok(info.failures)
+}
+
+/// A message's first line, cut to a readable length.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default();
+    match line.char_indices().nth(160) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
+    }
 }
 
 /// The tag expression of a deviation's re-check scenario.
 fn recheck_tags(case: &SandboxBreakage) -> String {
     format!("@deviation and @{}", case.tag)
-}
-
-/// The deviation's re-check fails on a sandbox broken through its knob.
-fn check_sandbox(case: &SandboxBreakage) -> Result<String, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    copy_manifests(dir.path(), None)?;
-    let (summary, output) = run_tags(&recheck_tags(case), dir.path(), case.env)?;
-    let knobs: Vec<String> = case.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    if summary.failed == 0 {
-        return Err(format!(
-            "the scenario did not fail with {} ({summary})\n{output}",
-            knobs.join(" ")
-        ));
-    }
-    Ok(format!("with {} it failed ({summary})", knobs.join(" ")))
 }

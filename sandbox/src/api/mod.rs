@@ -100,8 +100,9 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state:
 async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
     let result = dispatch(&state, req).await;
-    match result {
+    let response = match result {
         Ok(r) => {
             tracing::debug!("{method} {path} -> {}", r.status());
             r
@@ -110,6 +111,57 @@ async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Response<Body> 
             tracing::debug!("{method} {path} -> {e}");
             body::error_response(&e)
         }
+    };
+    access_log::record(&method, &path, query.as_deref(), response.status().as_u16());
+    response
+}
+
+/// The test-only access log: with `HAPPY_SANDBOX_API_LOG=FILE`, every API request is appended to
+/// FILE as one line, `<unix ms> <method> <path>[?query] <status>` (the status when the
+/// response starts; a watch or an upgrade is one line). It exists so `ci/bench` can count the
+/// API round trips a run makes; nothing else reads it.
+pub mod access_log {
+    use std::io::Write as _;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+
+    /// The variable naming the file.
+    pub const API_LOG_VAR: &str = "HAPPY_SANDBOX_API_LOG";
+
+    fn file() -> Option<&'static Mutex<std::fs::File>> {
+        static FILE: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
+        FILE.get_or_init(|| {
+            let path = std::env::var_os(API_LOG_VAR).filter(|p| !p.is_empty())?;
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+            {
+                Ok(f) => Some(Mutex::new(f)),
+                Err(e) => {
+                    tracing::warn!(
+                        "{API_LOG_VAR}={}: cannot open it: {e}",
+                        path.to_string_lossy()
+                    );
+                    None
+                }
+            }
+        })
+        .as_ref()
+    }
+
+    /// Append one request's line, if the log is on.
+    pub fn record(method: &hyper::Method, path: &str, query: Option<&str>, status: u16) {
+        let Some(file) = file() else { return };
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let target = match query {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        };
+        let mut f = file.lock().unwrap_or_else(PoisonError::into_inner);
+        // One write per line, so concurrent requests never interleave inside a line.
+        let _ = f.write_all(format!("{ms} {method} {target} {status}\n").as_bytes());
     }
 }
 
