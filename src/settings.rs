@@ -632,6 +632,10 @@ pub const OTHER_VARIABLES: &[(&str, &str)] = &[
         "Test-only: the sandbox's node pulls Docker schema-1 images, as no current containerd does (tests/negative.rs breaks D-legacy-image's premise with it)",
     ),
     (
+        "HAPPY_BENCH_TARGET_DIR",
+        "ci/bench: the target dir it builds the commits it compares in (default target/bench)",
+    ),
+    (
         "HAPPY_SANDBOX_API_LOG",
         "Test-only: a file the sandbox's API server appends one line per request to (ci/bench counts them)",
     ),

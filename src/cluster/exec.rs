@@ -61,6 +61,28 @@ pub fn exit_code_from_status(status: Option<&Status>) -> std::result::Result<i32
     .to_string())
 }
 
+/// Attaches to `command` in `container` of `pod`: stdout and stderr, no stdin, no TTY.
+async fn attach(
+    pods: &Api<Pod>,
+    what: &str,
+    pod: &str,
+    container: &str,
+    command: &[&str],
+) -> Result<AttachedProcess> {
+    let params = AttachParams::default()
+        .container(container)
+        .stdin(false)
+        .stdout(true)
+        .stderr(true);
+    pods.exec(
+        pod,
+        command.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        &params,
+    )
+    .await
+    .map_err(|e| Error::kube(what, e))
+}
+
 /// Runs `command` in `container` of `pod` and collects its output; the caller bounds it.
 pub(crate) async fn exec(
     pods: &Api<Pod>,
@@ -69,19 +91,7 @@ pub(crate) async fn exec(
     container: &str,
     command: &[&str],
 ) -> Result<ExecOutput> {
-    let params = AttachParams::default()
-        .container(container)
-        .stdin(false)
-        .stdout(true)
-        .stderr(true);
-    let mut attached = pods
-        .exec(
-            pod,
-            command.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            &params,
-        )
-        .await
-        .map_err(|e| Error::kube(what, e))?;
+    let mut attached = attach(pods, what, pod, container, command).await?;
     let status = attached.take_status();
     let mut stdout = attached.stdout();
     let mut stderr = attached.stderr();
@@ -222,19 +232,7 @@ pub(crate) async fn start(
     container: &str,
     command: &[&str],
 ) -> Result<RunningExec> {
-    let params = AttachParams::default()
-        .container(container)
-        .stdin(false)
-        .stdout(true)
-        .stderr(true);
-    let mut attached = pods
-        .exec(
-            pod,
-            command.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            &params,
-        )
-        .await
-        .map_err(|e| Error::kube(what, e))?;
+    let mut attached = attach(pods, what, pod, container, command).await?;
     let (stdout, stderr) = (Arc::default(), Arc::default());
     let status: Arc<Mutex<Option<Option<Status>>>> = Arc::default();
     let mut tasks: Vec<JoinHandle<()>> = [
