@@ -8,6 +8,10 @@
 //!
 //! Chromium missing is a failure with the command that installs it, never a silent pass.
 
+#[path = "support/fixture_dirs.rs"]
+mod fixture_dirs;
+
+use fixture_dirs::copy_dir;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -79,7 +83,7 @@ struct Cell {
 
 /// The fixture reports (recorded sandbox runs, tests/fixtures/docs/README.md): one with skips,
 /// one with failed claims.
-const FIXTURES: [&str; 2] = ["tests/fixtures/docs/green", "tests/fixtures/docs/failed"];
+const FIXTURES: [&str; 2] = ["green", "failed"];
 
 /// Copies a fixture into `to`, relabelled as another Istio version, as the nightly's cells
 /// differ.
@@ -91,20 +95,6 @@ fn relabelled(fixture: &Path, to: &Path, istio: &str) {
         serde_json::from_str(&std::fs::read_to_string(&path).expect("run.json")).expect("JSON");
     run["istio_version"] = istio.into();
     std::fs::write(&path, serde_json::to_vec_pretty(&run).expect("JSON")).expect("run.json");
-}
-
-/// Copies a directory tree (a report with its diagnostics bundle).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("report dir");
-    for entry in std::fs::read_dir(from).expect("fixture dir") {
-        let entry = entry.expect("fixture entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copying a fixture file");
-        }
-    }
 }
 
 /// One scenario of a report's cucumber.json.
@@ -239,11 +229,7 @@ fn site(dir: &Path) -> (PathBuf, Expected) {
         .zip(["1.31.1", "1.30.4"])
         .map(|(fixture, istio)| {
             let to = dir.join("reports").join(istio);
-            relabelled(
-                &Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture),
-                &to,
-                istio,
-            );
+            relabelled(&fixture_dirs::docs_fixtures().join(fixture), &to, istio);
             to
         })
         .collect();

@@ -5,34 +5,21 @@
 //! failing, the chapter pages' sections, failure messages and doc strings, escaping, and the
 //! errors for bad input.
 
+#[path = "support/fixture_dirs.rs"]
+mod fixture_dirs;
+
+use fixture_dirs::{copy_dir, docs_fixtures};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use happy_istio::docs::{self, Options};
 use scraper::{ElementRef, Html, Selector};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/docs")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A copy of fixture `name` in `dest`, relabelled: run id, Istio version and start time in
 /// run.json, and the run's diagnostics directory renamed to the new run id.
 fn relabel(name: &str, dest: &Path, run_id: &str, istio: &str, started_at: &str) -> PathBuf {
     let dir = dest.join(run_id);
-    copy_dir(&fixtures().join(name), &dir);
+    copy_dir(&docs_fixtures().join(name), &dir);
     let path = dir.join("run.json");
     let mut run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

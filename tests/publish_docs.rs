@@ -8,6 +8,10 @@
 //! The fixture reports are recorded from real sandbox runs and relabelled here (Istio version,
 //! run id, night), as the nightly's cells would differ.
 
+#[path = "support/fixture_dirs.rs"]
+mod fixture_dirs;
+
+use fixture_dirs::copy_dir;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -30,20 +34,7 @@ const PASSING: &str = "green";
 const FAILING: &str = "failed";
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(ROOT).join("tests/fixtures/docs").join(name)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("artifact dir");
-    for entry in std::fs::read_dir(from).expect("fixture dir") {
-        let entry = entry.expect("fixture entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copying a fixture file");
-        }
-    }
+    fixture_dirs::docs_fixtures().join(name)
 }
 
 /// One cell's artifact: a fixture relabelled as `istio` on `night` (`2026-11-30`).
