@@ -1076,7 +1076,9 @@ mod tests {
 
     fn pod(hash: &str, ready: bool, waiting: Option<&str>) -> Pod {
         let state = match waiting {
-            Some(reason) => serde_json::json!({"waiting": {"reason": reason, "message": "x"}}),
+            Some(reason) => {
+                serde_json::json!({"waiting": {"reason": reason, "message": "rpc error: code = NotFound desc = x: not found"}})
+            }
             None => serde_json::json!({"running": {}}),
         };
         object(serde_json::json!({
