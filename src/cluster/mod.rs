@@ -8,6 +8,7 @@ mod exec;
 mod forward;
 mod http;
 mod pods;
+pub mod pulls;
 mod resolve;
 mod startup;
 
