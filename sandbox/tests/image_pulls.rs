@@ -265,6 +265,11 @@ async fn a_fault_rule_fails_the_first_pulls_as_containerd_does_then_lets_them_th
         2,
         "{seen:#?}"
     );
+    // The repeat is aggregated into one Event, as the kubelet's recorder does.
+    assert!(
+        seen.iter().any(|e| e.1 == "Pulling" && e.3 == 2),
+        "{seen:#?}"
+    );
     let failed = format!("Failed to pull image \"{image}\": {message}");
     assert_eq!(count("Warning", "Failed", &|m| m == failed), 1, "{seen:#?}");
     assert_eq!(
