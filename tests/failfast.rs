@@ -12,7 +12,9 @@
 //! scenario that deploys the workshop (`--tags @C01`) run to its end: a Docker Hub rate limit
 //! on its first two pulls is waited out (the kubelet's back-off) and the run passes, its
 //! `run.json` counting the failed and retried pulls; an image that is not found fails the
-//! scenario as the environment failing, naming the image, within [`NOT_FOUND_BOUND`].
+//! scenario as the environment failing, naming the image, within [`NOT_FOUND_BOUND`]; and the
+//! workshop's legacy image gone from Docker Hub turns the `D-legacy-image` re-check into
+//! "still needed, for a different reason" (claims-2 F10).
 //!
 //! Like `tests/negative.rs`, this target is its own runner: each run is a child process of
 //! this binary (marked by `HAPPY_FAILFAST_CHILD`) that runs the suite as `cargo test --test
@@ -57,7 +59,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let cases: [(&str, Case); 4] = [
+    let cases: [(&str, Case); 5] = [
         ("broken image in services-b.yaml", broken_image),
         ("HAPPY_ENVOY=/bin/false", envoy_false),
         (
@@ -65,6 +67,10 @@ fn main() -> ExitCode {
             rate_limited_pulls,
         ),
         ("pull fault notfound on the workload image", image_not_found),
+        (
+            "pull fault notfound on the workshop's legacy image",
+            legacy_image_gone,
+        ),
     ];
     let mut failures = 0;
     for (name, case) in cases {
@@ -466,4 +472,31 @@ fn image_not_found(timeouts: &Timeouts) -> Result<String, String> {
         took.as_secs_f64(),
         message.lines().next().unwrap_or_default()
     ))
+}
+
+fn legacy_image_gone(timeouts: &Timeouts) -> Result<String, String> {
+    let rule = "pull:docker.io/radial/busyboxplus:curl=notfound";
+    let done = run_to_end(
+        timeouts,
+        &["--tags", "@deviation and @D-legacy-image"],
+        &[("HAPPY_SANDBOX_FAULTS", rule)],
+    )?;
+    let (run, output) = (&done.run, &done.output);
+    let failures = run["failures"].as_array().cloned().unwrap_or_default();
+    let [failure] = failures.as_slice() else {
+        return Err(format!(
+            "with {rule} the re-check must fail once: {failures:?}\n{output}"
+        ));
+    };
+    let message = failure["message"].as_str().unwrap_or_default();
+    for part in [
+        "D-legacy-image is still needed, for a different reason",
+        "radial/busyboxplus:curl",
+        "not found",
+    ] {
+        if !message.contains(part) {
+            return Err(format!("the failure does not say {part:?}: {message}"));
+        }
+    }
+    Ok(message.lines().next().unwrap_or_default().to_string())
 }
