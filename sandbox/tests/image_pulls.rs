@@ -325,3 +325,39 @@ async fn a_fault_rule_fails_the_first_pulls_as_containerd_does_then_lets_them_th
     );
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_rules_apply_to_istios_control_plane_too() {
+    let (sandbox, client) = start().await;
+    sandbox
+        .local_runtime()
+        .expect("the real runtime")
+        .set_pull_faults(PullFaults::parse("pull:docker.io/istio/pilot:*=unreachable").unwrap());
+    sandbox.install_istio().await.expect("istio installs");
+    let image = happy_sandbox::mesh::pilot_image();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "istio-system");
+    let message = eventually("istiod waiting with ErrImagePull", LIMIT, || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=istiod"))
+            .await
+            .ok()?;
+        let waiting = list.items.first()?.status.clone()?.container_statuses?[0]
+            .state
+            .clone()?
+            .waiting?;
+        (waiting.reason.as_deref() == Some("ErrImagePull")).then_some(waiting.message?)
+    })
+    .await;
+    let reference = happy_sandbox::runtime::pull::docker_ref(&image);
+    assert!(
+        message.starts_with(&format!(
+            "rpc error: code = Unknown desc = failed to pull and unpack image \"{reference}\""
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("dial tcp 192.0.2.1:443: connect: connection refused"),
+        "{message}"
+    );
+    sandbox.shutdown().await;
+}
