@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use cucumber::{given, then, when};
-use happy_istio::checks::batch::{Expectation, converge};
+use happy_istio::checks::batch::{
+    BROWSER_REQUESTS_PER_LOAD, Expectation, converge, pod_route_policy,
+};
 use happy_istio::checks::chain;
 use happy_istio::probes::Sample;
 
@@ -152,6 +154,21 @@ pub async fn judge(
         target.route
     );
     let policy = if once { env.once() } else { env.convergence() };
+    // Straight to a pod, every request opens its own port-forward (fake-service closes each
+    // connection): the limit grows with the batch. The gateway keeps its connection open.
+    let policy = match target.route {
+        Route::PortForward { .. } => pod_route_policy(
+            &policy,
+            expectation,
+            if target.browser {
+                BROWSER_REQUESTS_PER_LOAD
+            } else {
+                1
+            },
+            env.timeouts.pod_request,
+        ),
+        Route::IngressGateway => policy,
+    };
     // Whether the last request could not even be made (no Ready pod to forward to, a
     // port-forward that did not open): then never converging is the environment failing,
     // not the claim; a wrong answer is the claim.
