@@ -33,8 +33,9 @@ pub struct Timeouts {
     /// One HTTP request or exec.
     pub request: Duration,
     /// The time budgeted for each request of a batch sent straight to a pod: fake-service
-    /// closes every connection, so each request opens a port-forward of its own, and such a
-    /// batch's limit grows with its size (see [`crate::checks::batch::pod_route_policy`]).
+    /// closes every connection, so each request opens a port-forward of its own, and batches
+    /// that hold may go on as long as their size needs (see
+    /// [`crate::checks::batch::pod_route_holding_limit`]).
     pub pod_request: Duration,
     /// The pause between two attempts of a retried check.
     pub poll_interval: Duration,
@@ -118,7 +119,7 @@ const TABLE: [(&str, Duration, &str); 14] = [
     (
         "pod_request",
         Duration::from_millis(500),
-        "each request of a batch sent straight to a pod, which opens a port-forward per request: such a batch may take consecutive × batch size × this, when that is longer than the assertion limit",
+        "each request of a batch sent straight to a pod, which opens a port-forward per request: batches that hold may go on past the assertion limit up to consecutive × batch size × this",
     ),
     (
         "poll_interval",
