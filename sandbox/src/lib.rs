@@ -6,6 +6,7 @@
 pub mod api;
 pub mod controllers;
 pub mod cri;
+pub mod error;
 pub mod exec;
 pub mod fake_service;
 pub mod kubeconfig;

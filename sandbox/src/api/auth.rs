@@ -2,7 +2,7 @@
 
 use hyper::Request;
 
-use super::status::ApiError;
+use crate::error::ApiError;
 
 pub fn check<B>(req: &Request<B>, token: &str) -> Result<(), ApiError> {
     let presented = req

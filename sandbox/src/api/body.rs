@@ -8,7 +8,7 @@ use hyper::body::Frame;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::status::ApiError;
+use crate::error::ApiError;
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 

@@ -19,10 +19,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::ApiState;
 use super::body::{Body, stream_response};
-use super::crud::Query;
+use super::query::Query;
 use super::router::Target;
-use super::status::ApiError;
 use crate::cri::{ExecRequest, LogRequest};
+use crate::error::ApiError;
 
 /// The subprotocols the sandbox speaks, preferred first.
 const PROTOCOLS: &[&str] = &["v5.channel.k8s.io", "v4.channel.k8s.io"];

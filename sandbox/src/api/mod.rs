@@ -10,9 +10,9 @@ pub mod openapi;
 pub mod patch;
 pub mod portforward;
 pub mod protobuf;
+pub mod query;
 pub mod router;
 pub mod spdy;
-pub mod status;
 pub mod table;
 pub mod tls;
 pub mod validation;
@@ -31,9 +31,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::controllers::Cluster;
+use crate::error::ApiError;
 use body::{Body, json_response};
 use router::Route;
-use status::ApiError;
 
 /// What every request handler needs.
 pub struct ApiState {

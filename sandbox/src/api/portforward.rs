@@ -55,13 +55,13 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::ApiState;
 use super::body::Body;
-use super::crud::Query;
 use super::exec::{pod, serve_websocket, upgrade_response};
+use super::query::Query;
 use super::router::Target;
 use super::spdy::frame::{HeaderBlock, header};
 use super::spdy::session::{self, Incoming as SpdyStream, StreamWriter};
-use super::status::ApiError;
 use crate::cri::Runtime;
+use crate::error::ApiError;
 
 /// The kube-rs channel subprotocols.
 const PROTOCOLS: &[&str] = &[

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::store::{Registry, ResourceType};
 
-use super::status::ApiError;
+use crate::error::ApiError;
 
 /// What a path addresses.
 #[derive(Debug)]

@@ -12,7 +12,7 @@
 
 use serde_json::{Value, json};
 
-use super::status::ApiError;
+use crate::error::ApiError;
 use crate::store::ResourceType;
 use crate::store::selectors::LabelSelector;
 

@@ -13,9 +13,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiState;
 use super::body::{Body, stream_response};
-use super::crud::{Query, selectors};
+use super::query::{Query, selectors};
 use super::router::Target;
-use super::status::ApiError;
+use crate::error::ApiError;
 use crate::store::StoreEvent;
 
 /// Without `timeoutSeconds`, a watch lasts this long (the API server picks 30–60 minutes).

@@ -16,8 +16,8 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
 
-use crate::api::status::ApiError;
 use crate::cri::Runtime;
+use crate::error::ApiError;
 use crate::store::{GroupResource, Registry, Store};
 
 /// The node every pod is bound to.

@@ -222,7 +222,13 @@ pub fn sidecar_outbound(
                     }
                     http_ports.entry(sp.port).or_default().push(json!({
                         "name": format!("{fqdn}:{}", sp.port),
-                        "domains": hosts::service_domains(svc, sp.port, &proxy.meta.namespace),
+                        "domains": hosts::service_domains(
+                            &svc.name,
+                            &svc.namespace,
+                            svc.cluster_ip,
+                            sp.port,
+                            &proxy.meta.namespace,
+                        ),
                         "routes": routes,
                         "include_request_attempt_count": true,
                     }));

@@ -1,5 +1,7 @@
 //! API errors as Kubernetes `Status` objects: the HTTP code, a machine-readable reason and a
-//! message that names the object at fault, as kubectl and kube-rs print them.
+//! message that names the object at fault, as kubectl and kube-rs print them. The API server
+//! answers them, and the controllers' admission (`controllers::Cluster::create`) returns them,
+//! so they live below both.
 
 use serde_json::{Value, json};
 
