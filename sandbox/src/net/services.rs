@@ -83,12 +83,6 @@ impl ServiceTable {
         by_ip.contains_key(&ip)
     }
 
-    /// The current view of the Service at `ip`.
-    pub fn view_by_ip(&self, ip: Ipv4Addr) -> Option<ServiceView> {
-        let by_ip = self.by_ip.read().unwrap_or_else(PoisonError::into_inner);
-        by_ip.get(&ip).map(|e| e.view.clone())
-    }
-
     /// The endpoint address the next connection to `cluster_ip:port` goes to.
     pub fn pick(&self, cluster_ip: Ipv4Addr, port: u16) -> Result<SocketAddrV4, PickError> {
         let entry = {

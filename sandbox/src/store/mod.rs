@@ -122,12 +122,6 @@ pub fn now() -> String {
         .to_string()
 }
 
-/// Now with microseconds, as `MicroTime` fields (events, leases) use.
-pub fn now_micro() -> String {
-    let ts = jiff::Timestamp::now();
-    format!("{ts:.6}")
-}
-
 /// A random UUID (version 4 layout), as Kubernetes uses for `metadata.uid`.
 pub fn new_uid() -> String {
     let b: [u8; 16] = rand::random();
