@@ -41,6 +41,9 @@ impl ApiError {
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(405, "MethodNotAllowed", message)
     }
+    pub fn not_acceptable(message: impl Into<String>) -> Self {
+        Self::new(406, "NotAcceptable", message)
+    }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(409, "Conflict", message)
     }

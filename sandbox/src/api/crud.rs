@@ -11,10 +11,11 @@ use hyper::{Method, Request, Response};
 use serde_json::{Value, json};
 
 use super::body::{Body, json_response};
+use super::kubectl::{self, TableOutput};
 use super::patch::{self, PatchKind, apply};
 use super::query::{Query, selectors};
 use super::router::Target;
-use super::{ApiState, exec, portforward, table, validation, watch};
+use super::{ApiState, exec, portforward, validation, watch};
 use crate::error::ApiError;
 use crate::store::{ResourceType, UpdateMode, now};
 
@@ -34,9 +35,7 @@ pub async fn handle(
     let content_type = header(&req, hyper::header::CONTENT_TYPE);
     if content_type.contains("protobuf") && req.method() == Method::POST && target.name.is_none() {
         let body = read_body(req).await?;
-        let obj = super::protobuf::decode(&body).map_err(|m| {
-            ApiError::unsupported_media_type(format!("cannot create {}: {m}", target.rt.plural))
-        })?;
+        let obj = kubectl::decode_protobuf(&body, &target.rt.plural)?;
         let created = create_value(state, &target, obj)?;
         return Ok(json_response(201, &created));
     }
@@ -57,10 +56,11 @@ pub async fn handle(
     }
     match (method, target.name.is_some(), sub.as_deref()) {
         (Method::GET, false, None) => {
+            let table = kubectl::table_output(&req, &query)?;
             if query.flag("watch") {
-                watch::serve(state, &target, &query, wants_table(&req))
+                watch::serve(state, &target, &query, table)
             } else {
-                list(state, &req, &target, &query)
+                list(state, &target, &query, table)
             }
         }
         (Method::POST, false, None) => {
@@ -68,7 +68,9 @@ pub async fn handle(
             create(state, &target, &body)
         }
         (Method::DELETE, false, None) => delete_collection(state, &target, &query),
-        (Method::GET, true, None | Some("status")) => get(state, &req, &target, &query),
+        (Method::GET, true, None | Some("status")) => {
+            get(state, &target, kubectl::table_output(&req, &query)?)
+        }
         (Method::PUT, true, None | Some("status")) => {
             let body = read_body(req).await?;
             update(state, &target, &body)
@@ -183,15 +185,10 @@ fn name_of(target: &Target) -> &str {
     target.name.as_deref().unwrap_or_default()
 }
 
-fn wants_table<B>(req: &Request<B>) -> bool {
-    table::wants_table(&header(req, hyper::header::ACCEPT))
-}
-
 fn get(
     state: &ApiState,
-    req: &Request<Incoming>,
     target: &Target,
-    query: &Query,
+    table: Option<TableOutput>,
 ) -> Result<Response<Body>, ApiError> {
     let obj = state
         .cluster
@@ -199,16 +196,11 @@ fn get(
         .get(&gr(&target.rt), ns_of(target), name_of(target))
         .ok_or_else(|| not_found(target))?;
     let obj = present(&target.rt, obj);
-    if wants_table(req) {
+    if let Some(table) = table {
         let rv = state.cluster.store.resource_version();
         return Ok(json_response(
             200,
-            &table::table(
-                &target.rt.plural,
-                &[obj],
-                rv,
-                query.get("includeObject").unwrap_or_default(),
-            ),
+            &table.render(&target.rt.plural, &[obj], rv),
         ));
     }
     Ok(json_response(200, &obj))
@@ -224,9 +216,9 @@ fn not_found(target: &Target) -> ApiError {
 
 fn list(
     state: &ApiState,
-    req: &Request<Incoming>,
     target: &Target,
     query: &Query,
+    table: Option<TableOutput>,
 ) -> Result<Response<Body>, ApiError> {
     let (labels, fields) = selectors(query)?;
     let (items, rv) = state
@@ -238,15 +230,10 @@ fn list(
         .filter(|o| labels.matches(o) && fields.matches(o))
         .map(|o| present(&target.rt, o))
         .collect();
-    if wants_table(req) {
+    if let Some(table) = table {
         return Ok(json_response(
             200,
-            &table::table(
-                &target.rt.plural,
-                &items,
-                rv,
-                query.get("includeObject").unwrap_or_default(),
-            ),
+            &table.render(&target.rt.plural, &items, rv),
         ));
     }
     Ok(json_response(

@@ -340,7 +340,7 @@ async fn run_exec<S>(
 }
 
 /// A normal (1000) close: clients such as kubectl treat a close without a code as an error.
-fn normal_close() -> Message {
+pub fn normal_close() -> Message {
     Message::Close(Some(CloseFrame {
         code: CloseCode::Normal,
         reason: "".into(),

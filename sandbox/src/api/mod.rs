@@ -1,18 +1,23 @@
 //! The sandbox's Kubernetes API server: HTTPS on loopback with a bearer token, discovery,
-//! CRUD with watch and the patch flavours, Tables, and pod logs / exec / port-forward.
+//! CRUD with watch and the patch flavours, and pod logs / exec / port-forward; with the
+//! `kubectl` feature also what only kubectl asks for (`kubectl.rs` says what and why).
 
 pub mod auth;
 pub mod body;
 pub mod crud;
 pub mod discovery;
 pub mod exec;
+pub mod kubectl;
+#[cfg(feature = "kubectl")]
 pub mod openapi;
 pub mod patch;
 pub mod portforward;
+#[cfg(feature = "kubectl")]
 pub mod protobuf;
 pub mod query;
 pub mod router;
 pub mod spdy;
+#[cfg(feature = "kubectl")]
 pub mod table;
 pub mod tls;
 pub mod validation;
@@ -192,20 +197,10 @@ async fn dispatch(
             200,
             &discovery::resources(registry, &group, &version),
         )),
-        Route::OpenApi => {
-            let path = req.uri().path();
-            let doc = match path.trim_end_matches('/') {
-                "/openapi/v3" => Some(openapi::root(registry)),
-                p => p
-                    .strip_prefix("/openapi/v3/")
-                    .and_then(|gv| openapi::group_version(registry, gv)),
-            };
-            doc.map(|d| json_response(200, &d)).ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "the sandbox serves no OpenAPI document at {path} (only a minimal /openapi/v3)"
-                ))
-            })
-        }
+        Route::OpenApi => Ok(json_response(
+            200,
+            &kubectl::openapi(registry, req.uri().path())?,
+        )),
         Route::Resource(target) => crud::handle(state, req, target).await,
     }
 }

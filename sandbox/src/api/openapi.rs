@@ -1,7 +1,8 @@
 //! A minimal OpenAPI v3 (`/openapi/v3` and one document per group/version). kubectl needs it
 //! only to learn that the server validates fields itself (the `fieldValidation` parameter of
 //! each PATCH operation); it then skips client-side schema validation. No schemas are served,
-//! so kubectl's client-side apply falls back to its built-in type information.
+//! so kubectl's client-side apply falls back to its built-in type information. Feature
+//! `kubectl` (`kubectl.rs`).
 
 use serde_json::{Map, Value, json};
 
