@@ -18,4 +18,6 @@ pub mod runtime;
 pub mod store;
 
 mod sandbox;
+#[cfg(test)]
+mod structure_tests;
 pub use sandbox::{Sandbox, SandboxError, SandboxOptions};
