@@ -3,16 +3,16 @@
 //! the same kube-rs code the real clusters get, and so a person can follow the workshop with
 //! plain `kubectl` and no Docker. Every report of a sandbox run says that it was one.
 
-pub mod api;
+pub(crate) mod api;
 pub mod controllers;
 pub mod cri;
-pub mod error;
+pub(crate) mod error;
 pub mod exec;
-pub mod fake_service;
+pub(crate) mod fake_service;
 pub mod kubeconfig;
 pub mod mesh;
 pub mod net;
-pub mod process;
+pub(crate) mod process;
 pub mod readiness;
 pub mod runtime;
 pub mod store;

@@ -4,7 +4,7 @@ use hyper::Request;
 
 use crate::error::ApiError;
 
-pub fn check<B>(req: &Request<B>, token: &str) -> Result<(), ApiError> {
+pub(crate) fn check<B>(req: &Request<B>, token: &str) -> Result<(), ApiError> {
     let presented = req
         .headers()
         .get(hyper::header::AUTHORIZATION)

@@ -21,7 +21,7 @@ use crate::store::{ResourceType, UpdateMode, now};
 
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
-pub async fn handle(
+pub(crate) async fn handle(
     state: &Arc<ApiState>,
     req: Request<Incoming>,
     target: Target,
@@ -104,7 +104,7 @@ pub async fn handle(
     }
 }
 
-pub fn header<B>(req: &Request<B>, name: hyper::header::HeaderName) -> String {
+pub(crate) fn header<B>(req: &Request<B>, name: hyper::header::HeaderName) -> String {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -444,7 +444,11 @@ fn require_namespace(
     }
 }
 
-pub fn create_value(state: &ApiState, target: &Target, mut obj: Value) -> Result<Value, ApiError> {
+pub(crate) fn create_value(
+    state: &ApiState,
+    target: &Target,
+    mut obj: Value,
+) -> Result<Value, ApiError> {
     validate(&target.rt, &mut obj, target.namespace.as_deref(), None)?;
     validation::validate_spec(&target.rt, &obj)?;
     require_namespace(state, &target.rt, target.namespace.as_deref())?;
@@ -611,7 +615,7 @@ fn grace_period(query: &Query, options: &Value, obj: &Value) -> i64 {
 /// Delete one object. Pods and namespaces are marked (deletionTimestamp) and finished by their
 /// controllers once the runtime stopped the pod or the namespace is empty; everything else is
 /// removed at once, its dependents by the garbage collector.
-pub fn delete_value(
+pub(crate) fn delete_value(
     state: &ApiState,
     target: &Target,
     query: &Query,

@@ -32,7 +32,7 @@ const WITHOUT: &str = "this happy-sandbox was built without its `kubectl` featur
 
 /// Whether an `Accept` header asks for a Table (`application/json;as=Table;v=v1;
 /// g=meta.k8s.io`, as `kubectl get` sends first, with plain JSON last as a fallback).
-pub fn wants_table(accept: &str) -> bool {
+pub(crate) fn wants_table(accept: &str) -> bool {
     accept.split(',').any(|part| {
         let params: Vec<&str> = part.split(';').map(str::trim).collect();
         params.contains(&"as=Table")
@@ -42,7 +42,7 @@ pub fn wants_table(accept: &str) -> bool {
 /// A Table answer a get, list or watch was asked for. Without the feature no value of it
 /// exists, so the handlers' Table branches cannot run.
 #[cfg(feature = "kubectl")]
-pub struct TableOutput {
+pub(crate) struct TableOutput {
     /// The `includeObject` query value.
     include_object: String,
 }
@@ -50,18 +50,23 @@ pub struct TableOutput {
 /// A Table answer a get, list or watch was asked for. Without the feature no value of it
 /// exists, so the handlers' Table branches cannot run.
 #[cfg(not(feature = "kubectl"))]
-pub enum TableOutput {}
+pub(crate) enum TableOutput {}
 
 impl TableOutput {
     /// `items` as a Table of `resource`s at `resource_version`.
     #[cfg(feature = "kubectl")]
-    pub fn render(&self, resource: &str, items: &[Value], resource_version: u64) -> Value {
+    pub(crate) fn render(&self, resource: &str, items: &[Value], resource_version: u64) -> Value {
         super::table::table(resource, items, resource_version, &self.include_object)
     }
 
     /// `items` as a Table of `resource`s at `resource_version`.
     #[cfg(not(feature = "kubectl"))]
-    pub fn render(&self, _resource: &str, _items: &[Value], _resource_version: u64) -> Value {
+    pub(crate) fn render(
+        &self,
+        _resource: &str,
+        _items: &[Value],
+        _resource_version: u64,
+    ) -> Value {
         match *self {}
     }
 }
@@ -74,7 +79,10 @@ impl TableOutput {
 /// plain JSON, and the API server would fall back to it; the sandbox does not, because kubectl
 /// then prints only NAME and AGE (k8s.io/cli-runtime v0.33.0 `pkg/printers/tableprinter.go`,
 /// `defaultHandlerEntry`) and a reader would take that for the cluster's answer.
-pub fn table_output<B>(req: &Request<B>, query: &Query) -> Result<Option<TableOutput>, ApiError> {
+pub(crate) fn table_output<B>(
+    req: &Request<B>,
+    query: &Query,
+) -> Result<Option<TableOutput>, ApiError> {
     let accept = req
         .headers()
         .get(hyper::header::ACCEPT)
@@ -109,7 +117,7 @@ fn table_refused() -> ApiError {
 ///
 /// Without the feature it is refused with 415 `UnsupportedMediaType`, the API server's answer
 /// to a body in a format it does not read (`errUnsupportedMediaType`, same file as above).
-pub fn decode_protobuf(body: &[u8], resource: &str) -> Result<Value, ApiError> {
+pub(crate) fn decode_protobuf(body: &[u8], resource: &str) -> Result<Value, ApiError> {
     #[cfg(feature = "kubectl")]
     {
         super::protobuf::decode(body)
@@ -135,7 +143,7 @@ fn protobuf_refused(resource: &str) -> ApiError {
 ///
 /// Without the feature it is a 404 `NotFound`, as from an API server that serves no OpenAPI
 /// (kubectl then reports that it could not download the schema and offers `--validate=false`).
-pub fn openapi(registry: &Registry, path: &str) -> Result<Value, ApiError> {
+pub(crate) fn openapi(registry: &Registry, path: &str) -> Result<Value, ApiError> {
     #[cfg(feature = "kubectl")]
     {
         let doc = match path.trim_end_matches('/') {
@@ -174,7 +182,7 @@ fn openapi_refused(path: &str) -> ApiError {
 /// tunnel upgrade makes kubectl fall back to SPDY, and a failed SPDY upgrade with a `Status`
 /// body makes it print that `Status`'s message (`pkg/util/httpstream/spdy/roundtripper.go`,
 /// `NewConnection`).
-pub fn port_forward(
+pub(crate) fn port_forward(
     state: &Arc<ApiState>,
     req: Request<Incoming>,
     target: &Target,

@@ -2,26 +2,26 @@
 //! CRUD with watch and the patch flavours, and pod logs / exec / port-forward; with the
 //! `kubectl` feature also what only kubectl asks for (`kubectl.rs` says what and why).
 
-pub mod auth;
-pub mod body;
-pub mod crud;
-pub mod discovery;
-pub mod exec;
-pub mod kubectl;
+pub(crate) mod auth;
+pub(crate) mod body;
+pub(crate) mod crud;
+pub(crate) mod discovery;
+pub(crate) mod exec;
+pub(crate) mod kubectl;
 #[cfg(feature = "kubectl")]
-pub mod openapi;
-pub mod patch;
-pub mod portforward;
+pub(crate) mod openapi;
+pub(crate) mod patch;
+pub(crate) mod portforward;
 #[cfg(feature = "kubectl")]
-pub mod protobuf;
-pub mod query;
-pub mod router;
-pub mod spdy;
+pub(crate) mod protobuf;
+pub(crate) mod query;
+pub(crate) mod router;
+pub(crate) mod spdy;
 #[cfg(feature = "kubectl")]
-pub mod table;
-pub mod tls;
-pub mod validation;
-pub mod watch;
+pub(crate) mod table;
+pub(crate) mod tls;
+pub(crate) mod validation;
+pub(crate) mod watch;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ use body::{Body, json_response};
 use router::Route;
 
 /// What every request handler needs.
-pub struct ApiState {
+pub(crate) struct ApiState {
     pub cluster: Arc<Cluster>,
     pub token: String,
     /// `127.0.0.1:PORT`, for the `/api` document.
@@ -53,7 +53,11 @@ pub struct ApiState {
 }
 
 /// Accept TLS connections until `state.shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<ApiState>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: Arc<ApiState>,
+) {
     let acceptor = TlsAcceptor::from(tls);
     loop {
         let accepted = tokio::select! {
@@ -125,12 +129,12 @@ async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Response<Body> 
 /// FILE as one line, `<unix ms> <method> <path>[?query] <status>` (the status when the
 /// response starts; a watch or an upgrade is one line). It exists so `ci/bench` can count the
 /// API round trips a run makes; nothing else reads it.
-pub mod access_log {
+pub(crate) mod access_log {
     use std::io::Write as _;
     use std::sync::{Mutex, OnceLock, PoisonError};
 
     /// The variable naming the file.
-    pub const API_LOG_VAR: &str = "HAPPY_SANDBOX_API_LOG";
+    pub(crate) const API_LOG_VAR: &str = "HAPPY_SANDBOX_API_LOG";
 
     fn file() -> Option<&'static Mutex<std::fs::File>> {
         static FILE: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
@@ -155,7 +159,7 @@ pub mod access_log {
     }
 
     /// Append one request's line, if the log is on.
-    pub fn record(method: &hyper::Method, path: &str, query: Option<&str>, status: u16) {
+    pub(crate) fn record(method: &hyper::Method, path: &str, query: Option<&str>, status: u16) {
         let Some(file) = file() else { return };
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -17,7 +17,7 @@ fn gv_path(group: &str, version: &str) -> String {
 }
 
 /// The root document: where each group/version's document is.
-pub fn root(registry: &Registry) -> Value {
+pub(crate) fn root(registry: &Registry) -> Value {
     let mut paths = Map::new();
     for (group, versions) in registry.groups() {
         for v in versions {
@@ -32,7 +32,7 @@ pub fn root(registry: &Registry) -> Value {
 }
 
 /// The document of one group/version (`api/v1` or `apis/GROUP/VERSION`), or None.
-pub fn group_version(registry: &Registry, path: &str) -> Option<Value> {
+pub(crate) fn group_version(registry: &Registry, path: &str) -> Option<Value> {
     let (group, version) = match path
         .trim_matches('/')
         .split('/')

@@ -98,7 +98,7 @@ fn form_of(req: &Request<Incoming>) -> Result<Form, ApiError> {
     )))
 }
 
-pub async fn portforward(
+pub(crate) async fn portforward(
     state: &Arc<ApiState>,
     req: Request<Incoming>,
     target: &Target,

@@ -116,7 +116,7 @@ fn object_meta(buf: &[u8]) -> Option<Value> {
 }
 
 /// Decode a protobuf-encoded Namespace; `Err` says why it cannot be used.
-pub fn decode(body: &[u8]) -> Result<Value, String> {
+pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
     let rest = body
         .strip_prefix(MAGIC)
         .ok_or("the body is not in Kubernetes' protobuf envelope")?;

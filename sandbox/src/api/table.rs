@@ -269,7 +269,7 @@ fn columns_and_row(resource: &str, obj: &Value) -> (Vec<Value>, Vec<Value>) {
 }
 
 /// A Table of `items`. `include_object` is the `includeObject` query value.
-pub fn table(
+pub(crate) fn table(
     resource: &str,
     items: &[Value],
     resource_version: u64,

@@ -28,7 +28,7 @@ fn line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(s)
 }
 
-pub fn serve(
+pub(crate) fn serve(
     state: &Arc<ApiState>,
     target: &Target,
     query: &Query,

@@ -5,12 +5,12 @@
 //! Controllers are plain tokio tasks that react to store events; they never sleep for a fixed
 //! time, and each pass converges the whole resource so a missed event heals on the next one.
 
-pub mod deployment;
+pub(crate) mod deployment;
 pub mod events;
-pub mod gc;
-pub mod namespace;
+pub(crate) mod gc;
+pub(crate) mod namespace;
 pub mod pod;
-pub mod service;
+pub(crate) mod service;
 
 use std::sync::{Arc, RwLock};
 

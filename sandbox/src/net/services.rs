@@ -17,6 +17,10 @@ struct Entry {
 /// Why a ClusterIP connection has nowhere to go (each maps to a refused connection, as
 /// kube-proxy's REJECT rules do).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "each says what is missing: no Service, no port, no ready endpoint"
+)]
 pub enum PickError {
     #[error("no Service has ClusterIP {0}")]
     NoService(Ipv4Addr),
@@ -156,7 +160,7 @@ impl DnsView {
 /// (127.0.x.y, e.g. 127.0.0.1) → the pod's own address (a pod's loopback is its own address
 /// here, so `curl localhost:15020` in istio-proxy reaches the pod's agent); other IPv4 literals
 /// pass through (the sandbox's pod and ClusterIP ranges are 127.1/16 and 127.2/16).
-pub fn resolve_in(
+pub(crate) fn resolve_in(
     name: &str,
     namespace: &str,
     pod_ip: Ipv4Addr,

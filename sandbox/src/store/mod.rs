@@ -2,8 +2,8 @@
 //! (group + plural), namespace and name, with a single resourceVersion counter and an event
 //! stream that API watches and controllers subscribe to.
 
-pub mod registry;
-pub mod selectors;
+pub(crate) mod registry;
+pub(crate) mod selectors;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -5,20 +5,20 @@
 //! feature the API server still tells kubectl's forms apart, to refuse them by name.
 
 #[cfg(feature = "kubectl")]
-pub mod dictionary;
+pub(crate) mod dictionary;
 #[cfg(feature = "kubectl")]
-pub mod frame;
+pub(crate) mod frame;
 #[cfg(feature = "kubectl")]
-pub mod headers;
+pub(crate) mod headers;
 #[cfg(feature = "kubectl")]
-pub mod portforward;
+pub(crate) mod portforward;
 #[cfg(feature = "kubectl")]
-pub mod session;
+pub(crate) mod session;
 
 /// apimachinery `spdy.HeaderSpdy31`.
-pub const SPDY_31: &str = "SPDY/3.1";
+pub(crate) const SPDY_31: &str = "SPDY/3.1";
 /// The WebSocket subprotocol of the tunnelled form (apimachinery
 /// `pkg/util/portforward/constants.go`, `WebsocketsSPDYTunnelingPortForwardV1`).
-pub const TUNNELING_V1: &str = "SPDY/3.1+portforward.k8s.io";
+pub(crate) const TUNNELING_V1: &str = "SPDY/3.1+portforward.k8s.io";
 /// `WebsocketsSPDYTunnelingPrefix` (same file).
-pub const TUNNELING_PREFIX: &str = "SPDY/3.1+";
+pub(crate) const TUNNELING_PREFIX: &str = "SPDY/3.1+";

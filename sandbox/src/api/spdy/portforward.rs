@@ -55,7 +55,7 @@ const ACCEPTED_PROTOCOL_VERSIONS: &str = "X-Accepted-Stream-Protocol-Versions";
 
 /// Answer a port-forward to `pod` in kubectl's tunnelled (`tunnelled`) or plain SPDY form,
 /// and serve the session once the upgrade completes.
-pub fn serve(
+pub(crate) fn serve(
     state: &Arc<ApiState>,
     req: Request<Incoming>,
     target: &Target,

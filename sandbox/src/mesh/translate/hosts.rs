@@ -5,14 +5,14 @@
 use std::net::Ipv4Addr;
 
 /// `name.namespace.svc.cluster.local`.
-pub fn fqdn(name: &str, namespace: &str) -> String {
+pub(crate) fn fqdn(name: &str, namespace: &str) -> String {
     format!("{name}.{namespace}.svc.{}", crate::mesh::TRUST_DOMAIN)
 }
 
 /// A host as written in a VirtualService or DestinationRule in `namespace`: a short name
 /// (no dot) is that namespace's Service; anything with a dot (or `*`) is taken as written,
 /// as Istio does.
-pub fn resolve(host: &str, namespace: &str) -> String {
+pub(crate) fn resolve(host: &str, namespace: &str) -> String {
     if host == "*" || host.contains('.') {
         host.to_string()
     } else {
@@ -21,7 +21,7 @@ pub fn resolve(host: &str, namespace: &str) -> String {
 }
 
 /// Whether `pattern` (`*`, `*.suffix` or a name) covers `host`.
-pub fn matches(pattern: &str, host: &str) -> bool {
+pub(crate) fn matches(pattern: &str, host: &str) -> bool {
     if pattern == "*" {
         return true;
     }
@@ -34,7 +34,7 @@ pub fn matches(pattern: &str, host: &str) -> bool {
 /// The `domains` of the virtual host of Service `name` in `namespace` on `port`, as seen from
 /// a proxy in `proxy_namespace`: the FQDN and its shorter forms (the short name only in the
 /// same namespace), the ClusterIP, each with and without `:port`.
-pub fn service_domains(
+pub(crate) fn service_domains(
     name: &str,
     namespace: &str,
     cluster_ip: Option<Ipv4Addr>,
