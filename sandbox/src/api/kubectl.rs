@@ -141,8 +141,11 @@ fn protobuf_refused(resource: &str) -> ApiError {
 
 /// The OpenAPI v3 document at `path` (`/openapi/v3` or `/openapi/v3/<group-version>`).
 ///
-/// Without the feature it is a 404 `NotFound`, as from an API server that serves no OpenAPI
-/// (kubectl then reports that it could not download the schema and offers `--validate=false`).
+/// Without the feature it is a 404 `NotFound`, as from an API server that serves no OpenAPI.
+/// kubectl then tries `/openapi/v2` (404 too), and `kubectl apply` stops with "failed to
+/// download openapi: …" and "if you choose to ignore these errors, turn validation off with
+/// --validate=false" (k8s.io/cli-runtime v0.33.0 `pkg/resource/fallback_query_param_verifier.go`,
+/// `query_param_verifier.go`, `visitor.go`).
 pub(crate) fn openapi(registry: &Registry, path: &str) -> Result<Value, ApiError> {
     #[cfg(feature = "kubectl")]
     {
