@@ -44,7 +44,7 @@ fn spawner() -> io::Result<mpsc::Sender<(Command, tokio::runtime::Handle, Reply)
 
 /// Spawn `cmd` (in the current Tokio runtime) so that the child is killed when this process
 /// ends, and when the returned handle is dropped.
-pub fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
+pub(crate) fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
     cmd.kill_on_drop(true);
     tie_to_parent(&mut cmd);
     let handle = tokio::runtime::Handle::try_current()

@@ -61,7 +61,6 @@ pub enum SandboxError {
 pub struct Sandbox {
     server_url: String,
     token: String,
-    ca_pem: String,
     kubeconfig_path: PathBuf,
     cluster: Arc<Cluster>,
     mesh: Arc<Mesh>,
@@ -164,7 +163,6 @@ impl Sandbox {
         Ok(Sandbox {
             server_url,
             token,
-            ca_pem: certs.ca_pem,
             kubeconfig_path,
             cluster,
             mesh,
@@ -183,11 +181,6 @@ impl Sandbox {
     /// The bearer token the API server accepts.
     pub fn token(&self) -> &str {
         &self.token
-    }
-
-    /// The CA that signed the serving certificate (PEM).
-    pub fn ca_certificate_pem(&self) -> &str {
-        &self.ca_pem
     }
 
     /// The temporary state directory the sandbox made for itself (removed when it is

@@ -1,6 +1,6 @@
 //! The API server and controllers through kube-rs (the client the suite uses), on the fake
 //! runtime: discovery, the workshop's apply / wait / restart / delete, server-side apply field
-//! removal, watch, errors, exec, logs and port-forward.
+//! removal, watch, errors, exec, logs and port-forward; and what the `kubectl` feature adds.
 
 mod common;
 
@@ -808,25 +808,260 @@ async fn a_deployment_whose_selector_misses_its_template_is_invalid() {
         other => panic!("replace: {other:?}"),
     }
 
-    // kubectl shows the API server's words.
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("bad.yaml");
-    let mut renamed = mismatched.clone();
-    renamed["metadata"]["name"] = json!("web2");
-    std::fs::write(&manifest, serde_json::to_string(&renamed).unwrap()).unwrap();
-    let out = tokio::process::Command::new("kubectl")
-        .args(["apply", "-f"])
-        .arg(&manifest)
-        .env("KUBECONFIG", sandbox.kubeconfig_path())
-        .output()
-        .await
-        .expect("kubectl on PATH");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
+    // kubectl shows the API server's words (kubectl needs the sandbox's `kubectl` feature).
+    #[cfg(feature = "kubectl")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("bad.yaml");
+        let mut renamed = mismatched.clone();
+        renamed["metadata"]["name"] = json!("web2");
+        std::fs::write(&manifest, serde_json::to_string(&renamed).unwrap()).unwrap();
+        let out = tokio::process::Command::new("kubectl")
+            .args(["apply", "-f"])
+            .arg(&manifest)
+            .env("KUBECONFIG", sandbox.kubeconfig_path())
+            .output()
+            .await
+            .expect("kubectl on PATH");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
         err.contains(r#"The Deployment "web2" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"website", "version":"v1"}: `selector` does not match template `labels`"#),
         "{err}"
     );
+    }
+}
+
+/// One raw request through the client (its TLS and token), answered as it comes: status,
+/// headers and body.
+async fn send(
+    client: &Client,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, http::HeaderMap, String) {
+    let mut req = http::Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = client
+        .send(req.body(kube::client::Body::from(body)).unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let (parts, body) = res.into_parts();
+    let body = if parts.status == http::StatusCode::SWITCHING_PROTOCOLS {
+        Vec::new()
+    } else {
+        body.collect_bytes().await.unwrap().to_vec()
+    };
+    (
+        parts.status.as_u16(),
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// A length-delimited protobuf field (every length here is under 128).
+fn ld(field: u8, data: &[u8]) -> Vec<u8> {
+    let mut v = vec![(field << 3) | 2, u8::try_from(data.len()).unwrap()];
+    v.extend_from_slice(data);
+    v
+}
+
+/// The requests only kubectl makes (src/api/kubectl.rs): with the `kubectl` feature (the
+/// default, what `happy-sandbox up` has) they are answered; without it (the suite's build:
+/// `cargo test -p happy-sandbox --no-default-features --test api`) each gets a `Status` with
+/// the API server's code for that refusal and a message naming the feature, and the same
+/// requests in kube-rs's forms are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_only_requests_follow_the_feature() {
+    let (sandbox, _rt) = fake_sandbox().await;
+    let client = client(&sandbox).await;
+    let with = cfg!(feature = "kubectl");
+    let refused =
+        |what: &str, (code, _, body): &(u16, http::HeaderMap, String), want: u16, reason: &str| {
+            let s: serde_json::Value = serde_json::from_str(body)
+                .unwrap_or_else(|e| panic!("{what}: not a Status ({e}): {body}"));
+            assert_eq!(
+                (
+                    *code,
+                    s["kind"].as_str(),
+                    s["code"].as_u64(),
+                    s["reason"].as_str()
+                ),
+                (want, Some("Status"), Some(u64::from(want)), Some(reason)),
+                "{what}: {body}"
+            );
+            let message = s["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("without its `kubectl` feature"),
+                "{what}: {message}"
+            );
+        };
+
+    // `kubectl get namespaces`: a Table first, plain JSON as a fallback
+    // (kubectl v0.33.0 pkg/cmd/get/get.go, transformRequests).
+    let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+    let got = send(
+        &client,
+        "GET",
+        "/api/v1/namespaces",
+        &[("accept", table)],
+        vec![],
+    )
+    .await;
+    if with {
+        assert_eq!(got.0, 200, "{}", got.2);
+        let t: serde_json::Value = serde_json::from_str(&got.2).unwrap();
+        assert_eq!(t["kind"], "Table", "{t}");
+        assert!(t["rows"].as_array().is_some_and(|r| !r.is_empty()), "{t}");
+    } else {
+        refused("kubectl get namespaces", &got, 406, "NotAcceptable");
+    }
+    let got = send(
+        &client,
+        "GET",
+        "/api/v1/namespaces/default",
+        &[("accept", table)],
+        vec![],
+    )
+    .await;
+    if with {
+        assert_eq!(got.0, 200, "{}", got.2);
+        assert!(got.2.contains(r#""kind":"Table""#), "{}", got.2);
+    } else {
+        refused("kubectl get namespace default", &got, 406, "NotAcceptable");
+    }
+    // `kubectl get namespaces -w`: one Table per event.
+    let got = send(
+        &client,
+        "GET",
+        "/api/v1/namespaces?watch=1&timeoutSeconds=1",
+        &[("accept", table)],
+        vec![],
+    )
+    .await;
+    if with {
+        assert_eq!(got.0, 200, "{}", got.2);
+        let first: serde_json::Value =
+            serde_json::from_str(got.2.lines().next().unwrap_or_default()).unwrap();
+        assert_eq!(first["object"]["kind"], "Table", "{first}");
+    } else {
+        refused("kubectl get namespaces -w", &got, 406, "NotAcceptable");
+    }
+    // kube-rs asks for JSON: a list either way.
+    let got = send(
+        &client,
+        "GET",
+        "/api/v1/namespaces",
+        &[("accept", "application/json")],
+        vec![],
+    )
+    .await;
+    assert_eq!(got.0, 200, "{}", got.2);
+    assert!(got.2.contains(r#""kind":"NamespaceList""#), "{}", got.2);
+
+    // `kubectl create namespace pb`: a protobuf body.
+    let meta = ld(1, b"pb");
+    let type_meta = [ld(1, b"v1"), ld(2, b"Namespace")].concat();
+    let body = [b"k8s\0".to_vec(), ld(1, &type_meta), ld(2, &ld(1, &meta))].concat();
+    let got = send(
+        &client,
+        "POST",
+        "/api/v1/namespaces",
+        &[("content-type", "application/vnd.kubernetes.protobuf")],
+        body,
+    )
+    .await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if with {
+        assert_eq!(got.0, 201, "{}", got.2);
+        namespaces.get("pb").await.expect("namespace pb created");
+    } else {
+        refused(
+            "kubectl create namespace",
+            &got,
+            415,
+            "UnsupportedMediaType",
+        );
+        assert!(namespaces.get_opt("pb").await.unwrap().is_none());
+    }
+
+    // `kubectl apply` reads /openapi/v3.
+    let got = send(&client, "GET", "/openapi/v3", &[], vec![]).await;
+    if with {
+        assert_eq!(got.0, 200, "{}", got.2);
+        assert!(got.2.contains("api/v1"), "{}", got.2);
+    } else {
+        refused("GET /openapi/v3", &got, 404, "NotFound");
+    }
+
+    // `kubectl port-forward`: SPDY/3.1 tunnelled in a WebSocket, then plain SPDY/3.1.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "pf"},
+            "spec": {"containers": [{"name": "app", "image": "nicholasjackson/fake-service:v0.26.2"}]}
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let pf = "/api/v1/namespaces/default/pods/pf/portforward";
+    let tunnel = send(
+        &client,
+        "GET",
+        pf,
+        &[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-protocol", "SPDY/3.1+portforward.k8s.io"),
+        ],
+        vec![],
+    )
+    .await;
+    let spdy = send(
+        &client,
+        "POST",
+        pf,
+        &[
+            ("connection", "Upgrade"),
+            ("upgrade", "SPDY/3.1"),
+            ("x-stream-protocol-version", "portforward.k8s.io"),
+        ],
+        vec![],
+    )
+    .await;
+    if with {
+        assert_eq!(tunnel.0, 101, "{}", tunnel.2);
+        assert_eq!(
+            tunnel
+                .1
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some("SPDY/3.1+portforward.k8s.io")
+        );
+        assert_eq!(spdy.0, 101, "{}", spdy.2);
+        assert_eq!(
+            spdy.1
+                .get("x-stream-protocol-version")
+                .and_then(|v| v.to_str().ok()),
+            Some("portforward.k8s.io")
+        );
+    } else {
+        refused(
+            "kubectl port-forward (tunnelled)",
+            &tunnel,
+            400,
+            "BadRequest",
+        );
+        refused("kubectl port-forward (SPDY)", &spdy, 400, "BadRequest");
+    }
+    sandbox.shutdown().await;
 }
 
 /// A deleted pod stays `Terminating` while its proxy drains: listed with deletionTimestamp and

@@ -1,10 +1,12 @@
 //! The workshop's first chapter on the real runtime (s2's `LocalRuntime`): through kube-rs as
 //! the suite drives it, and through the real `kubectl` binary as a reader types it, asserting on
-//! kubectl's output and exit codes.
+//! kubectl's output and exit codes (with the sandbox's `kubectl` feature, on by default).
 
 mod common;
 
+#[cfg(feature = "kubectl")]
 use std::path::Path;
+#[cfg(feature = "kubectl")]
 use std::process::Output;
 use std::time::Duration;
 
@@ -154,11 +156,14 @@ async fn workshop_through_kube_rs_on_the_real_runtime() {
     );
 }
 
+/// kubectl needs the sandbox's `kubectl` feature (Tables, protobuf, OpenAPI, SPDY).
+#[cfg(feature = "kubectl")]
 struct Kubectl<'a> {
     kubeconfig: &'a Path,
     dir: &'a Path,
 }
 
+#[cfg(feature = "kubectl")]
 impl Kubectl<'_> {
     async fn run(&self, args: &[&str]) -> Output {
         tokio::process::Command::new("kubectl")
@@ -183,6 +188,7 @@ impl Kubectl<'_> {
     }
 }
 
+#[cfg(feature = "kubectl")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workshop_through_kubectl() {
     install_crypto();

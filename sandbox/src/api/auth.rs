@@ -2,9 +2,9 @@
 
 use hyper::Request;
 
-use super::status::ApiError;
+use crate::error::ApiError;
 
-pub fn check<B>(req: &Request<B>, token: &str) -> Result<(), ApiError> {
+pub(crate) fn check<B>(req: &Request<B>, token: &str) -> Result<(), ApiError> {
     let presented = req
         .headers()
         .get(hyper::header::AUTHORIZATION)

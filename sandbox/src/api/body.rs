@@ -8,9 +8,9 @@ use hyper::body::Frame;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::status::ApiError;
+use crate::error::ApiError;
 
-pub type Body = BoxBody<Bytes, std::io::Error>;
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
 
 fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
@@ -27,22 +27,22 @@ fn response(code: u16, content_type: &str, body: Body) -> Response<Body> {
     r
 }
 
-pub fn json_response(code: u16, value: &Value) -> Response<Body> {
+pub(crate) fn json_response(code: u16, value: &Value) -> Response<Body> {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
     response(code, "application/json", full(bytes))
 }
 
-pub fn text_response(code: u16, text: &str) -> Response<Body> {
+pub(crate) fn text_response(code: u16, text: &str) -> Response<Body> {
     response(code, "text/plain", full(text.to_string()))
 }
 
-pub fn error_response(e: &ApiError) -> Response<Body> {
+pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
     json_response(e.code, &e.to_status())
 }
 
 /// A streamed response: what is sent on the returned channel goes out as it comes; dropping
 /// the sender ends the response.
-pub fn stream_response(content_type: &str) -> (mpsc::Sender<Bytes>, Response<Body>) {
+pub(crate) fn stream_response(content_type: &str) -> (mpsc::Sender<Bytes>, Response<Body>) {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let stream =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
@@ -53,6 +53,6 @@ pub fn stream_response(content_type: &str) -> (mpsc::Sender<Bytes>, Response<Bod
     )
 }
 
-pub fn empty() -> Body {
+pub(crate) fn empty() -> Body {
     full(Bytes::new())
 }

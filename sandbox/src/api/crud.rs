@@ -11,46 +11,17 @@ use hyper::{Method, Request, Response};
 use serde_json::{Value, json};
 
 use super::body::{Body, json_response};
+use super::kubectl::{self, TableOutput};
 use super::patch::{self, PatchKind, apply};
+use super::query::{Query, selectors};
 use super::router::Target;
-use super::status::ApiError;
-use super::{ApiState, exec, portforward, table, validation, watch};
-use crate::store::selectors::{FieldSelector, LabelSelector};
+use super::{ApiState, exec, portforward, validation, watch};
+use crate::error::ApiError;
 use crate::store::{ResourceType, UpdateMode, now};
 
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
-/// Query parameters, repeated keys kept.
-#[derive(Debug, Default)]
-pub struct Query(Vec<(String, String)>);
-
-impl Query {
-    pub fn parse(q: Option<&str>) -> Self {
-        Query(
-            form_urlencoded::parse(q.unwrap_or_default().as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-    pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("1" | "true" | "True"))
-    }
-}
-
-pub async fn handle(
+pub(crate) async fn handle(
     state: &Arc<ApiState>,
     req: Request<Incoming>,
     target: Target,
@@ -64,9 +35,7 @@ pub async fn handle(
     let content_type = header(&req, hyper::header::CONTENT_TYPE);
     if content_type.contains("protobuf") && req.method() == Method::POST && target.name.is_none() {
         let body = read_body(req).await?;
-        let obj = super::protobuf::decode(&body).map_err(|m| {
-            ApiError::unsupported_media_type(format!("cannot create {}: {m}", target.rt.plural))
-        })?;
+        let obj = kubectl::decode_protobuf(&body, &target.rt.plural)?;
         let created = create_value(state, &target, obj)?;
         return Ok(json_response(201, &created));
     }
@@ -87,10 +56,11 @@ pub async fn handle(
     }
     match (method, target.name.is_some(), sub.as_deref()) {
         (Method::GET, false, None) => {
+            let table = kubectl::table_output(&req, &query)?;
             if query.flag("watch") {
-                watch::serve(state, &target, &query, wants_table(&req))
+                watch::serve(state, &target, &query, table)
             } else {
-                list(state, &req, &target, &query)
+                list(state, &target, &query, table)
             }
         }
         (Method::POST, false, None) => {
@@ -98,7 +68,9 @@ pub async fn handle(
             create(state, &target, &body)
         }
         (Method::DELETE, false, None) => delete_collection(state, &target, &query),
-        (Method::GET, true, None | Some("status")) => get(state, &req, &target, &query),
+        (Method::GET, true, None | Some("status")) => {
+            get(state, &target, kubectl::table_output(&req, &query)?)
+        }
         (Method::PUT, true, None | Some("status")) => {
             let body = read_body(req).await?;
             update(state, &target, &body)
@@ -132,7 +104,7 @@ pub async fn handle(
     }
 }
 
-pub fn header<B>(req: &Request<B>, name: hyper::header::HeaderName) -> String {
+pub(crate) fn header<B>(req: &Request<B>, name: hyper::header::HeaderName) -> String {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -213,15 +185,10 @@ fn name_of(target: &Target) -> &str {
     target.name.as_deref().unwrap_or_default()
 }
 
-fn wants_table<B>(req: &Request<B>) -> bool {
-    table::wants_table(&header(req, hyper::header::ACCEPT))
-}
-
 fn get(
     state: &ApiState,
-    req: &Request<Incoming>,
     target: &Target,
-    query: &Query,
+    table: Option<TableOutput>,
 ) -> Result<Response<Body>, ApiError> {
     let obj = state
         .cluster
@@ -229,16 +196,11 @@ fn get(
         .get(&gr(&target.rt), ns_of(target), name_of(target))
         .ok_or_else(|| not_found(target))?;
     let obj = present(&target.rt, obj);
-    if wants_table(req) {
+    if let Some(table) = table {
         let rv = state.cluster.store.resource_version();
         return Ok(json_response(
             200,
-            &table::table(
-                &target.rt.plural,
-                &[obj],
-                rv,
-                query.get("includeObject").unwrap_or_default(),
-            ),
+            &table.render(&target.rt.plural, &[obj], rv),
         ));
     }
     Ok(json_response(200, &obj))
@@ -252,20 +214,11 @@ fn not_found(target: &Target) -> ApiError {
     })
 }
 
-/// Selectors from the query, 400 on bad syntax.
-pub fn selectors(query: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or_default())
-        .map_err(|e| ApiError::bad_request(format!("labelSelector: {e}")))?;
-    let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or_default())
-        .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))?;
-    Ok((labels, fields))
-}
-
 fn list(
     state: &ApiState,
-    req: &Request<Incoming>,
     target: &Target,
     query: &Query,
+    table: Option<TableOutput>,
 ) -> Result<Response<Body>, ApiError> {
     let (labels, fields) = selectors(query)?;
     let (items, rv) = state
@@ -277,15 +230,10 @@ fn list(
         .filter(|o| labels.matches(o) && fields.matches(o))
         .map(|o| present(&target.rt, o))
         .collect();
-    if wants_table(req) {
+    if let Some(table) = table {
         return Ok(json_response(
             200,
-            &table::table(
-                &target.rt.plural,
-                &items,
-                rv,
-                query.get("includeObject").unwrap_or_default(),
-            ),
+            &table.render(&target.rt.plural, &items, rv),
         ));
     }
     Ok(json_response(
@@ -496,7 +444,11 @@ fn require_namespace(
     }
 }
 
-pub fn create_value(state: &ApiState, target: &Target, mut obj: Value) -> Result<Value, ApiError> {
+pub(crate) fn create_value(
+    state: &ApiState,
+    target: &Target,
+    mut obj: Value,
+) -> Result<Value, ApiError> {
     validate(&target.rt, &mut obj, target.namespace.as_deref(), None)?;
     validation::validate_spec(&target.rt, &obj)?;
     require_namespace(state, &target.rt, target.namespace.as_deref())?;
@@ -663,7 +615,7 @@ fn grace_period(query: &Query, options: &Value, obj: &Value) -> i64 {
 /// Delete one object. Pods and namespaces are marked (deletionTimestamp) and finished by their
 /// controllers once the runtime stopped the pod or the namespace is empty; everything else is
 /// removed at once, its dependents by the garbage collector.
-pub fn delete_value(
+pub(crate) fn delete_value(
     state: &ApiState,
     target: &Target,
     query: &Query,

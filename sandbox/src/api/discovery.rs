@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::store::{Registry, ResourceType};
 
-pub fn version() -> Value {
+pub(crate) fn version() -> Value {
     json!({
         "major": "1",
         "minor": "33",
@@ -20,7 +20,7 @@ pub fn version() -> Value {
     })
 }
 
-pub fn core_versions(server_address: &str) -> Value {
+pub(crate) fn core_versions(server_address: &str) -> Value {
     json!({
         "kind": "APIVersions",
         "versions": ["v1"],
@@ -40,7 +40,7 @@ fn group_doc(name: &str, versions: &[String]) -> Value {
     })
 }
 
-pub fn groups(registry: &Registry) -> Value {
+pub(crate) fn groups(registry: &Registry) -> Value {
     let groups: Vec<Value> = registry
         .groups()
         .iter()
@@ -50,7 +50,7 @@ pub fn groups(registry: &Registry) -> Value {
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-pub fn group(registry: &Registry, name: &str) -> Value {
+pub(crate) fn group(registry: &Registry, name: &str) -> Value {
     let groups = registry.groups();
     let versions = groups
         .iter()
@@ -86,7 +86,7 @@ fn sub_verbs(sub: &str) -> (&'static str, Vec<&'static str>) {
     }
 }
 
-pub fn resources(registry: &Registry, group: &str, version: &str) -> Value {
+pub(crate) fn resources(registry: &Registry, group: &str, version: &str) -> Value {
     let mut list = Vec::new();
     for t in registry
         .all()

@@ -19,16 +19,16 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::ApiState;
 use super::body::{Body, stream_response};
-use super::crud::Query;
+use super::query::Query;
 use super::router::Target;
-use super::status::ApiError;
 use crate::cri::{ExecRequest, LogRequest};
+use crate::error::ApiError;
 
 /// The subprotocols the sandbox speaks, preferred first.
 const PROTOCOLS: &[&str] = &["v5.channel.k8s.io", "v4.channel.k8s.io"];
 
 /// The pod a subresource request is about, or 404.
-pub fn pod(state: &ApiState, target: &Target) -> Result<Value, ApiError> {
+pub(crate) fn pod(state: &ApiState, target: &Target) -> Result<Value, ApiError> {
     let ns = target.namespace.as_deref().unwrap_or_default();
     let name = target.name.as_deref().unwrap_or_default();
     state
@@ -39,7 +39,7 @@ pub fn pod(state: &ApiState, target: &Target) -> Result<Value, ApiError> {
 }
 
 /// The container a request names, or the pod's default one (annotation, else the first).
-pub fn container(pod: &Value, requested: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn container(pod: &Value, requested: Option<&str>) -> Result<String, ApiError> {
     let name = pod["metadata"]["name"].as_str().unwrap_or_default();
     let all: Vec<&str> = ["initContainers", "containers"]
         .iter()
@@ -60,7 +60,7 @@ pub fn container(pod: &Value, requested: Option<&str>) -> Result<String, ApiErro
     }
 }
 
-pub fn logs(
+pub(crate) fn logs(
     state: &Arc<ApiState>,
     target: &Target,
     query: &Query,
@@ -110,11 +110,11 @@ pub fn logs(
 }
 
 /// The upgraded connection of a request answered by [`upgrade_response`].
-pub type UpgradedSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+pub(crate) type UpgradedSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Once `req`'s upgrade completes, run `session` on its WebSocket until it ends or the API
 /// server shuts down (exec and port-forward sessions end with the sandbox).
-pub fn serve_websocket<F, Fut>(
+pub(crate) fn serve_websocket<F, Fut>(
     state: &ApiState,
     req: Request<Incoming>,
     what: &'static str,
@@ -142,7 +142,7 @@ pub fn serve_websocket<F, Fut>(
 
 /// Answer a WebSocket upgrade: 101 with the chosen subprotocol; the upgraded connection comes
 /// through `hyper::upgrade::on`.
-pub fn upgrade_response(
+pub(crate) fn upgrade_response(
     req: &Request<Incoming>,
     protocols: &[&'static str],
 ) -> Result<(Response<Body>, &'static str), ApiError> {
@@ -236,7 +236,7 @@ async fn pump(
     }
 }
 
-pub async fn exec(
+pub(crate) async fn exec(
     state: &Arc<ApiState>,
     req: Request<Incoming>,
     target: &Target,
@@ -340,7 +340,7 @@ async fn run_exec<S>(
 }
 
 /// A normal (1000) close: clients such as kubectl treat a close without a code as an error.
-fn normal_close() -> Message {
+pub(crate) fn normal_close() -> Message {
     Message::Close(Some(CloseFrame {
         code: CloseCode::Normal,
         reason: "".into(),

@@ -1,22 +1,27 @@
 //! The sandbox's Kubernetes API server: HTTPS on loopback with a bearer token, discovery,
-//! CRUD with watch and the patch flavours, Tables, and pod logs / exec / port-forward.
+//! CRUD with watch and the patch flavours, and pod logs / exec / port-forward; with the
+//! `kubectl` feature also what only kubectl asks for (`kubectl.rs` says what and why).
 
-pub mod auth;
-pub mod body;
-pub mod crud;
-pub mod discovery;
-pub mod exec;
-pub mod openapi;
-pub mod patch;
-pub mod portforward;
-pub mod protobuf;
-pub mod router;
-pub mod spdy;
-pub mod status;
-pub mod table;
-pub mod tls;
-pub mod validation;
-pub mod watch;
+pub(crate) mod auth;
+pub(crate) mod body;
+pub(crate) mod crud;
+pub(crate) mod discovery;
+pub(crate) mod exec;
+pub(crate) mod kubectl;
+#[cfg(feature = "kubectl")]
+pub(crate) mod openapi;
+pub(crate) mod patch;
+pub(crate) mod portforward;
+#[cfg(feature = "kubectl")]
+pub(crate) mod protobuf;
+pub(crate) mod query;
+pub(crate) mod router;
+pub(crate) mod spdy;
+#[cfg(feature = "kubectl")]
+pub(crate) mod table;
+pub(crate) mod tls;
+pub(crate) mod validation;
+pub(crate) mod watch;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -31,12 +36,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::controllers::Cluster;
+use crate::error::ApiError;
 use body::{Body, json_response};
 use router::Route;
-use status::ApiError;
 
 /// What every request handler needs.
-pub struct ApiState {
+pub(crate) struct ApiState {
     pub cluster: Arc<Cluster>,
     pub token: String,
     /// `127.0.0.1:PORT`, for the `/api` document.
@@ -48,7 +53,11 @@ pub struct ApiState {
 }
 
 /// Accept TLS connections until `state.shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<ApiState>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: Arc<ApiState>,
+) {
     let acceptor = TlsAcceptor::from(tls);
     loop {
         let accepted = tokio::select! {
@@ -120,12 +129,12 @@ async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Response<Body> 
 /// FILE as one line, `<unix ms> <method> <path>[?query] <status>` (the status when the
 /// response starts; a watch or an upgrade is one line). It exists so `ci/bench` can count the
 /// API round trips a run makes; nothing else reads it.
-pub mod access_log {
+pub(crate) mod access_log {
     use std::io::Write as _;
     use std::sync::{Mutex, OnceLock, PoisonError};
 
     /// The variable naming the file.
-    pub const API_LOG_VAR: &str = "HAPPY_SANDBOX_API_LOG";
+    pub(crate) const API_LOG_VAR: &str = "HAPPY_SANDBOX_API_LOG";
 
     fn file() -> Option<&'static Mutex<std::fs::File>> {
         static FILE: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
@@ -150,7 +159,7 @@ pub mod access_log {
     }
 
     /// Append one request's line, if the log is on.
-    pub fn record(method: &hyper::Method, path: &str, query: Option<&str>, status: u16) {
+    pub(crate) fn record(method: &hyper::Method, path: &str, query: Option<&str>, status: u16) {
         let Some(file) = file() else { return };
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -192,20 +201,10 @@ async fn dispatch(
             200,
             &discovery::resources(registry, &group, &version),
         )),
-        Route::OpenApi => {
-            let path = req.uri().path();
-            let doc = match path.trim_end_matches('/') {
-                "/openapi/v3" => Some(openapi::root(registry)),
-                p => p
-                    .strip_prefix("/openapi/v3/")
-                    .and_then(|gv| openapi::group_version(registry, gv)),
-            };
-            doc.map(|d| json_response(200, &d)).ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "the sandbox serves no OpenAPI document at {path} (only a minimal /openapi/v3)"
-                ))
-            })
-        }
+        Route::OpenApi => Ok(json_response(
+            200,
+            &kubectl::openapi(registry, req.uri().path())?,
+        )),
         Route::Resource(target) => crud::handle(state, req, target).await,
     }
 }

@@ -1,7 +1,8 @@
 //! A minimal OpenAPI v3 (`/openapi/v3` and one document per group/version). kubectl needs it
 //! only to learn that the server validates fields itself (the `fieldValidation` parameter of
 //! each PATCH operation); it then skips client-side schema validation. No schemas are served,
-//! so kubectl's client-side apply falls back to its built-in type information.
+//! so kubectl's client-side apply falls back to its built-in type information. Feature
+//! `kubectl` (`kubectl.rs`).
 
 use serde_json::{Map, Value, json};
 
@@ -16,7 +17,7 @@ fn gv_path(group: &str, version: &str) -> String {
 }
 
 /// The root document: where each group/version's document is.
-pub fn root(registry: &Registry) -> Value {
+pub(crate) fn root(registry: &Registry) -> Value {
     let mut paths = Map::new();
     for (group, versions) in registry.groups() {
         for v in versions {
@@ -31,7 +32,7 @@ pub fn root(registry: &Registry) -> Value {
 }
 
 /// The document of one group/version (`api/v1` or `apis/GROUP/VERSION`), or None.
-pub fn group_version(registry: &Registry, path: &str) -> Option<Value> {
+pub(crate) fn group_version(registry: &Registry, path: &str) -> Option<Value> {
     let (group, version) = match path
         .trim_matches('/')
         .split('/')

@@ -2,7 +2,7 @@
 //! workshop: `kubectl create namespace` posts a Namespace as protobuf and does not fall back to
 //! JSON. The envelope is `k8s\0` + `runtime.Unknown{typeMeta, raw}`; of the object, metadata's
 //! name, generateName, namespace, labels and annotations are read. Anything else is refused
-//! with a message asking for JSON.
+//! with a message asking for JSON. Feature `kubectl` (`kubectl.rs`).
 
 use serde_json::{Map, Value, json};
 
@@ -116,7 +116,7 @@ fn object_meta(buf: &[u8]) -> Option<Value> {
 }
 
 /// Decode a protobuf-encoded Namespace; `Err` says why it cannot be used.
-pub fn decode(body: &[u8]) -> Result<Value, String> {
+pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
     let rest = body
         .strip_prefix(MAGIC)
         .ok_or("the body is not in Kubernetes' protobuf envelope")?;

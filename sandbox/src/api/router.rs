@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use crate::store::{Registry, ResourceType};
 
-use super::status::ApiError;
+use crate::error::ApiError;
 
 /// What a path addresses.
 #[derive(Debug)]
-pub enum Route {
+pub(crate) enum Route {
     Version,
     Health,
     CoreVersions,
@@ -22,14 +22,14 @@ pub enum Route {
 
 /// A resource request: a collection (no name), an object, or one of its subresources.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub rt: Arc<ResourceType>,
     pub namespace: Option<String>,
     pub name: Option<String>,
     pub subresource: Option<String>,
 }
 
-pub fn route(registry: &Registry, path: &str) -> Result<Route, ApiError> {
+pub(crate) fn route(registry: &Registry, path: &str) -> Result<Route, ApiError> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let not_found = || {
         ApiError::not_found(format!(

@@ -1,16 +1,8 @@
 //! `Table` answers (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`) so `kubectl get`
 //! prints the columns a real cluster shows: pods, deployments, replicasets, services and
-//! namespaces get their own, everything else NAME and AGE.
+//! namespaces get their own, everything else NAME and AGE. Feature `kubectl` (`kubectl.rs`).
 
 use serde_json::{Value, json};
-
-/// Whether the Accept header asks for a Table.
-pub fn wants_table(accept: &str) -> bool {
-    accept.split(',').any(|part| {
-        let params: Vec<&str> = part.split(';').map(str::trim).collect();
-        params.contains(&"as=Table")
-    })
-}
 
 fn col(name: &str, ty: &str, format: &str, description: &str) -> Value {
     json!({"name": name, "type": ty, "format": format, "description": description, "priority": 0})
@@ -287,7 +279,7 @@ fn columns_and_row(resource: &str, obj: &Value) -> (Vec<Value>, Vec<Value>) {
 }
 
 /// A Table of `items`. `include_object` is the `includeObject` query value.
-pub fn table(
+pub(crate) fn table(
     resource: &str,
     items: &[Value],
     resource_version: u64,
@@ -336,9 +328,5 @@ mod tests {
         assert_eq!(row[1], "2/2");
         assert_eq!(row[2], "Running");
         assert_eq!(row[3], 1);
-        assert!(wants_table(
-            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-        ));
-        assert!(!wants_table("application/json"));
     }
 }

@@ -16,12 +16,12 @@ pub enum TlsError {
 }
 
 /// The CA (for the kubeconfig) and a ready server configuration.
-pub struct ServingCerts {
+pub(crate) struct ServingCerts {
     pub ca_pem: String,
     pub server_config: Arc<rustls::ServerConfig>,
 }
 
-pub fn generate() -> Result<ServingCerts, TlsError> {
+pub(crate) fn generate() -> Result<ServingCerts, TlsError> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params

@@ -12,13 +12,13 @@
 
 use serde_json::{Value, json};
 
-use super::status::ApiError;
+use crate::error::ApiError;
 use crate::store::ResourceType;
 use crate::store::selectors::LabelSelector;
 
 /// `Err` (422 Invalid) when `obj`, a whole object about to be stored, fails the API server's
 /// validation of its kind's spec.
-pub fn validate_spec(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+pub(crate) fn validate_spec(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     if rt.group != "apps" || !matches!(rt.kind.as_str(), "Deployment" | "ReplicaSet") {
         return Ok(());
     }

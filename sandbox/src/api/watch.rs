@@ -13,9 +13,10 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiState;
 use super::body::{Body, stream_response};
-use super::crud::{Query, selectors};
+use super::kubectl::TableOutput;
+use super::query::{Query, selectors};
 use super::router::Target;
-use super::status::ApiError;
+use crate::error::ApiError;
 use crate::store::StoreEvent;
 
 /// Without `timeoutSeconds`, a watch lasts this long (the API server picks 30–60 minutes).
@@ -27,13 +28,12 @@ fn line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(s)
 }
 
-pub fn serve(
+pub(crate) fn serve(
     state: &Arc<ApiState>,
     target: &Target,
     query: &Query,
-    as_table: bool,
+    table: Option<TableOutput>,
 ) -> Result<Response<Body>, ApiError> {
-    let include_object = query.get("includeObject").unwrap_or_default().to_string();
     let (labels, fields) = selectors(query)?;
     let rt = target.rt.clone();
     let gr = rt.group_resource();
@@ -68,12 +68,12 @@ pub fn serve(
             let mut o = o.clone();
             o["apiVersion"] = json!(rt.api_version());
             o["kind"] = json!(rt.kind);
-            if as_table {
+            if let Some(table) = &table {
                 let rv = o["metadata"]["resourceVersion"]
                     .as_str()
                     .and_then(|r| r.parse().ok())
                     .unwrap_or(0);
-                let mut t = super::table::table(&rt.plural, &[o], rv, &include_object);
+                let mut t = table.render(&rt.plural, &[o], rv);
                 if !first_table.swap(false, std::sync::atomic::Ordering::Relaxed) {
                     t["columnDefinitions"] = json!([]);
                 }

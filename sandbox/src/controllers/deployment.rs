@@ -493,7 +493,7 @@ fn relevant(ev: &StoreEvent) -> bool {
     ev.resource == deployments() || ev.resource == replicasets() || ev.resource == pods()
 }
 
-pub async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken) {
+pub(crate) async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken) {
     let Ok((_, mut rx)) = cluster.store.subscribe(None) else {
         return;
     };

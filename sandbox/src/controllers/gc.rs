@@ -64,7 +64,7 @@ fn resync(cluster: &Cluster) {
     }
 }
 
-pub async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken) {
+pub(crate) async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken) {
     let Ok((_, mut rx)) = cluster.store.subscribe(None) else {
         return;
     };

@@ -5,19 +5,19 @@
 //! Controllers are plain tokio tasks that react to store events; they never sleep for a fixed
 //! time, and each pass converges the whole resource so a missed event heals on the next one.
 
-pub mod deployment;
+pub(crate) mod deployment;
 pub mod events;
-pub mod gc;
-pub mod namespace;
+pub(crate) mod gc;
+pub(crate) mod namespace;
 pub mod pod;
-pub mod service;
+pub(crate) mod service;
 
 use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
 
-use crate::api::status::ApiError;
 use crate::cri::Runtime;
+use crate::error::ApiError;
 use crate::store::{GroupResource, Registry, Store};
 
 /// The node every pod is bound to.

@@ -11,7 +11,7 @@ use super::{Cluster, gr, next_event};
 use crate::store::StoreEvent;
 
 /// The namespaces a fresh cluster (with Istio's) has.
-pub const BUILTIN: &[&str] = &[
+pub(crate) const BUILTIN: &[&str] = &[
     "default",
     "kube-system",
     "kube-public",
@@ -20,7 +20,7 @@ pub const BUILTIN: &[&str] = &[
 ];
 
 /// Create the built-in namespaces and the node. Called once before the API serves.
-pub fn bootstrap(cluster: &Cluster) {
+pub(crate) fn bootstrap(cluster: &Cluster) {
     for ns in BUILTIN {
         let _ = cluster.create(
             &gr("", "namespaces"),
@@ -115,7 +115,7 @@ fn resync(cluster: &Cluster) {
     }
 }
 
-pub async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken) {
+pub(crate) async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken) {
     let Ok((_, mut rx)) = cluster.store.subscribe(None) else {
         return;
     };

@@ -321,7 +321,7 @@ fn relevant(ev: &StoreEvent) -> bool {
         || (ev.resource == gr("", "pods") && ev.kind != EventType::Added)
 }
 
-pub async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken) {
+pub(crate) async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken) {
     let Ok((_, mut rx)) = cluster.store.subscribe(None) else {
         return;
     };

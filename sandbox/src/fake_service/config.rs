@@ -6,11 +6,11 @@ use std::time::Duration;
 use super::format::parse_go_duration;
 
 /// fake-service's default `UI_PATH`.
-pub const DEFAULT_UI_PATH: &str = "/ui/";
+pub(crate) const DEFAULT_UI_PATH: &str = "/ui/";
 
 /// What a fake-service container was told to be.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Config {
+pub(crate) struct Config {
     pub name: String,
     pub message: String,
     pub owner: String,
@@ -33,7 +33,7 @@ pub struct Config {
 /// A variable fake-service cannot use, naming it and its value.
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {name}={value:?}: {problem}")]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     pub name: String,
     pub value: String,
     pub problem: String,
@@ -42,7 +42,7 @@ pub struct ConfigError {
 impl Config {
     /// Read the configuration from `(name, value)` pairs, later pairs winning as in a process
     /// environment.
-    pub fn from_env<'a>(
+    pub(crate) fn from_env<'a>(
         env: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, ConfigError> {
         let env: Vec<(&str, &str)> = env.into_iter().collect();

@@ -10,7 +10,7 @@ fn civil(at: SystemTime) -> Option<(jiff::civil::DateTime, i32)> {
 }
 
 /// `start_time`/`end_time`: Go layout `2006-01-02T15:04:05.000000` (container time zone: UTC).
-pub fn response_time(at: SystemTime) -> String {
+pub(crate) fn response_time(at: SystemTime) -> String {
     match civil(at) {
         Some((d, ns)) => format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
@@ -27,7 +27,7 @@ pub fn response_time(at: SystemTime) -> String {
 }
 
 /// hclog's time stamp: Go layout `2006-01-02T15:04:05.000Z0700` in UTC.
-pub fn log_time(at: SystemTime) -> String {
+pub(crate) fn log_time(at: SystemTime) -> String {
     match civil(at) {
         Some((d, ns)) => format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
@@ -56,7 +56,7 @@ fn fraction(value: u128, unit: u128) -> String {
 }
 
 /// Go's `time.Duration.String()`: `0s`, `750ns`, `1.5µs`, `2.345ms`, `1.2s`, `1m30s`, `1h0m0s`.
-pub fn go_duration(d: Duration) -> String {
+pub(crate) fn go_duration(d: Duration) -> String {
     let ns = d.as_nanos();
     if ns == 0 {
         return "0s".to_string();
@@ -86,7 +86,7 @@ pub fn go_duration(d: Duration) -> String {
 }
 
 /// Parse a Go duration such as `100ms`, `1.5s`, `2m` (for `ERROR_DELAY`).
-pub fn parse_go_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_go_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if text == "0" {
         return Some(Duration::ZERO);
@@ -123,7 +123,7 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
 /// One hclog INFO entry as go-hclog's plain format writes it: time, `[INFO] `, message, then
 /// `key=value` pairs; values with spaces are Go-quoted, multi-line values go on their own
 /// `  | `-prefixed lines.
-pub fn hclog_info(at: SystemTime, message: &str, fields: &[(&str, &str)]) -> String {
+pub(crate) fn hclog_info(at: SystemTime, message: &str, fields: &[(&str, &str)]) -> String {
     let mut out = format!("{} [INFO]  {message}", log_time(at));
     if !fields.is_empty() {
         out.push(':');

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// What the injector decided for one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Pass,
     /// Answer with `code` after `delay`; `message` is the response's `error` field.
     Fail {
@@ -20,7 +20,7 @@ pub enum Decision {
 }
 
 /// The request counter and the fault settings.
-pub struct Injector {
+pub(crate) struct Injector {
     rate: f64,
     code: u16,
     delay_type: bool,
@@ -30,7 +30,7 @@ pub struct Injector {
 
 /// `int(1/rate)` as Go computes it, `None` when no request ever fails (rate 0: Go's
 /// `int(+Inf)` is the minimum int64, which never divides a positive count).
-pub fn divisor(rate: f64) -> Option<u64> {
+pub(crate) fn divisor(rate: f64) -> Option<u64> {
     if rate <= 0.0 {
         return None;
     }
@@ -38,7 +38,7 @@ pub fn divisor(rate: f64) -> Option<u64> {
 }
 
 /// Whether request number `n` (from 1) fails for `rate`; `None` means Go would panic.
-pub fn fails(n: u64, rate: f64) -> Option<bool> {
+pub(crate) fn fails(n: u64, rate: f64) -> Option<bool> {
     match divisor(rate) {
         None => Some(false),
         Some(0) => None,
@@ -47,7 +47,7 @@ pub fn fails(n: u64, rate: f64) -> Option<bool> {
 }
 
 impl Injector {
-    pub fn new(rate: f64, code: u16, error_type: &str, delay: Duration) -> Self {
+    pub(crate) fn new(rate: f64, code: u16, error_type: &str, delay: Duration) -> Self {
         Self {
             rate,
             code,
@@ -58,7 +58,7 @@ impl Injector {
     }
 
     /// Count one request and decide its fate.
-    pub fn next(&self) -> Decision {
+    pub(crate) fn next(&self) -> Decision {
         let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
         match fails(n, self.rate) {
             None => Decision::Abort,

@@ -3,13 +3,13 @@
 //! pod's recording point), calls its upstreams through the pod's egress, and logs in hclog's
 //! format like the Go original — minus any line about errors, as the workshop's fork does.
 
-pub mod config;
-pub mod format;
-pub mod inject;
-pub mod mux;
-pub mod response;
-pub mod server;
-pub mod ui;
+pub(crate) mod config;
+pub(crate) mod format;
+pub(crate) mod inject;
+pub(crate) mod mux;
+pub(crate) mod response;
+pub(crate) mod server;
+pub(crate) mod ui;
 
 use std::sync::Arc;
 
@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::net::{NetError, PodNet};
 use crate::runtime::logs::LogBuffer;
-pub use config::{Config, ConfigError};
+pub(crate) use config::{Config, ConfigError};
 use server::App;
 
 /// Why fake-service could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum FakeServiceError {
+pub(crate) enum FakeServiceError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(
@@ -35,7 +35,7 @@ pub enum FakeServiceError {
 
 /// Run fake-service in `net`'s pod until `cancel`: `on_listening` is called once the port is
 /// open (that is when the container is ready).
-pub async fn run(
+pub(crate) async fn run(
     config: Config,
     net: Arc<PodNet>,
     log: Arc<LogBuffer>,

@@ -26,7 +26,7 @@
 
 /// Where one request goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     Health,
     Ready,
     /// `301` to `location`; `html_body` for `http.Redirect` (the mux), none for the file
@@ -44,7 +44,7 @@ pub enum Route {
 }
 
 /// Route `path` (with its raw `query`, if any) as fake-service's mux with the UI at `ui_path`.
-pub fn route(ui_path: &str, path: &str, query: Option<&str>) -> Route {
+pub(crate) fn route(ui_path: &str, path: &str, query: Option<&str>) -> Route {
     let with_query = |location: String| match query {
         Some(q) if !q.is_empty() => format!("{location}?{q}"),
         _ => location,
@@ -86,7 +86,7 @@ pub fn route(ui_path: &str, path: &str, query: Option<&str>) -> Route {
 }
 
 /// `http.Redirect`'s body for a GET: `<a href="URL">Moved Permanently</a>.` and two newlines.
-pub fn redirect_body(location: &str) -> String {
+pub(crate) fn redirect_body(location: &str) -> String {
     let escaped = location
         .replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// One service's answer, or an upstream entry inside one.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Response {
+pub(crate) struct Response {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -38,7 +38,7 @@ pub struct Response {
 impl Response {
     /// The `body` field: MESSAGE as raw JSON when it starts with `{` (and parses), else a
     /// string.
-    pub fn body_from_message(message: &str) -> serde_json::Value {
+    pub(crate) fn body_from_message(message: &str) -> serde_json::Value {
         if message.starts_with('{')
             && let Ok(v) = serde_json::from_str(message)
         {
@@ -48,7 +48,7 @@ impl Response {
     }
 
     /// The wire form, as Go's `json.Encoder` with `SetIndent("", "  ")` writes it.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         let pretty = serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_string());
         let mut out = String::with_capacity(pretty.len() + 1);
         for c in pretty.chars() {

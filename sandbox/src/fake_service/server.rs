@@ -22,7 +22,7 @@ use crate::net::PodNet;
 use crate::runtime::logs::LogBuffer;
 
 /// One running fake-service: its settings, counter, pod network and log.
-pub struct App {
+pub(crate) struct App {
     pub config: Config,
     pub injector: Injector,
     pub net: Arc<PodNet>,
@@ -33,7 +33,7 @@ pub struct App {
 /// when a handler panics).
 #[derive(Debug, thiserror::Error)]
 #[error("handler aborted the connection")]
-pub struct Aborted;
+pub(crate) struct Aborted;
 
 type Reply = http::Response<Full<Bytes>>;
 
@@ -49,7 +49,7 @@ const TEXT: &str = "text/plain; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 
 impl App {
-    pub fn new(config: Config, net: Arc<PodNet>, log: Arc<LogBuffer>) -> Self {
+    pub(crate) fn new(config: Config, net: Arc<PodNet>, log: Arc<LogBuffer>) -> Self {
         let injector = Injector::new(
             config.error_rate,
             config.error_code,
@@ -64,13 +64,13 @@ impl App {
         }
     }
 
-    pub fn info(&self, message: &str, fields: &[(&str, &str)]) {
+    pub(crate) fn info(&self, message: &str, fields: &[(&str, &str)]) {
         self.log
             .write(&hclog_info(SystemTime::now(), message, fields));
     }
 
     /// Route one request, as fake-service's Go `ServeMux` does (see [`super::mux`]).
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Reply, Aborted> {
+    pub(crate) async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Reply, Aborted> {
         match mux::route(&self.config.ui_path, req.uri().path(), req.uri().query()) {
             Route::Health => {
                 self.info("Handling health request", &[]);
@@ -398,7 +398,7 @@ fn go_read_text(e: &hyper::Error) -> String {
 
 /// Serve one accepted connection; keep-alives are off, as fake-service's default
 /// (`HTTP_SERVER_KEEP_ALIVES=false`).
-pub async fn serve_connection(app: Arc<App>, stream: crate::net::inbound::AppStream) {
+pub(crate) async fn serve_connection(app: Arc<App>, stream: crate::net::inbound::AppStream) {
     let _ = stream.tcp().set_nodelay(true);
     let service = hyper::service::service_fn(move |req| {
         let app = app.clone();

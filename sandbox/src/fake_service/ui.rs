@@ -2,7 +2,7 @@
 //! workshop only needs it to be there (200, HTML);
 //! this one renders the service's JSON answer as a small tree, like the original's React UI.
 
-pub const INDEX_HTML: &str = r#"<!DOCTYPE html>
+pub(crate) const INDEX_HTML: &str = r#"<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">

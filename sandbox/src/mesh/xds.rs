@@ -105,11 +105,6 @@ impl Mesh {
         &self.ca
     }
 
-    /// Whether Istio has been installed.
-    pub fn is_installed(&self) -> bool {
-        self.installed.load(Ordering::SeqCst)
-    }
-
     /// The sidecar injector (a pod admission hook, active once installed).
     pub fn injector(&self) -> Arc<Injector> {
         Arc::new(Injector {

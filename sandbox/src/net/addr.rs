@@ -22,7 +22,7 @@ use super::NetError;
 /// A /16 of 127/8 handing out host addresses, lowest free first, so addresses are predictable
 /// in tests and reused after release.
 #[derive(Debug)]
-pub struct AddressPool {
+pub(crate) struct AddressPool {
     label: &'static str,
     second_octet: u8,
     /// Addresses handed out, with their claim when this pool could take one.
@@ -31,7 +31,7 @@ pub struct AddressPool {
 
 impl AddressPool {
     /// A pool over 127.`second_octet`.0.0/16; `label` names it in errors.
-    pub fn new(label: &'static str, second_octet: u8) -> Self {
+    pub(crate) fn new(label: &'static str, second_octet: u8) -> Self {
         Self {
             label,
             second_octet,
@@ -45,14 +45,14 @@ impl AddressPool {
     }
 
     /// Whether `ip` lies inside this pool's /16.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+    pub(crate) fn contains(&self, ip: Ipv4Addr) -> bool {
         let o = ip.octets();
         o[0] == 127 && o[1] == self.second_octet
     }
 
     /// The lowest free address; skips `.0` and `.255` last octets, which look like network and
     /// broadcast addresses to humans reading captures.
-    pub fn allocate(&mut self) -> Result<Ipv4Addr, NetError> {
+    pub(crate) fn allocate(&mut self) -> Result<Ipv4Addr, NetError> {
         for host in 1..=u16::MAX - 1 {
             let [hi, lo] = host.to_be_bytes();
             if lo == 0 || lo == 255 || self.used.contains_key(&host) {
@@ -69,7 +69,7 @@ impl AddressPool {
 
     /// Mark `ip` as taken (for addresses chosen elsewhere); false when it was already taken
     /// here or lies outside the pool.
-    pub fn reserve(&mut self, ip: Ipv4Addr) -> bool {
+    pub(crate) fn reserve(&mut self, ip: Ipv4Addr) -> bool {
         let host = Self::host_part(ip);
         if !self.contains(ip) || self.used.contains_key(&host) {
             return false;
@@ -79,21 +79,22 @@ impl AddressPool {
     }
 
     /// Return `ip` to the pool.
-    pub fn release(&mut self, ip: Ipv4Addr) {
+    pub(crate) fn release(&mut self, ip: Ipv4Addr) {
         if self.contains(ip) {
             self.used.remove(&Self::host_part(ip));
         }
     }
 
     /// How many addresses are handed out.
-    pub fn in_use(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn in_use(&self) -> usize {
         self.used.len()
     }
 }
 
 /// Prove the host lets us listen on and connect between 127.1/16 and 127.2/16 addresses (Linux
 /// does; macOS, for one, only has 127.0.0.1 unless aliases are added).
-pub fn check_host_loopback() -> Result<(), NetError> {
+pub(crate) fn check_host_loopback() -> Result<(), NetError> {
     let server_ip = Ipv4Addr::new(127, 2, 255, 254);
     let client_ip = Ipv4Addr::new(127, 1, 255, 254);
     let listener = TcpListener::bind(SocketAddrV4::new(server_ip, 0)).map_err(|source| {

@@ -172,11 +172,6 @@ impl AppListener {
         Self { internal, handoff }
     }
 
-    /// The internal listener's address.
-    pub fn internal_addr(&self) -> io::Result<SocketAddr> {
-        self.internal.local_addr()
-    }
-
     /// The next connection and its peer.
     pub async fn accept(&mut self) -> io::Result<(AppStream, SocketAddr)> {
         tokio::select! {

@@ -18,13 +18,13 @@
 //! directly (as on a real pod's loopback), and the sidecar's own connections to its app
 //! (source 127.0.0.6) pass the recording point unrecorded.
 
-pub mod addr;
+pub(crate) mod addr;
 pub mod capture;
 pub mod egress;
 pub mod inbound;
-pub mod pcap;
-pub mod pipe;
-pub mod services;
+pub(crate) mod pcap;
+pub(crate) mod pipe;
+pub(crate) mod services;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;

@@ -39,12 +39,12 @@ use super::capture::{CaptureRecord, Direction, RecordKind};
 /// pcap-savefile(5): the magic number of a file with microsecond timestamps.
 const MAGIC_MICROSECONDS: u32 = 0xa1b2_c3d4;
 /// LINKTYPE_ETHERNET (https://www.tcpdump.org/linktypes.html).
-pub const LINKTYPE_ETHERNET: u32 = 1;
+pub(crate) const LINKTYPE_ETHERNET: u32 = 1;
 /// tcpdump's snapshot length for `-s 0` or no `-s` (MAXIMUM_SNAPLEN, netdissect.h, 4.99).
-pub const DEFAULT_SNAPLEN: u32 = 262_144;
+pub(crate) const DEFAULT_SNAPLEN: u32 = 262_144;
 /// The largest payload of one segment: 65535 (IPv4 total length) − 20 (IPv4) − 32 (TCP with
 /// the timestamp option).
-pub const MAX_SEGMENT: usize = 65_535 - 20 - 32;
+pub(crate) const MAX_SEGMENT: usize = 65_535 - 20 - 32;
 /// The MSS a pod announces: eth0's MTU 1500 (kind's default) − 40.
 const MSS: u16 = 1460;
 /// Linux's initial receive window on such a link (tcp_select_initial_window: 44 × MSS,
@@ -56,7 +56,7 @@ const WINDOW: u16 = 502;
 const TTL: u8 = 64;
 
 /// The 24-byte global header of a savefile with `snaplen` and Ethernet link-type.
-pub fn global_header(snaplen: u32) -> [u8; 24] {
+pub(crate) fn global_header(snaplen: u32) -> [u8; 24] {
     let mut h = [0u8; 24];
     h[0..4].copy_from_slice(&MAGIC_MICROSECONDS.to_ne_bytes());
     h[4..6].copy_from_slice(&2u16.to_ne_bytes());
@@ -103,7 +103,7 @@ struct Flow {
 }
 
 /// Turns capture records into pcap packet records, keeping each connection's TCP state.
-pub struct Synthesizer {
+pub(crate) struct Synthesizer {
     pod_ip: Ipv4Addr,
     snaplen: u32,
     flows: HashMap<(SocketAddrV4, u16), Flow>,
@@ -124,7 +124,7 @@ enum Flags {
 
 impl Synthesizer {
     /// For the pod at `pod_ip`, cutting packets to `snaplen` bytes (0 means the default).
-    pub fn new(pod_ip: Ipv4Addr, snaplen: u32) -> Self {
+    pub(crate) fn new(pod_ip: Ipv4Addr, snaplen: u32) -> Self {
         Self {
             pod_ip,
             snaplen: if snaplen == 0 {
@@ -138,12 +138,12 @@ impl Synthesizer {
     }
 
     /// The global header this synthesizer's packets go behind.
-    pub fn header(&self) -> [u8; 24] {
+    pub(crate) fn header(&self) -> [u8; 24] {
         global_header(self.snaplen)
     }
 
     /// The pcap records for one capture record, in the order they crossed the wire.
-    pub fn packets(&mut self, record: &CaptureRecord) -> Vec<Vec<u8>> {
+    pub(crate) fn packets(&mut self, record: &CaptureRecord) -> Vec<Vec<u8>> {
         let key = (record.peer, record.port);
         let fresh = !self.flows.contains_key(&key);
         let stamp = timestamp(record.at);
@@ -472,7 +472,8 @@ mod tests {
     }
 
     /// The workshop's payload-only filter (the README's mTLS chapter).
-    pub const PAYLOAD_ONLY: &str = "(((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)";
+    pub(super) const PAYLOAD_ONLY: &str =
+        "(((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)";
 
     /// Debian's real tcpdump reads the stream: every packet, flags and verified checksums,
     /// and the workshop's filter keeps only the two with a payload.

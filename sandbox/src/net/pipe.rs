@@ -14,7 +14,7 @@ const CHUNK: usize = 16 * 1024;
 
 /// Connect to `dest` with `source` as the local address, so the far end sees `source` as its
 /// peer (all addresses are on `lo`, so any 127/8 source works).
-pub async fn connect_from(source: Ipv4Addr, dest: SocketAddrV4) -> io::Result<TcpStream> {
+pub(crate) async fn connect_from(source: Ipv4Addr, dest: SocketAddrV4) -> io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     // Many short connections from one pod address would otherwise run out of bindable ports
     // while earlier ones sit in TIME_WAIT.
@@ -26,7 +26,7 @@ pub async fn connect_from(source: Ipv4Addr, dest: SocketAddrV4) -> io::Result<Tc
 }
 
 /// Close `stream` with a reset rather than a FIN.
-pub fn reset(stream: TcpStream) {
+pub(crate) fn reset(stream: TcpStream) {
     // Ignoring the result is right: if the socket is already dead there is nothing to reset.
     let _ = stream.set_zero_linger();
     drop(stream);
@@ -34,7 +34,7 @@ pub fn reset(stream: TcpStream) {
 
 /// Pump bytes both ways between `client` and `server` until both directions ended, recording
 /// them on `tap` if given (client→server as [`Direction::In`]).
-pub async fn splice(client: TcpStream, server: TcpStream, tap: Option<CaptureTap>) {
+pub(crate) async fn splice(client: TcpStream, server: TcpStream, tap: Option<CaptureTap>) {
     // Small writes are the norm (HTTP heads); Nagle would add delayed-ACK stalls per hop.
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);

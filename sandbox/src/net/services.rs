@@ -17,6 +17,10 @@ struct Entry {
 /// Why a ClusterIP connection has nowhere to go (each maps to a refused connection, as
 /// kube-proxy's REJECT rules do).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "each says what is missing: no Service, no port, no ready endpoint"
+)]
 pub enum PickError {
     #[error("no Service has ClusterIP {0}")]
     NoService(Ipv4Addr),
@@ -81,12 +85,6 @@ impl ServiceTable {
     pub fn is_cluster_ip(&self, ip: Ipv4Addr) -> bool {
         let by_ip = self.by_ip.read().unwrap_or_else(PoisonError::into_inner);
         by_ip.contains_key(&ip)
-    }
-
-    /// The current view of the Service at `ip`.
-    pub fn view_by_ip(&self, ip: Ipv4Addr) -> Option<ServiceView> {
-        let by_ip = self.by_ip.read().unwrap_or_else(PoisonError::into_inner);
-        by_ip.get(&ip).map(|e| e.view.clone())
     }
 
     /// The endpoint address the next connection to `cluster_ip:port` goes to.
@@ -162,7 +160,7 @@ impl DnsView {
 /// (127.0.x.y, e.g. 127.0.0.1) → the pod's own address (a pod's loopback is its own address
 /// here, so `curl localhost:15020` in istio-proxy reaches the pod's agent); other IPv4 literals
 /// pass through (the sandbox's pod and ClusterIP ranges are 127.1/16 and 127.2/16).
-pub fn resolve_in(
+pub(crate) fn resolve_in(
     name: &str,
     namespace: &str,
     pod_ip: Ipv4Addr,

@@ -2,8 +2,8 @@
 //! (group + plural), namespace and name, with a single resourceVersion counter and an event
 //! stream that API watches and controllers subscribe to.
 
-pub mod registry;
-pub mod selectors;
+pub(crate) mod registry;
+pub(crate) mod selectors;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -120,12 +120,6 @@ pub fn now() -> String {
     jiff::Timestamp::from_second(ts.as_second())
         .unwrap_or(ts)
         .to_string()
-}
-
-/// Now with microseconds, as `MicroTime` fields (events, leases) use.
-pub fn now_micro() -> String {
-    let ts = jiff::Timestamp::now();
-    format!("{ts:.6}")
 }
 
 /// A random UUID (version 4 layout), as Kubernetes uses for `metadata.uid`.

@@ -5,7 +5,7 @@ use serde_json::Value;
 /// A selector parse failure, naming the selector text.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid selector {selector:?}: {reason}")]
-pub struct SelectorError {
+pub(crate) struct SelectorError {
     pub selector: String,
     pub reason: String,
 }
@@ -22,7 +22,7 @@ enum Requirement {
 
 /// A parsed label selector: all requirements must hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LabelSelector {
+pub(crate) struct LabelSelector {
     requirements: Vec<Requirement>,
 }
 
@@ -50,7 +50,7 @@ fn split_top(s: &str) -> Vec<&str> {
 }
 
 impl LabelSelector {
-    pub fn parse(text: &str) -> Result<Self, SelectorError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, SelectorError> {
         let err = |reason: &str| SelectorError {
             selector: text.to_string(),
             reason: reason.to_string(),
@@ -81,7 +81,7 @@ impl LabelSelector {
 
     /// Selector from a `matchLabels`/`matchExpressions` object (`spec.selector` of a
     /// Deployment) or a plain map (`spec.selector` of a Service).
-    pub fn from_object(selector: &Value) -> Self {
+    pub(crate) fn from_object(selector: &Value) -> Self {
         let mut requirements = Vec::new();
         let labels =
             selector
@@ -121,17 +121,13 @@ impl LabelSelector {
         Self { requirements }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.requirements.is_empty()
-    }
-
     /// Whether the object's `metadata.labels` satisfy every requirement.
-    pub fn matches(&self, object: &Value) -> bool {
+    pub(crate) fn matches(&self, object: &Value) -> bool {
         let labels = &object["metadata"]["labels"];
         self.matches_labels(labels)
     }
 
-    pub fn matches_labels(&self, labels: &Value) -> bool {
+    pub(crate) fn matches_labels(&self, labels: &Value) -> bool {
         let get = |k: &str| labels.get(k).and_then(Value::as_str);
         self.requirements.iter().all(|r| match r {
             Requirement::Eq(k, v) => get(k) == Some(v.as_str()),
@@ -165,12 +161,12 @@ fn parse_set(rest: String) -> Option<Vec<String>> {
 
 /// A field selector: `metadata.name=x,status.phase!=Running`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FieldSelector {
+pub(crate) struct FieldSelector {
     requirements: Vec<(String, bool, String)>,
 }
 
 impl FieldSelector {
-    pub fn parse(text: &str) -> Result<Self, SelectorError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, SelectorError> {
         let mut requirements = Vec::new();
         for part in split_top(text) {
             let (field, equal, value) = if let Some((k, v)) = part.split_once("!=") {
@@ -209,7 +205,7 @@ impl FieldSelector {
         Ok(Self { requirements })
     }
 
-    pub fn matches(&self, object: &Value) -> bool {
+    pub(crate) fn matches(&self, object: &Value) -> bool {
         self.requirements.iter().all(|(field, equal, value)| {
             let mut v = object;
             for seg in field.split('.') {

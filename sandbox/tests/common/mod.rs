@@ -25,14 +25,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// The image the fake runtime cannot "pull".
-pub const BAD_IMAGE: &str = "example.invalid/no-such-image:1";
+pub(crate) const BAD_IMAGE: &str = "example.invalid/no-such-image:1";
 
 /// A runtime that "runs" pods by reporting them Running and Ready at once, except for
 /// [`BAD_IMAGE`] which gets `ErrImagePull`. Exec runs `fake OUT ERR CODE`: writes OUT to
 /// stdout, ERR to stderr, exits with CODE; `cat` echoes stdin. Port-forward echoes with a
 /// "port N: " prefix. Logs are two fixed lines naming the pod and container.
 #[derive(Default)]
-pub struct FakeRuntime {
+pub(crate) struct FakeRuntime {
     next_ip: Mutex<u32>,
     pub pods: Mutex<HashMap<(String, String), Ipv4Addr>>,
     pub stopped: Mutex<Vec<(String, String)>>,
@@ -247,12 +247,12 @@ impl Runtime for FakeRuntime {
     }
 }
 
-pub fn install_crypto() {
+pub(crate) fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// A sandbox on the fake runtime.
-pub async fn fake_sandbox() -> (Sandbox, Arc<FakeRuntime>) {
+pub(crate) async fn fake_sandbox() -> (Sandbox, Arc<FakeRuntime>) {
     install_crypto();
     let runtime = Arc::new(FakeRuntime::default());
     let sandbox = Sandbox::start_with_runtime(SandboxOptions::default(), runtime.clone())
@@ -262,7 +262,7 @@ pub async fn fake_sandbox() -> (Sandbox, Arc<FakeRuntime>) {
 }
 
 /// A kube-rs client from the sandbox's kubeconfig, as the suite makes it.
-pub async fn client(sandbox: &Sandbox) -> kube::Client {
+pub(crate) async fn client(sandbox: &Sandbox) -> kube::Client {
     install_crypto();
     let kc = Kubeconfig::read_from(sandbox.kubeconfig_path()).expect("kubeconfig parses");
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
@@ -272,7 +272,12 @@ pub async fn client(sandbox: &Sandbox) -> kube::Client {
 }
 
 /// Server-side apply every document of `yaml` into `namespace`, as the suite does.
-pub async fn apply_yaml(client: &kube::Client, discovery: &Discovery, namespace: &str, yaml: &str) {
+pub(crate) async fn apply_yaml(
+    client: &kube::Client,
+    discovery: &Discovery,
+    namespace: &str,
+    yaml: &str,
+) {
     for doc in yaml.split("\n---\n") {
         let obj: DynamicObject = serde_saphyr::from_str(doc).unwrap();
         let gvk = kube::core::GroupVersionKind::try_from(obj.types.as_ref().unwrap()).unwrap();
@@ -293,7 +298,7 @@ pub async fn apply_yaml(client: &kube::Client, discovery: &Discovery, namespace:
 }
 
 /// Whether the pod's Ready condition is True.
-pub fn is_ready(p: &Pod) -> bool {
+pub(crate) fn is_ready(p: &Pod) -> bool {
     p.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -301,7 +306,7 @@ pub fn is_ready(p: &Pod) -> bool {
 }
 
 /// Poll `f` until it returns Some, at most `limit`.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -320,7 +325,7 @@ where
 }
 
 /// The workshop's services (tutorial-claims.md), as YAML documents.
-pub fn workshop_yaml(file: &str) -> String {
+pub(crate) fn workshop_yaml(file: &str) -> String {
     let (app, deploy, version, selector_version, env, sa_and_svc): (
         &str,
         &str,

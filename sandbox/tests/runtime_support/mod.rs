@@ -21,17 +21,17 @@ use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-pub const NS: &str = "istioinaction";
-pub const APP_IMAGE: &str = "rinormaloku/happy-service:latest";
+pub(crate) const NS: &str = "istioinaction";
+pub(crate) const APP_IMAGE: &str = "rinormaloku/happy-service:latest";
 /// The legacy client image the suite runs (Istio's sample client; the workshop's
 /// radial/busyboxplus:curl is Docker schema 1 and refused, see `image_pulls.rs`).
-pub const CURL_IMAGE: &str = "docker.io/curlimages/curl:8.16.0";
-pub const SCHEMA1_IMAGE: &str = "radial/busyboxplus:curl";
+pub(crate) const CURL_IMAGE: &str = "docker.io/curlimages/curl:8.16.0";
+pub(crate) const SCHEMA1_IMAGE: &str = "radial/busyboxplus:curl";
 /// Generous: only a broken runtime needs it all, and CI machines are loaded.
-pub const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 /// A pod as the workshop's Deployments make them.
-pub fn app_pod(name: &str, app: &str, version: &str, env: &[(&str, &str)]) -> Pod {
+pub(crate) fn app_pod(name: &str, app: &str, version: &str, env: &[(&str, &str)]) -> Pod {
     let mut env: Vec<serde_json::Value> = env
         .iter()
         .map(|(k, v)| json!({"name": k, "value": v}))
@@ -54,7 +54,7 @@ pub fn app_pod(name: &str, app: &str, version: &str, env: &[(&str, &str)]) -> Po
 }
 
 /// A pod with one container of `image`.
-pub fn simple_pod(namespace: &str, name: &str, image: &str) -> Pod {
+pub(crate) fn simple_pod(namespace: &str, name: &str, image: &str) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": namespace, "uid": format!("uid-{name}")},
         "spec": {"containers": [{"name": name, "image": image,
@@ -64,7 +64,7 @@ pub fn simple_pod(namespace: &str, name: &str, image: &str) -> Pod {
 }
 
 /// A runtime plus the reports it sent.
-pub struct Cluster {
+pub(crate) struct Cluster {
     pub rt: Arc<LocalRuntime>,
     reports_tx: mpsc::UnboundedSender<PodReport>,
     reports_rx: mpsc::UnboundedReceiver<PodReport>,
@@ -73,7 +73,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         Self {
             rt: LocalRuntime::new().expect("runtime starts"),
@@ -84,7 +84,7 @@ impl Cluster {
         }
     }
 
-    pub fn run(&mut self, pod: &Pod) -> Ipv4Addr {
+    pub(crate) fn run(&mut self, pod: &Pod) -> Ipv4Addr {
         let ip = self
             .rt
             .run_pod(pod, self.reports_tx.clone())
@@ -95,7 +95,11 @@ impl Cluster {
     }
 
     /// Wait (bounded) until `cond` holds for the latest report of pod `name`.
-    pub async fn wait_for(&mut self, name: &str, cond: impl Fn(&PodReport) -> bool) -> PodReport {
+    pub(crate) async fn wait_for(
+        &mut self,
+        name: &str,
+        cond: impl Fn(&PodReport) -> bool,
+    ) -> PodReport {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             if let Some(r) = self.last.get(name)
@@ -116,7 +120,7 @@ impl Cluster {
         }
     }
 
-    pub async fn wait_ready(&mut self, name: &str) -> PodReport {
+    pub(crate) async fn wait_ready(&mut self, name: &str) -> PodReport {
         self.wait_for(name, |r| {
             r.containers
                 .iter()
@@ -126,14 +130,14 @@ impl Cluster {
     }
 
     /// Publish a Service over the given pods (all ready), port 80 → targetPort `http`.
-    pub fn service(&self, name: &str, pods: &[&str]) -> Ipv4Addr {
+    pub(crate) fn service(&self, name: &str, pods: &[&str]) -> Ipv4Addr {
         let ip = self.rt.allocate_cluster_ip().expect("cluster ip");
         self.rt
             .update_service(self.service_view(name, ip, pods, TargetPort::Name("http".into())));
         ip
     }
 
-    pub fn service_view(
+    pub(crate) fn service_view(
         &self,
         name: &str,
         ip: Ipv4Addr,
@@ -162,7 +166,7 @@ impl Cluster {
     }
 
     /// Start the workshop's services a, b, c-v1 with their Services and wait until ready.
-    pub async fn workshop() -> Self {
+    pub(crate) async fn workshop() -> Self {
         let mut c = Self::new();
         c.run(&app_pod(
             "service-a-1",
@@ -197,7 +201,7 @@ impl Cluster {
     }
 
     /// service-c-v2 (ERROR_RATE 0.6) joins service-c's endpoints.
-    pub async fn add_v2(&mut self) {
+    pub(crate) async fn add_v2(&mut self) {
         self.run(&app_pod(
             "service-c-v2-1",
             "service-c",
@@ -226,7 +230,12 @@ impl Cluster {
     }
 
     /// GET `path` on the pod's `port` through port-forward: (status, body).
-    pub async fn get(&self, pod: &str, port: u16, path: &str) -> (u16, String, http::HeaderMap) {
+    pub(crate) async fn get(
+        &self,
+        pod: &str,
+        port: u16,
+        path: &str,
+    ) -> (u16, String, http::HeaderMap) {
         let stream = self
             .rt
             .port_forward(NS, pod, port)
@@ -249,7 +258,7 @@ impl Cluster {
     }
 
     /// Exec `command` in the pod's only container: (exit code, stdout, stderr).
-    pub async fn exec(
+    pub(crate) async fn exec(
         &self,
         namespace: &str,
         pod: &str,
@@ -293,7 +302,7 @@ impl Cluster {
     }
 
     /// All of a container's log as text.
-    pub async fn logs(&self, pod: &str) -> String {
+    pub(crate) async fn logs(&self, pod: &str) -> String {
         use futures::StreamExt;
         let stream = self
             .rt

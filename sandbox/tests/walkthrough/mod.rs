@@ -18,14 +18,14 @@ use serde::Deserialize;
 /// The file, as parsed.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Walkthrough {
+pub(crate) struct Walkthrough {
     pub defaults: Defaults,
     pub steps: Vec<Step>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Defaults {
+pub(crate) struct Defaults {
     /// The limit of an `until` step or a background's `ready` (`120s`, `2m`).
     pub within: String,
 }
@@ -33,7 +33,7 @@ pub struct Defaults {
 /// One entry: a workshop command and what it shows.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Step {
+pub(crate) struct Step {
     pub section: String,
     pub workshop: String,
     pub run: Option<String>,
@@ -56,7 +56,7 @@ pub struct Step {
 /// What the test checks of a command's outcome.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Expect {
+pub(crate) struct Expect {
     pub exit: Option<Exit>,
     #[serde(default)]
     pub contains: Vec<String>,
@@ -71,7 +71,7 @@ pub struct Expect {
 /// the workshop does not control, said in the entry's `why`).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum Exit {
+pub(crate) enum Exit {
     One(i32),
     AnyOf(Vec<i32>),
 }
@@ -87,14 +87,14 @@ impl Exit {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Lines {
+pub(crate) struct Lines {
     pub count: usize,
     pub each: String,
 }
 
 /// How an entry ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Passed,
     Started,
     Stopped,
@@ -105,7 +105,7 @@ pub enum Outcome {
 impl Walkthrough {
     /// Parse and check the file: every entry is of one kind, names what it needs, and its
     /// regular expressions compile. Errors name the file and the entry.
-    pub fn parse(file: &str, text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(file: &str, text: &str) -> Result<Self, String> {
         let w: Walkthrough =
             serde_saphyr::from_str(text).map_err(|e| format!("{file}: not a walkthrough: {e}"))?;
         parse_duration(&w.defaults.within).map_err(|e| format!("{file}: defaults.within: {e}"))?;
@@ -119,12 +119,12 @@ impl Walkthrough {
 
 impl Step {
     /// What bash runs.
-    pub fn command(&self) -> &str {
+    pub(crate) fn command(&self) -> &str {
         self.run.as_deref().unwrap_or(&self.workshop)
     }
 
     /// `entry N (section: command)`, for messages.
-    pub fn describe(&self, index: usize) -> String {
+    pub(crate) fn describe(&self, index: usize) -> String {
         format!("entry {} ({}: {})", index + 1, self.section, self.workshop)
     }
 
@@ -179,12 +179,17 @@ fn regex(r: &str) -> Result<regex::Regex, String> {
 }
 
 /// `120s`, `2m`, `500ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     happy_sandbox::mesh::prometheus::parse_duration(text)
 }
 
 /// Check one outcome against an expectation; the first unmet part, in words.
-pub fn check(expect: &Expect, code: Option<i32>, stdout: &str, stderr: &str) -> Result<(), String> {
+pub(crate) fn check(
+    expect: &Expect,
+    code: Option<i32>,
+    stdout: &str,
+    stderr: &str,
+) -> Result<(), String> {
     let want = expect.exit.as_ref().unwrap_or(&Exit::One(0));
     if let Some(code) = code
         && !want.allows(code)
@@ -230,7 +235,7 @@ pub fn check(expect: &Expect, code: Option<i32>, stdout: &str, stderr: &str) -> 
 
 /// A command running in the background, in its own process group; its stdout and stderr are
 /// collected as they come. Dropping it ends the whole group.
-pub struct Background {
+pub(crate) struct Background {
     child: Child,
     output: Arc<Mutex<String>>,
 }
@@ -285,7 +290,7 @@ fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
 }
 
 /// Where and how the commands run.
-pub struct Runner {
+pub(crate) struct Runner {
     /// The working directory (the workshop's manifests are here).
     pub dir: PathBuf,
     /// Environment for every command (KUBECONFIG, HOME, PATH…).
@@ -297,14 +302,14 @@ pub struct Runner {
 
 /// One entry's report line.
 #[derive(Debug)]
-pub struct Report {
+pub(crate) struct Report {
     pub index: usize,
     pub step_text: String,
     pub outcome: Outcome,
 }
 
 impl Runner {
-    pub fn new(dir: &Path, env: Vec<(String, String)>) -> Self {
+    pub(crate) fn new(dir: &Path, env: Vec<(String, String)>) -> Self {
         Runner {
             dir: dir.to_path_buf(),
             env,
@@ -337,7 +342,10 @@ impl Runner {
     }
 
     /// Run every entry in order; stop at the first that fails, with a message naming it.
-    pub fn run_all(&mut self, w: &Walkthrough) -> Result<Vec<Report>, (Vec<Report>, String)> {
+    pub(crate) fn run_all(
+        &mut self,
+        w: &Walkthrough,
+    ) -> Result<Vec<Report>, (Vec<Report>, String)> {
         let default = parse_duration(&w.defaults.within).map_err(|e| (Vec::new(), e))?;
         let mut reports = Vec::new();
         for (i, step) in w.steps.iter().enumerate() {

@@ -37,7 +37,7 @@ fn server_owned(path: &[String]) -> bool {
 }
 
 /// The set of fields an applied configuration sets.
-pub fn field_set(applied: &Value, builtin: bool) -> BTreeSet<FieldPath> {
+pub(crate) fn field_set(applied: &Value, builtin: bool) -> BTreeSet<FieldPath> {
     let mut out = BTreeSet::new();
     walk(applied, &mut Vec::new(), &mut out, builtin);
     out.retain(|p| !server_owned(p));
@@ -73,7 +73,7 @@ fn walk(v: &Value, prefix: &mut FieldPath, out: &mut BTreeSet<FieldPath>, builti
 }
 
 /// fieldsV1 JSON for a field set.
-pub fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
+pub(crate) fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
     let mut root = Value::Object(Map::new());
     for path in set {
         let mut node = &mut root;
@@ -91,7 +91,7 @@ pub fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
 }
 
 /// The field set recorded in fieldsV1 JSON.
-pub fn from_fields_v1(v: &Value) -> BTreeSet<FieldPath> {
+pub(crate) fn from_fields_v1(v: &Value) -> BTreeSet<FieldPath> {
     fn rec(v: &Value, prefix: &mut FieldPath, out: &mut BTreeSet<FieldPath>) {
         let Value::Object(m) = v else {
             return;
@@ -198,7 +198,7 @@ fn merge_applied(doc: &mut Value, applied: &Value, builtin: bool) {
 
 /// Apply `applied` as `manager` to `live` (None: the object does not exist yet). Returns the
 /// new object, with managedFields updated; the caller stores it.
-pub fn apply(
+pub(crate) fn apply(
     live: Option<&Value>,
     applied: &Value,
     manager: &str,
@@ -288,7 +288,7 @@ pub fn apply(
 /// Fields owned by other managers with other values: (manager, `.spec.field`) pairs.
 #[derive(Debug, thiserror::Error)]
 #[error("Apply failed with {} conflict(s): {}", .0.len(), .0.iter().map(|(m, p)| format!("conflict with {m:?}: {p}")).collect::<Vec<_>>().join(", "))]
-pub struct ApplyConflict(pub Vec<(String, String)>);
+pub(crate) struct ApplyConflict(pub Vec<(String, String)>);
 
 fn display_path(p: &[String]) -> String {
     p.iter()

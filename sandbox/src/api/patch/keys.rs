@@ -5,7 +5,7 @@ use serde_json::Value;
 
 /// The key that identifies elements of list `field`, or `None` for an atomic list. `sample`
 /// is an element (from either side) so `ports` can tell container ports from service ports.
-pub fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
+pub(crate) fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
     match field {
         "containers"
         | "initContainers"
@@ -30,7 +30,7 @@ pub fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
 }
 
 /// Whether `field` is a list of maps that merges by key (only lists of objects do).
-pub fn list_key(field: &str, patch: &[Value], live: Option<&Value>) -> Option<&'static str> {
+pub(crate) fn list_key(field: &str, patch: &[Value], live: Option<&Value>) -> Option<&'static str> {
     let sample = patch
         .iter()
         .find(|v| v.is_object() && v.get("$patch").is_none())

@@ -1,15 +1,15 @@
 //! The PATCH flavours the API server accepts: JSON patch, JSON merge patch, strategic merge
 //! patch (as `kubectl apply`, `label` and `rollout restart` send it) and server-side apply.
 
-pub mod apply;
-pub mod keys;
-pub mod strategic;
+pub(crate) mod apply;
+pub(crate) mod keys;
+pub(crate) mod strategic;
 
 use serde_json::Value;
 
 /// Which patch a request carries, from its Content-Type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PatchKind {
+pub(crate) enum PatchKind {
     Json,
     Merge,
     Strategic,
@@ -17,7 +17,7 @@ pub enum PatchKind {
 }
 
 impl PatchKind {
-    pub fn from_content_type(ct: &str) -> Option<Self> {
+    pub(crate) fn from_content_type(ct: &str) -> Option<Self> {
         let base = ct.split(';').next().unwrap_or_default().trim();
         match base {
             "application/json-patch+json" => Some(PatchKind::Json),
@@ -31,7 +31,7 @@ impl PatchKind {
 
 /// A patch that cannot be applied, with the reason.
 #[derive(Debug, thiserror::Error)]
-pub enum PatchError {
+pub(crate) enum PatchError {
     #[error("the patch is not valid: {0}")]
     Malformed(String),
     #[error("the patch cannot be applied: {0}")]
@@ -39,7 +39,7 @@ pub enum PatchError {
 }
 
 /// Apply a non-apply patch to `current`. `builtin` selects merge keys for strategic merge.
-pub fn patch(
+pub(crate) fn patch(
     kind: PatchKind,
     current: &Value,
     body: &Value,

@@ -8,7 +8,7 @@ use super::PatchError;
 use super::keys::list_key;
 
 /// Merge `patch` into `doc`.
-pub fn merge(doc: &mut Value, patch: &Value, builtin: bool) -> Result<(), PatchError> {
+pub(crate) fn merge(doc: &mut Value, patch: &Value, builtin: bool) -> Result<(), PatchError> {
     let Value::Object(p) = patch else {
         *doc = strip(patch);
         return Ok(());

@@ -9,37 +9,35 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// The protocol version in every control frame (spdystream `spdy.Version`).
-pub const VERSION: u16 = 3;
+pub(crate) const VERSION: u16 = 3;
 
 /// Control frame types (spdystream `spdy/types.go`).
-pub const SYN_STREAM: u16 = 1;
-pub const SYN_REPLY: u16 = 2;
-pub const RST_STREAM: u16 = 3;
-pub const SETTINGS: u16 = 4;
-pub const PING: u16 = 6;
-pub const GOAWAY: u16 = 7;
-pub const HEADERS: u16 = 8;
-pub const WINDOW_UPDATE: u16 = 9;
+pub(crate) const SYN_STREAM: u16 = 1;
+pub(crate) const SYN_REPLY: u16 = 2;
+pub(crate) const RST_STREAM: u16 = 3;
+pub(crate) const PING: u16 = 6;
+pub(crate) const GOAWAY: u16 = 7;
+pub(crate) const HEADERS: u16 = 8;
+/// Ignored when it arrives (`session.rs`); its tests send one.
+#[cfg(test)]
+pub(crate) const WINDOW_UPDATE: u16 = 9;
 
 /// FLAG_FIN on control and data frames; FLAG_UNIDIRECTIONAL on SYN_STREAM.
-pub const FLAG_FIN: u8 = 0x01;
-pub const FLAG_UNIDIRECTIONAL: u8 = 0x02;
+pub(crate) const FLAG_FIN: u8 = 0x01;
+pub(crate) const FLAG_UNIDIRECTIONAL: u8 = 0x02;
 
 /// RST_STREAM status codes used here (spdystream `RstStreamStatus`: PROTOCOL_ERROR = 1 …).
-pub const RST_PROTOCOL_ERROR: u32 = 1;
-pub const RST_CANCEL: u32 = 5;
-pub const RST_STREAM_IN_USE: u32 = 8;
-
-/// The largest frame payload (24-bit length; spdystream `MaxDataLength`).
-pub const MAX_LENGTH: usize = (1 << 24) - 1;
+pub(crate) const RST_PROTOCOL_ERROR: u32 = 1;
+pub(crate) const RST_CANCEL: u32 = 5;
+pub(crate) const RST_STREAM_IN_USE: u32 = 8;
 
 /// A header block: lower-case names, each with its values (joined by NUL on the wire).
-pub type HeaderBlock = Vec<(String, Vec<String>)>;
+pub(crate) type HeaderBlock = Vec<(String, Vec<String>)>;
 
 /// One frame read off the wire; header blocks are still compressed (the session's
 /// [`super::headers::Inflater`] must see every block in order to keep its zlib context).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RawFrame {
+pub(crate) enum RawFrame {
     Control {
         version: u16,
         kind: u16,
@@ -54,7 +52,7 @@ pub enum RawFrame {
 }
 
 /// Take one whole frame off the front of `buf`, or `None` while it is incomplete.
-pub fn split_frame(buf: &mut BytesMut) -> Option<RawFrame> {
+pub(crate) fn split_frame(buf: &mut BytesMut) -> Option<RawFrame> {
     if buf.len() < 8 {
         return None;
     }
@@ -84,14 +82,15 @@ pub fn split_frame(buf: &mut BytesMut) -> Option<RawFrame> {
 }
 
 /// The 8-byte header of a control frame.
-pub fn put_control_header(out: &mut BytesMut, kind: u16, flags: u8, length: usize) {
+pub(crate) fn put_control_header(out: &mut BytesMut, kind: u16, flags: u8, length: usize) {
     out.put_u16(0x8000 | VERSION);
     out.put_u16(kind);
     out.put_u32((u32::from(flags) << 24) | (length as u32 & 0x00ff_ffff));
 }
 
-/// A DATA frame for `stream_id` (at most [`MAX_LENGTH`] bytes of `data`).
-pub fn data(stream_id: u32, flags: u8, data: &[u8]) -> BytesMut {
+/// A DATA frame for `stream_id` (at most 2^24 - 1 bytes of `data`: the length is 24 bits,
+/// spdystream `MaxDataLength`).
+pub(crate) fn data(stream_id: u32, flags: u8, data: &[u8]) -> BytesMut {
     let mut out = BytesMut::with_capacity(8 + data.len());
     out.put_u32(stream_id & 0x7fff_ffff);
     out.put_u32((u32::from(flags) << 24) | (data.len() as u32 & 0x00ff_ffff));
@@ -100,7 +99,7 @@ pub fn data(stream_id: u32, flags: u8, data: &[u8]) -> BytesMut {
 }
 
 /// A SYN_REPLY frame carrying an already compressed header block.
-pub fn syn_reply(stream_id: u32, flags: u8, compressed_headers: &[u8]) -> BytesMut {
+pub(crate) fn syn_reply(stream_id: u32, flags: u8, compressed_headers: &[u8]) -> BytesMut {
     let mut out = BytesMut::with_capacity(12 + compressed_headers.len());
     put_control_header(&mut out, SYN_REPLY, flags, 4 + compressed_headers.len());
     out.put_u32(stream_id & 0x7fff_ffff);
@@ -109,7 +108,7 @@ pub fn syn_reply(stream_id: u32, flags: u8, compressed_headers: &[u8]) -> BytesM
 }
 
 /// A RST_STREAM frame.
-pub fn rst_stream(stream_id: u32, status: u32) -> BytesMut {
+pub(crate) fn rst_stream(stream_id: u32, status: u32) -> BytesMut {
     let mut out = BytesMut::with_capacity(16);
     put_control_header(&mut out, RST_STREAM, 0, 8);
     out.put_u32(stream_id & 0x7fff_ffff);
@@ -118,7 +117,7 @@ pub fn rst_stream(stream_id: u32, status: u32) -> BytesMut {
 }
 
 /// A PING frame (a reply echoes the peer's id).
-pub fn ping(id: u32) -> BytesMut {
+pub(crate) fn ping(id: u32) -> BytesMut {
     let mut out = BytesMut::with_capacity(12);
     put_control_header(&mut out, PING, 0, 4);
     out.put_u32(id);
@@ -126,7 +125,7 @@ pub fn ping(id: u32) -> BytesMut {
 }
 
 /// A GOAWAY frame.
-pub fn goaway(last_good_stream_id: u32, status: u32) -> BytesMut {
+pub(crate) fn goaway(last_good_stream_id: u32, status: u32) -> BytesMut {
     let mut out = BytesMut::with_capacity(16);
     put_control_header(&mut out, GOAWAY, 0, 8);
     out.put_u32(last_good_stream_id & 0x7fff_ffff);
@@ -136,14 +135,14 @@ pub fn goaway(last_good_stream_id: u32, status: u32) -> BytesMut {
 
 /// The fixed fields of a SYN_STREAM payload before its header block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SynStream {
+pub(crate) struct SynStream {
     pub stream_id: u32,
     pub associated_to: u32,
     pub priority: u8,
 }
 
 /// Split a SYN_STREAM payload into its fixed fields and its compressed header block.
-pub fn parse_syn_stream(payload: &Bytes) -> Result<(SynStream, Bytes), FrameError> {
+pub(crate) fn parse_syn_stream(payload: &Bytes) -> Result<(SynStream, Bytes), FrameError> {
     if payload.len() < 10 {
         return Err(FrameError::Short("SYN_STREAM", payload.len()));
     }
@@ -166,7 +165,7 @@ pub fn parse_syn_stream(payload: &Bytes) -> Result<(SynStream, Bytes), FrameErro
 }
 
 /// The stream id and compressed header block of a SYN_REPLY or HEADERS payload.
-pub fn parse_stream_headers(
+pub(crate) fn parse_stream_headers(
     what: &'static str,
     payload: &Bytes,
 ) -> Result<(u32, Bytes), FrameError> {
@@ -178,7 +177,10 @@ pub fn parse_stream_headers(
 }
 
 /// Two big-endian 32-bit words (RST_STREAM, GOAWAY, WINDOW_UPDATE: 8 bytes exactly).
-pub fn parse_two_words(what: &'static str, payload: &Bytes) -> Result<(u32, u32), FrameError> {
+pub(crate) fn parse_two_words(
+    what: &'static str,
+    payload: &Bytes,
+) -> Result<(u32, u32), FrameError> {
     if payload.len() != 8 {
         return Err(FrameError::Short(what, payload.len()));
     }
@@ -187,7 +189,7 @@ pub fn parse_two_words(what: &'static str, payload: &Bytes) -> Result<(u32, u32)
 }
 
 /// The id of a PING payload (4 bytes).
-pub fn parse_ping(payload: &Bytes) -> Result<u32, FrameError> {
+pub(crate) fn parse_ping(payload: &Bytes) -> Result<u32, FrameError> {
     if payload.len() != 4 {
         return Err(FrameError::Short("PING", payload.len()));
     }
@@ -197,7 +199,7 @@ pub fn parse_ping(payload: &Bytes) -> Result<u32, FrameError> {
 
 /// Encode a header block (before compression): count, then length-prefixed names and
 /// NUL-joined values, all lengths 32-bit (spdystream `writeHeaderValueBlock`).
-pub fn encode_header_block(headers: &HeaderBlock) -> Vec<u8> {
+pub(crate) fn encode_header_block(headers: &HeaderBlock) -> Vec<u8> {
     let mut out = Vec::new();
     out.put_u32(headers.len() as u32);
     for (name, values) in headers {
@@ -214,7 +216,7 @@ pub fn encode_header_block(headers: &HeaderBlock) -> Vec<u8> {
 /// Decode an (uncompressed) header block. Names are lower-cased as spdystream does
 /// (`parseHeaderValueBlock`); Go's clients send `http.Header` keys such as `Streamtype`
 /// lower-cased on the wire.
-pub fn decode_header_block(block: &[u8]) -> Result<HeaderBlock, FrameError> {
+pub(crate) fn decode_header_block(block: &[u8]) -> Result<HeaderBlock, FrameError> {
     let mut p = block;
     let count = take_u32(&mut p)?;
     let mut headers = HeaderBlock::new();
@@ -227,7 +229,7 @@ pub fn decode_header_block(block: &[u8]) -> Result<HeaderBlock, FrameError> {
 }
 
 /// The first value of header `name` (case-insensitive).
-pub fn header<'a>(headers: &'a HeaderBlock, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(headers: &'a HeaderBlock, name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -254,7 +256,7 @@ fn take_str(p: &mut &[u8]) -> Result<String, FrameError> {
 
 /// A frame that cannot be understood: the session ends with GOAWAY(PROTOCOL_ERROR).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     #[error("SPDY {0} frame too short ({1} bytes)")]
     Short(&'static str, usize),
     #[error("SPDY {0} frame with stream id 0")]

@@ -13,7 +13,7 @@ use super::frame::{FrameError, HeaderBlock, decode_header_block, encode_header_b
 const MAX_HEADER_BLOCK: usize = 1 << 20;
 
 /// Compresses the header blocks one side sends.
-pub struct Deflater {
+pub(crate) struct Deflater {
     z: Compress,
     primed: bool,
 }
@@ -25,7 +25,7 @@ impl Default for Deflater {
 }
 
 impl Deflater {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Deflater {
             z: Compress::new(Compression::best(), true),
             primed: false,
@@ -33,7 +33,7 @@ impl Deflater {
     }
 
     /// The compressed form of `headers`, ending on a sync flush.
-    pub fn compress(&mut self, headers: &HeaderBlock) -> Result<Vec<u8>, HeaderError> {
+    pub(crate) fn compress(&mut self, headers: &HeaderBlock) -> Result<Vec<u8>, HeaderError> {
         if !self.primed {
             self.z
                 .set_dictionary(&DICTIONARY)
@@ -61,7 +61,7 @@ impl Deflater {
 }
 
 /// Inflates the header blocks the peer sends.
-pub struct Inflater {
+pub(crate) struct Inflater {
     z: Decompress,
 }
 
@@ -72,14 +72,14 @@ impl Default for Inflater {
 }
 
 impl Inflater {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Inflater {
             z: Decompress::new(true),
         }
     }
 
     /// Inflate one frame's compressed header block and decode it.
-    pub fn decompress(&mut self, block: &[u8]) -> Result<HeaderBlock, HeaderError> {
+    pub(crate) fn decompress(&mut self, block: &[u8]) -> Result<HeaderBlock, HeaderError> {
         let mut out = Vec::with_capacity(block.len() * 4 + 64);
         let mut pos = 0;
         loop {
@@ -119,7 +119,7 @@ impl Inflater {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum HeaderError {
+pub(crate) enum HeaderError {
     #[error("SPDY header block: zlib: {0}")]
     Zlib(String),
     #[error("SPDY header block: the zlib stream ended")]

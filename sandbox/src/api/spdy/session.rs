@@ -28,7 +28,7 @@ use super::headers::{Deflater, Inflater};
 const MAX_DATA_FRAME: usize = 32 * 1024;
 
 /// A stream the client opened and the server accepted (its SYN_REPLY is already queued).
-pub struct Incoming {
+pub(crate) struct Incoming {
     pub id: u32,
     pub headers: HeaderBlock,
     /// What the client sends on the stream; ends with the client's FIN, RST_STREAM or the
@@ -39,7 +39,7 @@ pub struct Incoming {
 
 /// Writes one stream's frames, in order after its SYN_REPLY.
 #[derive(Clone)]
-pub struct StreamWriter {
+pub(crate) struct StreamWriter {
     id: u32,
     frames: mpsc::Sender<Outgoing>,
     /// Set once the client reset the stream or this side finished it: nothing more is sent.
@@ -47,12 +47,8 @@ pub struct StreamWriter {
 }
 
 impl StreamWriter {
-    pub fn id(&self) -> u32 {
-        self.id
-    }
-
     /// Send `data` (split into frames); false once the stream or the session is gone.
-    pub async fn send(&self, data: &[u8]) -> bool {
+    pub(crate) async fn send(&self, data: &[u8]) -> bool {
         for chunk in data.chunks(MAX_DATA_FRAME) {
             if self.closed.load(Ordering::Acquire) {
                 return false;
@@ -66,7 +62,7 @@ impl StreamWriter {
     }
 
     /// Half-close: an empty DATA frame with FLAG_FIN (spdystream `Stream.Close`).
-    pub async fn finish(&self) {
+    pub(crate) async fn finish(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
             let f = frame::data(self.id, frame::FLAG_FIN, &[]);
             let _ = self.frames.send(Outgoing::Frame(f)).await;
@@ -81,7 +77,7 @@ enum Outgoing {
 
 /// Why a session ended other than by the client's GOAWAY or EOF.
 #[derive(Debug, thiserror::Error)]
-pub enum SessionError {
+pub(crate) enum SessionError {
     #[error("SPDY session I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -98,7 +94,7 @@ struct StreamEntry {
 /// Serve one session on `io` until the client ends it. `accept` checks a new stream's headers
 /// (an `Err` refuses it with RST_STREAM(CANCEL), as the kubelet does for a missing `port` or
 /// `streamType`); accepted streams go to `accepted`.
-pub async fn serve<IO, F>(
+pub(crate) async fn serve<IO, F>(
     io: IO,
     mut accept: F,
     accepted: mpsc::Sender<Incoming>,

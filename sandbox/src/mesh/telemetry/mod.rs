@@ -20,7 +20,7 @@
 mod agent;
 #[cfg(test)]
 mod envoy_tests;
-pub mod stats;
+pub(crate) mod stats;
 
 use std::path::Path;
 

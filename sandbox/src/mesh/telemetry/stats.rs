@@ -17,10 +17,10 @@ use serde_json::Value;
 use super::{WorkloadMeta, decode_peer};
 
 /// The metric's name.
-pub const REQUESTS_TOTAL: &str = "istio_requests_total";
+pub(crate) const REQUESTS_TOTAL: &str = "istio_requests_total";
 
 /// Istio's label names for `istio_requests_total`, in the order Istio prints them.
-pub const LABELS: [&str; 25] = [
+pub(crate) const LABELS: [&str; 25] = [
     "reporter",
     "source_workload",
     "source_canonical_service",
@@ -53,11 +53,11 @@ const UNKNOWN: &str = "unknown";
 const CLUSTER_ID: &str = "Kubernetes";
 
 /// One series' label values, in [`LABELS`] order.
-pub type SeriesKey = Vec<String>;
+pub(crate) type SeriesKey = Vec<String>;
 
 /// Counters of `istio_requests_total` by series.
 #[derive(Default, Debug, Clone)]
-pub struct RequestCounters {
+pub(crate) struct RequestCounters {
     series: BTreeMap<SeriesKey, u64>,
 }
 
@@ -161,7 +161,7 @@ fn split_service(fqdn: &str) -> (String, String) {
 
 /// The series one access-log entry counts in, seen by the proxy of `this`; `None` for lines
 /// that are not HTTP requests of this proxy (TCP, partial lines, another proxy's).
-pub fn series_of(entry: &Value, this: &WorkloadMeta) -> Option<SeriesKey> {
+pub(crate) fn series_of(entry: &Value, this: &WorkloadMeta) -> Option<SeriesKey> {
     let reporter = field(entry, "reporter")?;
     let protocol = field(entry, "protocol")?;
     if !protocol.starts_with("HTTP") {
@@ -271,7 +271,7 @@ pub fn series_of(entry: &Value, this: &WorkloadMeta) -> Option<SeriesKey> {
 
 impl RequestCounters {
     /// Count every complete line of `chunk` (JSON access-log lines).
-    pub fn add_lines(&mut self, chunk: &str, this: &WorkloadMeta) {
+    pub(crate) fn add_lines(&mut self, chunk: &str, this: &WorkloadMeta) {
         for line in chunk.lines() {
             let Ok(entry) = serde_json::from_str::<Value>(line) else {
                 continue;
@@ -283,7 +283,7 @@ impl RequestCounters {
     }
 
     /// The counters in the Prometheus text format, with their `# TYPE` line.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = format!("# TYPE {REQUESTS_TOTAL} counter\n");
         for (key, count) in &self.series {
             out.push_str(REQUESTS_TOTAL);
@@ -305,13 +305,9 @@ impl RequestCounters {
     }
 
     /// Number of series.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.series.len()
-    }
-
-    /// Whether no request was counted.
-    pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
     }
 }
 

@@ -13,10 +13,10 @@ use crate::mesh::ca::CertPaths;
 
 /// The source address of connections from a sidecar to its own app (Istio's inbound
 /// passthrough address; the pod's recording point hands them straight to the app).
-pub const INBOUND_PASSTHROUGH_SOURCE: &str = "127.0.0.6";
+pub(crate) const INBOUND_PASSTHROUGH_SOURCE: &str = "127.0.0.6";
 
 /// The ALPN values an Istio client offers on mTLS connections (what server chains match on).
-pub const ISTIO_ALPN: [&str; 5] = [
+pub(crate) const ISTIO_ALPN: [&str; 5] = [
     "istio-peer-exchange",
     "istio",
     "istio-http/1.0",
@@ -25,12 +25,12 @@ pub const ISTIO_ALPN: [&str; 5] = [
 ];
 
 /// `outbound|PORT|SUBSET|FQDN`.
-pub fn outbound_name(port: u16, subset: &str, fqdn: &str) -> String {
+pub(crate) fn outbound_name(port: u16, subset: &str, fqdn: &str) -> String {
     format!("outbound|{port}|{subset}|{fqdn}")
 }
 
 /// `inbound|PORT||`.
-pub fn inbound_name(port: u16) -> String {
+pub(crate) fn inbound_name(port: u16) -> String {
     format!("inbound|{port}||")
 }
 
@@ -59,7 +59,7 @@ fn common_tls(certs: &CertPaths, alpn: &[&str], san: Value) -> Value {
 /// The client side of Istio mTLS: present our certificate, require a peer certificate signed
 /// by the mesh CA whose URI SAN is one of `peer_identities` (the destination's service
 /// accounts), as Istio does.
-pub fn upstream_mtls(certs: &CertPaths, sni: &str, peer_identities: &[String]) -> Value {
+pub(crate) fn upstream_mtls(certs: &CertPaths, sni: &str, peer_identities: &[String]) -> Value {
     let san: Vec<Value> = peer_identities
         .iter()
         .map(|id| json!({"san_type": "URI", "matcher": {"exact": id}}))
@@ -77,7 +77,7 @@ pub fn upstream_mtls(certs: &CertPaths, sni: &str, peer_identities: &[String]) -
 /// The server side of Istio mTLS: a client certificate is required and must carry a SPIFFE
 /// identity of this trust domain (Istio checks the trust domain here; who may call is the
 /// AuthorizationPolicy's business).
-pub fn downstream_mtls(certs: &CertPaths, http: bool) -> Value {
+pub(crate) fn downstream_mtls(certs: &CertPaths, http: bool) -> Value {
     let alpn: &[&str] = if http { &["h2", "http/1.1"] } else { &[] };
     let san = json!([{"san_type": "URI", "matcher": {"prefix": format!("spiffe://{}/", crate::mesh::TRUST_DOMAIN)}}]);
     json!({
@@ -98,7 +98,7 @@ fn raw_buffer() -> Value {
 }
 
 /// An ORIGINAL_DST cluster (connects where the connection was going) from `source`.
-pub fn original_dst(name: &str, source: &str) -> Value {
+pub(crate) fn original_dst(name: &str, source: &str) -> Value {
     json!({
         "name": name,
         "type": "ORIGINAL_DST",
@@ -120,7 +120,7 @@ enum TlsChoice {
 
 /// The DestinationRule for `fqdn`, oldest first among those visible (Istio prefers the
 /// client's namespace, then the Service's, then the root namespace).
-pub fn destination_rule_for<'a>(
+pub(crate) fn destination_rule_for<'a>(
     mesh: &'a MeshInput,
     fqdn: &str,
     proxy_namespace: &str,
@@ -248,7 +248,7 @@ fn outbound_cluster(
 
 /// Every outbound cluster a proxy needs: each Service port, and each subset of the
 /// DestinationRule that applies to the Service.
-pub fn outbound_clusters(
+pub(crate) fn outbound_clusters(
     mesh: &MeshInput,
     proxy: &ProxyInput,
     warnings: &mut Vec<Warning>,
@@ -337,7 +337,7 @@ pub fn outbound_clusters(
 }
 
 /// The clusters every proxy has besides the outbound ones.
-pub fn passthrough_clusters(proxy: &ProxyInput) -> Vec<Value> {
+pub(crate) fn passthrough_clusters(proxy: &ProxyInput) -> Vec<Value> {
     vec![
         original_dst("PassthroughCluster", &proxy.meta.ip.to_string()),
         original_dst("InboundPassthroughCluster", INBOUND_PASSTHROUGH_SOURCE),
@@ -347,6 +347,6 @@ pub fn passthrough_clusters(proxy: &ProxyInput) -> Vec<Value> {
 }
 
 /// `inbound|PORT||`: to the app on the port the connection was for, from 127.0.0.6.
-pub fn inbound_cluster(port: u16) -> Value {
+pub(crate) fn inbound_cluster(port: u16) -> Value {
     original_dst(&inbound_name(port), INBOUND_PASSTHROUGH_SOURCE)
 }

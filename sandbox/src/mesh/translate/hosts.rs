@@ -2,17 +2,17 @@
 //! names them, wildcards match suffixes, and a Service answers to every name a pod's DNS
 //! search path gives it (and to its ClusterIP), with and without the port.
 
-use super::input::ServiceInfo;
+use std::net::Ipv4Addr;
 
 /// `name.namespace.svc.cluster.local`.
-pub fn fqdn(name: &str, namespace: &str) -> String {
+pub(crate) fn fqdn(name: &str, namespace: &str) -> String {
     format!("{name}.{namespace}.svc.{}", crate::mesh::TRUST_DOMAIN)
 }
 
 /// A host as written in a VirtualService or DestinationRule in `namespace`: a short name
 /// (no dot) is that namespace's Service; anything with a dot (or `*`) is taken as written,
 /// as Istio does.
-pub fn resolve(host: &str, namespace: &str) -> String {
+pub(crate) fn resolve(host: &str, namespace: &str) -> String {
     if host == "*" || host.contains('.') {
         host.to_string()
     } else {
@@ -21,7 +21,7 @@ pub fn resolve(host: &str, namespace: &str) -> String {
 }
 
 /// Whether `pattern` (`*`, `*.suffix` or a name) covers `host`.
-pub fn matches(pattern: &str, host: &str) -> bool {
+pub(crate) fn matches(pattern: &str, host: &str) -> bool {
     if pattern == "*" {
         return true;
     }
@@ -31,24 +31,25 @@ pub fn matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-/// Whether two host patterns overlap (either covers the other).
-pub fn overlap(a: &str, b: &str) -> bool {
-    matches(a, b) || matches(b, a)
-}
-
-/// The `domains` of a Service's virtual host on `port`, as seen from a proxy in
-/// `proxy_namespace`: the FQDN and its shorter forms (the short name only in the same
-/// namespace), the ClusterIP, each with and without `:port`.
-pub fn service_domains(svc: &ServiceInfo, port: u16, proxy_namespace: &str) -> Vec<String> {
+/// The `domains` of the virtual host of Service `name` in `namespace` on `port`, as seen from
+/// a proxy in `proxy_namespace`: the FQDN and its shorter forms (the short name only in the
+/// same namespace), the ClusterIP, each with and without `:port`.
+pub(crate) fn service_domains(
+    name: &str,
+    namespace: &str,
+    cluster_ip: Option<Ipv4Addr>,
+    port: u16,
+    proxy_namespace: &str,
+) -> Vec<String> {
     let mut names = vec![
-        svc.fqdn(),
-        format!("{}.{}.svc", svc.name, svc.namespace),
-        format!("{}.{}", svc.name, svc.namespace),
+        fqdn(name, namespace),
+        format!("{name}.{namespace}.svc"),
+        format!("{name}.{namespace}"),
     ];
-    if svc.namespace == proxy_namespace {
-        names.push(svc.name.clone());
+    if namespace == proxy_namespace {
+        names.push(name.to_string());
     }
-    if let Some(ip) = svc.cluster_ip {
+    if let Some(ip) = cluster_ip {
         names.push(ip.to_string());
     }
     let mut out = Vec::new();
@@ -62,7 +63,6 @@ pub fn service_domains(svc: &ServiceInfo, port: u16, proxy_namespace: &str) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::translate::input::{Protocol, ServicePort, Target};
 
     #[test]
     fn short_names_resolve_in_the_objects_namespace() {
@@ -93,19 +93,8 @@ mod tests {
 
     #[test]
     fn domains_cover_the_dns_search_path() {
-        let svc = ServiceInfo {
-            namespace: "istioinaction".into(),
-            name: "service-b".into(),
-            cluster_ip: Some("127.2.0.9".parse().unwrap()),
-            ports: vec![ServicePort {
-                name: "http".into(),
-                port: 80,
-                target: Target::Number(8080),
-                protocol: Protocol::Http,
-            }],
-            selector: Default::default(),
-        };
-        let same = service_domains(&svc, 80, "istioinaction");
+        let ip = Some("127.2.0.9".parse().unwrap());
+        let same = service_domains("service-b", "istioinaction", ip, 80, "istioinaction");
         for d in [
             "service-b",
             "service-b:80",
@@ -115,7 +104,7 @@ mod tests {
         ] {
             assert!(same.contains(&d.to_string()), "{d} in {same:?}");
         }
-        let other = service_domains(&svc, 80, "default");
+        let other = service_domains("service-b", "istioinaction", ip, 80, "default");
         assert!(!other.contains(&"service-b".to_string()));
     }
 }

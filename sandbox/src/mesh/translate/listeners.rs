@@ -26,9 +26,9 @@ use crate::mesh::authz;
 use crate::mesh::telemetry::{self, Reporter};
 
 /// The port every outbound connection of a sidecar enters by.
-pub const OUTBOUND_PORT: u16 = 15001;
+pub(crate) const OUTBOUND_PORT: u16 = 15001;
 /// The port every inbound connection of a sidecar (or gateway) enters by.
-pub const INBOUND_PORT: u16 = 15006;
+pub(crate) const INBOUND_PORT: u16 = 15006;
 
 fn addr(ip: &str, port: u16) -> Value {
     json!({"socket_address": {"address": ip, "port_value": port}})
@@ -78,7 +78,7 @@ fn tcp_proxy(stat_prefix: &str, cluster: &str, proxy: &ProxyInput, reporter: Rep
 
 /// The `server` header of Istio's inbound and gateway listeners (istio/istio
 /// pilot/pkg/networking/core/accesslog.go `EnvoyServerName`, 1.28–1.30).
-pub const ISTIO_SERVER_NAME: &str = "istio-envoy";
+pub(crate) const ISTIO_SERVER_NAME: &str = "istio-envoy";
 
 /// The HCM's `tracing` as Istio writes it without a Telemetry resource: mesh config's
 /// `enableTracing` is true by default (istio/istio pkg/config/mesh/mesh.go) and
@@ -182,7 +182,7 @@ fn vs_covers(vs: &Value, fqdn: &str) -> bool {
 
 /// A sidecar's outbound listeners: `virtualOutbound`, one HTTP listener per HTTP port, one
 /// TCP listener per TCP Service port.
-pub fn sidecar_outbound(
+pub(crate) fn sidecar_outbound(
     mesh: &MeshInput,
     proxy: &ProxyInput,
     warnings: &mut Vec<Warning>,
@@ -222,7 +222,13 @@ pub fn sidecar_outbound(
                     }
                     http_ports.entry(sp.port).or_default().push(json!({
                         "name": format!("{fqdn}:{}", sp.port),
-                        "domains": hosts::service_domains(svc, sp.port, &proxy.meta.namespace),
+                        "domains": hosts::service_domains(
+                            &svc.name,
+                            &svc.namespace,
+                            svc.cluster_ip,
+                            sp.port,
+                            &proxy.meta.namespace,
+                        ),
                         "routes": routes,
                         "include_request_attempt_count": true,
                     }));
@@ -289,7 +295,7 @@ pub fn sidecar_outbound(
 
 /// The inbound ports of a pod: the target ports of the Services that select it, with their
 /// protocol (HTTP when any Service says so).
-pub fn inbound_ports(mesh: &MeshInput, me: &PodInfo) -> BTreeMap<u16, (Protocol, String)> {
+pub(crate) fn inbound_ports(mesh: &MeshInput, me: &PodInfo) -> BTreeMap<u16, (Protocol, String)> {
     let mut ports: BTreeMap<u16, (Protocol, String)> = BTreeMap::new();
     for svc in mesh.services.iter().filter(|s| s.selects(me)) {
         for sp in &svc.ports {
@@ -403,7 +409,7 @@ fn chains_for(
 }
 
 /// A sidecar's `virtualInbound` listener and its inbound clusters.
-pub fn sidecar_inbound(
+pub(crate) fn sidecar_inbound(
     mesh: &MeshInput,
     proxy: &ProxyInput,
     warnings: &mut Vec<Warning>,
@@ -472,7 +478,7 @@ type DomainRoutes = (String, Vec<Value>);
 
 /// A gateway's listeners: `gateway-entry` and one listener per port of the Gateways that
 /// select it, with the routes of the VirtualServices bound to those Gateways.
-pub fn gateway_listeners(
+pub(crate) fn gateway_listeners(
     mesh: &MeshInput,
     proxy: &ProxyInput,
     warnings: &mut Vec<Warning>,

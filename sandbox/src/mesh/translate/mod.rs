@@ -5,12 +5,12 @@
 //! points it at its LDS and CDS files.
 
 pub mod bootstrap;
-pub mod clusters;
-pub mod hosts;
-pub mod input;
-pub mod listeners;
-pub mod peer_auth;
-pub mod routes;
+pub(crate) mod clusters;
+pub(crate) mod hosts;
+pub(crate) mod input;
+pub(crate) mod listeners;
+pub(crate) mod peer_auth;
+pub(crate) mod routes;
 
 use std::collections::BTreeSet;
 

@@ -13,7 +13,7 @@ use crate::mesh::model::{selector_of, selects};
 
 /// An inbound port's mTLS mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MtlsMode {
+pub(crate) enum MtlsMode {
     /// Only mutual TLS from the mesh.
     Strict,
     /// Mutual TLS and plaintext (the default).
@@ -40,7 +40,7 @@ fn parse_mode(v: &Value, policy: &Value, warnings: &mut Vec<Warning>) -> Option<
 
 /// The mode for `port` of a workload in `namespace` with `labels`, given every
 /// PeerAuthentication (oldest first) and where unsupported fields are reported.
-pub fn mode_for(
+pub(crate) fn mode_for(
     policies: &[Value],
     namespace: &str,
     labels: &BTreeMap<String, String>,

@@ -10,7 +10,7 @@ use super::hosts;
 use super::input::{MeshInput, Warning};
 
 /// Istio's default retry policy on every route.
-pub fn default_retry_policy() -> Value {
+pub(crate) fn default_retry_policy() -> Value {
     json!({
         "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
         "num_retries": 2,
@@ -22,7 +22,7 @@ pub fn default_retry_policy() -> Value {
 }
 
 /// The route to `cluster` for every request (a Service without VirtualService).
-pub fn default_route(cluster: &str, operation: &str) -> Value {
+pub(crate) fn default_route(cluster: &str, operation: &str) -> Value {
     json!({
         "name": "default",
         "match": {"prefix": "/"},
@@ -33,7 +33,7 @@ pub fn default_route(cluster: &str, operation: &str) -> Value {
 }
 
 /// Where a VirtualService is being applied.
-pub struct RouteContext<'a> {
+pub(crate) struct RouteContext<'a> {
     pub mesh: &'a MeshInput,
     /// The port of the listener (the Service port for sidecars, the server port for gateways).
     pub port: u16,
@@ -79,7 +79,7 @@ fn string_matcher(m: &Value) -> Option<Value> {
 }
 
 /// The cluster a `Destination` names, as seen from a VirtualService in `vs_namespace`.
-pub fn destination_cluster(
+pub(crate) fn destination_cluster(
     dest: &Value,
     vs: &Value,
     ctx: &RouteContext<'_>,
@@ -243,7 +243,7 @@ fn route_match(
 
 /// Whether a VirtualService's gateway reference `g` (written in `vs_ns`) names `here`
 /// (`ns/name` of a Gateway, or `mesh`).
-pub fn gateway_ref_matches(g: &str, vs_ns: &str, here: &str) -> bool {
+pub(crate) fn gateway_ref_matches(g: &str, vs_ns: &str, here: &str) -> bool {
     if g == "mesh" || here == "mesh" {
         return g == here;
     }
@@ -256,7 +256,7 @@ pub fn gateway_ref_matches(g: &str, vs_ns: &str, here: &str) -> bool {
 }
 
 /// The routes of one VirtualService for this context.
-pub fn virtual_service_routes(
+pub(crate) fn virtual_service_routes(
     vs: &Value,
     ctx: &RouteContext<'_>,
     warnings: &mut Vec<Warning>,

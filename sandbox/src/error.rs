@@ -1,5 +1,7 @@
 //! API errors as Kubernetes `Status` objects: the HTTP code, a machine-readable reason and a
-//! message that names the object at fault, as kubectl and kube-rs print them.
+//! message that names the object at fault, as kubectl and kube-rs print them. The API server
+//! answers them, and the controllers' admission (`controllers::Cluster::create`) returns them,
+//! so they live below both.
 
 use serde_json::{Value, json};
 
@@ -38,6 +40,9 @@ impl ApiError {
     }
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(405, "MethodNotAllowed", message)
+    }
+    pub fn not_acceptable(message: impl Into<String>) -> Self {
+        Self::new(406, "NotAcceptable", message)
     }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(409, "Conflict", message)
