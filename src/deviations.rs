@@ -113,15 +113,16 @@ pub const DEVIATIONS: &[Deviation] = &[
                 Istio's own sample client (samples/curl/curl.yaml)",
         why: "radial/busyboxplus:curl is stored as a Docker schema-1 manifest \
               (application/vnd.docker.distribution.manifest.v1+prettyjws), which containerd \
-              refuses to pull since v2.1; kind v0.31.0's node image runs containerd v2.2.0, so \
-              the pod stays in ErrImagePull/ImagePullBackOff and C18, C19 and C22 cannot run",
+              refuses to pull since v2.1; the kind node image the suite pins (kind v0.33.0's \
+              Kubernetes 1.35.8) runs containerd v2.3, so the pod stays in ErrImagePull/ImagePullBackOff and C18, C19 and C22 cannot run",
         sources: &[
-            "containerd/containerd client/pull.go (v2.1.0 … v2.2.0): media type \
+            "containerd/containerd client/pull.go (v2.1.0 … v2.3.4): media type \
              \"application/vnd.docker.distribution.manifest.v1+prettyjws\" is no longer \
              supported since containerd v2.1",
             "containerd/containerd core/transfer/local/pull.go (v2.2.0): schema 1 image \
              manifests are no longer supported",
-            "kubernetes-sigs/kind images/base/Dockerfile (v0.31.0): CONTAINERD_VERSION=\"v2.2.0\"",
+            "kubernetes-sigs/kind images/base/Dockerfile (v0.31.0: CONTAINERD_VERSION=\"v2.2.0\"; \
+             main when v0.33.0 was cut, commit 1f1286d2: \"v2.3.4\")",
             "kubernetes/website#52702: radial/busyboxplus:curl in the tutorial is no longer \
              supported (2025-10)",
             "radial/core-busyboxplus#6 (2025-01)",
@@ -180,7 +181,7 @@ pub const DEVIATIONS: &[Deviation] = &[
               where a load balancer does assign an address, it need not be reachable from the \
               machine running the suite",
         sources: &[
-            "kubernetes-sigs/kind site/content/docs/user/loadbalancer.md (v0.31.0): Services of \
+            "kubernetes-sigs/kind site/content/docs/user/loadbalancer.md (v0.31.0; unchanged on main of 2026-08-21): Services of \
              type LoadBalancer work through Cloud Provider KIND, a separate binary on the host",
         ],
         switch_off: "HAPPY_VERBATIM=D-ingress-address sends the requests to \
@@ -316,10 +317,10 @@ pub struct LegacyClient {
 
 /// Whether a pull failure message names the schema-1 refusal. The wording differs by pull path,
 /// and all of them say "no longer supported" next to the schema-1 media type or "schema 1":
-/// - containerd `client/pull.go` (v2.1.0 … v2.2.x; the CRI plugin's pull when
+/// - containerd `client/pull.go` (v2.1.0 … v2.3.4; the CRI plugin's pull when
 ///   `use_local_image_pull` is on, which kind's `discard_unpacked_layers = true` forces —
 ///   containerd `internal/cri/config/config.go` `CheckLocalImagePullConfigs`, kind
-///   `images/base/files/etc/containerd/config.toml` at v0.31.0): `not implemented: media type
+///   `images/base/files/etc/containerd/config.toml`, v0.31.0 and main of 2026-08-21): `not implemented: media type
 ///   "application/vnd.docker.distribution.manifest.v1+prettyjws" is no longer supported since
 ///   containerd v2.1, please rebuild the image as …`, wrapped by the CRI plugin as `failed to
 ///   pull and unpack image "docker.io/radial/busyboxplus:curl": …` and by gRPC as `rpc error:

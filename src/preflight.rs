@@ -3,9 +3,10 @@
 //!
 //! What is checked, and the figures used:
 //! - the container engine, found the way kind finds it ([`crate::provision::docker`]);
-//! - for kind: the `docker` CLI kind drives (kind v0.31.0 `pkg/cluster/internal/providers/
-//!   docker/util.go` `IsAvailable`: `docker -v` must print `Docker version …`), the kind binary
-//!   and its version, the host port if `HAPPY_KIND_HOST_PORT` maps one;
+//! - for kind: the `docker` CLI kind drives (kind v0.31.0 … v0.33.0
+//!   `pkg/cluster/internal/providers/docker/util.go` `IsAvailable`: `docker -v` must print
+//!   `Docker version …`), the kind binary and its version, the host port if
+//!   `HAPPY_KIND_HOST_PORT` maps one;
 //! - for k3s: that testcontainers reaches the same daemon;
 //! - the Kubernetes version against the Istio minor's window ([`crate::istio::kubernetes_support`]);
 //! - memory: the engine's `MemTotal` against [`MEMORY_NEEDED`]. istio.io asks for "8.0 GB of
@@ -631,7 +632,7 @@ mod tests {
     fn kind_version_and_port() {
         let p = Path::new("/usr/local/bin/kind");
         assert!(matches!(
-            judge_kind_version(p, "kind v0.31.0 go1.25.5 linux/amd64"),
+            judge_kind_version(p, "kind v0.33.0 go1.26.7 linux/amd64"),
             Outcome::Ok(_)
         ));
         assert!(matches!(

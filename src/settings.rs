@@ -342,7 +342,7 @@ impl Settings {
                     return Err(invalid(
                         "HAPPY_KIND_NODE_IMAGE",
                         &v,
-                        "expected a kind node image tagged with its Kubernetes version, e.g. kindest/node:v1.35.0@sha256:<digest>",
+                        "expected a kind node image tagged with its Kubernetes version, e.g. kindest/node:v1.35.8@sha256:<digest>",
                     ));
                 }
                 v

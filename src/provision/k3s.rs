@@ -20,7 +20,7 @@ use crate::settings::Settings;
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
 
-/// The k3s image tag, pinned by digest: Kubernetes 1.35 like kind v0.31.0's node image, inside
+/// The k3s image tag, pinned by digest: Kubernetes 1.35 like the kind node image the suite pins, inside
 /// the window of every Istio minor the suite tests (the module's default, v1.28.8-k3s1, is far
 /// older). The digest is the one five unrelated public scripts pin for `rancher/k3s:v1.35.5-k3s1`
 /// (found with the code index; not checked against Docker Hub from here). testcontainers pulls

@@ -5,10 +5,11 @@
 //! retries inside one total limit; reused when asked, and deleted at teardown unless
 //! `HAPPY_KEEP` keeps it.
 //!
-//! kind facts (kubernetes-sigs/kind v0.31.0): `kind create cluster` flags `--name --config
-//! --image --retain --wait --kubeconfig` and `kind delete cluster --name --kubeconfig`
+//! kind facts (kubernetes-sigs/kind v0.31.0, unchanged on `main` up to 2026-08-21, from which
+//! v0.33.0 was cut): `kind create cluster` flags `--name --config --image --retain --wait
+//! --kubeconfig` and `kind delete cluster --name --kubeconfig`
 //! (`pkg/cmd/kind/{create,delete}/cluster/*.go`); `kind version` prints
-//! `kind v0.31.0 go1.x linux/amd64` (`pkg/cmd/kind/version/version.go`); `kind export logs
+//! `kind v0.33.0 go1.x linux/amd64` (`pkg/cmd/kind/version/version.go`); `kind export logs
 //! [dir] --name` (`pkg/cmd/kind/export/logs/logs.go`); "node(s) already exist for a cluster
 //! with the name" (`pkg/cluster/internal/create/create.go`).
 
@@ -31,29 +32,58 @@ use crate::settings::{KeepPolicy, Settings};
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
 
-/// The kind release used unless `HAPPY_KIND_BINARY` names another.
-pub const KIND_VERSION: &str = "v0.31.0";
+/// The kind release used unless `HAPPY_KIND_BINARY` names another: v0.33.0 (released late
+/// August 2026; public pins of it appear from 2026-08-27), the first release that lists clusters on podman 6. podman 6.0 turned a
+/// container's `.Labels` from a map into a slice, so the `{{index .Labels "…"}}` format of
+/// `kind get clusters` fails ("cannot index slice/array with type string",
+/// kubernetes-sigs/kind#4201, #4231); the fix, #4203 (commit 955ea974, "Handle podman 6.0.0
+/// label change", `pkg/cluster/internal/providers/podman/provider.go` `ListClusters`), is in
+/// neither v0.31.0 nor v0.32.0 (`git tag --contains 955ea974`) and was on `main` when v0.33.0
+/// was cut from it.
+pub const KIND_VERSION: &str = "v0.33.0";
 
-/// kind v0.31.0's default node image, Kubernetes 1.35.0, pinned by digest
-/// (kubernetes-sigs/kind v0.31.0 `pkg/apis/config/defaults/image.go`). Passed as `--image` so
-/// the Kubernetes under test does not depend on which kind runs.
+/// The first kind release whose podman provider lists clusters on podman ≥ 6 (see
+/// [`KIND_VERSION`]).
+pub const KIND_PODMAN6_FIXED: (u64, u64) = (0, 33);
+
+/// Kubernetes 1.35.8, one of the node images kind v0.33.0's release notes list under "Images
+/// pre-built for this release" (github.com/kubernetes-sigs/kind/releases/tag/v0.33.0), pinned
+/// by the digest the notes give. Not v0.33.0's default (`kindest/node:v1.37.0`): 1.35 is the
+/// newest minor inside the Kubernetes window of every Istio minor the nightly tests (1.29:
+/// 1.31–1.35; 1.30 and 1.31: 1.32–1.36, `src/istio/kubernetes_support.rs`). Passed as
+/// `--image` so the Kubernetes under test does not depend on which kind runs. Its containerd
+/// is kind's base image's: v2.3.4 on `main` when v0.33.0 was cut (`images/base/Dockerfile`
+/// `CONTAINERD_VERSION`, commit 1f1286d2, base image `kindest/base:v20260820-69b56db7`).
 pub const KIND_NODE_IMAGE: &str =
-    "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f";
+    "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0";
 
-/// Digests pinned in code where they could be confirmed independently: linux/amd64 and
-/// linux/arm64 of v0.31.0, each identical in several unrelated public install scripts
-/// (Makefiles, Dockerfiles, CI scripts found by the code index). Other platforms are verified
-/// against the release's published `.sha256sum`.
+/// sha256 of kind v0.33.0's release binaries, one per platform the suite downloads. Read off
+/// the release's `.sha256sum` files by others, not here (github.com cannot be reached from the
+/// machine that wrote this): each digest is identical in many unrelated public install scripts
+/// found with the code index (Makefiles, Nix expressions, CI scripts; one states it took them
+/// from the release's asset digests in the GitHub API), and no conflicting value was found —
+/// the same standard the v0.31.0 pins met. A release without a pin here is verified against
+/// its published `.sha256sum`.
 const PINNED_DIGESTS: &[(Os, Arch, &str)] = &[
     (
         Os::Linux,
         Arch::Amd64,
-        "eb244cbafcc157dff60cf68693c14c9a75c4e6e6fedaf9cd71c58117cb93e3fa",
+        "aee6151561422756b764a4ae28e7f44cda5af5a9eead3cc9985112b1de8d8e0d",
     ),
     (
         Os::Linux,
         Arch::Arm64,
-        "8e1014e87c34901cc422a1445866835d1e666f2a61301c27e722bdeab5a1f7e4",
+        "20022bee6cfcd5086cb7234d218e3454e6090022f2a8f55d1fa7fcf42c3867a2",
+    ),
+    (
+        Os::MacOs,
+        Arch::Amd64,
+        "5a99f26f57246dc9319dd294803313197a0f34d33c525b3ea8b655db5916ece0",
+    ),
+    (
+        Os::MacOs,
+        Arch::Arm64,
+        "0c8c7dbe5e23594a198b786c4bc13dacc101fa6196b0cb0b23a1ca44e61f4b4f",
     ),
 ];
 
@@ -179,7 +209,7 @@ pub fn lists_cluster(output: &str, name: &str) -> bool {
     output.lines().any(|line| line.trim() == name)
 }
 
-/// The version in `kind version` output (`kind v0.31.0 go1.25.5 linux/amd64`, or `0.31.0`
+/// The version in `kind version` output (`kind v0.33.0 go1.26.7 linux/amd64`, or `0.33.0`
 /// with `-q`), with its `v`.
 pub fn parse_kind_version(output: &str) -> Option<String> {
     let line = output.lines().find(|l| !l.trim().is_empty())?.trim();
@@ -691,33 +721,50 @@ mod tests {
             os: Os::MacOs,
             arch: Arch::Arm64,
         };
+        let mac_intel = Platform {
+            os: Os::MacOs,
+            arch: Arch::Amd64,
+        };
         assert_eq!(
             kind_url(KIND_VERSION, linux),
-            "https://github.com/kubernetes-sigs/kind/releases/download/v0.31.0/kind-linux-amd64"
+            "https://github.com/kubernetes-sigs/kind/releases/download/v0.33.0/kind-linux-amd64"
+        );
+        assert_eq!(
+            kind_url(KIND_VERSION, mac),
+            "https://github.com/kubernetes-sigs/kind/releases/download/v0.33.0/kind-darwin-arm64"
         );
         assert_eq!(
             kind_expected(KIND_VERSION, linux),
             Expected::Digest(
-                "eb244cbafcc157dff60cf68693c14c9a75c4e6e6fedaf9cd71c58117cb93e3fa".into()
+                "aee6151561422756b764a4ae28e7f44cda5af5a9eead3cc9985112b1de8d8e0d".into()
             )
         );
         assert_eq!(
             kind_expected(KIND_VERSION, linux_arm),
             Expected::Digest(
-                "8e1014e87c34901cc422a1445866835d1e666f2a61301c27e722bdeab5a1f7e4".into()
+                "20022bee6cfcd5086cb7234d218e3454e6090022f2a8f55d1fa7fcf42c3867a2".into()
             )
         );
         assert_eq!(
             kind_expected(KIND_VERSION, mac),
+            Expected::Digest(
+                "0c8c7dbe5e23594a198b786c4bc13dacc101fa6196b0cb0b23a1ca44e61f4b4f".into()
+            )
+        );
+        assert_eq!(
+            kind_expected(KIND_VERSION, mac_intel),
+            Expected::Digest(
+                "5a99f26f57246dc9319dd294803313197a0f34d33c525b3ea8b655db5916ece0".into()
+            )
+        );
+        // A pinned digest belongs to one version only; another is checked against its
+        // release's published checksum.
+        assert_eq!(
+            kind_expected("v0.31.0", mac),
             Expected::ChecksumUrl(
                 "https://github.com/kubernetes-sigs/kind/releases/download/v0.31.0/kind-darwin-arm64.sha256sum".into()
             )
         );
-        // A pinned digest belongs to one version only.
-        assert!(matches!(
-            kind_expected("v0.30.0", linux),
-            Expected::ChecksumUrl(_)
-        ));
     }
 
     #[test]
@@ -755,16 +802,16 @@ mod tests {
     }
 
     #[test]
-    fn the_node_image_is_kind_v0_31_0s_default_pinned_by_digest() {
-        assert!(KIND_NODE_IMAGE.starts_with("kindest/node:v1.35.0@sha256:"));
+    fn the_node_image_is_kind_v0_33_0s_kubernetes_1_35_pinned_by_digest() {
+        assert!(KIND_NODE_IMAGE.starts_with("kindest/node:v1.35.8@sha256:"));
         assert_eq!(KIND_NODE_IMAGE.rsplit(':').next().unwrap().len(), 64);
     }
 
     #[test]
     fn kind_versions() {
         assert_eq!(
-            parse_kind_version("kind v0.31.0 go1.25.5 linux/amd64\n").as_deref(),
-            Some("v0.31.0")
+            parse_kind_version("kind v0.33.0 go1.26.7 linux/amd64\n").as_deref(),
+            Some("v0.33.0")
         );
         assert_eq!(parse_kind_version("0.32.0\n").as_deref(), Some("v0.32.0"));
         assert_eq!(
@@ -772,7 +819,7 @@ mod tests {
             Some("v0.32.0-alpha.12+abcdef")
         );
         assert_eq!(parse_kind_version("usage: whatever"), None);
-        assert_eq!(kind_version_warning("v0.31.0"), None);
+        assert_eq!(kind_version_warning("v0.33.0"), None);
         let warning = kind_version_warning("v0.32.0").unwrap();
         assert!(
             warning.contains("v0.32.0") && warning.contains(KIND_VERSION),

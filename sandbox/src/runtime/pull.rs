@@ -1,20 +1,22 @@
-//! Image pulls as the sandbox's node does them: the model of containerd 2.2 on a kind v0.31
-//! node behind a kubelet. An image either maps to a built-in program (see [`super::program`])
-//! or fails to pull with the message the kubelet would put into the container's waiting state;
-//! a failed pull is retried with the kubelet's back-off, the container alternating between
-//! `ErrImagePull` and `ImagePullBackOff` as it does on a real node.
+//! Image pulls as the sandbox's node does them: the model of containerd 2.3 on the kind node
+//! the suite pins (kind v0.33.0's Kubernetes 1.35.8) behind a kubelet. An image either maps to
+//! a built-in program (see [`super::program`]) or fails to pull with the message the kubelet
+//! would put into the container's waiting state; a failed pull is retried with the kubelet's
+//! back-off, the container alternating between `ErrImagePull` and `ImagePullBackOff` as it
+//! does on a real node.
 //!
-//! Docker schema-1 images: containerd ≥ 2.1 refuses them. kind v0.31.0's node image builds
-//! containerd v2.2.0 (kubernetes-sigs/kind `images/base/Dockerfile`, `CONTAINERD_VERSION`), and
-//! kind's containerd config sets `discard_unpacked_layers = true`
-//! (`images/base/files/etc/containerd/config.toml`), which makes the CRI plugin fall back from
-//! the transfer service to `client.Pull` (containerd `internal/cri/config/config.go`
-//! `CheckLocalImagePullConfigs`, v2.2.0). That pull refuses the schema-1 manifest with
-//! `ErrNotImplemented` (containerd `client/pull.go`, v2.2.0); the CRI plugin wraps it as
-//! `failed to pull and unpack image %q` (`internal/cri/server/images/image_pull.go`), its gRPC
-//! layer maps not-implemented to `Unimplemented` (`internal/cri/instrument`,
-//! `errgrpc.ToGRPC`), and the kubelet puts the error's text into the waiting message
-//! (kubernetes `pkg/kubelet/images/image_manager.go`, `imagePullResult.err.Error()`).
+//! Docker schema-1 images: containerd ≥ 2.1 refuses them. kind's node images build containerd
+//! v2.2.0 at v0.31.0 and v2.3.4 on `main` when v0.33.0 was cut (kubernetes-sigs/kind
+//! `images/base/Dockerfile`, `CONTAINERD_VERSION`), and kind's containerd config sets
+//! `discard_unpacked_layers = true` (`images/base/files/etc/containerd/config.toml`), which
+//! makes the CRI plugin fall back from the transfer service to `client.Pull` (containerd
+//! `internal/cri/config/config.go` `CheckLocalImagePullConfigs`, v2.2.0 and v2.3.4). That pull
+//! refuses the schema-1 manifest with `ErrNotImplemented` (containerd `client/pull.go`, the
+//! same text in v2.2.0 and v2.3.4); the CRI plugin wraps it as `failed to pull and unpack
+//! image %q` (`internal/cri/server/images/image_pull.go`), its gRPC layer maps not-implemented
+//! to `Unimplemented` (`internal/cri/instrument`, `errgrpc.ToGRPC`), and the kubelet puts the
+//! error's text into the waiting message (kubernetes `pkg/kubelet/images/image_manager.go`,
+//! `imagePullResult.err.Error()`).
 //!
 //! Test-only knob: `HAPPY_SANDBOX_PULL_SCHEMA1=1` makes the node pull schema-1 images as
 //! containerd < 2.1 did, so a test can break the premise of the suite's deviation
@@ -71,7 +73,7 @@ pub fn is_schema1(image: &str) -> bool {
     SCHEMA1_IMAGES.contains(&split_image(image))
 }
 
-/// The waiting message of a container whose schema-1 image containerd 2.2 refused: the
+/// The waiting message of a container whose schema-1 image containerd 2.2/2.3 refused: the
 /// kubelet's text of the CRI error (see the module docs for each layer).
 pub fn schema1_refusal(image: &str) -> String {
     format!(
