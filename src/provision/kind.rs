@@ -341,9 +341,24 @@ impl KindCli {
         }
     }
 
+    /// `kind get clusters`, the first kind command of a run: its failure says so, with kind's
+    /// output and the known cause when there is one (podman 6 with an old kind).
     async fn exists(&self, limit: Duration) -> Result<bool> {
-        let out = self.cmd(limit).args(["get", "clusters"]).run().await?;
-        Ok(lists_cluster(&out.stdout, &self.name))
+        match self.cmd(limit).args(["get", "clusters"]).run().await {
+            Ok(out) => Ok(lists_cluster(&out.stdout, &self.name)),
+            Err(e) => {
+                let text = e.to_string();
+                let cause = crate::preflight::platform::list_failure_cause(&text)
+                    .map(|c| format!("\nLikely cause: {c}"))
+                    .unwrap_or_default();
+                Err(Error::Provision {
+                    cluster: format!("kind cluster {}", self.name),
+                    reason: format!(
+                        "`kind get clusters`, the first kind command, failed: {text}{cause}"
+                    ),
+                })
+            }
+        }
     }
 
     /// Up to [`CREATE_ATTEMPTS`] attempts, all within `total`; a deterministic failure is not
@@ -1015,6 +1030,38 @@ mod tests {
             .to_string();
         assert!(err.contains("no attempt 1"), "{err}");
         assert!(!log.exists());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_failing_first_kind_command_names_itself_and_the_podman_6_cause() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("kind");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho 'Command Output: Error: template: ps:1:13: executing \"ps\" at <index .Labels \"io.x-k8s.kind.cluster\">: error calling index: cannot index slice/array with type string' >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cli = KindCli {
+            bin: fake,
+            name: "t".into(),
+            kubeconfig: dir.path().join("kubeconfig"),
+            docker_host: None,
+        };
+        let err = cli
+            .exists(Duration::from_secs(10))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`kind get clusters`, the first kind command, failed")
+                && err.contains("cannot index slice/array")
+                && err.contains("kind#4201")
+                && err.contains("v0.33.0"),
+            "{err}"
+        );
     }
 
     #[test]
