@@ -20,6 +20,14 @@
 //! - Scheduling: the scheduler sets condition `PodScheduled=False` with reason `Unschedulable`
 //!   (`pkg/apis/core/types.go`, `PodReasonUnschedulable`). A node that is still coming up
 //!   (taint `node.kubernetes.io/not-ready`, `pkg/apis/core/well_known_taints.go`) is transient.
+//! - An image built for another CPU architecture: runc execs the entrypoint only after the
+//!   container has been started, so the kernel's ENOEXEC comes back from `runc init`, which
+//!   prints `exec <path>: exec format error` to the container's stderr and exits 255
+//!   (opencontainers/runc v1.4.3 `internal/linux/linux.go` `Exec`, `libcontainer/init_linux.go`
+//!   `Init`). The pod shows only a crash with exit code 255 ([`RUNC_INIT_EXIT`]); the words are
+//!   in the container's log (or in the termination message with `terminationMessagePolicy:
+//!   FallbackToLogsOnError`), which [`PodFailure::with_runtime_detail`] adds, with the node's
+//!   architecture, when the caller has read them.
 
 use std::fmt;
 use std::time::Duration;
@@ -32,6 +40,11 @@ use crate::error::FailureClass;
 /// not to restart it: the kubelet restarts a first crash at once and waits at most its initial
 /// back-off (10 s, `pkg/kubelet/kubelet.go` `backOffPeriod`, v1.33) before a second try.
 pub const FIRST_RESTART_GRACE: Duration = Duration::from_secs(10);
+
+/// The exit code of `runc init` when it cannot exec the container's entrypoint
+/// (opencontainers/runc v1.4.3 `libcontainer/init_linux.go`: `os.Exit(255)` after printing the
+/// error to stderr).
+pub const RUNC_INIT_EXIT: i32 = 255;
 
 /// Waiting reasons after which the container will not start without a change to the pod, its
 /// image or the registry (see the module comment for where each comes from).
@@ -89,9 +102,47 @@ pub struct PodFailure {
     pub message: String,
     /// What kind of failure it is.
     pub kind: StartFailure,
+    /// The node the pod was scheduled to, if any.
+    pub node: Option<String>,
+    /// The node's CPU architecture (`status.nodeInfo.architecture`), when the caller read it.
+    pub node_architecture: Option<String>,
+    /// The end of the container's log, when the caller read it because the cluster's status
+    /// does not say why the container exited ([`PodFailure::wants_runtime_detail`]).
+    pub runtime_detail: Option<String>,
 }
 
 impl PodFailure {
+    /// True when the status alone does not say why a container exited and runc may have said
+    /// it on the container's stderr: an exit with [`RUNC_INIT_EXIT`] and no message.
+    pub fn wants_runtime_detail(&self) -> bool {
+        matches!(
+            self.kind,
+            StartFailure::Exited {
+                exit_code: Some(RUNC_INIT_EXIT)
+            }
+        ) && !self.exec_format_error()
+    }
+
+    /// The failure with what the caller read: the end of the container's log and the node's
+    /// architecture (either may be missing).
+    pub fn with_runtime_detail(mut self, log_tail: Option<String>, arch: Option<String>) -> Self {
+        self.runtime_detail = log_tail
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty());
+        self.node_architecture = arch;
+        self
+    }
+
+    /// True when the cluster's words show the image is for another CPU architecture: runc's
+    /// `exec … : exec format error` (see the module comment).
+    pub fn exec_format_error(&self) -> bool {
+        matches!(self.kind, StartFailure::Exited { .. })
+            && [Some(&self.message), self.runtime_detail.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|t| t.contains("exec format error"))
+    }
+
     /// Every pod that cannot start is the environment failing: the claims are about what the
     /// mesh does once the workshop's workloads run, and these never ran (an image that cannot
     /// be pulled, a proxy or tool that exits, no node to run on).
@@ -136,7 +187,33 @@ impl fmt::Display for PodFailure {
             }
             StartFailure::Exited { exit_code } => {
                 let code = exit_code.map_or_else(String::new, |c| format!(" with code {c}"));
-                write!(f, " exited{code} ({}){message}", self.reason)
+                write!(f, " exited{code} ({}){message}", self.reason)?;
+                if let Some(detail) = &self.runtime_detail {
+                    write!(f, "; its log ends: {detail}")?;
+                }
+                if self.exec_format_error() {
+                    let image = self.image.as_deref().unwrap_or("its image");
+                    let arch = self.node_architecture.as_deref().unwrap_or("unknown");
+                    let node = self
+                        .node
+                        .as_deref()
+                        .map_or_else(String::new, |n| format!(" of node {n}"));
+                    write!(
+                        f,
+                        " — exec format error: {image} has no build for this node's CPU \
+                         architecture ({arch}{node}) and the node does not emulate one it has \
+                         (runc could not exec the entrypoint); use a multi-arch image or one \
+                         built for {arch}, a node of the image's architecture, or amd64 \
+                         emulation in the container engine (binfmt_misc with QEMU or Rosetta)"
+                    )?;
+                } else if *exit_code == Some(RUNC_INIT_EXIT) && self.runtime_detail.is_none() {
+                    f.write_str(
+                        " (255 is also runc's exit when it cannot start the entrypoint, e.g. \
+                         `exec format error` for an image of another CPU architecture: \
+                         `kubectl logs` of the container says which)",
+                    )?;
+                }
+                Ok(())
             }
             StartFailure::NotStarted => write!(f, " cannot start: {}{message}", self.reason),
             StartFailure::Unschedulable => {
@@ -159,6 +236,9 @@ pub fn pod_failure(pod: &Pod, now: jiff::Timestamp) -> Option<PodFailure> {
         reason: String::new(),
         message: String::new(),
         kind: StartFailure::NotStarted,
+        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        node_architecture: None,
+        runtime_detail: None,
     };
     let status = pod.status.as_ref()?;
     if let Some(c) = status.conditions.iter().flatten().find(|c| {
@@ -411,6 +491,83 @@ mod tests {
             .to_string();
         assert!(text.contains("schema 1"), "{text}");
         assert!(!text.contains("rate limit"), "{text}");
+    }
+
+    /// An amd64-only image on an arm64 node without emulation: runc init prints
+    /// `exec <entrypoint>: exec format error` and exits 255, and the kubelet shows a crash loop.
+    fn exec_format_crash(message: Option<&str>) -> Pod {
+        let mut terminated = serde_json::json!({"exitCode": 255, "reason": "Error",
+            "finishedAt": "2026-12-01T09:59:00Z"});
+        if let Some(m) = message {
+            terminated["message"] = serde_json::json!(m);
+        }
+        let mut pod = pod(serde_json::json!({
+            "phase": "Running",
+            "containerStatuses": [{
+                "name": "service-b", "image": "x", "imageID": "", "ready": false, "restartCount": 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff",
+                    "message": "back-off 40s restarting failed container=service-b pod=service-b-1_istioinaction(uid)"}},
+                "lastState": {"terminated": terminated}
+            }]
+        }));
+        pod.spec.as_mut().unwrap().node_name = Some("happy-istio-control-plane".into());
+        pod
+    }
+
+    #[test]
+    fn an_image_for_another_cpu_architecture_is_named_with_the_nodes() {
+        // The pod alone: exit 255 and no words; the failure asks for the log and says what
+        // 255 can mean.
+        let f = pod_failure(&exec_format_crash(None), now()).unwrap();
+        assert_eq!(
+            f.kind,
+            StartFailure::Exited {
+                exit_code: Some(255)
+            }
+        );
+        assert_eq!(f.node.as_deref(), Some("happy-istio-control-plane"));
+        assert!(f.wants_runtime_detail() && !f.exec_format_error());
+        let text = f.to_string();
+        assert!(
+            text.contains("exited with code 255") && text.contains("runc's exit"),
+            "{text}"
+        );
+        // With the log's last line (runc's words) and the node's architecture.
+        let f = f.with_runtime_detail(
+            Some("exec /app/fake-service: exec format error\n".into()),
+            Some("arm64".into()),
+        );
+        assert!(f.exec_format_error() && !f.wants_runtime_detail());
+        let text = f.to_string();
+        for part in [
+            "image nicholasjackson/fake-servic:v0.26.2",
+            "its log ends: exec /app/fake-service: exec format error",
+            "exec format error: nicholasjackson/fake-servic:v0.26.2 has no build for this node's CPU architecture (arm64 of node happy-istio-control-plane)",
+            "multi-arch image",
+        ] {
+            assert!(text.contains(part), "{part:?} missing in {text}");
+        }
+        // terminationMessagePolicy: FallbackToLogsOnError puts the words in the status itself.
+        let f = pod_failure(
+            &exec_format_crash(Some("exec /app/fake-service: exec format error")),
+            now(),
+        )
+        .unwrap();
+        assert!(f.exec_format_error() && !f.wants_runtime_detail());
+        assert!(
+            f.to_string()
+                .contains("(unknown of node happy-istio-control-plane)")
+        );
+        // Another crash with 255 and a log that says something else is not called one.
+        let f = pod_failure(&exec_format_crash(None), now())
+            .unwrap()
+            .with_runtime_detail(Some("panic: config missing".into()), None);
+        assert!(!f.exec_format_error());
+        let text = f.to_string();
+        assert!(
+            text.contains("its log ends: panic: config missing") && !text.contains("CPU"),
+            "{text}"
+        );
     }
 
     fn crashed(restart_count: i32, finished: &str, running_again: bool) -> Pod {
