@@ -5,6 +5,8 @@
 //! Every call is bounded by an entry of the [`Timeouts`] table; every error names the object.
 
 mod exec;
+#[cfg(test)]
+mod exec_format_tests;
 mod forward;
 mod http;
 mod pods;
@@ -691,7 +693,6 @@ impl Cluster {
                 let params = LogParams {
                     container: Some(container.clone()),
                     tail_lines: Some(5),
-                    limit_bytes: Some(2048),
                     ..LogParams::default()
                 };
                 let what = format!("log of container {container} of pod {}", failure.pod);

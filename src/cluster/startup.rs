@@ -203,8 +203,9 @@ impl fmt::Display for PodFailure {
                         " — exec format error: {image} has no build for this node's CPU \
                          architecture ({arch}{node}) and the node does not emulate one it has \
                          (runc could not exec the entrypoint); use a multi-arch image or one \
-                         built for {arch}, a node of the image's architecture, or amd64 \
-                         emulation in the container engine (binfmt_misc with QEMU or Rosetta)"
+                         built for {arch}, a node of the image's architecture, or emulation \
+                         of that architecture in the container engine (binfmt_misc with QEMU \
+                         or Rosetta)"
                     )?;
                 } else if *exit_code == Some(RUNC_INIT_EXIT) && self.runtime_detail.is_none() {
                     f.write_str(
