@@ -281,6 +281,26 @@ pub fn judge_kind_version(path: &Path, output: &str) -> Outcome {
     }
 }
 
+/// Judges `HAPPY_KIND_REGISTRY_AUTH`'s file ([`crate::provision::registry_auth::check`]).
+pub fn judge_registry_auth(path: &Path) -> Outcome {
+    use crate::provision::registry_auth;
+    match registry_auth::check(path) {
+        Err(refused) => Outcome::problem(refused.problem, refused.fix),
+        Ok(auth) if !auth.covers_docker_hub() => Outcome::Warning(format!(
+            "{} holds credentials for {} but not for Docker Hub, whose anonymous pulls stay \
+             limited to 10 an hour",
+            auth.path.display(),
+            auth.registries.join(", ")
+        )),
+        Ok(auth) => Outcome::Ok(format!(
+            "{} (credentials for {}) is mounted at {} for the node's kubelet",
+            auth.path.display(),
+            auth.registries.join(", "),
+            registry_auth::NODE_PATH
+        )),
+    }
+}
+
 /// Judges whether `port` on 127.0.0.1 can be bound (`bind` is the attempt's outcome).
 pub fn judge_port(port: u16, bind: std::io::Result<()>) -> Outcome {
     match bind {
@@ -682,6 +702,9 @@ async fn kind_checks(
         ),
         (None, Some(_)) => {}
     }
+    if let Some(path) = &settings.kind_registry_auth {
+        report.push("registry credentials", judge_registry_auth(path));
+    }
     if let Some(port) = settings.kind_host_port {
         let bind = std::net::TcpListener::bind(("127.0.0.1", port)).map(drop);
         report.push("host port", judge_port(port, bind));
@@ -814,6 +837,45 @@ mod tests {
         assert!(problem.contains(&port.to_string()) && fix.contains("HAPPY_KIND_HOST_PORT"));
         drop(held);
         assert!(matches!(judge_port(port, Ok(())), Outcome::Ok(_)));
+    }
+
+    #[test]
+    fn registry_credentials_are_judged_before_kind_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        // base64("reader:token")
+        let hub = write(
+            "hub.json",
+            r#"{"auths": {"https://index.docker.io/v1/": {"auth": "cmVhZGVyOnRva2Vu"}}}"#,
+        );
+        assert!(matches!(
+            judge_registry_auth(&hub),
+            Outcome::Ok(text) if text.contains("/var/lib/kubelet/config.json")
+        ));
+        let quay = write(
+            "quay.json",
+            r#"{"auths": {"quay.io": {"auth": "cmVhZGVyOnRva2Vu"}}}"#,
+        );
+        assert!(matches!(
+            judge_registry_auth(&quay),
+            Outcome::Warning(text) if text.contains("not for Docker Hub")
+        ));
+        let desktop = write("desktop.json", r#"{"auths": {}, "credsStore": "desktop"}"#);
+        let Outcome::Problem { problem, fix } = judge_registry_auth(&desktop) else {
+            panic!("a credsStore-only file must be a problem")
+        };
+        assert!(
+            problem.contains("credsStore") && problem.contains("cannot call"),
+            "{problem}"
+        );
+        assert!(
+            fix.contains("docker --config") && fix.contains("login"),
+            "{fix}"
+        );
     }
 
     #[test]

@@ -129,22 +129,43 @@ pub fn kind_config_path() -> PathBuf {
 }
 
 /// The kind config for a run: kind-config.yaml as it is, or with the ingress gateway's NodePort
-/// published on `127.0.0.1:<host_port>` (kind docs `configuration.md`, "Extra Port Mappings").
-/// JSON, which kind's YAML loader reads as YAML.
-pub fn kind_config(base_yaml: &str, host_port: Option<u16>) -> Result<String> {
+/// published on `127.0.0.1:<host_port>` (kind docs `configuration.md`, "Extra Port Mappings"),
+/// and with registry credentials mounted where the node's kubelet reads them
+/// (`extraMounts`, kind docs `private-registries.md`; [`super::registry_auth`]). JSON, which
+/// kind's YAML loader reads as YAML.
+pub fn kind_config(
+    base_yaml: &str,
+    host_port: Option<u16>,
+    registry_auth: Option<&super::registry_auth::RegistryAuth>,
+) -> Result<String> {
     let mut config: serde_json::Value =
         serde_saphyr::from_str(base_yaml).map_err(|e| Error::Unexpected {
             what: kind_config_path().display().to_string(),
             message: format!("not valid YAML: {e}"),
         })?;
+    let no_nodes = || Error::Unexpected {
+        what: kind_config_path().display().to_string(),
+        message: "it has no nodes".into(),
+    };
+    if let Some(auth) = registry_auth {
+        // Every node pulls images, so every node gets the credentials.
+        let nodes = config["nodes"].as_array_mut().ok_or_else(no_nodes)?;
+        for node in nodes {
+            let mounts = node
+                .as_object_mut()
+                .ok_or_else(no_nodes)?
+                .entry("extraMounts")
+                .or_insert_with(|| serde_json::json!([]));
+            if let Some(list) = mounts.as_array_mut() {
+                list.push(auth.extra_mount());
+            }
+        }
+    }
     if let Some(port) = host_port {
         let node = config["nodes"]
             .as_array_mut()
             .and_then(|nodes| nodes.first_mut())
-            .ok_or_else(|| Error::Unexpected {
-                what: kind_config_path().display().to_string(),
-                message: "it has no nodes".into(),
-            })?;
+            .ok_or_else(no_nodes)?;
         node["extraPortMappings"] = serde_json::json!([{
             "containerPort": super::istio_setup::INGRESS_NODE_PORT,
             "hostPort": port,
@@ -272,7 +293,7 @@ pub fn deterministic_failure(output: &str) -> Option<&'static str> {
 pub fn pull_hint(output: &str) -> Option<&'static str> {
     let text = output.to_ascii_lowercase();
     (text.contains("toomanyrequests") || text.contains("rate limit")).then_some(
-        "Docker Hub's pull rate limit for anonymous users was hit: `docker login`, or pre-pull the images on the host and `kind load docker-image` them (README, \"Pinned versions\")",
+        "Docker Hub's pull rate limit for anonymous users was hit: `docker login` for the host's pulls, HAPPY_KIND_REGISTRY_AUTH for the kind node's (README, \"Docker Hub login\"), or pre-pull the images on the host and `kind load docker-image` them",
     )
 }
 
@@ -531,7 +552,18 @@ pub(super) async fn provision(
         path: kind_config_path(),
         source,
     })?;
-    let config_text = kind_config(&base, settings.kind_host_port)?;
+    let registry_auth = match &settings.kind_registry_auth {
+        Some(path) => {
+            Some(
+                super::registry_auth::check(path).map_err(|refused| Error::Provision {
+                    cluster: what.clone(),
+                    reason: refused.to_string(),
+                })?,
+            )
+        }
+        None => None,
+    };
+    let config_text = kind_config(&base, settings.kind_host_port, registry_auth.as_ref())?;
     write_file(&config_path, &config_text)?;
     let target = KubeTarget {
         kubeconfig: Some(kubeconfig_path.clone()),
@@ -593,6 +625,21 @@ pub(super) async fn provision(
                 "{kind_source}, node image {}; container engine {engine}",
                 settings.kind_node_image
             ));
+            if let Some(auth) = &registry_auth {
+                parts.push(if exists {
+                    format!(
+                        "HAPPY_KIND_REGISTRY_AUTH is not applied to the reused cluster {name}: its \
+                         nodes have whatever mounts they were created with"
+                    )
+                } else {
+                    format!(
+                        "the node pulls with the registry credentials of HAPPY_KIND_REGISTRY_AUTH \
+                         (for {}), mounted at {}",
+                        auth.registries.join(", "),
+                        super::registry_auth::NODE_PATH
+                    )
+                });
+            }
             parts.push(window_note);
             parts.extend(kind_warning);
             guard.armed = false;
@@ -1072,19 +1119,62 @@ mod tests {
     }
 
     #[test]
+    fn registry_credentials_are_mounted_where_every_nodes_kubelet_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        // base64("reader:dckr_pat_example")
+        std::fs::write(
+            &path,
+            r#"{"auths": {"https://index.docker.io/v1/": {"auth": "cmVhZGVyOmRja3JfcGF0X2V4YW1wbGU="}}}"#,
+        )
+        .unwrap();
+        let auth = super::super::registry_auth::check(&path).unwrap();
+        let text = std::fs::read_to_string(kind_config_path()).unwrap();
+        let config: serde_json::Value =
+            serde_json::from_str(&kind_config(&text, Some(18080), Some(&auth)).unwrap()).unwrap();
+        let node = &config["nodes"][0];
+        assert_eq!(
+            node["extraMounts"],
+            serde_json::json!([{
+                "containerPath": "/var/lib/kubelet/config.json",
+                "hostPath": path.display().to_string(),
+                "readOnly": true,
+            }])
+        );
+        // The port mapping still comes with it.
+        assert_eq!(node["extraPortMappings"][0]["hostPort"], 18080);
+        // A config with workers gives each node the mount, keeping mounts it already has.
+        let two = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n  - role: control-plane\n  - role: worker\n    extraMounts:\n      - containerPath: /data\n        hostPath: /tmp/data\n";
+        let config: serde_json::Value =
+            serde_json::from_str(&kind_config(two, None, Some(&auth)).unwrap()).unwrap();
+        assert_eq!(
+            config["nodes"][0]["extraMounts"].as_array().unwrap().len(),
+            1
+        );
+        let worker = config["nodes"][1]["extraMounts"].as_array().unwrap();
+        assert_eq!(worker.len(), 2);
+        assert_eq!(worker[0]["containerPath"], "/data");
+        assert_eq!(worker[1]["containerPath"], "/var/lib/kubelet/config.json");
+        // The generated config names the file; it never holds the credentials.
+        let generated = kind_config(&text, None, Some(&auth)).unwrap();
+        assert!(!generated.contains("cmVhZGVy"), "{generated}");
+    }
+
+    #[test]
     fn the_kind_config_maps_no_host_port_unless_asked() {
         let text = std::fs::read_to_string(kind_config_path()).unwrap();
         let plain: serde_json::Value =
-            serde_json::from_str(&kind_config(&text, None).unwrap()).unwrap();
+            serde_json::from_str(&kind_config(&text, None, None).unwrap()).unwrap();
         assert_eq!(plain["kind"], "Cluster");
         assert_eq!(plain["apiVersion"], "kind.x-k8s.io/v1alpha4");
         let nodes = plain["nodes"].as_array().unwrap();
         assert_eq!(nodes.len(), 1);
         assert_eq!(nodes[0]["role"], "control-plane");
         assert!(nodes[0].get("extraPortMappings").is_none());
+        assert!(nodes[0].get("extraMounts").is_none());
 
         let mapped: serde_json::Value =
-            serde_json::from_str(&kind_config(&text, Some(18080)).unwrap()).unwrap();
+            serde_json::from_str(&kind_config(&text, Some(18080), None).unwrap()).unwrap();
         let mapping = &mapped["nodes"][0]["extraPortMappings"][0];
         assert_eq!(mapping["hostPort"], 18080);
         assert_eq!(mapping["listenAddress"], "127.0.0.1");
