@@ -32,6 +32,11 @@ pub struct Timeouts {
     pub assertion: Duration,
     /// One HTTP request or exec.
     pub request: Duration,
+    /// The time budgeted for each request of a batch sent straight to a pod: fake-service
+    /// closes every connection, so each request opens a port-forward of its own, and batches
+    /// that hold may go on as long as their size needs (see
+    /// [`crate::checks::batch::pod_route_holding_limit`]).
+    pub pod_request: Duration,
     /// The pause between two attempts of a retried check.
     pub poll_interval: Duration,
     /// The observability addons until Ready.
@@ -70,7 +75,7 @@ pub const CONSECUTIVE_VAR: &str = "HAPPY_CONSECUTIVE";
 pub const TIMEOUT_VAR_PREFIX: &str = "HAPPY_TIMEOUT_";
 
 /// (name, default, what it bounds), in the order of the struct.
-const TABLE: [(&str, Duration, &str); 13] = [
+const TABLE: [(&str, Duration, &str); 14] = [
     (
         "cluster_create",
         Duration::from_secs(600),
@@ -110,6 +115,11 @@ const TABLE: [(&str, Duration, &str); 13] = [
         "request",
         Duration::from_secs(10),
         "one HTTP request or exec",
+    ),
+    (
+        "pod_request",
+        Duration::from_millis(500),
+        "each request of a batch sent straight to a pod, which opens a port-forward per request: batches that hold may go on past the assertion limit up to consecutive × batch size × this",
     ),
     (
         "poll_interval",
@@ -159,6 +169,7 @@ impl Default for Timeouts {
             delete: d("delete"),
             assertion: d("assertion"),
             request: d("request"),
+            pod_request: d("pod_request"),
             poll_interval: d("poll_interval"),
             addons_ready: d("addons_ready"),
             metrics: d("metrics"),
@@ -286,6 +297,7 @@ impl Timeouts {
             "delete" => &mut self.delete,
             "assertion" => &mut self.assertion,
             "request" => &mut self.request,
+            "pod_request" => &mut self.pod_request,
             "addons_ready" => &mut self.addons_ready,
             "metrics" => &mut self.metrics,
             "kiali" => &mut self.kiali,
@@ -360,6 +372,7 @@ mod tests {
         assert_eq!(t.delete, Duration::from_secs(120));
         assert_eq!(t.assertion, Duration::from_secs(30));
         assert_eq!(t.request, Duration::from_secs(10));
+        assert_eq!(t.pod_request, Duration::from_millis(500));
         assert_eq!(t.poll_interval, Duration::from_millis(100));
         assert_eq!(t.addons_ready, Duration::from_secs(300));
         assert_eq!(t.metrics, Duration::from_secs(90));
@@ -412,6 +425,7 @@ mod tests {
                 t.delete,
                 t.assertion,
                 t.request,
+                t.pod_request,
                 t.poll_interval,
                 t.addons_ready,
                 t.metrics,
@@ -446,7 +460,7 @@ mod tests {
     #[test]
     fn describe_lists_every_entry_with_parseable_defaults() {
         let docs = Timeouts::describe();
-        assert_eq!(docs.len(), 14);
+        assert_eq!(docs.len(), 15);
         let defaults = Timeouts::default();
         for doc in &docs {
             assert!(doc.env_var.starts_with("HAPPY_"), "{doc:?}");

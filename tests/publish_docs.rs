@@ -594,7 +594,11 @@ fn the_nightly_workflow_publishes_with_this_script() {
     // The cells upload what the download's pattern matches, one artifact per cell.
     let cell = steps(&jobs["happy"]);
     let upload = uses(&cell, "actions/upload-artifact@");
-    assert_eq!(upload["with"]["name"], "happy-istio-${{ matrix.istio }}");
+    // (The canary cell's name gets a prefix outside the pattern: tests/workflows.rs.)
+    assert_eq!(
+        upload["with"]["name"],
+        "${{ matrix.canary && format('canary-{0}-', matrix.runner) || '' }}happy-istio-${{ matrix.istio }}"
+    );
     assert_eq!(upload["with"]["path"], "target/happy/");
     let publish_steps = steps(publish);
     let download = uses(&publish_steps, "actions/download-artifact@v8");

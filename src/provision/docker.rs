@@ -2,7 +2,7 @@
 //! need one; `auto` picks the sandbox without.
 //!
 //! The endpoint is resolved the way the Docker CLI resolves it, because kind drives the
-//! `docker` CLI (kubernetes-sigs/kind v0.31.0 `pkg/cluster/internal/providers/docker`):
+//! `docker` CLI (kubernetes-sigs/kind v0.31.0 … v0.33.0 `pkg/cluster/internal/providers/docker`):
 //! `DOCKER_HOST`, else the context named by `DOCKER_CONTEXT`, else `currentContext` of
 //! `config.json` (in `DOCKER_CONFIG`, default `~/.docker`), whose endpoint is
 //! `Endpoints.docker.Host` of `contexts/meta/<sha256 of the name>/meta.json`; the `default`
@@ -12,7 +12,8 @@
 //! default answers nothing, the well-known sockets of Docker Desktop, colima, Rancher Desktop,
 //! OrbStack, rootless Docker and podman are tried, and kind is then run with `DOCKER_HOST` set
 //! to the one that answered. `KIND_EXPERIMENTAL_PROVIDER` picks podman or nerdctl instead
-//! (kind v0.31.0 `pkg/internal/runtime/runtime.go`); those are checked through their own CLI.
+//! (kind v0.31.0 … v0.33.0 `pkg/internal/runtime/runtime.go`); those are checked through their
+//! own CLI.
 //!
 //! The check speaks the daemon's `/_ping` with a short limit, so a missing daemon costs at most
 //! that limit; endpoints it cannot speak (TLS, ssh) are asked through `docker info`.
@@ -97,7 +98,7 @@ impl EngineEnv {
     }
 }
 
-/// The node provider kind uses (kind v0.31.0 `pkg/internal/runtime/runtime.go`).
+/// The node provider kind uses (kind v0.31.0 … v0.33.0 `pkg/internal/runtime/runtime.go`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {
     /// The `docker` CLI (kind's default).

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use cucumber::{given, then, when};
-use happy_istio::checks::batch::{Expectation, converge};
+use happy_istio::checks::batch::{
+    BROWSER_REQUESTS_PER_LOAD, Expectation, converge, pod_route_holding_limit,
+};
 use happy_istio::checks::chain;
 use happy_istio::probes::Sample;
 
@@ -152,6 +154,22 @@ pub async fn judge(
         target.route
     );
     let policy = if once { env.once() } else { env.convergence() };
+    // Straight to a pod, every request opens its own port-forward (fake-service closes each
+    // connection): batches that hold may go on as long as their size needs. The gateway keeps
+    // its connection open.
+    let holding_limit = match target.route {
+        Route::PortForward { .. } => pod_route_holding_limit(
+            &policy,
+            expectation,
+            if target.browser {
+                BROWSER_REQUESTS_PER_LOAD
+            } else {
+                1
+            },
+            env.timeouts.pod_request,
+        ),
+        Route::IngressGateway => policy.limit,
+    };
     // Whether the last request could not even be made (no Ready pod to forward to, a
     // port-forward that did not open): then never converging is the environment failing,
     // not the claim; a wrong answer is the claim.
@@ -174,7 +192,7 @@ pub async fn judge(
             }
         })
     };
-    match converge(&what, &policy, expectation, &open).await {
+    match converge(&what, &policy, holding_limit, expectation, &open).await {
         Ok(responses) => world.responses = responses,
         Err(e) => {
             let last = *last_class.lock().unwrap_or_else(|p| p.into_inner());
