@@ -22,6 +22,7 @@
 
 use std::fmt;
 
+use crate::provision::ClusterKind;
 use crate::report::DeviationInfo;
 use crate::settings::{IstioVersionRequest, Settings};
 
@@ -96,6 +97,10 @@ pub struct Deviation {
     pub switchable: bool,
     /// How the suite re-checks it.
     pub recheck: Recheck,
+    /// Why its re-check scenario does not apply on a cluster kind (its premise is not that
+    /// cluster's), or `None` where it does. A re-check that does not apply is skipped with
+    /// the reason; the deviation itself stays in force.
+    pub recheck_not_applicable: fn(ClusterKind) -> Option<&'static str>,
     /// Whether the run's settings keep it on (`HAPPY_VERBATIM` is applied before, by
     /// [`Deviations::resolve`]).
     pub state: fn(&Settings) -> State,
@@ -113,15 +118,16 @@ pub const DEVIATIONS: &[Deviation] = &[
                 Istio's own sample client (samples/curl/curl.yaml)",
         why: "radial/busyboxplus:curl is stored as a Docker schema-1 manifest \
               (application/vnd.docker.distribution.manifest.v1+prettyjws), which containerd \
-              refuses to pull since v2.1; kind v0.31.0's node image runs containerd v2.2.0, so \
-              the pod stays in ErrImagePull/ImagePullBackOff and C18, C19 and C22 cannot run",
+              refuses to pull since v2.1; the kind node image the suite pins (kind v0.33.0's \
+              Kubernetes 1.35.8) runs containerd v2.3, so the pod stays in ErrImagePull/ImagePullBackOff and C18, C19 and C22 cannot run",
         sources: &[
-            "containerd/containerd client/pull.go (v2.1.0 … v2.2.0): media type \
+            "containerd/containerd client/pull.go (v2.1.0 … v2.3.4): media type \
              \"application/vnd.docker.distribution.manifest.v1+prettyjws\" is no longer \
              supported since containerd v2.1",
             "containerd/containerd core/transfer/local/pull.go (v2.2.0): schema 1 image \
              manifests are no longer supported",
-            "kubernetes-sigs/kind images/base/Dockerfile (v0.31.0): CONTAINERD_VERSION=\"v2.2.0\"",
+            "kubernetes-sigs/kind images/base/Dockerfile (v0.31.0: CONTAINERD_VERSION=\"v2.2.0\"; \
+             main when v0.33.0 was cut, commit 1f1286d2: \"v2.3.4\")",
             "kubernetes/website#52702: radial/busyboxplus:curl in the tutorial is no longer \
              supported (2025-10)",
             "radial/core-busyboxplus#6 (2025-01)",
@@ -132,6 +138,7 @@ pub const DEVIATIONS: &[Deviation] = &[
                      runs the workshop's pod as written; on containerd ≥ 2.1 it never starts",
         switchable: true,
         recheck: Recheck::Scenario,
+        recheck_not_applicable: applies_everywhere,
         state: legacy_image_state,
     },
     Deviation {
@@ -160,6 +167,7 @@ pub const DEVIATIONS: &[Deviation] = &[
             "not a workaround for something broken but the suite's purpose; each Istio version \
              the nightly runs is reported with its verdicts",
         ),
+        recheck_not_applicable: applies_everywhere,
         state: istio_version_state,
     },
     Deviation {
@@ -180,13 +188,14 @@ pub const DEVIATIONS: &[Deviation] = &[
               where a load balancer does assign an address, it need not be reachable from the \
               machine running the suite",
         sources: &[
-            "kubernetes-sigs/kind site/content/docs/user/loadbalancer.md (v0.31.0): Services of \
+            "kubernetes-sigs/kind site/content/docs/user/loadbalancer.md (v0.31.0; unchanged on main of 2026-08-21): Services of \
              type LoadBalancer work through Cloud Provider KIND, a separate binary on the host",
         ],
         switch_off: "HAPPY_VERBATIM=D-ingress-address sends the requests to \
                      http://<the Service's LoadBalancer IP>:80 as the workshop's curl does",
         switchable: true,
         recheck: Recheck::Scenario,
+        recheck_not_applicable: ingress_recheck_not_applicable,
         state: always_on,
     },
     Deviation {
@@ -224,6 +233,7 @@ pub const DEVIATIONS: &[Deviation] = &[
             "the workshop's command has no pass/fail outcome to observe: it runs until stopped; \
              HAPPY_VERBATIM=D-capture-command judges the claims on its output instead",
         ),
+        recheck_not_applicable: applies_everywhere,
         state: always_on,
     },
 ];
@@ -231,6 +241,34 @@ pub const DEVIATIONS: &[Deviation] = &[
 /// A deviation only `HAPPY_VERBATIM` switches off.
 fn always_on(_: &Settings) -> State {
     State::On
+}
+
+/// A re-check that applies on every cluster kind.
+fn applies_everywhere(_: ClusterKind) -> Option<&'static str> {
+    None
+}
+
+/// D-ingress-address's premise is kind's: no LoadBalancer implementation, so the Service's
+/// address stays empty. The sandbox models that, and the suite's k3s has it too (its servicelb
+/// is switched off, `crate::provision::k3s::server_args`). An existing cluster may well have a
+/// load balancer (a cloud's, MetalLB, k3s' servicelb, Cloud Provider KIND) whose address
+/// answers; that says nothing about the deviation, which the suite keeps on every cluster so
+/// that the claims are checked the same way everywhere.
+fn ingress_recheck_not_applicable(kind: ClusterKind) -> Option<&'static str> {
+    (kind == ClusterKind::Existing).then_some(
+        "D-ingress-address's premise is kind's, a cluster without a LoadBalancer \
+         implementation; an existing cluster may have one (a cloud's, MetalLB, k3s' servicelb), \
+         so its LoadBalancer IP answering would not mean the deviation is no longer needed",
+    )
+}
+
+/// The deviation re-checks that do not apply on `kind`, as (deviation id, reason).
+pub fn rechecks_not_applicable(kind: ClusterKind) -> Vec<(&'static str, &'static str)> {
+    DEVIATIONS
+        .iter()
+        .filter(|d| d.recheck == Recheck::Scenario)
+        .filter_map(|d| (d.recheck_not_applicable)(kind).map(|why| (d.id, why)))
+        .collect()
 }
 
 fn legacy_image_state(settings: &Settings) -> State {
@@ -316,10 +354,10 @@ pub struct LegacyClient {
 
 /// Whether a pull failure message names the schema-1 refusal. The wording differs by pull path,
 /// and all of them say "no longer supported" next to the schema-1 media type or "schema 1":
-/// - containerd `client/pull.go` (v2.1.0 … v2.2.x; the CRI plugin's pull when
+/// - containerd `client/pull.go` (v2.1.0 … v2.3.4; the CRI plugin's pull when
 ///   `use_local_image_pull` is on, which kind's `discard_unpacked_layers = true` forces —
 ///   containerd `internal/cri/config/config.go` `CheckLocalImagePullConfigs`, kind
-///   `images/base/files/etc/containerd/config.toml` at v0.31.0): `not implemented: media type
+///   `images/base/files/etc/containerd/config.toml`, v0.31.0 and main of 2026-08-21): `not implemented: media type
 ///   "application/vnd.docker.distribution.manifest.v1+prettyjws" is no longer supported since
 ///   containerd v2.1, please rebuild the image as …`, wrapped by the CRI plugin as `failed to
 ///   pull and unpack image "docker.io/radial/busyboxplus:curl": …` and by gRPC as `rpc error:
@@ -518,7 +556,27 @@ impl Deviations {
                 sources: d.sources.iter().map(|s| s.to_string()).collect(),
                 switch_off: d.switch_off.to_string(),
                 recheck: match d.recheck {
-                    Recheck::Scenario => format!("scenario @deviation @{}", d.id),
+                    Recheck::Scenario => {
+                        let mut text = format!("scenario @deviation @{}", d.id);
+                        let kinds = [
+                            ClusterKind::Kind,
+                            ClusterKind::K3s,
+                            ClusterKind::Existing,
+                            ClusterKind::Sandbox,
+                        ];
+                        let not_on: Vec<String> = kinds
+                            .into_iter()
+                            .filter(|k| (d.recheck_not_applicable)(*k).is_some())
+                            .map(|k| k.to_string())
+                            .collect();
+                        if !not_on.is_empty() {
+                            text.push_str(&format!(
+                                " (not applicable on {} clusters)",
+                                not_on.join(", ")
+                            ));
+                        }
+                        text
+                    }
                     Recheck::NotRechecked(why) => format!("not re-checked: {why}"),
                 },
             })
@@ -645,6 +703,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_ingress_recheck_applies_where_its_premise_is_the_clusters() {
+        // kind, the sandbox (a model of kind) and the suite's k3s (servicelb off) have no
+        // LoadBalancer implementation: the re-check is real there.
+        for kind in [ClusterKind::Kind, ClusterKind::Sandbox, ClusterKind::K3s] {
+            assert!(rechecks_not_applicable(kind).is_empty(), "{kind}");
+        }
+        let existing = rechecks_not_applicable(ClusterKind::Existing);
+        assert_eq!(existing.len(), 1);
+        assert_eq!(existing[0].0, "D-ingress-address");
+        assert!(
+            existing[0].1.contains("premise") && existing[0].1.contains("LoadBalancer"),
+            "{}",
+            existing[0].1
+        );
+        let report = resolved(&[]).report();
+        let ingress = report.iter().find(|d| d.id == "D-ingress-address").unwrap();
+        assert_eq!(
+            ingress.recheck,
+            "scenario @deviation @D-ingress-address (not applicable on existing clusters)"
+        );
     }
 
     #[test]

@@ -3,16 +3,28 @@
 //!
 //! What is checked, and the figures used:
 //! - the container engine, found the way kind finds it ([`crate::provision::docker`]);
-//! - for kind: the `docker` CLI kind drives (kind v0.31.0 `pkg/cluster/internal/providers/
-//!   docker/util.go` `IsAvailable`: `docker -v` must print `Docker version …`), the kind binary
-//!   and its version, the host port if `HAPPY_KIND_HOST_PORT` maps one;
+//! - for kind: the `docker` CLI kind drives (kind v0.31.0 … v0.33.0
+//!   `pkg/cluster/internal/providers/docker/util.go` `IsAvailable`: `docker -v` must print
+//!   `Docker version …`), the kind binary and its version, podman's version against kind's
+//!   (podman ≥ 6 needs kind ≥ v0.33.0, [`platform::judge_podman_for_kind`]), `kind get
+//!   clusters` itself (the first command of a kind run) when the binary is at hand, the host
+//!   port if `HAPPY_KIND_HOST_PORT` maps one;
 //! - for k3s: that testcontainers reaches the same daemon;
 //! - the Kubernetes version against the Istio minor's window ([`crate::istio::kubernetes_support`]);
+//! - the engine's cgroup version: Kubernetes ≥ 1.35 refuses cgroup v1
+//!   ([`platform::CGROUP_V1_REFUSED_FROM`]);
+//! - the host's architecture: a note on arm64 ([`platform::judge_architecture`]);
 //! - memory: the engine's `MemTotal` against [`MEMORY_NEEDED`]. istio.io asks for "8.0 GB of
 //!   memory and 4 CPUs" to run Istio with a sample app (istio/istio.io
 //!   `content/en/docs/setup/platform-setup/docker/index.md`); a VM given 8 GB reports a little
 //!   less to `docker info`, hence the 7 GiB threshold; fewer than [`CPUS_WANTED`] CPUs is a
-//!   warning;
+//!   warning. The threshold is about what runs, not what is requested: the memory requests of
+//!   Istio's demo profile are 100Mi for istiod, 40Mi per gateway and per sidecar
+//!   (istio/istio 1.30.3 and 1.31.0-rc.0 `manifests/helm-profiles/demo.yaml`), and of the
+//!   addons only Kiali's 64Mi (`samples/addons/kiali.yaml`; Prometheus, Grafana, Loki and
+//!   Jaeger request no memory) — well under 1 GiB with the workshop's pods — while Prometheus,
+//!   the proxies and the control plane use far more. On a GitHub-hosted runner the fix names
+//!   the runner class ([`platform::Runner`]);
 //! - disk: [`ENGINE_DISK_NEEDED`] free where the engine keeps images (`DockerRootDir`, when it
 //!   is on this machine) and [`CACHE_DISK_NEEDED`] in `HAPPY_CACHE_DIR`. These two are the
 //!   suite's own estimates, not upstream figures: the node image, Istio's pilot and proxyv2,
@@ -23,12 +35,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod platform;
+
 use crate::istio::kubernetes_support::{self, Support};
 use crate::provision::command::{Cmd, is_executable, which};
 use crate::provision::docker::{self, EngineEnv, EngineFound, Provider};
 use crate::provision::kind;
 use crate::settings::{IstioVersionRequest, Settings};
 use crate::timeouts::Timeouts;
+use platform::Runner;
 
 const GIB: u64 = 1 << 30;
 
@@ -147,15 +162,15 @@ impl Report {
     }
 }
 
-/// Judges the engine's memory (`docker info` `MemTotal`, bytes).
-pub fn judge_memory(total: u64) -> Outcome {
+/// Judges the engine's memory (`docker info` `MemTotal`, bytes) on `runner`.
+pub fn judge_memory(total: u64, runner: Runner) -> Outcome {
     let gib = total as f64 / GIB as f64;
     if total < MEMORY_NEEDED {
         Outcome::problem(
             format!(
-                "the container engine has {gib:.1} GiB of memory; Istio's demo profile with the addons needs about 8 GB (istio.io platform setup)"
+                "the container engine has {gib:.1} GiB of memory; istio.io asks for 8 GB to run Istio with a sample app (platform setup), which this threshold follows"
             ),
-            "give the engine (Docker Desktop, colima, podman machine, …) at least 8 GB of memory",
+            runner.memory_fix(),
         )
     } else {
         Outcome::Ok(format!("{gib:.1} GiB"))
@@ -191,8 +206,8 @@ pub fn judge_disk(what: &str, path: &Path, free: u64, needed: u64) -> Outcome {
     }
 }
 
-/// The fields of `docker info --format '{{.MemTotal}}|{{.NCPU}}|{{.DockerRootDir}}|{{json .SecurityOptions}}'`
-/// (moby `api/types/system/info.go`).
+/// The fields of `docker info --format` [`ENGINE_INFO_FORMAT`] (moby
+/// `api/types/system/info.go`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineInfo {
     /// Memory in bytes.
@@ -203,18 +218,21 @@ pub struct EngineInfo {
     pub root_dir: PathBuf,
     /// Rootless mode (`name=rootless` among the security options).
     pub rootless: bool,
+    /// The cgroup version containers run on (`CgroupVersion`, `"1"` or `"2"`), if reported.
+    pub cgroup_version: Option<u32>,
 }
 
 /// The format string [`parse_engine_info`] reads.
 pub const ENGINE_INFO_FORMAT: &str =
-    "{{.MemTotal}}|{{.NCPU}}|{{.DockerRootDir}}|{{json .SecurityOptions}}";
+    "{{.MemTotal}}|{{.NCPU}}|{{.DockerRootDir}}|{{.CgroupVersion}}|{{json .SecurityOptions}}";
 
 /// Parses the output of `docker info --format` [`ENGINE_INFO_FORMAT`].
 pub fn parse_engine_info(text: &str) -> Option<EngineInfo> {
-    let mut parts = text.trim().splitn(4, '|');
+    let mut parts = text.trim().splitn(5, '|');
     let mem_total = parts.next()?.trim().parse().ok()?;
     let ncpu = parts.next()?.trim().parse().ok()?;
     let root_dir = PathBuf::from(parts.next()?.trim());
+    let cgroup_version = platform::parse_cgroup_version(parts.next()?);
     let options: Vec<String> =
         serde_json::from_str(parts.next().unwrap_or("[]")).unwrap_or_default();
     // A daemon that reports no memory or CPUs reported nothing (a proxy, an old API).
@@ -226,6 +244,7 @@ pub fn parse_engine_info(text: &str) -> Option<EngineInfo> {
         ncpu,
         root_dir,
         rootless: options.iter().any(|o| o.contains("name=rootless")),
+        cgroup_version,
     })
 }
 
@@ -259,6 +278,26 @@ pub fn judge_kind_version(path: &Path, output: &str) -> Outcome {
             ),
             "point HAPPY_KIND_BINARY at a kind binary, or unset it to use the pinned kind",
         ),
+    }
+}
+
+/// Judges `HAPPY_KIND_REGISTRY_AUTH`'s file ([`crate::provision::registry_auth::check`]).
+pub fn judge_registry_auth(path: &Path) -> Outcome {
+    use crate::provision::registry_auth;
+    match registry_auth::check(path) {
+        Err(refused) => Outcome::problem(refused.problem, refused.fix),
+        Ok(auth) if !auth.covers_docker_hub() => Outcome::Warning(format!(
+            "{} holds credentials for {} but not for Docker Hub, whose anonymous pulls stay \
+             limited to 10 an hour",
+            auth.path.display(),
+            auth.registries.join(", ")
+        )),
+        Ok(auth) => Outcome::Ok(format!(
+            "{} (credentials for {}) is mounted at {} for the node's kubelet",
+            auth.path.display(),
+            auth.registries.join(", "),
+            registry_auth::NODE_PATH
+        )),
     }
 }
 
@@ -340,6 +379,18 @@ pub async fn run_with(
         report.push("kind provider", Outcome::Warning(warning));
     }
     let limit = timeouts.request.max(Duration::from_secs(10));
+    let runner = Runner::from_lookup(|name| std::env::var(name).ok());
+    // The node's Kubernetes, for the cgroup check, and what else to offer against cgroup v1.
+    let (node_kube, cgroup_fix) = match target {
+        Target::Kind => (
+            kubernetes_support::parse_kube_minor(&settings.kind_node_image),
+            platform::kind_cgroup_v1_fix(),
+        ),
+        Target::K3s => (
+            kubernetes_support::parse_kube_minor(crate::provision::k3s::K3S_TAG),
+            String::new(),
+        ),
+    };
 
     // The engine.
     let engine = docker::find_engine(
@@ -386,8 +437,12 @@ pub async fn run_with(
                 }
                 match cmd.run().await.ok().and_then(|o| parse_engine_info(&o.stdout)) {
                     Some(info) => {
-                        report.push("memory", judge_memory(info.mem_total));
+                        report.push("memory", judge_memory(info.mem_total, runner));
                         report.push("CPUs", judge_cpus(info.ncpu));
+                        report.push(
+                            "cgroup",
+                            platform::judge_cgroup(info.cgroup_version, node_kube, &cgroup_fix),
+                        );
                         match free_bytes(&info.root_dir).filter(|_| info.root_dir.is_absolute() && info.root_dir.exists()) {
                             Some(free) => report.push(
                                 "engine disk",
@@ -437,6 +492,21 @@ pub async fn run_with(
                 provider.cli()
             )),
         );
+        if let (Ok(_), Some(cli)) = (&engine, which(provider.cli())) {
+            report.push(
+                "cgroup",
+                platform::judge_cgroup(
+                    other_engine_cgroup(&provider, &cli, limit).await,
+                    node_kube,
+                    &cgroup_fix,
+                ),
+            );
+        }
+    }
+    if let Ok(current) = crate::istio::Platform::current()
+        && let Some(note) = platform::judge_architecture(current.arch)
+    {
+        report.push("architecture", note);
     }
     match free_bytes(&settings.cache_dir) {
         Some(free) => report.push(
@@ -461,6 +531,7 @@ pub async fn run_with(
                 settings,
                 &provider,
                 docker_cli.as_deref(),
+                engine.as_ref().ok(),
                 limit,
             )
             .await
@@ -478,11 +549,36 @@ pub async fn run_with(
     report
 }
 
+/// The cgroup version of podman (`podman info --format json`, `host.cgroupVersion`) or
+/// nerdctl (`info --format '{{json .}}'`, `CgroupVersion`), read as kind's providers read them
+/// (kubernetes-sigs/kind `pkg/cluster/internal/providers/{podman,nerdctl}/provider.go` `info`).
+async fn other_engine_cgroup(provider: &Provider, cli: &Path, limit: Duration) -> Option<u32> {
+    let (format, pointer) = match provider {
+        Provider::Podman => ("json", "/host/cgroupVersion"),
+        _ => ("{{json .}}", "/CgroupVersion"),
+    };
+    let out = Cmd::new(cli, limit)
+        .args(["info", "--format", format])
+        .run()
+        .await
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+    platform::parse_cgroup_version(value.pointer(pointer)?.as_str()?)
+}
+
+/// What kind will run as: the binary preflight can run now (`None` when the pinned kind is
+/// not downloaded yet) and its version (`None` when unknown).
+struct KindFound {
+    bin: Option<PathBuf>,
+    version: Option<String>,
+}
+
 async fn kind_checks(
     report: &mut Report,
     settings: &Settings,
     provider: &Provider,
     docker_cli: Option<&Path>,
+    engine: Option<&EngineFound>,
     limit: Duration,
 ) {
     if *provider == Provider::Docker {
@@ -503,26 +599,42 @@ async fn kind_checks(
             }
         }
     }
-    match &settings.kind_binary {
-        Some(path) if !is_executable(path) => report.push(
-            "kind",
-            Outcome::problem(
-                format!(
-                    "HAPPY_KIND_BINARY={} is not an executable file",
-                    path.display()
+    let found = match &settings.kind_binary {
+        Some(path) if !is_executable(path) => {
+            report.push(
+                "kind",
+                Outcome::problem(
+                    format!(
+                        "HAPPY_KIND_BINARY={} is not an executable file",
+                        path.display()
+                    ),
+                    "point it at a kind binary, or unset it to use the pinned kind",
                 ),
-                "point it at a kind binary, or unset it to use the pinned kind",
-            ),
-        ),
+            );
+            KindFound {
+                bin: None,
+                version: None,
+            }
+        }
         Some(path) => {
-            let outcome = match Cmd::new(path, limit).arg("version").run().await {
-                Ok(out) => judge_kind_version(path, &out.stdout),
-                Err(e) => Outcome::problem(
-                    format!("HAPPY_KIND_BINARY={} does not run: {e}", path.display()),
-                    "point it at a working kind binary, or unset it",
+            let (outcome, version) = match Cmd::new(path, limit).arg("version").run().await {
+                Ok(out) => (
+                    judge_kind_version(path, &out.stdout),
+                    kind::parse_kind_version(&out.stdout),
+                ),
+                Err(e) => (
+                    Outcome::problem(
+                        format!("HAPPY_KIND_BINARY={} does not run: {e}", path.display()),
+                        "point it at a working kind binary, or unset it",
+                    ),
+                    None,
                 ),
             };
             report.push("kind", outcome);
+            KindFound {
+                bin: version.is_some().then(|| path.clone()),
+                version,
+            }
         }
         None => {
             let cached = kind::cached_kind(&settings.cache_dir);
@@ -543,7 +655,55 @@ async fn kind_checks(
                 )),
             };
             report.push("kind", outcome);
+            KindFound {
+                bin: is_executable(&cached).then_some(cached),
+                version: Some(kind::KIND_VERSION.to_string()),
+            }
         }
+    };
+    if *provider == Provider::Podman
+        && let Some(podman) = which("podman")
+    {
+        // kind reads podman's version the same way (`podman --version`).
+        let outcome = match Cmd::new(&podman, limit).arg("--version").run().await {
+            Ok(out) => match platform::parse_podman_version(&out.stdout) {
+                Some(v) => platform::judge_podman_for_kind(v, found.version.as_deref()),
+                None => Outcome::Warning(format!(
+                    "`podman --version` printed {:?}; podman ≥ 6 needs kind ≥ v0.33.0",
+                    out.stdout.trim()
+                )),
+            },
+            Err(e) => Outcome::Warning(format!("`podman --version` failed: {e}")),
+        };
+        report.push("podman", outcome);
+    }
+    // The first command a kind run makes; whatever breaks it (an engine kind cannot drive,
+    // podman 6 with an old kind) breaks every kind command, so it is tried here with its output.
+    match (&found.bin, engine) {
+        // Without an engine it could only repeat the engine's problem.
+        (_, None) => {}
+        (Some(bin), Some(engine)) => {
+            let mut cmd = Cmd::new(bin, limit).args(["get", "clusters"]);
+            if let Some(host) = &engine.docker_host_for_kind {
+                cmd = cmd.env("DOCKER_HOST", host);
+            }
+            let result = cmd
+                .run()
+                .await
+                .map(|out| out.stdout)
+                .map_err(|e| e.to_string());
+            report.push("kind get clusters", platform::judge_kind_list(result));
+        }
+        (None, Some(_)) if settings.kind_binary.is_none() => report.push(
+            "kind get clusters",
+            Outcome::Ok(
+                "runs first thing after the pinned kind is downloaded; a failure there stops the run with kind's output".into(),
+            ),
+        ),
+        (None, Some(_)) => {}
+    }
+    if let Some(path) = &settings.kind_registry_auth {
+        report.push("registry credentials", judge_registry_auth(path));
     }
     if let Some(port) = settings.kind_host_port {
         let bind = std::net::TcpListener::bind(("127.0.0.1", port)).map(drop);
@@ -565,15 +725,32 @@ mod tests {
 
     #[test]
     fn memory_cpu_and_disk_thresholds() {
-        assert!(matches!(judge_memory(8 * GIB), Outcome::Ok(_)));
+        assert!(matches!(
+            judge_memory(8 * GIB, Runner::Elsewhere),
+            Outcome::Ok(_)
+        ));
         // What a VM given 8 GB reports.
-        assert!(matches!(judge_memory(8_221_000_000), Outcome::Ok(_)));
-        let Outcome::Problem { problem, fix } = judge_memory(4 * GIB) else {
+        assert!(matches!(
+            judge_memory(8_221_000_000, Runner::Elsewhere),
+            Outcome::Ok(_)
+        ));
+        let Outcome::Problem { problem, fix } = judge_memory(4 * GIB, Runner::Elsewhere) else {
             panic!()
         };
         assert!(
-            problem.contains("4.0 GiB") && fix.contains("8 GB"),
+            problem.contains("4.0 GiB")
+                && fix.contains("8 GB")
+                && fix.contains("HAPPY_PREFLIGHT=warn"),
             "{problem} / {fix}"
+        );
+        // A 7 GB runner (GitHub's private-repository runners of earlier years) reads as less
+        // than 7 GiB: the fix names the runner class.
+        let Outcome::Problem { fix, .. } = judge_memory(7_000_000_000, Runner::GithubHosted) else {
+            panic!()
+        };
+        assert!(
+            fix.contains("GitHub-hosted") && fix.contains("larger runner"),
+            "{fix}"
         );
         assert!(matches!(judge_cpus(2), Outcome::Warning(_)));
         assert!(matches!(judge_cpus(4), Outcome::Ok(_)));
@@ -595,7 +772,7 @@ mod tests {
     #[test]
     fn engine_info_as_docker_prints_it() {
         let info = parse_engine_info(
-            "16723177472|8|/var/lib/docker|[\"name=seccomp,profile=builtin\",\"name=rootless\",\"name=cgroupns\"]\n",
+            "16723177472|8|/var/lib/docker|2|[\"name=seccomp,profile=builtin\",\"name=rootless\",\"name=cgroupns\"]\n",
         )
         .unwrap();
         assert_eq!(
@@ -604,11 +781,19 @@ mod tests {
                 mem_total: 16_723_177_472,
                 ncpu: 8,
                 root_dir: "/var/lib/docker".into(),
-                rootless: true
+                rootless: true,
+                cgroup_version: Some(2),
             }
         );
-        assert!(!parse_engine_info("1|2|/d|null").unwrap().rootless);
-        assert_eq!(parse_engine_info("0|0||null"), None);
+        let v1 = parse_engine_info("1|2|/d|1|null").unwrap();
+        assert!(!v1.rootless);
+        assert_eq!(v1.cgroup_version, Some(1));
+        // An engine that leaves CgroupVersion empty (an old API) is not guessed at.
+        assert_eq!(
+            parse_engine_info("1|2|/d||null").unwrap().cgroup_version,
+            None
+        );
+        assert_eq!(parse_engine_info("0|0|||null"), None);
         assert_eq!(
             parse_engine_info("Cannot connect to the Docker daemon"),
             None
@@ -631,7 +816,7 @@ mod tests {
     fn kind_version_and_port() {
         let p = Path::new("/usr/local/bin/kind");
         assert!(matches!(
-            judge_kind_version(p, "kind v0.31.0 go1.25.5 linux/amd64"),
+            judge_kind_version(p, "kind v0.33.0 go1.26.7 linux/amd64"),
             Outcome::Ok(_)
         ));
         assert!(matches!(
@@ -652,6 +837,45 @@ mod tests {
         assert!(problem.contains(&port.to_string()) && fix.contains("HAPPY_KIND_HOST_PORT"));
         drop(held);
         assert!(matches!(judge_port(port, Ok(())), Outcome::Ok(_)));
+    }
+
+    #[test]
+    fn registry_credentials_are_judged_before_kind_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        // base64("reader:token")
+        let hub = write(
+            "hub.json",
+            r#"{"auths": {"https://index.docker.io/v1/": {"auth": "cmVhZGVyOnRva2Vu"}}}"#,
+        );
+        assert!(matches!(
+            judge_registry_auth(&hub),
+            Outcome::Ok(text) if text.contains("/var/lib/kubelet/config.json")
+        ));
+        let quay = write(
+            "quay.json",
+            r#"{"auths": {"quay.io": {"auth": "cmVhZGVyOnRva2Vu"}}}"#,
+        );
+        assert!(matches!(
+            judge_registry_auth(&quay),
+            Outcome::Warning(text) if text.contains("not for Docker Hub")
+        ));
+        let desktop = write("desktop.json", r#"{"auths": {}, "credsStore": "desktop"}"#);
+        let Outcome::Problem { problem, fix } = judge_registry_auth(&desktop) else {
+            panic!("a credsStore-only file must be a problem")
+        };
+        assert!(
+            problem.contains("credsStore") && problem.contains("cannot call"),
+            "{problem}"
+        );
+        assert!(
+            fix.contains("docker --config") && fix.contains("login"),
+            "{fix}"
+        );
     }
 
     #[test]
@@ -751,5 +975,83 @@ mod tests {
             report.render()
         );
         assert!(report.engine.is_none());
+    }
+
+    /// A socket answering `/_ping` like a Docker daemon, until the test ends.
+    #[cfg(unix)]
+    fn fake_daemon(path: &Path) -> tokio::task::JoinHandle<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = [0u8; 512];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+                    .await;
+            }
+        })
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_first_kind_command_runs_in_preflight_and_its_failure_is_a_problem() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().display().to_string();
+        let sock = home.path().join("docker.sock");
+        let daemon = fake_daemon(&sock);
+        // A kind that reports its version and fails to list clusters as kind v0.32.0 does on
+        // podman 6 (kubernetes-sigs/kind#4201).
+        let fake = home.path().join("kind");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\n\
+             case \"$1\" in\n\
+             version) echo 'kind v0.33.0 go1.26.7 linux/amd64' ;;\n\
+             get) echo 'ERROR: failed to list clusters: command \"podman ps -a\" failed with error: exit status 125' >&2\n\
+                  echo 'Command Output: Error: template: ps:1:13: error calling index: cannot index slice/array with type string' >&2\n\
+                  exit 1 ;;\n\
+             esac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let settings = Settings::from_lookup(|name| match name {
+            "HAPPY_CACHE_DIR" => Some(format!("{dir}/cache")),
+            "HAPPY_KIND_BINARY" => Some(fake.display().to_string()),
+            _ => None,
+        })
+        .unwrap();
+        let env = EngineEnv {
+            docker_host: Some(format!("unix://{}", sock.display())),
+            home: Some(home.path().to_path_buf()),
+            ..EngineEnv::default()
+        };
+        let report = run_with(Target::Kind, &settings, &Timeouts::default(), &env).await;
+        let text = report.render();
+        let check = report
+            .checks
+            .iter()
+            .find(|c| c.name == "kind get clusters")
+            .unwrap_or_else(|| panic!("no `kind get clusters` check in\n{text}"));
+        let Outcome::Problem { problem, fix } = &check.outcome else {
+            panic!("a failing `kind get clusters` must be a problem:\n{text}")
+        };
+        assert!(
+            problem.contains("first command") && problem.contains("exit status 125"),
+            "{problem}"
+        );
+        assert!(fix.contains("kind#4201"), "{fix}");
+        assert!(
+            report
+                .checks
+                .iter()
+                .any(|c| c.name == "container engine" && matches!(c.outcome, Outcome::Ok(_))),
+            "{text}"
+        );
+        daemon.abort();
     }
 }

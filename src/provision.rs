@@ -16,6 +16,7 @@ mod istioctl_cluster;
 pub mod k3s;
 pub mod kind;
 mod kubeconfig;
+pub mod registry_auth;
 pub mod sandbox;
 
 use std::fmt;

@@ -107,6 +107,9 @@ pub struct Settings {
     pub kind_binary: Option<PathBuf>,
     /// `HAPPY_KIND_NODE_IMAGE`: the node image (the Kubernetes version) of the kind cluster.
     pub kind_node_image: String,
+    /// `HAPPY_KIND_REGISTRY_AUTH`: a Docker `config.json` with registry credentials, mounted
+    /// into the kind node for its kubelet's pulls (`crate::provision::registry_auth`).
+    pub kind_registry_auth: Option<PathBuf>,
     /// `HAPPY_KIND_HOST_PORT`: a host port (on 127.0.0.1) mapped to the ingress gateway.
     pub kind_host_port: Option<u16>,
     /// `HAPPY_PREFLIGHT`: whether a failed preflight stops a kind or k3s run.
@@ -342,12 +345,16 @@ impl Settings {
                     return Err(invalid(
                         "HAPPY_KIND_NODE_IMAGE",
                         &v,
-                        "expected a kind node image tagged with its Kubernetes version, e.g. kindest/node:v1.35.0@sha256:<digest>",
+                        "expected a kind node image tagged with its Kubernetes version, e.g. kindest/node:v1.35.8@sha256:<digest>",
                     ));
                 }
                 v
             }
         };
+
+        // Checked (exists, JSON, plain credentials) by preflight and again before kind runs,
+        // where a bad file is a problem with its fix rather than a setting error.
+        let kind_registry_auth = get("HAPPY_KIND_REGISTRY_AUTH").map(PathBuf::from);
 
         let kind_host_port = match get("HAPPY_KIND_HOST_PORT") {
             None => None,
@@ -395,6 +402,7 @@ impl Settings {
             verbatim,
             kind_binary,
             kind_node_image,
+            kind_registry_auth,
             kind_host_port,
             preflight,
             docs,
@@ -406,9 +414,13 @@ impl Settings {
     pub fn not_applicable(&self, kind: crate::provision::ClusterKind) -> Vec<String> {
         use crate::provision::ClusterKind;
         // The kind-only settings (their rows in `describe()` say "kind cluster"/"kind run").
-        let kind_only: [(&str, &str); 3] = [
+        let kind_only: [(&str, &str); 4] = [
             ("HAPPY_KIND_BINARY", "only kind runs use a kind binary"),
             ("HAPPY_KIND_NODE_IMAGE", "only kind runs make kind nodes"),
+            (
+                "HAPPY_KIND_REGISTRY_AUTH",
+                "only a kind node mounts registry credentials",
+            ),
             (
                 "HAPPY_KIND_HOST_PORT",
                 "only a kind cluster maps a host port",
@@ -563,6 +575,12 @@ impl Settings {
                 values: "a kind node image",
                 default: crate::provision::kind::KIND_NODE_IMAGE,
                 meaning: "The kind node image, i.e. the Kubernetes version, passed as `kind create cluster --image`; a Kubernetes outside the Istio minor's supported window is refused",
+            },
+            SettingDoc {
+                name: "HAPPY_KIND_REGISTRY_AUTH",
+                values: "unset | a path to a Docker config.json",
+                default: "unset (the node pulls anonymously)",
+                meaning: "Registry credentials for the kind node: the file is mounted read-only at /var/lib/kubelet/config.json, where the kubelet reads the credentials it pulls with (kind docs, private-registries.md); it must hold them in \"auths\" (a credsStore/credHelpers reference is refused: the node cannot call the host's helper). See Docker Hub login",
             },
             SettingDoc {
                 name: "HAPPY_KIND_HOST_PORT",
@@ -1017,6 +1035,7 @@ mod tests {
             "HAPPY_LEGACY_IMAGE",
             "HAPPY_KIND_BINARY",
             "HAPPY_KIND_NODE_IMAGE",
+            "HAPPY_KIND_REGISTRY_AUTH",
             "HAPPY_KIND_HOST_PORT",
             "HAPPY_PREFLIGHT",
             "HAPPY_DOCS",

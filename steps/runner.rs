@@ -94,6 +94,11 @@ fn gate_for(handle: &dyn ClusterHandle) -> Gate {
             caps.egress_gateway.missing_reason().map(str::to_string),
         ),
     ])
+    .with_rechecks_not_applicable(
+        happy_istio::deviations::rechecks_not_applicable(handle.info().kind)
+            .into_iter()
+            .map(|(id, why)| (id.to_string(), why.to_string())),
+    )
 }
 
 /// A signal the run caught, with the exit code it ends the run with (128 + its number).

@@ -338,6 +338,44 @@ fn a_skipped_scenario_never_runs_its_features_background() {
     assert_eq!(skipped.len(), 5);
 }
 
+/// On an existing cluster the D-ingress-address re-check is skipped with the reason (its
+/// premise is kind's), while the claims carrying @D-ingress-address still run; elsewhere the
+/// re-check runs.
+#[test]
+fn a_deviation_recheck_is_skipped_where_its_premise_is_not_the_clusters() {
+    use happy_istio::deviations::rechecks_not_applicable;
+    use happy_istio::provision::ClusterKind;
+    let gate_on = |kind: ClusterKind| {
+        Gate::new([("istio".to_string(), None)]).with_rechecks_not_applicable(
+            rechecks_not_applicable(kind)
+                .into_iter()
+                .map(|(id, why)| (id.to_string(), why.to_string())),
+        )
+    };
+    let skipped_on = |kind: ClusterKind| -> Vec<(String, Vec<String>)> {
+        let gate = gate_on(kind);
+        features()
+            .into_iter()
+            .flat_map(|f| gate.apply(f).1)
+            .map(|s| (s.scenario, vec![s.reason]))
+            .collect()
+    };
+    let existing = skipped_on(ClusterKind::Existing);
+    assert_eq!(existing.len(), 1, "{existing:?}");
+    assert!(
+        existing[0].0.contains("ingress address"),
+        "the re-check scenario: {existing:?}"
+    );
+    assert!(
+        existing[0].1[0].starts_with("@deviation @D-ingress-address: ")
+            && existing[0].1[0].contains("premise"),
+        "{existing:?}"
+    );
+    for kind in [ClusterKind::Kind, ClusterKind::K3s, ClusterKind::Sandbox] {
+        assert!(skipped_on(kind).is_empty(), "{kind}");
+    }
+}
+
 #[test]
 fn file_lists_split_like_the_workshop_writes_them() {
     use definitions::parameters::Files;

@@ -433,6 +433,11 @@ fn docker_hub_is_logged_in_when_the_secrets_are_set() {
         serde_json::json!({"auths": {"https://index.docker.io/v1/": {"auth": auth}}}),
         "a plain auths entry, no credsStore"
     );
+    // The suite takes what the step writes: the check the kind provisioner and preflight make
+    // (src/provision/registry_auth.rs), with Docker Hub covered.
+    let checked = happy_istio::provision::registry_auth::check(&config)
+        .unwrap_or_else(|refused| panic!("the suite refuses the step's file: {refused}"));
+    assert!(checked.covers_docker_hub(), "{checked:?}");
     let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "only the runner's user reads it");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -1,8 +1,9 @@
-//! Image pulls on the real runtime, as on kind v0.31's containerd 2.2: the workshop's legacy
-//! client image radial/busyboxplus:curl is Docker schema 1 and is refused with containerd's
-//! message, ErrImagePull then ImagePullBackOff with the kubelet's events; Istio's sample client
-//! image runs as the curl client; the test-only knob lets the schema-1 image pull; and
-//! `HAPPY_SANDBOX_FAULTS`' rules fail pulls with containerd's texts, then let them through.
+//! Image pulls on the real runtime, as on the pinned kind node's containerd 2.3: the
+//! workshop's legacy client image radial/busyboxplus:curl is Docker schema 1 and is refused
+//! with containerd's message, ErrImagePull then ImagePullBackOff with the kubelet's events;
+//! Istio's sample client image runs as the curl client; the test-only knob lets the schema-1
+//! image pull; and `HAPPY_SANDBOX_FAULTS`' rules fail pulls with containerd's texts, then let
+//! them through.
 
 mod common;
 

@@ -5,6 +5,8 @@
 //! Every call is bounded by an entry of the [`Timeouts`] table; every error names the object.
 
 mod exec;
+#[cfg(test)]
+mod exec_format_tests;
 mod forward;
 mod http;
 mod pods;
@@ -535,7 +537,7 @@ impl Cluster {
             Ok(Ok(None)) => Ok(()),
             Ok(Ok(Some(failure))) => Err(Error::PodFailed {
                 what,
-                failure: Box::new(failure),
+                failure: Box::new(self.explain_failure(failure).await),
             }),
             Ok(Err(message)) => Err(Error::Unexpected { what, message }),
             Err(_) => {
@@ -672,7 +674,7 @@ impl Cluster {
         if let Some(failure) = failed {
             return Err(Error::PodFailed {
                 what,
-                failure: Box::new(failure),
+                failure: Box::new(self.explain_failure(failure).await),
             });
         }
         match waited {
@@ -693,6 +695,60 @@ impl Cluster {
                 })
             }
         }
+    }
+
+    /// A start failure with what the pod's status does not say, best effort: for a container
+    /// that exited as `runc init` does when it cannot exec its entrypoint (exit 255, see
+    /// [`startup::RUNC_INIT_EXIT`]) the end of its log — a plain `pods/log` of a container
+    /// waiting to restart serves its last terminated instance (kubernetes
+    /// `pkg/kubelet/kubelet_pods.go` `validateContainerLogStatus`) — and, when the words are
+    /// runc's `exec format error`, the node's architecture. What cannot be read is left out.
+    async fn explain_failure(&self, failure: PodFailure) -> PodFailure {
+        let wants_log = failure.wants_runtime_detail();
+        if !wants_log && !failure.exec_format_error() {
+            return failure;
+        }
+        let log = match (&failure.container, wants_log) {
+            (Some(container), true) => {
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), &failure.namespace);
+                let params = LogParams {
+                    container: Some(container.clone()),
+                    tail_lines: Some(5),
+                    ..LogParams::default()
+                };
+                let what = format!("log of container {container} of pod {}", failure.pod);
+                bounded(|| what.clone(), self.timeouts.request, async {
+                    api.logs(&failure.pod, &params)
+                        .await
+                        .map_err(|e| Error::kube(what.clone(), e))
+                })
+                .await
+                .ok()
+            }
+            _ => None,
+        };
+        let failure = match &log {
+            Some(l) if l.contains("exec format error") || failure.exec_format_error() => failure,
+            _ => return failure.with_runtime_detail(log, None),
+        };
+        let arch = match &failure.node {
+            Some(node) => {
+                let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client.clone());
+                let what = format!("get node {node}");
+                bounded(|| what.clone(), self.timeouts.request, async {
+                    nodes
+                        .get(node)
+                        .await
+                        .map_err(|e| Error::kube(what.clone(), e))
+                })
+                .await
+                .ok()
+                .and_then(|n| n.status?.node_info.map(|i| i.architecture))
+            }
+            None => None,
+        };
+        let log = log.or_else(|| failure.runtime_detail.clone());
+        failure.with_runtime_detail(log, arch)
     }
 
     /// The log of one container.

@@ -26,6 +26,14 @@
 //! - Scheduling: the scheduler sets condition `PodScheduled=False` with reason `Unschedulable`
 //!   (`pkg/apis/core/types.go`, `PodReasonUnschedulable`). A node that is still coming up
 //!   (taint `node.kubernetes.io/not-ready`, `pkg/apis/core/well_known_taints.go`) is transient.
+//! - An image built for another CPU architecture: runc execs the entrypoint only after the
+//!   container has been started, so the kernel's ENOEXEC comes back from `runc init`, which
+//!   prints `exec <path>: exec format error` to the container's stderr and exits 255
+//!   (opencontainers/runc v1.4.3 `internal/linux/linux.go` `Exec`, `libcontainer/init_linux.go`
+//!   `Init`). The pod shows only a crash with exit code 255 ([`RUNC_INIT_EXIT`]); the words are
+//!   in the container's log (or in the termination message with `terminationMessagePolicy:
+//!   FallbackToLogsOnError`), which [`PodFailure::with_runtime_detail`] adds, with the node's
+//!   architecture, when the caller has read them.
 
 use std::fmt;
 use std::time::Duration;
@@ -38,6 +46,11 @@ use crate::error::FailureClass;
 /// not to restart it: the kubelet restarts a first crash at once and waits at most its initial
 /// back-off (10 s, `pkg/kubelet/kubelet.go` `backOffPeriod`, v1.33) before a second try.
 pub const FIRST_RESTART_GRACE: Duration = Duration::from_secs(10);
+
+/// The exit code of `runc init` when it cannot exec the container's entrypoint
+/// (opencontainers/runc v1.4.3 `libcontainer/init_linux.go`: `os.Exit(255)` after printing the
+/// error to stderr).
+pub const RUNC_INIT_EXIT: i32 = 255;
 
 /// Waiting reasons after which the container will not start without a change to the pod, its
 /// image or the registry (see the module comment for where each comes from).
@@ -66,8 +79,9 @@ pub enum PullErrorClass {
 }
 
 /// Texts of pull errors that retrying cannot cure, lower-cased, each with the upstream source
-/// of its shape (containerd v2.2.0 unless said otherwise; the kubelet passes containerd's gRPC
-/// error text through, `pkg/kubelet/images/image_manager.go` `evalCRIPullErr`).
+/// of its shape (containerd v2.2.0 unless said otherwise, the same in v2.3.4, the pinned kind
+/// node's; the kubelet passes containerd's gRPC error text through,
+/// `pkg/kubelet/images/image_manager.go` `evalCRIPullErr`).
 const DETERMINISTIC_PULL_TEXTS: &[&str] = &[
     // 404 on the manifest: `core/remotes/docker/resolver.go` `fmt.Errorf("%s: %w", ref,
     // errdefs.ErrNotFound)` → "REF: not found"; a blob: "content at URL not found: not found";
@@ -155,9 +169,47 @@ pub struct PodFailure {
     pub message: String,
     /// What kind of failure it is.
     pub kind: StartFailure,
+    /// The node the pod was scheduled to, if any.
+    pub node: Option<String>,
+    /// The node's CPU architecture (`status.nodeInfo.architecture`), when the caller read it.
+    pub node_architecture: Option<String>,
+    /// The end of the container's log, when the caller read it because the cluster's status
+    /// does not say why the container exited ([`PodFailure::wants_runtime_detail`]).
+    pub runtime_detail: Option<String>,
 }
 
 impl PodFailure {
+    /// True when the status alone does not say why a container exited and runc may have said
+    /// it on the container's stderr: an exit with [`RUNC_INIT_EXIT`] and no message.
+    pub fn wants_runtime_detail(&self) -> bool {
+        matches!(
+            self.kind,
+            StartFailure::Exited {
+                exit_code: Some(RUNC_INIT_EXIT)
+            }
+        ) && !self.exec_format_error()
+    }
+
+    /// The failure with what the caller read: the end of the container's log and the node's
+    /// architecture (either may be missing).
+    pub fn with_runtime_detail(mut self, log_tail: Option<String>, arch: Option<String>) -> Self {
+        self.runtime_detail = log_tail
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty());
+        self.node_architecture = arch;
+        self
+    }
+
+    /// True when the cluster's words show the image is for another CPU architecture: runc's
+    /// `exec … : exec format error` (see the module comment).
+    pub fn exec_format_error(&self) -> bool {
+        matches!(self.kind, StartFailure::Exited { .. })
+            && [Some(&self.message), self.runtime_detail.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|t| t.contains("exec format error"))
+    }
+
     /// Whether this is a pull error the kubelet may yet get past (see
     /// [`classify_pull_error`]); such a failure is never returned by [`pod_failure`].
     pub fn is_transient_pull(&self) -> bool {
@@ -218,7 +270,34 @@ impl fmt::Display for PodFailure {
             }
             StartFailure::Exited { exit_code } => {
                 let code = exit_code.map_or_else(String::new, |c| format!(" with code {c}"));
-                write!(f, " exited{code} ({}){message}", self.reason)
+                write!(f, " exited{code} ({}){message}", self.reason)?;
+                if let Some(detail) = &self.runtime_detail {
+                    write!(f, "; its log ends: {detail}")?;
+                }
+                if self.exec_format_error() {
+                    let image = self.image.as_deref().unwrap_or("its image");
+                    let arch = self.node_architecture.as_deref().unwrap_or("unknown");
+                    let node = self
+                        .node
+                        .as_deref()
+                        .map_or_else(String::new, |n| format!(" of node {n}"));
+                    write!(
+                        f,
+                        " — exec format error: {image} has no build for this node's CPU \
+                         architecture ({arch}{node}) and the node does not emulate one it has \
+                         (runc could not exec the entrypoint); use a multi-arch image or one \
+                         built for {arch}, a node of the image's architecture, or emulation \
+                         of that architecture in the container engine (binfmt_misc with QEMU \
+                         or Rosetta)"
+                    )?;
+                } else if *exit_code == Some(RUNC_INIT_EXIT) && self.runtime_detail.is_none() {
+                    f.write_str(
+                        " (255 is also runc's exit when it cannot start the entrypoint, e.g. \
+                         `exec format error` for an image of another CPU architecture: \
+                         `kubectl logs` of the container says which)",
+                    )?;
+                }
+                Ok(())
             }
             StartFailure::NotStarted => write!(f, " cannot start: {}{message}", self.reason),
             StartFailure::Unschedulable => {
@@ -255,6 +334,9 @@ fn assess(pod: &Pod, now: jiff::Timestamp, transient: bool) -> Option<PodFailure
         reason: String::new(),
         message: String::new(),
         kind: StartFailure::NotStarted,
+        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        node_architecture: None,
+        runtime_detail: None,
     };
     let status = pod.status.as_ref()?;
     if let Some(c) = status.conditions.iter().flatten().find(|c| {
@@ -414,7 +496,7 @@ fn is_pull_reason(reason: &str) -> bool {
     )
 }
 
-/// A registry's rate limit: HTTP 429. containerd v2.2.0 prints the status line
+/// A registry's rate limit: HTTP 429. containerd v2.2.0 (and v2.3.4) prints the status line
 /// (`core/remotes/errors/errors.go` `ErrUnexpectedStatus`: "unexpected status from HEAD request
 /// to URL: 429 Too Many Requests") and, when the answer has a body (a GET), Docker Hub's error
 /// code after it (`core/remotes/docker/errcode.go`, `errdesc.go` `TOOMANYREQUESTS` →
@@ -509,7 +591,7 @@ mod tests {
         assert!(f.is_some_and(|f| f.reason == "ImagePullBackOff"));
     }
 
-    /// Real texts of deterministic pull errors, as the kubelet shows containerd 2.2's (see
+    /// Real texts of deterministic pull errors, as the kubelet shows containerd 2.2's and 2.3's (see
     /// `DETERMINISTIC_PULL_TEXTS` for the source of each shape).
     const DETERMINISTIC: &[&str] = &[
         // 404 on the tag (resolver.go).
@@ -625,6 +707,83 @@ mod tests {
             .to_string();
         assert!(text.contains("schema 1"), "{text}");
         assert!(!text.contains("rate limit"), "{text}");
+    }
+
+    /// An amd64-only image on an arm64 node without emulation: runc init prints
+    /// `exec <entrypoint>: exec format error` and exits 255, and the kubelet shows a crash loop.
+    fn exec_format_crash(message: Option<&str>) -> Pod {
+        let mut terminated = serde_json::json!({"exitCode": 255, "reason": "Error",
+            "finishedAt": "2026-12-01T09:59:00Z"});
+        if let Some(m) = message {
+            terminated["message"] = serde_json::json!(m);
+        }
+        let mut pod = pod(serde_json::json!({
+            "phase": "Running",
+            "containerStatuses": [{
+                "name": "service-b", "image": "x", "imageID": "", "ready": false, "restartCount": 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff",
+                    "message": "back-off 40s restarting failed container=service-b pod=service-b-1_istioinaction(uid)"}},
+                "lastState": {"terminated": terminated}
+            }]
+        }));
+        pod.spec.as_mut().unwrap().node_name = Some("happy-istio-control-plane".into());
+        pod
+    }
+
+    #[test]
+    fn an_image_for_another_cpu_architecture_is_named_with_the_nodes() {
+        // The pod alone: exit 255 and no words; the failure asks for the log and says what
+        // 255 can mean.
+        let f = pod_failure(&exec_format_crash(None), now()).unwrap();
+        assert_eq!(
+            f.kind,
+            StartFailure::Exited {
+                exit_code: Some(255)
+            }
+        );
+        assert_eq!(f.node.as_deref(), Some("happy-istio-control-plane"));
+        assert!(f.wants_runtime_detail() && !f.exec_format_error());
+        let text = f.to_string();
+        assert!(
+            text.contains("exited with code 255") && text.contains("runc's exit"),
+            "{text}"
+        );
+        // With the log's last line (runc's words) and the node's architecture.
+        let f = f.with_runtime_detail(
+            Some("exec /app/fake-service: exec format error\n".into()),
+            Some("arm64".into()),
+        );
+        assert!(f.exec_format_error() && !f.wants_runtime_detail());
+        let text = f.to_string();
+        for part in [
+            "image nicholasjackson/fake-servic:v0.26.2",
+            "its log ends: exec /app/fake-service: exec format error",
+            "exec format error: nicholasjackson/fake-servic:v0.26.2 has no build for this node's CPU architecture (arm64 of node happy-istio-control-plane)",
+            "multi-arch image",
+        ] {
+            assert!(text.contains(part), "{part:?} missing in {text}");
+        }
+        // terminationMessagePolicy: FallbackToLogsOnError puts the words in the status itself.
+        let f = pod_failure(
+            &exec_format_crash(Some("exec /app/fake-service: exec format error")),
+            now(),
+        )
+        .unwrap();
+        assert!(f.exec_format_error() && !f.wants_runtime_detail());
+        assert!(
+            f.to_string()
+                .contains("(unknown of node happy-istio-control-plane)")
+        );
+        // Another crash with 255 and a log that says something else is not called one.
+        let f = pod_failure(&exec_format_crash(None), now())
+            .unwrap()
+            .with_runtime_detail(Some("panic: config missing".into()), None);
+        assert!(!f.exec_format_error());
+        let text = f.to_string();
+        assert!(
+            text.contains("its log ends: panic: config missing") && !text.contains("CPU"),
+            "{text}"
+        );
     }
 
     fn crashed(restart_count: i32, finished: &str, running_again: bool) -> Pod {

@@ -2,7 +2,7 @@
 //! need one; `auto` picks the sandbox without.
 //!
 //! The endpoint is resolved the way the Docker CLI resolves it, because kind drives the
-//! `docker` CLI (kubernetes-sigs/kind v0.31.0 `pkg/cluster/internal/providers/docker`):
+//! `docker` CLI (kubernetes-sigs/kind v0.31.0 … v0.33.0 `pkg/cluster/internal/providers/docker`):
 //! `DOCKER_HOST`, else the context named by `DOCKER_CONTEXT`, else `currentContext` of
 //! `config.json` (in `DOCKER_CONFIG`, default `~/.docker`), whose endpoint is
 //! `Endpoints.docker.Host` of `contexts/meta/<sha256 of the name>/meta.json`; the `default`
@@ -12,7 +12,8 @@
 //! default answers nothing, the well-known sockets of Docker Desktop, colima, Rancher Desktop,
 //! OrbStack, rootless Docker and podman are tried, and kind is then run with `DOCKER_HOST` set
 //! to the one that answered. `KIND_EXPERIMENTAL_PROVIDER` picks podman or nerdctl instead
-//! (kind v0.31.0 `pkg/internal/runtime/runtime.go`); those are checked through their own CLI.
+//! (kind v0.31.0 … v0.33.0 `pkg/internal/runtime/runtime.go`); those are checked through their
+//! own CLI.
 //!
 //! The check speaks the daemon's `/_ping` with a short limit, so a missing daemon costs at most
 //! that limit; endpoints it cannot speak (TLS, ssh) are asked through `docker info`.
@@ -97,7 +98,7 @@ impl EngineEnv {
     }
 }
 
-/// The node provider kind uses (kind v0.31.0 `pkg/internal/runtime/runtime.go`).
+/// The node provider kind uses (kind v0.31.0 … v0.33.0 `pkg/internal/runtime/runtime.go`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {
     /// The `docker` CLI (kind's default).
@@ -487,13 +488,31 @@ pub fn testcontainers_mismatch(env: &EngineEnv, found: &EngineFound) -> Option<S
             found.provider.cli()
         ));
     }
-    let theirs = testcontainers_endpoint(env).to_string();
-    (theirs != found.endpoint).then(|| {
+    let theirs = testcontainers_endpoint(env);
+    let ours = parse_docker_host(&found.endpoint, false);
+    (!same_endpoint(&theirs, &ours)).then(|| {
         format!(
             "the daemon answers at {} ({}), but testcontainers (k3s) would use {theirs}: it reads no Docker context. Fix: export DOCKER_HOST={}",
             found.endpoint, found.origin, found.endpoint
         )
     })
+}
+
+/// Whether two endpoints reach the same daemon: Unix sockets are compared after resolving
+/// symlinks, because `/var/run/docker.sock`, which testcontainers tries first, is often a
+/// symlink to the socket the CLI context names: Docker Desktop for Mac makes it one to
+/// `~/.docker/run/docker.sock` with "Allow the default Docker socket to be used" (Settings →
+/// Advanced; docs.docker.com/desktop/mac/permission-requirements, docker/for-mac#6529), and
+/// OrbStack, per the review that found this (audits provision-2 F10, not checked here), to
+/// `~/.orbstack/run/docker.sock`. A path that cannot be resolved is compared as written.
+pub fn same_endpoint(a: &DockerEndpoint, b: &DockerEndpoint) -> bool {
+    match (a, b) {
+        (DockerEndpoint::Unix(x), DockerEndpoint::Unix(y)) => {
+            let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            resolve(x) == resolve(y)
+        }
+        _ => a.to_string() == b.to_string(),
+    }
 }
 
 /// Pings each endpoint in turn; the first that answers wins.
@@ -862,6 +881,56 @@ mod tests {
             ..colima
         };
         assert_eq!(testcontainers_mismatch(&env, &same), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_socket_is_the_same_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        // Docker Desktop's layout: the per-user socket, and /var/run/docker.sock linking to it.
+        let real = dir.path().join("run/docker.sock");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, "").unwrap();
+        let link = dir.path().join("var-run-docker.sock");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let other = dir.path().join("colima.sock");
+        std::fs::write(&other, "").unwrap();
+
+        assert!(same_endpoint(
+            &DockerEndpoint::Unix(link.clone()),
+            &DockerEndpoint::Unix(real.clone())
+        ));
+        assert!(!same_endpoint(
+            &DockerEndpoint::Unix(link.clone()),
+            &DockerEndpoint::Unix(other.clone())
+        ));
+        // Paths that do not exist are compared as written.
+        assert!(!same_endpoint(
+            &DockerEndpoint::Unix(dir.path().join("a.sock")),
+            &DockerEndpoint::Unix(dir.path().join("b.sock"))
+        ));
+        assert!(same_endpoint(
+            &DockerEndpoint::Tcp("h:2375".into()),
+            &DockerEndpoint::Tcp("h:2375".into())
+        ));
+
+        // testcontainers reaching the daemon through the link is no mismatch (F10).
+        let env = EngineEnv {
+            docker_host: Some(format!("unix://{}", link.display())),
+            ..EngineEnv::default()
+        };
+        let found = |path: &Path| EngineFound {
+            provider: Provider::Docker,
+            endpoint: format!("unix://{}", path.display()),
+            origin: "Docker context \"desktop-linux\"".into(),
+            docker_host_for_kind: None,
+        };
+        assert_eq!(testcontainers_mismatch(&env, &found(&real)), None);
+        let problem = testcontainers_mismatch(&env, &found(&other)).unwrap();
+        assert!(
+            problem.contains(&format!("export DOCKER_HOST=unix://{}", other.display())),
+            "{problem}"
+        );
     }
 
     #[tokio::test]

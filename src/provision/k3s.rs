@@ -1,5 +1,5 @@
 //! k3s in a container through testcontainers (Traefik disabled: the workshop's ingress is
-//! Istio's), plus istioctl. The container is removed at teardown: `HAPPY_KEEP` applies to kind
+//! Istio's; servicelb disabled: like kind, no LoadBalancer implementation), plus istioctl. The container is removed at teardown: `HAPPY_KEEP` applies to kind
 //! only (testcontainers removes what it started), which a run with HAPPY_KEEP set says once.
 
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ use crate::settings::Settings;
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
 
-/// The k3s image tag, pinned by digest: Kubernetes 1.35 like kind v0.31.0's node image, inside
+/// The k3s image tag, pinned by digest: Kubernetes 1.35 like the kind node image the suite pins, inside
 /// the window of every Istio minor the suite tests (the module's default, v1.28.8-k3s1, is far
 /// older). The digest is the one five unrelated public scripts pin for `rancher/k3s:v1.35.5-k3s1`
 /// (found with the code index; not checked against Docker Hub from here). testcontainers pulls
@@ -39,11 +39,26 @@ pub fn keep_note(keep: crate::settings::KeepPolicy) -> Option<String> {
     })
 }
 
-/// The k3s server's arguments: the module's defaults plus Traefik disabled.
+/// The k3s server's arguments: the module's defaults (`server --snapshotter=native`,
+/// testcontainers-modules 0.15.0 `src/k3s/mod.rs` `K3sCmd`, replaced as a whole by
+/// `ImageExt::with_cmd`, testcontainers 0.27.3 `ContainerRequest::cmd`) plus two of k3s'
+/// packaged components disabled (`--disable`, k3s-io/k3s `pkg/cli/cmds/server.go`; valid items
+/// `coredns, servicelb, traefik, local-storage, metrics-server, runtimes`,
+/// `pkg/cli/cmds/stage.go` `DisableItems`): Traefik, because the workshop's ingress is Istio's,
+/// and servicelb, k3s' LoadBalancer implementation. With servicelb the ingress gateway's
+/// Service gets the node's address, reachable from a Linux host, and the cluster is no longer
+/// one the workshop's deviation D-ingress-address describes (kind's: no LoadBalancer
+/// implementation, `src/deviations.rs`); without it the Service stays `<pending>` as on kind,
+/// and the deviation's re-check is a real check here too.
 pub fn server_args() -> Vec<String> {
-    ["server", "--snapshotter=native", "--disable=traefik"]
-        .map(String::from)
-        .to_vec()
+    [
+        "server",
+        "--snapshotter=native",
+        "--disable=traefik",
+        "--disable=servicelb",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// How a k3s cluster ends: its container is removed, with its kubeconfig directory.
@@ -242,8 +257,15 @@ mod tests {
     }
 
     #[test]
-    fn traefik_is_disabled() {
-        assert!(server_args().contains(&"--disable=traefik".to_string()));
-        assert_eq!(server_args()[0], "server");
+    fn traefik_and_servicelb_are_disabled() {
+        let args = server_args();
+        assert_eq!(args[0], "server");
+        assert!(args.contains(&"--disable=traefik".to_string()));
+        // No LoadBalancer implementation, as on kind (provision-2 F9).
+        assert!(args.contains(&"--disable=servicelb".to_string()));
+        assert!(
+            crate::deviations::rechecks_not_applicable(super::super::ClusterKind::K3s).is_empty(),
+            "with servicelb off the D-ingress-address re-check is a real check on k3s"
+        );
     }
 }

@@ -5,10 +5,11 @@
 //! retries inside one total limit; reused when asked, and deleted at teardown unless
 //! `HAPPY_KEEP` keeps it.
 //!
-//! kind facts (kubernetes-sigs/kind v0.31.0): `kind create cluster` flags `--name --config
-//! --image --retain --wait --kubeconfig` and `kind delete cluster --name --kubeconfig`
+//! kind facts (kubernetes-sigs/kind v0.31.0, unchanged on `main` up to 2026-08-21, from which
+//! v0.33.0 was cut): `kind create cluster` flags `--name --config --image --retain --wait
+//! --kubeconfig` and `kind delete cluster --name --kubeconfig`
 //! (`pkg/cmd/kind/{create,delete}/cluster/*.go`); `kind version` prints
-//! `kind v0.31.0 go1.x linux/amd64` (`pkg/cmd/kind/version/version.go`); `kind export logs
+//! `kind v0.33.0 go1.x linux/amd64` (`pkg/cmd/kind/version/version.go`); `kind export logs
 //! [dir] --name` (`pkg/cmd/kind/export/logs/logs.go`); "node(s) already exist for a cluster
 //! with the name" (`pkg/cluster/internal/create/create.go`).
 
@@ -31,29 +32,58 @@ use crate::settings::{KeepPolicy, Settings};
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
 
-/// The kind release used unless `HAPPY_KIND_BINARY` names another.
-pub const KIND_VERSION: &str = "v0.31.0";
+/// The kind release used unless `HAPPY_KIND_BINARY` names another: v0.33.0 (released late
+/// August 2026; public pins of it appear from 2026-08-27), the first release that lists clusters on podman 6. podman 6.0 turned a
+/// container's `.Labels` from a map into a slice, so the `{{index .Labels "…"}}` format of
+/// `kind get clusters` fails ("cannot index slice/array with type string",
+/// kubernetes-sigs/kind#4201, #4231); the fix, #4203 (commit 955ea974, "Handle podman 6.0.0
+/// label change", `pkg/cluster/internal/providers/podman/provider.go` `ListClusters`), is in
+/// neither v0.31.0 nor v0.32.0 (`git tag --contains 955ea974`) and was on `main` when v0.33.0
+/// was cut from it.
+pub const KIND_VERSION: &str = "v0.33.0";
 
-/// kind v0.31.0's default node image, Kubernetes 1.35.0, pinned by digest
-/// (kubernetes-sigs/kind v0.31.0 `pkg/apis/config/defaults/image.go`). Passed as `--image` so
-/// the Kubernetes under test does not depend on which kind runs.
+/// The first kind release whose podman provider lists clusters on podman ≥ 6 (see
+/// [`KIND_VERSION`]).
+pub const KIND_PODMAN6_FIXED: (u64, u64) = (0, 33);
+
+/// Kubernetes 1.35.8, one of the node images kind v0.33.0's release notes list under "Images
+/// pre-built for this release" (github.com/kubernetes-sigs/kind/releases/tag/v0.33.0), pinned
+/// by the digest the notes give. Not v0.33.0's default (`kindest/node:v1.37.0`): 1.35 is the
+/// newest minor inside the Kubernetes window of every Istio minor the nightly tests (1.29:
+/// 1.31–1.35; 1.30 and 1.31: 1.32–1.36, `src/istio/kubernetes_support.rs`). Passed as
+/// `--image` so the Kubernetes under test does not depend on which kind runs. Its containerd
+/// is kind's base image's: v2.3.4 on `main` when v0.33.0 was cut (`images/base/Dockerfile`
+/// `CONTAINERD_VERSION`, commit 1f1286d2, base image `kindest/base:v20260820-69b56db7`).
 pub const KIND_NODE_IMAGE: &str =
-    "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f";
+    "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0";
 
-/// Digests pinned in code where they could be confirmed independently: linux/amd64 and
-/// linux/arm64 of v0.31.0, each identical in several unrelated public install scripts
-/// (Makefiles, Dockerfiles, CI scripts found by the code index). Other platforms are verified
-/// against the release's published `.sha256sum`.
+/// sha256 of kind v0.33.0's release binaries, one per platform the suite downloads. Read off
+/// the release's `.sha256sum` files by others, not here (github.com cannot be reached from the
+/// machine that wrote this): each digest is identical in many unrelated public install scripts
+/// found with the code index (Makefiles, Nix expressions, CI scripts; one states it took them
+/// from the release's asset digests in the GitHub API), and no conflicting value was found —
+/// the same standard the v0.31.0 pins met. A release without a pin here is verified against
+/// its published `.sha256sum`.
 const PINNED_DIGESTS: &[(Os, Arch, &str)] = &[
     (
         Os::Linux,
         Arch::Amd64,
-        "eb244cbafcc157dff60cf68693c14c9a75c4e6e6fedaf9cd71c58117cb93e3fa",
+        "aee6151561422756b764a4ae28e7f44cda5af5a9eead3cc9985112b1de8d8e0d",
     ),
     (
         Os::Linux,
         Arch::Arm64,
-        "8e1014e87c34901cc422a1445866835d1e666f2a61301c27e722bdeab5a1f7e4",
+        "20022bee6cfcd5086cb7234d218e3454e6090022f2a8f55d1fa7fcf42c3867a2",
+    ),
+    (
+        Os::MacOs,
+        Arch::Amd64,
+        "5a99f26f57246dc9319dd294803313197a0f34d33c525b3ea8b655db5916ece0",
+    ),
+    (
+        Os::MacOs,
+        Arch::Arm64,
+        "0c8c7dbe5e23594a198b786c4bc13dacc101fa6196b0cb0b23a1ca44e61f4b4f",
     ),
 ];
 
@@ -99,22 +129,43 @@ pub fn kind_config_path() -> PathBuf {
 }
 
 /// The kind config for a run: kind-config.yaml as it is, or with the ingress gateway's NodePort
-/// published on `127.0.0.1:<host_port>` (kind docs `configuration.md`, "Extra Port Mappings").
-/// JSON, which kind's YAML loader reads as YAML.
-pub fn kind_config(base_yaml: &str, host_port: Option<u16>) -> Result<String> {
+/// published on `127.0.0.1:<host_port>` (kind docs `configuration.md`, "Extra Port Mappings"),
+/// and with registry credentials mounted where the node's kubelet reads them
+/// (`extraMounts`, kind docs `private-registries.md`; [`super::registry_auth`]). JSON, which
+/// kind's YAML loader reads as YAML.
+pub fn kind_config(
+    base_yaml: &str,
+    host_port: Option<u16>,
+    registry_auth: Option<&super::registry_auth::RegistryAuth>,
+) -> Result<String> {
     let mut config: serde_json::Value =
         serde_saphyr::from_str(base_yaml).map_err(|e| Error::Unexpected {
             what: kind_config_path().display().to_string(),
             message: format!("not valid YAML: {e}"),
         })?;
+    let no_nodes = || Error::Unexpected {
+        what: kind_config_path().display().to_string(),
+        message: "it has no nodes".into(),
+    };
+    if let Some(auth) = registry_auth {
+        // Every node pulls images, so every node gets the credentials.
+        let nodes = config["nodes"].as_array_mut().ok_or_else(no_nodes)?;
+        for node in nodes {
+            let mounts = node
+                .as_object_mut()
+                .ok_or_else(no_nodes)?
+                .entry("extraMounts")
+                .or_insert_with(|| serde_json::json!([]));
+            if let Some(list) = mounts.as_array_mut() {
+                list.push(auth.extra_mount());
+            }
+        }
+    }
     if let Some(port) = host_port {
         let node = config["nodes"]
             .as_array_mut()
             .and_then(|nodes| nodes.first_mut())
-            .ok_or_else(|| Error::Unexpected {
-                what: kind_config_path().display().to_string(),
-                message: "it has no nodes".into(),
-            })?;
+            .ok_or_else(no_nodes)?;
         node["extraPortMappings"] = serde_json::json!([{
             "containerPort": super::istio_setup::INGRESS_NODE_PORT,
             "hostPort": port,
@@ -179,7 +230,7 @@ pub fn lists_cluster(output: &str, name: &str) -> bool {
     output.lines().any(|line| line.trim() == name)
 }
 
-/// The version in `kind version` output (`kind v0.31.0 go1.25.5 linux/amd64`, or `0.31.0`
+/// The version in `kind version` output (`kind v0.33.0 go1.26.7 linux/amd64`, or `0.33.0`
 /// with `-q`), with its `v`.
 pub fn parse_kind_version(output: &str) -> Option<String> {
     let line = output.lines().find(|l| !l.trim().is_empty())?.trim();
@@ -242,7 +293,7 @@ pub fn deterministic_failure(output: &str) -> Option<&'static str> {
 pub fn pull_hint(output: &str) -> Option<&'static str> {
     let text = output.to_ascii_lowercase();
     (text.contains("toomanyrequests") || text.contains("rate limit")).then_some(
-        "Docker Hub's pull rate limit for anonymous users was hit: `docker login`, or pre-pull the images on the host and `kind load docker-image` them (README, \"Pinned versions\")",
+        "Docker Hub's pull rate limit for anonymous users was hit: `docker login` for the host's pulls, HAPPY_KIND_REGISTRY_AUTH for the kind node's (README, \"Docker Hub login\"), or pre-pull the images on the host and `kind load docker-image` them",
     )
 }
 
@@ -311,9 +362,24 @@ impl KindCli {
         }
     }
 
+    /// `kind get clusters`, the first kind command of a run: its failure says so, with kind's
+    /// output and the known cause when there is one (podman 6 with an old kind).
     async fn exists(&self, limit: Duration) -> Result<bool> {
-        let out = self.cmd(limit).args(["get", "clusters"]).run().await?;
-        Ok(lists_cluster(&out.stdout, &self.name))
+        match self.cmd(limit).args(["get", "clusters"]).run().await {
+            Ok(out) => Ok(lists_cluster(&out.stdout, &self.name)),
+            Err(e) => {
+                let text = e.to_string();
+                let cause = crate::preflight::platform::list_failure_cause(&text)
+                    .map(|c| format!("\nLikely cause: {c}"))
+                    .unwrap_or_default();
+                Err(Error::Provision {
+                    cluster: format!("kind cluster {}", self.name),
+                    reason: format!(
+                        "`kind get clusters`, the first kind command, failed: {text}{cause}"
+                    ),
+                })
+            }
+        }
     }
 
     /// Up to [`CREATE_ATTEMPTS`] attempts, all within `total`; a deterministic failure is not
@@ -486,7 +552,18 @@ pub(super) async fn provision(
         path: kind_config_path(),
         source,
     })?;
-    let config_text = kind_config(&base, settings.kind_host_port)?;
+    let registry_auth = match &settings.kind_registry_auth {
+        Some(path) => {
+            Some(
+                super::registry_auth::check(path).map_err(|refused| Error::Provision {
+                    cluster: what.clone(),
+                    reason: refused.to_string(),
+                })?,
+            )
+        }
+        None => None,
+    };
+    let config_text = kind_config(&base, settings.kind_host_port, registry_auth.as_ref())?;
     write_file(&config_path, &config_text)?;
     let target = KubeTarget {
         kubeconfig: Some(kubeconfig_path.clone()),
@@ -548,6 +625,21 @@ pub(super) async fn provision(
                 "{kind_source}, node image {}; container engine {engine}",
                 settings.kind_node_image
             ));
+            if let Some(auth) = &registry_auth {
+                parts.push(if exists {
+                    format!(
+                        "HAPPY_KIND_REGISTRY_AUTH is not applied to the reused cluster {name}: its \
+                         nodes have whatever mounts they were created with"
+                    )
+                } else {
+                    format!(
+                        "the node pulls with the registry credentials of HAPPY_KIND_REGISTRY_AUTH \
+                         (for {}), mounted at {}",
+                        auth.registries.join(", "),
+                        super::registry_auth::NODE_PATH
+                    )
+                });
+            }
             parts.push(window_note);
             parts.extend(kind_warning);
             guard.armed = false;
@@ -691,33 +783,50 @@ mod tests {
             os: Os::MacOs,
             arch: Arch::Arm64,
         };
+        let mac_intel = Platform {
+            os: Os::MacOs,
+            arch: Arch::Amd64,
+        };
         assert_eq!(
             kind_url(KIND_VERSION, linux),
-            "https://github.com/kubernetes-sigs/kind/releases/download/v0.31.0/kind-linux-amd64"
+            "https://github.com/kubernetes-sigs/kind/releases/download/v0.33.0/kind-linux-amd64"
+        );
+        assert_eq!(
+            kind_url(KIND_VERSION, mac),
+            "https://github.com/kubernetes-sigs/kind/releases/download/v0.33.0/kind-darwin-arm64"
         );
         assert_eq!(
             kind_expected(KIND_VERSION, linux),
             Expected::Digest(
-                "eb244cbafcc157dff60cf68693c14c9a75c4e6e6fedaf9cd71c58117cb93e3fa".into()
+                "aee6151561422756b764a4ae28e7f44cda5af5a9eead3cc9985112b1de8d8e0d".into()
             )
         );
         assert_eq!(
             kind_expected(KIND_VERSION, linux_arm),
             Expected::Digest(
-                "8e1014e87c34901cc422a1445866835d1e666f2a61301c27e722bdeab5a1f7e4".into()
+                "20022bee6cfcd5086cb7234d218e3454e6090022f2a8f55d1fa7fcf42c3867a2".into()
             )
         );
         assert_eq!(
             kind_expected(KIND_VERSION, mac),
+            Expected::Digest(
+                "0c8c7dbe5e23594a198b786c4bc13dacc101fa6196b0cb0b23a1ca44e61f4b4f".into()
+            )
+        );
+        assert_eq!(
+            kind_expected(KIND_VERSION, mac_intel),
+            Expected::Digest(
+                "5a99f26f57246dc9319dd294803313197a0f34d33c525b3ea8b655db5916ece0".into()
+            )
+        );
+        // A pinned digest belongs to one version only; another is checked against its
+        // release's published checksum.
+        assert_eq!(
+            kind_expected("v0.31.0", mac),
             Expected::ChecksumUrl(
                 "https://github.com/kubernetes-sigs/kind/releases/download/v0.31.0/kind-darwin-arm64.sha256sum".into()
             )
         );
-        // A pinned digest belongs to one version only.
-        assert!(matches!(
-            kind_expected("v0.30.0", linux),
-            Expected::ChecksumUrl(_)
-        ));
     }
 
     #[test]
@@ -755,16 +864,16 @@ mod tests {
     }
 
     #[test]
-    fn the_node_image_is_kind_v0_31_0s_default_pinned_by_digest() {
-        assert!(KIND_NODE_IMAGE.starts_with("kindest/node:v1.35.0@sha256:"));
+    fn the_node_image_is_kind_v0_33_0s_kubernetes_1_35_pinned_by_digest() {
+        assert!(KIND_NODE_IMAGE.starts_with("kindest/node:v1.35.8@sha256:"));
         assert_eq!(KIND_NODE_IMAGE.rsplit(':').next().unwrap().len(), 64);
     }
 
     #[test]
     fn kind_versions() {
         assert_eq!(
-            parse_kind_version("kind v0.31.0 go1.25.5 linux/amd64\n").as_deref(),
-            Some("v0.31.0")
+            parse_kind_version("kind v0.33.0 go1.26.7 linux/amd64\n").as_deref(),
+            Some("v0.33.0")
         );
         assert_eq!(parse_kind_version("0.32.0\n").as_deref(), Some("v0.32.0"));
         assert_eq!(
@@ -772,7 +881,7 @@ mod tests {
             Some("v0.32.0-alpha.12+abcdef")
         );
         assert_eq!(parse_kind_version("usage: whatever"), None);
-        assert_eq!(kind_version_warning("v0.31.0"), None);
+        assert_eq!(kind_version_warning("v0.33.0"), None);
         let warning = kind_version_warning("v0.32.0").unwrap();
         assert!(
             warning.contains("v0.32.0") && warning.contains(KIND_VERSION),
@@ -970,6 +1079,38 @@ mod tests {
         assert!(!log.exists());
     }
 
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_failing_first_kind_command_names_itself_and_the_podman_6_cause() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("kind");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho 'Command Output: Error: template: ps:1:13: executing \"ps\" at <index .Labels \"io.x-k8s.kind.cluster\">: error calling index: cannot index slice/array with type string' >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cli = KindCli {
+            bin: fake,
+            name: "t".into(),
+            kubeconfig: dir.path().join("kubeconfig"),
+            docker_host: None,
+        };
+        let err = cli
+            .exists(Duration::from_secs(10))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`kind get clusters`, the first kind command, failed")
+                && err.contains("cannot index slice/array")
+                && err.contains("kind#4201")
+                && err.contains("v0.33.0"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn cluster_listing() {
         assert!(lists_cluster("kind\nhappy-istio\n", "happy-istio"));
@@ -978,19 +1119,62 @@ mod tests {
     }
 
     #[test]
+    fn registry_credentials_are_mounted_where_every_nodes_kubelet_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        // base64("reader:dckr_pat_example")
+        std::fs::write(
+            &path,
+            r#"{"auths": {"https://index.docker.io/v1/": {"auth": "cmVhZGVyOmRja3JfcGF0X2V4YW1wbGU="}}}"#,
+        )
+        .unwrap();
+        let auth = super::super::registry_auth::check(&path).unwrap();
+        let text = std::fs::read_to_string(kind_config_path()).unwrap();
+        let config: serde_json::Value =
+            serde_json::from_str(&kind_config(&text, Some(18080), Some(&auth)).unwrap()).unwrap();
+        let node = &config["nodes"][0];
+        assert_eq!(
+            node["extraMounts"],
+            serde_json::json!([{
+                "containerPath": "/var/lib/kubelet/config.json",
+                "hostPath": path.display().to_string(),
+                "readOnly": true,
+            }])
+        );
+        // The port mapping still comes with it.
+        assert_eq!(node["extraPortMappings"][0]["hostPort"], 18080);
+        // A config with workers gives each node the mount, keeping mounts it already has.
+        let two = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n  - role: control-plane\n  - role: worker\n    extraMounts:\n      - containerPath: /data\n        hostPath: /tmp/data\n";
+        let config: serde_json::Value =
+            serde_json::from_str(&kind_config(two, None, Some(&auth)).unwrap()).unwrap();
+        assert_eq!(
+            config["nodes"][0]["extraMounts"].as_array().unwrap().len(),
+            1
+        );
+        let worker = config["nodes"][1]["extraMounts"].as_array().unwrap();
+        assert_eq!(worker.len(), 2);
+        assert_eq!(worker[0]["containerPath"], "/data");
+        assert_eq!(worker[1]["containerPath"], "/var/lib/kubelet/config.json");
+        // The generated config names the file; it never holds the credentials.
+        let generated = kind_config(&text, None, Some(&auth)).unwrap();
+        assert!(!generated.contains("cmVhZGVy"), "{generated}");
+    }
+
+    #[test]
     fn the_kind_config_maps_no_host_port_unless_asked() {
         let text = std::fs::read_to_string(kind_config_path()).unwrap();
         let plain: serde_json::Value =
-            serde_json::from_str(&kind_config(&text, None).unwrap()).unwrap();
+            serde_json::from_str(&kind_config(&text, None, None).unwrap()).unwrap();
         assert_eq!(plain["kind"], "Cluster");
         assert_eq!(plain["apiVersion"], "kind.x-k8s.io/v1alpha4");
         let nodes = plain["nodes"].as_array().unwrap();
         assert_eq!(nodes.len(), 1);
         assert_eq!(nodes[0]["role"], "control-plane");
         assert!(nodes[0].get("extraPortMappings").is_none());
+        assert!(nodes[0].get("extraMounts").is_none());
 
         let mapped: serde_json::Value =
-            serde_json::from_str(&kind_config(&text, Some(18080)).unwrap()).unwrap();
+            serde_json::from_str(&kind_config(&text, Some(18080), None).unwrap()).unwrap();
         let mapping = &mapped["nodes"][0]["extraPortMappings"][0];
         assert_eq!(mapping["hostPort"], 18080);
         assert_eq!(mapping["listenAddress"], "127.0.0.1");

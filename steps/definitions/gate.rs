@@ -3,7 +3,9 @@
 //! scenario) gets a first step that names the reason and matches no definition, so cucumber
 //! reports the scenario as skipped, with the reason in the output and in every report.
 //! Scenarios skipped this way carry the tag [`SKIPPED_TAG`]; any other skipped step is a
-//! failure (see the runner), so a typo in a step cannot pass for a skip.
+//! failure (see the runner), so a typo in a step cannot pass for a skip. A deviation re-check
+//! (`@deviation @<id>`) whose premise is not this cluster's is skipped the same way, with the
+//! reason `src/deviations.rs` gives; the claim scenarios carrying the deviation's tag are not.
 //!
 //! A skipped scenario must not run its feature's Background (a Background that breaks would
 //! turn "cannot run here" into "failed"): the gate splits such scenarios off into a copy of the
@@ -24,6 +26,8 @@ pub const SKIP_STEP_PREFIX: &str = "this cluster cannot run this scenario:";
 #[derive(Clone, Debug, Default)]
 pub struct Gate {
     missing: BTreeMap<String, String>,
+    /// Deviation re-checks that do not apply here: deviation id → reason.
+    rechecks: BTreeMap<String, String>,
 }
 
 /// A scenario the gate skipped: its feature, name, tags and the reason.
@@ -42,13 +46,30 @@ impl Gate {
                 .into_iter()
                 .filter_map(|(tag, reason)| reason.map(|r| (tag, r)))
                 .collect(),
+            rechecks: BTreeMap::new(),
         }
     }
 
+    /// The same gate, also skipping the re-check scenarios (`@deviation @<id>`) of these
+    /// deviations, each with its reason.
+    pub fn with_rechecks_not_applicable(
+        mut self,
+        rechecks: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        self.rechecks.extend(rechecks);
+        self
+    }
+
     fn reason(&self, tags: &[String]) -> Option<String> {
+        let is_recheck = tags.iter().any(|t| t == "deviation");
         let reasons: Vec<String> = tags
             .iter()
             .filter_map(|t| self.missing.get(t).map(|r| format!("@{t}: {r}")))
+            .chain(tags.iter().filter(|_| is_recheck).filter_map(|t| {
+                self.rechecks
+                    .get(t)
+                    .map(|r| format!("@deviation @{t}: {r}"))
+            }))
             .collect();
         (!reasons.is_empty()).then(|| reasons.join("; "))
     }

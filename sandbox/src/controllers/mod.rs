@@ -163,8 +163,8 @@ impl Cluster {
         spec["ipFamilies"] = json!(["IPv4"]);
         spec["ipFamilyPolicy"] = json!("SingleStack");
         // No load balancer assigns an address, as on kind without Cloud Provider KIND
-        // (kubernetes-sigs/kind site/content/docs/user/loadbalancer.md, v0.31.0): a
-        // LoadBalancer Service keeps an empty status.loadBalancer (EXTERNAL-IP <pending>).
+        // (kubernetes-sigs/kind site/content/docs/user/loadbalancer.md, v0.31.0 to main of
+        // 2026-08-21): a LoadBalancer Service keeps an empty status.loadBalancer (EXTERNAL-IP <pending>).
         if svc.get("status").is_none() {
             svc["status"] = json!({"loadBalancer": {}});
         }

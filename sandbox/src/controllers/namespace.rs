@@ -29,6 +29,13 @@ pub(crate) fn bootstrap(cluster: &Cluster) {
         ensure_service_account(cluster, ns);
     }
     let ts = crate::store::now();
+    // The kubelet reports Go's names (kubernetes `pkg/kubelet/nodestatus/setters.go`
+    // `NodeInfo.Architecture = goruntime.GOARCH`: amd64, arm64), not Rust's.
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
     let _ = cluster.create(
         &gr("", "nodes"),
         json!({"apiVersion": "v1", "kind": "Node",
@@ -38,7 +45,7 @@ pub(crate) fn bootstrap(cluster: &Cluster) {
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "happy-sandbox is ready",
                     "lastHeartbeatTime": ts, "lastTransitionTime": ts}],
                 "nodeInfo": {"kubeletVersion": "v1.33.0-happy-sandbox", "containerRuntimeVersion": "happy-sandbox://0.1",
-                    "operatingSystem": std::env::consts::OS, "architecture": std::env::consts::ARCH}}}),
+                    "operatingSystem": std::env::consts::OS, "architecture": arch}}}),
     );
 }
 

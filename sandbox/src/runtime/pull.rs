@@ -1,20 +1,22 @@
-//! Image pulls as the sandbox's node does them: the model of containerd 2.2 on a kind v0.31
-//! node behind a kubelet. An image either maps to a built-in program (see [`super::program`])
-//! or fails to pull with the message the kubelet would put into the container's waiting state;
-//! a failed pull is retried with the kubelet's back-off, the container alternating between
-//! `ErrImagePull` and `ImagePullBackOff` as it does on a real node.
+//! Image pulls as the sandbox's node does them: the model of containerd 2.3 on the kind node
+//! the suite pins (kind v0.33.0's Kubernetes 1.35.8) behind a kubelet. An image either maps to
+//! a built-in program (see [`super::program`]) or fails to pull with the message the kubelet
+//! would put into the container's waiting state; a failed pull is retried with the kubelet's
+//! back-off, the container alternating between `ErrImagePull` and `ImagePullBackOff` as it
+//! does on a real node.
 //!
-//! Docker schema-1 images: containerd ≥ 2.1 refuses them. kind v0.31.0's node image builds
-//! containerd v2.2.0 (kubernetes-sigs/kind `images/base/Dockerfile`, `CONTAINERD_VERSION`), and
-//! kind's containerd config sets `discard_unpacked_layers = true`
-//! (`images/base/files/etc/containerd/config.toml`), which makes the CRI plugin fall back from
-//! the transfer service to `client.Pull` (containerd `internal/cri/config/config.go`
-//! `CheckLocalImagePullConfigs`, v2.2.0). That pull refuses the schema-1 manifest with
-//! `ErrNotImplemented` (containerd `client/pull.go`, v2.2.0); the CRI plugin wraps it as
-//! `failed to pull and unpack image %q` (`internal/cri/server/images/image_pull.go`), its gRPC
-//! layer maps not-implemented to `Unimplemented` (`internal/cri/instrument`,
-//! `errgrpc.ToGRPC`), and the kubelet puts the error's text into the waiting message
-//! (kubernetes `pkg/kubelet/images/image_manager.go`, `imagePullResult.err.Error()`).
+//! Docker schema-1 images: containerd ≥ 2.1 refuses them. kind's node images build containerd
+//! v2.2.0 at v0.31.0 and v2.3.4 on `main` when v0.33.0 was cut (kubernetes-sigs/kind
+//! `images/base/Dockerfile`, `CONTAINERD_VERSION`), and kind's containerd config sets
+//! `discard_unpacked_layers = true` (`images/base/files/etc/containerd/config.toml`), which
+//! makes the CRI plugin fall back from the transfer service to `client.Pull` (containerd
+//! `internal/cri/config/config.go` `CheckLocalImagePullConfigs`, v2.2.0 and v2.3.4). That pull
+//! refuses the schema-1 manifest with `ErrNotImplemented` (containerd `client/pull.go`, the
+//! same text in v2.2.0 and v2.3.4); the CRI plugin wraps it as `failed to pull and unpack
+//! image %q` (`internal/cri/server/images/image_pull.go`), its gRPC layer maps not-implemented
+//! to `Unimplemented` (`internal/cri/instrument`, `errgrpc.ToGRPC`), and the kubelet puts the
+//! error's text into the waiting message (kubernetes `pkg/kubelet/images/image_manager.go`,
+//! `imagePullResult.err.Error()`).
 //!
 //! Faults on purpose ([`super::faults`], `HAPPY_SANDBOX_FAULTS`) fail pulls with the texts the
 //! same chain gives for an unhealthy registry or network; see [`fault_message`] for each.
@@ -75,7 +77,7 @@ pub fn is_schema1(image: &str) -> bool {
     SCHEMA1_IMAGES.contains(&split_image(image))
 }
 
-/// The waiting message of a container whose schema-1 image containerd 2.2 refused: the
+/// The waiting message of a container whose schema-1 image containerd 2.2/2.3 refused: the
 /// kubelet's text of the CRI error (see the module docs for each layer).
 pub fn schema1_refusal(image: &str) -> String {
     format!(
@@ -104,8 +106,8 @@ pub fn backoff_waiting_message(image: &str, last_error: &str) -> String {
 }
 
 /// The host containerd sends a reference's registry requests to: Docker Hub's API is
-/// `registry-1.docker.io` (containerd v2.2.0 `core/remotes/docker/config/hosts.go` and
-/// `core/remotes/docker/resolver.go`, `DefaultHost`); every other registry is its own host.
+/// `registry-1.docker.io` (containerd v2.2.0 and v2.3.4 `core/remotes/docker/config/hosts.go`
+/// and `core/remotes/docker/resolver.go`, `DefaultHost`); every other registry is its own host.
 pub fn registry_host(reference: &str) -> &str {
     match reference.split('/').next().unwrap_or_default() {
         "docker.io" => "registry-1.docker.io",
@@ -126,8 +128,12 @@ pub fn manifest_url(reference: &str) -> String {
 }
 
 /// The waiting message (and the `Failed to pull image` event's error) of a pull `fault` made
-/// to fail, as the kubelet gets it from containerd 2.2 on a kind v0.31 node. Every layer is
-/// containerd v2.2.0's unless said otherwise:
+/// to fail, as the kubelet gets it from containerd on the pinned kind node. Every layer is
+/// containerd v2.2.0's (kind v0.31) unless said otherwise, and the same text in v2.3.4 (kind
+/// v0.33.0's, pinned): the messages below are unchanged between the two; v2.3 adds a retry of
+/// transient transport errors (timeouts, EOF; `resolver.go` `doWithTransportRetries`, not a
+/// refused connection) and redacts URL query parameters from CRI errors
+/// (`internal/cri/util/sanitize.go`; manifest URLs have none):
 /// - the CRI plugin: `failed to pull and unpack image %q: %w`
 ///   (`internal/cri/server/images/image_pull.go`, the `client.Pull` path kind's config takes);
 /// - `client.Pull` → `fetch`: `failed to resolve reference %q: %w` (`client/pull.go`);
