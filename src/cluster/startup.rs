@@ -256,8 +256,8 @@ impl fmt::Display for PodFailure {
                 if *rate_limited {
                     f.write_str(
                         " — this is the registry's pull rate limit (HTTP 429 Too Many \
-                         Requests): authenticate the pulls (README \"Docker Hub login\") or \
-                         wait for the limit to reset",
+                         Requests): authenticate the pulls (on kind: HAPPY_KIND_REGISTRY_AUTH, README \
+                         \"Docker Hub login\") or wait for the limit to reset",
                     )?;
                 }
                 if *schema1 {
@@ -695,7 +695,7 @@ mod tests {
                 .to_string();
             assert!(text.contains("the registry's pull rate limit"), "{text}");
             assert!(
-                text.contains("authenticate the pulls (README \"Docker Hub login\")"),
+                text.contains("authenticate the pulls (on kind: HAPPY_KIND_REGISTRY_AUTH, README \"Docker Hub login\")"),
                 "{text}"
             );
             assert!(text.contains("wait for the limit to reset"), "{text}");
