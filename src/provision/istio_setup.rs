@@ -1,18 +1,35 @@
 //! Istio on a real cluster (kind, k3s, existing): the version to use, its release in the
-//! cache, `istioctl install` once per run, readiness of istiod and both gateways, and the
+//! cache, the hub its images come from, `istioctl install` once per run (a failure included:
+//! later callers get the first error at once), readiness of istiod and both gateways, and the
 //! ingress gateway's fixed NodePort that a kind host port (`HAPPY_KIND_HOST_PORT`) publishes.
+//!
+//! While istioctl waits for the control plane, the suite watches the control plane's pods
+//! itself: istioctl polls until its readiness timeout whatever the pods say
+//! (istio/istio@1.30.3 `operator/pkg/install/wait.go:60`,
+//! `wait.PollUntilContextTimeout(..., waitTimeout, ...)`), so a pod that can never start (an
+//! image that does not exist on the hub) would otherwise cost the whole limit. The watch judges
+//! pods with [`crate::cluster::pod_failure`], the same verdict every other wait uses; the
+//! sandbox's install goes through the same wait ([`install_watching`], [`wait_control_plane`]).
 
+use std::future::Future;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use tokio::sync::OnceCell;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
 
 use super::IstioInstall;
-use crate::cluster::Cluster;
+use super::once::Once;
+use crate::cluster::{Cluster, PodFailure, pod_failure};
 use crate::download::Downloader;
+use crate::error::FailureClass;
 use crate::istio::IstioVersion;
 use crate::istio::artifacts::{CachedRelease, Platform};
+use crate::istio::hub::{HubOrigin, IstioHub, image_hub};
 use crate::istio::istioctl::{Istioctl, KubeTarget, ensure_release};
 use crate::istio::releases;
 use crate::settings::{IstioVersionRequest, Settings};
@@ -88,12 +105,161 @@ pub fn istiod_version(deployment: &Deployment) -> Option<String> {
 /// `name: istiod{{- if not (eq .Values.revision "") }}-{{ .Values.revision }}{{- end }}`,
 /// label `app: istiod`).
 pub async fn installed_istio(client: &kube::Client) -> Result<Option<String>> {
+    Ok(istiod_of(&istiod_deployments(client).await?))
+}
+
+/// The istiod Deployments in istio-system (by label, see [`installed_istio`]).
+async fn istiod_deployments(client: &kube::Client) -> Result<Vec<Deployment>> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
     let list = api
         .list(&kube::api::ListParams::default().labels("app=istiod"))
         .await
         .map_err(|e| Error::kube("list Deployments app=istiod in istio-system", e))?;
-    Ok(istiod_of(&list.items))
+    Ok(list.items)
+}
+
+/// The hub of the istiod found (the plain `istiod` first, else the first revision): its
+/// `discovery` container's image less `/pilot:<tag>`.
+pub fn istiod_hub(deployments: &[Deployment]) -> Option<String> {
+    let name = |d: &Deployment| d.metadata.name.clone().unwrap_or_default();
+    let istiod = deployments
+        .iter()
+        .find(|d| name(d) == "istiod")
+        .or_else(|| deployments.first())?;
+    let containers = &istiod.spec.as_ref()?.template.spec.as_ref()?.containers;
+    let container = containers
+        .iter()
+        .find(|c| c.name == "discovery")
+        .or_else(|| containers.first())?;
+    image_hub(container.image.as_deref()?).map(str::to_string)
+}
+
+/// Whether `pod` is one of the control plane's ([`CONTROL_PLANE_SELECTORS`], each a single
+/// `key=value` label).
+pub fn is_control_plane(pod: &Pod) -> bool {
+    let labels = pod.metadata.labels.as_ref();
+    CONTROL_PLANE_SELECTORS.iter().any(|(_, selector)| {
+        selector.split_once('=').is_some_and(|(key, value)| {
+            labels.and_then(|l| l.get(key)).map(String::as_str) == Some(value)
+        })
+    })
+}
+
+/// The first control-plane pod among `pods` that cannot start, in the cluster's words
+/// ([`pod_failure`]); other pods in istio-system (addons a reused cluster still runs) are not
+/// the install's concern.
+pub fn control_plane_failure(pods: &[Pod], now: jiff::Timestamp) -> Option<PodFailure> {
+    pods.iter()
+        .filter(|p| is_control_plane(p))
+        .find_map(|p| pod_failure(p, now))
+}
+
+/// Watches the pods in istio-system until a control-plane pod cannot start, and returns that as
+/// the install's error; it never ends otherwise (it is raced against the install). The pods are
+/// looked at on every change and every `poll_interval` without one, since a crash becomes final
+/// with time alone; the watch retries with back-off on API errors.
+pub async fn watch_control_plane(cluster: &Cluster) -> Error {
+    let api: Api<Pod> = Api::namespaced(cluster.client().clone(), ISTIO_NAMESPACE);
+    let poll = cluster.timeouts().poll_interval;
+    let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+    let mut seen: std::collections::BTreeMap<String, Pod> = Default::default();
+    let mut listing: std::collections::BTreeMap<String, Pod> = Default::default();
+    loop {
+        let event = tokio::select! {
+            event = futures::StreamExt::next(&mut events) => event,
+            () = tokio::time::sleep(poll) => None,
+        };
+        let key = |p: &Pod| p.metadata.name.clone().unwrap_or_default();
+        match event {
+            Some(Ok(watcher::Event::Init)) => listing.clear(),
+            Some(Ok(watcher::Event::InitApply(p))) => {
+                listing.insert(key(&p), p);
+            }
+            Some(Ok(watcher::Event::InitDone)) => seen = std::mem::take(&mut listing),
+            Some(Ok(watcher::Event::Apply(p))) => {
+                seen.insert(key(&p), p);
+            }
+            Some(Ok(watcher::Event::Delete(p))) => {
+                seen.remove(&key(&p));
+            }
+            Some(Err(_)) | None => {}
+        }
+        let pods: Vec<Pod> = seen.values().cloned().collect();
+        if let Some(failure) = control_plane_failure(&pods, jiff::Timestamp::now()) {
+            return Error::PodFailed {
+                what: format!("Istio's control plane in {ISTIO_NAMESPACE}"),
+                failure: Box::new(failure),
+            };
+        }
+    }
+}
+
+/// Runs `install` (istioctl, or the sandbox's) while [`watch_control_plane`] watches: `install`
+/// gets the watch as its abort, and ends with the watch's error as soon as a control-plane pod
+/// cannot start (istioctl is then killed and reaped, see
+/// [`crate::provision::command::Cmd::run_until`]). An environment failure says which hub the
+/// images came from ([`install_failed`]).
+pub async fn install_watching<'a, F, Fut>(
+    cluster: &'a Cluster,
+    hub: &IstioHub,
+    install: F,
+) -> Result<()>
+where
+    F: FnOnce(BoxFuture<'a, Error>) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    install(watch_control_plane(cluster).boxed())
+        .await
+        .map_err(|e| install_failed(e, hub))
+}
+
+/// Waits until each of `selectors` (in istio-system) has Ready pods, each within `pod_ready`;
+/// a pod that cannot start ends the wait at once ([`Cluster::wait_pods_ready`]).
+pub async fn wait_control_plane(
+    cluster: &Cluster,
+    selectors: &[(&str, &str)],
+    hub: &IstioHub,
+) -> Result<()> {
+    for (what, selector) in selectors {
+        cluster
+            .wait_pods_ready(ISTIO_NAMESPACE, selector, cluster.timeouts().pod_ready)
+            .await
+            .map_err(|e| {
+                install_failed(
+                    Error::Provision {
+                        cluster: "Istio install".into(),
+                        reason: format!(
+                            "the {what} ({selector} in {ISTIO_NAMESPACE}) did not become ready: {e}"
+                        ),
+                    },
+                    hub,
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// An install's environment failure with the hub its images were to come from (and, for a
+/// registry being decommissioned, that this may be why); a claim failure is left as it is.
+pub fn install_failed(e: Error, hub: &IstioHub) -> Error {
+    if e.class() != FailureClass::Environment {
+        return e;
+    }
+    let hint = hub.failure_hint();
+    match e {
+        Error::PodFailed { what, failure } => Error::PodFailed {
+            what: format!("{what} ({hint})"),
+            failure,
+        },
+        Error::Provision { cluster, reason } => Error::Provision {
+            cluster,
+            reason: format!("{reason} ({hint})"),
+        },
+        other => Error::Provision {
+            cluster: "Istio install".into(),
+            reason: format!("{other} ({hint})"),
+        },
+    }
 }
 
 /// The version of the istiod Deployments found: the plain `istiod` first, else the first
@@ -157,9 +323,10 @@ pub fn ingress_node_port_patch(
 pub struct IstioSetup {
     istioctl: Istioctl,
     release: CachedRelease,
+    hub: IstioHub,
     when_installed: WhenInstalled,
     fixed_node_port: bool,
-    installed: OnceCell<IstioInstall>,
+    installed: Once<IstioInstall>,
 }
 
 impl IstioSetup {
@@ -196,6 +363,7 @@ impl IstioSetup {
     ) -> Result<Self> {
         let downloader = Downloader::new(&settings.cache_dir, timeouts.download)?;
         let release = ensure_release(&downloader, &version, Platform::current()?).await?;
+        let hub = IstioHub::choose(&version, settings.istio_hub.as_deref(), &release.root)?;
         let istioctl = Istioctl::new(
             release.istioctl(),
             version,
@@ -205,10 +373,16 @@ impl IstioSetup {
         Ok(Self {
             istioctl,
             release,
+            hub,
             when_installed,
             fixed_node_port,
-            installed: OnceCell::new(),
+            installed: Once::new("Istio install"),
         })
+    }
+
+    /// The hub an install by this run takes Istio's images from.
+    pub fn hub(&self) -> &IstioHub {
+        &self.hub
     }
 
     /// istioctl of the release.
@@ -226,10 +400,11 @@ impl IstioSetup {
         crate::istio::addons::apply_addons(cluster, &self.release.addons_dir()).await
     }
 
-    /// Installs Istio once per run (later calls return the first result).
+    /// Installs Istio once per run: later calls return the first result, a failure included
+    /// ("Istio install failed earlier in this run: …", without installing again).
     pub async fn install(&self, cluster: &Cluster) -> Result<IstioInstall> {
         self.installed
-            .get_or_try_init(|| self.install_once(cluster))
+            .get_or_run(|| self.install_once(cluster))
             .await
             .cloned()
     }
@@ -237,7 +412,13 @@ impl IstioSetup {
     async fn install_once(&self, cluster: &Cluster) -> Result<IstioInstall> {
         let timeouts = cluster.timeouts();
         let wanted = self.istioctl.version().to_string();
-        let present = installed_istio(cluster.client()).await?;
+        let deployments = istiod_deployments(cluster.client()).await?;
+        let present = istiod_of(&deployments);
+        let found_hub = IstioHub {
+            hub: istiod_hub(&deployments).unwrap_or_else(|| "unknown".into()),
+            origin: HubOrigin::Found,
+        };
+        let mut hub = self.hub.clone();
         let (version, revision_note) = match (present, self.when_installed) {
             (Some(found), WhenInstalled::Keep) => {
                 let note = if found == wanted {
@@ -247,32 +428,40 @@ impl IstioSetup {
                         "Istio {found} was already installed and is left as it is (ISTIO_VERSION asked for {wanted}; istioctl is {wanted})"
                     )
                 };
+                hub = found_hub;
                 (found, Some(note))
             }
-            (Some(found), WhenInstalled::ReplaceIfOtherVersion) if found == wanted => (
-                found,
-                Some(format!(
-                    "Istio {wanted} was already installed (reused cluster)"
-                )),
-            ),
+            (Some(found), WhenInstalled::ReplaceIfOtherVersion) if found == wanted => {
+                hub = found_hub;
+                (
+                    found,
+                    Some(format!(
+                        "Istio {wanted} was already installed (reused cluster)"
+                    )),
+                )
+            }
             (found, _) => {
                 eprintln!(
-                    "happy-istio: installing Istio {wanted} with {}",
+                    "happy-istio: installing Istio {wanted} with {}, images from {hub}",
                     self.istioctl.path().display()
                 );
-                self.istioctl.install(timeouts.istio_install).await?;
+                install_watching(cluster, &hub, |abort| {
+                    self.istioctl
+                        .install(timeouts.istio_install, hub.install_override(), abort)
+                })
+                .await?;
                 let note = found.map(|old| format!("Istio {old} was replaced by {wanted}"));
                 (wanted, note)
             }
         };
         let kept = revision_note.is_some() && self.when_installed == WhenInstalled::Keep;
         let mut missing_egress = None;
+        let mut selectors = Vec::new();
         for (what, selector) in CONTROL_PLANE_SELECTORS {
             if kept && what == EGRESS_GATEWAY {
                 // Not ours to add: a kept install without one lacks a capability, it is not
                 // broken (the scenarios needing it are skipped with the reason).
-                let pods: Api<k8s_openapi::api::core::v1::Pod> =
-                    Api::namespaced(cluster.client().clone(), ISTIO_NAMESPACE);
+                let pods: Api<Pod> = Api::namespaced(cluster.client().clone(), ISTIO_NAMESPACE);
                 let found = pods
                     .list(&kube::api::ListParams::default().labels(selector))
                     .await
@@ -282,16 +471,9 @@ impl IstioSetup {
                     continue;
                 }
             }
-            cluster
-                .wait_pods_ready(ISTIO_NAMESPACE, selector, timeouts.pod_ready)
-                .await
-                .map_err(|e| Error::Provision {
-                    cluster: "Istio install".into(),
-                    reason: format!(
-                        "the {what} ({selector} in {ISTIO_NAMESPACE}) did not become ready: {e}"
-                    ),
-                })?;
+            selectors.push((what, selector));
         }
+        wait_control_plane(cluster, &selectors, &hub).await?;
         if self.fixed_node_port {
             let api: Api<Service> = Api::namespaced(cluster.client().clone(), ISTIO_NAMESPACE);
             let service = api
@@ -311,6 +493,7 @@ impl IstioSetup {
         }
         Ok(IstioInstall {
             version,
+            hub,
             revision_note,
             missing_egress_gateway: missing_egress,
         })

@@ -46,12 +46,36 @@ pub fn istio_minor() -> (u32, u32) {
     (parts.next().unwrap_or(1), parts.next().unwrap_or(0))
 }
 
-/// The proxy image of [`ISTIO_VERSION`].
-pub fn proxy_image() -> String {
-    format!("docker.io/istio/proxyv2:{ISTIO_VERSION}")
+/// The hub `happy-sandbox up` and [`crate::Sandbox::install_istio`] install from: where every
+/// Istio release's images are pushed (istio/release-builder `release/publish.sh`,
+/// `DOCKER_HUB=${DOCKER_HUB:-docker.io/istio}`, branches release-1.29 to release-1.31). The
+/// suite passes its own ([`crate::Sandbox::install_istio_from`]), so a pull fault on a hub
+/// hits the control plane as it would on kind.
+pub const DEFAULT_HUB: &str = "docker.io/istio";
+
+/// The hubs that carry every Istio release's images: `release/publish.sh` pushes each release
+/// to `DOCKER_HUB=${DOCKER_HUB:-docker.io/istio}` and to
+/// `DOCKER_HUB_MIRROR=${DOCKER_HUB_MIRROR:-gcr.io/istio-release}` (istio/release-builder
+/// release-1.30 `release/publish.sh:44-45,59,69`, the same on release-1.29 and release-1.31);
+/// `registry.istio.io/release` serves `gcr.io/istio-release` (istio.io blog
+/// `2026/retirement-of-gcr.io-follow-up`: "a Cloudflare worker" that proxies to it).
+pub const RELEASE_HUBS: [&str; 3] = [
+    DEFAULT_HUB,
+    "gcr.io/istio-release",
+    "registry.istio.io/release",
+];
+
+/// The proxy image of [`ISTIO_VERSION`] on `hub`, as Istio's charts and injector name it:
+/// `{{ .Values.global.hub }}/proxyv2:{{ .Values.global.tag }}` (istio/istio@1.31.0-rc.0
+/// `pkg/kube/inject/inject.go` `ProxyImage`/`imageURL`: `hub + "/" + imageName + ":" + tag`;
+/// `manifests/charts/gateways/istio-ingress/templates/deployment.yaml:83` for the gateways).
+pub fn proxy_image(hub: &str) -> String {
+    format!("{hub}/proxyv2:{ISTIO_VERSION}")
 }
 
-/// The istiod image of [`ISTIO_VERSION`].
-pub fn pilot_image() -> String {
-    format!("docker.io/istio/pilot:{ISTIO_VERSION}")
+/// The istiod image of [`ISTIO_VERSION`] on `hub` (istio/istio@1.31.0-rc.0
+/// `manifests/charts/istio-control/istio-discovery/templates/deployment.yaml:101`,
+/// `{{ .Values.hub | default .Values.global.hub }}/{{ .Values.image | default "pilot" }}:…`).
+pub fn pilot_image(hub: &str) -> String {
+    format!("{hub}/pilot:{ISTIO_VERSION}")
 }
