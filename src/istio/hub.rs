@@ -114,7 +114,7 @@ impl IstioHub {
 
     /// What a failed install adds to its error: the hub, and why it may be the cause.
     pub fn failure_hint(&self) -> String {
-        let mut hint = format!("Istio's images were pulled from {self}");
+        let mut hint = format!("Istio's images come from {self}");
         if self.decommissioned() {
             hint.push_str(
                 "; that registry is being decommissioned by Istio (December 2026), so images \

@@ -628,3 +628,220 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod watch_tests {
+    use super::*;
+
+    fn pod(labels: serde_json::Value, reason: &str, message: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "istiod-7d4f9c8b6-x2k4q", "namespace": "istio-system", "labels": labels},
+            "spec": {"containers": [{"name": "discovery", "image": "docker.io/istio/pilot:1.31.1"}]},
+            "status": {"phase": "Pending", "containerStatuses": [{
+                "name": "discovery", "image": "docker.io/istio/pilot:1.31.1", "imageID": "",
+                "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": reason, "message": message}}
+            }]}
+        }))
+        .unwrap()
+    }
+
+    const NOT_FOUND: &str = "rpc error: code = NotFound desc = failed to pull and unpack image \
+        \"docker.io/istio/pilot:1.31.1\": failed to resolve reference \
+        \"docker.io/istio/pilot:1.31.1\": docker.io/istio/pilot:1.31.1: not found";
+
+    #[test]
+    fn a_control_plane_pod_that_cannot_pull_is_the_installs_failure() {
+        let now = jiff::Timestamp::now();
+        let failing = pod(
+            serde_json::json!({"app": "istiod", "istio": "pilot"}),
+            "ErrImagePull",
+            NOT_FOUND,
+        );
+        let f = control_plane_failure(std::slice::from_ref(&failing), now).unwrap();
+        let text = f.to_string();
+        for part in [
+            "istio-system/istiod-7d4f9c8b6-x2k4q",
+            "container discovery",
+            "docker.io/istio/pilot:1.31.1",
+            "not found",
+        ] {
+            assert!(text.contains(part), "{part:?} missing in {text}");
+        }
+        // Starting is not failing, and an addon of a reused cluster is not the install's.
+        let creating = pod(
+            serde_json::json!({"app": "istiod"}),
+            "ContainerCreating",
+            "",
+        );
+        assert_eq!(control_plane_failure(&[creating], now), None);
+        let addon = pod(
+            serde_json::json!({"app": "kiali"}),
+            "ErrImagePull",
+            NOT_FOUND,
+        );
+        assert_eq!(control_plane_failure(&[addon], now), None);
+        for app in ["istio-ingressgateway", "istio-egressgateway"] {
+            assert!(is_control_plane(&pod(
+                serde_json::json!({"app": app}),
+                "",
+                ""
+            )));
+        }
+    }
+
+    #[test]
+    fn an_install_failure_names_the_hub_and_keeps_claim_failures_as_they_are() {
+        let hub = IstioHub {
+            hub: "registry.istio.io/testing".into(),
+            origin: HubOrigin::DevBuild,
+        };
+        let timeout = Error::Command {
+            command: "istioctl install".into(),
+            outcome: "did not finish within 600s".into(),
+            stderr_tail: String::new(),
+        };
+        let e = install_failed(timeout, &hub);
+        assert_eq!(e.class(), FailureClass::Environment);
+        let text = e.to_string();
+        assert!(
+            text.contains("registry.istio.io/testing") && text.contains("decommissioned"),
+            "{text}"
+        );
+        let claim = Error::Unexpected {
+            what: "x".into(),
+            message: "y".into(),
+        };
+        assert_eq!(install_failed(claim, &hub).to_string(), "x: y");
+    }
+}
+
+/// The istioctl path against a live cluster (the sandbox): the watch sees a control-plane pod
+/// that cannot pull and ends the install long before its limit, istioctl is killed and reaped,
+/// and a second install returns the first failure without running istioctl again.
+#[cfg(test)]
+mod live {
+    use super::*;
+    use crate::istio::artifacts::{Arch, Os};
+    use std::time::{Duration, Instant};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pull_error_ends_the_install_in_seconds_and_is_not_retried() {
+        crate::download::install_crypto_provider();
+        let sandbox = happy_sandbox::Sandbox::start(Default::default())
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(sandbox.kubeconfig_path()).unwrap();
+        let client = super::super::kubeconfig::client_from_yaml(&text, None, "sandbox")
+            .await
+            .unwrap();
+        let timeouts = Timeouts::from_lookup(|_| None).unwrap();
+        let cluster = Cluster::new(client.clone(), timeouts.clone());
+
+        // istioctl stands in as a script that records each run and then waits, as istioctl
+        // waits for readiness; the control plane it "installs" is made below by hand.
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path().join("runs");
+        let fake = dir.path().join("istioctl");
+        std::fs::write(
+            &fake,
+            format!("#!/bin/sh\necho $$ >> {}\nexec sleep 600\n", runs.display()),
+        )
+        .unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let version: IstioVersion = "1.31.1".parse().unwrap();
+        let platform = Platform {
+            os: Os::Linux,
+            arch: Arch::Amd64,
+        };
+        let setup = IstioSetup {
+            istioctl: Istioctl::new(
+                &fake,
+                version.clone(),
+                KubeTarget::default(),
+                timeouts.request,
+            ),
+            release: CachedRelease::new(dir.path(), &version, platform),
+            hub: IstioHub {
+                hub: "docker.io/no-such-hub".into(),
+                origin: HubOrigin::Setting,
+            },
+            when_installed: WhenInstalled::ReplaceIfOtherVersion,
+            fixed_node_port: false,
+            installed: Once::new("Istio install"),
+        };
+        // The sandbox starts with istio-system (as the workshop's kind cluster once had it);
+        // as istioctl's manifests would, the Deployment below goes into it.
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
+        let image = "docker.io/no-such-hub/pilot:1.31.1";
+        let make_istiod = async {
+            // Once istioctl runs, as its manifests would, istiod appears.
+            while !runs.is_file() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            deployments
+                .create(
+                    &Default::default(),
+                    &serde_json::from_value(serde_json::json!({
+                        "metadata": {"name": "istiod", "labels": {"app": "istiod"}},
+                        "spec": {
+                            "selector": {"matchLabels": {"app": "istiod"}},
+                            "template": {
+                                "metadata": {"labels": {"app": "istiod", "istio": "pilot"}},
+                                "spec": {"containers": [{"name": "discovery", "image": image}]}
+                            }
+                        }
+                    }))
+                    .unwrap(),
+                )
+                .await
+                .unwrap();
+        };
+        let started = Instant::now();
+        let (first, ()) = tokio::join!(setup.install(&cluster), make_istiod);
+        let took = started.elapsed();
+        let first = first.unwrap_err();
+        let text = first.to_string();
+        println!("install failed after {took:?}: {text}");
+        assert!(
+            took < Duration::from_secs(60) && took < timeouts.istio_install / 10,
+            "the install took {took:?} of its {:?}",
+            timeouts.istio_install
+        );
+        assert_eq!(first.class(), FailureClass::Environment);
+        for part in [
+            "istio-system/istiod-",
+            "container discovery",
+            image,
+            "ErrImagePull",
+            "docker.io/no-such-hub (set by HAPPY_ISTIO_HUB)",
+        ] {
+            assert!(text.contains(part), "{part:?} missing in {text}");
+        }
+        let pids = std::fs::read_to_string(&runs).unwrap();
+        let pid = pids.trim();
+        let alive = std::process::Command::new("kill")
+            .args(["-0", pid])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(!alive, "istioctl (pid {pid}) was left running or unreaped");
+
+        let again = setup.install(&cluster).await.unwrap_err().to_string();
+        assert!(
+            again.starts_with("Istio install failed earlier in this run: ")
+                && again.contains(image),
+            "{again}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&runs).unwrap().lines().count(),
+            1,
+            "istioctl ran again"
+        );
+        sandbox.shutdown().await;
+    }
+}

@@ -386,4 +386,49 @@ mod live {
         assert!(err.contains("kube-inject"), "{err}");
         handle.teardown(false).await.unwrap();
     }
+
+    /// The sandbox's install names the hub's images, watches them as on kind, fails in seconds
+    /// when they cannot be pulled, and a second call returns that failure.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unpullable_hub_fails_the_install_at_once_and_only_once() {
+        let cache = tempfile::tempdir().unwrap();
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("HAPPY_CLUSTER", "sandbox".to_string()),
+            ("HAPPY_CACHE_DIR", cache.path().display().to_string()),
+            ("HAPPY_ISTIO_HUB", "docker.io/no-such-hub".to_string()),
+        ]);
+        let settings = Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        let timeouts = Timeouts::from_lookup(|_| None).unwrap();
+        let handle = provision(&settings, &timeouts).await.unwrap();
+        assert_eq!(handle.istio_hub().hub, "docker.io/no-such-hub");
+        let cluster = crate::cluster::Cluster::new(handle.client(), timeouts.clone());
+        let started = std::time::Instant::now();
+        let first = handle.install_istio(&cluster).await.unwrap_err();
+        let took = started.elapsed();
+        let text = first.to_string();
+        println!("the sandbox's install failed after {took:?}: {text}");
+        assert!(
+            took < std::time::Duration::from_secs(60) && took < timeouts.pod_ready / 3,
+            "{took:?}"
+        );
+        for part in [
+            "docker.io/no-such-hub/pilot:",
+            "ErrImagePull",
+            "HAPPY_ISTIO_HUB",
+        ] {
+            assert!(text.contains(part), "{part:?} missing in {text}");
+        }
+        let started = std::time::Instant::now();
+        let again = handle
+            .install_istio(&cluster)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            again.starts_with("Istio install failed earlier in this run: "),
+            "{again}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        handle.teardown(false).await.unwrap();
+    }
 }
