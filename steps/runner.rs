@@ -474,6 +474,8 @@ pub async fn run() -> Result<ExitCode, String> {
         features.extend(parts);
     }
     let cluster = Cluster::new(handle.client(), timeouts.clone());
+    // The run's registry pulls, from the kubelet's Events (pulls made while provisioning too).
+    let pull_counter = happy_istio::cluster::pulls::PullCounter::start(handle.client(), started);
     let manifests = ManifestDir::new(settings.manifests_dir.clone());
     let diagnostics = Diagnostics::new(
         report_dir.join("diagnostics").join(&run_id),
@@ -562,6 +564,7 @@ pub async fn run() -> Result<ExitCode, String> {
         return Err("the run's environment vanished before teardown".into());
     };
     let summary = recorder::summarize(&records);
+    let (pulls, pulls_note) = pull_counter.finish();
     let mut run_info = RunInfo {
         cluster_kind: info.kind.to_string(),
         cluster_name: info.name.clone(),
@@ -578,6 +581,8 @@ pub async fn run() -> Result<ExitCode, String> {
         },
         finished_at: jiff::Timestamp::now().to_string(),
         settings_notes,
+        pulls,
+        pulls_note,
         ..base_info
     };
     for r in &records {
@@ -610,6 +615,10 @@ pub async fn run() -> Result<ExitCode, String> {
                 f.message.lines().next().unwrap_or_default()
             ));
         }
+    }
+    say_out(happy_istio::cluster::pulls::describe(&run_info.pulls));
+    if let Some(note) = &run_info.pulls_note {
+        say_out(format!("registry pulls: {note}"));
     }
     if let Some(stopped) = &run_info.stopped {
         say_out(format!(
