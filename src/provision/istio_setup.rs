@@ -11,7 +11,10 @@
 //! pods with [`crate::cluster::pod_failure`], the same verdict every other wait uses; the
 //! sandbox's install goes through the same wait ([`install_watching`], [`wait_control_plane`]).
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -24,7 +27,7 @@ use kube::runtime::watcher;
 
 use super::IstioInstall;
 use super::once::Once;
-use crate::cluster::{Cluster, PodFailure, pod_failure};
+use crate::cluster::{Cluster, PodFailure, pod_failure, pull_retrying};
 use crate::download::Downloader;
 use crate::error::FailureClass;
 use crate::istio::IstioVersion;
@@ -157,13 +160,18 @@ pub fn control_plane_failure(pods: &[Pod], now: jiff::Timestamp) -> Option<PodFa
 /// Watches the pods in istio-system until a control-plane pod cannot start, and returns that as
 /// the install's error; it never ends otherwise (it is raced against the install). The pods are
 /// looked at on every change and every `poll_interval` without one, since a crash becomes final
-/// with time alone; the watch retries with back-off on API errors.
-pub async fn watch_control_plane(cluster: &Cluster) -> Error {
+/// with time alone; the watch retries with back-off on API errors. A pull the kubelet retries
+/// (a transient error, [`pull_retrying`]) is not final: the latest one seen is kept in
+/// `last_pull`, for the error of an install that then runs out of time.
+pub async fn watch_control_plane(
+    cluster: &Cluster,
+    last_pull: Arc<Mutex<Option<PodFailure>>>,
+) -> Error {
     let api: Api<Pod> = Api::namespaced(cluster.client().clone(), ISTIO_NAMESPACE);
     let poll = cluster.timeouts().poll_interval;
     let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
-    let mut seen: std::collections::BTreeMap<String, Pod> = Default::default();
-    let mut listing: std::collections::BTreeMap<String, Pod> = Default::default();
+    let mut seen: BTreeMap<String, Pod> = BTreeMap::new();
+    let mut listing: BTreeMap<String, Pod> = BTreeMap::new();
     loop {
         let event = tokio::select! {
             event = futures::StreamExt::next(&mut events) => event,
@@ -191,14 +199,22 @@ pub async fn watch_control_plane(cluster: &Cluster) -> Error {
                 failure: Box::new(failure),
             };
         }
+        if let Some(retrying) = pods
+            .iter()
+            .filter(|p| is_control_plane(p))
+            .find_map(pull_retrying)
+        {
+            *last_pull.lock().unwrap_or_else(PoisonError::into_inner) = Some(retrying);
+        }
     }
 }
 
 /// Runs `install` (istioctl, or the sandbox's) while [`watch_control_plane`] watches: `install`
 /// gets the watch as its abort, and ends with the watch's error as soon as a control-plane pod
 /// cannot start (istioctl is then killed and reaped, see
-/// [`crate::provision::command::Cmd::run_until`]). An environment failure says which hub the
-/// images came from ([`install_failed`]).
+/// [`crate::provision::command::Cmd::run_until`]). An install that fails otherwise (istioctl's
+/// readiness timeout) is told with the last pull the kubelet was retrying, if the watch saw
+/// one; an environment failure says which hub the images came from ([`install_failed`]).
 pub async fn install_watching<'a, F, Fut>(
     cluster: &'a Cluster,
     hub: &IstioHub,
@@ -208,21 +224,39 @@ where
     F: FnOnce(BoxFuture<'a, Error>) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
-    install(watch_control_plane(cluster).boxed())
-        .await
-        .map_err(|e| install_failed(e, hub))
+    let last_pull = Arc::new(Mutex::new(None));
+    let result = install(watch_control_plane(cluster, last_pull.clone()).boxed()).await;
+    result.map_err(|e| {
+        let retrying = last_pull
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let e = match (e, retrying) {
+            (e @ Error::PodFailed { .. }, _) | (e, None) => e,
+            (e, Some(pull)) if e.class() == FailureClass::Environment => Error::Provision {
+                cluster: "Istio install".into(),
+                reason: format!("{e}; last image pull error seen: {pull}"),
+            },
+            (e, Some(_)) => e,
+        };
+        install_failed(e, hub)
+    })
 }
 
-/// Waits until each of `selectors` (in istio-system) has Ready pods, each within `pod_ready`;
-/// a pod that cannot start ends the wait at once ([`Cluster::wait_pods_ready`]).
+/// Waits until each of `selectors` (in istio-system) has Ready pods, all within `limit`; a pod
+/// that cannot start ends the wait at once ([`Cluster::wait_pods_ready`], which also names a
+/// pull the kubelet was still retrying when the limit ran out).
 pub async fn wait_control_plane(
     cluster: &Cluster,
     selectors: &[(&str, &str)],
     hub: &IstioHub,
+    limit: Duration,
 ) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
     for (what, selector) in selectors {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         cluster
-            .wait_pods_ready(ISTIO_NAMESPACE, selector, cluster.timeouts().pod_ready)
+            .wait_pods_ready(ISTIO_NAMESPACE, selector, left)
             .await
             .map_err(|e| {
                 install_failed(
@@ -473,7 +507,8 @@ impl IstioSetup {
             }
             selectors.push((what, selector));
         }
-        wait_control_plane(cluster, &selectors, &hub).await?;
+        // istioctl has waited for them already: what is left is quick, within `pod_ready`.
+        wait_control_plane(cluster, &selectors, &hub, timeouts.pod_ready).await?;
         if self.fixed_node_port {
             let api: Api<Service> = Api::namespaced(cluster.client().clone(), ISTIO_NAMESPACE);
             let service = api

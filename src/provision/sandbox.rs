@@ -188,7 +188,15 @@ impl SandboxHandle {
             }
         })
         .await?;
-        wait_control_plane(cluster, &CONTROL_PLANE_SELECTORS, hub).await?;
+        // The sandbox makes the objects at once; the wait for them is what istioctl's
+        // readiness wait is on kind, within the same limit.
+        wait_control_plane(
+            cluster,
+            &CONTROL_PLANE_SELECTORS,
+            hub,
+            cluster.timeouts().istio_install,
+        )
+        .await?;
         Ok(IstioInstall {
             version: mesh::ISTIO_VERSION.to_string(),
             hub: hub.clone(),
