@@ -325,3 +325,77 @@ async fn a_fault_rule_fails_the_first_pulls_as_containerd_does_then_lets_them_th
     );
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_rules_apply_to_istios_control_plane_too() {
+    let (sandbox, client) = start().await;
+    sandbox
+        .local_runtime()
+        .expect("the real runtime")
+        .set_pull_faults(PullFaults::parse("pull:docker.io/istio/pilot:*=unreachable").unwrap());
+    sandbox.install_istio().await.expect("istio installs");
+    let image = happy_sandbox::mesh::pilot_image();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "istio-system");
+    let message = eventually("istiod waiting with ErrImagePull", LIMIT, || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=istiod"))
+            .await
+            .ok()?;
+        let waiting = list.items.first()?.status.clone()?.container_statuses?[0]
+            .state
+            .clone()?
+            .waiting?;
+        (waiting.reason.as_deref() == Some("ErrImagePull")).then_some(waiting.message?)
+    })
+    .await;
+    let reference = happy_sandbox::runtime::pull::docker_ref(&image);
+    assert!(
+        message.starts_with(&format!(
+            "rpc error: code = Unknown desc = failed to pull and unpack image \"{reference}\""
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("dial tcp 192.0.2.1:443: connect: connection refused"),
+        "{message}"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_rule_makes_the_pull_take_that_long_then_succeed() {
+    let (sandbox, client) = start().await;
+    sandbox
+        .local_runtime()
+        .expect("the real runtime")
+        .set_pull_faults(PullFaults::parse("pull:docker.io/curlimages/*=slow:2").unwrap());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let image = "docker.io/curlimages/curl:8.16.0";
+    let mut pod = legacy_pod("legacy", image);
+    pod.spec.as_mut().unwrap().containers[0].command =
+        Some(vec!["/bin/sleep".into(), "infinity".into()]);
+    let started = std::time::Instant::now();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    eventually("legacy Ready after its slow pull", LIMIT, || async {
+        pods.get("legacy").await.ok().filter(is_ready)
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Ready before the pull's 2 s: {:?}",
+        started.elapsed()
+    );
+    let seen = events_of(&client, "legacy").await;
+    let pulled = seen
+        .iter()
+        .find(|e| e.1 == "Pulled")
+        .map(|e| e.2.clone())
+        .unwrap_or_default();
+    // "in 2s" or "in 2.001s": the modelled time, truncated to ms as the kubelet prints it.
+    assert!(
+        pulled.starts_with(&format!("Successfully pulled image \"{image}\" in 2")),
+        "{seen:#?}"
+    );
+    assert!(!seen.iter().any(|e| e.1 == "Failed"), "{seen:#?}");
+    sandbox.shutdown().await;
+}

@@ -295,10 +295,13 @@ impl LocalRuntime {
         if let Some(p) = programs.iter().find(|p| p.matches(image)) {
             return Ok(p.clone());
         }
+        // The sandbox's registry holds only the images it can run: any other is not found
+        // there, with containerd's 404 text (as a tag missing from its registry gives on kind), and
+        // the sandbox says what it does hold.
         let known: Vec<String> = programs.iter().map(|p| p.describe()).collect();
         Err(format!(
-            "image {image:?} cannot be pulled: the happy-sandbox has no registry and runs only \
-             the workshop's images ({})",
+            "{} (the happy-sandbox's registry holds only the images it can run: {})",
+            pull::fault_message(image, faults::PullFault::NotFound),
             known.join(", ")
         ))
     }
