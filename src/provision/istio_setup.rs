@@ -710,6 +710,21 @@ mod watch_tests {
             "",
         );
         assert_eq!(control_plane_failure(&[creating], now), None);
+        // A pull the kubelet retries (the registry unreachable) is waited out, not final.
+        let unreachable = pod(
+            serde_json::json!({"app": "istiod"}),
+            "ErrImagePull",
+            "rpc error: code = Unknown desc = failed to pull and unpack image \
+             \"docker.io/istio/pilot:1.31.1\": failed to resolve reference \
+             \"docker.io/istio/pilot:1.31.1\": failed to do request: Head \
+             \"https://registry-1.docker.io/v2/istio/pilot/manifests/1.31.1\": dial tcp \
+             192.0.2.1:443: connect: connection refused",
+        );
+        assert_eq!(
+            control_plane_failure(std::slice::from_ref(&unreachable), now),
+            None
+        );
+        assert!(pull_retrying(&unreachable).is_some());
         let addon = pod(
             serde_json::json!({"app": "kiali"}),
             "ErrImagePull",
@@ -852,6 +867,7 @@ mod live {
             "container discovery",
             image,
             "ErrImagePull",
+            "not found",
             "docker.io/no-such-hub (set by HAPPY_ISTIO_HUB)",
         ] {
             assert!(text.contains(part), "{part:?} missing in {text}");
