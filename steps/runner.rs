@@ -457,7 +457,7 @@ pub async fn run() -> Result<ExitCode, String> {
             .unwrap_or_default()
     ));
     say(format!(
-        "happy-istio: Istio's images from {}",
+        "happy-istio: an Istio install by this run takes its images from {}",
         handle.istio_hub()
     ));
     let settings_notes = settings.not_applicable(info.kind);
