@@ -507,7 +507,8 @@ impl IstioSetup {
             }
             selectors.push((what, selector));
         }
-        // istioctl has waited for them already: what is left is quick, within `pod_ready`.
+        // After istioctl's own readiness wait (or for an Istio found running) this is a check,
+        // within `pod_ready` as before.
         wait_control_plane(cluster, &selectors, &hub, timeouts.pod_ready).await?;
         if self.fixed_node_port {
             let api: Api<Service> = Api::namespaced(cluster.client().clone(), ISTIO_NAMESPACE);
