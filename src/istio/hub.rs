@@ -10,17 +10,18 @@
 //!   The hub built into istioctl is another matter: Istio 1.30's is `registry.istio.io/release`
 //!   (release-1.30 `release/build.sh:50`, `DOCKER_HUB=${DOCKER_HUB:-registry.istio.io/release}`;
 //!   1.29 and 1.31 build with `docker.io/istio`), a registry Istio decommissions in December
-//!   2026 (istio.io blog `2026/retirement-of-gcp`).
+//!   2026. istio/istio.io `content/en/blog/2026/retirement-of-gcr.io-follow-up/index.md`
+//!   (2026-07-23): "By default, Istio 1.30 installations use `registry.istio.io/release` … All
+//!   other Istio versions default to `docker.io/istio`", "we will publish Istio images to
+//!   `docker.io/istio`", and its fix is this one: `istioctl install --set hub=docker.io/istio`.
 //! - **Dev builds** keep the hub built into their istioctl. istio/istio master
 //!   `prow/release-commit.sh:32-33,58,119` builds them with
 //!   `DOCKER_HUB=${DOCKER_HUB:-registry.istio.io/testing}` (the hub embedded in istioctl and
 //!   its profiles) and pushes the images to `DOCKER_PUSH_HUB=${DOCKER_PUSH_HUB:-gcr.io/istio-testing}`
-//!   with the tag `${VERSION}` among others; `registry.istio.io` fronts those Google registries.
-//!   Both `registry.istio.io` and `gcr.io/istio-*` are being decommissioned (istio.io blogs
-//!   `2026/retirement-of-gcr.io-follow-up`, `2026/retirement-of-gcp`): a dev run may fail to
-//!   pull for that reason, which its failure says ([`IstioHub::failure_hint`]). No other place
-//!   is known to carry dev images, so there is nothing better to pick; `HAPPY_ISTIO_HUB`
-//!   overrides it.
+//!   with the tag `${VERSION}` among others. Both are on their way out (see [`DECOMMISSIONED`]):
+//!   a dev run may fail to pull for that reason, which its failure says
+//!   ([`IstioHub::failure_hint`]). No other place is known to carry dev images, so there is
+//!   nothing better to pick; `HAPPY_ISTIO_HUB` overrides it.
 //! - `HAPPY_ISTIO_HUB` overrides both (a mirror, a local registry).
 //!
 //! istioctl takes the hub as the IstioOperator's top-level `spec.hub` (`--set hub=<hub>`;
@@ -44,10 +45,12 @@ pub const RELEASE_HUB: &str = "docker.io/istio";
 /// The variable that overrides the hub.
 pub const HUB_VAR: &str = "HAPPY_ISTIO_HUB";
 
-/// Registries Istio is decommissioning in December 2026 (istio.io blogs
-/// `2026/retirement-of-gcr.io-follow-up` and `2026/retirement-of-gcp`: "`gcr.io/istio-release`
-/// and `registry.istio.io` container registries will be decommissioned in December 2026"; the
-/// dev builds' `gcr.io/istio-testing` is on the same Google project being retired).
+/// Registries Istio is decommissioning: istio/istio.io
+/// `content/en/blog/2026/retirement-of-gcp/index.md` (2026-08-21): "the `gcr.io/istio-release`
+/// and `registry.istio.io` container registries will be decommissioned in December 2026", as
+/// "Istio is migrating all of our infrastructure from Google Cloud Platform to Amazon Web
+/// Services". The dev builds' `gcr.io/istio-testing` is not named there; that it goes with the
+/// rest of Istio's Google Cloud is an inference, not confirmed.
 const DECOMMISSIONED: [&str; 2] = ["registry.istio.io/", "gcr.io/istio-"];
 
 /// Why a run uses the hub it uses.

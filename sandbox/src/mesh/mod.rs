@@ -53,17 +53,16 @@ pub fn istio_minor() -> (u32, u32) {
 /// hits the control plane as it would on kind.
 pub const DEFAULT_HUB: &str = "docker.io/istio";
 
-/// The hubs that carry every Istio release's images: `release/publish.sh` pushes each release
-/// to `DOCKER_HUB=${DOCKER_HUB:-docker.io/istio}` and to
-/// `DOCKER_HUB_MIRROR=${DOCKER_HUB_MIRROR:-gcr.io/istio-release}` (istio/release-builder
-/// release-1.30 `release/publish.sh:44-45,59,69`, the same on release-1.29 and release-1.31);
-/// `registry.istio.io/release` serves `gcr.io/istio-release` (istio.io blog
-/// `2026/retirement-of-gcr.io-follow-up`: "a Cloudflare worker" that proxies to it).
-pub const RELEASE_HUBS: [&str; 3] = [
-    DEFAULT_HUB,
-    "gcr.io/istio-release",
-    "registry.istio.io/release",
-];
+/// The hubs that carry [`ISTIO_VERSION`]'s images: `docker.io/istio` only. istio.io blog
+/// `2026/retirement-of-gcp` (2026-08-21): "Starting with Istio 1.31, we will only publish Istio
+/// container images to `docker.io/istio`" and 1.31 "will **not** have … images published to
+/// `gcr.io/istio-release`" (which `registry.istio.io/release` proxies, blog
+/// `2026/retirement-of-gcr.io-follow-up`). istio/release-builder release-1.31
+/// `release/publish.sh:49,81-87` (branch head of 2026-08-20) still pushed a copy to
+/// `gcr.io/istio-release`; the later announcement is followed here, and whether 1.31.1 is on the
+/// mirror could not be confirmed. A mirror laid out like Docker Hub's (`…/istio`) also serves
+/// them (see [`proxy::is_istio_image`]).
+pub const RELEASE_HUBS: [&str; 1] = [DEFAULT_HUB];
 
 /// The proxy image of [`ISTIO_VERSION`] on `hub`, as Istio's charts and injector name it:
 /// `{{ .Values.global.hub }}/proxyv2:{{ .Values.global.tag }}` (istio/istio@1.31.0-rc.0

@@ -163,7 +163,7 @@ pub async fn wait_ready(
     }
 }
 
-/// Whether `image` is Istio's `name` image on a hub that carries Istio's releases: one of
+/// Whether `image` is Istio's `name` image on a hub that carries the sandbox's release: one of
 /// [`super::RELEASE_HUBS`], or a mirror laid out like Docker Hub's (`…/istio/<name>`, e.g.
 /// `localhost:5000/istio`). Any other hub has no such image, and its pull fails as on a node.
 pub fn is_istio_image(image: &str, name: &str) -> bool {
@@ -191,7 +191,7 @@ impl Program for ProxyProgram {
     }
 
     fn describe(&self) -> String {
-        "<hub>/proxyv2 (any tag) on an Istio release hub".into()
+        "<hub>/proxyv2 (any tag) on docker.io/istio or a …/istio mirror".into()
     }
 
     fn run(&self, ctx: ContainerContext) -> BoxFuture<'static, Exit> {
@@ -348,7 +348,7 @@ impl Program for PilotProgram {
     }
 
     fn describe(&self) -> String {
-        "<hub>/pilot (any tag) on an Istio release hub".into()
+        "<hub>/pilot (any tag) on docker.io/istio or a …/istio mirror".into()
     }
 
     fn run(&self, ctx: ContainerContext) -> BoxFuture<'static, Exit> {
@@ -373,13 +373,14 @@ mod tests {
         for image in [
             "docker.io/istio/proxyv2:1.31.1",
             "istio/proxyv2:1.31.1",
-            "gcr.io/istio-release/proxyv2:1.31.1",
-            "registry.istio.io/release/proxyv2:1.31.1",
             "localhost:5000/istio/proxyv2:1.31.1",
         ] {
             assert!(is_istio_image(image, "proxyv2"), "{image}");
         }
         for image in [
+            // Istio 1.31 is published only to docker.io/istio (see `RELEASE_HUBS`).
+            "gcr.io/istio-release/proxyv2:1.31.1",
+            "registry.istio.io/release/proxyv2:1.31.1",
             "docker.io/istoi/proxyv2:1.31.1",
             "docker.io/istio/pilot:1.31.1",
             "quay.io/someone/proxyv2:1.31.1",
