@@ -150,8 +150,10 @@ pub const DEVIATIONS: &[Deviation] = &[
         ],
         workshop: "curl -L https://istio.io/downloadIstio | ISTIO_VERSION=1.12.2 TARGET_ARCH=x86_64 sh - \
                    … kubectl apply -f istio-1.12.2/samples/addons/",
-        suite: "installs the release ISTIO_VERSION names (default: the pinned recent release), \
-                with istioctl and samples/addons/ of that same release",
+        suite: "installs the release ISTIO_VERSION names (default: the pinned recent release) \
+                with its istioctl, images from docker.io/istio (HAPPY_ISTIO_HUB), and applies \
+                the addons the claims use, Prometheus, Grafana and Kiali, from its own \
+                samples/addons/ (not Jaeger and Loki)",
         why: "the suite checks that the workshop's claims hold on the Istio releases people \
               install today (the nightly runs a matrix of recent minors); 1.12 is long out of \
               support and predates behaviour the claims meet on current releases (native \

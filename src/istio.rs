@@ -4,11 +4,13 @@
 pub mod addons;
 pub mod artifacts;
 pub mod features;
+pub mod hub;
 pub mod istioctl;
 pub mod kubernetes_support;
 pub mod releases;
 pub mod version;
 
 pub use artifacts::{CachedRelease, Platform};
+pub use hub::IstioHub;
 pub use istioctl::{Istioctl, KubeTarget};
 pub use version::{Flavour, IstioVersion};

@@ -28,7 +28,7 @@
 //! - disk: [`ENGINE_DISK_NEEDED`] free where the engine keeps images (`DockerRootDir`, when it
 //!   is on this machine) and [`CACHE_DISK_NEEDED`] in `HAPPY_CACHE_DIR`. These two are the
 //!   suite's own estimates, not upstream figures: the node image, Istio's pilot and proxyv2,
-//!   five addons (Prometheus, Grafana, Jaeger, Kiali, Loki) and the workshop's images are a few
+//!   three addons (Prometheus, Grafana, Kiali) and the workshop's images are a few
 //!   GB unpacked; an Istio release archive plus its unpacked tree and kind are under 300 MB.
 
 use std::fmt;

@@ -16,6 +16,7 @@ mod istioctl_cluster;
 pub mod k3s;
 pub mod kind;
 mod kubeconfig;
+pub mod once;
 pub mod registry_auth;
 pub mod sandbox;
 
@@ -128,6 +129,8 @@ pub struct ClusterInfo {
 pub struct IstioInstall {
     /// The version running (istiod's image tag).
     pub version: String,
+    /// Where its images come from.
+    pub hub: crate::istio::IstioHub,
     /// How it came to be, when not a fresh install (kept, reused, replaced).
     pub revision_note: Option<String>,
     /// Set when a kept install has no egress gateway: the reason the scenarios needing one
@@ -143,8 +146,11 @@ pub trait ClusterHandle: Send + Sync {
     fn info(&self) -> &ClusterInfo;
     /// What it offers.
     fn capabilities(&self) -> &Capabilities;
-    /// Installs Istio, once per run (later calls return the first outcome).
+    /// Installs Istio, once per run (later calls return the first outcome, a failure included).
     fn install_istio<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<IstioInstall>>;
+    /// The hub an install by this run takes Istio's images from (a kept install reports its
+    /// own in [`IstioInstall::hub`]).
+    fn istio_hub(&self) -> &crate::istio::IstioHub;
     /// Applies the release's addons (Prometheus, Grafana, Kiali, …); does not wait for them.
     fn install_addons<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<()>>;
     /// `istioctl kube-inject` of a manifest (the sandbox brings its own injector).

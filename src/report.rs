@@ -33,6 +33,10 @@ pub struct RunInfo {
     pub kubernetes_version: String,
     /// The Istio version installed, or why none was.
     pub istio_version: String,
+    /// Where Istio's images came from (or were to come from, when the install failed), e.g.
+    /// `docker.io/istio` (`crate::istio::hub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub istio_hub: Option<String>,
     /// A note the provisioner made, e.g. "auto chose the sandbox: no Docker daemon answered".
     pub note: Option<String>,
     /// Scenarios skipped because the cluster lacks a capability, with the reason.
@@ -268,6 +272,9 @@ impl RunInfo {
             ("kubernetes.version", self.kubernetes_version.clone()),
             ("istio.version", self.istio_version.clone()),
         ];
+        if let Some(hub) = &self.istio_hub {
+            props.push(("istio.hub", hub.clone()));
+        }
         if let Some(note) = &self.note {
             props.push(("cluster.note", note.clone()));
         }
@@ -531,9 +538,11 @@ mod tests {
         let info = RunInfo {
             cluster_kind: "sandbox".into(),
             istio_version: "none <yet>".into(),
+            istio_hub: Some("docker.io/istio".into()),
             ..RunInfo::default()
         };
         let out = add_junit_properties(xml, &info.properties());
+        assert!(out.contains(r#"<property name="istio.hub" value="docker.io/istio"/>"#));
         assert_eq!(
             out.matches("<properties>").count(),
             1,

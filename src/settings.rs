@@ -83,6 +83,9 @@ pub struct Settings {
     pub cluster: ClusterChoice,
     /// `ISTIO_VERSION`.
     pub istio_version: IstioVersionRequest,
+    /// `HAPPY_ISTIO_HUB`: the hub of Istio's images instead of the default
+    /// ([`crate::istio::hub`]).
+    pub istio_hub: Option<String>,
     /// `HAPPY_REUSE`: reuse a kind cluster of that name that already runs the wanted Istio.
     pub reuse: bool,
     /// `HAPPY_KEEP`.
@@ -200,6 +203,14 @@ impl Settings {
                     format!("{e}; or use latest, dev, or leave it unset for the pinned release"),
                 )
             })?),
+        };
+
+        let istio_hub = match get(crate::istio::hub::HUB_VAR) {
+            None => None,
+            Some(v) => Some(
+                crate::istio::hub::parse_hub(&v)
+                    .map_err(|reason| invalid(crate::istio::hub::HUB_VAR, &v, reason))?,
+            ),
         };
 
         let reuse = match get("HAPPY_REUSE").as_deref() {
@@ -391,6 +402,7 @@ impl Settings {
         Ok(Self {
             cluster,
             istio_version,
+            istio_hub,
             reuse,
             keep,
             manifests_dir,
@@ -509,6 +521,12 @@ impl Settings {
                 values: "unset | latest | dev | 1.31.1 | 1.31.0-rc.0 | 1.32.0-alpha.<sha> | 1.30-alpha.<sha>",
                 default: crate::istio::releases::PINNED_DEFAULT,
                 meaning: "Istio to install and take istioctl and samples/addons from. latest = the newest stable release on GitHub, judged by its tag (drafts and -alpha/-beta/-rc tags skipped); dev = the newest dev build, named by the dev bucket's latest pointer (blob.istio.io, else storage.googleapis.com). A release (MAJOR.MINOR.PATCH[-pre]) is downloaded from GitHub; a dev build (MAJOR.MINOR.0-alpha.<40-hex commit>, or MAJOR.MINOR-alpha.<commit> for builds before April 2026) from the dev bucket, blob.istio.io first",
+            },
+            SettingDoc {
+                name: "HAPPY_ISTIO_HUB",
+                values: "unset | a hub, e.g. docker.io/istio or localhost:5000/istio",
+                default: "docker.io/istio for releases; a dev build's own",
+                meaning: "Where Istio's images (<hub>/pilot, <hub>/proxyv2) come from: istioctl install gets --set hub=<hub>, the sandbox's install names it. Unset, a release installs from docker.io/istio, where every release is published (whatever hub its istioctl has built in: 1.30's is registry.istio.io/release, being decommissioned), and a dev build from the hub built into it (registry.istio.io/testing, also being decommissioned). Every report states the hub (run.json istio_hub)",
             },
             SettingDoc {
                 name: "GITHUB_TOKEN",
@@ -858,6 +876,23 @@ mod tests {
         let err = error_of(&[("HAPPY_CLUSTER", "minikube")]);
         assert!(
             err.contains("HAPPY_CLUSTER") && err.contains("minikube") && err.contains("sandbox"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn istio_hub_is_checked_and_unset_by_default() {
+        assert_eq!(settings(&[]).unwrap().istio_hub, None);
+        assert_eq!(
+            settings(&[("HAPPY_ISTIO_HUB", "localhost:5000/istio/")])
+                .unwrap()
+                .istio_hub
+                .as_deref(),
+            Some("localhost:5000/istio")
+        );
+        let err = error_of(&[("HAPPY_ISTIO_HUB", "docker.io/istio/pilot:1.30.5")]);
+        assert!(
+            err.contains("HAPPY_ISTIO_HUB") && err.contains("docker.io/istio/pilot:1.30.5"),
             "{err}"
         );
     }

@@ -461,6 +461,10 @@ pub async fn run() -> Result<ExitCode, String> {
             .map(|n| format!(" — {n}"))
             .unwrap_or_default()
     ));
+    say(format!(
+        "happy-istio: an Istio install by this run takes its images from {}",
+        handle.istio_hub()
+    ));
     let settings_notes = settings.not_applicable(info.kind);
     for note in &settings_notes {
         say(format!("happy-istio: note: {note}"));
@@ -573,6 +577,7 @@ pub async fn run() -> Result<ExitCode, String> {
         istio_version: env
             .istio_version()
             .unwrap_or_else(|| "not installed by this run".to_string()),
+        istio_hub: Some(env.istio_hub()),
         note: info.note.clone(),
         stopped: match &ended {
             Ended::Finished => None,

@@ -102,6 +102,12 @@ fn the_matrix_says_each_claims_verdict_in_words_and_links_to_its_scenario() {
             "2026-11-30T02:10:00Z",
         ),
     ];
+    // The 1.30 run recorded where its images came from; the fixtures predate the field.
+    let path = runs[1].join("run.json");
+    let mut run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    run["istio_hub"] = "docker.io/istio".into();
+    std::fs::write(&path, serde_json::to_string_pretty(&run).unwrap()).unwrap();
     let out = tmp.path().join("site");
     let built = build(runs, &out, None);
     assert_eq!(built.runs, 3);
@@ -224,6 +230,12 @@ fn the_matrix_says_each_claims_verdict_in_words_and_links_to_its_scenario() {
             .unwrap()
     };
     assert!(text(rests("n1-131")).contains("This was a sandbox run."));
+    assert!(
+        text(rests("n1-130")).contains("1.30.5 (line 1.30), images from docker.io/istio"),
+        "{}",
+        text(rests("n1-130"))
+    );
+    assert!(!text(rests("n1-131")).contains("images from"));
     let deviations: Vec<String> = rests("n1-dev")
         .select(&sel("table.deviations th[scope=row]"))
         .map(text)

@@ -16,6 +16,12 @@
 //! workshop's legacy image gone from Docker Hub turns the `D-legacy-image` re-check into
 //! "still needed, for a different reason" (claims-2 F10).
 //!
+//! Istio's hub unreachable (`pull:docker.io/istio/*=unreachable`): the install is tried once —
+//! the hub named in one install line — and every selected Istio scenario fails as the
+//! environment failing within [`ISTIO_HUB_BOUND`] in all, each recorded in `run.json` (the
+//! first with the cluster's words and the hub, the others with "Istio install failed earlier
+//! in this run").
+//!
 //! Like `tests/negative.rs`, this target is its own runner: each run is a child process of
 //! this binary (marked by `HAPPY_FAILFAST_CHILD`) that runs the suite as `cargo test --test
 //! happy` does.
@@ -59,7 +65,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let cases: [(&str, Case); 5] = [
+    let cases: [(&str, Case); 6] = [
         ("broken image in services-b.yaml", broken_image),
         ("HAPPY_ENVOY=/bin/false", envoy_false),
         (
@@ -70,6 +76,10 @@ fn main() -> ExitCode {
         (
             "pull fault notfound on the workshop's legacy image",
             legacy_image_gone,
+        ),
+        (
+            "pull fault unreachable on Istio's hub",
+            istio_hub_unreachable,
         ),
     ];
     let mut failures = 0;
@@ -499,4 +509,149 @@ fn legacy_image_gone(timeouts: &Timeouts) -> Result<String, String> {
         }
     }
     Ok(message.lines().next().unwrap_or_default().to_string())
+}
+
+/// The issue's bound: with Istio's hub unreachable, every selected Istio scenario has failed
+/// within 2 minutes in all.
+const ISTIO_HUB_BOUND: Duration = Duration::from_secs(120);
+
+/// The install limit of that run. An unreachable registry is a transient pull error (the
+/// kubelet retries it, and a registry that comes back is pulled from), so the install waits
+/// for it up to its limit, once; 60 s fits the bound, and a second install would not.
+const ISTIO_HUB_INSTALL_LIMIT: &str = "60s";
+
+/// How long the Istio scenarios ran in all, from `cucumber.json`: every element (Background
+/// or Scenario) of a feature tagged `istio`, and the `istio`-tagged elements of other features.
+fn istio_time(cucumber: &serde_json::Value) -> Duration {
+    let tagged = |v: &serde_json::Value| {
+        v["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["name"].as_str().map(|n| n.trim_start_matches('@')) == Some("istio"))
+    };
+    let ns: u64 = cucumber
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|f| {
+            let whole = tagged(f);
+            f["elements"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(move |e| whole || tagged(e))
+        })
+        .flat_map(|e| e["steps"].as_array().into_iter().flatten())
+        .filter_map(|s| s["result"]["duration"].as_u64())
+        .sum();
+    Duration::from_nanos(ns)
+}
+
+fn istio_hub_unreachable(timeouts: &Timeouts) -> Result<String, String> {
+    let rule = "pull:docker.io/istio/*=unreachable";
+    // Every Istio scenario, and the deviation re-checks as a full run has them: the legacy
+    // image's re-check does not use Istio, so the run does not stop early (a run of @istio
+    // alone stops after the first failed "Given Istio is installed", every later scenario
+    // sharing it, and records them as not run with that failure).
+    let started = Instant::now();
+    let done = run_to_end(
+        timeouts,
+        &["--tags", "@istio or @deviation"],
+        &[
+            ("HAPPY_SANDBOX_FAULTS", rule),
+            ("HAPPY_TIMEOUT_ISTIO_INSTALL", ISTIO_HUB_INSTALL_LIMIT),
+        ],
+    )?;
+    let wall = started.elapsed();
+    let (run, output) = (&done.run, &done.output);
+    let installs: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains("installing the sandbox's Istio"))
+        .collect();
+    let [install] = installs.as_slice() else {
+        return Err(format!(
+            "Istio must be installed once, not once per scenario: {installs:?}\n{output}"
+        ));
+    };
+    if !install.contains("images from docker.io/istio") {
+        return Err(format!("the install line must name the hub: {install}"));
+    }
+    if run["istio_hub"] != "docker.io/istio" {
+        return Err(format!(
+            "run.json must state the hub: istio_hub = {}",
+            run["istio_hub"]
+        ));
+    }
+    let summary = &run["summary"];
+    let n = |k: &str| summary[k].as_u64().unwrap_or(0);
+    // The one scenario that does not need Istio passes; every other one failed or was
+    // skipped for a capability the sandbox lacks (Grafana, Kiali); none waits unrun.
+    if n("passed") != 1 || n("not_run") != 0 || n("failed") < 10 {
+        return Err(format!(
+            "every selected Istio scenario must fail (only the legacy image's re-check \
+             passes, none is left unrun): summary {summary}\n{output}"
+        ));
+    }
+    let failures = run["failures"].as_array().cloned().unwrap_or_default();
+    if failures.len() as u64 != n("failed") {
+        return Err(format!(
+            "run.json must hold every failed scenario: {} of {}",
+            failures.len(),
+            n("failed")
+        ));
+    }
+    for f in &failures {
+        if f["class"] != "environment" {
+            return Err(format!("a failure that is not the environment's: {f}"));
+        }
+    }
+    let message = |f: &serde_json::Value| f["message"].as_str().unwrap_or_default().to_string();
+    let first = message(&failures[0]);
+    for part in [
+        "docker.io/istio/pilot:",
+        "connection refused",
+        "Istio's images come from docker.io/istio",
+    ] {
+        if !first.contains(part) {
+            return Err(format!("the first failure does not name {part:?}: {first}"));
+        }
+    }
+    if first.contains("failed earlier in this run") {
+        return Err(format!(
+            "the first failure must be the install's own: {first}"
+        ));
+    }
+    for f in &failures[1..] {
+        if !message(f).contains("Istio install failed earlier in this run: ") {
+            return Err(format!(
+                "a later Istio scenario must fail with the first error, not install again: {f}"
+            ));
+        }
+    }
+    let retried = run["pulls"]["docker.io"]["transient"].as_u64().unwrap_or(0);
+    if retried == 0 {
+        return Err(format!(
+            "run.json must count the retried pulls of docker.io: {}",
+            run["pulls"]
+        ));
+    }
+    let took = done
+        .cucumber
+        .as_ref()
+        .map(istio_time)
+        .ok_or_else(|| format!("the run wrote no cucumber.json\n{output}"))?;
+    if took > ISTIO_HUB_BOUND {
+        return Err(format!(
+            "the Istio scenarios took {took:?} in all, past the bound of {ISTIO_HUB_BOUND:?}"
+        ));
+    }
+    Ok(format!(
+        "{} Istio scenarios failed in {:.1}s in all (bound {ISTIO_HUB_BOUND:?}; the run {:.1}s), \
+         one install: {}",
+        failures.len(),
+        took.as_secs_f64(),
+        wall.as_secs_f64(),
+        first.lines().next().unwrap_or_default()
+    ))
 }

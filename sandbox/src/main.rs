@@ -307,7 +307,7 @@ fn kube_inject(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match happy_sandbox::mesh::inject::kube_inject(&text) {
+    match happy_sandbox::mesh::inject::kube_inject(&text, happy_sandbox::mesh::DEFAULT_HUB) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS

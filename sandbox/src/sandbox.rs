@@ -233,9 +233,16 @@ impl Sandbox {
     /// `istioctl install --set profile=demo`: serve Istio's CRDs, run istiod and both gateways,
     /// turn on sidecar injection. Idempotent. Proxies need an `envoy` binary (see
     /// [`crate::mesh::envoy_unavailable_reason`]); without one their containers fail with a
-    /// message saying how to get it.
+    /// message saying how to get it. The images are on [`crate::mesh::DEFAULT_HUB`].
     pub async fn install_istio(&self) -> Result<(), SandboxError> {
-        self.mesh.install(&self.cluster)?;
+        self.install_istio_from(crate::mesh::DEFAULT_HUB).await
+    }
+
+    /// [`Sandbox::install_istio`] with `--set hub=<hub>`: istiod, the gateways and every
+    /// injected sidecar name `<hub>/pilot:<tag>` and `<hub>/proxyv2:<tag>`, so they are pulled
+    /// from that hub (and a pull fault on it hits them).
+    pub async fn install_istio_from(&self, hub: &str) -> Result<(), SandboxError> {
+        self.mesh.install(&self.cluster, hub)?;
         Ok(())
     }
 
@@ -245,10 +252,10 @@ impl Sandbox {
         Ok(())
     }
 
-    /// `istioctl kube-inject -f -`: the same injection the webhook does, on the workloads of a
-    /// multi-document YAML.
+    /// `istioctl kube-inject -f -`: the same injection the webhook does (the installed hub's
+    /// proxy image), on the workloads of a multi-document YAML.
     pub fn kube_inject(&self, yaml: &str) -> Result<String, SandboxError> {
-        crate::mesh::inject::kube_inject(yaml).map_err(SandboxError::Inject)
+        crate::mesh::inject::kube_inject(yaml, &self.mesh.hub()).map_err(SandboxError::Inject)
     }
 
     /// Stop the API server and controllers, then every pod; returns when all of it ended.

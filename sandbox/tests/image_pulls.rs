@@ -335,7 +335,7 @@ async fn fault_rules_apply_to_istios_control_plane_too() {
         .expect("the real runtime")
         .set_pull_faults(PullFaults::parse("pull:docker.io/istio/pilot:*=unreachable").unwrap());
     sandbox.install_istio().await.expect("istio installs");
-    let image = happy_sandbox::mesh::pilot_image();
+    let image = happy_sandbox::mesh::pilot_image(happy_sandbox::mesh::DEFAULT_HUB);
     let pods: Api<Pod> = Api::namespaced(client.clone(), "istio-system");
     let message = eventually("istiod waiting with ErrImagePull", LIMIT, || async {
         let list = pods

@@ -180,3 +180,57 @@ async fn unlabelling_and_restarting_removes_the_sidecars_and_unsupported_fields_
     c.wait_chain().await;
     c.sandbox.shutdown().await;
 }
+
+/// `Sandbox::install_istio_from(hub)`: istiod, both gateways and every injected sidecar name
+/// that hub's images (as `istioctl install --set hub=<hub>` makes them), and they run when the
+/// hub carries Istio's releases (a mirror laid out like docker.io/istio).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_install_names_its_hub_for_the_control_plane_and_the_sidecars() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    require_envoy().await;
+    let sandbox = happy_sandbox::Sandbox::start(Default::default())
+        .await
+        .unwrap();
+    let kc = kube::config::Kubeconfig::read_from(sandbox.kubeconfig_path()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let hub = "localhost:5000/istio";
+    sandbox.install_istio_from(hub).await.unwrap();
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    let c = MeshCluster {
+        sandbox,
+        client: client.clone(),
+        discovery,
+    };
+    let version = happy_sandbox::mesh::ISTIO_VERSION;
+    let pods = c.wait_pods("istio-system", 3).await;
+    for pod in &pods {
+        let image = pod.spec.as_ref().unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap();
+        let name = if pod.name_any().starts_with("istiod-") {
+            "pilot"
+        } else {
+            "proxyv2"
+        };
+        assert_eq!(
+            image,
+            format!("{hub}/{name}:{version}"),
+            "{}",
+            pod.name_any()
+        );
+    }
+    let injected = c
+        .sandbox
+        .kube_inject(&mesh_support::manifest("services-a.yaml"))
+        .unwrap();
+    assert!(
+        injected.contains(&format!("image: {hub}/proxyv2:{version}")),
+        "{injected}"
+    );
+    assert!(!injected.contains("docker.io/istio"), "{injected}");
+    c.sandbox.shutdown().await;
+}

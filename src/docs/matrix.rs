@@ -70,6 +70,8 @@ impl Status {
 pub struct Column {
     pub run_id: String,
     pub istio_version: String,
+    /// Where the run's Istio images came from (absent in reports from before it was recorded).
+    pub istio_hub: Option<String>,
     pub line: String,
     pub cluster_kind: String,
     pub kubernetes_version: String,
@@ -149,6 +151,7 @@ impl Matrix {
             .map(|r| Column {
                 run_id: r.id(),
                 istio_version: r.info.istio_version.clone(),
+                istio_hub: r.info.istio_hub.clone(),
                 line: r.version_line(),
                 cluster_kind: r.info.cluster_kind.clone(),
                 kubernetes_version: r.info.kubernetes_version.clone(),

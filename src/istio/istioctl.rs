@@ -35,12 +35,13 @@ impl KubeTarget {
     }
 }
 
-/// The workshop's install: demo profile, privileged proxies (so tcpdump works in istio-proxy).
-/// `--readiness-timeout` (istio/istio `operator/cmd/mesh/install.go`, default `300*time.Second`,
+/// The workshop's install: demo profile, privileged proxies (so tcpdump works in istio-proxy),
+/// and, when given, the image hub as `--set hub=<hub>` (see [`crate::istio::hub`] for why a
+/// release names `docker.io/istio` and how istioctl takes it). `--readiness-timeout` (istio/istio `operator/cmd/mesh/install.go`, default `300*time.Second`,
 /// same in 1.29.0, 1.30.0 and HEAD; on expiry `operator/pkg/install/install.go` fails the
 /// command) is set from the suite's own limit, so a slow image pull is bounded by
 /// `HAPPY_TIMEOUT_ISTIO_INSTALL` and not by istioctl's 5 minutes.
-pub fn install_args(target: &KubeTarget, readiness: Duration) -> Vec<String> {
+pub fn install_args(target: &KubeTarget, readiness: Duration, hub: Option<&str>) -> Vec<String> {
     let mut args: Vec<String> = [
         "install",
         "-y",
@@ -51,6 +52,10 @@ pub fn install_args(target: &KubeTarget, readiness: Duration) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec();
+    if let Some(hub) = hub {
+        args.push("--set".into());
+        args.push(format!("hub={hub}"));
+    }
     args.push("--readiness-timeout".into());
     args.push(format!("{}s", readiness.as_secs().max(1)));
     args.extend(target.flags());
@@ -132,12 +137,19 @@ impl Istioctl {
         &self.target
     }
 
-    /// `istioctl install` of the workshop's profile, bounded by `limit`
-    /// (the timeout table's `istio_install`).
-    pub async fn install(&self, limit: Duration) -> Result<()> {
+    /// `istioctl install` of the workshop's profile from `hub` (None: istioctl's own), bounded
+    /// by `limit` (the timeout table's `istio_install`). When `abort` finishes first (a watch
+    /// saw a control-plane pod that cannot start), istioctl is killed and reaped and `abort`'s
+    /// error is the result.
+    pub async fn install(
+        &self,
+        limit: Duration,
+        hub: Option<&str>,
+        abort: impl Future<Output = crate::Error>,
+    ) -> Result<()> {
         Cmd::new(&self.path, limit)
-            .args(install_args(&self.target, readiness_timeout(limit)))
-            .run()
+            .args(install_args(&self.target, readiness_timeout(limit), hub))
+            .run_until(abort)
             .await
             .map(drop)
     }
@@ -270,14 +282,49 @@ mod tests {
     fn install_args_default_and_with_target() {
         let ten_minutes = Duration::from_secs(600);
         assert_eq!(
-            install_args(&KubeTarget::default(), readiness_timeout(ten_minutes)).join(" "),
+            install_args(&KubeTarget::default(), readiness_timeout(ten_minutes), None).join(" "),
             "install -y --set profile=demo --set values.global.proxy.privileged=true \
              --readiness-timeout 540s"
         );
         assert_eq!(
-            install_args(&kind_target(), Duration::from_secs(90)).join(" "),
+            install_args(&kind_target(), Duration::from_secs(90), None).join(" "),
             "install -y --set profile=demo --set values.global.proxy.privileged=true \
              --readiness-timeout 90s --kubeconfig /c/kubeconfig-happy-istio --context kind-happy-istio"
+        );
+    }
+
+    /// Istio 1.30's istioctl has `registry.istio.io/release` built in (istio/release-builder
+    /// release-1.30 `release/build.sh:50`), which Istio decommissions in December 2026; its
+    /// images are on docker.io/istio (release-1.30 `release/publish.sh:44,59`), so a 1.30
+    /// release is installed naming that hub, on a kind cluster exactly so.
+    #[test]
+    fn a_1_30_release_installs_from_docker_hub() {
+        let version: IstioVersion = "1.30.5".parse().unwrap();
+        let hub =
+            crate::istio::hub::IstioHub::choose(&version, None, Path::new("/nonexistent")).unwrap();
+        let args = install_args(
+            &kind_target(),
+            readiness_timeout(Duration::from_secs(600)),
+            hub.install_override(),
+        );
+        assert_eq!(
+            args,
+            [
+                "install",
+                "-y",
+                "--set",
+                "profile=demo",
+                "--set",
+                "values.global.proxy.privileged=true",
+                "--set",
+                "hub=docker.io/istio",
+                "--readiness-timeout",
+                "540s",
+                "--kubeconfig",
+                "/c/kubeconfig-happy-istio",
+                "--context",
+                "kind-happy-istio",
+            ]
         );
     }
 

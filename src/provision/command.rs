@@ -109,6 +109,20 @@ impl Cmd {
     /// Runs the command; a non-zero exit is an error carrying the tail of stderr.
     pub async fn run(&self) -> Result<Output> {
         let output = self.run_unchecked().await?;
+        self.checked(output)
+    }
+
+    /// [`Cmd::run`], unless `abort` finishes first: then the command is killed and waited for
+    /// (reaped, so it leaves neither an orphan nor a zombie) before `abort`'s error is
+    /// returned. For a command whose failure something else sees sooner than it does (istioctl
+    /// waiting out its readiness timeout for pods that can never start).
+    pub async fn run_until(&self, abort: impl Future<Output = Error>) -> Result<Output> {
+        let output = self.run_unchecked_until(abort).await?;
+        self.checked(output)
+    }
+
+    /// A non-zero exit as an error carrying the tail of what it printed.
+    fn checked(&self, output: Output) -> Result<Output> {
         if output.success() {
             Ok(output)
         } else {
@@ -133,6 +147,10 @@ impl Cmd {
     /// Runs the command and returns its output whatever its exit code; only failing to start
     /// it or running out of time are errors.
     pub async fn run_unchecked(&self) -> Result<Output> {
+        self.run_unchecked_until(std::future::pending()).await
+    }
+
+    async fn run_unchecked_until(&self, abort: impl Future<Output = Error>) -> Result<Output> {
         let mut command = tokio::process::Command::new(&self.program);
         command
             .args(&self.args)
@@ -143,7 +161,7 @@ impl Cmd {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            // When the limit runs out the future is dropped; the child must die with it.
+            // Should the caller drop this future (its own limit ran out), the child dies with it.
             .kill_on_drop(true);
         for (key, value) in &self.env {
             command.env(key, value);
@@ -163,29 +181,72 @@ impl Cmd {
             })),
             _ => None,
         };
-        let waited = tokio::time::timeout(self.limit, child.wait_with_output()).await;
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let ended = {
+            let finished = async { tokio::join!(child.wait(), read_all(stdout), read_all(stderr)) };
+            tokio::select! {
+                done = tokio::time::timeout(self.limit, finished) => match done {
+                    Ok((status, out, err)) => Ended::Exited(status, out, err),
+                    Err(_) => Ended::TimedOut,
+                },
+                error = abort => Ended::Aborted(error),
+            }
+        };
         if let Some(feeder) = feeder {
             feeder.abort();
         }
-        let output = match waited {
-            Err(_) => {
+        let (status, stdout, stderr) = match ended {
+            Ended::Exited(status, stdout, stderr) => (status, stdout, stderr),
+            Ended::TimedOut => {
+                kill_and_reap(&mut child).await;
                 return Err(Error::Command {
                     command: self.display(),
                     outcome: format!("did not finish within {:?}", self.limit),
                     stderr_tail: String::new(),
                 });
             }
-            Ok(result) => result.map_err(|e| Error::Command {
-                command: self.display(),
-                outcome: format!("could not be waited for: {e}"),
-                stderr_tail: String::new(),
-            })?,
+            Ended::Aborted(error) => {
+                kill_and_reap(&mut child).await;
+                return Err(error);
+            }
         };
+        let status = status.map_err(|e| Error::Command {
+            command: self.display(),
+            outcome: format!("could not be waited for: {e}"),
+            stderr_tail: String::new(),
+        })?;
         Ok(Output {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
         })
+    }
+}
+
+/// How a run ended.
+enum Ended {
+    /// The command exited: its status, stdout and stderr.
+    Exited(std::io::Result<std::process::ExitStatus>, Vec<u8>, Vec<u8>),
+    /// Its limit ran out.
+    TimedOut,
+    /// The abort came first.
+    Aborted(Error),
+}
+
+/// Everything a pipe gives until it closes (nothing when there is no pipe or it fails).
+async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut bytes).await;
+    }
+    bytes
+}
+
+/// SIGKILL, then wait for the exit, which reaps the child (tokio `Child::kill`).
+async fn kill_and_reap(child: &mut tokio::process::Child) {
+    if child.kill().await.is_err() {
+        // Already exited (and perhaps reaped): waiting again collects it if it was not.
+        let _ = child.wait().await;
     }
 }
 
@@ -278,6 +339,62 @@ mod tests {
             "{err}"
         );
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    /// An abort ends the command at once: the child is killed and reaped (`kill -0` on a
+    /// zombie would still succeed, so its failure proves the pid is gone), and the abort's
+    /// error is the result.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn an_abort_kills_and_reaps_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
+        let started = std::time::Instant::now();
+        let watched = pid_file.clone();
+        let err = Cmd::new("sh", LIMIT)
+            .args(["-c", &script])
+            .run_until(async move {
+                while !watched.is_file() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Error::Other("the watch saw a pod that cannot start".into())
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "the watch saw a pod that cannot start");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_string();
+        let alive = std::process::Command::new("kill")
+            .args(["-0", &pid])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(!alive, "pid {pid} is still there (running or a zombie)");
+    }
+
+    #[tokio::test]
+    async fn without_an_abort_run_until_is_run() {
+        let out = Cmd::new("sh", LIMIT)
+            .args(["-c", "echo done"])
+            .run_until(std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, "done\n");
+        let err = Cmd::new("sh", LIMIT)
+            .args(["-c", "exit 2"])
+            .run_until(std::future::pending())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("exited with status 2"), "{err}");
     }
 
     #[test]

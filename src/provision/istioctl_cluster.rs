@@ -42,6 +42,10 @@ impl ClusterHandle for IstioctlCluster {
         self.istio.install(cluster).boxed()
     }
 
+    fn istio_hub(&self) -> &crate::istio::IstioHub {
+        self.istio.hub()
+    }
+
     fn install_addons<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<()>> {
         self.istio.install_addons(cluster).boxed()
     }

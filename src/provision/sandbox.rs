@@ -7,11 +7,13 @@ use futures::future::BoxFuture;
 use happy_sandbox::{Sandbox, SandboxOptions, mesh};
 use tokio::sync::Mutex;
 
-use super::istio_setup::{CONTROL_PLANE_SELECTORS, ISTIO_NAMESPACE};
+use super::istio_setup::{CONTROL_PLANE_SELECTORS, install_watching, wait_control_plane};
+use super::once::Once;
 use super::{
     Capabilities, Capability, ClusterHandle, ClusterInfo, ClusterKind, IstioInstall, kubeconfig,
 };
 use crate::cluster::Cluster;
+use crate::istio::IstioHub;
 use crate::settings::{IstioVersionRequest, Settings};
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
@@ -96,6 +98,17 @@ struct SandboxHandle {
     client: kube::Client,
     info: ClusterInfo,
     capabilities: Capabilities,
+    /// The hub the sandbox's Istio names its images on: `HAPPY_ISTIO_HUB`, else the one its
+    /// release would be installed from on kind.
+    hub: IstioHub,
+    installed: Once<IstioInstall>,
+}
+
+/// The hub of the sandbox's Istio: chosen as for the release it stands in for on kind.
+pub fn sandbox_hub(setting: Option<&str>) -> Result<IstioHub> {
+    let version: crate::istio::IstioVersion = mesh::ISTIO_VERSION.parse()?;
+    // A release's hub never comes from its archive, so no release directory is read.
+    IstioHub::choose(&version, setting, std::path::Path::new(""))
 }
 
 pub(super) async fn provision(
@@ -104,6 +117,7 @@ pub(super) async fn provision(
     note: Option<String>,
 ) -> Result<Box<dyn ClusterHandle>> {
     check_istio_request(&settings.istio_version)?;
+    let hub = sandbox_hub(settings.istio_hub.as_deref())?;
     let sandbox = Sandbox::start(SandboxOptions::default())
         .await
         .map_err(|e| Error::Provision {
@@ -147,7 +161,52 @@ pub(super) async fn provision(
             mesh::envoy_unavailable_reason(),
             mesh::prometheus::unavailable_reason(),
         ),
+        hub,
+        installed: Once::new("Istio install"),
     }))
+}
+
+impl SandboxHandle {
+    /// The install as on kind: the objects `istioctl install` creates, with the control plane
+    /// watched while they are made, then the same wait for istiod and both gateways
+    /// ([`install_watching`], [`wait_control_plane`]), so a pod that cannot start (a pull
+    /// fault on the hub) ends it at once with the cluster's words.
+    async fn install_once(&self, cluster: &Cluster) -> Result<IstioInstall> {
+        let hub = &self.hub;
+        install_watching(cluster, hub, |abort| async move {
+            let guard = self.sandbox.lock().await;
+            let sandbox = guard.as_ref().ok_or_else(stopped)?;
+            eprintln!(
+                "happy-istio: installing the sandbox's Istio {} (demo profile on Envoy), images from {hub}",
+                mesh::ISTIO_VERSION
+            );
+            tokio::select! {
+                installed = sandbox.install_istio_from(&hub.hub) => {
+                    installed.map_err(|e| sandbox_error("installing Istio failed", e))
+                }
+                error = abort => Err(error),
+            }
+        })
+        .await?;
+        // The sandbox makes the objects at once; the wait for them is what istioctl's
+        // readiness wait is on kind, within the same limit.
+        wait_control_plane(
+            cluster,
+            &CONTROL_PLANE_SELECTORS,
+            hub,
+            cluster.timeouts().istio_install,
+        )
+        .await?;
+        Ok(IstioInstall {
+            version: mesh::ISTIO_VERSION.to_string(),
+            hub: hub.clone(),
+            revision_note: Some(format!(
+                "Istio {} as emulated by happy-sandbox on real Envoy",
+                mesh::ISTIO_VERSION
+            )),
+            missing_egress_gateway: None,
+        })
+    }
 }
 
 fn sandbox_error(action: &str, e: impl std::fmt::Display) -> Error {
@@ -176,42 +235,16 @@ impl ClusterHandle for SandboxHandle {
 
     fn install_istio<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<IstioInstall>> {
         async move {
-            {
-                let guard = self.sandbox.lock().await;
-                let sandbox = guard.as_ref().ok_or_else(stopped)?;
-                eprintln!(
-                    "happy-istio: installing the sandbox's Istio {} (demo profile on Envoy)",
-                    mesh::ISTIO_VERSION
-                );
-                sandbox
-                    .install_istio()
-                    .await
-                    .map_err(|e| sandbox_error("installing Istio failed", e))?;
-            }
-            let timeouts = cluster.timeouts();
-            for (what, selector) in CONTROL_PLANE_SELECTORS {
-                cluster
-                    .wait_pods_ready(ISTIO_NAMESPACE, selector, timeouts.pod_ready)
-                    .await
-                    .map_err(|e| {
-                        sandbox_error(
-                            &format!(
-                                "the {what} ({selector} in {ISTIO_NAMESPACE}) did not become ready"
-                            ),
-                            e,
-                        )
-                    })?;
-            }
-            Ok(IstioInstall {
-                version: mesh::ISTIO_VERSION.to_string(),
-                revision_note: Some(format!(
-                    "Istio {} as emulated by happy-sandbox on real Envoy",
-                    mesh::ISTIO_VERSION
-                )),
-                missing_egress_gateway: None,
-            })
+            self.installed
+                .get_or_run(|| self.install_once(cluster))
+                .await
+                .cloned()
         }
         .boxed()
+    }
+
+    fn istio_hub(&self) -> &IstioHub {
+        &self.hub
     }
 
     fn install_addons<'a>(&'a self, _cluster: &'a Cluster) -> BoxFuture<'a, Result<()>> {
@@ -359,6 +392,51 @@ mod live {
             .unwrap_err()
             .to_string();
         assert!(err.contains("kube-inject"), "{err}");
+        handle.teardown(false).await.unwrap();
+    }
+
+    /// The sandbox's install names the hub's images, watches them as on kind, fails in seconds
+    /// when they cannot be pulled, and a second call returns that failure.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unpullable_hub_fails_the_install_at_once_and_only_once() {
+        let cache = tempfile::tempdir().unwrap();
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("HAPPY_CLUSTER", "sandbox".to_string()),
+            ("HAPPY_CACHE_DIR", cache.path().display().to_string()),
+            ("HAPPY_ISTIO_HUB", "docker.io/no-such-hub".to_string()),
+        ]);
+        let settings = Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        let timeouts = Timeouts::from_lookup(|_| None).unwrap();
+        let handle = provision(&settings, &timeouts).await.unwrap();
+        assert_eq!(handle.istio_hub().hub, "docker.io/no-such-hub");
+        let cluster = crate::cluster::Cluster::new(handle.client(), timeouts.clone());
+        let started = std::time::Instant::now();
+        let first = handle.install_istio(&cluster).await.unwrap_err();
+        let took = started.elapsed();
+        let text = first.to_string();
+        println!("the sandbox's install failed after {took:?}: {text}");
+        assert!(
+            took < std::time::Duration::from_secs(60) && took < timeouts.pod_ready / 3,
+            "{took:?}"
+        );
+        for part in [
+            "docker.io/no-such-hub/pilot:",
+            "ErrImagePull",
+            "HAPPY_ISTIO_HUB",
+        ] {
+            assert!(text.contains(part), "{part:?} missing in {text}");
+        }
+        let started = std::time::Instant::now();
+        let again = handle
+            .install_istio(&cluster)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            again.starts_with("Istio install failed earlier in this run: "),
+            "{again}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
         handle.teardown(false).await.unwrap();
     }
 }

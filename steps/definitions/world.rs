@@ -13,6 +13,7 @@ use happy_istio::error::FailureClass;
 use happy_istio::manifests::{Manifest, ManifestDir};
 use happy_istio::probes::curl::curl_command;
 use happy_istio::probes::{Convergence, CurlResult, Sample, parse_prometheus};
+use happy_istio::provision::once::Once;
 use happy_istio::provision::{ClusterHandle, IstioInstall};
 use happy_istio::timeouts::Timeouts;
 use k8s_openapi::api::core::v1::Pod;
@@ -100,7 +101,7 @@ pub struct Env {
     pub manifests: ManifestDir,
     pub timeouts: Timeouts,
     pub diagnostics: Diagnostics,
-    istio: OnceCell<IstioInstall>,
+    istio: Once<IstioInstall>,
     addons: OnceCell<()>,
 }
 
@@ -120,7 +121,7 @@ impl Env {
             manifests,
             timeouts,
             diagnostics,
-            istio: OnceCell::new(),
+            istio: Once::new("Istio install"),
             addons: OnceCell::new(),
         }
     }
@@ -149,10 +150,13 @@ impl Env {
         self.handle
     }
 
-    /// The Istio install, made once per run (the provisioner skips it when already there).
+    /// The Istio install, made once per run (the provisioner skips it when already there). A
+    /// failed install is not tried again: every later scenario fails at once with
+    /// "Istio install failed earlier in this run: <first error>", an environment failure,
+    /// instead of waiting out the install's limit again.
     pub async fn istio(&self) -> Result<&IstioInstall, Failure> {
         self.istio
-            .get_or_try_init(|| self.handle.install_istio(&self.cluster))
+            .get_or_run(|| self.handle.install_istio(&self.cluster))
             .await
             .map_err(Failure::from)
     }
@@ -160,6 +164,15 @@ impl Env {
     /// The Istio version installed, once Istio is.
     pub fn istio_version(&self) -> Option<String> {
         self.istio.get().map(|i| i.version.clone())
+    }
+
+    /// The hub of Istio's images: the installed Istio's, else the one an install by this run
+    /// uses (or used, when it failed).
+    pub fn istio_hub(&self) -> String {
+        self.istio.get().map_or_else(
+            || self.handle.istio_hub().hub.clone(),
+            |i| i.hub.hub.clone(),
+        )
     }
 
     /// The addons, installed once per run.

@@ -4,9 +4,10 @@
 //! the `istio-init` and `istio-proxy` containers, the annotations and labels a reader sees.
 //! From Istio 1.27 on Kubernetes 1.33+ the proxy is a native sidecar (an init container with
 //! `restartPolicy: Always`); the sandbox's API server reports 1.33, so that is what the pinned
-//! release does here.
+//! release does here. The proxy image is on the hub the install named, as Istio's injection
+//! template writes it (see [`super::proxy_image`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use serde_json::{Value, json};
 
@@ -86,10 +87,11 @@ pub fn proxy_container(
     pod_ports: &Value,
     workload: &str,
     native: bool,
+    hub: &str,
 ) -> Value {
     let mut c = json!({
         "name": PROXY_CONTAINER,
-        "image": proxy_image(),
+        "image": proxy_image(hub),
         "imagePullPolicy": "IfNotPresent",
         "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
                  "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error",
@@ -147,11 +149,12 @@ pub fn proxy_container(
     c
 }
 
-/// The `istio-init` container (`istio-iptables` in the proxy image).
-pub fn init_container() -> Value {
+/// The `istio-init` container (`istio-iptables` in the proxy image, `ProxyInitImage` in
+/// istio/istio `pkg/kube/inject/inject.go`: the same `<hub>/proxyv2:<tag>`).
+pub fn init_container(hub: &str) -> Value {
     json!({
         "name": INIT_CONTAINER,
-        "image": proxy_image(),
+        "image": proxy_image(hub),
         "imagePullPolicy": "IfNotPresent",
         "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
                  "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020",
@@ -184,8 +187,9 @@ fn volumes() -> Vec<Value> {
 }
 
 /// Inject into a pod's `metadata` and `spec` (a Pod, or a workload's template). `workload` is
-/// the owning workload's name, for the proxy's metadata. Does nothing when already injected.
-pub fn inject(meta: &mut Value, spec: &mut Value, workload: &str) {
+/// the owning workload's name, for the proxy's metadata; `hub` the proxy image's hub. Does
+/// nothing when already injected.
+pub fn inject(meta: &mut Value, spec: &mut Value, workload: &str, hub: &str) {
     if !spec.is_object() || has_proxy(spec) {
         return;
     }
@@ -204,13 +208,13 @@ pub fn inject(meta: &mut Value, spec: &mut Value, workload: &str) {
         .flatten()
         .flat_map(|c| c["ports"].as_array().cloned().unwrap_or_default())
         .collect();
-    let proxy = proxy_container(&app_containers, &json!(pod_ports), workload, native);
+    let proxy = proxy_container(&app_containers, &json!(pod_ports), workload, native, hub);
 
     let mut inits: Vec<Value> = spec["initContainers"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    inits.insert(0, init_container());
+    inits.insert(0, init_container(hub));
     let mut init_names = vec![INIT_CONTAINER.to_string()];
     let mut container_names: Option<Vec<String>> = None;
     if native {
@@ -294,6 +298,8 @@ fn admitted_workload(pod: &Value) -> String {
 /// The admission hook: injects into pods of labelled namespaces once Istio is installed.
 pub struct Injector {
     pub(crate) installed: Arc<std::sync::atomic::AtomicBool>,
+    /// The hub the install named (`values.global.hub` of the injector's template).
+    pub(crate) hub: Arc<RwLock<String>>,
 }
 
 impl PodAdmission for Injector {
@@ -315,8 +321,13 @@ impl PodAdmission for Injector {
             return Ok(());
         }
         let workload = admitted_workload(pod);
+        let hub = self
+            .hub
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let (mut meta, mut spec) = (pod["metadata"].take(), pod["spec"].take());
-        inject(&mut meta, &mut spec, &workload);
+        inject(&mut meta, &mut spec, &workload, &hub);
         pod["metadata"] = meta;
         pod["spec"] = spec;
         Ok(())
@@ -341,9 +352,9 @@ fn template_of(obj: &mut Value) -> Option<(&mut Value, String)> {
 }
 
 /// `istioctl kube-inject -f -`: every workload in a multi-document YAML gets the sidecar
-/// (unless it opts out with `sidecar.istio.io/inject: "false"`); other documents pass
-/// unchanged. The answer is YAML again, documents separated by `---`.
-pub fn kube_inject(yaml: &str) -> Result<String, String> {
+/// (unless it opts out with `sidecar.istio.io/inject: "false"`), its proxy image on `hub`;
+/// other documents pass unchanged. The answer is YAML again, documents separated by `---`.
+pub fn kube_inject(yaml: &str, hub: &str) -> Result<String, String> {
     let mut out = Vec::new();
     for (i, doc) in split_documents(yaml).iter().enumerate() {
         if doc.trim().is_empty() {
@@ -359,7 +370,7 @@ pub fn kube_inject(yaml: &str) -> Result<String, String> {
                 || template["metadata"]["annotations"][INJECT_KEY] == "false";
             if !opted_out {
                 let (mut meta, mut spec) = (template["metadata"].take(), template["spec"].take());
-                inject(&mut meta, &mut spec, &name);
+                inject(&mut meta, &mut spec, &name, hub);
                 template["metadata"] = meta;
                 template["spec"] = spec;
             }
@@ -425,7 +436,7 @@ mod tests {
         let mut meta = json!({"labels": {"app": "service-a", "version": "v1"}});
         let mut spec = json!({"containers": [{"name": "service-a", "image": "x",
             "ports": [{"name": "http", "containerPort": 8080}]}]});
-        inject(&mut meta, &mut spec, "service-a");
+        inject(&mut meta, &mut spec, "service-a", crate::mesh::DEFAULT_HUB);
         assert!(
             native_sidecar(),
             "1.31 on Kubernetes 1.33 injects native sidecars"
@@ -463,8 +474,19 @@ mod tests {
         );
         // Idempotent.
         let before = spec.clone();
-        inject(&mut meta, &mut spec, "service-a");
+        inject(&mut meta, &mut spec, "service-a", crate::mesh::DEFAULT_HUB);
         assert_eq!(spec, before);
+    }
+
+    #[test]
+    fn the_sidecar_and_init_images_are_on_the_installs_hub() {
+        let mut meta = json!({"labels": {"app": "service-a"}});
+        let mut spec = json!({"containers": [{"name": "service-a", "image": "x"}]});
+        inject(&mut meta, &mut spec, "service-a", "localhost:5000/istio");
+        let want = format!("localhost:5000/istio/proxyv2:{ISTIO_VERSION}");
+        let inits = spec["initContainers"].as_array().unwrap();
+        assert_eq!(inits[0]["image"], want.as_str(), "istio-init");
+        assert_eq!(inits[1]["image"], want.as_str(), "istio-proxy");
     }
 
     #[test]
@@ -473,7 +495,7 @@ mod tests {
             apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: service-a\nspec:\n  \
             template:\n    metadata:\n      labels:\n        app: service-a\n    spec:\n      \
             containers:\n        - name: service-a\n          image: rinormaloku/happy-service:latest\n";
-        let out = kube_inject(yaml).unwrap();
+        let out = kube_inject(yaml, crate::mesh::DEFAULT_HUB).unwrap();
         let docs: Vec<Value> = out
             .split("---\n")
             .map(|d| serde_saphyr::from_str(d).unwrap())

@@ -1,8 +1,8 @@
 //! What `istioctl install --set profile=demo` creates in `istio-system`, as objects: istiod,
 //! the ingress gateway (a LoadBalancer Service) and the egress gateway, with their service
 //! accounts and the mesh's root certificate ConfigMap. The controllers then run them like any
-//! other Deployment; the images map to the sandbox's programs (`pilot` idles, `proxyv2` runs
-//! Envoy).
+//! other Deployment; the images (on the hub the install names) map to the sandbox's programs
+//! (`pilot` idles, `proxyv2` runs Envoy).
 
 use serde_json::{Value, json};
 
@@ -22,7 +22,7 @@ fn env_field(name: &str, path: &str) -> Value {
     json!({"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}})
 }
 
-fn istiod() -> Vec<Value> {
+fn istiod(hub: &str) -> Vec<Value> {
     let labels = json!({"app": "istiod", "istio": "pilot", "istio.io/rev": "default",
                         "install.operator.istio.io/owning-resource": "unknown",
                         "operator.istio.io/component": "Pilot"});
@@ -44,7 +44,7 @@ fn istiod() -> Vec<Value> {
                         "serviceAccountName": "istiod",
                         "containers": [{
                             "name": "discovery",
-                            "image": pilot_image(),
+                            "image": pilot_image(hub),
                             "args": ["discovery", "--monitoringAddr=:15014", "--log_output_level=default:info",
                                      "--domain", "cluster.local", "--keepaliveMaxServerConnectionAge", "30m"],
                             "ports": [
@@ -83,7 +83,7 @@ fn istiod() -> Vec<Value> {
 }
 
 /// A gateway Deployment (`proxy router`) and its service account.
-fn gateway(name: &str, istio_label: &str, sa: &str, ports: Value) -> Vec<Value> {
+fn gateway(name: &str, istio_label: &str, sa: &str, ports: Value, hub: &str) -> Vec<Value> {
     let labels = json!({"app": name, "istio": istio_label, "install.operator.istio.io/owning-resource": "unknown",
                         "istio.io/rev": "default", "operator.istio.io/component":
                             if istio_label == "ingressgateway" { "IngressGateways" } else { "EgressGateways" }});
@@ -111,7 +111,7 @@ fn gateway(name: &str, istio_label: &str, sa: &str, ports: Value) -> Vec<Value> 
                         "serviceAccountName": sa,
                         "containers": [{
                             "name": "istio-proxy",
-                            "image": proxy_image(),
+                            "image": proxy_image(hub),
                             "args": ["proxy", "router", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
                                      "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error",
                                      "--log_output_level=default:info"],
@@ -149,7 +149,7 @@ fn gateway(name: &str, istio_label: &str, sa: &str, ports: Value) -> Vec<Value> 
     ]
 }
 
-fn ingress_gateway() -> Vec<Value> {
+fn ingress_gateway(hub: &str) -> Vec<Value> {
     let name = "istio-ingressgateway";
     let mut objects = gateway(
         name,
@@ -163,6 +163,7 @@ fn ingress_gateway() -> Vec<Value> {
             {"containerPort": 15443, "protocol": "TCP"},
             {"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"},
         ]),
+        hub,
     );
     objects.push(json!({
         "apiVersion": "v1", "kind": "Service",
@@ -183,7 +184,7 @@ fn ingress_gateway() -> Vec<Value> {
     objects
 }
 
-fn egress_gateway() -> Vec<Value> {
+fn egress_gateway(hub: &str) -> Vec<Value> {
     let name = "istio-egressgateway";
     let mut objects = gateway(
         name,
@@ -194,6 +195,7 @@ fn egress_gateway() -> Vec<Value> {
             {"containerPort": 8443, "protocol": "TCP"},
             {"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"},
         ]),
+        hub,
     );
     objects.push(json!({
         "apiVersion": "v1", "kind": "Service",
@@ -211,8 +213,9 @@ fn egress_gateway() -> Vec<Value> {
     objects
 }
 
-/// Every object of the demo profile, in creation order (the namespace first).
-pub fn demo_profile_objects(root_cert_pem: &str) -> Vec<Value> {
+/// Every object of the demo profile, in creation order (the namespace first), its images on
+/// `hub`.
+pub fn demo_profile_objects(root_cert_pem: &str, hub: &str) -> Vec<Value> {
     let mut objects = vec![json!({
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": ROOT_NAMESPACE},
@@ -230,9 +233,9 @@ pub fn demo_profile_objects(root_cert_pem: &str) -> Vec<Value> {
         "data": {"mesh": "accessLogFile: /dev/stdout\ndefaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\nenablePrometheusMerge: true\nrootNamespace: istio-system\ntrustDomain: cluster.local\n",
                  "meshNetworks": "networks: {}"},
     }));
-    objects.extend(istiod());
-    objects.extend(ingress_gateway());
-    objects.extend(egress_gateway());
+    objects.extend(istiod(hub));
+    objects.extend(ingress_gateway(hub));
+    objects.extend(egress_gateway(hub));
     objects
 }
 
@@ -242,7 +245,7 @@ mod tests {
 
     #[test]
     fn the_demo_profile_has_istiod_and_both_gateways() {
-        let objs = demo_profile_objects("PEM");
+        let objs = demo_profile_objects("PEM", "localhost:5000/istio");
         let find = |kind: &str, name: &str| {
             objs.iter()
                 .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
@@ -252,10 +255,17 @@ mod tests {
         let istiod = find("Deployment", "istiod");
         assert_eq!(
             istiod["spec"]["template"]["spec"]["containers"][0]["image"],
-            format!("docker.io/istio/pilot:{}", crate::mesh::ISTIO_VERSION)
+            format!("localhost:5000/istio/pilot:{}", crate::mesh::ISTIO_VERSION)
         );
         let ingress = find("Deployment", "istio-ingressgateway");
         let pod = &ingress["spec"]["template"];
+        assert_eq!(
+            pod["spec"]["containers"][0]["image"],
+            format!(
+                "localhost:5000/istio/proxyv2:{}",
+                crate::mesh::ISTIO_VERSION
+            )
+        );
         assert_eq!(pod["metadata"]["labels"]["istio"], "ingressgateway");
         assert_eq!(pod["spec"]["serviceAccountName"], INGRESS_SERVICE_ACCOUNT);
         let svc = find("Service", "istio-ingressgateway");

@@ -46,12 +46,35 @@ pub fn istio_minor() -> (u32, u32) {
     (parts.next().unwrap_or(1), parts.next().unwrap_or(0))
 }
 
-/// The proxy image of [`ISTIO_VERSION`].
-pub fn proxy_image() -> String {
-    format!("docker.io/istio/proxyv2:{ISTIO_VERSION}")
+/// The hub `happy-sandbox up` and [`crate::Sandbox::install_istio`] install from: where every
+/// Istio release's images are pushed (istio/release-builder `release/publish.sh`,
+/// `DOCKER_HUB=${DOCKER_HUB:-docker.io/istio}`, branches release-1.29 to release-1.31). The
+/// suite passes its own ([`crate::Sandbox::install_istio_from`]), so a pull fault on a hub
+/// hits the control plane as it would on kind.
+pub const DEFAULT_HUB: &str = "docker.io/istio";
+
+/// The hubs that carry [`ISTIO_VERSION`]'s images: `docker.io/istio` only. istio.io blog
+/// `2026/retirement-of-gcp` (2026-08-21): "Starting with Istio 1.31, we will only publish Istio
+/// container images to `docker.io/istio`" and 1.31 "will **not** have … images published to
+/// `gcr.io/istio-release`" (which `registry.istio.io/release` proxies, blog
+/// `2026/retirement-of-gcr.io-follow-up`). istio/release-builder release-1.31
+/// `release/publish.sh:49,81-87` (branch head of 2026-08-20) still pushed a copy to
+/// `gcr.io/istio-release`; the later announcement is followed here, and whether 1.31.1 is on the
+/// mirror could not be confirmed. A mirror laid out like Docker Hub's (`…/istio`) also serves
+/// them (see [`proxy::is_istio_image`]).
+pub const RELEASE_HUBS: [&str; 1] = [DEFAULT_HUB];
+
+/// The proxy image of [`ISTIO_VERSION`] on `hub`, as Istio's charts and injector name it:
+/// `{{ .Values.global.hub }}/proxyv2:{{ .Values.global.tag }}` (istio/istio@1.31.0-rc.0
+/// `pkg/kube/inject/inject.go` `ProxyImage`/`imageURL`: `hub + "/" + imageName + ":" + tag`;
+/// `manifests/charts/gateways/istio-ingress/templates/deployment.yaml:83` for the gateways).
+pub fn proxy_image(hub: &str) -> String {
+    format!("{hub}/proxyv2:{ISTIO_VERSION}")
 }
 
-/// The istiod image of [`ISTIO_VERSION`].
-pub fn pilot_image() -> String {
-    format!("docker.io/istio/pilot:{ISTIO_VERSION}")
+/// The istiod image of [`ISTIO_VERSION`] on `hub` (istio/istio@1.31.0-rc.0
+/// `manifests/charts/istio-control/istio-discovery/templates/deployment.yaml:101`,
+/// `{{ .Values.hub | default .Values.global.hub }}/{{ .Values.image | default "pilot" }}:…`).
+pub fn pilot_image(hub: &str) -> String {
+    format!("{hub}/pilot:{ISTIO_VERSION}")
 }

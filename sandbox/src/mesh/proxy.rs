@@ -163,6 +163,23 @@ pub async fn wait_ready(
     }
 }
 
+/// Whether `image` is Istio's `name` image on a hub that carries the sandbox's release: one of
+/// [`super::RELEASE_HUBS`], or a mirror laid out like Docker Hub's (`…/istio/<name>`, e.g.
+/// `localhost:5000/istio`). Any other hub has no such image, and its pull fails as on a node.
+pub fn is_istio_image(image: &str, name: &str) -> bool {
+    let (repo, _) = split_image(image);
+    let Some(hub) = repo.strip_suffix(name).and_then(|h| h.strip_suffix('/')) else {
+        return false;
+    };
+    // split_image drops `docker.io/`: `istio` is docker.io/istio.
+    let hub = if hub.contains('.') || hub.contains(':') || hub == "localhost" {
+        hub.to_string()
+    } else {
+        format!("docker.io/{hub}")
+    };
+    super::RELEASE_HUBS.contains(&hub.as_str()) || hub.ends_with("/istio")
+}
+
 /// The `proxyv2` image: istio-init, or istio-proxy (sidecar or gateway).
 pub struct ProxyProgram {
     pub mesh: Arc<Mesh>,
@@ -170,12 +187,11 @@ pub struct ProxyProgram {
 
 impl Program for ProxyProgram {
     fn matches(&self, image: &str) -> bool {
-        let (repo, _) = split_image(image);
-        repo == "istio/proxyv2" || repo.ends_with("/istio/proxyv2")
+        is_istio_image(image, "proxyv2")
     }
 
     fn describe(&self) -> String {
-        "istio/proxyv2 (any tag)".into()
+        "<hub>/proxyv2 (any tag) on docker.io/istio or a …/istio mirror".into()
     }
 
     fn run(&self, ctx: ContainerContext) -> BoxFuture<'static, Exit> {
@@ -328,12 +344,11 @@ pub struct PilotProgram;
 
 impl Program for PilotProgram {
     fn matches(&self, image: &str) -> bool {
-        let (repo, _) = split_image(image);
-        repo == "istio/pilot" || repo.ends_with("/istio/pilot")
+        is_istio_image(image, "pilot")
     }
 
     fn describe(&self) -> String {
-        "istio/pilot (any tag)".into()
+        "<hub>/pilot (any tag) on docker.io/istio or a …/istio mirror".into()
     }
 
     fn run(&self, ctx: ContainerContext) -> BoxFuture<'static, Exit> {
@@ -346,5 +361,33 @@ impl Program for PilotProgram {
             ctx.cancel.cancelled().await;
             Exit::completed()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_istio_image;
+
+    #[test]
+    fn istio_images_run_from_release_hubs_and_mirrors_only() {
+        for image in [
+            "docker.io/istio/proxyv2:1.31.1",
+            "istio/proxyv2:1.31.1",
+            "localhost:5000/istio/proxyv2:1.31.1",
+        ] {
+            assert!(is_istio_image(image, "proxyv2"), "{image}");
+        }
+        for image in [
+            // Istio 1.31 is published only to docker.io/istio (see `RELEASE_HUBS`).
+            "gcr.io/istio-release/proxyv2:1.31.1",
+            "registry.istio.io/release/proxyv2:1.31.1",
+            "docker.io/istoi/proxyv2:1.31.1",
+            "docker.io/istio/pilot:1.31.1",
+            "quay.io/someone/proxyv2:1.31.1",
+            "proxyv2:1.31.1",
+        ] {
+            assert!(!is_istio_image(image, "proxyv2"), "{image}");
+        }
+        assert!(is_istio_image("docker.io/istio/pilot:1.31.1", "pilot"));
     }
 }

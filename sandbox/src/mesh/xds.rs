@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -52,6 +52,8 @@ pub struct Mesh {
     dir: PathBuf,
     ca: Ca,
     installed: Arc<AtomicBool>,
+    /// The hub of Istio's images, as the install named it (the injector reads it too).
+    hub: Arc<RwLock<String>>,
     proxies: Mutex<HashMap<(String, String), Arc<ProxyHandle>>>,
     /// Warnings already recorded as Events (object uid + message).
     reported: Mutex<BTreeSet<(String, String)>>,
@@ -90,6 +92,7 @@ impl Mesh {
             dir,
             ca: Ca::new()?,
             installed: Arc::new(AtomicBool::new(false)),
+            hub: Arc::new(RwLock::new(super::DEFAULT_HUB.to_string())),
             proxies: Mutex::new(HashMap::new()),
             reported: Mutex::new(BTreeSet::new()),
         }))
@@ -109,16 +112,26 @@ impl Mesh {
     pub fn injector(&self) -> Arc<Injector> {
         Arc::new(Injector {
             installed: self.installed.clone(),
+            hub: self.hub.clone(),
         })
     }
 
-    /// Install Istio: serve the CRDs, create the demo profile's objects (those missing), and
-    /// turn on injection. Idempotent.
-    pub fn install(&self, cluster: &Cluster) -> Result<(), MeshError> {
+    /// The hub of Istio's images: the one the install named ([`super::DEFAULT_HUB`] before).
+    pub fn hub(&self) -> String {
+        self.hub
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Install Istio with its images on `hub`: serve the CRDs, create the demo profile's objects
+    /// (those missing), and turn on injection with that hub. Idempotent.
+    pub fn install(&self, cluster: &Cluster, hub: &str) -> Result<(), MeshError> {
+        *self.hub.write().unwrap_or_else(PoisonError::into_inner) = hub.to_string();
         for t in crds::resource_types() {
             cluster.registry.register(t);
         }
-        for obj in demo_profile_objects(self.ca.root_pem()) {
+        for obj in demo_profile_objects(self.ca.root_pem(), hub) {
             create_if_missing(cluster, obj)?;
         }
         self.installed.store(true, Ordering::SeqCst);
