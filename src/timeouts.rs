@@ -26,6 +26,10 @@ pub struct Timeouts {
     pub rollout: Duration,
     /// Pods matching a selector until they are Ready.
     pub pod_ready: Duration,
+    /// How long a pod's image pull may keep failing with an error the kubelet retries (a
+    /// timeout, a refused connection, a 5xx, a 429) before a wait takes it as final (see
+    /// [`crate::cluster::startup::pod_failure`]).
+    pub pull_retry: Duration,
     /// Deleting objects until they are gone.
     pub delete: Duration,
     /// One eventually-consistent assertion (retried until it holds).
@@ -75,7 +79,7 @@ pub const CONSECUTIVE_VAR: &str = "HAPPY_CONSECUTIVE";
 pub const TIMEOUT_VAR_PREFIX: &str = "HAPPY_TIMEOUT_";
 
 /// (name, default, what it bounds), in the order of the struct.
-const TABLE: [(&str, Duration, &str); 14] = [
+const TABLE: [(&str, Duration, &str); 15] = [
     (
         "cluster_create",
         Duration::from_secs(600),
@@ -100,6 +104,11 @@ const TABLE: [(&str, Duration, &str); 14] = [
         "pod_ready",
         Duration::from_secs(180),
         "pods until they are Ready",
+    ),
+    (
+        "pull_retry",
+        Duration::from_secs(75),
+        "how long an image pull may keep failing with an error the kubelet retries (timeout, refused or reset connection, 5xx, 429) before a wait gives up on the pod: the kubelet's back-off (10 s, doubling) tries it 4 times in 75 s",
     ),
     (
         "delete",
@@ -166,6 +175,7 @@ impl Default for Timeouts {
             download: d("download"),
             rollout: d("rollout"),
             pod_ready: d("pod_ready"),
+            pull_retry: d("pull_retry"),
             delete: d("delete"),
             assertion: d("assertion"),
             request: d("request"),
@@ -294,6 +304,7 @@ impl Timeouts {
             "download" => &mut self.download,
             "rollout" => &mut self.rollout,
             "pod_ready" => &mut self.pod_ready,
+            "pull_retry" => &mut self.pull_retry,
             "delete" => &mut self.delete,
             "assertion" => &mut self.assertion,
             "request" => &mut self.request,
@@ -369,6 +380,7 @@ mod tests {
         assert_eq!(t.download, Duration::from_secs(300));
         assert_eq!(t.rollout, Duration::from_secs(180));
         assert_eq!(t.pod_ready, Duration::from_secs(180));
+        assert_eq!(t.pull_retry, Duration::from_secs(75));
         assert_eq!(t.delete, Duration::from_secs(120));
         assert_eq!(t.assertion, Duration::from_secs(30));
         assert_eq!(t.request, Duration::from_secs(10));
@@ -422,6 +434,7 @@ mod tests {
                 t.download,
                 t.rollout,
                 t.pod_ready,
+                t.pull_retry,
                 t.delete,
                 t.assertion,
                 t.request,
@@ -460,7 +473,7 @@ mod tests {
     #[test]
     fn describe_lists_every_entry_with_parseable_defaults() {
         let docs = Timeouts::describe();
-        assert_eq!(docs.len(), 15);
+        assert_eq!(docs.len(), 16);
         let defaults = Timeouts::default();
         for doc in &docs {
             assert!(doc.env_var.starts_with("HAPPY_"), "{doc:?}");

@@ -53,7 +53,7 @@ pub use pods::{
 pub use resolve::{KindLookup, Target, resolve_target, target_namespace};
 pub use startup::{
     FIRST_RESTART_GRACE, PodFailure, PullErrorClass, StartFailure, classify_pull_error,
-    pod_failure, pull_retrying,
+    pod_failure, pod_failure_within, pull_retrying,
 };
 
 /// Field manager of every server-side apply.
@@ -525,7 +525,13 @@ impl Cluster {
                 if let Some(retrying) = pods.iter().find_map(pull_retrying) {
                     last_pull = Some(retrying);
                 }
-                match rollout_verdict(&deployment, &replicasets, &pods, jiff::Timestamp::now()) {
+                match rollout_verdict(
+                    &deployment,
+                    &replicasets,
+                    &pods,
+                    jiff::Timestamp::now(),
+                    self.timeouts.pull_retry,
+                ) {
                     RolloutVerdict::Done => return Ok(None),
                     RolloutVerdict::Failed(failure) => return Ok(Some(failure)),
                     RolloutVerdict::Waiting(detail) => waiting = detail,
@@ -629,6 +635,7 @@ impl Cluster {
         let mut failed: Option<PodFailure> = None;
         let mut last_pull: Option<PodFailure> = None;
         let poll = self.timeouts.poll_interval;
+        let pull_retry = self.timeouts.pull_retry;
         let waited = tokio::time::timeout(timeout, async {
             let mut events = pin!(watcher(api, config).default_backoff());
             loop {
@@ -657,7 +664,10 @@ impl Cluster {
                 }
                 let live: Vec<&Pod> = seen.values().filter(|p| !pod_is_terminating(p)).collect();
                 let now = jiff::Timestamp::now();
-                if let Some(f) = live.iter().find_map(|p| pod_failure(p, now)) {
+                if let Some(f) = live
+                    .iter()
+                    .find_map(|p| pod_failure_within(p, now, pull_retry))
+                {
                     failed = Some(f);
                     return Vec::new();
                 }
@@ -1060,6 +1070,7 @@ fn rollout_verdict(
     replicasets: &[ReplicaSet],
     pods: &[Pod],
     now: jiff::Timestamp,
+    pull_retry: Duration,
 ) -> RolloutVerdict {
     let current = current_template_hash(deployment, replicasets);
     if let Some(failure) = pods
@@ -1069,7 +1080,7 @@ fn rollout_verdict(
                 .as_deref()
                 .is_none_or(|h| template_hash(p) == Some(h))
         })
-        .find_map(|p| pod_failure(p, now))
+        .find_map(|p| pod_failure_within(p, now, pull_retry))
     {
         return RolloutVerdict::Failed(failure);
     }
@@ -1103,6 +1114,8 @@ fn first_ready(pods: &[Pod], what: &str) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    /// The default pull retry limit of the timeout table.
+    const PULL_RETRY: Duration = Duration::from_secs(75);
     use super::*;
 
     fn object<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> T {
@@ -1155,9 +1168,21 @@ mod tests {
         let now = jiff::Timestamp::now();
         let rs = [replicaset("old", "1"), replicaset("new", "2")];
         let new = pod("new", true, None);
-        let verdict = rollout_verdict(&deployment(), &rs, std::slice::from_ref(&new), now);
+        let verdict = rollout_verdict(
+            &deployment(),
+            &rs,
+            std::slice::from_ref(&new),
+            now,
+            PULL_RETRY,
+        );
         assert!(matches!(verdict, RolloutVerdict::Done), "{verdict:?}");
-        let verdict = rollout_verdict(&deployment(), &rs, &[new, pod("old", true, None)], now);
+        let verdict = rollout_verdict(
+            &deployment(),
+            &rs,
+            &[new, pod("old", true, None)],
+            now,
+            PULL_RETRY,
+        );
         assert!(
             matches!(&verdict, RolloutVerdict::Waiting(d) if d.contains("1 replicas wanted")),
             "{verdict:?}"
@@ -1169,10 +1194,10 @@ mod tests {
         let now = jiff::Timestamp::now();
         let rs = [replicaset("old", "1"), replicaset("new", "2")];
         let broken = pod("new", false, Some("ErrImagePull"));
-        let verdict = rollout_verdict(&deployment(), &rs, &[broken], now);
+        let verdict = rollout_verdict(&deployment(), &rs, &[broken], now, PULL_RETRY);
         assert!(matches!(verdict, RolloutVerdict::Failed(_)), "{verdict:?}");
         let old_broken = pod("old", false, Some("ErrImagePull"));
-        let verdict = rollout_verdict(&deployment(), &rs, &[old_broken], now);
+        let verdict = rollout_verdict(&deployment(), &rs, &[old_broken], now, PULL_RETRY);
         assert!(matches!(verdict, RolloutVerdict::Waiting(_)), "{verdict:?}");
     }
 }

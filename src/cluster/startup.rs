@@ -176,6 +176,9 @@ pub struct PodFailure {
     /// The end of the container's log, when the caller read it because the cluster's status
     /// does not say why the container exited ([`PodFailure::wants_runtime_detail`]).
     pub runtime_detail: Option<String>,
+    /// For a transient pull error made final by [`pod_failure_within`]: how long it had been
+    /// failing since the pod was scheduled, and the limit it passed (whole seconds).
+    pub pull_given_up: Option<(i64, u64)>,
 }
 
 impl PodFailure {
@@ -244,7 +247,15 @@ impl fmt::Display for PodFailure {
                 rate_limited,
                 schema1,
             } => {
-                if self.is_transient_pull() {
+                if let Some((waited, limit)) = self.pull_given_up {
+                    write!(
+                        f,
+                        " cannot be pulled: {}{message} — the kubelet has retried it since the \
+                         pod was scheduled {waited}s ago, past the pull retry limit \
+                         (HAPPY_TIMEOUT_PULL_RETRY={limit}s)",
+                        self.reason
+                    )?;
+                } else if self.is_transient_pull() {
                     write!(
                         f,
                         " has not been pulled yet, the kubelet retries: {}{message}",
@@ -315,6 +326,46 @@ pub fn pod_failure(pod: &Pod, now: jiff::Timestamp) -> Option<PodFailure> {
     assess(pod, now, false)
 }
 
+/// As [`pod_failure`], and a transient image pull error is final too once the pod has been
+/// scheduled for `pull_retry` (the timeout table's `pull_retry`) and its image still fails to
+/// pull. The kubelet would retry it for ever, with its back-off (10 s doubling to 5 min,
+/// kubernetes `pkg/kubelet/kubelet.go` `imageBackOffPeriod`/`MaxImageBackOff`); a registry
+/// that has refused or timed out for that long (4 tries in 75 s) is not going to answer within
+/// a wait of the suite's, and waiting out the whole rollout or install limit for it would turn
+/// one unreachable registry into minutes per scenario.
+pub fn pod_failure_within(
+    pod: &Pod,
+    now: jiff::Timestamp,
+    pull_retry: std::time::Duration,
+) -> Option<PodFailure> {
+    if let Some(f) = assess(pod, now, false) {
+        return Some(f);
+    }
+    let retrying = assess(pod, now, true)?;
+    let since = pull_attempts_since(pod)?;
+    let waited = now.duration_since(since);
+    let limit = jiff::SignedDuration::try_from(pull_retry).ok()?;
+    (waited >= limit).then(|| PodFailure {
+        pull_given_up: Some((waited.as_secs(), pull_retry.as_secs())),
+        ..retrying
+    })
+}
+
+/// When the kubelet started pulling the pod's images: the pod's `PodScheduled` condition
+/// turning true (the kubelet starts a pod once it is bound to its node), else its creation.
+fn pull_attempts_since(pod: &Pod) -> Option<jiff::Timestamp> {
+    let scheduled = pod
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "True")
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0);
+    scheduled.or_else(|| pod.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
 /// A transient image pull error `pod` shows now (the kubelet is retrying it), if any: what a
 /// wait that ends at its limit names as the last pull error seen.
 pub fn pull_retrying(pod: &Pod) -> Option<PodFailure> {
@@ -337,6 +388,7 @@ fn assess(pod: &Pod, now: jiff::Timestamp, transient: bool) -> Option<PodFailure
         node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
         node_architecture: None,
         runtime_detail: None,
+        pull_given_up: None,
     };
     let status = pod.status.as_ref()?;
     if let Some(c) = status.conditions.iter().flatten().find(|c| {
@@ -544,6 +596,53 @@ mod tests {
 
     fn now() -> jiff::Timestamp {
         "2026-12-01T10:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn a_transient_pull_error_is_final_after_the_pull_retry_limit() {
+        let refused = "rpc error: code = Unknown desc = failed to pull and unpack image \
+             \"docker.io/istio/pilot:1.31.1\": failed to resolve reference \
+             \"docker.io/istio/pilot:1.31.1\": failed to do request: Head \
+             \"https://registry-1.docker.io/v2/istio/pilot/manifests/1.31.1\": dial tcp \
+             192.0.2.1:443: connect: connection refused";
+        let limit = std::time::Duration::from_secs(75);
+        let scheduled_at = |at: &str| {
+            let mut p = waiting("istiod", "ImagePullBackOff", refused);
+            p.status.as_mut().unwrap().conditions =
+                Some(vec![k8s_openapi::api::core::v1::PodCondition {
+                    type_: "PodScheduled".into(),
+                    status: "True".into(),
+                    last_transition_time: Some(
+                        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at.parse().unwrap()),
+                    ),
+                    ..Default::default()
+                }]);
+            p
+        };
+        // Retried for 10 s: the kubelet may still get it; never final for pod_failure.
+        let young = scheduled_at("2026-12-01T09:59:50Z");
+        assert_eq!(pod_failure_within(&young, now(), limit), None);
+        assert!(pull_retrying(&young).is_some());
+        // Retried for 80 s: final, naming the error, how long and the limit's variable.
+        let old = scheduled_at("2026-12-01T09:58:40Z");
+        assert_eq!(pod_failure(&old, now()), None);
+        let f = pod_failure_within(&old, now(), limit).expect("final after the limit");
+        let text = f.to_string();
+        for part in [
+            "connection refused",
+            "cannot be pulled: ImagePullBackOff",
+            "since the pod was scheduled 80s ago",
+            "HAPPY_TIMEOUT_PULL_RETRY=75s",
+        ] {
+            assert!(text.contains(part), "{part:?} missing in {text}");
+        }
+        // A deterministic error needs no wait.
+        let gone = waiting(
+            "istiod",
+            "ErrImagePull",
+            "rpc error: code = NotFound desc = x: not found",
+        );
+        assert!(pod_failure_within(&gone, now(), limit).is_some());
     }
 
     #[test]

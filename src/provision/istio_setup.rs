@@ -27,7 +27,7 @@ use kube::runtime::watcher;
 
 use super::IstioInstall;
 use super::once::Once;
-use crate::cluster::{Cluster, PodFailure, pod_failure, pull_retrying};
+use crate::cluster::{Cluster, PodFailure, pod_failure_within, pull_retrying};
 use crate::download::Downloader;
 use crate::error::FailureClass;
 use crate::istio::IstioVersion;
@@ -149,12 +149,16 @@ pub fn is_control_plane(pod: &Pod) -> bool {
 }
 
 /// The first control-plane pod among `pods` that cannot start, in the cluster's words
-/// ([`pod_failure`]); other pods in istio-system (addons a reused cluster still runs) are not
+/// ([`pod_failure_within`]); other pods in istio-system (addons a reused cluster still runs) are not
 /// the install's concern.
-pub fn control_plane_failure(pods: &[Pod], now: jiff::Timestamp) -> Option<PodFailure> {
+pub fn control_plane_failure(
+    pods: &[Pod],
+    now: jiff::Timestamp,
+    pull_retry: std::time::Duration,
+) -> Option<PodFailure> {
     pods.iter()
         .filter(|p| is_control_plane(p))
-        .find_map(|p| pod_failure(p, now))
+        .find_map(|p| pod_failure_within(p, now, pull_retry))
 }
 
 /// Watches the pods in istio-system until a control-plane pod cannot start, and returns that as
@@ -193,7 +197,9 @@ pub async fn watch_control_plane(
             Some(Err(_)) | None => {}
         }
         let pods: Vec<Pod> = seen.values().cloned().collect();
-        if let Some(failure) = control_plane_failure(&pods, jiff::Timestamp::now()) {
+        if let Some(failure) =
+            control_plane_failure(&pods, jiff::Timestamp::now(), cluster.timeouts().pull_retry)
+        {
             return Error::PodFailed {
                 what: format!("Istio's control plane in {ISTIO_NAMESPACE}"),
                 failure: Box::new(failure),
@@ -667,6 +673,8 @@ mod tests {
 
 #[cfg(test)]
 mod watch_tests {
+    /// The default pull retry limit of the timeout table.
+    const PULL_RETRY: std::time::Duration = std::time::Duration::from_secs(75);
     use super::*;
 
     fn pod(labels: serde_json::Value, reason: &str, message: &str) -> Pod {
@@ -694,7 +702,7 @@ mod watch_tests {
             "ErrImagePull",
             NOT_FOUND,
         );
-        let f = control_plane_failure(std::slice::from_ref(&failing), now).unwrap();
+        let f = control_plane_failure(std::slice::from_ref(&failing), now, PULL_RETRY).unwrap();
         let text = f.to_string();
         for part in [
             "istio-system/istiod-7d4f9c8b6-x2k4q",
@@ -710,7 +718,7 @@ mod watch_tests {
             "ContainerCreating",
             "",
         );
-        assert_eq!(control_plane_failure(&[creating], now), None);
+        assert_eq!(control_plane_failure(&[creating], now, PULL_RETRY), None);
         // A pull the kubelet retries (the registry unreachable) is waited out, not final.
         let unreachable = pod(
             serde_json::json!({"app": "istiod"}),
@@ -722,7 +730,7 @@ mod watch_tests {
              192.0.2.1:443: connect: connection refused",
         );
         assert_eq!(
-            control_plane_failure(std::slice::from_ref(&unreachable), now),
+            control_plane_failure(std::slice::from_ref(&unreachable), now, PULL_RETRY),
             None
         );
         assert!(pull_retrying(&unreachable).is_some());
@@ -731,7 +739,7 @@ mod watch_tests {
             "ErrImagePull",
             NOT_FOUND,
         );
-        assert_eq!(control_plane_failure(&[addon], now), None);
+        assert_eq!(control_plane_failure(&[addon], now, PULL_RETRY), None);
         for app in ["istio-ingressgateway", "istio-egressgateway"] {
             assert!(is_control_plane(&pod(
                 serde_json::json!({"app": app}),
