@@ -533,7 +533,7 @@ impl Cluster {
                     self.timeouts.pull_retry,
                 ) {
                     RolloutVerdict::Done => return Ok(None),
-                    RolloutVerdict::Failed(failure) => return Ok(Some(failure)),
+                    RolloutVerdict::Failed(failure) => return Ok(Some(*failure)),
                     RolloutVerdict::Waiting(detail) => waiting = detail,
                 }
             }
@@ -1058,7 +1058,7 @@ enum RolloutVerdict {
     /// Complete: the status says so and exactly `replicas` pods, all Ready, are left.
     Done,
     /// A pod of the current template cannot start.
-    Failed(PodFailure),
+    Failed(Box<PodFailure>),
     /// Not yet, and why.
     Waiting(String),
 }
@@ -1082,7 +1082,7 @@ fn rollout_verdict(
         })
         .find_map(|p| pod_failure_within(p, now, pull_retry))
     {
-        return RolloutVerdict::Failed(failure);
+        return RolloutVerdict::Failed(Box::new(failure));
     }
     let replicas = deployment
         .spec
