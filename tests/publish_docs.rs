@@ -680,6 +680,22 @@ fn the_nightly_workflow_publishes_with_this_script() {
         !words_of(run).iter().any(|w| w == "--summary"),
         "the summary is written once, by the summary step: {run}"
     );
+    // F12: earlier runs' reports, downloaded before, reach the history.
+    let earlier = value("--earlier");
+    let fetch_earlier = publish_steps
+        .iter()
+        .position(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("gh run download") && r.contains(&earlier))
+        })
+        .expect("a step downloading earlier runs' reports into --earlier's directory");
+    assert!(fetch_earlier < site_at);
+    assert_eq!(
+        publish_steps[fetch_earlier]["continue-on-error"], true,
+        "best effort: without them the night is published as before"
+    );
+    assert_eq!(publish["permissions"]["actions"], "read");
     let out = value("--out");
     assert_eq!(
         pages["with"]["path"]
@@ -739,6 +755,97 @@ fn the_nightly_workflow_publishes_with_this_script() {
         limit + kill_after + 5 <= job_limit,
         "{limit} min + {kill_after} min + 5 min of set-up must end before the job's {job_limit} min"
     );
+}
+
+/// A night whose publication failed (its runs never reached the history) is not lost: the next
+/// publication is given the earlier runs' artifacts (`--earlier`, as the workflow downloads them:
+/// one directory per workflow run) and merges them into the history — not into the matrix. An
+/// earlier report happy-docs cannot read costs the night nothing: a warning, and the site
+/// without them.
+#[test]
+fn earlier_runs_reach_the_history_after_a_failed_publication() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let versions = ["1.31.1", "1.30.5"];
+    let first = publish(
+        dir.path(),
+        "n1",
+        &night(dir.path(), "2026-11-30", &versions),
+        dir.path().join("none.json").to_str().expect("UTF-8"),
+        &[],
+    );
+    first.assert_ok();
+    // 2026-12-01: the cells ran, the publication failed; 2026-12-02 publishes with the
+    // history of 2026-11-30 and the earlier runs' artifacts.
+    let earlier = dir.path().join("earlier");
+    let lost = night(dir.path(), "2026-12-01", &versions);
+    std::fs::create_dir_all(&earlier).expect("dir");
+    std::fs::rename(&lost, earlier.join("4242")).expect("rename");
+    // The first night's artifacts are among the earlier runs too: already in the history.
+    copy_dir(&dir.path().join("site-n1/reports"), &earlier.join("4141"));
+    let history = first.out.join("history.json");
+    let earlier_arg = earlier.display().to_string();
+    let third = publish(
+        dir.path(),
+        "n3",
+        &night(dir.path(), "2026-12-02", &versions),
+        history.to_str().expect("UTF-8"),
+        &["--earlier", &earlier_arg],
+    );
+    third.assert_ok();
+    let merged = third.history();
+    assert_eq!(
+        nights(&merged),
+        BTreeSet::from([
+            "2026-11-30".to_string(),
+            "2026-12-01".to_string(),
+            "2026-12-02".to_string()
+        ]),
+        "the lost night is back"
+    );
+    assert_eq!(runs(&merged).len(), 3 * versions.len(), "each run once");
+    let md = std::fs::read_to_string(&third.summary).expect("summary");
+    let head = md
+        .lines()
+        .find(|l| l.starts_with("| Claim |"))
+        .expect("the matrix");
+    assert_eq!(
+        head.matches("Istio ").count(),
+        versions.len(),
+        "tonight's columns only: {head}"
+    );
+    assert!(!head.contains("2026-12-01"), "{head}");
+
+    // An earlier report that cannot be read: a warning, and tonight is published without them.
+    let broken = earlier.join("4343/happy-istio-1.29.9");
+    std::fs::create_dir_all(&broken).expect("dir");
+    std::fs::write(broken.join("run.json"), "{ not json").expect("run.json");
+    let fourth = publish(
+        dir.path(),
+        "n4",
+        &night(dir.path(), "2026-12-03", &versions),
+        third.out.join("history.json").to_str().expect("UTF-8"),
+        &["--earlier", &earlier_arg],
+    );
+    fourth.assert_ok();
+    assert!(
+        fourth.stdout().contains("::warning::") && fourth.stdout().contains("earlier runs"),
+        "{}",
+        fourth.stdout()
+    );
+    assert_eq!(nights(&fourth.history()).len(), 4);
+    // A directory of earlier runs that does not exist holds none.
+    let fifth = publish(
+        dir.path(),
+        "n5",
+        &night(dir.path(), "2026-12-04", &versions),
+        fourth.out.join("history.json").to_str().expect("UTF-8"),
+        &[
+            "--earlier",
+            dir.path().join("nothing").to_str().expect("UTF-8"),
+        ],
+    );
+    fifth.assert_ok();
+    assert_eq!(nights(&fifth.history()).len(), 5);
 }
 
 /// The job summary alone (`--summary-only`, the publish job's first step): the matrix of the
