@@ -1,5 +1,7 @@
 //! How the suite starts and stops, driven from outside as a user (or CI) drives it: the real
-//! `happy` test binary on the sandbox, real options, real signals. After each case nothing may
+//! `happy` test binary on the sandbox, real options, real signals — also through the nightly's
+//! own step (`ci/nightly-run`) stopped as GitHub's runner stops it, and a kind run that stops
+//! in preflight, each of which must leave a run.json saying how it ended. After each case nothing may
 //! be left: no process descended from the run (this test process makes itself the child
 //! subreaper, so an orphaned Envoy or Prometheus would become its child and be seen), no
 //! temporary directory (each run gets its own `TMPDIR`, which must be empty afterwards), and
