@@ -337,6 +337,27 @@ pub fn names_schema1_refusal(message: &str) -> bool {
             || lower.contains("schema 1"))
 }
 
+/// Whether a pull failure message says the image is not in its registry any more:
+/// - containerd v2.2.0 `core/remotes/docker/resolver.go`: a 404 on the manifest is
+///   `REF: not found` (`errdefs.ErrNotFound`, gRPC `code = NotFound`);
+/// - a registry's error body, printed by `core/remotes/docker/errcode.go`: `manifest unknown`,
+///   `name unknown` (the distribution spec's MANIFEST_UNKNOWN, NAME_UNKNOWN);
+/// - Docker Hub answers 401 for a repository that does not exist, which containerd reports as
+///   `pull access denied, repository does not exist or may require authorization`
+///   (`resolver.go`, `ErrInvalidAuthorization`).
+pub fn names_missing_image(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    [
+        ": not found",
+        "code = notfound",
+        "manifest unknown",
+        "name unknown",
+        "repository does not exist",
+    ]
+    .iter()
+    .any(|t| lower.contains(t))
+}
+
 /// What a re-check of D-legacy-image observed of the workshop's pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullVerdict {
@@ -344,14 +365,20 @@ pub enum PullVerdict {
     Refused(String),
     /// The image was pulled: the container runs or ran (the deviation is no longer needed).
     Pulled(String),
+    /// The image is gone from its registry (not found, manifest unknown, or a repository that
+    /// no longer exists): the workshop's pod still cannot run, for another reason than the
+    /// stated one; the message that says so.
+    Gone(String),
     /// Neither yet: what the pod shows so far.
     Pending(String),
 }
 
 /// Judge the workshop's legacy pod: its container's state and the pod's events. The kubelet
 /// shows the runtime's error as the waiting message under `ErrImagePull` and in the event
-/// `Failed to pull image …: <error>`; under `ImagePullBackOff` the message is only `Back-off
-/// pulling image …` (kubernetes `pkg/kubelet/images/image_manager.go`), so both are read.
+/// `Failed to pull image …: <error>`; under `ImagePullBackOff` the message is `Back-off pulling
+/// image …`, followed by the last error only since v1.32 (kubernetes
+/// `pkg/kubelet/images/image_manager.go`, PR #127918), so both are read. A schema-1 refusal is
+/// the stated reason; an image gone from its registry ([`names_missing_image`]) is another.
 pub fn schema1_pull_verdict(
     pod: &k8s_openapi::api::core::v1::Pod,
     events: &[k8s_openapi::api::core::v1::Event],
@@ -389,6 +416,12 @@ pub fn schema1_pull_verdict(
         }
         if let Some(m) = failed_events.iter().find(|m| names_schema1_refusal(m)) {
             return PullVerdict::Refused(format!("{reason}; event Failed: {m}"));
+        }
+        if names_missing_image(&message) {
+            return PullVerdict::Gone(format!("{reason}: {message}"));
+        }
+        if let Some(m) = failed_events.iter().find(|m| names_missing_image(m)) {
+            return PullVerdict::Gone(format!("{reason}; event Failed: {m}"));
         }
     }
     let phase = pod
@@ -809,6 +842,36 @@ mod tests {
             panic!()
         };
         assert!(seen.contains("429 Too Many Requests"), "{seen}");
+
+        // The image gone from the registry: still needed, for another reason (claims-2 F10).
+        for gone in [
+            "rpc error: code = NotFound desc = failed to pull and unpack image \
+             \"docker.io/radial/busyboxplus:curl\": failed to resolve reference \
+             \"docker.io/radial/busyboxplus:curl\": docker.io/radial/busyboxplus:curl: not found",
+            "rpc error: code = Unknown desc = failed to pull and unpack image \
+             \"docker.io/radial/busyboxplus:curl\": failed to resolve reference \
+             \"docker.io/radial/busyboxplus:curl\": pull access denied, repository does not \
+             exist or may require authorization: server message: insufficient_scope: \
+             authorization failed",
+            "failed to resolve reference: unexpected status from GET request: 404 Not Found\n\
+             manifest unknown: manifest unknown",
+        ] {
+            let p = pod_with(
+                serde_json::json!({"waiting": {"reason": "ErrImagePull", "message": gone}}),
+            );
+            assert!(
+                matches!(schema1_pull_verdict(&p, &[]), PullVerdict::Gone(m) if m.contains(gone)),
+                "{gone}"
+            );
+            let events = [event(
+                "Failed",
+                &format!("Failed to pull image \"radial/busyboxplus:curl\": {gone}"),
+            )];
+            assert!(
+                matches!(schema1_pull_verdict(&backoff, &events), PullVerdict::Gone(m) if m.contains("event Failed")),
+                "{gone}"
+            );
+        }
 
         // A refusal message in events while the container runs does not count: it pulled.
         let running =

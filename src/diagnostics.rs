@@ -292,8 +292,19 @@ fn events_text(events: &[Event]) -> String {
                         .map(|t| t.0.to_string())
                 })
                 .unwrap_or_default();
+            // An event the recorder aggregated happened `count` times (series.count for
+            // events.k8s.io ones).
+            let times = e
+                .count
+                .unwrap_or(0)
+                .max(e.series.as_ref().and_then(|s| s.count).unwrap_or(0));
+            let times = if times > 1 {
+                format!(" (x{times})")
+            } else {
+                String::new()
+            };
             let line = format!(
-                "{time} {} {} {}/{}: {}",
+                "{time} {} {} {}/{}: {}{times}",
                 e.type_.as_deref().unwrap_or("-"),
                 e.reason.as_deref().unwrap_or("-"),
                 e.involved_object.kind.as_deref().unwrap_or("-"),
@@ -347,14 +358,15 @@ mod tests {
              "type": "Warning", "reason": "BackOff", "message": "Back-off pulling image",
              "lastTimestamp": "2024-05-01T10:00:05Z"},
             {"metadata": {"name": "a"}, "involvedObject": {"kind": "Pod", "name": "service-a-1"},
-             "type": "Normal", "reason": "Pulled", "message": "ok", "lastTimestamp": "2024-05-01T10:00:01Z"}
+             "type": "Normal", "reason": "Pulled", "message": "ok", "lastTimestamp": "2024-05-01T10:00:01Z",
+             "count": 3}
         ]))
         .unwrap();
         let text = events_text(&events);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(
-            lines[0].contains("Normal Pulled Pod/service-a-1: ok"),
+            lines[0].contains("Normal Pulled Pod/service-a-1: ok (x3)"),
             "{text}"
         );
         assert!(

@@ -628,6 +628,10 @@ pub const OTHER_VARIABLES: &[(&str, &str)] = &[
         "tests/negative.rs: how many runs go at once (default: 3 per core)",
     ),
     (
+        "HAPPY_SANDBOX_FAULTS",
+        "Faults on purpose in the sandbox's image pulls: pull:<image pattern>=<fault> rules separated by ; (faults unreachable, ratelimit, notfound with an optional :N, or slow:SECONDS)",
+    ),
+    (
         "HAPPY_SANDBOX_PULL_SCHEMA1",
         "Test-only: the sandbox's node pulls Docker schema-1 images, as no current containerd does (tests/negative.rs breaks D-legacy-image's premise with it)",
     ),

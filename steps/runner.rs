@@ -485,6 +485,8 @@ pub async fn run() -> Result<ExitCode, String> {
         features.extend(parts);
     }
     let cluster = Cluster::new(handle.client(), timeouts.clone());
+    // The run's registry pulls, from the kubelet's Events (pulls made while provisioning too).
+    let pull_counter = happy_istio::cluster::pulls::PullCounter::start(handle.client(), started);
     let manifests = ManifestDir::new(settings.manifests_dir.clone());
     let diagnostics = Diagnostics::new(
         report_dir.join("diagnostics").join(&run_id),
@@ -581,6 +583,7 @@ pub async fn run() -> Result<ExitCode, String> {
         Ended::Stopped(reason) => Some(format!("stopped early: {reason}")),
     };
     let (mut run_info, summary) = progress.end(stopped, &records, &not_run_reason);
+    (run_info.pulls, run_info.pulls_note) = pull_counter.finish();
     match env.istio_version() {
         Some(version) => run_info.istio_version = version,
         // A run that ended without installing Istio: a complete one says so; a stopped one
@@ -612,6 +615,10 @@ pub async fn run() -> Result<ExitCode, String> {
                 f.message.lines().next().unwrap_or_default()
             ));
         }
+    }
+    say_out(happy_istio::cluster::pulls::describe(&run_info.pulls));
+    if let Some(note) = &run_info.pulls_note {
+        say_out(format!("registry pulls: {note}"));
     }
     if let Some(stopped) = &run_info.stopped {
         say_out(format!(

@@ -8,6 +8,14 @@
 //! run that does not fail fast would wait before its first failure), not by a timed assertion;
 //! once seen, the run is interrupted (SIGINT, as Ctrl-C) and must end within `delete`.
 //!
+//! Faults on purpose (`HAPPY_SANDBOX_FAULTS`, issue 16) on the workshop's image, with the
+//! scenario that deploys the workshop (`--tags @C01`) run to its end: a Docker Hub rate limit
+//! on its first two pulls is waited out (the kubelet's back-off) and the run passes, its
+//! `run.json` counting the failed and retried pulls; an image that is not found fails the
+//! scenario as the environment failing, naming the image, within [`NOT_FOUND_BOUND`]; and the
+//! workshop's legacy image gone from Docker Hub turns the `D-legacy-image` re-check into
+//! "still needed, for a different reason" (claims-2 F10).
+//!
 //! Like `tests/negative.rs`, this target is its own runner: each run is a child process of
 //! this binary (marked by `HAPPY_FAILFAST_CHILD`) that runs the suite as `cargo test --test
 //! happy` does.
@@ -23,7 +31,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use happy_istio::timeouts::Timeouts;
 
@@ -51,9 +59,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let cases: [(&str, Case); 2] = [
+    let cases: [(&str, Case); 5] = [
         ("broken image in services-b.yaml", broken_image),
         ("HAPPY_ENVOY=/bin/false", envoy_false),
+        (
+            "pull fault ratelimit:2 on the workload image",
+            rate_limited_pulls,
+        ),
+        ("pull fault notfound on the workload image", image_not_found),
+        (
+            "pull fault notfound on the workshop's legacy image",
+            legacy_image_gone,
+        ),
     ];
     let mut failures = 0;
     for (name, case) in cases {
@@ -230,4 +247,256 @@ fn envoy_false(timeouts: &Timeouts) -> Result<String, String> {
         }
     }
     Ok(failure.to_string())
+}
+
+/// The issue's bound on a scenario whose image is not found: it fails within 60 s.
+const NOT_FOUND_BOUND: Duration = Duration::from_secs(60);
+
+/// The workload image as containerd names it, which the fault rules match.
+const QUALIFIED_IMAGE: &str = "docker.io/rinormaloku/happy-service:latest";
+
+/// What a child run to its end left.
+struct Finished {
+    /// Its `run.json`.
+    run: serde_json::Value,
+    /// Its `cucumber.json`, if it wrote one.
+    cucumber: Option<serde_json::Value>,
+    /// Everything it printed.
+    output: String,
+}
+
+/// Run the suite on the sandbox with `env` and `args` to its end, bounded by `rollout` plus
+/// `delete` (what one scenario may wait, then the teardown); read its reports.
+fn run_to_end(
+    timeouts: &Timeouts,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Finished, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    copy_manifests(dir.path(), "services-b.yaml", IMAGE, IMAGE)?;
+    let report = dir.path().join("report");
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .env(CHILD_VAR, "1")
+        .env("HAPPY_CLUSTER", "sandbox")
+        .env("HAPPY_DOCS", "off")
+        .env("HAPPY_MANIFESTS", dir.path())
+        .env("HAPPY_REPORT_DIR", &report)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run the suite: {e}"))?;
+    let (tx, rx) = mpsc::channel::<String>();
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let limit = timeouts.rollout + timeouts.delete;
+    let deadline = Instant::now() + limit;
+    let mut output = String::new();
+    let ended = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        if let Ok(line) = rx.recv_timeout(timeouts.poll_interval) {
+            output.push_str(&line);
+            output.push('\n');
+        }
+    };
+    // The rest of its output (the readers end with the child's pipes).
+    while let Ok(line) = rx.recv_timeout(timeouts.poll_interval) {
+        output.push_str(&line);
+        output.push('\n');
+    }
+    if ended.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("the run did not end within {limit:?}\n{output}"));
+    }
+    let read = |name: &str| -> Result<serde_json::Value, String> {
+        let path = report.join(name);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}\n{output}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{} does not parse: {e}", path.display()))
+    };
+    Ok(Finished {
+        run: read("run.json")?,
+        cucumber: read("cucumber.json").ok(),
+        output,
+    })
+}
+
+/// How long the scenario tagged `tag` (`@C01`) ran, its background included, from
+/// `cucumber.json` (cucumber-rs writes tag names without `@`, one element for the background
+/// and one for the scenario, and each step's duration in ns).
+fn scenario_time(cucumber: &serde_json::Value, tag: &str) -> Option<Duration> {
+    let tag = tag.trim_start_matches('@');
+    let elements: Vec<&serde_json::Value> = cucumber
+        .as_array()?
+        .iter()
+        .flat_map(|f| f["elements"].as_array().into_iter().flatten())
+        .filter(|e| {
+            e["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["name"].as_str().map(|n| n.trim_start_matches('@')) == Some(tag))
+        })
+        .collect();
+    if elements.is_empty() {
+        return None;
+    }
+    let ns: u64 = elements
+        .iter()
+        .flat_map(|e| e["steps"].as_array().into_iter().flatten())
+        .filter_map(|s| s["result"]["duration"].as_u64())
+        .sum();
+    Some(Duration::from_nanos(ns))
+}
+
+fn rate_limited_pulls(timeouts: &Timeouts) -> Result<String, String> {
+    let rule = format!(
+        "pull:{}=ratelimit:2",
+        QUALIFIED_IMAGE.replace(":latest", ":*")
+    );
+    let done = run_to_end(
+        timeouts,
+        &["--tags", "@C01"],
+        &[("HAPPY_SANDBOX_FAULTS", &rule)],
+    )?;
+    let (run, output) = (&done.run, &done.output);
+    let summary = &run["summary"];
+    if summary["passed"] != 1 || summary["failed"] != 0 {
+        return Err(format!(
+            "with {rule} the run must pass once the kubelet retried: summary {summary}, \
+             failures {}\n{output}",
+            run["failures"]
+        ));
+    }
+    let docker = &run["pulls"]["docker.io"];
+    let n = |k: &str| docker[k].as_u64().unwrap_or(0);
+    // The rule fails exactly the first two pulls of the image, both retried; C01 starts three
+    // pods of it, so at least 3 + 2 pulls.
+    if n("failed") != 2 || n("transient") != 2 || n("pulls") < 5 {
+        return Err(format!(
+            "run.json must count 2 failed, retried pulls of docker.io among at least 5: {docker}\n{output}"
+        ));
+    }
+    let errors = docker["errors"].to_string();
+    if !errors.contains("429 Too Many Requests") {
+        return Err(format!(
+            "run.json's pull errors must show the 429: {errors}"
+        ));
+    }
+    if !docker["images"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|i| i == IMAGE)
+    {
+        return Err(format!("run.json's pulls must list {IMAGE}: {docker}"));
+    }
+    let line = output
+        .lines()
+        .find(|l| l.starts_with("registry pulls: "))
+        .ok_or_else(|| format!("the run printed no \"registry pulls:\" line\n{output}"))?;
+    if !line.contains("(2 failed, retried)") {
+        return Err(format!("the pulls line must say 2 failed, retried: {line}"));
+    }
+    Ok(format!("passed; {line}"))
+}
+
+fn image_not_found(timeouts: &Timeouts) -> Result<String, String> {
+    let rule = format!("pull:{QUALIFIED_IMAGE}=notfound");
+    let done = run_to_end(
+        timeouts,
+        &["--tags", "@C01"],
+        &[("HAPPY_SANDBOX_FAULTS", &rule)],
+    )?;
+    let (run, output) = (&done.run, &done.output);
+    let failures = run["failures"].as_array().cloned().unwrap_or_default();
+    let [failure] = failures.as_slice() else {
+        return Err(format!(
+            "with {rule} exactly one scenario must fail: {failures:?}\n{output}"
+        ));
+    };
+    if failure["class"] != "environment" {
+        return Err(format!(
+            "the failure must be the environment's: {failure}\n{output}"
+        ));
+    }
+    let message = failure["message"].as_str().unwrap_or_default();
+    for part in [IMAGE, "ErrImagePull", "not found", "cannot be pulled"] {
+        if !message.contains(part) {
+            return Err(format!("the failure does not name {part:?}: {message}"));
+        }
+    }
+    let took = done
+        .cucumber
+        .as_ref()
+        .and_then(|c| scenario_time(c, "@C01"))
+        .ok_or_else(|| format!("cucumber.json has no @C01 scenario\n{output}"))?;
+    if took > NOT_FOUND_BOUND {
+        return Err(format!(
+            "the scenario failed after {took:?}, past the bound of {NOT_FOUND_BOUND:?}: {message}"
+        ));
+    }
+    Ok(format!(
+        "failed in {:.1}s (bound {NOT_FOUND_BOUND:?}): {}",
+        took.as_secs_f64(),
+        message.lines().next().unwrap_or_default()
+    ))
+}
+
+fn legacy_image_gone(timeouts: &Timeouts) -> Result<String, String> {
+    let rule = "pull:docker.io/radial/busyboxplus:curl=notfound";
+    let done = run_to_end(
+        timeouts,
+        &["--tags", "@deviation and @D-legacy-image"],
+        &[("HAPPY_SANDBOX_FAULTS", rule)],
+    )?;
+    let (run, output) = (&done.run, &done.output);
+    let failures = run["failures"].as_array().cloned().unwrap_or_default();
+    let [failure] = failures.as_slice() else {
+        return Err(format!(
+            "with {rule} the re-check must fail once: {failures:?}\n{output}"
+        ));
+    };
+    let message = failure["message"].as_str().unwrap_or_default();
+    for part in [
+        "D-legacy-image is still needed, for a different reason",
+        "radial/busyboxplus:curl",
+        "not found",
+    ] {
+        if !message.contains(part) {
+            return Err(format!("the failure does not say {part:?}: {message}"));
+        }
+    }
+    Ok(message.lines().next().unwrap_or_default().to_string())
 }

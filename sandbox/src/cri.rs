@@ -43,7 +43,18 @@ pub struct ContainerReport {
     pub state: ContainerState,
 }
 
-/// A pod's observed state: sent by the runtime whenever any part of it changes.
+/// An Event the node records about the pod (the kubelet's image manager: `Pulling`,
+/// `Pulled`, `Failed`, `BackOff`), recorded once by the control plane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeEvent {
+    /// `Normal` or `Warning`.
+    pub event_type: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// A pod's observed state: sent by the runtime whenever any part of it changes, or with the
+/// events it has to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodReport {
     pub namespace: String,
@@ -51,6 +62,8 @@ pub struct PodReport {
     pub uid: String,
     pub pod_ip: Ipv4Addr,
     pub containers: Vec<ContainerReport>,
+    /// Events to record about the pod, before this state is applied.
+    pub events: Vec<NodeEvent>,
 }
 
 /// `kubectl exec` / `Api::<Pod>::exec` parameters.

@@ -52,6 +52,9 @@ pub enum SandboxError {
     Istio(#[from] crate::mesh::xds::MeshError),
     #[error("istioctl kube-inject: {0}")]
     Inject(String),
+    /// `HAPPY_SANDBOX_FAULTS` has a malformed rule.
+    #[error(transparent)]
+    Faults(#[from] crate::runtime::faults::FaultsError),
 }
 
 /// A running sandbox cluster.
@@ -85,10 +88,13 @@ fn random_token() -> String {
 }
 
 impl Sandbox {
-    /// Start with the real pod runtime.
+    /// Start with the real pod runtime, its image pulls failing as `HAPPY_SANDBOX_FAULTS` says
+    /// (see [`crate::runtime::faults`]; a malformed rule is an error before anything starts).
     pub async fn start(options: SandboxOptions) -> Result<Sandbox, SandboxError> {
+        let faults = crate::runtime::faults::PullFaults::from_env()?;
         let local = crate::runtime::LocalRuntime::new()
             .map_err(|e| SandboxError::Runtime(e.to_string()))?;
+        local.set_pull_faults(faults);
         let runtime: Arc<dyn Runtime> = local.clone();
         let mut sandbox = Self::start_with_runtime(options, runtime).await?;
         local.register_program(Arc::new(PilotProgram));

@@ -311,3 +311,28 @@ async fn an_unusable_happy_envoy_is_refused_before_anything_starts() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_malformed_fault_rule_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = "pull:docker.io/istio/*=flaky";
+    // Bounded: a sandbox that accepted the rule would run until stopped.
+    let out = tokio::time::timeout(
+        LIMIT,
+        Command::new(BIN)
+            .args(["up", "--kubeconfig"])
+            .arg(dir.path().join("kc"))
+            .env("HAPPY_SANDBOX_FAULTS", format!("pull:*=slow:1;{rule}"))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the malformed rule was accepted: the sandbox kept running")
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for part in ["HAPPY_SANDBOX_FAULTS", rule, "unknown fault \"flaky\""] {
+        assert!(err.contains(part), "{part:?} missing in {err}");
+    }
+    assert!(!dir.path().join("kc").exists(), "nothing was started");
+}

@@ -1,13 +1,15 @@
 //! Image pulls on the real runtime, as on kind v0.31's containerd 2.2: the workshop's legacy
 //! client image radial/busyboxplus:curl is Docker schema 1 and is refused with containerd's
 //! message, ErrImagePull then ImagePullBackOff with the kubelet's events; Istio's sample client
-//! image runs as the curl client; and the test-only knob lets the schema-1 image pull.
+//! image runs as the curl client; the test-only knob lets the schema-1 image pull; and
+//! `HAPPY_SANDBOX_FAULTS`' rules fail pulls with containerd's texts, then let them through.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{client, eventually, install_crypto, is_ready};
+use happy_sandbox::runtime::faults::PullFaults;
 use happy_sandbox::{Sandbox, SandboxOptions};
 use k8s_openapi::api::core::v1::{ContainerStateWaiting, Event, Pod};
 use kube::api::{Api, AttachParams, ListParams, PostParams};
@@ -71,8 +73,8 @@ async fn the_schema1_image_is_refused_as_containerd_2_2_refuses_it() {
     );
     let backoff = waiting(&pods, "legacy", "ImagePullBackOff").await;
     assert_eq!(
-        backoff.message.as_deref(),
-        Some("Back-off pulling image \"radial/busyboxplus:curl\"")
+        backoff.message.unwrap_or_default(),
+        format!("Back-off pulling image \"radial/busyboxplus:curl\": ErrImagePull: {message}")
     );
     let pod = pods.get("legacy").await.unwrap();
     assert!(!is_ready(&pod));
@@ -181,5 +183,219 @@ async fn the_test_only_knob_lets_the_schema1_image_pull() {
         pods.get("legacy").await.ok().filter(is_ready)
     })
     .await;
+    sandbox.shutdown().await;
+}
+
+/// Every event about pod `name`: (type, reason, message, count).
+async fn events_of(client: &kube::Client, name: &str) -> Vec<(String, String, String, i32)> {
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    events
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+                e.count.unwrap_or(1),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_rule_fails_the_first_pulls_as_containerd_does_then_lets_them_through() {
+    let (sandbox, client) = start().await;
+    // The rule a user writes in HAPPY_SANDBOX_FAULTS (Sandbox::start reads the variable; the
+    // test sets the same rules on the runtime so parallel tests do not share them).
+    sandbox
+        .local_runtime()
+        .expect("the real runtime")
+        .set_pull_faults(
+            PullFaults::parse("pull:docker.io/rinormaloku/happy-service:*=ratelimit:1").unwrap(),
+        );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let image = "rinormaloku/happy-service:latest";
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "service-a", "namespace": "default"},
+        "spec": {"containers": [{"name": "service-a", "image": image}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+
+    let pull = waiting(&pods, "service-a", "ErrImagePull").await;
+    let message = pull.message.unwrap_or_default();
+    assert_eq!(
+        message,
+        "rpc error: code = Unknown desc = failed to pull and unpack image \
+         \"docker.io/rinormaloku/happy-service:latest\": failed to resolve reference \
+         \"docker.io/rinormaloku/happy-service:latest\": unexpected status from HEAD request to \
+         https://registry-1.docker.io/v2/rinormaloku/happy-service/manifests/latest: \
+         429 Too Many Requests"
+    );
+    let backoff = waiting(&pods, "service-a", "ImagePullBackOff").await;
+    assert_eq!(
+        backoff.message.unwrap_or_default(),
+        format!("Back-off pulling image \"{image}\": ErrImagePull: {message}")
+    );
+    // The kubelet's first back-off is 10 s; then the second pull goes through.
+    let started = std::time::Instant::now();
+    eventually("service-a Ready after its second pull", LIMIT, || async {
+        pods.get("service-a").await.ok().filter(is_ready)
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "the retry came before the kubelet's back-off: {:?}",
+        started.elapsed()
+    );
+    let seen = events_of(&client, "service-a").await;
+    let count = |t: &str, r: &str, m: &dyn Fn(&str) -> bool| -> i32 {
+        seen.iter()
+            .filter(|e| e.0 == t && e.1 == r && m(&e.2))
+            .map(|e| e.3)
+            .sum()
+    };
+    let pulling = format!("Pulling image \"{image}\"");
+    assert_eq!(
+        count("Normal", "Pulling", &|m| m == pulling),
+        2,
+        "{seen:#?}"
+    );
+    // The repeat is aggregated into one Event, as the kubelet's recorder does.
+    assert!(
+        seen.iter().any(|e| e.1 == "Pulling" && e.3 == 2),
+        "{seen:#?}"
+    );
+    let failed = format!("Failed to pull image \"{image}\": {message}");
+    assert_eq!(count("Warning", "Failed", &|m| m == failed), 1, "{seen:#?}");
+    assert_eq!(
+        count("Normal", "BackOff", &|m| m
+            == format!("Back-off pulling image \"{image}\"")),
+        1,
+        "{seen:#?}"
+    );
+    let pulled = format!("Successfully pulled image \"{image}\" in ");
+    assert_eq!(
+        count("Normal", "Pulled", &|m| m.starts_with(&pulled)
+            && m.ends_with(" including waiting)")),
+        1,
+        "{seen:#?}"
+    );
+
+    // An image the node has, with a policy that does not pull: "already present", no pull
+    // (and so no fault).
+    sandbox
+        .local_runtime()
+        .unwrap()
+        .set_pull_faults(PullFaults::parse("pull:*=notfound").unwrap());
+    let mut again = pod.clone();
+    again.metadata.name = Some("service-a-2".into());
+    again.spec.as_mut().unwrap().containers[0].image_pull_policy = Some("IfNotPresent".into());
+    pods.create(&PostParams::default(), &again).await.unwrap();
+    eventually("service-a-2 Ready from the node's image", LIMIT, || async {
+        pods.get("service-a-2").await.ok().filter(is_ready)
+    })
+    .await;
+    let seen = events_of(&client, "service-a-2").await;
+    assert!(
+        seen.iter().any(|e| e.1 == "Pulled"
+            && e.2 == format!("Container image \"{image}\" already present on machine")),
+        "{seen:#?}"
+    );
+    assert!(!seen.iter().any(|e| e.1 == "Pulling"), "{seen:#?}");
+
+    // With policy Always (the default for :latest), the same image is pulled, and the rule
+    // now fails it as not found.
+    let mut third = pod.clone();
+    third.metadata.name = Some("service-a-3".into());
+    pods.create(&PostParams::default(), &third).await.unwrap();
+    let pull = waiting(&pods, "service-a-3", "ErrImagePull").await;
+    assert_eq!(
+        pull.message.as_deref(),
+        Some(
+            "rpc error: code = NotFound desc = failed to pull and unpack image \
+             \"docker.io/rinormaloku/happy-service:latest\": failed to resolve reference \
+             \"docker.io/rinormaloku/happy-service:latest\": \
+             docker.io/rinormaloku/happy-service:latest: not found"
+        )
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_rules_apply_to_istios_control_plane_too() {
+    let (sandbox, client) = start().await;
+    sandbox
+        .local_runtime()
+        .expect("the real runtime")
+        .set_pull_faults(PullFaults::parse("pull:docker.io/istio/pilot:*=unreachable").unwrap());
+    sandbox.install_istio().await.expect("istio installs");
+    let image = happy_sandbox::mesh::pilot_image();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "istio-system");
+    let message = eventually("istiod waiting with ErrImagePull", LIMIT, || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=istiod"))
+            .await
+            .ok()?;
+        let waiting = list.items.first()?.status.clone()?.container_statuses?[0]
+            .state
+            .clone()?
+            .waiting?;
+        (waiting.reason.as_deref() == Some("ErrImagePull")).then_some(waiting.message?)
+    })
+    .await;
+    let reference = happy_sandbox::runtime::pull::docker_ref(&image);
+    assert!(
+        message.starts_with(&format!(
+            "rpc error: code = Unknown desc = failed to pull and unpack image \"{reference}\""
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("dial tcp 192.0.2.1:443: connect: connection refused"),
+        "{message}"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_rule_makes_the_pull_take_that_long_then_succeed() {
+    let (sandbox, client) = start().await;
+    sandbox
+        .local_runtime()
+        .expect("the real runtime")
+        .set_pull_faults(PullFaults::parse("pull:docker.io/curlimages/*=slow:2").unwrap());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let image = "docker.io/curlimages/curl:8.16.0";
+    let mut pod = legacy_pod("legacy", image);
+    pod.spec.as_mut().unwrap().containers[0].command =
+        Some(vec!["/bin/sleep".into(), "infinity".into()]);
+    let started = std::time::Instant::now();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    eventually("legacy Ready after its slow pull", LIMIT, || async {
+        pods.get("legacy").await.ok().filter(is_ready)
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Ready before the pull's 2 s: {:?}",
+        started.elapsed()
+    );
+    let seen = events_of(&client, "legacy").await;
+    let pulled = seen
+        .iter()
+        .find(|e| e.1 == "Pulled")
+        .map(|e| e.2.clone())
+        .unwrap_or_default();
+    // "in 2s" or "in 2.001s": the modelled time, truncated to ms as the kubelet prints it.
+    assert!(
+        pulled.starts_with(&format!("Successfully pulled image \"{image}\" in 2")),
+        "{seen:#?}"
+    );
+    assert!(!seen.iter().any(|e| e.1 == "Failed"), "{seen:#?}");
     sandbox.shutdown().await;
 }

@@ -335,7 +335,8 @@ async fn unknown_images_wait_with_err_image_pull_and_closed_ports_say_so() {
         unreachable!()
     };
     assert!(message.contains("nginx:1.27"), "{message}");
-    assert!(message.contains("workshop"), "{message}");
+    assert!(message.contains("nginx:1.27: not found"), "{message}");
+    assert!(message.contains("happy-sandbox's registry"), "{message}");
     // Like Kubernetes, no logs and no exec for a container that never started.
     let err =
         c.rt.logs(NS, "nginx", Default::default())

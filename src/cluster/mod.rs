@@ -8,6 +8,7 @@ mod exec;
 mod forward;
 mod http;
 mod pods;
+pub mod pulls;
 mod resolve;
 mod startup;
 
@@ -48,7 +49,10 @@ pub use pods::{
     rollout_complete, sidecar_present,
 };
 pub use resolve::{KindLookup, Target, resolve_target, target_namespace};
-pub use startup::{FIRST_RESTART_GRACE, PodFailure, StartFailure, pod_failure};
+pub use startup::{
+    FIRST_RESTART_GRACE, PodFailure, PullErrorClass, StartFailure, classify_pull_error,
+    pod_failure, pull_retrying,
+};
 
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "happy-istio";
@@ -426,7 +430,8 @@ impl Cluster {
     /// Waits (bounded by `rollout`) until the deployment's status says the rollout is
     /// complete and exactly `replicas` pods, all Ready, are left (no pod of an older
     /// template still running). A pod of the current template that cannot start (see
-    /// [`pod_failure`]) ends the wait at once with the cluster's reason.
+    /// [`pod_failure`]) ends the wait at once with the cluster's reason; a pull the kubelet
+    /// retries does not, and is named if the wait ends at its limit.
     ///
     /// The deployment, its ReplicaSets and its pods are watched (kube-rs reflectors) and the
     /// verdict is taken from what the watches delivered, at every change: the wait ends with
@@ -485,6 +490,7 @@ impl Cluster {
         let mut events = pin!(events);
         let key = reflector::ObjectRef::new(name).within(namespace);
         let mut last_error: Option<String> = None;
+        let mut last_pull: Option<PodFailure> = None;
         let mut waiting = String::from("no watch has delivered its initial list yet");
         let poll = self.timeouts.poll_interval;
         let outcome = tokio::time::timeout(limit, async {
@@ -513,6 +519,10 @@ impl Cluster {
                     .filter(|p| !pod_is_terminating(p))
                     .map(|p| (**p).clone())
                     .collect();
+                // A pull the kubelet retries is not final; remember it for the timeout.
+                if let Some(retrying) = pods.iter().find_map(pull_retrying) {
+                    last_pull = Some(retrying);
+                }
                 match rollout_verdict(&deployment, &replicasets, &pods, jiff::Timestamp::now()) {
                     RolloutVerdict::Done => return Ok(None),
                     RolloutVerdict::Failed(failure) => return Ok(Some(failure)),
@@ -531,6 +541,9 @@ impl Cluster {
             Err(_) => {
                 if let Some(e) = last_error {
                     waiting.push_str(&format!("; last watch error: {e}"));
+                }
+                if let Some(p) = last_pull {
+                    waiting.push_str(&format!("; last image pull error seen: {p}"));
                 }
                 Err(Error::Timeout {
                     what,
@@ -612,6 +625,7 @@ impl Cluster {
         let mut listing: BTreeMap<String, Pod> = BTreeMap::new();
         let mut last_error: Option<String> = None;
         let mut failed: Option<PodFailure> = None;
+        let mut last_pull: Option<PodFailure> = None;
         let poll = self.timeouts.poll_interval;
         let waited = tokio::time::timeout(timeout, async {
             let mut events = pin!(watcher(api, config).default_backoff());
@@ -645,6 +659,10 @@ impl Cluster {
                     failed = Some(f);
                     return Vec::new();
                 }
+                // A pull the kubelet retries is not final; remember it for the timeout.
+                if let Some(retrying) = live.iter().find_map(|p| pull_retrying(p)) {
+                    last_pull = Some(retrying);
+                }
                 if !live.is_empty() && live.iter().all(|p| pod_is_ready(p)) {
                     return live.into_iter().cloned().collect::<Vec<Pod>>();
                 }
@@ -664,6 +682,9 @@ impl Cluster {
                 let mut detail = describe_pods(&pods);
                 if let Some(e) = last_error {
                     detail.push_str(&format!("; last watch error: {e}"));
+                }
+                if let Some(p) = last_pull {
+                    detail.push_str(&format!("; last image pull error seen: {p}"));
                 }
                 Err(Error::Timeout {
                     what,
@@ -1056,7 +1077,9 @@ mod tests {
 
     fn pod(hash: &str, ready: bool, waiting: Option<&str>) -> Pod {
         let state = match waiting {
-            Some(reason) => serde_json::json!({"waiting": {"reason": reason, "message": "x"}}),
+            Some(reason) => {
+                serde_json::json!({"waiting": {"reason": reason, "message": "rpc error: code = NotFound desc = x: not found"}})
+            }
             None => serde_json::json!({"running": {}}),
         };
         object(serde_json::json!({

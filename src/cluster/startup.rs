@@ -17,6 +17,12 @@
 //!   start (restartCount 1, running again) is tolerated; a crash after a restart, a
 //!   `CrashLoopBackOff`, a crash the pod's `restartPolicy` will not restart, or a crashed
 //!   container still not restarted [`FIRST_RESTART_GRACE`] after it ended is final.
+//! - Image pulls: the kubelet retries a failed pull with a back-off (10 s doubling to 300 s,
+//!   `ImagePullBackOff` between tries), so a pull error is final only when retrying cannot
+//!   help: the image or tag does not exist, the pull is not authorized, the reference is
+//!   malformed, the image's format or platform cannot be run ([`classify_pull_error`]).
+//!   Anything else (timeouts, refused or reset connections, 5xx, 429) is transient: the wait
+//!   goes on, and names the last such error if it ends at its limit ([`pull_retrying`]).
 //! - Scheduling: the scheduler sets condition `PodScheduled=False` with reason `Unschedulable`
 //!   (`pkg/apis/core/types.go`, `PodReasonUnschedulable`). A node that is still coming up
 //!   (taint `node.kubernetes.io/not-ready`, `pkg/apis/core/well_known_taints.go`) is transient.
@@ -50,12 +56,72 @@ const FINAL_WAITING_REASONS: [&str; 12] = [
     "PostStartHookError",
 ];
 
+/// Whether retrying a failed image pull can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullErrorClass {
+    /// The same pull will fail again: fail the wait at once.
+    Deterministic,
+    /// The registry or the network may answer differently on the kubelet's next try.
+    Transient,
+}
+
+/// Texts of pull errors that retrying cannot cure, lower-cased, each with the upstream source
+/// of its shape (containerd v2.2.0 unless said otherwise; the kubelet passes containerd's gRPC
+/// error text through, `pkg/kubelet/images/image_manager.go` `evalCRIPullErr`).
+const DETERMINISTIC_PULL_TEXTS: &[&str] = &[
+    // 404 on the manifest: `core/remotes/docker/resolver.go` `fmt.Errorf("%s: %w", ref,
+    // errdefs.ErrNotFound)` → "REF: not found"; a blob: "content at URL not found: not found";
+    // the gRPC code `errgrpc.ToGRPC` gives errdefs.ErrNotFound.
+    ": not found",
+    "code = notfound",
+    // The distribution spec's error codes as containerd prints a registry's error body
+    // (`core/remotes/docker/errcode.go` `Error.Error`: "manifest unknown: …").
+    "manifest unknown",
+    "name unknown",
+    // 401/403: `resolver.go` "pull access denied, repository does not exist or may require
+    // authorization"; `errdesc.go` UNAUTHORIZED "authentication required", DENIED "requested
+    // access to the resource is denied"; a status line "401 Unauthorized" / "403 Forbidden".
+    "pull access denied",
+    "unauthorized",
+    "authentication required",
+    "access to the resource is denied",
+    "403 forbidden",
+    // A malformed reference (distribution/reference `ErrReferenceInvalidFormat`).
+    "invalid reference format",
+    // No image for the node's platform: `core/images/handlers.go` "no match for platform in
+    // manifest".
+    "no match for platform in manifest",
+];
+
+/// How a pull error in a container's waiting state will go: deterministic for the reasons the
+/// kubelet gives for a name it cannot use (`InvalidImageName`, `ErrImageNeverPull`,
+/// `ImageInspectError`; kubernetes `pkg/kubelet/images/types.go`), for a Docker schema-1
+/// image and for the texts in [`DETERMINISTIC_PULL_TEXTS`]; transient for everything else —
+/// `RegistryUnavailable`, timeouts (`i/o timeout`, `context deadline exceeded`), refused or
+/// reset connections, 5xx, 429 `toomanyrequests`, and a back-off message that does not carry
+/// the error (kubelets before v1.32 say only "Back-off pulling image …").
+pub fn classify_pull_error(reason: &str, message: &str) -> PullErrorClass {
+    if matches!(
+        reason,
+        "InvalidImageName" | "ErrImageNeverPull" | "ImageInspectError"
+    ) || is_schema1(message)
+    {
+        return PullErrorClass::Deterministic;
+    }
+    let m = message.to_ascii_lowercase();
+    if DETERMINISTIC_PULL_TEXTS.iter().any(|t| m.contains(t)) {
+        PullErrorClass::Deterministic
+    } else {
+        PullErrorClass::Transient
+    }
+}
+
 /// What kind of failure the cluster reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartFailure {
     /// The image could not be pulled (or named, or inspected).
     ImagePull {
-        /// Docker Hub refused: HTTP 429 `toomanyrequests` (its pull rate limit).
+        /// The registry refused: HTTP 429 `toomanyrequests` (its pull rate limit).
         rate_limited: bool,
         /// The image is a Docker schema-1 manifest, which containerd 2.1+ refuses
         /// (containerd `client/pull.go`: "... is no longer supported since containerd v2.1").
@@ -92,6 +158,13 @@ pub struct PodFailure {
 }
 
 impl PodFailure {
+    /// Whether this is a pull error the kubelet may yet get past (see
+    /// [`classify_pull_error`]); such a failure is never returned by [`pod_failure`].
+    pub fn is_transient_pull(&self) -> bool {
+        matches!(self.kind, StartFailure::ImagePull { .. })
+            && classify_pull_error(&self.reason, &self.message) == PullErrorClass::Transient
+    }
+
     /// Every pod that cannot start is the environment failing: the claims are about what the
     /// mesh does once the workshop's workloads run, and these never ran (an image that cannot
     /// be pulled, a proxy or tool that exits, no node to run on).
@@ -119,11 +192,20 @@ impl fmt::Display for PodFailure {
                 rate_limited,
                 schema1,
             } => {
-                write!(f, " cannot be pulled: {}{message}", self.reason)?;
+                if self.is_transient_pull() {
+                    write!(
+                        f,
+                        " has not been pulled yet, the kubelet retries: {}{message}",
+                        self.reason
+                    )?;
+                } else {
+                    write!(f, " cannot be pulled: {}{message}", self.reason)?;
+                }
                 if *rate_limited {
                     f.write_str(
-                        " — this is Docker Hub's pull rate limit (HTTP 429 toomanyrequests): \
-                         authenticate the node to Docker Hub or wait for the limit to reset",
+                        " — this is the registry's pull rate limit (HTTP 429 Too Many \
+                         Requests): authenticate the pulls (README \"Docker Hub login\") or \
+                         wait for the limit to reset",
                     )?;
                 }
                 if *schema1 {
@@ -148,7 +230,21 @@ impl fmt::Display for PodFailure {
 
 /// Why `pod` will not start without a change, or `None` while it may still start. `now`
 /// decides whether a crashed container has stayed down longer than [`FIRST_RESTART_GRACE`].
+/// A transient image pull error is not final (the kubelet retries it): see [`pull_retrying`]
+/// to name it when a wait ends at its limit.
 pub fn pod_failure(pod: &Pod, now: jiff::Timestamp) -> Option<PodFailure> {
+    assess(pod, now, false)
+}
+
+/// A transient image pull error `pod` shows now (the kubelet is retrying it), if any: what a
+/// wait that ends at its limit names as the last pull error seen.
+pub fn pull_retrying(pod: &Pod) -> Option<PodFailure> {
+    assess(pod, jiff::Timestamp::now(), true)
+}
+
+/// The first final failure of `pod` (`transient` false) or its first transient pull error
+/// (`transient` true).
+fn assess(pod: &Pod, now: jiff::Timestamp, transient: bool) -> Option<PodFailure> {
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let base = |container: Option<&ContainerStatus>| PodFailure {
@@ -162,7 +258,8 @@ pub fn pod_failure(pod: &Pod, now: jiff::Timestamp) -> Option<PodFailure> {
     };
     let status = pod.status.as_ref()?;
     if let Some(c) = status.conditions.iter().flatten().find(|c| {
-        c.type_ == "PodScheduled"
+        !transient
+            && c.type_ == "PodScheduled"
             && c.status == "False"
             && c.reason.as_deref() == Some("Unschedulable")
     }) {
@@ -194,6 +291,11 @@ pub fn pod_failure(pod: &Pod, now: jiff::Timestamp) -> Option<PodFailure> {
                 continue;
             }
             let message = w.message.clone().unwrap_or_default();
+            let retrying = is_pull_reason(&reason)
+                && classify_pull_error(&reason, &message) == PullErrorClass::Transient;
+            if retrying != transient {
+                continue;
+            }
             let kind = match reason.as_str() {
                 "CrashLoopBackOff" => StartFailure::Exited {
                     exit_code: last_exit(c).map(|(code, _, _)| code),
@@ -223,7 +325,7 @@ pub fn pod_failure(pod: &Pod, now: jiff::Timestamp) -> Option<PodFailure> {
             });
         }
         if let Some(t) = &state.terminated {
-            if t.exit_code == 0 {
+            if transient || t.exit_code == 0 {
                 continue;
             }
             // A native sidecar (an init container with `restartPolicy: Always`) is restarted
@@ -312,10 +414,13 @@ fn is_pull_reason(reason: &str) -> bool {
     )
 }
 
-/// Docker Hub's rate limit: HTTP 429 with error code `toomanyrequests` ("You have reached your
-/// pull rate limit", docs.docker.com/docker-hub/usage/pulls/); containerd reports the status
-/// (`core/remotes/docker/errdesc.go` `ErrorCodeTooManyRequests`, v2.1) as `429 Too Many Requests`.
-fn is_rate_limit(message: &str) -> bool {
+/// A registry's rate limit: HTTP 429. containerd v2.2.0 prints the status line
+/// (`core/remotes/errors/errors.go` `ErrUnexpectedStatus`: "unexpected status from HEAD request
+/// to URL: 429 Too Many Requests") and, when the answer has a body (a GET), Docker Hub's error
+/// code after it (`core/remotes/docker/errcode.go`, `errdesc.go` `TOOMANYREQUESTS` →
+/// "toomanyrequests: You have reached your … pull rate limit …",
+/// docs.docker.com/docker-hub/usage/pulls/).
+pub fn is_rate_limit(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     m.contains("toomanyrequests") || m.contains("429 too many requests")
 }
@@ -387,8 +492,8 @@ mod tests {
             assert!(text.contains(part), "{part:?} missing in {text}");
         }
         assert!(!text.contains("rate limit"), "{text}");
+        assert!(text.contains("cannot be pulled"), "{text}");
         for reason in [
-            "ImagePullBackOff",
             "InvalidImageName",
             "CreateContainerConfigError",
             "ErrImageNeverPull",
@@ -396,15 +501,124 @@ mod tests {
             let f = pod_failure(&waiting("service-b", reason, "m"), now());
             assert!(f.is_some_and(|f| f.reason == reason), "{reason}");
         }
+        // The back-off keeps the error (kubelet ≥ 1.32): still deterministic.
+        let backoff = format!(
+            "Back-off pulling image \"nicholasjackson/fake-servic:v0.26.2\": ErrImagePull: {message}"
+        );
+        let f = pod_failure(&waiting("service-b", "ImagePullBackOff", &backoff), now());
+        assert!(f.is_some_and(|f| f.reason == "ImagePullBackOff"));
+    }
+
+    /// Real texts of deterministic pull errors, as the kubelet shows containerd 2.2's (see
+    /// `DETERMINISTIC_PULL_TEXTS` for the source of each shape).
+    const DETERMINISTIC: &[&str] = &[
+        // 404 on the tag (resolver.go).
+        "rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/rinormaloku/happy-service:nope\": failed to resolve reference \"docker.io/rinormaloku/happy-service:nope\": docker.io/rinormaloku/happy-service:nope: not found",
+        // A registry's MANIFEST_UNKNOWN body (errcode.go).
+        "rpc error: code = NotFound desc = failed to pull and unpack image \"ghcr.io/x/y:1\": failed to copy: httpReadSeeker: failed open: content at https://ghcr.io/v2/x/y/manifests/sha256:abc not found: not found",
+        "rpc error: code = Unknown desc = failed to pull and unpack image \"quay.io/x/y:1\": failed to resolve reference \"quay.io/x/y:1\": unexpected status from GET request to https://quay.io/v2/x/y/manifests/1: 404 Not Found\nmanifest unknown: manifest unknown",
+        // 401 from Docker Hub for a private or missing repository.
+        "rpc error: code = Unknown desc = failed to pull and unpack image \"docker.io/library/privat:1\": failed to resolve reference \"docker.io/library/privat:1\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed",
+        "rpc error: code = Unknown desc = failed to pull and unpack image \"ghcr.io/x/y:1\": failed to resolve reference \"ghcr.io/x/y:1\": failed to authorize: failed to fetch anonymous token: unexpected status from GET request to https://ghcr.io/token?scope=repository%3Ax%2Fy%3Apull&service=ghcr.io: 401 Unauthorized",
+        "rpc error: code = Unknown desc = failed to pull and unpack image \"ghcr.io/x/y:1\": failed to resolve reference \"ghcr.io/x/y:1\": unexpected status from GET request to https://ghcr.io/v2/x/y/manifests/1: 403 Forbidden\ndenied: requested access to the resource is denied",
+        // No image for the node's platform (images/handlers.go).
+        "rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/x/y:1\": no match for platform in manifest: not found",
+        "couldn't parse image name \"Docker.io/X\": invalid reference format: repository name (X) must be lowercase",
+    ];
+
+    /// Real texts of transient pull errors.
+    const TRANSIENT: &[&str] = &[
+        // 429 on the resolver's HEAD (errors.go; rapidsai/ci-imgs#427).
+        "rpc error: code = Unknown desc = failed to pull and unpack image \"docker.io/rinormaloku/happy-service:latest\": failed to resolve reference \"docker.io/rinormaloku/happy-service:latest\": unexpected status from HEAD request to https://registry-1.docker.io/v2/rinormaloku/happy-service/manifests/latest: 429 Too Many Requests",
+        // 429 on a GET, with Docker Hub's body (errcode.go joins it on a new line).
+        "rpc error: code = Unknown desc = failed to pull and unpack image \"docker.io/library/busybox:1.36\": failed to copy: httpReadSeeker: failed open: unexpected status from GET request to https://registry-1.docker.io/v2/library/busybox/manifests/sha256:abc: 429 Too Many Requests\ntoomanyrequests: You have reached your unauthenticated pull rate limit. https://www.docker.com/increase-rate-limit",
+        // 429 on the token endpoint (docker/hub-feedback#2204).
+        "rpc error: code = Unknown desc = failed to pull and unpack image \"docker.io/library/nginx:latest\": failed to resolve reference \"docker.io/library/nginx:latest\": failed to authorize: failed to fetch oauth token: unexpected status from POST request to https://auth.docker.io/token: 429 Too Many Requests",
+        // Dial failures (resolver.go "failed to do request", Go's net errors).
+        "rpc error: code = Unknown desc = failed to pull and unpack image \"quay.io/kiali/kiali:v2.27\": failed to resolve reference \"quay.io/kiali/kiali:v2.27\": failed to do request: Head \"https://quay.io/v2/kiali/kiali/manifests/v2.27\": dial tcp 192.0.2.1:443: connect: connection refused",
+        "rpc error: code = Unknown desc = failed to pull and unpack image \"docker.io/istio/pilot:1.31.1\": failed to resolve reference \"docker.io/istio/pilot:1.31.1\": failed to do request: Head \"https://registry-1.docker.io/v2/istio/pilot/manifests/1.31.1\": dial tcp 54.236.113.205:443: i/o timeout",
+        "rpc error: code = Unknown desc = failed to pull and unpack image \"docker.io/istio/proxyv2:1.31.1\": failed to copy: read tcp 10.244.0.5:51234->104.16.1.1:443: read: connection reset by peer",
+        // 5xx.
+        "rpc error: code = Unknown desc = failed to pull and unpack image \"docker.io/grafana/grafana:12.0.1\": failed to resolve reference \"docker.io/grafana/grafana:12.0.1\": unexpected status from HEAD request to https://registry-1.docker.io/v2/grafana/grafana/manifests/12.0.1: 503 Service Unavailable",
+        "rpc error: code = DeadlineExceeded desc = context deadline exceeded",
+        // A back-off message of a kubelet before 1.32, without the error.
+        "Back-off pulling image \"docker.io/istio/pilot:1.31.1\"",
+    ];
+
+    #[test]
+    fn deterministic_pull_errors_fail_at_once_transient_ones_wait() {
+        for m in DETERMINISTIC {
+            assert_eq!(
+                classify_pull_error("ErrImagePull", m),
+                PullErrorClass::Deterministic,
+                "{m}"
+            );
+            let p = waiting("service-b", "ErrImagePull", m);
+            assert!(pod_failure(&p, now()).is_some(), "{m}");
+            assert_eq!(pull_retrying(&p), None, "{m}");
+        }
+        for m in TRANSIENT {
+            assert_eq!(
+                classify_pull_error("ErrImagePull", m),
+                PullErrorClass::Transient,
+                "{m}"
+            );
+            for reason in ["ErrImagePull", "ImagePullBackOff"] {
+                let p = waiting("service-b", reason, m);
+                assert_eq!(pod_failure(&p, now()), None, "{reason}: {m}");
+                let f = pull_retrying(&p).unwrap();
+                assert!(f.is_transient_pull());
+                let text = f.to_string();
+                assert!(text.contains("the kubelet retries"), "{text}");
+                assert!(text.contains(m), "{text}");
+                assert!(
+                    text.contains("image nicholasjackson/fake-servic:v0.26.2"),
+                    "{text}"
+                );
+            }
+        }
+        assert_eq!(
+            classify_pull_error(
+                "RegistryUnavailable",
+                "image pull failed for x because the registry is unavailable"
+            ),
+            PullErrorClass::Transient
+        );
+        assert_eq!(
+            classify_pull_error("InvalidImageName", "Failed to apply default image tag"),
+            PullErrorClass::Deterministic
+        );
+        // A transient pull error does not hide a final failure of another container.
+        let mut p = waiting("service-b", "ErrImagePull", TRANSIENT[0]);
+        p.status.as_mut().unwrap().init_container_statuses = Some(vec![
+            serde_json::from_value(serde_json::json!({
+                "name": "istio-proxy", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ErrImagePull", "message": DETERMINISTIC[0]}}
+            }))
+            .unwrap(),
+        ]);
+        let f = pod_failure(&p, now()).unwrap();
+        assert_eq!(f.container.as_deref(), Some("istio-proxy"));
+        assert_eq!(
+            pull_retrying(&p).unwrap().container.as_deref(),
+            Some("service-b")
+        );
     }
 
     #[test]
-    fn a_docker_hub_rate_limit_and_a_schema1_image_are_named() {
-        let limited = "failed to pull and unpack image \"docker.io/library/busybox:1.36\": failed to copy: httpReadSeeker: failed open: unexpected status code https://registry-1.docker.io/v2/library/busybox/manifests/sha256:abc: 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit.";
-        let text = pod_failure(&waiting("service-b", "ErrImagePull", limited), now())
-            .unwrap()
-            .to_string();
-        assert!(text.contains("Docker Hub's pull rate limit"), "{text}");
+    fn a_rate_limit_and_a_schema1_image_are_named() {
+        for limited in &TRANSIENT[..3] {
+            let text = pull_retrying(&waiting("service-b", "ErrImagePull", limited))
+                .unwrap()
+                .to_string();
+            assert!(text.contains("the registry's pull rate limit"), "{text}");
+            assert!(
+                text.contains("authenticate the pulls (README \"Docker Hub login\")"),
+                "{text}"
+            );
+            assert!(text.contains("wait for the limit to reset"), "{text}");
+        }
+        assert!(!is_rate_limit(TRANSIENT[3]));
         let old = "failed to pull and unpack image \"docker.io/library/old:1\": not implemented: media type \"application/vnd.docker.distribution.manifest.v1+prettyjws\" is no longer supported since containerd v2.1, please rebuild the image as \"application/vnd.docker.distribution.manifest.v2+json\" or \"application/vnd.oci.image.manifest.v1+json\"";
         let text = pod_failure(&waiting("service-b", "ImagePullBackOff", old), now())
             .unwrap()

@@ -68,6 +68,13 @@ async fn legacy_image_still_refused(world: &mut HappyWorld) -> Step {
             deviations::WORKSHOP_LEGACY_IMAGE,
             deviations::WORKSHOP_LEGACY_IMAGE
         ),
+        PullVerdict::Gone(what) => fail!(
+            "the deviation D-legacy-image is still needed, for a different reason: the \
+             workshop's image {} can no longer be pulled at all, it is gone from its registry \
+             ({what}); the workshop's `kubectl run legacy` fails on every cluster now, not only \
+             on containerd ≥ 2.1. Update the deviation's reason in src/deviations.rs",
+            deviations::WORKSHOP_LEGACY_IMAGE
+        ),
         PullVerdict::Pending(seen) => fail!(
             "within {:?} (HAPPY_TIMEOUT_POD_READY) the workshop's legacy pod in {SCRATCH_NAMESPACE} \
              neither ran nor failed to pull for the stated reason (Docker schema 1 no longer \

@@ -245,6 +245,16 @@ fn columns_and_row(resource: &str, obj: &Value) -> (Vec<Value>, Vec<Value>) {
                 .as_str()
                 .map(|t| age(&json!({"metadata": {"creationTimestamp": t}})))
                 .unwrap_or_else(|| age(obj));
+            // An aggregated event says how often and since when: `5s (x3 over 40s)`, the
+            // interval kubectl shows for an event with `count` > 1 (kubectl
+            // `pkg/describe/describe.go` `DescribeEvents`).
+            let last_seen = match (obj["count"].as_i64(), obj["firstTimestamp"].as_str()) {
+                (Some(n), Some(first)) if n > 1 => format!(
+                    "{last_seen} (x{n} over {})",
+                    age(&json!({"metadata": {"creationTimestamp": first}}))
+                ),
+                _ => last_seen,
+            };
             (
                 vec![
                     col("Last Seen", "string", "", "Last seen"),

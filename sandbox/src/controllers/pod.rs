@@ -121,6 +121,23 @@ fn container_status(c: &ContainerReport, old: Option<&Value>, pod_uid: &str) -> 
 /// Apply a runtime report to the pod's status; emits the container events a kubelet would.
 fn apply_report(cluster: &Cluster, report: &PodReport) {
     let pods = gr("", "pods");
+    if !report.events.is_empty()
+        && let Some(pod) = cluster
+            .store
+            .get(&pods, &report.namespace, &report.name)
+            .filter(|p| p["metadata"]["uid"] == report.uid.as_str())
+    {
+        for e in &report.events {
+            record(
+                cluster,
+                &pod,
+                &e.event_type,
+                &e.reason,
+                &e.message,
+                COMPONENT,
+            );
+        }
+    }
     let mut events: Vec<(String, String, String)> = Vec::new();
     let result = cluster
         .store
@@ -154,11 +171,6 @@ fn apply_report(cluster: &Cluster, report: &PodReport) {
                     ContainerState::Running { .. } if !was_running => {
                         events.push((
                             "Normal".into(),
-                            "Pulled".into(),
-                            format!("Container image {:?} already present on machine", c.image),
-                        ));
-                        events.push((
-                            "Normal".into(),
                             "Created".into(),
                             format!("Created container: {}", c.name),
                         ));
@@ -168,40 +180,17 @@ fn apply_report(cluster: &Cluster, report: &PodReport) {
                             format!("Started container {}", c.name),
                         ));
                     }
-                    // The kubelet's image events (kubernetes pkg/kubelet/images/
-                    // image_manager.go and kuberuntime_container.go): a failed attempt is
-                    // Pulling, Failed "Failed to pull image …: <error>", Failed "Error:
-                    // ErrImagePull"; a sync during the back-off is BackOff "Back-off pulling
-                    // image …", Failed "Error: ImagePullBackOff".
-                    ContainerState::Waiting { reason, message }
-                        if reason == "ErrImagePull"
+                    // The image manager's events (Pulling, Pulled, Failed "Failed to pull
+                    // image …", BackOff) come from the runtime with the report; the pod
+                    // sync's own error events follow a container into a pull error
+                    // (kubernetes pkg/kubelet/kuberuntime/kuberuntime_container.go
+                    // `startContainer`: Failed "Error: <reason>").
+                    ContainerState::Waiting { reason, .. }
+                        if (reason == "ErrImagePull" || reason == "ImagePullBackOff")
                             && old.is_none_or(|o| {
                                 o["state"]["waiting"]["reason"] != reason.as_str()
                             }) =>
                     {
-                        events.push((
-                            "Normal".into(),
-                            "Pulling".into(),
-                            format!("Pulling image {:?}", c.image),
-                        ));
-                        events.push((
-                            "Warning".into(),
-                            "Failed".into(),
-                            format!("Failed to pull image {:?}: {message}", c.image),
-                        ));
-                        events.push((
-                            "Warning".into(),
-                            "Failed".into(),
-                            format!("Error: {reason}"),
-                        ));
-                    }
-                    ContainerState::Waiting { reason, message }
-                        if reason == "ImagePullBackOff"
-                            && old.is_none_or(|o| {
-                                o["state"]["waiting"]["reason"] != reason.as_str()
-                            }) =>
-                    {
-                        events.push(("Normal".into(), "BackOff".into(), message.clone()));
                         events.push((
                             "Warning".into(),
                             "Failed".into(),

@@ -3,16 +3,17 @@
 //! ([`crate::net`]); containers are built-in programs chosen by image ([`program`]); every
 //! state change goes back to the control plane as a [`PodReport`].
 
+pub mod faults;
 pub mod logs;
 pub mod probe;
 pub mod program;
 pub mod pull;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use futures::Stream;
@@ -23,11 +24,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cri::{
-    self, ContainerReport, ContainerState, Duplex, ExecRequest, ExecSession, LogRequest, PodReport,
-    RuntimeError, ServiceView,
+    self, ContainerReport, ContainerState, Duplex, ExecRequest, ExecSession, LogRequest, NodeEvent,
+    PodReport, RuntimeError, ServiceView,
 };
 use crate::net::capture::CaptureRecord;
 use crate::net::{Network, PodNet};
+use faults::{PullDecision, PullFaults};
 use logs::{DEFAULT_LOG_LINES, LogBuffer};
 use probe::ReadinessProbe;
 use program::{ContainerContext, Exit, FakeServiceProgram, IdleProgram, Program};
@@ -55,6 +57,19 @@ struct PodRun {
 
 impl PodRun {
     fn report(&self) {
+        self.send(Vec::new());
+    }
+
+    /// Record an event about the pod (the kubelet's image manager's), with its current state.
+    fn event(&self, event_type: &str, reason: &str, message: String) {
+        self.send(vec![NodeEvent {
+            event_type: event_type.into(),
+            reason: reason.into(),
+            message,
+        }]);
+    }
+
+    fn send(&self, events: Vec<NodeEvent>) {
         let containers = self
             .containers
             .iter()
@@ -77,6 +92,7 @@ impl PodRun {
             uid: self.uid.clone(),
             pod_ip: self.net.ip(),
             containers,
+            events,
         });
     }
 
@@ -138,6 +154,38 @@ impl PodRun {
     }
 }
 
+/// The node's image store and its registries, as the image pulls see them.
+#[derive(Default)]
+struct NodeImages {
+    /// Fully qualified references pulled so far (a fresh kind node has none of the workshop's).
+    present: Mutex<HashSet<String>>,
+    /// `HAPPY_SANDBOX_FAULTS`' rules.
+    faults: RwLock<Arc<PullFaults>>,
+}
+
+impl NodeImages {
+    fn present(&self, reference: &str) -> bool {
+        self.present
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(reference)
+    }
+
+    fn pulled(&self, reference: String) {
+        self.present
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(reference);
+    }
+
+    fn faults(&self) -> Arc<PullFaults> {
+        self.faults
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// The runtime behind the sandbox's control plane.
 pub struct LocalRuntime {
     net: Arc<Network>,
@@ -147,6 +195,8 @@ pub struct LocalRuntime {
     /// Whether Docker schema-1 images pull (the test-only knob of [`pull`]); containerd ≥ 2.1
     /// refuses them.
     pull_schema1: std::sync::atomic::AtomicBool,
+    /// The node's images and the pull faults ([`faults`]).
+    images: Arc<NodeImages>,
 }
 
 impl LocalRuntime {
@@ -163,6 +213,7 @@ impl LocalRuntime {
             programs: RwLock::new(vec![Arc::new(FakeServiceProgram), Arc::new(IdleProgram)]),
             handle,
             pull_schema1: std::sync::atomic::AtomicBool::new(pull::schema1_allowed_from_env()),
+            images: Arc::new(NodeImages::default()),
         }))
     }
 
@@ -179,6 +230,16 @@ impl LocalRuntime {
     pub fn set_pull_schema1(&self, allow: bool) {
         self.pull_schema1
             .store(allow, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Fail or slow down image pulls from now on as `faults` says (`HAPPY_SANDBOX_FAULTS`,
+    /// which [`crate::Sandbox::start`] reads); replaces earlier rules and their counts.
+    pub fn set_pull_faults(&self, faults: PullFaults) {
+        *self
+            .images
+            .faults
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(faults);
     }
 
     /// The network (Services, pods' network state).
@@ -224,7 +285,8 @@ impl LocalRuntime {
         self.net.shutdown().await;
     }
 
-    /// The program for an image, or the pull error the kubelet would report for it.
+    /// The program for an image, or the pull error the kubelet would report for it (every
+    /// pull of it fails so).
     fn program_for(&self, image: &str) -> Result<Arc<dyn Program>, String> {
         if pull::is_schema1(image) && !self.pull_schema1.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(pull::schema1_refusal(image));
@@ -233,10 +295,13 @@ impl LocalRuntime {
         if let Some(p) = programs.iter().find(|p| p.matches(image)) {
             return Ok(p.clone());
         }
+        // The sandbox's registry holds only the images it can run: any other is not found
+        // there, with containerd's 404 text (as a tag missing from its registry gives on kind), and
+        // the sandbox says what it does hold.
         let known: Vec<String> = programs.iter().map(|p| p.describe()).collect();
         Err(format!(
-            "image {image:?} cannot be pulled: the happy-sandbox has no registry and runs only \
-             the workshop's images ({})",
+            "{} (the happy-sandbox's registry holds only the images it can run: {})",
+            pull::fault_message(image, faults::PullFault::NotFound),
             known.join(", ")
         ))
     }
@@ -361,27 +426,82 @@ impl LocalRuntime {
     }
 }
 
-/// A container whose image cannot be pulled, as the kubelet handles it: `ErrImagePull` with
-/// the pull error, then `ImagePullBackOff` until the back-off expires, then another attempt
-/// (which fails the same way here: the sandbox's images do not change), until the pod stops.
-async fn pull_backoff(pod_run: Arc<PodRun>, run: Arc<ContainerRun>) {
-    let message = match &*run.state.lock().unwrap_or_else(PoisonError::into_inner) {
-        ContainerState::Waiting { reason, message } if reason == "ErrImagePull" => message.clone(),
-        _ => return,
-    };
+/// The kubelet's `EnsureImageExists` for one container (kubernetes
+/// `pkg/kubelet/images/image_manager.go`): an image already on the node with a policy other
+/// than `Always` is used at once (`Pulled` "already present"); otherwise each attempt records
+/// `Pulling`, asks the registry (the fault rules, then `refused`: the error every pull of an
+/// image the sandbox cannot run gets), and on success records `Pulled`. A failed attempt
+/// records `Failed` with the error, shows `ErrImagePull` with it, then, once the kubelet's next
+/// sync finds the image in back-off, `BackOff` and `ImagePullBackOff`; the next attempt comes
+/// when the back-off (10 s doubling to 300 s) expires. Resolves `true` once the image is
+/// there, `false` if the pod stops first.
+async fn ensure_image(
+    images: Arc<NodeImages>,
+    pod_run: Arc<PodRun>,
+    run: Arc<ContainerRun>,
+    always: bool,
+    refused: Option<String>,
+) -> bool {
+    let reference = pull::docker_ref(&run.image);
+    if !always && refused.is_none() && images.present(&reference) {
+        pod_run.event(
+            "Normal",
+            "Pulled",
+            pull::already_present_message(&run.image),
+        );
+        return true;
+    }
     let mut backoff = pull::BACKOFF_INITIAL;
     loop {
+        pod_run.event(
+            "Normal",
+            "Pulling",
+            format!("Pulling image {:?}", run.image),
+        );
+        let started = Instant::now();
+        let failure = match images.faults().decide(&reference) {
+            PullDecision::Fail(fault) => Some(pull::fault_message(&run.image, fault)),
+            PullDecision::Proceed(took) => {
+                // A slow registry: the pull's own time, a timer standing in for the transfer.
+                if !took.is_zero() {
+                    tokio::select! {
+                        _ = pod_run.cancel.cancelled() => return false,
+                        _ = tokio::time::sleep(took) => {}
+                    }
+                }
+                refused.clone()
+            }
+        };
+        let Some(message) = failure else {
+            images.pulled(reference);
+            pod_run.event(
+                "Normal",
+                "Pulled",
+                pull::pulled_message(&run.image, started.elapsed()),
+            );
+            return true;
+        };
+        pod_run.event(
+            "Warning",
+            "Failed",
+            format!("Failed to pull image {:?}: {message}", run.image),
+        );
         pod_run.set_state(&run, waiting("ErrImagePull", &message));
+        // Timers modelling the kubelet: its next sync of the pod, then the image back-off.
         tokio::select! {
-            _ = pod_run.cancel.cancelled() => return,
+            _ = pod_run.cancel.cancelled() => return false,
             _ = tokio::time::sleep(pull::ERR_IMAGE_PULL_SHOWN) => {}
         }
+        pod_run.event("Normal", "BackOff", pull::backoff_message(&run.image));
         pod_run.set_state(
             &run,
-            waiting("ImagePullBackOff", &pull::backoff_message(&run.image)),
+            waiting(
+                "ImagePullBackOff",
+                &pull::backoff_waiting_message(&run.image, &message),
+            ),
         );
         tokio::select! {
-            _ = pod_run.cancel.cancelled() => return,
+            _ = pod_run.cancel.cancelled() => return false,
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = pull::next_backoff(backoff);
@@ -459,10 +579,10 @@ impl cri::Runtime for LocalRuntime {
         {
             let image = c.image.clone().unwrap_or_default();
             let program = self.program_for(&image);
-            let state = match &program {
-                Ok(_) if init => waiting("PodInitializing", ""),
-                Ok(_) => waiting("ContainerCreating", ""),
-                Err(message) => waiting("ErrImagePull", message),
+            let state = if init {
+                waiting("PodInitializing", "")
+            } else {
+                waiting("ContainerCreating", "")
             };
             let run = Arc::new(ContainerRun {
                 name: c.name.clone(),
@@ -472,7 +592,7 @@ impl cri::Runtime for LocalRuntime {
                 state: Mutex::new(state),
             });
             containers.push(run.clone());
-            plans.push((run, (*c).clone(), init, program.ok()));
+            plans.push((run, (*c).clone(), init, program));
         }
         let pod_run = Arc::new(PodRun {
             namespace: namespace.clone(),
@@ -492,17 +612,31 @@ impl cri::Runtime for LocalRuntime {
 
         // Init containers run one after another to completion (native sidecars — restartPolicy
         // Always — just start); app containers start once all of them have.
-        let mut sequence = Vec::new();
-        let mut app = Vec::new();
+        let mut sequence: Vec<BoxFuture<'static, Exit>> = Vec::new();
+        let mut app: Vec<BoxFuture<'static, Exit>> = Vec::new();
         for (run, c, init, program) in plans {
-            let Some(program) = program else {
-                // ErrImagePull: an init container that cannot run blocks the rest of the pod.
+            // The image first: until it is there the container waits (an init container
+            // holds back the rest of the pod; the kubelet starts app containers one by one
+            // and goes on to the next when one cannot pull).
+            let always = pull::pulls_always(&run.image, c.image_pull_policy.as_deref());
+            let pulled = ensure_image(
+                self.images.clone(),
+                pod_run.clone(),
+                run.clone(),
+                always,
+                program.as_ref().err().cloned(),
+            );
+            let Ok(program) = program else {
+                // Never pulls: the container waits in back-off until the pod stops.
+                let waits = async move {
+                    pulled.await;
+                    Exit::failed("the image was never pulled")
+                };
                 if init {
-                    sequence.push(None);
+                    sequence.push(Box::pin(waits));
+                } else {
+                    pod_run.tracker.spawn(waits);
                 }
-                pod_run
-                    .tracker
-                    .spawn(pull_backoff(pod_run.clone(), run.clone()));
                 continue;
             };
             let env = container_env(pod, &c, pod_ip);
@@ -515,14 +649,17 @@ impl cri::Runtime for LocalRuntime {
             } else {
                 (None, None)
             };
-            let fut = self.start_container(&pod_run, &run, &c, env, program, started_tx);
-            if init && !sidecar {
-                sequence.push(Some(fut));
-            } else if init {
+            let start = self.start_container(&pod_run, &run, &c, env, program, started_tx);
+            if init && sidecar {
+                // A native sidecar is started once its image is there; the next init
+                // container waits for that (and for its startup probe, if it has one).
                 let tracker = pod_run.tracker.clone();
                 let name = c.name.clone();
-                sequence.push(Some(Box::pin(async move {
-                    tracker.spawn(fut);
+                sequence.push(Box::pin(async move {
+                    if !pulled.await {
+                        return Exit::failed("the pod stopped before the image was pulled");
+                    }
+                    tracker.spawn(start);
                     match started_rx {
                         None => Exit::completed(),
                         Some(rx) => match rx.await {
@@ -532,7 +669,18 @@ impl cri::Runtime for LocalRuntime {
                             )),
                         },
                     }
-                })));
+                }));
+                continue;
+            }
+            let fut: BoxFuture<'static, Exit> = Box::pin(async move {
+                if pulled.await {
+                    start.await
+                } else {
+                    Exit::failed("the pod stopped before the image was pulled")
+                }
+            });
+            if init {
+                sequence.push(fut);
             } else {
                 app.push(fut);
             }
@@ -541,7 +689,6 @@ impl cri::Runtime for LocalRuntime {
         let cancel = pod_run.cancel.clone();
         pod_run.tracker.spawn(async move {
             for step in sequence {
-                let Some(step) = step else { return };
                 let exit = tokio::select! {
                     _ = cancel.cancelled() => return,
                     e = step => e,

@@ -92,6 +92,7 @@ impl Runtime for FakeRuntime {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             pod_ip: ip,
             containers,
+            events: Vec::new(),
         });
         Ok(ip)
     }
