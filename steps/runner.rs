@@ -143,11 +143,14 @@ impl Signals {
     }
 }
 
-/// A second signal: leave at once. What can be cleaned up without waiting is: the caller has
-/// dropped the provisioner's future or handle (the sandbox removes its directory on drop), and
-/// the process's own children are killed here, so no Envoy or Prometheus outlives the run.
-fn force_exit(caught: Caught, what_may_be_left: &str) -> ! {
+/// A second signal: leave at once. What can be cleaned up without waiting is: the process's own
+/// children are killed, so no Envoy or Prometheus outlives the run, and then `owned` — the
+/// provisioner's future or the teardown — is dropped, which removes what the process owns (the
+/// sandbox's directory; a kind cluster being made). In that order: a child still running could
+/// write into the directory while it is being removed and leave it behind.
+fn force_exit<T>(caught: Caught, what_may_be_left: &str, owned: T) -> ! {
     let killed = kill_own_children();
+    drop(owned);
     say(format!(
         "happy-istio: {} again: exiting at once (killed {killed} child process(es)){what_may_be_left}",
         caught.name
@@ -426,10 +429,7 @@ pub async fn run() -> Result<ExitCode, String> {
                 p = &mut provisioning => Ok(p),
             };
             match finished {
-                Err(forced) => {
-                    drop(provisioning);
-                    force_exit(forced, kept_note(&settings).as_str())
-                }
+                Err(forced) => force_exit(forced, kept_note(&settings).as_str(), provisioning),
                 Ok(Err(e)) => {
                     say(format!("happy-istio: provisioning failed: {e}"));
                     write_provisioning_failure(progress, &e.to_string(), &report_dir);
@@ -796,9 +796,6 @@ async fn teardown(
     };
     match done {
         Ok(done) => done.map_err(|e| format!("teardown failed: {e}")),
-        Err(forced) => {
-            drop(teardown);
-            force_exit(forced, kept_note(settings).as_str())
-        }
+        Err(forced) => force_exit(forced, kept_note(settings).as_str(), teardown),
     }
 }
