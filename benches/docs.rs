@@ -77,6 +77,7 @@ fn year(claims: &[String], tonight: jiff::civil::Date) -> History {
                 cluster_kind: "kind".into(),
                 kubernetes_version: "v1.33.1".into(),
                 commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+                ended: None,
                 claims,
             });
         }

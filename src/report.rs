@@ -6,8 +6,10 @@
 //!
 //! Every report file is written whole or not at all: to a temporary file in the same directory,
 //! then renamed over the old one, so an interrupt never leaves a truncated report. A run removes
-//! the previous run's `run.json` when it starts, so the file always belongs to the run that wrote
-//! it (or is absent while a run is under way).
+//! the previous run's reports when it starts and writes its own `run.json` at once, saying it is
+//! in progress, then again each time a scenario finishes ([`Progress`]): the file always belongs
+//! to the run that wrote it, and a run killed outright (SIGKILL) still leaves one that parses,
+//! with every scenario it finished, and says the run did not finish.
 
 use std::fmt;
 use std::io::Write as _;
@@ -15,8 +17,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod progress;
 mod timing;
 
+pub use progress::{
+    IN_PROGRESS, Progress, RunState, RunVerdict, ScenarioOutcome, ScenarioRecord, fill_outcomes,
+    summarize,
+};
 pub use timing::{SLOWEST_SHOWN, StepTiming, describe as describe_slowest, slowest_steps};
 
 /// File names inside the report directory.
@@ -76,6 +83,20 @@ pub struct RunInfo {
     /// reports and the diagnostics bundles — are), when run in CI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_run_url: Option<String>,
+    /// Where the run is ([`RunState`]): `in-progress` from its start until it ends (a run.json
+    /// still saying so once its run is gone was left by a run killed outright), then
+    /// `finished`, `stopped` or `provisioning-failed`. Absent in reports written before states
+    /// existed (they were written at the end only): read as `finished`, see [`RunInfo::state`].
+    #[serde(default, rename = "state")]
+    pub run_state: RunState,
+    /// The run's own verdict when it could run no scenario (its provisioning failed): whose
+    /// failure it was and why. Every selected scenario is then in `not_run` with that reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<RunVerdict>,
+    /// Every scenario that passed (`Feature — Scenario`), so that run.json alone says how each
+    /// finished scenario ended (a run killed outright leaves no Cucumber report).
+    #[serde(default)]
+    pub passed: Vec<String>,
     /// The run's image pulls per registry (`docker.io`, `ghcr.io`, …), counted from the
     /// kubelet's Events ([`crate::cluster::pulls`]): what counts against a registry's pull
     /// limit, and which pulls failed and were retried.
@@ -114,6 +135,9 @@ pub struct FailureRecord {
     pub class: FailureClass,
     /// The failed step's message.
     pub message: String,
+    /// The failed step (`Then some responses are 500`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
 }
 
 pub use crate::error::FailureClass;
@@ -264,6 +288,16 @@ pub struct DeviationInfo {
 }
 
 impl RunInfo {
+    /// How the run ended, or that it has not: [`RunInfo::run_state`], except that a report
+    /// written before states existed (no `state`, read as finished) and naming why it stopped
+    /// is a stopped run.
+    pub fn state(&self) -> RunState {
+        match (self.run_state, &self.stopped) {
+            (RunState::Finished, Some(_)) => RunState::Stopped,
+            (state, _) => state,
+        }
+    }
+
     /// `(name, value)` pairs for the JUnit `<properties>` element.
     pub fn properties(&self) -> Vec<(&'static str, String)> {
         let mut props = vec![
@@ -457,6 +491,17 @@ pub fn write(
         Some(json) => write_atomic(&json_path, json.as_bytes())?,
         None => remove_if_present(&json_path)?,
     }
+    write_run_file(dir, info, summary, cucumber_json)
+}
+
+/// Write `run.json` alone (see [`write`]): the run info, `summary`, and the slowest steps of
+/// `cucumber_json` when there is one.
+pub fn write_run_file(
+    dir: &Path,
+    info: &RunInfo,
+    summary: Summary,
+    cucumber_json: Option<&str>,
+) -> Result<(), String> {
     #[derive(Serialize)]
     struct Run<'a> {
         #[serde(flatten)]

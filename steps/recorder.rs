@@ -1,6 +1,7 @@
 //! The run's record, kept outside cucumber's run so it survives an interrupt: every finished
-//! scenario with its outcome (passed, failed with its class, skipped with its reason), and
-//! cucumber's own JUnit and JSON writers fed only whole scenarios. When the run stops early (a
+//! scenario with its outcome (passed, failed with its class, skipped with its reason), handed
+//! at once to the run's `run.json` ([`report::Progress`], rewritten as each scenario finishes),
+//! and cucumber's own JUnit and JSON writers fed only whole scenarios. When the run stops early (a
 //! signal, or an environment failure every later scenario shares) the runner finishes the
 //! record itself: the scenarios that never ran are written as skipped with the reason, and both
 //! reports are complete and parseable.
@@ -11,14 +12,15 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io;
+use std::io::{self, Write as _};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use cucumber::event::{self, Source};
 use cucumber::gherkin;
 use cucumber::{Event, Writer, cli, parser, writer};
-use happy_istio::report::{self, FailureClass, FailureRecord, Summary};
+use happy_istio::report::{self, FailureClass, FailureRecord, Progress};
+pub use happy_istio::report::{ScenarioOutcome as Outcome, ScenarioRecord};
 use tokio::sync::watch;
 
 use crate::definitions::gate::{SKIP_STEP_PREFIX, SKIPPED_TAG};
@@ -50,25 +52,6 @@ impl io::Write for Buffer {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// How one scenario ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Passed,
-    Failed(FailureRecord),
-    /// Skipped by the gate, with its reason.
-    Skipped(String),
-    /// Never ran: the run stopped first.
-    NotRun(String),
-}
-
-/// One finished (or never run) scenario.
-#[derive(Clone, Debug)]
-pub struct ScenarioRecord {
-    /// `Feature — Scenario`.
-    pub name: String,
-    pub outcome: Outcome,
 }
 
 /// Identifies a scenario across the run's own copy of the features and cucumber's events.
@@ -126,6 +109,8 @@ pub struct Record {
     /// Both reports have been ended.
     reports_finished: bool,
     stop: watch::Sender<Option<String>>,
+    /// The run's run.json, told of every finished scenario; the runner takes it back at the end.
+    progress: Option<Progress>,
 }
 
 /// The recorder's half in cucumber's writer chain.
@@ -151,7 +136,19 @@ impl Record {
             records: Vec::new(),
             reports_finished: false,
             stop,
+            progress: None,
         }
+    }
+
+    /// Tell `progress` (the run's run.json) of each scenario as it finishes.
+    pub fn with_progress(mut self, progress: Progress) -> Record {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// The run's run.json back, for its last write.
+    pub fn take_progress(&mut self) -> Option<Progress> {
+        self.progress.take()
     }
 
     async fn forward(&mut self, ev: Ev) {
@@ -262,6 +259,7 @@ impl Record {
                 scenario: current.name.clone(),
                 class: report::class_of_message(&f.message),
                 message: f.message.clone(),
+                step: Some(f.step.clone()),
             }),
             (None, Some(reason)) => Outcome::Skipped(reason.clone()),
             (None, None) => Outcome::Passed,
@@ -270,10 +268,20 @@ impl Record {
         if !self.done.insert(current.key.clone()) {
             self.records.retain(|r| r.name != current.name);
         }
-        self.records.push(ScenarioRecord {
+        let record = ScenarioRecord {
             name: current.name.clone(),
             outcome: outcome.clone(),
-        });
+        };
+        self.records.push(record.clone());
+        // run.json follows at once, so that a run killed outright still says how this ended.
+        if let Some(progress) = self.progress.as_mut()
+            && let Err(e) = progress.scenario_finished(record)
+        {
+            let _ = writeln!(
+                std::io::stderr(),
+                "happy-istio: warning: run.json was not brought up to date: {e}"
+            );
+        }
         if let (Some(failure), Outcome::Failed(record)) = (&current.failure, &outcome)
             && let Some(reason) = self.shared_environment_failure(failure, record)
         {
@@ -428,20 +436,6 @@ fn step_error_text(step: &gherkin::Step, e: &event::StepError) -> String {
         }
         other => other.to_string(),
     }
-}
-
-/// Counts of a run's records, as every report states them.
-pub fn summarize(records: &[ScenarioRecord]) -> Summary {
-    let mut s = Summary::default();
-    for r in records {
-        match r.outcome {
-            Outcome::Passed => s.passed += 1,
-            Outcome::Failed(_) => s.failed += 1,
-            Outcome::Skipped(_) => s.skipped += 1,
-            Outcome::NotRun(_) => s.not_run += 1,
-        }
-    }
-    s
 }
 
 impl Writer<HappyWorld> for Recorder {

@@ -38,7 +38,7 @@ use tokio::sync::watch;
 
 use crate::definitions::gate::{Gate, SKIPPED_TAG, Skipped};
 use crate::definitions::world::{Env, HappyWorld, ISTIO_NAMESPACE, NAMESPACE};
-use recorder::{Outcome, Record, Recorder};
+use recorder::{Record, Recorder};
 
 /// At most this many diagnostics bundles per run.
 const DIAGNOSTICS_CAP: usize = 10;
@@ -148,11 +148,14 @@ impl Signals {
     }
 }
 
-/// A second signal: leave at once. What can be cleaned up without waiting is: the caller has
-/// dropped the provisioner's future or handle (the sandbox removes its directory on drop), and
-/// the process's own children are killed here, so no Envoy or Prometheus outlives the run.
-fn force_exit(caught: Caught, what_may_be_left: &str) -> ! {
+/// A second signal: leave at once. What can be cleaned up without waiting is: the process's own
+/// children are killed, so no Envoy or Prometheus outlives the run, and then `owned` — the
+/// provisioner's future or the teardown — is dropped, which removes what the process owns (the
+/// sandbox's directory; a kind cluster being made). In that order: a child still running could
+/// write into the directory while it is being removed and leave it behind.
+fn force_exit<T>(caught: Caught, what_may_be_left: &str, owned: T) -> ! {
     let killed = kill_own_children();
+    drop(owned);
     say(format!(
         "happy-istio: {} again: exiting at once (killed {killed} child process(es)){what_may_be_left}",
         caught.name
@@ -380,18 +383,26 @@ pub async fn run() -> Result<ExitCode, String> {
         "happy-istio: run {run_id}: {selected_count} scenario(s) selected; reports in {}",
         report_dir.display()
     ));
+    // run.json from the first moment (in progress, every scenario not run yet), so that a run
+    // stopped in any way — even killed outright — leaves one.
+    let mut progress = report::Progress::start(
+        &report_dir,
+        RunInfo {
+            run_id: run_id.clone(),
+            started_at: started.to_string(),
+            cluster_kind: settings.cluster.to_string(),
+            istio_version: asked_istio_version(&settings),
+            deviations: deviations.report(),
+            commit: report::suite_commit(Path::new(env!("CARGO_MANIFEST_DIR"))),
+            ci_run_url: report::ci_run_url(),
+            ..RunInfo::default()
+        },
+        all_names(&planned),
+    )?;
     say(format!(
         "happy-istio: provisioning the cluster (HAPPY_CLUSTER={})",
         settings.cluster
     ));
-    let mut base_info = RunInfo {
-        run_id: run_id.clone(),
-        started_at: started.to_string(),
-        deviations: deviations.report(),
-        commit: report::suite_commit(Path::new(env!("CARGO_MANIFEST_DIR"))),
-        ci_run_url: report::ci_run_url(),
-        ..RunInfo::default()
-    };
 
     let mut provisioning = Box::pin(provision::provision(&settings, &timeouts));
     let provisioned = tokio::select! {
@@ -402,7 +413,14 @@ pub async fn run() -> Result<ExitCode, String> {
     let handle = match provisioned {
         Ok(p) => {
             drop(provisioning);
-            p.map_err(|e| e.to_string())?
+            match p {
+                Ok(handle) => handle,
+                Err(e) => {
+                    let cause = e.to_string();
+                    write_provisioning_failure(progress, &cause, &report_dir);
+                    return Err(cause);
+                }
+            }
         }
         Err(caught) => {
             say(format!(
@@ -416,30 +434,21 @@ pub async fn run() -> Result<ExitCode, String> {
                 p = &mut provisioning => Ok(p),
             };
             match finished {
-                Err(forced) => {
-                    drop(provisioning);
-                    force_exit(forced, kept_note(&settings).as_str())
-                }
+                Err(forced) => force_exit(forced, kept_note(&settings).as_str(), provisioning),
                 Ok(Err(e)) => {
                     say(format!("happy-istio: provisioning failed: {e}"));
+                    write_provisioning_failure(progress, &e.to_string(), &report_dir);
                 }
                 Ok(Ok(handle)) => {
                     drop(provisioning);
-                    base_info.stopped =
-                        Some(format!("stopped by {} while provisioning", caught.name));
-                    base_info.cluster_kind = handle.info().kind.to_string();
-                    base_info.cluster_name = handle.info().name.clone();
+                    note_cluster(&mut progress, handle.as_ref(), Vec::new());
                     let reason = format!("not run: the run was stopped by {}", caught.name);
-                    base_info.not_run = all_names(&planned)
-                        .into_iter()
-                        .map(|n| format!("{n}: {reason}"))
-                        .collect();
-                    base_info.finished_at = jiff::Timestamp::now().to_string();
-                    let summary = report::Summary {
-                        not_run: selected_count,
-                        ..report::Summary::default()
-                    };
-                    if let Err(e) = report::write(&report_dir, &base_info, summary, None, None) {
+                    let (info, summary) = progress.end(
+                        Some(format!("stopped by {} while provisioning", caught.name)),
+                        &[],
+                        &reason,
+                    );
+                    if let Err(e) = report::write(&report_dir, &info, summary, None, None) {
                         say(format!("happy-istio: {e}"));
                     }
                     say("happy-istio: tearing down (a second signal stops at once)");
@@ -469,6 +478,12 @@ pub async fn run() -> Result<ExitCode, String> {
     for note in &settings_notes {
         say(format!("happy-istio: note: {note}"));
     }
+    note_cluster(&mut progress, handle.as_ref(), settings_notes);
+    if let Err(e) = progress.write() {
+        say(format!(
+            "happy-istio: warning: run.json was not brought up to date: {e}"
+        ));
+    }
     let gate = gate_for(handle.as_ref());
     let mut features = Vec::new();
     for feature in planned {
@@ -496,10 +511,9 @@ pub async fn run() -> Result<ExitCode, String> {
 
     let (stop_tx, mut stop_rx) = watch::channel(None::<String>);
     // One task runs cucumber and the runner: the record is shared, not sent.
-    let record = std::rc::Rc::new(tokio::sync::Mutex::new(Record::new(
-        features.clone(),
-        stop_tx,
-    )));
+    let record = std::rc::Rc::new(tokio::sync::Mutex::new(
+        Record::new(features.clone(), stop_tx).with_progress(progress),
+    ));
     let fail_fast = opts.runner.fail_fast;
     // Filtering is done: cucumber gets the prepared features and must not filter again.
     opts.re_filter = None;
@@ -559,44 +573,35 @@ pub async fn run() -> Result<ExitCode, String> {
         Ended::Stopped(reason) => say(format!("happy-istio: stopping early: {reason}")),
         Ended::Finished => {}
     }
-    let (junit, json, records) = {
+    let (junit, json, records, progress) = {
         let mut record = record.lock().await;
-        record.finish(Some(&not_run_reason)).await
+        let (junit, json, records) = record.finish(Some(&not_run_reason)).await;
+        (junit, json, records, record.take_progress())
     };
     drop(record);
+    let Some(progress) = progress else {
+        return Err("the run's run.json vanished before the end of the run".into());
+    };
 
     let Some(env) = Env::take() else {
         return Err("the run's environment vanished before teardown".into());
     };
-    let summary = recorder::summarize(&records);
-    let (pulls, pulls_note) = pull_counter.finish();
-    let mut run_info = RunInfo {
-        cluster_kind: info.kind.to_string(),
-        cluster_name: info.name.clone(),
-        kubernetes_version: info.kubernetes_version.clone(),
-        istio_version: env
-            .istio_version()
-            .unwrap_or_else(|| "not installed by this run".to_string()),
-        istio_hub: Some(env.istio_hub()),
-        note: info.note.clone(),
-        stopped: match &ended {
-            Ended::Finished => None,
-            Ended::Signal(caught) => Some(format!("stopped by {}", caught.name)),
-            Ended::Stopped(reason) => Some(format!("stopped early: {reason}")),
-        },
-        finished_at: jiff::Timestamp::now().to_string(),
-        settings_notes,
-        pulls,
-        pulls_note,
-        ..base_info
+    let stopped = match &ended {
+        Ended::Finished => None,
+        Ended::Signal(caught) => Some(format!("stopped by {}", caught.name)),
+        Ended::Stopped(reason) => Some(format!("stopped early: {reason}")),
     };
-    for r in &records {
-        match &r.outcome {
-            Outcome::Passed => {}
-            Outcome::Failed(f) => run_info.failures.push(f.clone()),
-            Outcome::Skipped(reason) => run_info.skipped.push(format!("{}: {reason}", r.name)),
-            Outcome::NotRun(reason) => run_info.not_run.push(format!("{}: {reason}", r.name)),
+    let (mut run_info, summary) = progress.end(stopped, &records, &not_run_reason);
+    (run_info.pulls, run_info.pulls_note) = pull_counter.finish();
+    run_info.istio_hub = Some(env.istio_hub());
+    match env.istio_version() {
+        Some(version) => run_info.istio_version = version,
+        // A run that ended without installing Istio: a complete one says so; a stopped one
+        // keeps the version it was asked for, so its column stays in that version's line.
+        None if run_info.stopped.is_none() => {
+            run_info.istio_version = "not installed by this run".to_string();
         }
+        None => {}
     }
     let written = report::write(&report_dir, &run_info, summary, Some(&junit), Some(&json));
 
@@ -702,6 +707,46 @@ fn log_skip(s: &Skipped) {
     ));
 }
 
+/// The Istio version the run was asked for (`ISTIO_VERSION`), as a report names it before any
+/// is installed: `dev` for the newest dev build (its docs line), `latest` unresolved.
+fn asked_istio_version(settings: &Settings) -> String {
+    use happy_istio::settings::IstioVersionRequest;
+    match &settings.istio_version {
+        IstioVersionRequest::Pinned => happy_istio::istio::releases::pinned_default().to_string(),
+        IstioVersionRequest::Latest => "latest".to_string(),
+        IstioVersionRequest::LatestDev => happy_istio::istio::releases::UNRESOLVED_DEV.to_string(),
+        IstioVersionRequest::Exact(v) => v.to_string(),
+    }
+}
+
+/// What the provisioned cluster is, into the run's run.json.
+fn note_cluster(
+    progress: &mut report::Progress,
+    handle: &dyn ClusterHandle,
+    settings_notes: Vec<String>,
+) {
+    let info = handle.info();
+    let run = progress.info_mut();
+    run.cluster_kind = info.kind.to_string();
+    run.cluster_name = info.name.clone();
+    run.kubernetes_version = info.kubernetes_version.clone();
+    run.note = info.note.clone();
+    run.settings_notes = settings_notes;
+    run.istio_hub = Some(handle.istio_hub().to_string());
+}
+
+/// The run could not be provisioned: its run.json says so (the environment's verdict, every
+/// selected scenario not run with the cause), and the run ends as before with the cause.
+fn write_provisioning_failure(progress: report::Progress, cause: &str, report_dir: &Path) {
+    match progress.provisioning_failed(cause) {
+        Ok(_) => say(format!(
+            "happy-istio: provisioning failed; report: {}",
+            report_dir.join(report::RUN_FILE).display()
+        )),
+        Err(e) => say(format!("happy-istio: {e}")),
+    }
+}
+
 fn all_names(features: &[gherkin::Feature]) -> Vec<String> {
     features
         .iter()
@@ -762,9 +807,6 @@ async fn teardown(
     };
     match done {
         Ok(done) => done.map_err(|e| format!("teardown failed: {e}")),
-        Err(forced) => {
-            drop(teardown);
-            force_exit(forced, kept_note(settings).as_str())
-        }
+        Err(forced) => force_exit(forced, kept_note(settings).as_str(), teardown),
     }
 }

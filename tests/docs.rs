@@ -695,3 +695,267 @@ fn bad_input_names_the_file_and_the_command_exits_2() {
     assert!(cells[2].contains("passed-with-deviation"), "{c08}");
     assert!(out.join("history.json").is_file());
 }
+
+/// How a run ended early, for [`early_run`].
+enum Early<'a> {
+    /// Its provisioning failed with this cause: no scenario ran.
+    ProvisioningFailed(&'a str),
+    /// Stopped by a signal (`stopped by SIGINT`) after its first scenarios.
+    Stopped(&'a str),
+    /// Killed outright after its first scenarios: run.json still says in progress.
+    Killed,
+}
+
+/// A run's report directory as the suite's own writer (`report::Progress`, which the runner
+/// drives) leaves it when the run ends early: no cucumber.json (the suite writes that at the
+/// end: a killed or unprovisioned run has none; a stopped one is shown here without it, from
+/// run.json alone), the first `passed` scenarios of the features passed, then `how`. The run's
+/// other details are the green fixture's.
+fn early_run(
+    dest: &Path,
+    id: &str,
+    istio: &str,
+    started_at: &str,
+    passed: usize,
+    how: Early,
+) -> PathBuf {
+    use happy_istio::report::{self, Progress, ScenarioOutcome, ScenarioRecord};
+    let dir = dest.join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let green: report::RunInfo = serde_json::from_str(
+        &std::fs::read_to_string(docs_fixtures().join("green/run.json")).unwrap(),
+    )
+    .unwrap();
+    let mut info = report::RunInfo {
+        run_id: id.into(),
+        istio_version: istio.into(),
+        started_at: started_at.into(),
+        deviations: green.deviations,
+        commit: green.commit,
+        ..report::RunInfo::default()
+    };
+    if let Early::ProvisioningFailed(_) = how {
+        info.cluster_kind = "kind".into();
+    } else {
+        info.cluster_kind = green.cluster_kind;
+        info.cluster_name = green.cluster_name;
+        info.kubernetes_version = green.kubernetes_version;
+        info.note = green.note;
+    }
+    let names: Vec<String> = docs::features::load_dir(&docs::default_features_dir())
+        .unwrap()
+        .into_iter()
+        .flat_map(|c| {
+            let title = c.title.clone();
+            c.scenarios
+                .into_iter()
+                .map(move |s| format!("{title} — {}", s.name))
+        })
+        .collect();
+    let mut progress = Progress::start(&dir, info, names.clone()).unwrap();
+    for name in &names[..passed] {
+        progress
+            .scenario_finished(ScenarioRecord {
+                name: name.clone(),
+                outcome: ScenarioOutcome::Passed,
+            })
+            .unwrap();
+    }
+    match how {
+        Early::ProvisioningFailed(cause) => {
+            progress.provisioning_failed(cause).unwrap();
+        }
+        Early::Stopped(signal) => {
+            let records = progress.finished().to_vec();
+            let (info, summary) = progress.end(
+                Some(format!("stopped by {signal}")),
+                &records,
+                &format!("not run: the run was stopped by {signal}"),
+            );
+            report::write_run_file(&dir, &info, summary, None).unwrap();
+        }
+        Early::Killed => {}
+    }
+    dir
+}
+
+/// A run that could not be provisioned, one stopped by a signal and one killed outright each
+/// keep their column, say how they ended, and reach the history: never a gap.
+#[test]
+fn runs_that_ended_early_keep_their_column_and_say_how_they_ended() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cause = "preflight found 1 problem (HAPPY_PREFLIGHT=strict stops the run):\n  \
+                 PROBLEM container engine: no Docker daemon answers";
+    let runs = vec![
+        early_run(
+            tmp.path(),
+            "prov",
+            "1.30.5",
+            "2026-12-09T03:17:00Z",
+            0,
+            Early::ProvisioningFailed(cause),
+        ),
+        early_run(
+            tmp.path(),
+            "stop",
+            "1.31.1",
+            "2026-12-09T03:17:00Z",
+            2,
+            Early::Stopped("SIGINT"),
+        ),
+        early_run(
+            tmp.path(),
+            "kill",
+            "1.29.8",
+            "2026-12-09T03:17:00Z",
+            2,
+            Early::Killed,
+        ),
+    ];
+    let out = tmp.path().join("site");
+    let summary = tmp.path().join("summary.md");
+    let history = tmp.path().join("previous-history.json");
+    let mut options = Options::for_reports(runs);
+    options.out = Some(out.clone());
+    options.summary_md = Some(summary.clone());
+    options.history = Some(history);
+    let built = docs::build(&options).unwrap();
+    assert_eq!(built.runs, 3);
+    let doc = page(&built.index);
+
+    let ended = |run: &str| -> (String, String) {
+        let span = doc
+            .select(&sel(&format!("table#matrix th#run-{run} span.ended")))
+            .next()
+            .unwrap_or_else(|| panic!("the column of {run} says how it ended"));
+        (
+            span.value().attr("data-state").unwrap().to_string(),
+            text(span),
+        )
+    };
+    // Provisioning failed: a column that says it failed, why, and whose failure it was.
+    let (state, words) = ended("prov");
+    assert_eq!(state, "provisioning-failed");
+    assert_eq!(
+        words,
+        "failed (environment failure): provisioning failed: preflight found 1 problem \
+         (HAPPY_PREFLIGHT=strict stops the run):"
+    );
+    let claims = claims();
+    for claim in &claims {
+        let c = cell(&doc, claim, "prov");
+        assert_eq!(c.value().attr("data-status"), Some("failed"), "{claim}");
+        assert!(
+            text(c).starts_with("failed (environment failure"),
+            "{claim}: {}",
+            text(c)
+        );
+    }
+    let rests = doc.select(&sel("article.run#rests-prov")).next().unwrap();
+    let verdict = rests.select(&sel("pre.failure")).next().unwrap();
+    assert_eq!(verdict.value().attr("data-class"), Some("environment"));
+    assert!(
+        text(verdict).contains("no Docker daemon answers"),
+        "the whole cause"
+    );
+    assert!(
+        text(rests).contains("Kubernetes unknown"),
+        "{}",
+        text(rests)
+    );
+    let chapter = page(&out.join("chapters/01-deploy.html"));
+    let failure = chapter
+        .select(&sel("section#C01 li.result[data-run=\"prov\"] pre.failure"))
+        .next()
+        .expect("the chapter page shows the environment's failure");
+    assert!(
+        text(failure).starts_with("environment failed: provisioning failed: preflight"),
+        "{}",
+        text(failure)
+    );
+
+    // Stopped: the scenarios that finished keep their verdicts, the rest say why they did not
+    // run.
+    let (state, words) = ended("stop");
+    assert_eq!(
+        (state.as_str(), words.as_str()),
+        ("stopped", "stopped by SIGINT")
+    );
+    assert_eq!(
+        cell(&doc, "C01", "stop").value().attr("data-status"),
+        Some("passed")
+    );
+    let later = cell(&doc, "C08", "stop");
+    assert_eq!(later.value().attr("data-status"), Some("skipped"));
+    assert!(
+        text(later).contains("not run: the run was stopped by SIGINT"),
+        "{}",
+        text(later)
+    );
+
+    // Killed outright: run.json still said in progress; the run did not finish.
+    let (state, words) = ended("kill");
+    assert_eq!(state, "did-not-finish");
+    assert!(words.starts_with("did not finish"), "{words}");
+    assert!(words.contains("2 of "), "{words}");
+    assert_eq!(
+        cell(&doc, "C01", "kill").value().attr("data-status"),
+        Some("passed")
+    );
+    let later = cell(&doc, "C08", "kill");
+    assert!(
+        text(later).contains("not run: the run did not finish"),
+        "{}",
+        text(later)
+    );
+    let glance = text(
+        doc.select(&sel("ul.glance li[data-run=\"kill\"]"))
+            .next()
+            .unwrap(),
+    );
+    assert!(glance.contains("did not finish"), "{glance}");
+
+    // The history has every run, each claim with a verdict: no gap on any line.
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&built.history).unwrap()).unwrap();
+    let runs = stored["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    for run in runs {
+        assert_eq!(
+            run["claims"].as_object().unwrap().len(),
+            claims.len(),
+            "{}",
+            run["run_id"]
+        );
+        assert!(run["ended"].is_string(), "{run}");
+    }
+    let prov = runs.iter().find(|r| r["run_id"] == "prov").unwrap();
+    assert_eq!(prov["line"], "1.30");
+    assert!(
+        prov["claims"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|c| c["status"] == "failed")
+    );
+    for line in ["1.31", "1.30", "1.29"] {
+        let strip: Vec<&str> = doc
+            .select(&sel(&format!(
+                "table.history[data-line=\"{line}\"] tr[data-claim=\"C01\"] td.strip"
+            )))
+            .map(|td| td.value().attr("data-status").unwrap())
+            .collect();
+        assert_eq!(strip.len(), 1, "{line}: {strip:?}");
+        assert_ne!(strip[0], "none", "{line}: no gap");
+    }
+
+    // The job summary says the same.
+    let md = std::fs::read_to_string(&summary).unwrap();
+    let head = md.lines().find(|l| l.starts_with("| Claim |")).unwrap();
+    assert!(
+        head.contains("**failed (environment failure): provisioning failed: preflight"),
+        "{head}"
+    );
+    assert!(head.contains("**stopped by SIGINT**"), "{head}");
+    assert!(head.contains("**did not finish"), "{head}");
+}

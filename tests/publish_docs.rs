@@ -612,42 +612,386 @@ fn the_nightly_workflow_publishes_with_this_script() {
     let pages = uses(&publish_steps, "actions/upload-pages-artifact@v5");
     uses(&publish_steps, "actions/deploy-pages@v5");
 
-    // The script is called with options it has, on the download, into what is uploaded.
-    let run = publish_steps
-        .iter()
-        .filter_map(|s| s["run"].as_str())
-        .find(|r| r.contains("ci/publish-docs"))
-        .expect("a step running ci/publish-docs");
+    // The script is called with options it has, on the download, into what is uploaded: once
+    // for the job summary, once for the site.
     let script = std::fs::read_to_string(Path::new(ROOT).join("ci/publish-docs")).expect("script");
-    let words: Vec<&str> = run.split_whitespace().collect();
-    for option in words.iter().filter(|w| w.starts_with("--")) {
-        let option = option.trim_matches('"');
-        if option == "--locked" || option == "--bin" {
-            continue; // cargo's
+    let runs_script: Vec<(usize, &str)> = publish_steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s["run"].as_str().map(|r| (i, r)))
+        .filter(|(_, r)| r.contains("ci/publish-docs"))
+        .collect();
+    assert_eq!(runs_script.len(), 2, "a summary step and a site step");
+    let (summary_at, summary_run) = *runs_script
+        .iter()
+        .find(|(_, r)| r.contains("--summary-only"))
+        .expect("a step writing the job summary alone");
+    let (site_at, run) = *runs_script
+        .iter()
+        .find(|(_, r)| !r.contains("--summary-only"))
+        .expect("a step building the site");
+    let pages_at = publish_steps
+        .iter()
+        .position(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/configure-pages@"))
+        })
+        .expect("configure-pages");
+    // F11: the summary comes from the artifacts before, and independently of, Pages.
+    assert!(
+        summary_at < pages_at && pages_at < site_at,
+        "summary at step {summary_at}, configure-pages at {pages_at}, site at {site_at}"
+    );
+    let summary_step = &publish_steps[summary_at];
+    assert!(
+        !serde_json::to_string(summary_step)
+            .expect("JSON")
+            .contains("steps.pages"),
+        "the summary step needs nothing of Pages: {summary_step}"
+    );
+    let words_of =
+        |run: &str| -> Vec<String> { run.split_whitespace().map(str::to_string).collect() };
+    for run in [summary_run, run] {
+        for option in words_of(run).iter().filter(|w| w.starts_with("--")) {
+            let option = option.trim_matches('"');
+            if option == "--locked" || option == "--bin" {
+                continue; // cargo's
+            }
+            assert!(
+                script.contains(&format!("# {option} ")),
+                "the workflow passes {option}, which ci/publish-docs does not document"
+            );
         }
-        assert!(
-            script.contains(&format!("# {option} ")),
-            "the workflow passes {option}, which ci/publish-docs does not document"
-        );
     }
-    let value = |option: &str| {
+    let value_in = |run: &str, option: &str| -> String {
+        let words = words_of(run);
         words
             .iter()
-            .position(|w| *w == option)
+            .position(|w| w == option)
             .and_then(|i| words.get(i + 1))
-            .copied()
-            .unwrap_or_else(|| panic!("the workflow passes no {option}"))
+            .cloned()
+            .unwrap_or_else(|| panic!("the workflow passes no {option} in {run}"))
     };
+    let value = |option: &str| value_in(run, option);
     assert_eq!(value("--artifacts"), artifacts);
+    assert_eq!(value_in(summary_run, "--artifacts"), artifacts);
+    assert_eq!(
+        value_in(summary_run, "--summary"),
+        "\"$GITHUB_STEP_SUMMARY\""
+    );
+    assert!(
+        !words_of(run).iter().any(|w| w == "--summary"),
+        "the summary is written once, by the summary step: {run}"
+    );
+    // F12: earlier runs' reports, downloaded before, reach the history.
+    let earlier = value("--earlier");
+    let fetch_earlier = publish_steps
+        .iter()
+        .position(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("gh run download") && r.contains(&earlier))
+        })
+        .expect("a step downloading earlier runs' reports into --earlier's directory");
+    assert!(fetch_earlier < site_at);
+    assert_eq!(
+        publish_steps[fetch_earlier]["continue-on-error"], true,
+        "best effort: without them the night is published as before"
+    );
+    assert_eq!(publish["permissions"]["actions"], "read");
     let out = value("--out");
     assert_eq!(
         pages["with"]["path"]
             .as_str()
             .map(|p| p.trim_end_matches('/')),
-        Some(out)
+        Some(out.as_str())
     );
-    assert_eq!(value("--summary"), "\"$GITHUB_STEP_SUMMARY\"");
-    assert!(value("--previous-history").ends_with("/history.json\""));
+    // The history is read back under a URL of this run's own (F12: no stale cached copy).
+    assert!(
+        value("--previous-history")
+            .ends_with("/history.json?run=$GITHUB_RUN_ID-$GITHUB_RUN_ATTEMPT\""),
+        "{}",
+        value("--previous-history")
+    );
+    // F12: no pending publication is cancelled by a newer one.
+    assert_eq!(publish["concurrency"]["group"], "pages");
+    assert_eq!(publish["concurrency"]["cancel-in-progress"], false);
+    assert_eq!(publish["concurrency"]["queue"], "max");
+
+    // F3: the cell's step hands the runner's signals to the suite (`exec` of GNU timeout, which
+    // passes them on; ci/nightly-run `exec`s the suite), and stops the suite itself well before
+    // the job's limit.
+    let suite = cell
+        .iter()
+        .find(|s| s["name"] == "Run the suite on kind")
+        .expect("the suite's step");
+    let command = suite["run"]
+        .as_str()
+        .expect("a run: script")
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("ci/nightly-run"))
+        .expect("a line running ci/nightly-run");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words[..3], ["exec", "timeout", "--signal=INT"], "{command}");
+    assert_eq!(
+        words[words.len() - 2..],
+        ["bash", "ci/nightly-run"],
+        "{command}"
+    );
+    let minutes = |word: &str| -> u64 {
+        word.strip_suffix('m')
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("{word}: minutes expected"))
+    };
+    let kill_after = minutes(
+        words[3]
+            .strip_prefix("--kill-after=")
+            .unwrap_or_else(|| panic!("--kill-after expected: {command}")),
+    );
+    let limit = minutes(words[4]);
+    let job_limit = jobs["happy"]["timeout-minutes"]
+        .as_u64()
+        .expect("timeout-minutes");
+    // The set-up steps before it (checkout, toolchain, caches) take a few minutes: 5 kept.
+    assert!(
+        limit + kill_after + 5 <= job_limit,
+        "{limit} min + {kill_after} min + 5 min of set-up must end before the job's {job_limit} min"
+    );
+}
+
+/// A night whose publication failed (its runs never reached the history) is not lost: the next
+/// publication is given the earlier runs' artifacts (`--earlier`, as the workflow downloads them:
+/// one directory per workflow run) and merges them into the history — not into the matrix. An
+/// earlier report happy-docs cannot read costs the night nothing: a warning, and the site
+/// without them.
+#[test]
+fn earlier_runs_reach_the_history_after_a_failed_publication() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let versions = ["1.31.1", "1.30.5"];
+    let first = publish(
+        dir.path(),
+        "n1",
+        &night(dir.path(), "2026-11-30", &versions),
+        dir.path().join("none.json").to_str().expect("UTF-8"),
+        &[],
+    );
+    first.assert_ok();
+    // 2026-12-01: the cells ran, the publication failed; 2026-12-02 publishes with the
+    // history of 2026-11-30 and the earlier runs' artifacts.
+    let earlier = dir.path().join("earlier");
+    let lost = night(dir.path(), "2026-12-01", &versions);
+    std::fs::create_dir_all(&earlier).expect("dir");
+    std::fs::rename(&lost, earlier.join("4242")).expect("rename");
+    // The first night's artifacts are among the earlier runs too: already in the history.
+    copy_dir(&dir.path().join("site-n1/reports"), &earlier.join("4141"));
+    let history = first.out.join("history.json");
+    let earlier_arg = earlier.display().to_string();
+    let third = publish(
+        dir.path(),
+        "n3",
+        &night(dir.path(), "2026-12-02", &versions),
+        history.to_str().expect("UTF-8"),
+        &["--earlier", &earlier_arg],
+    );
+    third.assert_ok();
+    let merged = third.history();
+    assert_eq!(
+        nights(&merged),
+        BTreeSet::from([
+            "2026-11-30".to_string(),
+            "2026-12-01".to_string(),
+            "2026-12-02".to_string()
+        ]),
+        "the lost night is back"
+    );
+    assert_eq!(runs(&merged).len(), 3 * versions.len(), "each run once");
+    let md = std::fs::read_to_string(&third.summary).expect("summary");
+    let head = md
+        .lines()
+        .find(|l| l.starts_with("| Claim |"))
+        .expect("the matrix");
+    assert_eq!(
+        head.matches("Istio ").count(),
+        versions.len(),
+        "tonight's columns only: {head}"
+    );
+    assert!(!head.contains("2026-12-01"), "{head}");
+
+    // An earlier report that cannot be read: a warning, and tonight is published without them.
+    let broken = earlier.join("4343/happy-istio-1.29.9");
+    std::fs::create_dir_all(&broken).expect("dir");
+    std::fs::write(broken.join("run.json"), "{ not json").expect("run.json");
+    let fourth = publish(
+        dir.path(),
+        "n4",
+        &night(dir.path(), "2026-12-03", &versions),
+        third.out.join("history.json").to_str().expect("UTF-8"),
+        &["--earlier", &earlier_arg],
+    );
+    fourth.assert_ok();
+    assert!(
+        fourth.stdout().contains("::warning::") && fourth.stdout().contains("earlier runs"),
+        "{}",
+        fourth.stdout()
+    );
+    assert_eq!(nights(&fourth.history()).len(), 4);
+    // A directory of earlier runs that does not exist holds none.
+    let fifth = publish(
+        dir.path(),
+        "n5",
+        &night(dir.path(), "2026-12-04", &versions),
+        fourth.out.join("history.json").to_str().expect("UTF-8"),
+        &[
+            "--earlier",
+            dir.path().join("nothing").to_str().expect("UTF-8"),
+        ],
+    );
+    fifth.assert_ok();
+    assert_eq!(nights(&fifth.history()).len(), 5);
+}
+
+/// The job summary alone (`--summary-only`, the publish job's first step): the matrix of the
+/// cells' reports and the cells left out, from the artifacts only — no history fetched, no
+/// site written.
+#[test]
+fn the_summary_alone_needs_no_history_and_writes_no_site() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let artifacts = night(dir.path(), "2026-12-01", &["1.31.1", "1.30.5"]);
+    let summary = dir.path().join("summary.md");
+    std::fs::write(&summary, "earlier step\n").expect("summary");
+    let run = |extra: &[&str]| {
+        Command::new("bash")
+            .arg(Path::new(ROOT).join("ci/publish-docs"))
+            .arg("--summary-only")
+            .arg("--artifacts")
+            .arg(&artifacts)
+            .arg("--summary")
+            .arg(&summary)
+            .args(["--happy-docs", env!("CARGO_BIN_EXE_happy-docs")])
+            .args(extra)
+            .current_dir(dir.path())
+            .output()
+            .expect("running ci/publish-docs")
+    };
+    let output = run(&[
+        "--expect",
+        "happy-istio-1.31.1",
+        "--expect",
+        "happy-istio-dev",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let md = std::fs::read_to_string(&summary).expect("summary");
+    assert!(md.starts_with("earlier step\n"), "appended: {md}");
+    let head = md
+        .lines()
+        .find(|l| l.starts_with("| Claim |"))
+        .expect("the matrix");
+    assert!(
+        head.contains("Istio 1.31.1") && head.contains("Istio 1.30.5"),
+        "{head}"
+    );
+    assert!(
+        md.contains("**Left out**") && md.contains("`happy-istio-dev`"),
+        "{md}"
+    );
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("artifacts-") && n != "summary.md")
+        .collect();
+    assert!(left.is_empty(), "nothing but the summary written: {left:?}");
+    // What the summary does not use is refused, not silently ignored.
+    for extra in [
+        &["--out", "site"][..],
+        &["--previous-history", "h.json"][..],
+    ] {
+        let output = run(extra);
+        assert_eq!(output.status.code(), Some(2), "{extra:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(extra[0]),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// macOS's /bin/bash is 3.2: the scripts a person runs there must not use what it lacks. No
+/// bash 3.2 runs here (Debian ships none), so this reads the scripts for the constructs that
+/// break it: an array expanded without the empty-array guard (`set -u` calls an empty array
+/// unbound before bash 4.4: bash CHANGES, bash-4.4-rc2), associative arrays, mapfile, case
+/// conversion, namerefs, `|&`, `&>>`, `coproc`, `;&`, `${x@Q}` (all bash 4 or later).
+#[test]
+fn the_scripts_keep_to_bash_3_2() {
+    for name in ["ci/publish-docs", "ci/bench", "ci/nightly-run"] {
+        let text = std::fs::read_to_string(Path::new(ROOT).join(name)).expect("script");
+        let mut in_heredoc: Option<String> = None;
+        for (n, line) in text.lines().enumerate() {
+            let at = format!("{name}:{}: {line}", n + 1);
+            if let Some(end) = &in_heredoc {
+                if line.trim() == end {
+                    in_heredoc = None;
+                }
+                continue;
+            }
+            if let Some((_, rest)) = line.split_once("<<'") {
+                in_heredoc = rest.split_once('\'').map(|(tag, _)| tag.to_string());
+            }
+            let code = line.trim_start();
+            if code.starts_with('#') {
+                continue;
+            }
+            for construct in [
+                "declare -A",
+                "local -A",
+                "typeset -A",
+                "declare -n",
+                "local -n",
+                "mapfile",
+                "readarray",
+                "coproc",
+                "|&",
+                "&>>",
+                ";&",
+                ",,}",
+                "^^}",
+                "@Q}",
+            ] {
+                assert!(!code.contains(construct), "{construct} (bash ≥ 4) at {at}");
+            }
+            // Every `${a[@]}` / `${a[*]}` / `${!a[@]}` sits inside its guard `${a[@]+…}`.
+            for (i, _) in code.match_indices("${") {
+                let after = &code[i + 2..];
+                let (bang, after) = match after.strip_prefix('!') {
+                    Some(rest) => (true, rest),
+                    None => (false, after),
+                };
+                if after.starts_with('#') {
+                    continue; // ${#a[@]}: a count, safe on every bash
+                }
+                let name: String = after
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let tail = &after[name.len()..];
+                if name.is_empty() || !(tail.starts_with("[@]}") || tail.starts_with("[*]}")) {
+                    continue;
+                }
+                let guard = format!("${{{name}[@]+");
+                assert!(
+                    code[..i].trim_end_matches('"').ends_with(&guard),
+                    "${{{}{name}{}}} without its empty-array guard {guard}\"…\"}} at {at}",
+                    if bang { "!" } else { "" },
+                    &tail[..3]
+                );
+            }
+        }
+    }
 }
 
 /// download-artifact extracts a single matching artifact into its `path` itself (its README,

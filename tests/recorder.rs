@@ -133,7 +133,7 @@ async fn an_environment_failure_every_later_scenario_shares_stops_the_run() {
     );
 
     let (junit, json, records) = record.finish(Some("not run: the run stopped early")).await;
-    let summary = recorder::summarize(&records);
+    let summary = happy_istio::report::summarize(&records);
     assert_eq!(
         (summary.failed, summary.not_run),
         (2, total - 2),
@@ -195,5 +195,54 @@ async fn a_failure_later_scenarios_do_not_share_does_not_stop_the_run() {
     background_fails(&mut record, &f, c02, "environment failed: nodes not ready").await;
     assert_eq!(*rx.borrow(), None);
     let (_, _, records) = record.finish(None).await;
-    assert_eq!(recorder::summarize(&records).passed, 1);
+    assert_eq!(happy_istio::report::summarize(&records).passed, 1);
+}
+
+/// The record keeps the run's run.json current: after each finished scenario it holds that
+/// scenario's outcome (the failed step named) while the run is still in progress, so a run
+/// killed outright leaves them.
+#[tokio::test]
+async fn each_finished_scenario_reaches_run_json_at_once() {
+    let all = features();
+    let (deploy, c01) = feature_of(&all, "C01");
+    let (_, c02) = feature_of(&all, "C02");
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = [&c01, &c02]
+        .iter()
+        .map(|s| format!("{} — {}", deploy.name, s.name))
+        .collect();
+    let progress = happy_istio::report::Progress::start(
+        dir.path(),
+        happy_istio::report::RunInfo::default(),
+        names.clone(),
+    )
+    .unwrap();
+    let (tx, _rx) = watch::channel(None);
+    let mut record = Record::new(all.clone(), tx).with_progress(progress);
+    let f = Source::new(deploy.clone());
+    let run_json = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
+            .unwrap()
+    };
+    record
+        .handle(Ok(Event::new(Cucumber::feature_started(f.clone()))))
+        .await;
+    passes(&mut record, &f, c01).await;
+    let run = run_json();
+    assert_eq!(run["state"], "in-progress");
+    assert_eq!(run["passed"], serde_json::json!([names[0]]));
+    assert_eq!(run["summary"]["not_run"], 1);
+    background_fails(&mut record, &f, c02, "environment failed: nodes not ready").await;
+    let run = run_json();
+    assert_eq!(run["failures"][0]["scenario"], names[1].as_str());
+    assert_eq!(run["failures"][0]["class"], "environment");
+    assert!(
+        run["failures"][0]["step"]
+            .as_str()
+            .unwrap()
+            .contains("the namespace istioinaction"),
+        "{run}"
+    );
+    assert_eq!(run["summary"]["not_run"], 0);
+    assert!(record.take_progress().is_some());
 }

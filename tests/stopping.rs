@@ -1,5 +1,7 @@
 //! How the suite starts and stops, driven from outside as a user (or CI) drives it: the real
-//! `happy` test binary on the sandbox, real options, real signals. After each case nothing may
+//! `happy` test binary on the sandbox, real options, real signals — also through the nightly's
+//! own step (`ci/nightly-run`) stopped as GitHub's runner stops it, and a kind run that stops
+//! in preflight, each of which must leave a run.json saying how it ended. After each case nothing may
 //! be left: no process descended from the run (this test process makes itself the child
 //! subreaper, so an orphaned Envoy or Prometheus would become its child and be seen), no
 //! temporary directory (each run gets its own `TMPDIR`, which must be empty afterwards), and
@@ -40,24 +42,8 @@ fn happy_exe() -> &'static Path {
         }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
-        // What cargo sets for a test process, not for a build: build scripts watch some of it
-        // (ring reruns on CARGO_MANIFEST_DIR), and a changed value would rebuild the world.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy().into_owned();
-            if [
-                "CARGO_MANIFEST_",
-                "CARGO_PKG_",
-                "CARGO_BIN_",
-                "CARGO_CRATE_",
-                "CARGO_PRIMARY_",
-            ]
-            .iter()
-            .any(|p| name.starts_with(p))
-                || name == "CARGO_TARGET_TMPDIR"
-                || name == "OUT_DIR"
-            {
-                command.env_remove(name);
-            }
+        for name in test_only_cargo_vars() {
+            command.env_remove(name);
         }
         let out = command
             .args([
@@ -84,6 +70,28 @@ fn happy_exe() -> &'static Path {
             .find_map(|m| m["executable"].as_str().map(PathBuf::from))
             .expect("cargo names the happy executable")
     })
+}
+
+/// What cargo sets for a test process, not for a build: build scripts watch some of it (ring
+/// reruns on CARGO_MANIFEST_DIR), and a changed value would rebuild the world. A build started
+/// from a test goes without them.
+fn test_only_cargo_vars() -> Vec<String> {
+    std::env::vars_os()
+        .map(|(name, _)| name.to_string_lossy().into_owned())
+        .filter(|name| {
+            [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_BIN_",
+                "CARGO_CRATE_",
+                "CARGO_PRIMARY_",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
+                || name == "CARGO_TARGET_TMPDIR"
+                || name == "OUT_DIR"
+        })
+        .collect()
 }
 
 /// Make this process the subreaper of its descendants: orphans are reparented here.
@@ -167,6 +175,14 @@ struct Spawn<'a> {
     /// Start with SIGINT ignored, as a background job of a non-interactive shell does.
     ignore_sigint: bool,
     report: Option<PathBuf>,
+    /// Run this program (with `args`) instead of the happy binary.
+    program: Option<PathBuf>,
+    /// Start it in a process group of its own (led by it), so that the whole tree can be
+    /// killed at once, as the runner kills a step, without this test.
+    own_group: bool,
+    /// Without the variables cargo sets only for a test process (it builds: see
+    /// [`test_only_cargo_vars`]), and with this test's cargo first on PATH.
+    as_a_build: bool,
 }
 
 impl<'a> Spawn<'a> {
@@ -176,6 +192,9 @@ impl<'a> Spawn<'a> {
             envs: Vec::new(),
             ignore_sigint: false,
             report: None,
+            program: None,
+            own_group: false,
+            as_a_build: false,
         }
     }
 
@@ -185,7 +204,24 @@ impl<'a> Spawn<'a> {
         let report = self.report.unwrap_or_else(|| tmp.path().join("report"));
         let run_tmp = tmp.path().join("tmp");
         std::fs::create_dir_all(&run_tmp).unwrap();
-        let mut command = Command::new(happy_exe());
+        let mut command = Command::new(self.program.as_deref().unwrap_or_else(|| happy_exe()));
+        if self.own_group {
+            command.process_group(0);
+        }
+        if self.as_a_build {
+            for name in test_only_cargo_vars() {
+                command.env_remove(name);
+            }
+            if let Some(dir) = std::env::var_os("CARGO")
+                .map(PathBuf::from)
+                .and_then(|c| c.parent().map(Path::to_path_buf))
+            {
+                let path = std::env::var_os("PATH").unwrap_or_default();
+                let mut dirs = vec![dir];
+                dirs.extend(std::env::split_paths(&path));
+                command.env("PATH", std::env::join_paths(dirs).expect("a PATH"));
+            }
+        }
         command
             .args(self.args)
             .env("HAPPY_CLUSTER", "sandbox")
@@ -655,4 +691,265 @@ fn two_runs_keep_their_diagnostics_apart() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(dirs, ids, "one diagnostics directory per run, nothing else");
+}
+
+/// The nightly's step, stopped as GitHub's runner stops a cancelled or timed-out step:
+/// `ci/nightly-run` (which builds the suite, then `exec`s it) in the background, then — once
+/// at least one scenario has finished, as run.json shows — SIGINT to that process only, 7.5 s
+/// later SIGTERM to it only, 2.5 s later SIGKILL to its whole process group (actions/runner
+/// src/Runner.Sdk/ProcessInvoker.cs: CancelAndKillProcessTree, `_sigintTimeout` 7500 ms,
+/// `_sigtermTimeout` 2500 ms, SendSignal `kill(_proc.Id, signal)`, then the kill). Those two
+/// waits are the runner's own timers, modelled here as fixed waits. Within the 7.5 s the suite
+/// must have written run.json saying it was stopped, with every scenario that had finished;
+/// `ci/publish-docs` then shows that cell as stopped.
+#[test]
+fn the_nightly_step_stopped_as_githubs_runner_stops_it_leaves_its_report() {
+    let _serial = serial();
+    become_subreaper();
+    let t = timeouts();
+    // Built by cargo first, as ci/nightly-run will find it (and fresh then).
+    happy_exe();
+    let mut spawn = Spawn::new(&["ci/nightly-run"]);
+    spawn.program = Some(PathBuf::from("bash"));
+    spawn.own_group = true;
+    spawn.as_a_build = true;
+    let mut run = spawn.start();
+    let pid = run.pid();
+    let run_json = run.report.join("run.json");
+
+    // Once a scenario has finished: what run.json says then must survive the stop.
+    let read = |path: &Path| -> Option<serde_json::Value> {
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    };
+    let finished = |info: &serde_json::Value| -> BTreeSet<String> {
+        let names = |key: &str| -> Vec<String> {
+            info[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut all: BTreeSet<String> = names("passed").into_iter().collect();
+        all.extend(names("skipped"));
+        all.extend(
+            info["failures"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["scenario"].as_str().map(String::from)),
+        );
+        all
+    };
+    let limit = t.cluster_create + t.rollout;
+    let deadline = Instant::now() + limit;
+    let before = loop {
+        if let Some(info) = read(&run_json)
+            && !finished(&info).is_empty()
+        {
+            assert_eq!(info["state"], "in-progress", "{info}");
+            break info;
+        }
+        if let Ok(Some(status)) = run.child.try_wait() {
+            let (_, output) = run.finish(t.request);
+            panic!("the step ended ({status}) before a scenario finished:\n{output}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scenario finished within {limit:?} (run.json: {:?})",
+            read(&run_json)
+        );
+        std::thread::sleep(t.poll_interval);
+    };
+    let finished_before = finished(&before);
+
+    // The runner's sequence: SIGINT to the step's process (the shell, which became the suite).
+    let sigint = Instant::now();
+    run.signal(libc::SIGINT);
+    let runner_sigterm_after = Duration::from_millis(7500);
+    let stopped_at = loop {
+        if let Some(info) = read(&run_json)
+            && info["state"] == "stopped"
+        {
+            break sigint.elapsed();
+        }
+        assert!(
+            sigint.elapsed() < runner_sigterm_after,
+            "run.json did not say stopped within the runner's 7.5 s after SIGINT: {:?}",
+            read(&run_json)
+        );
+        std::thread::sleep(t.poll_interval);
+    };
+    println!("run.json said stopped {stopped_at:?} after SIGINT");
+    // The runner's own timer: SIGTERM 7.5 s after SIGINT, to the step's process only, if it
+    // is still there; then 2.5 s later the kill, here of the whole group.
+    std::thread::sleep(runner_sigterm_after.saturating_sub(sigint.elapsed()));
+    // SAFETY: kill(2) on the process this test started (a zombie at worst: not reaped yet).
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(2500));
+    // SAFETY: killpg(2) of the group this test made for the step (its leader is our child).
+    unsafe { libc::killpg(pid, libc::SIGKILL) };
+    let (code, output) = run.finish(t.delete);
+    println!("the step ended with {code:?}");
+    run.assert_nothing_left(&output);
+
+    let info = json(&run.read_report("run.json"));
+    assert_eq!(info["state"], "stopped", "{info}");
+    assert_eq!(info["stopped"], "stopped by SIGINT", "{info}");
+    assert_eq!(info["run_id"], before["run_id"], "the same run's report");
+    let after = finished(&info);
+    assert!(
+        finished_before.is_subset(&after),
+        "finished before the stop: {finished_before:?}; in the final run.json: {after:?}"
+    );
+    for name in &finished_before {
+        let was = |v: &serde_json::Value| {
+            (
+                v["passed"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p == name.as_str()),
+                v["failures"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["scenario"] == name.as_str()),
+            )
+        };
+        assert_eq!(was(&before), was(&info), "{name} kept its outcome");
+    }
+    let summary = &info["summary"];
+    assert!(summary["not_run"].as_u64().unwrap() > 0, "{info}");
+    assert_eq!(
+        summary["passed"].as_u64().unwrap()
+            + summary["failed"].as_u64().unwrap()
+            + summary["skipped"].as_u64().unwrap(),
+        after.len() as u64,
+        "{info}"
+    );
+
+    // The nightly's publish step renders the cell as stopped.
+    let holder = tempfile::tempdir().unwrap();
+    let artifacts = holder.path().join("artifacts");
+    let cell = artifacts.join("happy-istio-sandbox");
+    std::fs::create_dir_all(&cell).unwrap();
+    for entry in std::fs::read_dir(&run.report).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, cell.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let site = holder.path().join("site");
+    let summary_md = holder.path().join("summary.md");
+    let published = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/publish-docs"))
+        .arg("--artifacts")
+        .arg(&artifacts)
+        .arg("--previous-history")
+        .arg(holder.path().join("no-history.json"))
+        .arg("--out")
+        .arg(&site)
+        .arg("--summary")
+        .arg(&summary_md)
+        .args(["--happy-docs", env!("CARGO_BIN_EXE_happy-docs")])
+        .output()
+        .unwrap();
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let md = std::fs::read_to_string(&summary_md).unwrap();
+    assert!(md.contains("**stopped by SIGINT**"), "{md}");
+    let index = std::fs::read_to_string(site.join("index.html")).unwrap();
+    assert!(
+        index.contains(r#"<span class="ended" data-state="stopped">stopped by SIGINT</span>"#),
+        "the cell's column says it was stopped"
+    );
+    let history = json(&std::fs::read_to_string(site.join("history.json")).unwrap());
+    assert_eq!(history["runs"][0]["ended"], "stopped by SIGINT");
+}
+
+/// A kind run on a machine whose container engine does not answer stops in preflight, before
+/// anything is made — and leaves a run.json that says so: the environment's verdict with the
+/// cause, every selected scenario not run, the Istio version asked for and the cluster kind.
+/// The living documentation shows that run as a failed column, the environment's failure.
+#[test]
+fn a_preflight_failure_leaves_a_run_json_with_the_environments_verdict() {
+    let _serial = serial();
+    become_subreaper();
+    let t = timeouts();
+    let holder = tempfile::tempdir().unwrap();
+    // No daemon answers here, whatever this machine has.
+    let socket = holder.path().join("no-docker.sock");
+    let mut spawn = Spawn::new(&["--tags", "@C01 or @C02"]);
+    spawn.envs = vec![
+        ("HAPPY_CLUSTER", "kind".to_string()),
+        ("ISTIO_VERSION", "1.30.5".to_string()),
+        ("DOCKER_HOST", format!("unix://{}", socket.display())),
+        (
+            "HAPPY_CACHE_DIR",
+            holder.path().join("cache").display().to_string(),
+        ),
+    ];
+    let started = Instant::now();
+    let mut run = spawn.start();
+    let (code, output) = run.finish(t.cluster_create);
+    println!(
+        "the kind run stopped in preflight after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, Some(2), "{output}");
+    assert!(output.contains("preflight"), "{output}");
+    run.assert_nothing_left(&output);
+
+    let info = json(&run.read_report("run.json"));
+    assert_eq!(info["run_id"], run_id(&output).as_str());
+    assert_eq!(info["state"], "provisioning-failed", "{info}");
+    assert_eq!(info["cluster_kind"], "kind");
+    assert_eq!(info["istio_version"], "1.30.5");
+    assert_eq!(info["verdict"]["class"], "environment", "{info}");
+    let verdict = info["verdict"]["message"].as_str().unwrap();
+    assert!(
+        verdict.starts_with("provisioning failed: ") && verdict.contains("container engine"),
+        "{verdict}"
+    );
+    assert_eq!(info["summary"]["not_run"], 2, "{info}");
+    for (i, name) in [C01, C02].iter().enumerate() {
+        let entry = info["not_run"][i].as_str().unwrap();
+        assert!(
+            entry.contains(name) && entry.contains("not run: provisioning failed: "),
+            "{entry}"
+        );
+    }
+    assert!(
+        !run.report.join("cucumber.json").exists() && !run.report.join("junit.xml").exists(),
+        "no scenario ran: no cucumber reports"
+    );
+
+    // happy-docs: a failed column, saying why and whose failure it was.
+    let site = holder.path().join("site");
+    let mut options = happy_istio::docs::Options::for_reports(vec![run.report.clone()]);
+    options.out = Some(site.clone());
+    happy_istio::docs::build(&options).unwrap();
+    let index = std::fs::read_to_string(site.join("index.html")).unwrap();
+    assert!(
+        index.contains(
+            r#"<span class="ended" data-state="provisioning-failed">failed (environment failure): provisioning failed: "#
+        ),
+        "the column says it failed, why, and whose failure it was"
+    );
+    for claim in ["C01", "C02"] {
+        let cell = format!(
+            r#"data-claim="{claim}" data-run="{}" data-status="failed""#,
+            run_id(&output)
+        );
+        assert!(index.contains(&cell), "{claim} failed on that run");
+    }
+    let history = json(&std::fs::read_to_string(site.join("history.json")).unwrap());
+    assert_eq!(history["runs"][0]["line"], "1.30");
+    assert_eq!(history["runs"][0]["claims"]["C01"]["status"], "failed");
 }

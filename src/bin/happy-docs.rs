@@ -2,8 +2,8 @@
 //! claim with its verdict on every run, night after night — from the suite's report
 //! directories. See `happy_istio::docs`.
 //!
-//! Usage: happy-docs --reports DIR [DIR...] [--history FILE] [--out DIR] [--summary-md FILE]
-//!                   [--days N] [--strip-nights N] [--features DIR]
+//! Usage: happy-docs --reports DIR [DIR...] [--history FILE] [--earlier DIR...] [--out DIR]
+//!                   [--summary-md FILE] [--days N] [--strip-nights N] [--features DIR]
 //! Exits 0 when the site was written (whatever the runs' verdicts), 2 on bad input (the message
 //! names the file or option at fault), 1 when the site could not be written.
 
@@ -13,12 +13,15 @@ use std::process::ExitCode;
 use happy_istio::docs::{self, DocsError, Options};
 
 const USAGE: &str = "\
-usage: happy-docs --reports DIR [DIR...] [--history FILE] [--out DIR] [--summary-md FILE]
-                  [--days N] [--strip-nights N] [--features DIR]
+usage: happy-docs --reports DIR [DIR...] [--history FILE] [--earlier DIR...] [--out DIR]
+                  [--summary-md FILE] [--days N] [--strip-nights N] [--features DIR]
 
   --reports DIR...    one run's report directory each (run.json, cucumber.json, diagnostics/);
                       a directory of such directories counts as all of them
   --history FILE      the previous publication's history.json (absent: the first night)
+  --earlier DIR...    earlier runs' report directories (like --reports): merged into the
+                      history only, no column (runs a failed or stale publication may have
+                      left out of it; a run already there replaces itself)
   --out DIR           where the site goes (default: the first report directory's site/)
   --summary-md FILE   append the matrix as GitHub-flavoured Markdown ($GITHUB_STEP_SUMMARY)
   --days N            nights history.json keeps (default 366)
@@ -49,6 +52,13 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Docs
                 }
             }
             "--history" => options.history = Some(value(&mut args, "--history")?.into()),
+            "--earlier" => {
+                let first = value(&mut args, "--earlier")?;
+                options.earlier.push(PathBuf::from(first));
+                while let Some(next) = args.next_if(|a| !a.starts_with("--")) {
+                    options.earlier.push(PathBuf::from(next));
+                }
+            }
             "--out" => options.out = Some(value(&mut args, "--out")?.into()),
             "--summary-md" => options.summary_md = Some(value(&mut args, "--summary-md")?.into()),
             "--features" => options.features = value(&mut args, "--features")?.into(),

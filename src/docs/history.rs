@@ -57,6 +57,11 @@ pub struct HistoryRun {
     pub kubernetes_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// How the run ended when it did not run to its end (`stopped by SIGINT`, `did not
+    /// finish: …`, `failed (environment failure): provisioning failed: …`); absent for a run
+    /// that ran to its end. An optional field: schema 1 readers that predate it ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
     /// Each claim's verdict.
     pub claims: BTreeMap<String, HistoryCell>,
 }
@@ -303,6 +308,7 @@ mod tests {
             cluster_kind: "kind".into(),
             kubernetes_version: "v1.33.1".into(),
             commit: None,
+            ended: None,
             claims: [(
                 "C01".to_string(),
                 HistoryCell {

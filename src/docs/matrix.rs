@@ -7,6 +7,10 @@
 //! how many of its scenarios were skipped and why. It passed with a deviation when this run
 //! kept on a deviation from the workshop's text that touches the claim (run.json's
 //! `deviations`, by their `claims` or the scenario's `@D-…` tags).
+//!
+//! A run that did not run to its end keeps its column, which says how it ended
+//! ([`super::model::Ending`]): its finished scenarios' verdicts, and for the rest why they did
+//! not run — or, when its provisioning failed, a failure of every claim, the environment's.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::features::Chapter;
 use super::history::{HistoryCell, HistoryRun};
-use super::model::{NOT_SELECTED, Outcome, Run};
+use super::model::{Ending, NOT_SELECTED, Outcome, Run};
 use crate::report::FailureClass;
 
 /// A claim's verdict on one run.
@@ -79,6 +83,9 @@ pub struct Column {
     pub started_at: String,
     pub commit: Option<String>,
     pub sandbox: bool,
+    /// How the run ended, when it did not run to its end (stopped, did not finish,
+    /// provisioning failed).
+    pub ending: Option<Ending>,
 }
 
 /// One cell.
@@ -154,11 +161,17 @@ impl Matrix {
                 istio_hub: r.info.istio_hub.clone(),
                 line: r.version_line(),
                 cluster_kind: r.info.cluster_kind.clone(),
-                kubernetes_version: r.info.kubernetes_version.clone(),
+                // Not known when no cluster came up (provisioning failed).
+                kubernetes_version: if r.info.kubernetes_version.is_empty() {
+                    "unknown".to_string()
+                } else {
+                    r.info.kubernetes_version.clone()
+                },
                 night: r.night(),
                 started_at: r.info.started_at.clone(),
                 commit: r.info.commit.clone(),
                 sandbox: r.is_sandbox(),
+                ending: r.ending(),
             })
             .collect();
         let results: Vec<Vec<Vec<ScenarioResult>>> = chapters
@@ -279,6 +292,7 @@ impl Matrix {
                     cluster_kind: c.cluster_kind.clone(),
                     kubernetes_version: c.kubernetes_version.clone(),
                     commit: c.commit.clone(),
+                    ended: c.ending.as_ref().map(|e| e.text.clone()),
                     claims,
                 }
             })

@@ -72,6 +72,11 @@ pub struct Options {
     pub reports: Vec<PathBuf>,
     /// The previous publication's `history.json`; absent = the first night.
     pub history: Option<PathBuf>,
+    /// Earlier runs' report directories (like `reports`): merged into the history only, not
+    /// shown as columns. The nightly passes the reports of its recent runs, so that runs a
+    /// failed publication never published, or a stale read-back of the history dropped, reach
+    /// it with the next one (a run already in the history replaces itself with the same).
+    pub earlier: Vec<PathBuf>,
     /// Where the site goes; `None` = the first report directory's `site/`.
     pub out: Option<PathBuf>,
     /// Where to append the matrix as GitHub-flavoured Markdown.
@@ -90,6 +95,7 @@ impl Options {
         Options {
             reports,
             history: None,
+            earlier: Vec::new(),
             out: None,
             summary_md: None,
             days: DEFAULT_DAYS,
@@ -165,6 +171,22 @@ pub fn build(options: &Options) -> Result<Built, DocsError> {
         None => None,
     };
     let mut history = previous.unwrap_or_default();
+    let mut earlier: Vec<model::Run> = Vec::new();
+    for dir in &options.earlier {
+        for run in model::load_reports(dir)? {
+            // Tonight's own runs stand as tonight's columns say; each earlier run once.
+            if runs
+                .iter()
+                .chain(earlier.iter())
+                .all(|r| r.id() != run.id())
+            {
+                earlier.push(run);
+            }
+        }
+    }
+    if !earlier.is_empty() {
+        history.merge(matrix::Matrix::new(&chapters, &earlier).history_runs());
+    }
     history.merge(matrix.history_runs());
     history.bound(options.days);
     let out = options.out_dir();

@@ -1,7 +1,13 @@
 //! One run as the site sees it: its `run.json` (what ran it, on what, with which deviations,
-//! and which scenarios were skipped or never ran, with the reasons) and its `cucumber.json`
-//! (every scenario's steps with their statuses and failure messages), read from the run's
-//! report directory as `crate::report` writes it.
+//! how it ended, and how each scenario ended: passed, failed with its class, skipped or never
+//! run, with the reasons) and its `cucumber.json` (every scenario's steps with their statuses
+//! and failure messages), read from the run's report directory as `crate::report` writes it.
+//!
+//! A run that did not get to the end has no `cucumber.json` (that is written at the end) but
+//! always a `run.json` (`crate::report::Progress`): its scenarios' outcomes come from there.
+//! Of the scenarios such a run never ran, a run whose provisioning failed says they failed, as
+//! the environment's failure, with the cause; a run left `in-progress` (killed outright) says
+//! it did not finish; a stopped one says why it stopped.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +15,7 @@ use serde::Deserialize;
 
 use super::DocsError;
 use crate::istio::version::IstioVersion;
-use crate::report::{self, FailureClass, RunInfo, Summary};
+use crate::report::{self, FailureClass, RunInfo, RunState, Summary};
 
 /// The reason of a scenario a run did not select (a `--tags`/`--name` filter left it out):
 /// the run says nothing about it, so the history does not record it.
@@ -107,14 +113,106 @@ impl Run {
             .collect()
     }
 
-    /// Why a scenario was skipped or never ran, as run.json says (`Feature — Scenario: why`).
-    fn reason_for(&self, feature: &str, scenario: &str) -> Option<String> {
+    /// The outcome run.json gives a scenario (`Feature — Scenario`) it skipped or never ran:
+    /// skipped with the reason, or for a scenario it never ran, see [`Run::not_run_outcome`].
+    fn skip_outcome(&self, feature: &str, scenario: &str) -> Option<Outcome> {
         let prefix = format!("{feature} — {scenario}: ");
-        self.info
-            .skipped
-            .iter()
-            .chain(self.info.not_run.iter())
-            .find_map(|entry| entry.strip_prefix(&prefix).map(str::to_string))
+        let find = |entries: &[String]| {
+            entries
+                .iter()
+                .find_map(|entry| entry.strip_prefix(&prefix).map(str::to_string))
+        };
+        if let Some(reason) = find(&self.info.skipped) {
+            return Some(Outcome::Skipped(reason));
+        }
+        find(&self.info.not_run).map(|reason| self.not_run_outcome(reason))
+    }
+
+    /// A scenario this run never ran (run.json's `not_run`, with `reason`): failed, with the
+    /// run's own verdict, when the run could run none (its provisioning failed: the
+    /// environment's failure); "did not finish" when the run was killed outright (its run.json
+    /// still says in progress); else skipped with the reason (the run stopped first).
+    fn not_run_outcome(&self, reason: String) -> Outcome {
+        if let Some(verdict) = &self.info.verdict {
+            return Outcome::Failed {
+                step: "(the run) the cluster is provisioned".to_string(),
+                message: with_class_prefix(verdict.class, &verdict.message),
+                class: verdict.class,
+            };
+        }
+        if self.info.state() == RunState::InProgress {
+            return Outcome::Skipped(DID_NOT_FINISH.to_string());
+        }
+        Outcome::Skipped(reason)
+    }
+
+    /// How the run ended, for its column, when it did not simply run to its end.
+    pub fn ending(&self) -> Option<Ending> {
+        let info = &self.info;
+        match info.state() {
+            RunState::Finished => None,
+            RunState::Stopped => Some(Ending {
+                state: "stopped",
+                text: info
+                    .stopped
+                    .clone()
+                    .unwrap_or_else(|| "stopped".to_string()),
+            }),
+            RunState::InProgress => {
+                let finished = info.passed.len() + info.failures.len() + info.skipped.len();
+                let selected = finished + info.not_run.len();
+                Some(Ending {
+                    state: "did-not-finish",
+                    text: format!(
+                        "did not finish: killed before it could write how it ended; {finished} \
+                         of {selected} scenario(s) had finished"
+                    ),
+                })
+            }
+            RunState::ProvisioningFailed => {
+                let cause = info
+                    .verdict
+                    .as_ref()
+                    .map(|v| v.message.clone())
+                    .or_else(|| info.stopped.clone())
+                    .unwrap_or_else(|| "provisioning failed".to_string());
+                let class = info
+                    .verdict
+                    .as_ref()
+                    .map_or(FailureClass::Environment, |v| v.class);
+                Some(Ending {
+                    state: "provisioning-failed",
+                    text: format!(
+                        "failed ({} failure): {}",
+                        class.as_str(),
+                        cause.lines().next().unwrap_or_default()
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// How a run ended, when it did not run to its end: what its column says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ending {
+    /// `stopped`, `did-not-finish` or `provisioning-failed` (the column's `data-state`).
+    pub state: &'static str,
+    /// In words, beginning with the state (`stopped by SIGINT`, `failed (environment failure):
+    /// provisioning failed: …`).
+    pub text: String,
+}
+
+/// Why a scenario of a run killed outright did not run.
+pub const DID_NOT_FINISH: &str =
+    "not run: the run did not finish (it was killed before it could write how it ended)";
+
+/// `message` as a step says it, its class in its first words.
+fn with_class_prefix(class: FailureClass, message: &str) -> String {
+    if FailureClass::of_message(message).is_some() {
+        message.to_string()
+    } else {
+        format!("{}{message}", class.prefix())
     }
 }
 
@@ -303,10 +401,9 @@ fn outcome_of(run: &Run, feature: &str, scenario: &str, steps: &[StepRun]) -> Ou
         };
     }
     if steps.iter().any(|s| s.status != "passed") || steps.is_empty() {
-        let reason = run
-            .reason_for(feature, scenario)
-            .unwrap_or_else(|| "a step was skipped".into());
-        return Outcome::Skipped(reason);
+        return run
+            .skip_outcome(feature, scenario)
+            .unwrap_or_else(|| Outcome::Skipped("a step was skipped".into()));
     }
     Outcome::Passed
 }
@@ -326,13 +423,31 @@ impl Run {
             })
     }
 
-    /// The outcome of a scenario that cucumber did not report: run.json's reason (skipped,
-    /// not run), else [`NOT_SELECTED`].
+    /// The outcome of a scenario that cucumber did not report (a run without `cucumber.json`:
+    /// it did not get to the end): as run.json says — passed, failed (with its class, step and
+    /// message), skipped or never run ([`Run::not_run_outcome`]) — else [`NOT_SELECTED`].
     pub fn absent_outcome(&self, feature: &str, name: &str) -> Outcome {
-        Outcome::Skipped(
-            self.reason_for(feature, name)
-                .unwrap_or_else(|| NOT_SELECTED.into()),
-        )
+        let full = format!("{feature} — {name}");
+        if let Some(f) = self.info.failures.iter().find(|f| f.scenario == full) {
+            let message = f
+                .message
+                .split_once("Captured output: ")
+                .map_or(f.message.as_str(), |(_, own)| own)
+                .trim();
+            return Outcome::Failed {
+                step: f
+                    .step
+                    .clone()
+                    .unwrap_or_else(|| "(the step was not recorded)".to_string()),
+                message: with_class_prefix(f.class, message),
+                class: f.class,
+            };
+        }
+        if self.info.passed.contains(&full) {
+            return Outcome::Passed;
+        }
+        self.skip_outcome(feature, name)
+            .unwrap_or_else(|| Outcome::Skipped(NOT_SELECTED.into()))
     }
 }
 

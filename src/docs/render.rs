@@ -8,6 +8,9 @@
 //!   per cell `<td data-claim="C05" data-run="RUN-ID" data-status="passed|failed|skipped|
 //!   passed-with-deviation">` whose text begins with that word (a skip with its reason) and
 //!   holds a link `chapters/<stem>.html#C05`;
+//! - a run that did not run to its end: in its column heading a `<span class="ended"
+//!   data-state="stopped|did-not-finish|provisioning-failed">` saying so in words (the same words
+//!   in its "What this page rests on" entry and the Markdown summary's column heading);
 //! - on a chapter page, each scenario a `<section id="C05">` (`C05-2` for the claim's second),
 //!   doc strings as `<pre><code>`, a failure message in `<pre class="failure">` with its class
 //!   in words.
@@ -36,7 +39,8 @@ struct RunView {
     deviations: Vec<DeviationInfo>,
     skipped: Vec<String>,
     not_run: Vec<String>,
-    stopped: Option<String>,
+    /// The run's own verdict in full (a provisioning failure's cause): its class and message.
+    verdict: Option<(&'static str, String)>,
     settings_notes: Vec<String>,
     summary: Option<String>,
     ci_run_url: Option<String>,
@@ -53,7 +57,11 @@ impl RunView {
             deviations: run.info.deviations.clone(),
             skipped: run.info.skipped.clone(),
             not_run: run.info.not_run.clone(),
-            stopped: run.info.stopped.clone(),
+            verdict: run
+                .info
+                .verdict
+                .as_ref()
+                .map(|v| (v.class.as_str(), v.message.clone())),
             settings_notes: run.info.settings_notes.clone(),
             summary: run.summary.map(|s| s.to_string()),
             ci_run_url: ci_run_link(run),
@@ -75,6 +83,8 @@ impl RunView {
 struct Glance {
     run_id: String,
     label: String,
+    /// How the run ended, when it did not run to its end.
+    ending: Option<String>,
     passed: usize,
     deviation: usize,
     failed: Vec<String>,
@@ -363,6 +373,7 @@ pub fn write_site(
             Glance {
                 run_id: view.column.run_id.clone(),
                 label: view.label(),
+                ending: view.column.ending.as_ref().map(|e| e.text.clone()),
                 passed: count(Status::Passed),
                 deviation: count(Status::PassedWithDeviation),
                 failed: cells
@@ -484,11 +495,15 @@ pub fn summary_md(matrix: &Matrix) -> String {
     let mut md = String::from("## Living documentation: the workshop's claims\n\n| Claim |");
     for c in &matrix.columns {
         md.push_str(&format!(
-            " Istio {} ({}, Kubernetes {}, {}) |",
+            " Istio {} ({}, Kubernetes {}, {}){} |",
             md_cell(&c.istio_version),
             md_cell(&c.cluster_kind),
             md_cell(&c.kubernetes_version),
-            md_cell(&c.night)
+            md_cell(&c.night),
+            c.ending
+                .as_ref()
+                .map(|e| format!(" — **{}**", md_cell(&e.text)))
+                .unwrap_or_default()
         ));
     }
     md.push_str("\n|---|");
