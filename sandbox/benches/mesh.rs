@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use happy_sandbox::mesh::proxy::{EnvoyProcess, wait_ready};
 use happy_sandbox::mesh::translate::bootstrap::{ADMIN_PORT, ProxyFiles, bootstrap};
 use happy_sandbox::mesh::translate::{self, ProxyInput, ProxyKind};
-use happy_sandbox::runtime::logs::LogBuffer;
+use happy_sandbox::program::logs::LogBuffer;
 use mesh_support::{MeshCluster, NS};
 use tokio_util::sync::CancellationToken;
 

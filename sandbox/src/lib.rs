@@ -14,6 +14,7 @@ pub mod kubeconfig;
 pub mod mesh;
 pub mod net;
 pub(crate) mod process;
+pub mod program;
 pub mod readiness;
 pub mod runtime;
 pub mod store;

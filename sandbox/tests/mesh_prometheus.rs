@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use happy_sandbox::controllers::gr;
 use happy_sandbox::mesh::prometheus;
 use happy_sandbox::net::Network;
-use happy_sandbox::runtime::logs::LogBuffer;
-use happy_sandbox::runtime::program::ContainerContext;
+use happy_sandbox::program::ContainerContext;
+use happy_sandbox::program::logs::LogBuffer;
 use happy_sandbox::store::Store;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -69,7 +69,7 @@ struct Running {
     network: Arc<Network>,
     addr: std::net::SocketAddr,
     cancel: CancellationToken,
-    run: tokio::task::JoinHandle<happy_sandbox::runtime::program::Exit>,
+    run: tokio::task::JoinHandle<happy_sandbox::program::Exit>,
 }
 
 /// Start the fake target and Prometheus (scraping every `interval`) in pod `pod` (one name per

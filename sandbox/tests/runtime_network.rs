@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use happy_sandbox::cri::{ContainerState, Runtime, RuntimeError, TargetPort};
 use happy_sandbox::net::capture::Direction;
-use happy_sandbox::runtime::program::{ContainerContext, Exit, Program};
+use happy_sandbox::program::{ContainerContext, Exit, Program};
 use runtime_support::{CURL_IMAGE, Cluster, NS, simple_pod};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;

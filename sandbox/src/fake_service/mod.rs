@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::net::{NetError, PodNet};
-use crate::runtime::logs::LogBuffer;
+use crate::program::logs::LogBuffer;
 pub(crate) use config::{Config, ConfigError};
 use server::App;
 

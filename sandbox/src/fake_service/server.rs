@@ -19,7 +19,7 @@ use super::mux::{self, Route};
 use super::response::Response;
 use super::ui::INDEX_HTML;
 use crate::net::PodNet;
-use crate::runtime::logs::LogBuffer;
+use crate::program::logs::LogBuffer;
 
 /// One running fake-service: its settings, counter, pod network and log.
 pub(crate) struct App {

@@ -28,8 +28,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::telemetry::admin_call;
 use crate::controllers::gr;
-use crate::runtime::logs::LogBuffer;
-use crate::runtime::program::{ContainerContext, Exit, Program, split_image};
+use crate::program::logs::LogBuffer;
+use crate::program::{ContainerContext, Exit, Program, split_image};
 use crate::store::Store;
 
 /// The addon's namespace.

@@ -24,8 +24,8 @@ use super::translate::listeners::{INBOUND_PORT, OUTBOUND_PORT};
 use super::translate::{ProxyInput, ProxyKind};
 use super::xds::Mesh;
 use crate::controllers::gr;
-use crate::runtime::logs::LogBuffer;
-use crate::runtime::program::{ContainerContext, Exit, Program, split_image};
+use crate::program::logs::LogBuffer;
+use crate::program::{ContainerContext, Exit, Program, split_image};
 
 /// How long Envoy may take to become ready before the container fails.
 const READY_LIMIT: Duration = Duration::from_secs(60);

@@ -1,10 +1,10 @@
 //! The sandbox's pod runtime ([`LocalRuntime`]): kubelet, container runtime, CNI and kube-proxy
 //! in one, behind the [`cri::Runtime`] contract. Pods get a loopback address and a network
-//! ([`crate::net`]); containers are built-in programs chosen by image ([`program`]); every
-//! state change goes back to the control plane as a [`PodReport`].
+//! ([`crate::net`]); containers are built-in programs chosen by image ([`program`]; the
+//! contract they implement is [`crate::program`]); every state change goes back to the control
+//! plane as a [`PodReport`].
 
 pub mod faults;
-pub mod logs;
 pub mod probe;
 pub mod program;
 pub mod pull;
@@ -29,10 +29,11 @@ use crate::cri::{
 };
 use crate::net::capture::CaptureRecord;
 use crate::net::{Network, PodNet};
+use crate::program::logs::{DEFAULT_LOG_LINES, LogBuffer};
+use crate::program::{ContainerContext, Exit, Program};
 use faults::{PullDecision, PullFaults};
-use logs::{DEFAULT_LOG_LINES, LogBuffer};
 use probe::ReadinessProbe;
-use program::{ContainerContext, Exit, FakeServiceProgram, IdleProgram, Program};
+use program::{FakeServiceProgram, IdleProgram};
 
 /// One container of a running pod.
 struct ContainerRun {

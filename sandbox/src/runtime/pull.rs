@@ -28,7 +28,7 @@
 use std::time::Duration;
 
 use super::faults::PullFault;
-use super::program::split_image;
+use crate::program::split_image;
 
 /// The test-only variable that lets schema-1 images pull (see the module docs).
 pub const PULL_SCHEMA1_VAR: &str = "HAPPY_SANDBOX_PULL_SCHEMA1";
