@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use happy_sandbox::runtime::program::{ContainerContext, Exit, Program};
+use happy_sandbox::program::{ContainerContext, Exit, Program};
 use happy_sandbox::{Sandbox, SandboxOptions};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 

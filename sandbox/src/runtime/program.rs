@@ -9,11 +9,7 @@
 use futures::future::BoxFuture;
 
 use crate::fake_service::{self, Config};
-use crate::program::split_image;
-
-/// The contract's old path (`runtime::program::…`), still imported by the suite's
-/// `src/cluster/exec_format_tests.rs`; the sandbox itself uses [`crate::program`].
-pub use crate::program::{ContainerContext, Exit, Program};
+use crate::program::{ContainerContext, Exit, Program, split_image};
 
 /// The workshop's app image (any tag) → fake-service.
 pub struct FakeServiceProgram;
