@@ -289,14 +289,6 @@ impl Timeouts {
         }
     }
 
-    /// The same policy with another limit (e.g. `metrics` for Prometheus queries).
-    pub fn convergence_within(&self, limit: Duration) -> Convergence {
-        Convergence {
-            limit,
-            ..self.convergence()
-        }
-    }
-
     fn entry_mut(&mut self, name: &str) -> &mut Duration {
         match name {
             "cluster_create" => &mut self.cluster_create,
