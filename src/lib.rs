@@ -15,6 +15,7 @@ pub mod preflight;
 pub mod probes;
 pub mod provision;
 pub mod report;
+pub mod retry;
 pub mod settings;
 pub mod timeouts;
 

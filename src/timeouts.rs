@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::probes::Convergence;
+use crate::retry::Convergence;
 
 /// Limits for every wait the suite performs.
 #[derive(Debug, Clone, PartialEq, Eq)]
