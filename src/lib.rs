@@ -19,4 +19,7 @@ pub mod retry;
 pub mod settings;
 pub mod timeouts;
 
+#[cfg(test)]
+mod structure_tests;
+
 pub use error::{Error, Result};
