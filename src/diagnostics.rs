@@ -26,7 +26,6 @@ pub struct Diagnostics {
     dir: PathBuf,
     cap: usize,
     taken: AtomicUsize,
-    kubeconfig: Option<PathBuf>,
 }
 
 impl Diagnostics {
@@ -36,14 +35,7 @@ impl Diagnostics {
             dir,
             cap,
             taken: AtomicUsize::new(0),
-            kubeconfig: None,
         }
-    }
-
-    /// The kubeconfig `istioctl` is given (otherwise it uses its environment's).
-    pub fn with_kubeconfig(mut self, kubeconfig: PathBuf) -> Self {
-        self.kubeconfig = Some(kubeconfig);
-        self
     }
 
     /// The directory bundles go under.
@@ -176,8 +168,7 @@ impl Diagnostics {
     }
 
     /// `istioctl proxy-config all` aimed at the cluster under test: the istioctl's own
-    /// `--kubeconfig`/`--context` (the cluster's private kubeconfig for kind and k3s), unless
-    /// [`Diagnostics::with_kubeconfig`] overrides the kubeconfig.
+    /// `--kubeconfig`/`--context` (the cluster's private kubeconfig for kind and k3s).
     async fn proxy_config(
         &self,
         istioctl: &Istioctl,
@@ -185,11 +176,7 @@ impl Diagnostics {
         pod: &str,
         limit: Duration,
     ) -> std::result::Result<String, String> {
-        let mut target = istioctl.target().clone();
-        if let Some(kubeconfig) = &self.kubeconfig {
-            target.kubeconfig = Some(kubeconfig.clone());
-        }
-        let args = proxy_config_args(&target, "all", namespace, pod);
+        let args = proxy_config_args(istioctl.target(), "all", namespace, pod);
         let mut command = tokio::process::Command::new(istioctl.path());
         command
             .args(&args)

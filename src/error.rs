@@ -326,11 +326,6 @@ impl Error {
             source: Box::new(source),
         }
     }
-
-    /// True when the error is the API server's 404 (the object or kind does not exist).
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::Kube { source, .. } if is_kube_not_found(source))
-    }
 }
 
 /// The API server's own words for an API error (`pods "x" not found (NotFound, 404)`),

@@ -1,9 +1,8 @@
 //! Istio tooling: versions and where releases are downloaded from, the cached istioctl and its
-//! arguments, version-dependent behaviour, and the release's addons.
+//! arguments, and the release's addons.
 
 pub mod addons;
 pub mod artifacts;
-pub mod features;
 pub mod hub;
 pub mod istioctl;
 pub mod kubernetes_support;

@@ -15,7 +15,11 @@ pub mod preflight;
 pub mod probes;
 pub mod provision;
 pub mod report;
+pub mod retry;
 pub mod settings;
 pub mod timeouts;
+
+#[cfg(test)]
+mod structure_tests;
 
 pub use error::{Error, Result};

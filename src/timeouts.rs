@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::probes::Convergence;
+use crate::retry::Convergence;
 
 /// Limits for every wait the suite performs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,14 +289,6 @@ impl Timeouts {
         }
     }
 
-    /// The same policy with another limit (e.g. `metrics` for Prometheus queries).
-    pub fn convergence_within(&self, limit: Duration) -> Convergence {
-        Convergence {
-            limit,
-            ..self.convergence()
-        }
-    }
-
     fn entry_mut(&mut self, name: &str) -> &mut Duration {
         match name {
             "cluster_create" => &mut self.cluster_create,
@@ -323,40 +315,27 @@ fn env_var(name: &str) -> String {
     format!("{TIMEOUT_VAR_PREFIX}{}", name.to_ascii_uppercase())
 }
 
-/// Parses `90s`, `2m`, `500ms`, `1h`, `1.5s` or a bare number of seconds.
+/// Parses `90s`, `2m`, `500ms`, `1h`, `1.5s`, `1m 30s` (humantime's grammar restricted to the
+/// units `ms`, `s`, `m` and `h`: a timeout of days is a typo) or a bare number of seconds.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
     let expected = "expected a duration such as 90s, 2m, 500ms, 1h or a number of seconds";
-    if number.is_empty() {
-        return Err(expected.into());
+    if let Ok(seconds) = t.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).map_err(|e| format!("{e}; {expected}"));
     }
-    let value: f64 = number.parse().map_err(|_| expected.to_string())?;
-    let seconds_per_unit = match unit.trim() {
-        "" | "s" => 1.0,
-        "ms" => 0.001,
-        "m" => 60.0,
-        "h" => 3600.0,
-        other => return Err(format!("unknown unit {other:?}; {expected}")),
-    };
-    Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|e| format!("{e}; {expected}"))
+    let units = t.split(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace());
+    if let Some(other) = units
+        .filter(|u| !u.is_empty())
+        .find(|u| !matches!(*u, "ms" | "s" | "m" | "h"))
+    {
+        return Err(format!("unknown unit {other:?}; {expected}"));
+    }
+    humantime::parse_duration(t).map_err(|e| format!("{e}; {expected}"))
 }
 
-/// The shortest way to write a duration in the form `parse_duration` reads.
+/// The shortest way to write a duration in the form `parse_duration` reads (`3m`, `1m 15s`).
 pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms.is_multiple_of(3_600_000) && ms > 0 {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) && ms > 0 {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
+    humantime::format_duration(d).to_string()
 }
 
 #[cfg(test)]
@@ -450,6 +429,33 @@ mod tests {
             .collect();
             assert_eq!(changed.len(), 1, "{} changed {changed:?}", doc.env_var);
         }
+    }
+
+    #[test]
+    fn durations_read_and_print_in_humantime_form() {
+        for (text, ms) in [
+            ("45", 45_000),
+            ("1.5", 1_500),
+            ("1.5s", 1_500),
+            ("90s", 90_000),
+            ("1m 30s", 90_000),
+            ("1m30s", 90_000),
+            ("500ms", 500),
+            ("2h", 7_200_000),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        for text in ["10d", "3 weeks", "1M", "5 sec", "-5", "-5s", "inf", "", "s"] {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.contains("expected a duration such as"), "{text}: {err}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(75)), "1m 15s");
+        assert_eq!(format_duration(Duration::from_millis(100)), "100ms");
+        assert_eq!(format_duration(Duration::from_secs(600)), "10m");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::future::Future;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::probes::{Convergence, eventually};
+use crate::retry::{Convergence, eventually};
 
 /// The graph request of the claims: the workshop's versioned-app graph of `namespace` over the
 /// last 10 minutes, no service nodes, with the appenders that keep idle "unknown" sources

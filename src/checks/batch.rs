@@ -10,7 +10,7 @@
 //!   with probability at most 2 · 0.5^n (union bound); n = 31 gives 9.3e-10.
 //!
 //! Batches are retried until they hold for `consecutive` attempts in a row (see
-//! [`crate::probes::eventually`]): that absorbs configuration still propagating to the proxies,
+//! [`crate::retry::eventually`]): that absorbs configuration still propagating to the proxies,
 //! and only lowers the chance of a wrong "every response" verdict further.
 //!
 //! A batch sent straight to a pod needs a port-forward per request (fake-service closes every
@@ -22,9 +22,8 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::cluster::HttpResponse;
-use crate::probes::{
-    Convergence, MAX_FALSE_VERDICT, StatusTally, eventually_holding, requests_to_observe,
-};
+use crate::probes::{MAX_FALSE_VERDICT, StatusTally, requests_to_observe};
+use crate::retry::{Convergence, eventually_holding};
 
 /// The probability that a request through service-a fails while service-c v2 is an endpoint.
 pub const P_FAILURE_WITH_V2: f64 = 0.5;
@@ -59,7 +58,7 @@ pub const BROWSER_REQUESTS_PER_LOAD: u32 = 2;
 /// the assertion limit up to `consecutive × batch size × requests per send × per_request`
 /// (`per_request` is the timeout table's `pod_request`, `HAPPY_TIMEOUT_POD_REQUEST`), while a
 /// batch that fails still ends the check at the assertion limit
-/// ([`crate::probes::eventually_holding`]). The request counts, and so the bound on a wrong
+/// ([`crate::retry::eventually_holding`]). The request counts, and so the bound on a wrong
 /// verdict, are unchanged: only the waiting is.
 pub fn pod_route_holding_limit(
     policy: &Convergence,

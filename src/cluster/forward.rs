@@ -15,7 +15,6 @@
 //! that fails on a fresh connection is an error, as before.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,8 +47,6 @@ struct Inner {
     /// Bounds each request, a port-forward it has to open included.
     limit: Duration,
     connection: Mutex<Option<Connection>>,
-    /// Port-forwards opened so far (each is one API round trip: the upgrade request).
-    opened: AtomicUsize,
 }
 
 /// An open port-forward and the HTTP/1.1 connection over its stream.
@@ -107,7 +104,6 @@ impl Forward {
                 host: host.map_or_else(|| format!("localhost:{port}"), str::to_string),
                 limit,
                 connection: Mutex::new(None),
-                opened: AtomicUsize::new(0),
             }),
         }
     }
@@ -115,11 +111,6 @@ impl Forward {
     /// The pod the requests go to.
     pub fn pod(&self) -> &str {
         &self.inner.pod
-    }
-
-    /// How many port-forwards this target has opened so far.
-    pub fn port_forwards_opened(&self) -> usize {
-        self.inner.opened.load(Ordering::Relaxed)
     }
 
     /// `GET path`, bounded by the `request` timeout (opening the port-forward included).
@@ -184,7 +175,6 @@ impl Forward {
             target: target.to_string(),
             message,
         };
-        inner.opened.fetch_add(1, Ordering::Relaxed);
         let mut forwarder = inner
             .api
             .portforward(&inner.pod, &[inner.port])

@@ -44,6 +44,7 @@ impl HttpResponse {
     }
 
     /// Served as HTML (content type `text/html`, or a body that is an HTML document).
+    #[cfg(test)] // only the tests use it
     pub fn is_html(&self) -> bool {
         self.content_type()
             .is_some_and(|c| c.starts_with("text/html"))

@@ -395,19 +395,6 @@ impl Cluster {
         .await
     }
 
-    /// The labels of a namespace.
-    pub async fn namespace_labels(&self, name: &str) -> Result<BTreeMap<String, String>> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let what = format!("get namespace {name}");
-        let ns = bounded(|| what.clone(), self.timeouts.request, async {
-            api.get(name)
-                .await
-                .map_err(|e| Error::kube(what.clone(), e))
-        })
-        .await?;
-        Ok(ns.metadata.labels.unwrap_or_default())
-    }
-
     // --- deployments and pods ----------------------------------------------------------
 
     /// `kubectl rollout restart`: stamps the pod template with the current time.
@@ -942,20 +929,6 @@ impl Cluster {
         host: Option<&str>,
     ) -> Result<HttpResponse> {
         self.forward_to_pod(namespace, pod, port, host)
-            .get(path)
-            .await
-    }
-
-    /// One `GET path` on `port` of a Ready pod of a deployment.
-    pub async fn http_get_deployment(
-        &self,
-        namespace: &str,
-        deployment: &str,
-        port: u16,
-        path: &str,
-    ) -> Result<HttpResponse> {
-        self.forward_to_deployment(namespace, deployment, port)
-            .await?
             .get(path)
             .await
     }

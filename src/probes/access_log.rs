@@ -72,11 +72,13 @@ pub struct AccessLogEntry {
 
 impl AccessLogEntry {
     /// True for a line the inbound side of a sidecar wrote (`inbound|…` cluster).
+    #[cfg(test)] // only the tests use it
     pub fn is_inbound(&self) -> bool {
         self.upstream_cluster.starts_with("inbound|")
     }
 
     /// True for a line the outbound side wrote (`outbound|…` cluster).
+    #[cfg(test)] // only the tests use it
     pub fn is_outbound(&self) -> bool {
         self.upstream_cluster.starts_with("outbound|")
     }

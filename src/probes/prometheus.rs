@@ -153,6 +153,7 @@ fn parse_value(text: &str) -> std::result::Result<f64, String> {
 }
 
 /// Sum of the values of metric `name` over samples matching every `(label, value)`.
+#[cfg(test)] // only the tests use it
 pub fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> f64 {
     samples
         .iter()
@@ -163,6 +164,7 @@ pub fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> f64 {
 
 /// `istio_requests_total` summed per `response_code`, over samples matching `filter`
 /// (e.g. `[("reporter", "destination"), ("destination_workload", "service-c-v2")]`).
+#[cfg(test)] // only the tests use it
 pub fn requests_by_response_code(
     samples: &[Sample],
     filter: &[(&str, &str)],

@@ -516,6 +516,7 @@ pub fn same_endpoint(a: &DockerEndpoint, b: &DockerEndpoint) -> bool {
 }
 
 /// Pings each endpoint in turn; the first that answers wins.
+#[cfg(test)] // only the tests use it
 pub async fn ping_any(list: &[DockerEndpoint], limit: Duration) -> Result<DockerEndpoint, String> {
     let mut failures = Vec::new();
     for endpoint in list {

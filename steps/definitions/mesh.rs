@@ -268,12 +268,12 @@ async fn addons_installed(world: &mut HappyWorld) -> Step {
             _ => caps.kiali.is_available(),
         })
         .collect();
-    let policy = happy_istio::probes::Convergence {
+    let policy = happy_istio::retry::Convergence {
         limit: env.timeouts.addons_ready,
         ..env.once()
     };
     let (env_ref, offered_ref) = (&env, &offered);
-    happy_istio::probes::eventually(
+    happy_istio::retry::eventually(
         &format!(
             "the addons {} to be Ready in {ISTIO_NAMESPACE}",
             offered.join(", ")

@@ -6,7 +6,8 @@ use std::time::Instant;
 use cucumber::{given, then, when};
 use happy_istio::checks::{capture, metrics};
 use happy_istio::cluster::ExecOutput;
-use happy_istio::probes::{CurlOutcome, eventually};
+use happy_istio::probes::CurlOutcome;
+use happy_istio::retry::eventually;
 
 use super::parameters::Url;
 use super::world::{

@@ -6,7 +6,8 @@ use happy_istio::checks::addons::{
     KialiGraph, grafana_has_dashboard, graph_path, graph_with_traffic, http_rates, is_plaintext,
 };
 use happy_istio::checks::{logs, metrics};
-use happy_istio::probes::{Convergence, Sample, eventually, parse_access_log_line};
+use happy_istio::probes::{Sample, parse_access_log_line};
+use happy_istio::retry::{Convergence, eventually};
 
 use std::collections::BTreeMap;
 

@@ -4,7 +4,7 @@
 use cucumber::then;
 use happy_istio::checks::batch::{all_succeed_batch, excerpt};
 use happy_istio::checks::metrics::received_by;
-use happy_istio::probes::{Convergence, eventually};
+use happy_istio::retry::{Convergence, eventually};
 
 use super::world::{HappyWorld, Step, fail};
 

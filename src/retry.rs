@@ -1,0 +1,312 @@
+//! Retrying an eventually-consistent check: [`eventually`] runs a whole check again until it
+//! holds several times in a row, within a limit from the timeout table (`crate::timeouts`).
+//! A leaf module: the claim path (cluster, checks, steps) and the timeout table use it, and it
+//! uses only the crate's error type.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+
+/// How an eventually-consistent assertion is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Convergence {
+    /// Give up after this long.
+    pub limit: Duration,
+    /// Pause between attempts.
+    pub interval: Duration,
+    /// Successes in a row needed before the check counts as holding.
+    pub consecutive: u32,
+}
+
+/// Retries the whole `check` until it succeeds `policy.consecutive` times in a row (a failure
+/// resets the count) and returns the last success's value.
+///
+/// Config reaches Envoy proxies one by one, so a single success may be a proxy that already
+/// has it next to one that does not; consecutive successes make that unlikely. On timeout the
+/// error names `what`, the number of attempts and the last failure. A single attempt that is
+/// still running when the limit is reached is abandoned and counts as a failure.
+pub async fn eventually<T, F, Fut>(what: &str, policy: &Convergence, check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, String>>,
+{
+    eventually_holding(what, policy, policy.limit, check).await
+}
+
+/// [`eventually`] for a check whose attempts are slow when the system is merely slow (a batch
+/// of requests each opening a port-forward): past `policy.limit` it goes on while the check
+/// holds, up to `holding_limit`. The attempt under way at `policy.limit` may finish, and after
+/// it a new attempt starts only while the streak of successes is unbroken; a failure past
+/// `policy.limit` ends it at once. So a check that fails still fails at `policy.limit`, and
+/// one that holds gets the time its `consecutive` attempts need. With `holding_limit` not
+/// longer than `policy.limit` this is exactly [`eventually`].
+pub async fn eventually_holding<T, F, Fut>(
+    what: &str,
+    policy: &Convergence,
+    holding_limit: Duration,
+    mut check: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, String>>,
+{
+    let needed = policy.consecutive.max(1);
+    let start = Instant::now();
+    let deadline = start + policy.limit;
+    let holding_limit = holding_limit.max(policy.limit);
+    let hard_deadline = start + holding_limit;
+    let mut attempts = 0u32;
+    let mut streak = 0u32;
+    let mut last_failure: Option<String> = None;
+    loop {
+        attempts += 1;
+        let remaining = hard_deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, check()).await {
+            Ok(Ok(value)) => {
+                streak += 1;
+                if streak >= needed {
+                    return Ok(value);
+                }
+            }
+            Ok(Err(failure)) => {
+                streak = 0;
+                last_failure = Some(failure);
+            }
+            Err(_) => {
+                streak = 0;
+                last_failure = Some(format!(
+                    "the attempt was still running when the limit of {holding_limit:?} was reached"
+                ));
+            }
+        }
+        let next = Instant::now() + policy.interval;
+        let past_holding = next > hard_deadline;
+        if past_holding || (next > deadline && streak == 0) {
+            let last = match last_failure {
+                Some(f) => f,
+                None => format!("none, but only {streak} of {needed} successes in a row"),
+            };
+            return Err(Error::NotConverged {
+                what: what.to_string(),
+                limit: if past_holding {
+                    holding_limit
+                } else {
+                    policy.limit
+                },
+                attempts,
+                consecutive: needed,
+                last,
+            });
+        }
+        tokio::time::sleep(policy.interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn policy(limit_ms: u64, interval_ms: u64, consecutive: u32) -> Convergence {
+        Convergence {
+            limit: Duration::from_millis(limit_ms),
+            interval: Duration::from_millis(interval_ms),
+            consecutive,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn converges_after_n_consecutive_successes() {
+        let calls = Cell::new(0u32);
+        let start = Instant::now();
+        let value = eventually("always fine", &policy(30_000, 100, 3), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { Ok::<_, String>(n) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(value, 3, "returns the value of the last (third) success");
+        assert_eq!(calls.get(), 3);
+        // two pauses between three attempts, on the paused clock
+        assert_eq!(start.elapsed(), Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_resets_the_count() {
+        // success, success, failure, then successes: needs attempts 4, 5, 6 to hold
+        let calls = Cell::new(0u32);
+        let value = eventually("flaky", &policy(30_000, 100, 3), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n == 3 {
+                    Err(format!("attempt {n} failed"))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(value, 6);
+        assert_eq!(calls.get(), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn times_out_with_the_last_failure() {
+        let calls = Cell::new(0u32);
+        let start = Instant::now();
+        let err = eventually("service-a answers 200", &policy(1_000, 100, 3), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { Err::<(), _>(format!("status 503 on attempt {n}")) }
+        })
+        .await
+        .unwrap_err();
+        let attempts = calls.get();
+        let msg = err.to_string();
+        assert!(msg.contains("service-a answers 200"), "{msg}");
+        assert!(msg.contains(&format!("({attempts} attempts)")), "{msg}");
+        assert!(
+            msg.contains(&format!("last failure: status 503 on attempt {attempts}")),
+            "{msg}"
+        );
+        assert!(
+            (10..=11).contains(&attempts),
+            "{attempts} attempts in 1s at 100ms"
+        );
+        assert!(start.elapsed() <= Duration::from_millis(1_000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn alternating_results_never_converge() {
+        let calls = Cell::new(0u32);
+        let err = eventually("alternating", &policy(2_000, 100, 2), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n.is_multiple_of(2) {
+                    Err("odd one out".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::NotConverged { consecutive: 2, .. }),
+            "{err}"
+        );
+    }
+
+    /// Attempts of 400 ms, three in a row needed, a 1 s limit: the streak started before the
+    /// limit goes on past it, within the holding limit.
+    #[tokio::test(start_paused = true)]
+    async fn a_streak_under_way_goes_on_past_the_limit() {
+        let calls = Cell::new(0u32);
+        let slow = || {
+            calls.set(calls.get() + 1);
+            async {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                Ok::<_, String>(())
+            }
+        };
+        let start = Instant::now();
+        eventually_holding("slow", &policy(1_000, 100, 3), Duration::from_secs(3), slow)
+            .await
+            .unwrap();
+        assert_eq!(calls.get(), 3);
+        assert_eq!(start.elapsed(), Duration::from_millis(1_400));
+        // Without the holding limit the same check gives up at the limit.
+        calls.set(0);
+        let slow = || async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            Ok::<_, String>(())
+        };
+        assert!(
+            eventually("slow", &policy(1_000, 100, 3), slow)
+                .await
+                .is_err()
+        );
+    }
+
+    /// Past the limit, a failure ends it at once, and so does the holding limit.
+    #[tokio::test(start_paused = true)]
+    async fn past_the_limit_a_failure_or_the_holding_limit_ends_it() {
+        // Fails from the start: ends at the limit, not the holding limit.
+        let start = Instant::now();
+        let err = eventually_holding(
+            "never",
+            &policy(1_000, 100, 3),
+            Duration::from_secs(60),
+            || async { Err::<(), _>("503".to_string()) },
+        )
+        .await
+        .unwrap_err();
+        assert!(start.elapsed() <= Duration::from_millis(1_000), "{err}");
+        assert!(
+            matches!(err, Error::NotConverged { limit, .. } if limit == Duration::from_secs(1)),
+            "{err}"
+        );
+        // Holds twice, then fails past the limit: ends with that failure.
+        let calls = Cell::new(0u32);
+        let start = Instant::now();
+        let err = eventually_holding(
+            "breaks",
+            &policy(1_000, 100, 3),
+            Duration::from_secs(60),
+            || {
+                calls.set(calls.get() + 1);
+                let n = calls.get();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    if n <= 2 {
+                        Ok(())
+                    } else {
+                        Err(format!("attempt {n} failed"))
+                    }
+                }
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(calls.get(), 3);
+        assert_eq!(start.elapsed(), Duration::from_millis(1_400));
+        assert!(err.to_string().contains("attempt 3 failed"), "{err}");
+        // Holds but too slowly: ends at the holding limit, naming it.
+        let start = Instant::now();
+        let err = eventually_holding(
+            "too slow",
+            &policy(1_000, 100, 3),
+            Duration::from_millis(1_500),
+            || async {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                Ok::<_, String>(())
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(start.elapsed() <= Duration::from_millis(1_500), "{err}");
+        assert!(
+            matches!(err, Error::NotConverged { limit, .. } if limit == Duration::from_millis(1_500)),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_attempt_is_cut_at_the_limit() {
+        let err = eventually("hangs", &policy(500, 100, 1), || async {
+            std::future::pending::<std::result::Result<(), String>>().await
+        })
+        .await
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("still running"), "{msg}");
+        assert!(msg.contains("(1 attempts)"), "{msg}");
+    }
+}
