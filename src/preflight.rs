@@ -977,24 +977,8 @@ mod tests {
         assert!(report.engine.is_none());
     }
 
-    /// A socket answering `/_ping` like a Docker daemon, until the test ends.
     #[cfg(unix)]
-    fn fake_daemon(path: &Path) -> tokio::task::JoinHandle<()> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::UnixListener::bind(path).unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut buf = [0u8; 512];
-                let _ = socket.read(&mut buf).await;
-                let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
-                    .await;
-            }
-        })
-    }
+    use crate::provision::docker::test_support::fake_daemon;
 
     #[cfg(unix)]
     #[tokio::test]

@@ -595,8 +595,36 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> Result<()
     }
 }
 
+/// Test support shared by the tests of the Docker context and of preflight.
+#[cfg(all(test, unix))]
+pub(crate) mod test_support {
+    use std::path::Path;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A socket answering `/_ping` like a Docker daemon, until the test ends.
+    pub(crate) fn fake_daemon(path: &Path) -> tokio::task::JoinHandle<()> {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = [0u8; 512];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+                    .await;
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    use super::test_support::fake_daemon;
     use super::*;
 
     #[test]
@@ -986,25 +1014,6 @@ mod tests {
                 && err.contains("no `docker` CLI on PATH"),
             "{err}"
         );
-    }
-
-    /// A socket answering `/_ping` like a daemon, until the test ends.
-    #[cfg(unix)]
-    fn fake_daemon(path: &Path) -> tokio::task::JoinHandle<()> {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let listener = tokio::net::UnixListener::bind(path).unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut buf = [0u8; 512];
-                let _ = socket.read(&mut buf).await;
-                let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
-                    .await;
-            }
-        })
     }
 
     #[cfg(unix)]
