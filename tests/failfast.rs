@@ -134,6 +134,33 @@ fn copy_manifests(dir: &Path, file: &str, from: &str, to: &str) -> Result<(), St
     Ok(())
 }
 
+/// The child's stdout and stderr, line by line on one channel; the reader threads end with
+/// the child's pipes.
+fn read_lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel::<String>();
+    let streams = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ];
+    for stream in streams.into_iter().flatten() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
 /// Run the whole suite on the sandbox with `env`, until the first failed step's message
 /// (a line with the `claim failed: ` / `environment failed: ` prefix); then interrupt it.
 /// Returns that line and everything printed up to it.
@@ -159,31 +186,7 @@ fn first_failure(
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run the suite: {e}"))?;
-    let (tx, rx) = mpsc::channel::<String>();
-    let mut readers = Vec::new();
-    for stream in [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let tx = tx.clone();
-        readers.push(std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        }));
-    }
-    drop(tx);
+    let rx = read_lines(&mut child);
     let deadline = Instant::now() + timeouts.rollout;
     let mut seen = String::new();
     let found = loop {
@@ -300,30 +303,7 @@ fn run_to_end(
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run the suite: {e}"))?;
-    let (tx, rx) = mpsc::channel::<String>();
-    for stream in [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    drop(tx);
+    let rx = read_lines(&mut child);
     let limit = timeouts.rollout + timeouts.delete;
     let deadline = Instant::now() + limit;
     let mut output = String::new();
