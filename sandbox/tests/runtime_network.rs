@@ -14,6 +14,12 @@ use runtime_support::{CURL_IMAGE, Cluster, NS, simple_pod};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
+/// The tests of this file run in parallel, each with a sandbox of its own, and a sandbox takes
+/// the lowest free pod address: an address one test frees can at once become another test's
+/// pod, listening on the same port. The test that proves a stopped pod's address and ports are
+/// freed runs alone (write); the others share (read).
+static POD_ADDRESSES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// A test program: listens on 8080 and either resets every connection after its first bytes
 /// or holds it open without answering.
 struct Misbehaving {
@@ -61,6 +67,7 @@ async fn with_legacy() -> Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_from_pods_reaches_services_by_name() {
+    let _shared = POD_ADDRESSES.read().await;
     let c = with_legacy().await;
     // The legacy client lives in `default`: it needs the full name.
     let (code, out, err) = c
@@ -132,6 +139,7 @@ async fn curl_from_pods_reaches_services_by_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_exit_codes_are_curls_own() {
+    let _shared = POD_ADDRESSES.read().await;
     let c = with_legacy().await;
     let (code, _, err) = c
         .exec("default", "legacy", &["curl", "-sS", "http://service-x"])
@@ -167,6 +175,7 @@ async fn curl_exit_codes_are_curls_own() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resets_and_timeouts_reach_curl() {
+    let _shared = POD_ADDRESSES.read().await;
     let mut c = with_legacy().await;
     c.rt.register_program(Arc::new(Misbehaving {
         image: "test/resetter",
@@ -260,6 +269,7 @@ fn curl_running(marker: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_ips_forward_from_the_host_with_the_clients_address() {
+    let _shared = POD_ADDRESSES.read().await;
     let c = Cluster::workshop().await;
     let ip =
         c.rt.network()
@@ -287,6 +297,7 @@ async fn cluster_ips_forward_from_the_host_with_the_clients_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_pod_frees_the_address_and_ports() {
+    let _alone = POD_ADDRESSES.write().await;
     let mut c = Cluster::workshop().await;
     let ip = c.ips["service-b-1"];
     let pod_net = c.rt.pod_net(NS, "service-b-1").unwrap();
@@ -326,6 +337,7 @@ async fn stop_pod_frees_the_address_and_ports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_images_wait_with_err_image_pull_and_closed_ports_say_so() {
+    let _shared = POD_ADDRESSES.read().await;
     let mut c = Cluster::new();
     c.run(&simple_pod(NS, "nginx", "nginx:1.27"));
     let r = c
