@@ -105,6 +105,69 @@ where
     }
 }
 
+/// Repeats `observe` until its last `policy.consecutive` observations, each begun no earlier
+/// than `not_before`, say the same thing (`says` maps an observation to what it says), and
+/// returns those observations in order — whatever they say: the caller judges them.
+///
+/// This is for observations whose outcome is the verdict either way, such as a packet capture
+/// that shows plaintext or does not: a single capture taken while a change is still reaching
+/// the sidecars can show the old configuration, so one capture must not decide. Observations
+/// begun before `not_before` (the suite's last change plus the time a change takes to reach
+/// the sidecars) do not count. An observation that fails (`Err`) ends it with that error: it
+/// is the environment's failure, not an observation. If the observations have not agreed
+/// `policy.consecutive` times in a row `policy.limit` after `not_before` (or after the start,
+/// whichever is later), the error names `what` and the last observations.
+pub async fn settled<T, K, E, F, Fut>(
+    what: &str,
+    policy: &Convergence,
+    not_before: Instant,
+    mut observe: F,
+    says: impl Fn(&T) -> K,
+) -> std::result::Result<Vec<T>, E>
+where
+    K: PartialEq + std::fmt::Debug,
+    E: From<Error>,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, E>>,
+{
+    let needed = policy.consecutive.max(1);
+    let deadline = Instant::now().max(not_before) + policy.limit;
+    let mut attempts = 0u32;
+    let mut streak: Vec<(K, T)> = Vec::new();
+    let mut history: Vec<K> = Vec::new();
+    loop {
+        let began = Instant::now();
+        attempts += 1;
+        let observed = observe().await?;
+        if began >= not_before {
+            let said = says(&observed);
+            if streak.last().is_some_and(|(last, _)| *last != said) {
+                history.extend(streak.drain(..).map(|(k, _)| k));
+            }
+            streak.push((said, observed));
+            if streak.len() >= needed as usize {
+                return Ok(streak.into_iter().map(|(_, t)| t).collect());
+            }
+        }
+        if Instant::now() + policy.interval > deadline {
+            history.extend(streak.drain(..).map(|(k, _)| k));
+            let tail = history.len().saturating_sub(6);
+            return Err(Error::NotConverged {
+                what: what.to_string(),
+                limit: policy.limit,
+                attempts,
+                consecutive: needed,
+                last: format!(
+                    "no {needed} observations in a row agreed; the last ones said {:?}",
+                    &history[tail..]
+                ),
+            }
+            .into());
+        }
+        tokio::time::sleep(policy.interval).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +371,121 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("still running"), "{msg}");
         assert!(msg.contains("(1 attempts)"), "{msg}");
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Encrypted,
+        Plaintext,
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_still_reaching_the_sidecars_does_not_decide() {
+        // The first captures show the old configuration (encrypted), the later ones the new
+        // (plaintext): the verdict is the new one, once it has been seen three times in a row.
+        let calls = Cell::new(0u32);
+        let observed: std::result::Result<Vec<(u32, Seen)>, Error> = settled(
+            "a capture",
+            &policy(30_000, 100, 3),
+            Instant::now(),
+            || {
+                calls.set(calls.get() + 1);
+                let n = calls.get();
+                async move {
+                    let seen = if n <= 2 {
+                        Seen::Encrypted
+                    } else {
+                        Seen::Plaintext
+                    };
+                    Ok((n, seen))
+                }
+            },
+            |(_, seen)| {
+                if *seen == Seen::Encrypted {
+                    Seen::Encrypted
+                } else {
+                    Seen::Plaintext
+                }
+            },
+        )
+        .await;
+        let streak = observed.unwrap();
+        assert_eq!(
+            streak,
+            vec![
+                (3, Seen::Plaintext),
+                (4, Seen::Plaintext),
+                (5, Seen::Plaintext)
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn observations_begun_before_the_change_has_spread_do_not_count() {
+        let start = Instant::now();
+        let calls = Cell::new(0u32);
+        let observed: std::result::Result<Vec<u32>, Error> = settled(
+            "a capture",
+            &policy(30_000, 100, 3),
+            start + Duration::from_secs(3),
+            || {
+                calls.set(calls.get() + 1);
+                let n = calls.get();
+                async move { Ok(n) }
+            },
+            |_| (),
+        )
+        .await;
+        // attempts at 0, 0.1, …, 2.9 s do not count; 3.0, 3.1 and 3.2 s do
+        assert_eq!(observed.unwrap(), vec![31, 32, 33]);
+        assert_eq!(start.elapsed(), Duration::from_millis(3_200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn observations_that_never_agree_fail_naming_what_they_said() {
+        let calls = Cell::new(0u32);
+        let err: Error = settled(
+            "the capture into service-c-v1",
+            &policy(1_000, 100, 3),
+            Instant::now(),
+            || {
+                calls.set(calls.get() + 1);
+                let n = calls.get();
+                async move { Ok::<_, Error>(n) }
+            },
+            |n| {
+                if n % 2 == 0 {
+                    Seen::Plaintext
+                } else {
+                    Seen::Encrypted
+                }
+            },
+        )
+        .await
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("the capture into service-c-v1"), "{msg}");
+        assert!(msg.contains("Plaintext, Encrypted"), "{msg}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_observation_ends_it_at_once() {
+        let calls = Cell::new(0u32);
+        let err: Error = settled(
+            "a capture",
+            &policy(30_000, 100, 3),
+            Instant::now(),
+            || {
+                calls.set(calls.get() + 1);
+                async move {
+                    Err::<u32, Error>(Error::Other("tcpdump exited 1: permission denied".into()))
+                }
+            },
+            |_| (),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(calls.get(), 1);
+        assert!(err.to_string().contains("permission denied"), "{err}");
     }
 }

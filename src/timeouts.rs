@@ -43,6 +43,13 @@ pub struct Timeouts {
     pub pod_request: Duration,
     /// The pause between two attempts of a retried check.
     pub poll_interval: Duration,
+    /// How long a change may take to reach every sidecar. istiod pushes a change once no other
+    /// has come for `PILOT_DEBOUNCE_AFTER` (100 ms), or after `PILOT_DEBOUNCE_MAX` (10 s) of
+    /// steady changes (istio/istio `pilot/pkg/features/tuning.go`); the suite's changes come in
+    /// short bursts, so a push follows the last one within a fraction of a second, and Envoy
+    /// then swaps the changed clusters and listeners. Checks that judge a few seconds of
+    /// traffic (packet captures) count only traffic that starts this long after the change.
+    pub propagation: Duration,
     /// The observability addons until Ready.
     pub addons_ready: Duration,
     /// Metrics until they show what is expected (scrape intervals are long).
@@ -79,7 +86,7 @@ pub const CONSECUTIVE_VAR: &str = "HAPPY_CONSECUTIVE";
 pub const TIMEOUT_VAR_PREFIX: &str = "HAPPY_TIMEOUT_";
 
 /// (name, default, what it bounds), in the order of the struct.
-const TABLE: [(&str, Duration, &str); 15] = [
+const TABLE: [(&str, Duration, &str); 16] = [
     (
         "cluster_create",
         Duration::from_secs(600),
@@ -136,6 +143,11 @@ const TABLE: [(&str, Duration, &str); 15] = [
         "the pause between two attempts of a retried check",
     ),
     (
+        "propagation",
+        Duration::from_secs(3),
+        "how long a change to the cluster may take to reach every sidecar: a check that judges a short stretch of traffic (a packet capture) counts only traffic that starts at least this long after the suite last changed an object",
+    ),
+    (
         "addons_ready",
         Duration::from_secs(300),
         "the observability addons until Ready",
@@ -181,6 +193,7 @@ impl Default for Timeouts {
             request: d("request"),
             pod_request: d("pod_request"),
             poll_interval: d("poll_interval"),
+            propagation: d("propagation"),
             addons_ready: d("addons_ready"),
             metrics: d("metrics"),
             kiali: d("kiali"),
@@ -301,6 +314,7 @@ impl Timeouts {
             "assertion" => &mut self.assertion,
             "request" => &mut self.request,
             "pod_request" => &mut self.pod_request,
+            "propagation" => &mut self.propagation,
             "addons_ready" => &mut self.addons_ready,
             "metrics" => &mut self.metrics,
             "kiali" => &mut self.kiali,
@@ -419,6 +433,7 @@ mod tests {
                 t.request,
                 t.pod_request,
                 t.poll_interval,
+                t.propagation,
                 t.addons_ready,
                 t.metrics,
                 t.kiali,
@@ -479,7 +494,7 @@ mod tests {
     #[test]
     fn describe_lists_every_entry_with_parseable_defaults() {
         let docs = Timeouts::describe();
-        assert_eq!(docs.len(), 16);
+        assert_eq!(docs.len(), 17);
         let defaults = Timeouts::default();
         for doc in &docs {
             assert!(doc.env_var.starts_with("HAPPY_"), "{doc:?}");

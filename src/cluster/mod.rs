@@ -81,6 +81,9 @@ pub struct Cluster {
     client: Client,
     timeouts: Timeouts,
     kinds: Arc<Mutex<HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>>>,
+    /// When an apply or delete through this handle last changed an object (see
+    /// [`Cluster::last_change`]).
+    last_change: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -114,7 +117,26 @@ impl Cluster {
             client,
             timeouts,
             kinds: Arc::new(Mutex::new(HashMap::new())),
+            last_change: Arc::new(std::sync::Mutex::new(None)),
         }
+    }
+
+    /// When an apply or delete through this handle (or a clone of it) last changed an object
+    /// in the cluster: created, modified or deleted it. An apply that leaves the object as it
+    /// was does not count. A check that judges a few seconds of traffic uses it to know how long
+    /// ago the mesh's configuration last changed (`Timeouts::propagation`).
+    pub fn last_change(&self) -> Option<Instant> {
+        *self
+            .last_change
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn changed_now(&self) {
+        *self
+            .last_change
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
     }
 
     /// The kube-rs client.
@@ -190,12 +212,25 @@ impl Cluster {
             let api = self.dynamic_api(&target);
             let what = format!("apply {} as {}", manifest.describe(), target.describe());
             let params = PatchParams::apply(FIELD_MANAGER).force();
-            bounded(|| what.clone(), self.timeouts.request, async {
-                api.patch(&target.name, &params, &Patch::Apply(&object))
+            // The resourceVersion before and after tells whether the apply changed anything
+            // (an unchanged server-side apply keeps it).
+            let (before, after) = bounded(|| what.clone(), self.timeouts.request, async {
+                let before = match api.get_opt(&target.name).await {
+                    Ok(found) => found.and_then(|o| o.metadata.resource_version),
+                    Err(e) => return Err(Error::kube(what.clone(), e)),
+                };
+                let after = api
+                    .patch(&target.name, &params, &Patch::Apply(&object))
                     .await
-                    .map_err(|e| Error::kube(what.clone(), e))
+                    .map_err(|e| Error::kube(what.clone(), e))?
+                    .metadata
+                    .resource_version;
+                Ok((before, after))
             })
             .await?;
+            if before.is_none() || before != after {
+                self.changed_now();
+            }
             applied.push(AppliedObject {
                 api_version: manifest.api_version().to_string(),
                 kind: manifest.kind().to_string(),
@@ -274,14 +309,18 @@ impl Cluster {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let deleted = bounded(|| what.clone(), remaining, async {
                 match api.delete(&target.name, &DeleteParams::default()).await {
-                    Ok(either) => Ok(either.left().and_then(|obj| obj.metadata.uid)),
+                    Ok(either) => Ok(Some(either.left().and_then(|obj| obj.metadata.uid))),
                     Err(e) if is_kube_not_found(&e) => Ok(None),
                     Err(e) => Err(Error::kube(what.clone(), e)),
                 }
             })
             .await?;
             // `Right` (a Status) means it is already gone; `Left` means deletion is pending.
-            if let Some(uid) = deleted {
+            // Either way the object existed and is going.
+            if deleted.is_some() {
+                self.changed_now();
+            }
+            if let Some(uid) = deleted.flatten() {
                 pending.push((api, target, uid));
             }
         }

@@ -7,7 +7,7 @@ use cucumber::{given, then, when};
 use happy_istio::checks::{capture, metrics};
 use happy_istio::cluster::ExecOutput;
 use happy_istio::probes::CurlOutcome;
-use happy_istio::retry::eventually;
+use happy_istio::retry::{eventually, settled};
 
 use super::parameters::Url;
 use super::world::{
@@ -143,6 +143,34 @@ where
     }
 }
 
+/// What one capture shows, for deciding when captures agree.
+#[derive(Debug, PartialEq)]
+enum CaptureShows {
+    NoPayload,
+    Plaintext,
+    OnlyCiphertext,
+}
+
+fn capture_shows(out: &str) -> CaptureShows {
+    if capture::packets_with_payload(out) == 0 {
+        CaptureShows::NoPayload
+    } else if capture::plaintext_http(out).is_some() {
+        CaptureShows::Plaintext
+    } else {
+        CaptureShows::OnlyCiphertext
+    }
+}
+
+/// The earliest instant a capture may begin and count: the suite's last change to the cluster
+/// plus the time a change takes to reach every sidecar.
+fn captures_count_from(env: &Env) -> tokio::time::Instant {
+    env.cluster
+        .last_change()
+        .map_or_else(tokio::time::Instant::now, |changed| {
+            changed + env.timeouts.propagation
+        })
+}
+
 #[when(
     regex = r"^I capture the traffic into ([a-z0-9-]+)'s pod on port (\d+) while requesting (/\S*) through the ingress gateway$"
 )]
@@ -158,21 +186,39 @@ async fn capture_ingress(
         path,
         browser: false,
     };
-    let (env_ref, target_ref) = (&env, &target);
-    let traffic = || async move {
-        let _ = target_ref.send(env_ref).await;
+    let (env_ref, target_ref, deployment_ref) = (&env, &target, deployment.as_str());
+    // One observation: the captured pod's sidecar metrics, then a capture while requesting.
+    // Captures repeat until `consecutive` of them in a row, each begun after the last change
+    // has had time to reach the sidecars, show the same thing (plaintext or not): one capture
+    // taken while a DestinationRule is still on its way would judge the old configuration.
+    let observe = || async move {
+        let before = env_ref.sidecar_metrics(deployment_ref).await?;
+        let traffic = || async move {
+            let _ = target_ref.send(env_ref).await;
+        };
+        let out = if super::deviations::capture_verbatim() {
+            // As many packets on the application port as the suite's own capture takes.
+            let wanted: usize = CAPTURE_PACKETS.parse().unwrap_or(20);
+            workshop_capture_while(env_ref, traffic, |out| {
+                capture::packets_on_port(out, port) >= wanted
+            })
+            .await?
+        } else {
+            capture_while(env_ref, deployment_ref, port, None, traffic).await?
+        };
+        Ok::<_, Failure>((before, out))
     };
-    let out = if super::deviations::capture_verbatim() {
-        // As many packets on the application port as the suite's own capture takes.
-        let wanted: usize = CAPTURE_PACKETS.parse().unwrap_or(20);
-        workshop_capture_while(&env, traffic, |out| {
-            capture::packets_on_port(out, port) >= wanted
-        })
-        .await?
-    } else {
-        capture_while(&env, &deployment, port, None, traffic).await?
-    };
-    world.capture = Some(out);
+    let streak = settled(
+        &format!("captures into {deployment}'s pod to agree"),
+        &env.timeouts.convergence(),
+        captures_count_from(&env),
+        observe,
+        |(_, out)| capture_shows(out),
+    )
+    .await?;
+    let first_baseline = streak.first().map(|(before, _)| before.clone());
+    world.capture = streak.into_iter().last().map(|(_, out)| out);
+    world.capture_baseline = first_baseline.map(|before| (deployment, before));
     Ok(())
 }
 
@@ -187,25 +233,54 @@ async fn capture_legacy(
 ) -> Step {
     let env = world.env();
     let legacy_ip = legacy_pod_ip(&env).await?;
-    let calls = std::cell::RefCell::new(Vec::new());
-    let (env_ref, url_ref, calls_ref) = (&env, url.as_str(), &calls);
-    let traffic = || async move {
-        let (ns, pod, container) = LEGACY;
-        if let Ok(call) = env_ref.curl_from_pod(ns, pod, container, url_ref).await {
-            calls_ref.borrow_mut().push(call);
-        }
+    let name = format!("\"name\": \"{deployment}\"");
+    let (env_ref, url_ref, deployment_ref, ip_ref, name_ref) = (
+        &env,
+        url.as_str(),
+        deployment.as_str(),
+        legacy_ip.as_str(),
+        name.as_str(),
+    );
+    // One observation: a capture while the legacy client calls, with every call it made.
+    // Captures repeat until `consecutive` in a row, each begun after the last change has had
+    // time to reach the sidecars, agree on whether service-a's plaintext response is there and
+    // every call completed: a PeerAuthentication still being removed resets calls for a while.
+    let observe = || async move {
+        let calls = std::cell::RefCell::new(Vec::new());
+        let calls_ref = &calls;
+        let traffic = || async move {
+            let (ns, pod, container) = LEGACY;
+            if let Ok(call) = env_ref.curl_from_pod(ns, pod, container, url_ref).await {
+                calls_ref.borrow_mut().push(call);
+            }
+        };
+        let out = if super::deviations::capture_verbatim() {
+            workshop_capture_while(env_ref, traffic, |out| {
+                capture::plaintext_http(out).is_some() && out.contains(name_ref)
+            })
+            .await?
+        } else {
+            capture_while(env_ref, deployment_ref, port, Some(ip_ref), traffic).await?
+        };
+        Ok::<_, Failure>((out, calls.into_inner()))
     };
-    let out = if super::deviations::capture_verbatim() {
-        let name = format!("\"name\": \"{deployment}\"");
-        workshop_capture_while(&env, traffic, |out| {
-            capture::plaintext_http(out).is_some() && out.contains(&name)
-        })
-        .await?
-    } else {
-        capture_while(&env, &deployment, port, Some(&legacy_ip), traffic).await?
-    };
-    world.capture = Some(out);
-    let calls = calls.into_inner();
+    let streak = settled(
+        &format!("captures into {deployment}'s pod to agree"),
+        &env.timeouts.convergence(),
+        captures_count_from(&env),
+        observe,
+        |(out, calls)| {
+            (
+                capture::plaintext_http(out).is_some() && out.contains(name_ref),
+                calls
+                    .iter()
+                    .all(|c| c.result.outcome == CurlOutcome::Completed),
+            )
+        },
+    )
+    .await?;
+    let calls: Vec<Curl> = streak.iter().flat_map(|(_, calls)| calls.clone()).collect();
+    world.capture = streak.into_iter().last().map(|(out, _)| out);
     // Every call must reach service-a's application: a reset or refusal here means the
     // plaintext path is closed, whatever the status of the other calls.
     if let Some(call) = calls
@@ -312,20 +387,56 @@ async fn security_policy_metric(
     policy: String,
 ) -> Step {
     let env = world.env();
-    let samples = env.sidecar_metrics(&deployment).await?;
-    let by_policy = metrics::security_policies_from(&samples, &source);
-    let wanted = by_policy.get(&policy).copied().unwrap_or(0.0);
-    if wanted <= 0.0 {
-        fail!(
-            "{deployment}'s sidecar counts no request from {source} with connection_security_policy=\"{policy}\": {by_policy:?}"
-        );
+    // The requests are those sent while the captures ran: the growth of the counters since
+    // the first capture that counted, so earlier scenarios' requests cannot decide.
+    let Some((captured, before)) = world.capture_baseline.clone() else {
+        fail!("no capture was taken, so there are no requests to judge")
+    };
+    if captured != deployment {
+        fail!("the capture was taken into {captured}'s pod, not {deployment}'s")
     }
-    if let Some((other, n)) = by_policy.iter().find(|(p, n)| **p != policy && **n > 0.0) {
-        fail!(
-            "{deployment}'s sidecar also counts {n} requests from {source} with connection_security_policy=\"{other}\""
-        );
-    }
-    Ok(())
+    let before = metrics::security_policies_from(&before, &source);
+    let (env_ref, deployment_ref, source_ref, policy_ref, before_ref) = (
+        &env,
+        deployment.as_str(),
+        source.as_str(),
+        policy.as_str(),
+        &before,
+    );
+    // Counters reach the stats endpoint when a request completes, so the last request of a
+    // capture may still be counting: read until the growth shows, within the assertion limit.
+    let verdict = eventually(
+        &format!("{deployment}'s sidecar to count the captured requests from {source}"),
+        &env.once(),
+        || async move {
+            let samples = env_ref
+                .sidecar_metrics(deployment_ref)
+                .await
+                .map_err(|f| f.message)?;
+            let now = metrics::security_policies_from(&samples, source_ref);
+            let grown = |p: &str| {
+                now.get(p).copied().unwrap_or(0.0) - before_ref.get(p).copied().unwrap_or(0.0)
+            };
+            // Counters only grow: a request counted under another policy decides at once.
+            if let Some(other) = now.keys().find(|p| *p != policy_ref && grown(p) > 0.0) {
+                return Ok(Err(format!(
+                    "{deployment_ref}'s sidecar counts {} requests from {source_ref} with \
+                     connection_security_policy=\"{other}\" since the capture began",
+                    grown(other)
+                )));
+            }
+            if grown(policy_ref) <= 0.0 {
+                return Err(format!(
+                    "{deployment_ref}'s sidecar counts no request from {source_ref} with \
+                     connection_security_policy=\"{policy_ref}\" since the capture began \
+                     (now {now:?}, before {before_ref:?})"
+                ));
+            }
+            Ok(Ok(()))
+        },
+    )
+    .await?;
+    verdict.map_err(Failure::claim)
 }
 
 #[then("the legacy client's call answers 200")]

@@ -444,6 +444,8 @@ pub struct HappyWorld {
     pub injected: Vec<Manifest>,
     /// What a packet capture printed.
     pub capture: Option<String>,
+    /// The captured pod's sidecar metrics when the judged captures began, by deployment.
+    pub capture_baseline: Option<(String, Vec<Sample>)>,
     /// The last curl a client made.
     pub last_curl: Option<Curl>,
     /// Kiali's graph, as fetched.
@@ -482,6 +484,7 @@ impl HappyWorld {
             metrics_of: None,
             injected: Vec::new(),
             capture: None,
+            capture_baseline: None,
             last_curl: None,
             graph: None,
             before: None,
