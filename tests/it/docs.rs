@@ -5,7 +5,6 @@
 //! failing, the chapter pages' sections, failure messages and doc strings, escaping, and the
 //! errors for bad input.
 
-
 use crate::fixture_dirs::{copy_dir, docs_fixtures};
 use std::path::{Path, PathBuf};
 use std::process::Command;

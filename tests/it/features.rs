@@ -4,14 +4,13 @@
 //! deviation re-checks (`@deviation`), which each name exactly one deviation of
 //! `src/deviations.rs` instead.
 
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use cucumber::World;
-use cucumber::gherkin::{self, GherkinEnv};
 use crate::definitions::gate::{Gate, SKIP_STEP_PREFIX, SKIPPED_TAG};
 use crate::definitions::world::HappyWorld;
+use cucumber::World;
+use cucumber::gherkin::{self, GherkinEnv};
 
 fn features() -> Vec<gherkin::Feature> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("features");

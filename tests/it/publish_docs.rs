@@ -8,7 +8,6 @@
 //! The fixture reports are recorded from real sandbox runs and relabelled here (Istio version,
 //! run id, night), as the nightly's cells would differ.
 
-
 use crate::fixture_dirs::copy_dir;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

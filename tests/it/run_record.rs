@@ -3,14 +3,13 @@
 //! the run; a claim failure, or one later scenarios do not share, does not), and the reports
 //! of a run cut short holding every finished scenario and every unrun one, with the reason.
 
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::recorder::{Outcome, Record};
 use cucumber::Event;
 use cucumber::event::{self, Cucumber, Source, StepError};
 use cucumber::gherkin::{self, GherkinEnv};
-use crate::recorder::{Outcome, Record};
 use tokio::sync::watch;
 
 fn features() -> Vec<gherkin::Feature> {
