@@ -14,7 +14,7 @@
 //! `run.json` counting the failed and retried pulls; an image that is not found fails the
 //! scenario as the environment failing, naming the image, within [`NOT_FOUND_BOUND`]; and the
 //! workshop's legacy image gone from Docker Hub turns the `D-legacy-image` re-check into
-//! "still needed, for a different reason" (claims-2 F10).
+//! "still needed, for a different reason".
 //!
 //! Istio's hub unreachable (`pull:docker.io/istio/*=unreachable`): the install is tried once —
 //! the hub named in one install line — and every selected Istio scenario fails as the
