@@ -191,13 +191,14 @@ async fn every_pod_ready(world: &mut HappyWorld, namespace: Name) -> Step {
     Ok(())
 }
 
-#[then(regex = r"^every pod in ([a-z0-9-]+) is Ready with (\d+)/(\d+) containers$")]
+#[then(expr = "every pod in {name} is Ready with {int}\\/{int} containers")]
 async fn every_pod_ready_with(
     world: &mut HappyWorld,
-    namespace: String,
+    namespace: Name,
     ready: usize,
     total: usize,
 ) -> Step {
+    let namespace = namespace.0;
     let env = world.env();
     let pods = env
         .cluster

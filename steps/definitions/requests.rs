@@ -12,7 +12,7 @@ use happy_istio::probes::Sample;
 
 use happy_istio::error::FailureClass;
 
-use super::parameters::{Name, RequestPath, Url};
+use super::parameters::{Name, Port, RequestPath, Url};
 use super::world::{
     Env, Failure, HappyWorld, NAMESPACE, Route, SIDECAR, Step, Target, fail, pod_name,
 };
@@ -98,11 +98,19 @@ impl Traffic {
     }
 }
 
-#[when(regex = r"^I request (/\S*) through a port-forward to deploy/([a-z0-9-]+) on port (\d+)$")]
-async fn request_port_forward(world: &mut HappyWorld, path: String, deployment: String, port: u16) {
+#[when(expr = "I request {path} through a port-forward to deploy\\/{name} on port {port}")]
+async fn request_port_forward(
+    world: &mut HappyWorld,
+    path: RequestPath,
+    deployment: Name,
+    port: Port,
+) {
     world.target = Some(Target {
-        route: Route::PortForward { deployment, port },
-        path,
+        route: Route::PortForward {
+            deployment: deployment.0,
+            port: port.0,
+        },
+        path: path.0,
         browser: false,
     });
 }
@@ -120,12 +128,20 @@ async fn request_ingress(world: &mut HappyWorld, path: RequestPath) {
 /// load follows redirects (fake-service answers `/ui` with 301 to `/ui/`), and the verdicts
 /// judge the page the browser ends on.
 #[when(
-    regex = r"^I open (/\S*) in a browser through a port-forward to deploy/([a-z0-9-]+) on port (\d+)$"
+    expr = "I open {path} in a browser through a port-forward to deploy\\/{name} on port {port}"
 )]
-async fn open_port_forward(world: &mut HappyWorld, path: String, deployment: String, port: u16) {
+async fn open_port_forward(
+    world: &mut HappyWorld,
+    path: RequestPath,
+    deployment: Name,
+    port: Port,
+) {
     world.target = Some(Target {
-        route: Route::PortForward { deployment, port },
-        path,
+        route: Route::PortForward {
+            deployment: deployment.0,
+            port: port.0,
+        },
+        path: path.0,
         browser: true,
     });
 }
@@ -244,18 +260,20 @@ async fn some_and_some(world: &mut HappyWorld, a: u16, b: u16) -> Step {
 }
 
 #[given(
-    regex = r"^requests through a port-forward to deploy/([a-z0-9-]+) on port (\d+) have failed with 500$"
+    expr = "requests through a port-forward to deploy\\/{name} on port {port} have succeeded with 200 and failed with 500"
 )]
-async fn port_forward_failed(world: &mut HappyWorld, deployment: String, port: u16) -> Step {
+async fn port_forward_failed(world: &mut HappyWorld, deployment: Name, port: Port) -> Step {
     let target = Target {
-        route: Route::PortForward { deployment, port },
+        route: Route::PortForward {
+            deployment: deployment.0,
+            port: port.0,
+        },
         path: "/".into(),
         browser: false,
     };
     judge(world, target, Expectation::Both(500, 200), true).await
 }
 
-#[given("requests through the ingress gateway have failed with 500")]
 #[given("requests through the ingress gateway have succeeded with 200 and failed with 500")]
 async fn ingress_failed(world: &mut HappyWorld) -> Step {
     let target = Target {

@@ -9,7 +9,7 @@ use happy_istio::cluster::ExecOutput;
 use happy_istio::probes::CurlOutcome;
 use happy_istio::retry::{eventually, settled};
 
-use super::parameters::Url;
+use super::parameters::{Name, Port, RequestPath, Url};
 use super::world::{
     Curl, Env, Failure, HappyWorld, NAMESPACE, Route, SIDECAR, Step, Target, fail, pod_name,
 };
@@ -173,14 +173,15 @@ fn captures_count_from(env: &Env) -> tokio::time::Instant {
 }
 
 #[when(
-    regex = r"^I capture the traffic into ([a-z0-9-]+)'s pod on port (\d+) while requesting (/\S*) through the ingress gateway$"
+    expr = "I capture the traffic into {name}'s pod on port {port} while requesting {path} through the ingress gateway"
 )]
 async fn capture_ingress(
     world: &mut HappyWorld,
-    deployment: String,
-    port: u16,
-    path: String,
+    deployment: Name,
+    port: Port,
+    path: RequestPath,
 ) -> Step {
+    let (deployment, port, path) = (deployment.0, port.0, path.0);
     let env = world.env();
     let target = Target {
         route: Route::IngressGateway,
@@ -224,14 +225,10 @@ async fn capture_ingress(
 }
 
 #[when(
-    regex = r"^I capture the traffic into ([a-z0-9-]+)'s pod on port (\d+) while the legacy client calls (https?://\S+)$"
+    expr = "I capture the traffic into {name}'s pod on port {port} while the legacy client calls {url}"
 )]
-async fn capture_legacy(
-    world: &mut HappyWorld,
-    deployment: String,
-    port: u16,
-    url: String,
-) -> Step {
+async fn capture_legacy(world: &mut HappyWorld, deployment: Name, port: Port, url: Url) -> Step {
+    let (deployment, port, url) = (deployment.0, port.0, url.0);
     let env = world.env();
     let legacy_ip = legacy_pod_ip(&env).await?;
     let name = format!("\"name\": \"{deployment}\"");
@@ -365,8 +362,9 @@ async fn capture_encrypted(world: &mut HappyWorld) -> Step {
     Ok(())
 }
 
-#[then(regex = r"^the capture shows ([a-z0-9-]+)'s response in plaintext$")]
-async fn capture_plaintext(world: &mut HappyWorld, service: String) -> Step {
+#[then(expr = "the capture shows {name}'s response in plaintext")]
+async fn capture_plaintext(world: &mut HappyWorld, service: Name) -> Step {
+    let service = service.0;
     let Some(out) = &world.capture else {
         fail!("no capture was taken")
     };
@@ -381,14 +379,15 @@ async fn capture_plaintext(world: &mut HappyWorld, service: String) -> Step {
 }
 
 #[then(
-    regex = r"^([a-z0-9-]+)'s istio-proxy reports the requests from ([a-z0-9-]+) with connection_security_policy ([a-z_]+)$"
+    expr = "{name}'s istio-proxy reports the requests from {name} with connection_security_policy {word}"
 )]
 async fn security_policy_metric(
     world: &mut HappyWorld,
-    deployment: String,
-    source: String,
+    deployment: Name,
+    source: Name,
     policy: String,
 ) -> Step {
+    let (deployment, source) = (deployment.0, source.0);
     let env = world.env();
     // The requests are those sent while the captures ran: the growth of the counters since
     // the first capture that counted, so earlier scenarios' requests cannot decide.
@@ -466,9 +465,10 @@ async fn legacy_has_called(world: &mut HappyWorld, url: Url) -> Step {
 }
 
 #[then(
-    regex = r"^the legacy client's call to (https?://\S+) fails with curl exit code 56, the connection reset$"
+    expr = "the legacy client's call to {url} fails with curl exit code 56, the connection reset"
 )]
-async fn legacy_reset(world: &mut HappyWorld, url: String) -> Step {
+async fn legacy_reset(world: &mut HappyWorld, url: Url) -> Step {
+    let url = url.0;
     let env = world.env();
     let (env_ref, url_ref) = (&env, url.as_str());
     let call = eventually(
@@ -549,18 +549,18 @@ fn workload_of(service: &str) -> &str {
     }
 }
 
-#[then(regex = r"^([a-z0-9-]+)'s call to (https?://\S+) answers (\d+)$")]
-async fn call_answers(world: &mut HappyWorld, from: String, url: String, status: u16) -> Step {
-    call_from(world, &from, &url, status, None).await
+#[then(expr = "{name}'s call to {url} answers {int}")]
+async fn call_answers(world: &mut HappyWorld, from: Name, url: Url, status: u16) -> Step {
+    call_from(world, &from.0, &url.0, status, None).await
 }
 
-#[then(regex = r#"^([a-z0-9-]+)'s call to (https?://\S+) is denied with (\d+) "([^"]*)"$"#)]
+#[then(expr = "{name}'s call to {url} is denied with {int} {string}")]
 async fn call_denied(
     world: &mut HappyWorld,
-    from: String,
-    url: String,
+    from: Name,
+    url: Url,
     status: u16,
     body: String,
 ) -> Step {
-    call_from(world, &from, &url, status, Some(&body)).await
+    call_from(world, &from.0, &url.0, status, Some(&body)).await
 }
