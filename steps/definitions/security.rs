@@ -11,11 +11,8 @@ use happy_istio::retry::{eventually, settled};
 
 use super::parameters::{Name, Port, RequestPath, Url};
 use super::world::{
-    Curl, Env, Failure, HappyWorld, NAMESPACE, Route, SIDECAR, Step, Target, fail, pod_name,
+    Curl, Env, Failure, HappyWorld, LEGACY, NAMESPACE, Route, SIDECAR, Step, Target, fail, pod_name,
 };
-
-/// The legacy client of the workshop: pod `legacy`, container `legacy`, namespace `default`.
-pub const LEGACY: (&str, &str, &str) = ("default", "legacy", "legacy");
 
 /// Packets a capture waits for: enough for a TCP handshake, a request and its response.
 const CAPTURE_PACKETS: &str = "20";
@@ -198,7 +195,7 @@ async fn capture_ingress(
         let traffic = || async move {
             let _ = target_ref.send(env_ref).await;
         };
-        let out = if super::deviations::capture_verbatim() {
+        let out = if super::verbatim::capture_verbatim() {
             // As many packets on the application port as the suite's own capture takes.
             let wanted: usize = CAPTURE_PACKETS.parse().unwrap_or(20);
             workshop_capture_while(env_ref, traffic, |out| {
@@ -252,7 +249,7 @@ async fn capture_legacy(world: &mut HappyWorld, deployment: Name, port: Port, ur
                 calls_ref.borrow_mut().push(call);
             }
         };
-        let out = if super::deviations::capture_verbatim() {
+        let out = if super::verbatim::capture_verbatim() {
             workshop_capture_while(env_ref, traffic, |out| {
                 capture::plaintext_http(out).is_some() && out.contains(name_ref)
             })
@@ -460,7 +457,7 @@ async fn legacy_has_called(world: &mut HappyWorld, url: Url) -> Step {
     let env = world.env();
     let call = some_call_answers(&env, LEGACY, &url.0, 200).await?;
     world.last_curl = Some(call);
-    world.traffic = Some(super::requests::Traffic::Legacy { url: url.0 });
+    world.traffic = Some(super::readings::Traffic::Legacy { url: url.0 });
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use happy_istio::retry::{Convergence, eventually};
 use std::collections::BTreeMap;
 
 use super::parameters::{Name, Names};
-use super::requests::Before;
+use super::readings::Before;
 use super::world::{
     Env, Failure, HappyWorld, ISTIO_NAMESPACE, NAMESPACE, SIDECAR, Step, app_container, fail,
     pod_name,
@@ -149,7 +149,7 @@ async fn access_log_has(world: &mut HappyWorld, deployment: Name, code: u16) -> 
     }
     // Only the entries of this scenario's requests count: the lines after the reading taken
     // before them (an entry from an earlier scenario proves nothing about this one).
-    let before = Before::of(world, &deployment)?.clone();
+    let before = world.before_of(&deployment)?.clone();
     let (env_ref, deployment_ref, before_ref) = (&env, deployment.as_str(), &before);
     // Envoy flushes access logs on its own schedule: read again until the entry shows.
     eventually(
@@ -191,7 +191,7 @@ async fn series_with_code(world: &mut HappyWorld, code: String) -> Step {
     };
     // The scenario's requests, not the counters' history: the series must have grown since
     // the reading taken before the requests.
-    let before = Before::of(world, &deployment)?.metrics.clone();
+    let before = world.before_of(&deployment)?.metrics.clone();
     let counts = |samples: &[Sample]| -> Result<(), String> {
         let labels = [("response_code", code.as_str())];
         let grown = metrics::requests_growth(&before, samples, &labels);
@@ -342,7 +342,7 @@ async fn prometheus_success_rate(
     let env = world.env();
     // The requests of this scenario, not an earlier one's: Prometheus's growth since the sidecar's
     // reading before the batch, once every request of the batch is scraped.
-    let before = Before::of(world, &source)?;
+    let before = world.before_of(&source)?;
     let baseline = metrics::sent_by_destination(&before.metrics, &source);
     let requests = before.requests;
     let (env_ref, source_ref) = (&env, source.as_str());
