@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::Event;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
-use super::startup::{PullErrorClass, classify_pull_error};
+use crate::error::pod_failure::{PullErrorClass, classify_pull_error};
 use crate::report::RegistryPulls;
 
 /// How many distinct pull errors a registry's count keeps.
