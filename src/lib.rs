@@ -10,6 +10,7 @@ pub mod diagnostics;
 pub mod docs;
 pub mod download;
 pub mod error;
+pub mod image_ref;
 pub mod istio;
 pub mod manifests;
 pub mod preflight;
