@@ -22,7 +22,7 @@
 
 use std::fmt;
 
-use crate::provision::ClusterKind;
+use crate::cluster_kind::ClusterKind;
 use crate::report::DeviationInfo;
 
 pub use crate::image_ref::{normalize_image, same_image};

@@ -5,6 +5,7 @@
 pub mod checks;
 pub mod cli;
 pub mod cluster;
+pub mod cluster_kind;
 pub mod deviations;
 pub mod diagnostics;
 pub mod docs;

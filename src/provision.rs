@@ -20,8 +20,6 @@ pub mod once;
 pub mod registry_auth;
 pub mod sandbox;
 
-use std::fmt;
-
 use futures::future::BoxFuture;
 
 use crate::cluster::Cluster;
@@ -30,29 +28,7 @@ use crate::settings::{ClusterChoice, PreflightMode, Settings};
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
 
-/// The kinds of cluster the suite runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClusterKind {
-    /// KinD + Istio via istioctl.
-    Kind,
-    /// k3s in a container (testcontainers) + istioctl.
-    K3s,
-    /// The current kubeconfig context.
-    Existing,
-    /// happy-sandbox in-process.
-    Sandbox,
-}
-
-impl fmt::Display for ClusterKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ClusterKind::Kind => "kind",
-            ClusterKind::K3s => "k3s",
-            ClusterKind::Existing => "existing",
-            ClusterKind::Sandbox => "sandbox",
-        })
-    }
-}
+pub use crate::cluster_kind::ClusterKind;
 
 /// Whether a cluster offers something a scenario needs; when not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -423,8 +423,8 @@ impl Settings {
 
     /// The explicit settings a cluster kind has no use for, each with why, to report once.
     /// (`ISTIO_VERSION` on the sandbox is not here: asking it for another Istio is an error.)
-    pub fn not_applicable(&self, kind: crate::provision::ClusterKind) -> Vec<String> {
-        use crate::provision::ClusterKind;
+    pub fn not_applicable(&self, kind: crate::cluster_kind::ClusterKind) -> Vec<String> {
+        use crate::cluster_kind::ClusterKind;
         // The kind-only settings (their rows in `describe()` say "kind cluster"/"kind run").
         let kind_only: [(&str, &str); 4] = [
             ("HAPPY_KIND_BINARY", "only kind runs use a kind binary"),
@@ -1096,7 +1096,7 @@ mod tests {
 
     #[test]
     fn settings_the_sandbox_cannot_use_are_named_once() {
-        use crate::provision::ClusterKind;
+        use crate::cluster_kind::ClusterKind;
         let s = settings(&[
             ("HAPPY_KEEP", "1"),
             ("HAPPY_REUSE", "0"),
