@@ -22,8 +22,9 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::cluster_kind::ClusterKind;
-use crate::report::DeviationInfo;
 
 pub use crate::image_ref::{normalize_image, same_image};
 use crate::settings::{IstioVersionRequest, Settings};
@@ -441,6 +442,31 @@ pub fn schema1_pull_verdict(
         seen.push_str(&format!("; last Failed event: {last}"));
     }
     PullVerdict::Pending(seen)
+}
+
+/// One deviation from the workshop's text as a report records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviationInfo {
+    /// `D-legacy-image`.
+    pub id: String,
+    pub title: String,
+    /// `on` or `off` (switched off by the user: the workshop's text ran as written).
+    pub state: String,
+    /// What that state means for this run.
+    pub detail: String,
+    /// The claims it affects.
+    pub claims: Vec<String>,
+    /// What the workshop says.
+    pub workshop: String,
+    /// What the suite does instead.
+    pub suite: String,
+    pub why: String,
+    /// Upstream sources.
+    pub sources: Vec<String>,
+    /// How to switch it off.
+    pub switch_off: String,
+    /// How it is re-checked.
+    pub recheck: String,
 }
 
 /// The deviations of one run, each with its state.

@@ -27,6 +27,7 @@ pub use progress::{
 pub use timing::{SLOWEST_SHOWN, StepTiming, describe as describe_slowest, slowest_steps};
 
 pub use crate::cluster::pulls::RegistryPulls;
+pub use crate::deviations::DeviationInfo;
 
 /// File names inside the report directory.
 pub const JUNIT_FILE: &str = "junit.xml";
@@ -243,31 +244,6 @@ pub fn begin(dir: &Path) -> Result<(), String> {
             .map_err(|e| format!("the previous run's report stays: {e}"))?;
     }
     Ok(())
-}
-
-/// One deviation from the workshop's text as a report records it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviationInfo {
-    /// `D-legacy-image`.
-    pub id: String,
-    pub title: String,
-    /// `on` or `off` (switched off by the user: the workshop's text ran as written).
-    pub state: String,
-    /// What that state means for this run.
-    pub detail: String,
-    /// The claims it affects.
-    pub claims: Vec<String>,
-    /// What the workshop says.
-    pub workshop: String,
-    /// What the suite does instead.
-    pub suite: String,
-    pub why: String,
-    /// Upstream sources.
-    pub sources: Vec<String>,
-    /// How to switch it off.
-    pub switch_off: String,
-    /// How it is re-checked.
-    pub recheck: String,
 }
 
 impl RunInfo {
