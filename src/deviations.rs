@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 use crate::cluster_kind::ClusterKind;
 
 pub use crate::image_ref::{normalize_image, same_image};
-use crate::settings::{IstioVersionRequest, Settings};
 
 /// The environment variable that switches deviations off (`all`, or ids separated by commas).
 pub const VERBATIM_VAR: &str = "HAPPY_VERBATIM";
@@ -75,6 +74,21 @@ pub enum State {
     Off,
 }
 
+/// What the run's settings say about the deviations, as plain values: the settings
+/// (`crate::settings`) read them from the environment and convert themselves into this
+/// (`Deviations::resolve(&settings)`), so the deviations depend on no way of reading them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Switches {
+    /// `HAPPY_VERBATIM`: the ids of the deviations switched off (every switchable id for
+    /// `all`).
+    pub verbatim: Vec<String>,
+    /// `HAPPY_LEGACY_IMAGE`: the legacy client's image, `None` for the deviation's own.
+    pub legacy_image: Option<String>,
+    /// `ISTIO_VERSION` as asked for: `latest`, `dev` or an exact version as it prints, `None`
+    /// for the suite's pinned default.
+    pub istio_version: Option<String>,
+}
+
 /// One departure from the workshop's text.
 #[derive(Debug)]
 pub struct Deviation {
@@ -106,7 +120,7 @@ pub struct Deviation {
     pub recheck_not_applicable: fn(ClusterKind) -> Option<&'static str>,
     /// Whether the run's settings keep it on (`HAPPY_VERBATIM` is applied before, by
     /// [`Deviations::resolve`]).
-    pub state: fn(&Settings) -> State,
+    pub state: fn(&Switches) -> State,
 }
 
 /// Every deviation from the workshop's text. One entry per departure.
@@ -244,7 +258,7 @@ pub const DEVIATIONS: &[Deviation] = &[
 ];
 
 /// A deviation only `HAPPY_VERBATIM` switches off.
-fn always_on(_: &Settings) -> State {
+fn always_on(_: &Switches) -> State {
     State::On
 }
 
@@ -276,24 +290,19 @@ pub fn rechecks_not_applicable(kind: ClusterKind) -> Vec<(&'static str, &'static
         .collect()
 }
 
-fn legacy_image_state(settings: &Settings) -> State {
-    match settings.legacy_image.as_deref() {
+fn legacy_image_state(switches: &Switches) -> State {
+    match switches.legacy_image.as_deref() {
         None => State::On,
         Some(image) if same_image(image, WORKSHOP_LEGACY_IMAGE) => State::Off,
         Some(image) => State::OnWith(image.to_string()),
     }
 }
 
-fn istio_version_state(settings: &Settings) -> State {
-    match &settings.istio_version {
-        IstioVersionRequest::Exact(v) if v.to_string() == WORKSHOP_ISTIO_VERSION => State::Off,
-        IstioVersionRequest::Pinned => State::On,
-        other => State::OnWith(match other {
-            IstioVersionRequest::Latest => "latest".to_string(),
-            IstioVersionRequest::LatestDev => "dev".to_string(),
-            IstioVersionRequest::Exact(v) => v.to_string(),
-            IstioVersionRequest::Pinned => String::new(),
-        }),
+fn istio_version_state(switches: &Switches) -> State {
+    match switches.istio_version.as_deref() {
+        None => State::On,
+        Some(v) if v == WORKSHOP_ISTIO_VERSION => State::Off,
+        Some(other) => State::OnWith(other.to_string()),
     }
 }
 
@@ -478,16 +487,25 @@ pub struct Deviations {
 
 impl Deviations {
     /// The states the settings give: `HAPPY_VERBATIM` (already folded into the settings'
-    /// values by [`Settings`]) or each deviation's own switch.
-    pub fn resolve(settings: &Settings) -> Self {
+    /// values by `crate::settings::Settings`) or each deviation's own switch. Takes the
+    /// settings themselves (`&Settings` converts into [`Switches`]) or the plain values.
+    pub fn resolve(switches: impl Into<Switches>) -> Self {
+        let switches: Switches = switches.into();
         let entries: Vec<(&'static Deviation, State)> = DEVIATIONS
             .iter()
             .map(|d| {
-                let off = settings
+                let off = switches
                     .verbatim
                     .iter()
                     .any(|id| id.eq_ignore_ascii_case(d.id));
-                (d, if off { State::Off } else { (d.state)(settings) })
+                (
+                    d,
+                    if off {
+                        State::Off
+                    } else {
+                        (d.state)(&switches)
+                    },
+                )
             })
             .collect();
         let legacy_state = entries
@@ -639,6 +657,10 @@ mod tests {
     use std::collections::{BTreeSet, HashMap};
 
     use super::*;
+
+    // The settings as the user gives them, read the way a run reads them: the tests cover
+    // what `HAPPY_VERBATIM` and the value variables do to the deviations end to end.
+    use crate::settings::Settings;
 
     fn settings(vars: &[(&str, &str)]) -> crate::Result<Settings> {
         let map: HashMap<String, String> = vars

@@ -644,6 +644,23 @@ impl Settings {
     }
 }
 
+/// What the settings say about the deviations, for [`crate::deviations::Deviations::resolve`]:
+/// `HAPPY_VERBATIM`, `HAPPY_LEGACY_IMAGE` and `ISTIO_VERSION` as plain values.
+impl From<&Settings> for crate::deviations::Switches {
+    fn from(settings: &Settings) -> Self {
+        crate::deviations::Switches {
+            verbatim: settings.verbatim.clone(),
+            legacy_image: settings.legacy_image.clone(),
+            istio_version: match &settings.istio_version {
+                IstioVersionRequest::Pinned => None,
+                IstioVersionRequest::Latest => Some("latest".to_string()),
+                IstioVersionRequest::LatestDev => Some("dev".to_string()),
+                IstioVersionRequest::Exact(v) => Some(v.to_string()),
+            },
+        }
+    }
+}
+
 /// Variables read elsewhere than [`Settings`] and the timeout table, documented in the README's
 /// "The sandbox also reads" table: they count as known for [`unknown_variables`].
 pub const OTHER_VARIABLES: &[(&str, &str)] = &[
