@@ -16,6 +16,7 @@ pub mod istio;
 pub mod manifests;
 pub mod preflight;
 pub mod probes;
+pub mod process;
 pub mod provision;
 pub mod report;
 pub mod retry;

@@ -8,7 +8,6 @@
 //! Before kind or k3s create anything, [`crate::preflight`] checks everything they need and
 //! reports every problem at once; `HAPPY_PREFLIGHT=warn` lets the run go on regardless.
 
-pub mod command;
 pub mod docker;
 mod existing;
 pub mod istio_setup;
@@ -19,6 +18,9 @@ mod kubeconfig;
 pub mod once;
 pub mod registry_auth;
 pub mod sandbox;
+
+/// The old path of [`crate::process`], which istio, preflight and settings use too.
+pub use crate::process as command;
 
 use futures::future::BoxFuture;
 

@@ -743,9 +743,9 @@ fn resolve_binary(value: &str) -> std::result::Result<PathBuf, String> {
     let path = if value.contains(std::path::MAIN_SEPARATOR) || value.contains('/') {
         PathBuf::from(value)
     } else {
-        crate::provision::command::which(value).ok_or("not found on PATH")?
+        crate::process::which(value).ok_or("not found on PATH")?
     };
-    if !crate::provision::command::is_executable(&path) {
+    if !crate::process::is_executable(&path) {
         return Err("not an executable file".into());
     }
     Ok(path)

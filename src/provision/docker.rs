@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::command::{Cmd, which};
+use crate::process::{Cmd, which};
 
 /// How long the check waits for a daemon to answer.
 pub const PING_LIMIT: Duration = Duration::from_secs(3);

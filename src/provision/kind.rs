@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::command::Cmd;
 use super::docker::EngineFound;
 use super::istio_setup::{IstioSetup, WhenInstalled};
 use super::istioctl_cluster::{Ending, IstioctlCluster};
@@ -28,6 +27,7 @@ use crate::download::{Downloader, Expected};
 use crate::istio::KubeTarget;
 use crate::istio::artifacts::{Arch, Os, Platform};
 use crate::istio::kubernetes_support;
+use crate::process::Cmd;
 use crate::settings::{KeepPolicy, Settings};
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
