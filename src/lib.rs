@@ -13,6 +13,7 @@ pub mod download;
 pub mod error;
 pub mod image_ref;
 pub mod istio;
+pub mod kind_pins;
 pub mod manifests;
 pub mod preflight;
 pub mod probes;

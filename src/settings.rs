@@ -350,7 +350,7 @@ impl Settings {
         };
 
         let kind_node_image = match get("HAPPY_KIND_NODE_IMAGE") {
-            None => crate::provision::kind::KIND_NODE_IMAGE.to_string(),
+            None => crate::kind_pins::KIND_NODE_IMAGE.to_string(),
             Some(v) => {
                 if crate::istio::kubernetes_support::parse_kube_minor(&v).is_none() {
                     return Err(invalid(
@@ -591,7 +591,7 @@ impl Settings {
             SettingDoc {
                 name: "HAPPY_KIND_NODE_IMAGE",
                 values: "a kind node image",
-                default: crate::provision::kind::KIND_NODE_IMAGE,
+                default: crate::kind_pins::KIND_NODE_IMAGE,
                 meaning: "The kind node image, i.e. the Kubernetes version, passed as `kind create cluster --image`; a Kubernetes outside the Istio minor's supported window is refused",
             },
             SettingDoc {
@@ -801,7 +801,7 @@ mod tests {
         assert_eq!(s.cache_dir, PathBuf::from("/tmp/c"));
         assert_eq!(s.kind_cluster, "happy-istio");
         assert_eq!(s.kind_binary, None);
-        assert_eq!(s.kind_node_image, crate::provision::kind::KIND_NODE_IMAGE);
+        assert_eq!(s.kind_node_image, crate::kind_pins::KIND_NODE_IMAGE);
         assert_eq!(s.kind_host_port, None);
         assert_eq!(s.preflight, PreflightMode::Strict);
     }
