@@ -15,7 +15,6 @@ pub mod image_ref;
 pub mod istio;
 pub mod kind_pins;
 pub mod manifests;
-pub mod preflight;
 pub mod probes;
 pub mod process;
 pub mod provision;

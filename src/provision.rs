@@ -5,7 +5,7 @@
 //! `HAPPY_CLUSTER` unset (`auto`) picks kind when a Docker daemon answers, else the sandbox,
 //! and says so loudly: [`ClusterInfo::note`] carries the announcement into the report.
 //!
-//! Before kind or k3s create anything, [`crate::preflight`] checks everything they need and
+//! Before kind or k3s create anything, [`preflight`] checks everything they need and
 //! reports every problem at once; `HAPPY_PREFLIGHT=warn` lets the run go on regardless.
 
 pub mod docker;
@@ -16,6 +16,7 @@ pub mod k3s;
 pub mod kind;
 mod kubeconfig;
 pub mod once;
+pub mod preflight;
 pub mod registry_auth;
 pub mod sandbox;
 
@@ -25,7 +26,6 @@ pub use crate::process as command;
 use futures::future::BoxFuture;
 
 use crate::cluster::Cluster;
-use crate::preflight;
 use crate::settings::{ClusterChoice, PreflightMode, Settings};
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};

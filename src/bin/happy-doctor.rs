@@ -1,11 +1,11 @@
 //! happy-doctor: the preflight of a real run, alone; the command line is
-//! `happy_istio::cli::doctor` (`happy-doctor --help`), the checks `happy_istio::preflight`.
+//! `happy_istio::cli::doctor` (`happy-doctor --help`), the checks `happy_istio::provision::preflight`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use happy_istio::cli::doctor::DoctorArgs;
-use happy_istio::preflight;
+use happy_istio::provision::preflight;
 use happy_istio::settings::Settings;
 use happy_istio::timeouts::Timeouts;
 

@@ -2,7 +2,7 @@
 
 use clap::{Parser, ValueEnum};
 
-use crate::preflight::Target;
+use crate::provision::preflight::Target;
 use crate::settings::ClusterChoice;
 
 /// Runs the preflight of a real run alone: what a kind (or k3s) run needs — the container

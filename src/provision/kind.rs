@@ -222,6 +222,17 @@ pub fn parse_kind_version(output: &str) -> Option<String> {
         .map(|_| format!("v{bare}"))
 }
 
+/// The known cause of a failed `kind get clusters`, with the fix, from its output.
+pub fn list_failure_cause(output: &str) -> Option<&'static str> {
+    output
+        .contains("cannot index slice/array with type string")
+        .then_some(
+            "this is podman ≥ 6 with a kind older than v0.33.0 (kubernetes-sigs/kind#4201, \
+             fixed by #4203 in v0.33.0): unset HAPPY_KIND_BINARY to use the pinned kind, point \
+             it at kind ≥ v0.33.0, use podman 5.x, or use Docker",
+        )
+}
+
 /// The warning for a kind that is not the pinned release, or None.
 pub fn kind_version_warning(found: &str) -> Option<String> {
     (found != KIND_VERSION).then(|| {
@@ -346,7 +357,7 @@ impl KindCli {
             Ok(out) => Ok(lists_cluster(&out.stdout, &self.name)),
             Err(e) => {
                 let text = e.to_string();
-                let cause = crate::preflight::platform::list_failure_cause(&text)
+                let cause = list_failure_cause(&text)
                     .map(|c| format!("\nLikely cause: {c}"))
                     .unwrap_or_default();
                 Err(Error::Provision {
