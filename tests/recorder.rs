@@ -9,6 +9,11 @@ mod definitions;
 #[path = "../steps/recorder.rs"]
 #[allow(dead_code)]
 mod recorder;
+// The runner's phases, for their unit tests (`steps/runner/*.rs`, `mod tests`): the `happy`
+// target that runs the suite has no test harness.
+#[path = "../steps/runner/mod.rs"]
+#[allow(dead_code)]
+mod runner;
 
 use std::path::PathBuf;
 use std::sync::Arc;
