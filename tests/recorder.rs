@@ -6,11 +6,8 @@
 #[path = "../steps/definitions/mod.rs"]
 #[allow(dead_code)]
 mod definitions;
-#[path = "../steps/recorder.rs"]
-#[allow(dead_code)]
-mod recorder;
-// The runner's phases, for their unit tests (`steps/runner/*.rs`, `mod tests`): the `happy`
-// target that runs the suite has no test harness.
+// The runner, for the record it holds and for its phases' unit tests (`steps/runner/*.rs`,
+// `mod tests`): the `happy` target that runs the suite has no test harness.
 #[path = "../steps/runner/mod.rs"]
 #[allow(dead_code)]
 mod runner;
@@ -21,7 +18,7 @@ use std::sync::Arc;
 use cucumber::Event;
 use cucumber::event::{self, Cucumber, Source, StepError};
 use cucumber::gherkin::{self, GherkinEnv};
-use recorder::{Outcome, Record};
+use runner::recorder::{Outcome, Record};
 use tokio::sync::watch;
 
 fn features() -> Vec<gherkin::Feature> {

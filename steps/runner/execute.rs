@@ -89,7 +89,7 @@ pub(super) async fn execute(
     selection: Selection,
     settings: &Settings,
     timeouts: &Timeouts,
-    cluster: ProvisionedCluster,
+    cluster: Box<ProvisionedCluster>,
     signals: &Signals,
 ) -> Result<Executed, RunError> {
     let ProvisionedCluster {
@@ -97,7 +97,7 @@ pub(super) async fn execute(
         progress,
         run_id,
         started,
-    } = cluster;
+    } = *cluster;
     let features = plan::gate(selection.features, handle.as_ref());
     // The run's registry pulls, from the kubelet's Events (pulls made while provisioning too).
     let pulls = PullCounter::start(handle.client(), started);

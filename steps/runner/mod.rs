@@ -22,7 +22,7 @@
 //!   the exit code.
 
 #[path = "../recorder.rs"]
-mod recorder;
+pub(crate) mod recorder;
 
 mod execute;
 mod finish;

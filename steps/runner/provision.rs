@@ -30,7 +30,7 @@ pub(super) struct ProvisionedCluster {
 
 /// How provisioning ended: a cluster to run on, or the exit code of a run a signal stopped.
 pub(super) enum Provisioned {
-    Ready(ProvisionedCluster),
+    Ready(Box<ProvisionedCluster>),
     Ended(ExitCode),
 }
 
@@ -85,12 +85,12 @@ pub(super) async fn provision(plan: &Plan, signals: &Signals) -> Result<Provisio
         }
     };
     announce(handle.as_ref(), &mut progress, settings);
-    Ok(Provisioned::Ready(ProvisionedCluster {
+    Ok(Provisioned::Ready(Box::new(ProvisionedCluster {
         handle,
         progress,
         run_id,
         started,
-    }))
+    })))
 }
 
 /// A signal came while provisioning: let it finish (a second signal exits at once), write
