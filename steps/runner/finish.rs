@@ -8,12 +8,12 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use happy_istio::provision::ClusterHandle;
 use happy_istio::report::{self, RunInfo, Summary};
 use happy_istio::settings::Settings;
 
 use super::execute::{Ended, Executed};
-use super::signals::{Signals, force_exit};
+use super::provision::teardown;
+use super::signals::Signals;
 use super::{RunError, features_dir, say, say_out};
 use crate::definitions::world::Env;
 
@@ -156,22 +156,6 @@ fn write_docs(report_dir: &Path) {
             "happy-istio: the living documentation page was not written (the run's verdict \
              stands): {e}"
         )),
-    }
-}
-
-/// Tear the cluster down; a second signal meanwhile exits at once (dropping the teardown, so
-/// what drops cleanly — the sandbox's directory — still goes, and killing this process's
-/// children).
-pub(super) async fn teardown(
-    handle: Box<dyn ClusterHandle>,
-    any_failed: bool,
-    signals: &Signals,
-    settings: &Settings,
-) -> Result<(), RunError> {
-    let mut teardown = handle.teardown(any_failed);
-    match signals.unless_nth(2, &mut teardown).await {
-        Ok(done) => done.map_err(RunError::Teardown),
-        Err(forced) => force_exit(forced, settings, teardown),
     }
 }
 

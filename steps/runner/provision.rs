@@ -3,7 +3,8 @@
 //! even killed outright — leaves one. Then the cluster is provisioned: a failure is written
 //! into `run.json` as the run's verdict (state `provisioning-failed`) and ends the run with its
 //! cause; a signal lets provisioning finish so that what it made is torn down (a second signal
-//! exits at once). A provisioned cluster is announced and described in `run.json`.
+//! exits at once). A provisioned cluster is announced and described in `run.json`; at the
+//! end of the run [`teardown`] removes it, again under the signal watch.
 
 use std::future::Future;
 use std::path::Path;
@@ -14,7 +15,6 @@ use happy_istio::provision::{self, ClusterHandle};
 use happy_istio::report::{self, Progress, RunInfo};
 use happy_istio::settings::{IstioVersionRequest, Settings};
 
-use super::finish::teardown;
 use super::plan::{Plan, all_names, scenario_count};
 use super::signals::{Caught, Signals, force_exit};
 use super::{RunError, say};
@@ -135,6 +135,22 @@ where
         }
     }
     Ok(ExitCode::from(caught.code))
+}
+
+/// Tear the cluster down; a second signal meanwhile exits at once (dropping the teardown, so
+/// what drops cleanly — the sandbox's directory — still goes, and killing this process's
+/// children).
+pub(super) async fn teardown(
+    handle: Box<dyn ClusterHandle>,
+    any_failed: bool,
+    signals: &Signals,
+    settings: &Settings,
+) -> Result<(), RunError> {
+    let mut teardown = handle.teardown(any_failed);
+    match signals.unless_nth(2, &mut teardown).await {
+        Ok(done) => done.map_err(RunError::Teardown),
+        Err(forced) => force_exit(forced, settings, teardown),
+    }
 }
 
 /// Say what the cluster is (and which settings do not apply to it), and put it in `run.json`.
