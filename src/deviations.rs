@@ -214,7 +214,7 @@ pub const DEVIATIONS: &[Deviation] = &[
               blocked on its unread output, until the pod goes), so running it verbatim leaves a \
               tcpdump in service-a's sidecar after every capture; the suite's bounded one (-c) ends \
               by itself and holds the call it judges: on service-a port 8080 also carries its own \
-              outbound mTLS to service-b and service-c (audits/claims.md D5)",
+              outbound mTLS to service-b and service-c (its endpoints are podIP:8080)",
         sources: &[
             "istio/istio docker/Dockerfile.base (1.28.0, 1.31.0-rc.0): the proxy image has \
              tcpdump and sudo (istio-proxy ALL=NOPASSWD); values.global.proxy.privileged=true \
@@ -926,7 +926,7 @@ mod tests {
         };
         assert!(seen.contains("429 Too Many Requests"), "{seen}");
 
-        // The image gone from the registry: still needed, for another reason (claims-2 F10).
+        // The image gone from the registry: still needed, for another reason.
         for gone in [
             "rpc error: code = NotFound desc = failed to pull and unpack image \
              \"docker.io/radial/busyboxplus:curl\": failed to resolve reference \

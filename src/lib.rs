@@ -3,6 +3,7 @@
 //! Istio, applies the workshop's manifests through kube-rs and observes what a reader would see.
 
 pub mod checks;
+pub mod cli;
 pub mod cluster;
 pub mod deviations;
 pub mod diagnostics;

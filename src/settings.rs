@@ -657,11 +657,11 @@ pub const OTHER_VARIABLES: &[(&str, &str)] = &[
     ),
     (
         "HAPPY_NEGATIVE_CHILD",
-        "Internal: marks a child run of tests/negative.rs",
+        "Internal: marks a child run of the negative tests (tests/runs/negative.rs)",
     ),
     (
         "HAPPY_NEGATIVE_JOBS",
-        "tests/negative.rs: how many runs go at once (default: 3 per core)",
+        "the negative tests (tests/runs/negative.rs): how many runs go at once (default: 3 per core)",
     ),
     (
         "HAPPY_SANDBOX_FAULTS",
@@ -669,7 +669,7 @@ pub const OTHER_VARIABLES: &[(&str, &str)] = &[
     ),
     (
         "HAPPY_SANDBOX_PULL_SCHEMA1",
-        "Test-only: the sandbox's node pulls Docker schema-1 images, as no current containerd does (tests/negative.rs breaks D-legacy-image's premise with it)",
+        "Test-only: the sandbox's node pulls Docker schema-1 images, as no current containerd does (tests/runs/negative.rs breaks D-legacy-image's premise with it)",
     ),
     (
         "HAPPY_BENCH_TARGET_DIR",

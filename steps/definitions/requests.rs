@@ -23,7 +23,7 @@ pub const ENTRY: &str = "service-a";
 
 /// Readings of a workload's sidecar taken just before a batch of requests: verdicts on
 /// counters and logs judge the growth since then, i.e. the scenario's own requests, not what
-/// earlier scenarios or a reused cluster left (claims D6).
+/// earlier scenarios or a reused cluster left.
 #[derive(Debug, Clone, Default)]
 pub struct Before {
     /// The deployment whose sidecar was read.

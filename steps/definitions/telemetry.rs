@@ -320,7 +320,7 @@ async fn prometheus_success_rate(
 ) -> Step {
     let env = world.env();
     let below = relation == "below";
-    // The requests of this scenario (claims D6): Prometheus's growth since the sidecar's
+    // The requests of this scenario, not an earlier one's: Prometheus's growth since the sidecar's
     // reading before the batch, once every request of the batch is scraped.
     let before = Before::of(world, &source)?;
     let baseline = metrics::sent_by_destination(&before.metrics, &source);

@@ -1,5 +1,6 @@
-//! The run of the suite, shared by the `happy` target and the suite's own negative tests
-//! (`tests/negative.rs`, which run it on deliberately broken copies of the manifests).
+//! The run of the suite, shared by the `happy` target and the suite's own whole-run tests
+//! (`tests/runs/`: negative, failfast, scrape15, which run it on deliberately broken or changed
+//! setups).
 //!
 //! Order matters: signals are caught first (so Ctrl-C works from the first moment), then the
 //! command line is read and the features parsed and filtered — `--help`, a bad flag, a bad tag

@@ -269,8 +269,8 @@ fn apply_gate(
 }
 
 #[cfg(test)]
-// The harness-less targets that run the suite (`happy`, `negative`, …) compile this module
-// without its #[test]s; `tests/recorder.rs` runs them.
+// The harness-less targets that run the suite (`happy`, `runs`) compile this module
+// without its #[test]s; `tests/it` runs them (`cargo test --test it runner::`).
 #[allow(dead_code, unused_imports)]
 mod tests {
     use std::collections::BTreeSet;

@@ -218,8 +218,8 @@ fn write_provisioning_failure(progress: Progress, cause: &str, report_dir: &Path
 }
 
 #[cfg(test)]
-// The harness-less targets that run the suite (`happy`, `negative`, …) compile this module
-// without its #[test]s; `tests/recorder.rs` runs them.
+// The harness-less targets that run the suite (`happy`, `runs`) compile this module
+// without its #[test]s; `tests/it` runs them (`cargo test --test it runner::`).
 #[allow(dead_code, unused_imports)]
 mod tests {
     use super::*;

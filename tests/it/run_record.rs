@@ -3,22 +3,13 @@
 //! the run; a claim failure, or one later scenarios do not share, does not), and the reports
 //! of a run cut short holding every finished scenario and every unrun one, with the reason.
 
-#[path = "../steps/definitions/mod.rs"]
-#[allow(dead_code)]
-mod definitions;
-// The runner, for the record it holds and for its phases' unit tests (`steps/runner/*.rs`,
-// `mod tests`): the `happy` target that runs the suite has no test harness.
-#[path = "../steps/runner/mod.rs"]
-#[allow(dead_code)]
-mod runner;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::recorder::{Outcome, Record};
 use cucumber::Event;
 use cucumber::event::{self, Cucumber, Source, StepError};
 use cucumber::gherkin::{self, GherkinEnv};
-use runner::recorder::{Outcome, Record};
 use tokio::sync::watch;
 
 fn features() -> Vec<gherkin::Feature> {
