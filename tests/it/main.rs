@@ -9,9 +9,12 @@
 #[path = "../../steps/definitions/mod.rs"]
 #[allow(dead_code)]
 mod definitions;
-#[path = "../../steps/recorder.rs"]
+// The runner, for the record it holds (`run_record`) and for its phases' unit tests
+// (`steps/runner/*.rs`, `mod tests`: the `happy` target that runs them has no test harness).
+#[path = "../../steps/runner/mod.rs"]
 #[allow(dead_code)]
-mod recorder;
+mod runner;
+use runner::recorder;
 
 mod fixture_dirs;
 

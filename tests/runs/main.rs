@@ -13,7 +13,7 @@
 mod definitions;
 #[path = "../../steps/in_process.rs"]
 mod in_process;
-#[path = "../../steps/runner.rs"]
+#[path = "../../steps/runner/mod.rs"]
 mod runner;
 
 mod failfast;
