@@ -20,9 +20,6 @@ pub mod preflight;
 pub mod registry_auth;
 pub mod sandbox;
 
-/// The old path of [`crate::process`], which istio, preflight and settings use too.
-pub use crate::process as command;
-
 use futures::future::BoxFuture;
 
 use crate::cluster::Cluster;
