@@ -88,7 +88,7 @@ where
 
 /// Why [`send_over`] has no response.
 #[derive(Debug)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// The connection closed before any part of a response arrived.
     Unanswered(String),
     /// Anything else: a malformed request, a broken response or body.
@@ -106,7 +106,7 @@ impl std::fmt::Display for SendError {
 /// Sends one `GET path` with `Host: host` on an HTTP/1.1 connection and reads the whole
 /// response, leaving the connection open for the next request (keep-alive) unless the server
 /// closes it. The caller drives the connection and bounds the time.
-pub async fn send_over(
+pub(crate) async fn send_over(
     sender: &mut SendRequest<Empty<Bytes>>,
     host: &str,
     path: &str,

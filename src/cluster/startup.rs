@@ -301,7 +301,7 @@ fn is_pull_reason(reason: &str) -> bool {
 /// code after it (`core/remotes/docker/errcode.go`, `errdesc.go` `TOOMANYREQUESTS` →
 /// "toomanyrequests: You have reached your … pull rate limit …",
 /// docs.docker.com/docker-hub/usage/pulls/).
-pub fn is_rate_limit(message: &str) -> bool {
+pub(crate) fn is_rate_limit(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     m.contains("toomanyrequests") || m.contains("429 too many requests")
 }

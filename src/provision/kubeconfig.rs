@@ -8,7 +8,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use crate::{Error, Result};
 
 /// A client for `context` of a kubeconfig's text; `what` names the cluster in errors.
-pub async fn client_from_yaml(
+pub(crate) async fn client_from_yaml(
     text: &str,
     context: Option<&str>,
     what: &str,
@@ -32,7 +32,7 @@ pub async fn client_from_yaml(
 
 /// Replaces every cluster's `server` (k3s writes `https://127.0.0.1:6443`, the port inside
 /// its container; the host reaches it on a mapped port).
-pub fn with_server(text: &str, server: &str, what: &str) -> Result<String> {
+pub(crate) fn with_server(text: &str, server: &str, what: &str) -> Result<String> {
     let mut kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| Error::Provision {
         cluster: what.to_string(),
         reason: format!("its kubeconfig cannot be read: {e}"),
@@ -55,7 +55,7 @@ pub fn with_server(text: &str, server: &str, what: &str) -> Result<String> {
 }
 
 /// Writes a kubeconfig readable only by the user (it holds credentials).
-pub fn write_private(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<()> {
     let io = |action: &str| {
         let action = action.to_string();
         move |source| Error::LocalIo {

@@ -249,9 +249,6 @@ async fn capture_diagnostics(env: &Env, scenario: &str) {
 }
 
 #[cfg(test)]
-// The harness-less targets that run the suite (`happy`, `runs`) compile this module
-// without its #[test]s; `tests/it` runs them (`cargo test --test it runner::`).
-#[allow(dead_code, unused_imports)]
 mod tests {
     use super::*;
 

@@ -160,9 +160,6 @@ fn write_docs(report_dir: &Path) {
 }
 
 #[cfg(test)]
-// The harness-less targets that run the suite (`happy`, `runs`) compile this module
-// without its #[test]s; `tests/it` runs them (`cargo test --test it runner::`).
-#[allow(dead_code, unused_imports)]
 mod tests {
     use happy_istio::report::{FailureClass, FailureRecord};
 

@@ -22,8 +22,7 @@
 //! - [`finish`]: the reports, the console summary, the living documentation, the teardown and
 //!   the exit code.
 
-#[path = "../recorder.rs"]
-pub(crate) mod recorder;
+pub mod recorder;
 
 mod execute;
 mod finish;
@@ -32,7 +31,7 @@ mod provision;
 mod signals;
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cucumber::{cli, parser, runner as cucumber_runner, writer};
@@ -98,7 +97,7 @@ pub enum RunError {
 }
 
 fn features_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("features")
+    crate::repo_root().join("features")
 }
 
 /// Print a line on stderr; a closed terminal (after SIGHUP) must not turn cleanup into a panic.
@@ -116,7 +115,7 @@ fn say_out(line: impl AsRef<str>) {
 pub async fn run() -> Result<ExitCode, RunError> {
     let signals = Signals::install()?;
     // One TLS provider for the whole process: ring (kube and reqwest both use it).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    happy_istio::download::install_crypto_provider();
 
     let plan = match plan::plan(std::env::args_os()).await? {
         Planned::Run(plan) => plan,

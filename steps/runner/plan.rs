@@ -269,9 +269,6 @@ fn apply_gate(
 }
 
 #[cfg(test)]
-// The harness-less targets that run the suite (`happy`, `runs`) compile this module
-// without its #[test]s; `tests/it` runs them (`cargo test --test it runner::`).
-#[allow(dead_code, unused_imports)]
 mod tests {
     use std::collections::BTreeSet;
 

@@ -54,7 +54,7 @@ pub(super) async fn provision(plan: &Plan, signals: &Signals) -> Result<Provisio
             cluster_kind: settings.cluster.to_string(),
             istio_version: asked_istio_version(settings),
             deviations: plan.deviations.report(),
-            commit: report::suite_commit(Path::new(env!("CARGO_MANIFEST_DIR"))),
+            commit: report::suite_commit(&crate::repo_root()),
             ci_run_url: report::ci_run_url(),
             ..RunInfo::default()
         },
@@ -218,9 +218,6 @@ fn write_provisioning_failure(progress: Progress, cause: &str, report_dir: &Path
 }
 
 #[cfg(test)]
-// The harness-less targets that run the suite (`happy`, `runs`) compile this module
-// without its #[test]s; `tests/it` runs them (`cargo test --test it runner::`).
-#[allow(dead_code, unused_imports)]
 mod tests {
     use super::*;
 

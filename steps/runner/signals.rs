@@ -165,9 +165,6 @@ fn parent_in_stat(stat: &str) -> Option<u32> {
 }
 
 #[cfg(test)]
-// The harness-less targets that run the suite (`happy`, `runs`) compile this module
-// without its #[test]s; `tests/it` runs them (`cargo test --test it runner::`).
-#[allow(dead_code, unused_imports)]
 mod tests {
     use std::time::Duration;
 

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 
 /// The recorded report directories (see `tests/fixtures/docs/README.md`).
-pub fn docs_fixtures() -> PathBuf {
+pub(crate) fn docs_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/docs")
 }
 
 /// Copies a directory tree (a report with its diagnostics bundle) into `to`.
-pub fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("creating {}: {e}", to.display()));
     let entries =
         std::fs::read_dir(from).unwrap_or_else(|e| panic!("reading {}: {e}", from.display()));

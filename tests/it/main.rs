@@ -2,19 +2,12 @@
 //! `cargo test --test it features::`): the features' contract, the manifests, the README's
 //! tables, the workflows, the run's record, stopping a run, and the living documentation
 //! (built from fixture reports, published, opened in a browser). The claims themselves run in
-//! the `happy` target, the negative and fail-fast tests in their own (`negative`, `failfast`,
-//! `scrape15`), each a program of its own.
+//! the `happy` target, the fail-fast, real-timing and negative tests in `runs` (tests/runs/), a
+//! program of its own.
 
-// The step layer, as the `happy` target compiles it.
-#[path = "../../steps/definitions/mod.rs"]
-#[allow(dead_code)]
-mod definitions;
-// The runner, for the record it holds (`run_record`) and for its phases' unit tests
-// (`steps/runner/*.rs`, `mod tests`: the `happy` target that runs them has no test harness).
-#[path = "../../steps/runner/mod.rs"]
-#[allow(dead_code)]
-mod runner;
-use runner::recorder;
+// The step layer (happy_steps, steps/): the definitions and the runner's record.
+use happy_steps::definitions;
+use happy_steps::runner::recorder;
 
 mod fixture_dirs;
 

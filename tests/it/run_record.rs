@@ -1,4 +1,4 @@
-//! The run's record (steps/recorder.rs) fed cucumber's events for the real features: the
+//! The run's record (steps/runner/recorder.rs) fed cucumber's events for the real features: the
 //! stop-early rule (an environment failure of a precondition every later scenario shares stops
 //! the run; a claim failure, or one later scenarios do not share, does not), and the reports
 //! of a run cut short holding every finished scenario and every unrun one, with the reason.

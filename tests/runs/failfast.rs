@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use happy_istio::timeouts::Timeouts;
 
-pub const CHILD_VAR: &str = "HAPPY_FAILFAST_CHILD";
+pub(crate) const CHILD_VAR: &str = "HAPPY_FAILFAST_CHILD";
 
 /// One case: runs the suite, returns its first failure or why the case fails.
 type Case = fn(&Timeouts) -> Result<String, String>;
@@ -44,7 +44,7 @@ const IMAGE: &str = "rinormaloku/happy-service:latest";
 const BROKEN_IMAGE: &str = "rinormaloku/happy-servise:latest";
 
 /// Runs the cases whose names contain one of `filter` (all when it is empty).
-pub fn main(filter: &[String]) -> ExitCode {
+pub(crate) fn main(filter: &[String]) -> ExitCode {
     let timeouts = match Timeouts::from_env() {
         Ok(t) => t,
         Err(e) => {

@@ -9,13 +9,6 @@
 //! `cargo test --test runs -- negative C16` runs one group, its cases whose names contain
 //! `C16`; `cargo test --test runs -- C16` filters the cases of every group.
 
-#[path = "../../steps/definitions/mod.rs"]
-mod definitions;
-#[path = "../../steps/in_process.rs"]
-mod in_process;
-#[path = "../../steps/runner/mod.rs"]
-mod runner;
-
 mod failfast;
 mod negative;
 mod scrape15;
@@ -34,7 +27,7 @@ const GROUPS: [Group; 3] = [
 fn main() -> ExitCode {
     for (name, var, _) in GROUPS {
         if std::env::var_os(var).is_some() {
-            return in_process::run_suite(name);
+            return happy_steps::in_process::run_suite(name);
         }
     }
     // libtest's flags (--nocapture, --quiet, …) that cargo passes along mean nothing here.

@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use happy_istio::report::{self, Summary};
 
-pub const CHILD_VAR: &str = "HAPPY_NEGATIVE_CHILD";
+pub(crate) const CHILD_VAR: &str = "HAPPY_NEGATIVE_CHILD";
 
 /// One deliberate breakage: in `file`, `from` (which must occur) becomes `to`.
 struct Breakage {
@@ -174,7 +174,7 @@ struct Run<'a> {
 }
 
 /// Runs the cases whose names contain one of `filter` (all when it is empty).
-pub fn main(filter: &[String]) -> ExitCode {
+pub(crate) fn main(filter: &[String]) -> ExitCode {
     let selected = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
     let mut runs: Vec<Run> = CASES
         .iter()

@@ -14,12 +14,12 @@ use std::time::Instant;
 use happy_istio::report::Summary;
 use happy_sandbox::mesh::prometheus::{ADDON_SCRAPE_INTERVAL, SCRAPE_INTERVAL_ENV};
 
-pub const CHILD_VAR: &str = "HAPPY_SCRAPE15_CHILD";
+pub(crate) const CHILD_VAR: &str = "HAPPY_SCRAPE15_CHILD";
 /// The scenario: C13's Prometheus check (its Grafana sibling needs Grafana, absent here).
 const TAGS: &str = "@C13 and @prometheus";
 
 /// Runs C13 at the addon's scrape interval; `filter` is ignored (one case).
-pub fn main(_filter: &[String]) -> ExitCode {
+pub(crate) fn main(_filter: &[String]) -> ExitCode {
     match parent() {
         Ok(verdict) => {
             println!("ok   {verdict}");

@@ -4,14 +4,10 @@
 //! scenario at a time, writes JUnit XML, Cucumber JSON and `run.json` under the report
 //! directory, captures a diagnostics bundle for each failed scenario, prints the summary line
 //! `N passed, N failed, N skipped`, and tears the cluster down (unless asked to keep it) —
-//! also on Ctrl-C.
-
-mod definitions;
-mod in_process;
-mod runner;
+//! also on Ctrl-C. All of it is the step layer, `happy_steps` (steps/).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    in_process::run_suite("happy-istio")
+    happy_steps::in_process::run_suite("happy-istio")
 }
