@@ -1,6 +1,6 @@
 Feature: Deviations from the workshop
   Where the workshop as written cannot work on a current cluster, the suite departs from it in
-  one declared place (src/deviations.rs, README "Deviations from the workshop") and says so at
+  one declared place (crates/claims/src/deviations.rs, README "Deviations from the workshop") and says so at
   the start of every run and in every report. Each scenario here tries the workshop's original
   and expects it to fail for the reason the deviation states; when the original works, the
   scenario fails: the deviation is no longer needed.

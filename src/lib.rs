@@ -1,29 +1,16 @@
-//! happy-istio: the conformance suite's library. The cucumber steps in `steps/` state the
-//! workshop's claims; this crate does the work behind them: it provisions a cluster, installs
-//! Istio, applies the workshop's manifests through kube-rs and observes what a reader would see.
+//! happy-istio: the conformance suite's library, as one name for the step layer (`steps/`,
+//! `happy_steps`), the tools and the tests. Its parts are crates of their own under `crates/`:
+//! the claim path (`happy_claims`), provisioning (`happy_provision`) and the reports and living
+//! documentation (`happy_report`); this crate re-exports their modules and adds the tools'
+//! command lines (`cli`).
 
-pub mod checks;
+pub use happy_report::{
+    Error, Result, checks, cluster, cluster_kind, deviations, diagnostics, docs, download, error,
+    image_ref, istio, kind_pins, manifests, probes, process, provision, repo_root, report, retry,
+    settings, timeouts,
+};
+
 pub mod cli;
-pub mod cluster;
-pub mod cluster_kind;
-pub mod deviations;
-pub mod diagnostics;
-pub mod docs;
-pub mod download;
-pub mod error;
-pub mod image_ref;
-pub mod istio;
-pub mod kind_pins;
-pub mod manifests;
-pub mod probes;
-pub mod process;
-pub mod provision;
-pub mod report;
-pub mod retry;
-pub mod settings;
-pub mod timeouts;
 
 #[cfg(test)]
 mod structure_tests;
-
-pub use error::{Error, Result};

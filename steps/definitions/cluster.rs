@@ -129,7 +129,7 @@ async fn legacy_runs(world: &mut HappyWorld, namespace: Name) -> Step {
             namespace.0
         );
     }
-    // The one place the workshop's legacy client is departed from (src/deviations.rs).
+    // The one place the workshop's legacy client is departed from (crates/claims/src/deviations.rs).
     let deviations = run_deviations()?;
     set_legacy_client(&mut manifests, deviations.legacy_client())?;
     delete_stale_pods(&env, &manifests).await?;

@@ -1,4 +1,4 @@
-//! Steps that re-check the suite's deviations from the workshop (`src/deviations.rs`): each
+//! Steps that re-check the suite's deviations from the workshop (`crates/claims/src/deviations.rs`): each
 //! tries the workshop's original, in a scratch namespace it removes afterwards, and passes
 //! only when the original fails for the reason the deviation states. When the original
 //! works, the step fails saying the deviation is no longer needed.
@@ -62,7 +62,7 @@ async fn legacy_image_still_refused(world: &mut HappyWorld) -> Step {
         PullVerdict::Pulled(what) => fail!(
             "the deviation D-legacy-image is no longer needed on this cluster: the workshop's \
              `kubectl run legacy --image={}` works here ({what}). Remove the deviation from \
-             src/deviations.rs, or run the workshop's pod with HAPPY_LEGACY_IMAGE={}",
+             crates/claims/src/deviations.rs, or run the workshop's pod with HAPPY_LEGACY_IMAGE={}",
             deviations::WORKSHOP_LEGACY_IMAGE,
             deviations::WORKSHOP_LEGACY_IMAGE
         ),
@@ -70,7 +70,7 @@ async fn legacy_image_still_refused(world: &mut HappyWorld) -> Step {
             "the deviation D-legacy-image is still needed, for a different reason: the \
              workshop's image {} can no longer be pulled at all, it is gone from its registry \
              ({what}); the workshop's `kubectl run legacy` fails on every cluster now, not only \
-             on containerd ≥ 2.1. Update the deviation's reason in src/deviations.rs",
+             on containerd ≥ 2.1. Update the deviation's reason in crates/claims/src/deviations.rs",
             deviations::WORKSHOP_LEGACY_IMAGE
         ),
         PullVerdict::Pending(seen) => fail!(
@@ -133,7 +133,7 @@ async fn ingress_address_still_unusable(world: &mut HappyWorld) -> Step {
         Ok(response) => fail!(
             "the deviation D-ingress-address is no longer needed on this cluster: the workshop's \
              ISTIO_INGRESS_GW_IP ({}) answers HTTP {} from here. Run with \
-             HAPPY_VERBATIM=D-ingress-address, or remove the deviation from src/deviations.rs",
+             HAPPY_VERBATIM=D-ingress-address, or remove the deviation from crates/claims/src/deviations.rs",
             addresses.join(" "),
             response.status
         ),

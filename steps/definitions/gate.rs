@@ -5,7 +5,7 @@
 //! Scenarios skipped this way carry the tag [`SKIPPED_TAG`]; any other skipped step is a
 //! failure (see the runner), so a typo in a step cannot pass for a skip. A deviation re-check
 //! (`@deviation @<id>`) whose premise is not this cluster's is skipped the same way, with the
-//! reason `src/deviations.rs` gives; the claim scenarios carrying the deviation's tag are not.
+//! reason `crates/claims/src/deviations.rs` gives; the claim scenarios carrying the deviation's tag are not.
 //!
 //! A skipped scenario must not run its feature's Background (a Background that breaks would
 //! turn "cannot run here" into "failed"): the gate splits such scenarios off into a copy of the

@@ -2,7 +2,7 @@
 //! must match exactly one definition (no undefined, no ambiguous step), every claim C01–C22
 //! must have a scenario, and every scenario must state exactly one claim — except the
 //! deviation re-checks (`@deviation`), which each name exactly one deviation of
-//! `src/deviations.rs` instead.
+//! `crates/claims/src/deviations.rs` instead.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -125,7 +125,7 @@ fn deviations_and_features_agree() {
             for id in &ids {
                 let d = find(id).unwrap_or_else(|| {
                     panic!(
-                        "{:?}: @{id} is not a deviation in src/deviations.rs",
+                        "{:?}: @{id} is not a deviation in crates/claims/src/deviations.rs",
                         scenario.name
                     )
                 });

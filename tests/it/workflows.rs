@@ -434,7 +434,7 @@ fn docker_hub_is_logged_in_when_the_secrets_are_set() {
         "a plain auths entry, no credsStore"
     );
     // The suite takes what the step writes: the check the kind provisioner and preflight make
-    // (src/provision/registry_auth.rs), with Docker Hub covered.
+    // (crates/provision/src/provision/registry_auth.rs), with Docker Hub covered.
     let checked = happy_istio::provision::registry_auth::check(&config)
         .unwrap_or_else(|refused| panic!("the suite refuses the step's file: {refused}"));
     assert!(checked.covers_docker_hub(), "{checked:?}");

@@ -28,7 +28,7 @@ pub use envoy::envoy_unavailable_reason;
 pub use xds::Mesh;
 
 /// The Istio release the sandbox stands in for: the suite's pinned default
-/// (`src/istio/releases.rs`, `PINNED_DEFAULT`), so image tags and version-dependent behaviour
+/// (`crates/provision/src/istio/releases.rs`, `PINNED_DEFAULT`), so image tags and version-dependent behaviour
 /// (native sidecars, the mirror host suffix) match what that release does.
 pub const ISTIO_VERSION: &str = "1.31.1";
 

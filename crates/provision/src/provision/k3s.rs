@@ -48,7 +48,7 @@ pub fn keep_note(keep: crate::settings::KeepPolicy) -> Option<String> {
 /// and servicelb, k3s' LoadBalancer implementation. With servicelb the ingress gateway's
 /// Service gets the node's address, reachable from a Linux host, and the cluster is no longer
 /// one the workshop's deviation D-ingress-address describes (kind's: no LoadBalancer
-/// implementation, `src/deviations.rs`); without it the Service stays `<pending>` as on kind,
+/// implementation, `crates/claims/src/deviations.rs`); without it the Service stays `<pending>` as on kind,
 /// and the deviation's re-check is a real check here too.
 pub fn server_args() -> Vec<String> {
     [

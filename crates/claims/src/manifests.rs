@@ -31,7 +31,7 @@ impl ManifestDir {
     pub fn from_env() -> Self {
         match std::env::var_os(MANIFESTS_VAR) {
             Some(dir) if !dir.is_empty() => ManifestDir::new(dir),
-            _ => ManifestDir::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests")),
+            _ => ManifestDir::new(crate::repo_root().join("manifests")),
         }
     }
 
@@ -428,7 +428,7 @@ spec:
 
     #[test]
     fn workshop_manifests_load() {
-        let dir = ManifestDir::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests"));
+        let dir = ManifestDir::new(crate::repo_root().join("manifests"));
         for (file, kinds) in [
             (
                 "services-a.yaml",

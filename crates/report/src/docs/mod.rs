@@ -19,7 +19,7 @@ pub mod model;
 pub mod render;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What went wrong building the site; every variant names the file or option at fault.
 #[derive(Debug)]
@@ -116,7 +116,7 @@ impl Options {
 
 /// The suite's own feature files (where this crate was built from).
 pub fn default_features_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("features")
+    crate::repo_root().join("features")
 }
 
 /// What [`build`] wrote.

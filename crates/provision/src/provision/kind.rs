@@ -102,7 +102,7 @@ pub fn cached_kind(cache_dir: &Path) -> PathBuf {
 
 /// kind-config.yaml of the crate: one control-plane node, no host port.
 pub fn kind_config_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("kind-config.yaml")
+    crate::repo_root().join("kind-config.yaml")
 }
 
 /// The kind config for a run: kind-config.yaml as it is, or with the ingress gateway's NodePort

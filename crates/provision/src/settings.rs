@@ -9,7 +9,7 @@
 //! nearest known name (a typo such as `HAPPY_CLUSTR` would otherwise be silently ignored).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::istio::IstioVersion;
 use crate::{Error, Result};
@@ -147,9 +147,9 @@ pub struct SettingDoc {
 /// The default kind cluster name.
 pub const DEFAULT_KIND_CLUSTER: &str = "happy-istio";
 
-/// The crate's root: defaults are relative to it, not to the working directory.
-fn crate_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The repository's root: defaults are relative to it, not to the working directory.
+fn crate_root() -> PathBuf {
+    crate::repo_root()
 }
 
 fn invalid(var: &str, value: &str, reason: impl Into<String>) -> Error {
@@ -1140,3 +1140,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod deviations_tests;

@@ -1,0 +1,16 @@
+//! happy-report: what a run of the happy-istio suite leaves behind. `report` writes `run.json`
+//! (from the run's start, after every scenario), JUnit XML and Cucumber JSON; `diagnostics`
+//! captures a bundle for each failed scenario; `docs` builds the living documentation from the
+//! reports of one or many runs.
+//!
+//! It builds on the claim path and the provisioning crate, whose modules it re-exports so that
+//! its own code names them as `crate::cluster`, `crate::istio`, ….
+
+pub use happy_provision::{
+    Error, Result, checks, cluster, cluster_kind, deviations, download, error, image_ref, istio,
+    kind_pins, manifests, probes, process, provision, repo_root, retry, settings, timeouts,
+};
+
+pub mod diagnostics;
+pub mod docs;
+pub mod report;
