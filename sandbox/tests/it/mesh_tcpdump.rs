@@ -208,6 +208,12 @@ async fn the_workshops_tcpdump_shows_plaintext_then_nothing_readable_under_stric
         !shown.contains("Flags [S]") && !shown.contains("Flags [S.]"),
         "the payload-only filter drops the handshake: {shown}"
     );
+    // The capture's tcpdump is seen as this process's child with the workshop's filter, so the
+    // check that none is left after Ctrl-C can see one.
+    assert!(
+        !tcpdump_children().is_empty(),
+        "the running capture's tcpdump"
+    );
     let err = capture.interrupt().await;
     assert!(
         err.starts_with(
@@ -253,6 +259,10 @@ async fn the_workshops_tcpdump_shows_plaintext_then_nothing_readable_under_stric
         !shown.contains("HTTP/1.1") && !shown.contains(", length: "),
         "nothing readable between sidecars in {}'s capture:\n{shown}",
         a.name_any()
+    );
+    assert!(
+        !tcpdump_children().is_empty(),
+        "the running capture's tcpdump"
     );
     capture.interrupt().await;
     no_tcpdump_left().await;
