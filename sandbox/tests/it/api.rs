@@ -879,7 +879,7 @@ fn ld(field: u8, data: &[u8]) -> Vec<u8> {
 
 /// The requests only kubectl makes (src/api/kubectl.rs): with the `kubectl` feature (the
 /// default, what `happy-sandbox up` has) they are answered; without it (the suite's build:
-/// `cargo test -p happy-sandbox --no-default-features --test api`) each gets a `Status` with
+/// `cargo test -p happy-sandbox --no-default-features --test it api::`) each gets a `Status` with
 /// the API server's code for that refusal and a message naming the feature, and the same
 /// requests in kube-rs's forms are unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,7 +26,9 @@ pub(crate) async fn shared() -> RwLockReadGuard<'static, ()> {
     POD_ADDRESSES.read().await
 }
 
-/// [`shared`] for a plain `#[test]` (outside any Tokio runtime).
+/// [`shared`] for a plain `#[test]` (outside any Tokio runtime); only workshop_by_hand's, a
+/// kubectl module, are.
+#[cfg(feature = "kubectl")]
 pub(crate) fn shared_blocking() -> RwLockReadGuard<'static, ()> {
     POD_ADDRESSES.blocking_read()
 }

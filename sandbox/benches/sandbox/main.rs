@@ -1,5 +1,5 @@
 //! Component benchmarks of the sandbox, in one bench binary (figures printed, nothing asserted:
-//! speed is measured, not tested). Three groups, each a module of `benches/sandbox/`:
+//! speed is measured, not tested). Three groups, each a module beside this file:
 //!
 //! - `control_plane`: start to first API answer, server-side apply of the workshop to all pods
 //!   Ready (env BENCH_TRIALS);
@@ -14,11 +14,11 @@
 //! group's process figures — resident memory, CPU time, its Envoy children — are its own, as
 //! when each group was a bench binary of its own.
 
-#[path = "../tests/it/common/mod.rs"]
+#[path = "../../tests/it/common/mod.rs"]
 mod common;
-#[path = "../tests/it/mesh_support/mod.rs"]
+#[path = "../../tests/it/mesh_support/mod.rs"]
 mod mesh_support;
-#[path = "../tests/it/runtime_support/mod.rs"]
+#[path = "../../tests/it/runtime_support/mod.rs"]
 mod runtime_support;
 
 mod control_plane;
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     let known: Vec<&str> = GROUPS.iter().map(|(name, _)| *name).collect();
     if let Some(unknown) = asked.iter().find(|a| !known.contains(&a.as_str())) {
         eprintln!(
-            "benches/sandbox.rs: no group {unknown:?}; the groups are {}",
+            "benches/sandbox: no group {unknown:?}; the groups are {}",
             known.join(", ")
         );
         return ExitCode::from(2);
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     let me = match std::env::current_exe() {
         Ok(me) => me,
         Err(e) => {
-            eprintln!("benches/sandbox.rs: cannot find this binary to run each group in: {e}");
+            eprintln!("benches/sandbox: cannot find this binary to run each group in: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
-        eprintln!("benches/sandbox.rs: failed: {}", failed.join(", "));
+        eprintln!("benches/sandbox: failed: {}", failed.join(", "));
         ExitCode::FAILURE
     }
 }
