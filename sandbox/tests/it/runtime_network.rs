@@ -238,7 +238,20 @@ async fn resets_and_timeouts_reach_curl() {
         )
         .await
         .unwrap();
-    assert!(curl_running("drop-test-7f3a"), "curl should be running");
+    // Started, but its command line may not show at once: spawning returns as soon as the
+    // child has let go of this process's memory in execve (std's spawn is vfork-like where it
+    // uses posix_spawn), and the kernel sets the new program's arguments, which
+    // /proc/PID/cmdline reads, only after that (torvalds/linux fs/binfmt_elf.c,
+    // load_elf_binary: the old memory goes before create_elf_tables sets mm->arg_start and
+    // arg_end). Seen here about once in 15 runs, visible within 200 ms: so wait for it, bounded.
+    let deadline = std::time::Instant::now() + runtime_support::WAIT;
+    while !curl_running("drop-test-7f3a") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "curl should be running"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     drop(session);
     let deadline = std::time::Instant::now() + runtime_support::WAIT;
     while curl_running("drop-test-7f3a") {
