@@ -46,7 +46,7 @@ Feature: Deploy the services
   @C04
   Scenario: The services' logs carry no error information
     Given services-a.yaml, services-b.yaml, services-c-v1.yaml and services-c-v2.yaml are applied
-    And requests through a port-forward to deploy/service-a on port 8080 have failed with 500
+    And requests through a port-forward to deploy/service-a on port 8080 have succeeded with 200 and failed with 500
     When I read the logs of service-a, service-b, service-c-v1 and service-c-v2
       """
       kubectl logs deploy/service-c-v2

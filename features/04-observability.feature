@@ -14,7 +14,7 @@ Feature: Observe the mesh
 
   @C10 @D-ingress-address
   Scenario: service-a's sidecar logs the failed requests
-    Given requests through the ingress gateway have failed with 500
+    Given requests through the ingress gateway have succeeded with 200 and failed with 500
     When I read the logs of service-a's istio-proxy
       """
       kubectl logs deploy/service-a -c istio-proxy

@@ -22,9 +22,11 @@
 
 use std::fmt;
 
-use crate::provision::ClusterKind;
-use crate::report::DeviationInfo;
-use crate::settings::{IstioVersionRequest, Settings};
+use serde::{Deserialize, Serialize};
+
+use crate::cluster_kind::ClusterKind;
+
+pub use crate::image_ref::{normalize_image, same_image};
 
 /// The environment variable that switches deviations off (`all`, or ids separated by commas).
 pub const VERBATIM_VAR: &str = "HAPPY_VERBATIM";
@@ -72,6 +74,21 @@ pub enum State {
     Off,
 }
 
+/// What the run's settings say about the deviations, as plain values: the settings
+/// (`crate::settings`) read them from the environment and convert themselves into this
+/// (`Deviations::resolve(&settings)`), so the deviations depend on no way of reading them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Switches {
+    /// `HAPPY_VERBATIM`: the ids of the deviations switched off (every switchable id for
+    /// `all`).
+    pub verbatim: Vec<String>,
+    /// `HAPPY_LEGACY_IMAGE`: the legacy client's image, `None` for the deviation's own.
+    pub legacy_image: Option<String>,
+    /// `ISTIO_VERSION` as asked for: `latest`, `dev` or an exact version as it prints, `None`
+    /// for the suite's pinned default.
+    pub istio_version: Option<String>,
+}
+
 /// One departure from the workshop's text.
 #[derive(Debug)]
 pub struct Deviation {
@@ -103,7 +120,7 @@ pub struct Deviation {
     pub recheck_not_applicable: fn(ClusterKind) -> Option<&'static str>,
     /// Whether the run's settings keep it on (`HAPPY_VERBATIM` is applied before, by
     /// [`Deviations::resolve`]).
-    pub state: fn(&Settings) -> State,
+    pub state: fn(&Switches) -> State,
 }
 
 /// Every deviation from the workshop's text. One entry per departure.
@@ -214,7 +231,7 @@ pub const DEVIATIONS: &[Deviation] = &[
               blocked on its unread output, until the pod goes), so running it verbatim leaves a \
               tcpdump in service-a's sidecar after every capture; the suite's bounded one (-c) ends \
               by itself and holds the call it judges: on service-a port 8080 also carries its own \
-              outbound mTLS to service-b and service-c (audits/claims.md D5)",
+              outbound mTLS to service-b and service-c (its endpoints are podIP:8080)",
         sources: &[
             "istio/istio docker/Dockerfile.base (1.28.0, 1.31.0-rc.0): the proxy image has \
              tcpdump and sudo (istio-proxy ALL=NOPASSWD); values.global.proxy.privileged=true \
@@ -241,7 +258,7 @@ pub const DEVIATIONS: &[Deviation] = &[
 ];
 
 /// A deviation only `HAPPY_VERBATIM` switches off.
-fn always_on(_: &Settings) -> State {
+fn always_on(_: &Switches) -> State {
     State::On
 }
 
@@ -273,24 +290,19 @@ pub fn rechecks_not_applicable(kind: ClusterKind) -> Vec<(&'static str, &'static
         .collect()
 }
 
-fn legacy_image_state(settings: &Settings) -> State {
-    match settings.legacy_image.as_deref() {
+fn legacy_image_state(switches: &Switches) -> State {
+    match switches.legacy_image.as_deref() {
         None => State::On,
         Some(image) if same_image(image, WORKSHOP_LEGACY_IMAGE) => State::Off,
         Some(image) => State::OnWith(image.to_string()),
     }
 }
 
-fn istio_version_state(settings: &Settings) -> State {
-    match &settings.istio_version {
-        IstioVersionRequest::Exact(v) if v.to_string() == WORKSHOP_ISTIO_VERSION => State::Off,
-        IstioVersionRequest::Pinned => State::On,
-        other => State::OnWith(match other {
-            IstioVersionRequest::Latest => "latest".to_string(),
-            IstioVersionRequest::LatestDev => "dev".to_string(),
-            IstioVersionRequest::Exact(v) => v.to_string(),
-            IstioVersionRequest::Pinned => String::new(),
-        }),
+fn istio_version_state(switches: &Switches) -> State {
+    match switches.istio_version.as_deref() {
+        None => State::On,
+        Some(v) if v == WORKSHOP_ISTIO_VERSION => State::Off,
+        Some(other) => State::OnWith(other.to_string()),
     }
 }
 
@@ -302,47 +314,6 @@ pub fn find(id: &str) -> Option<&'static Deviation> {
 /// Every deviation's id.
 pub fn ids() -> Vec<&'static str> {
     DEVIATIONS.iter().map(|d| d.id).collect()
-}
-
-/// Whether two image references name the same image once Docker's defaults are applied
-/// (`radial/busyboxplus:curl` = `docker.io/radial/busyboxplus:curl`; `nginx` =
-/// `docker.io/library/nginx:latest`) — the normalisation of distribution/reference's
-/// `ParseNormalizedNamed`, which kubelet and containerd apply.
-pub fn same_image(a: &str, b: &str) -> bool {
-    normalize_image(a) == normalize_image(b)
-}
-
-/// The full reference Docker's defaults make of `image` (`nginx` →
-/// `docker.io/library/nginx:latest`).
-pub fn normalize_image(image: &str) -> String {
-    let image = image.trim();
-    let (name, digest) = match image.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (image, None),
-    };
-    let (repo, tag) = match name.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag)),
-        _ => (name, None),
-    };
-    let first = repo.split('/').next().unwrap_or_default();
-    let has_registry =
-        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    let mut full = if has_registry {
-        repo.to_string()
-    } else if repo.contains('/') {
-        format!("docker.io/{repo}")
-    } else {
-        format!("docker.io/library/{repo}")
-    };
-    if let Some(rest) = full.strip_prefix("index.docker.io/") {
-        full = format!("docker.io/{rest}");
-    }
-    match (tag, digest) {
-        (Some(t), Some(d)) => format!("{full}:{t}@{d}"),
-        (Some(t), None) => format!("{full}:{t}"),
-        (None, Some(d)) => format!("{full}@{d}"),
-        (None, None) => format!("{full}:latest"),
-    }
 }
 
 /// The legacy client's container as the run wants it: image and command.
@@ -482,6 +453,31 @@ pub fn schema1_pull_verdict(
     PullVerdict::Pending(seen)
 }
 
+/// One deviation from the workshop's text as a report records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviationInfo {
+    /// `D-legacy-image`.
+    pub id: String,
+    pub title: String,
+    /// `on` or `off` (switched off by the user: the workshop's text ran as written).
+    pub state: String,
+    /// What that state means for this run.
+    pub detail: String,
+    /// The claims it affects.
+    pub claims: Vec<String>,
+    /// What the workshop says.
+    pub workshop: String,
+    /// What the suite does instead.
+    pub suite: String,
+    pub why: String,
+    /// Upstream sources.
+    pub sources: Vec<String>,
+    /// How to switch it off.
+    pub switch_off: String,
+    /// How it is re-checked.
+    pub recheck: String,
+}
+
 /// The deviations of one run, each with its state.
 #[derive(Debug, Clone)]
 pub struct Deviations {
@@ -491,16 +487,25 @@ pub struct Deviations {
 
 impl Deviations {
     /// The states the settings give: `HAPPY_VERBATIM` (already folded into the settings'
-    /// values by [`Settings`]) or each deviation's own switch.
-    pub fn resolve(settings: &Settings) -> Self {
+    /// values by `crate::settings::Settings`) or each deviation's own switch. Takes the
+    /// settings themselves (`&Settings` converts into [`Switches`]) or the plain values.
+    pub fn resolve(switches: impl Into<Switches>) -> Self {
+        let switches: Switches = switches.into();
         let entries: Vec<(&'static Deviation, State)> = DEVIATIONS
             .iter()
             .map(|d| {
-                let off = settings
+                let off = switches
                     .verbatim
                     .iter()
                     .any(|id| id.eq_ignore_ascii_case(d.id));
-                (d, if off { State::Off } else { (d.state)(settings) })
+                (
+                    d,
+                    if off {
+                        State::Off
+                    } else {
+                        (d.state)(&switches)
+                    },
+                )
             })
             .collect();
         let legacy_state = entries
@@ -652,6 +657,10 @@ mod tests {
     use std::collections::{BTreeSet, HashMap};
 
     use super::*;
+
+    // The settings as the user gives them, read the way a run reads them: the tests cover
+    // what `HAPPY_VERBATIM` and the value variables do to the deviations end to end.
+    use crate::settings::Settings;
 
     fn settings(vars: &[(&str, &str)]) -> crate::Result<Settings> {
         let map: HashMap<String, String> = vars
@@ -926,7 +935,7 @@ mod tests {
         };
         assert!(seen.contains("429 Too Many Requests"), "{seen}");
 
-        // The image gone from the registry: still needed, for another reason (claims-2 F10).
+        // The image gone from the registry: still needed, for another reason.
         for gone in [
             "rpc error: code = NotFound desc = failed to pull and unpack image \
              \"docker.io/radial/busyboxplus:curl\": failed to resolve reference \

@@ -1,5 +1,7 @@
 //! The suite's error type: every failure names the file, object, option or command at fault.
 
+pub mod pod_failure;
+
 /// Errors of the suite's library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -77,7 +79,7 @@ pub enum Error {
         /// What was awaited, naming the object, e.g. `rollout of deployment service-b in istioinaction`.
         what: String,
         /// The pod, container, image and the cluster's own reason and message.
-        failure: Box<crate::cluster::PodFailure>,
+        failure: Box<pod_failure::PodFailure>,
     },
     /// Nothing to talk to: no Ready pod behind a deployment or Service (a port-forward or exec
     /// cannot even be opened).

@@ -3,16 +3,20 @@
 //! Istio, applies the workshop's manifests through kube-rs and observes what a reader would see.
 
 pub mod checks;
+pub mod cli;
 pub mod cluster;
+pub mod cluster_kind;
 pub mod deviations;
 pub mod diagnostics;
 pub mod docs;
 pub mod download;
 pub mod error;
+pub mod image_ref;
 pub mod istio;
+pub mod kind_pins;
 pub mod manifests;
-pub mod preflight;
 pub mod probes;
+pub mod process;
 pub mod provision;
 pub mod report;
 pub mod retry;

@@ -5,10 +5,9 @@
 //! `HAPPY_CLUSTER` unset (`auto`) picks kind when a Docker daemon answers, else the sandbox,
 //! and says so loudly: [`ClusterInfo::note`] carries the announcement into the report.
 //!
-//! Before kind or k3s create anything, [`crate::preflight`] checks everything they need and
+//! Before kind or k3s create anything, [`preflight`] checks everything they need and
 //! reports every problem at once; `HAPPY_PREFLIGHT=warn` lets the run go on regardless.
 
-pub mod command;
 pub mod docker;
 mod existing;
 pub mod istio_setup;
@@ -17,42 +16,18 @@ pub mod k3s;
 pub mod kind;
 mod kubeconfig;
 pub mod once;
+pub mod preflight;
 pub mod registry_auth;
 pub mod sandbox;
-
-use std::fmt;
 
 use futures::future::BoxFuture;
 
 use crate::cluster::Cluster;
-use crate::preflight;
 use crate::settings::{ClusterChoice, PreflightMode, Settings};
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
 
-/// The kinds of cluster the suite runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClusterKind {
-    /// KinD + Istio via istioctl.
-    Kind,
-    /// k3s in a container (testcontainers) + istioctl.
-    K3s,
-    /// The current kubeconfig context.
-    Existing,
-    /// happy-sandbox in-process.
-    Sandbox,
-}
-
-impl fmt::Display for ClusterKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ClusterKind::Kind => "kind",
-            ClusterKind::K3s => "k3s",
-            ClusterKind::Existing => "existing",
-            ClusterKind::Sandbox => "sandbox",
-        })
-    }
-}
+pub use crate::cluster_kind::ClusterKind;
 
 /// Whether a cluster offers something a scenario needs; when not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,6 +26,9 @@ pub use progress::{
 };
 pub use timing::{SLOWEST_SHOWN, StepTiming, describe as describe_slowest, slowest_steps};
 
+pub use crate::cluster::pulls::RegistryPulls;
+pub use crate::deviations::DeviationInfo;
+
 /// File names inside the report directory.
 pub const JUNIT_FILE: &str = "junit.xml";
 pub const CUCUMBER_JSON_FILE: &str = "cucumber.json";
@@ -105,25 +108,6 @@ pub struct RunInfo {
     /// Why the pull counts are missing or incomplete, when they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulls_note: Option<String>,
-}
-
-/// The image pulls of one registry in one run (`run.json` `pulls`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegistryPulls {
-    /// Pull attempts: the kubelet's `Pulling` events (an aggregated event counts `count`
-    /// times). Each asks the registry for the manifest, which is what a registry's pull limit
-    /// counts.
-    pub pulls: u64,
-    /// Attempts that failed (`Failed` "Failed to pull image …").
-    pub failed: u64,
-    /// Of the failed ones, those with a transient error (timeouts, resets, 5xx, 429), which the
-    /// kubelet retries after its back-off.
-    pub transient: u64,
-    /// The images asked for, sorted.
-    pub images: Vec<String>,
-    /// The distinct pull errors seen, the first few.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<String>,
 }
 
 /// One failed scenario, for `run.json`.
@@ -260,31 +244,6 @@ pub fn begin(dir: &Path) -> Result<(), String> {
             .map_err(|e| format!("the previous run's report stays: {e}"))?;
     }
     Ok(())
-}
-
-/// One deviation from the workshop's text as a report records it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviationInfo {
-    /// `D-legacy-image`.
-    pub id: String,
-    pub title: String,
-    /// `on` or `off` (switched off by the user: the workshop's text ran as written).
-    pub state: String,
-    /// What that state means for this run.
-    pub detail: String,
-    /// The claims it affects.
-    pub claims: Vec<String>,
-    /// What the workshop says.
-    pub workshop: String,
-    /// What the suite does instead.
-    pub suite: String,
-    pub why: String,
-    /// Upstream sources.
-    pub sources: Vec<String>,
-    /// How to switch it off.
-    pub switch_off: String,
-    /// How it is re-checked.
-    pub recheck: String,
 }
 
 impl RunInfo {

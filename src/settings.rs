@@ -350,7 +350,7 @@ impl Settings {
         };
 
         let kind_node_image = match get("HAPPY_KIND_NODE_IMAGE") {
-            None => crate::provision::kind::KIND_NODE_IMAGE.to_string(),
+            None => crate::kind_pins::KIND_NODE_IMAGE.to_string(),
             Some(v) => {
                 if crate::istio::kubernetes_support::parse_kube_minor(&v).is_none() {
                     return Err(invalid(
@@ -423,8 +423,8 @@ impl Settings {
 
     /// The explicit settings a cluster kind has no use for, each with why, to report once.
     /// (`ISTIO_VERSION` on the sandbox is not here: asking it for another Istio is an error.)
-    pub fn not_applicable(&self, kind: crate::provision::ClusterKind) -> Vec<String> {
-        use crate::provision::ClusterKind;
+    pub fn not_applicable(&self, kind: crate::cluster_kind::ClusterKind) -> Vec<String> {
+        use crate::cluster_kind::ClusterKind;
         // The kind-only settings (their rows in `describe()` say "kind cluster"/"kind run").
         let kind_only: [(&str, &str); 4] = [
             ("HAPPY_KIND_BINARY", "only kind runs use a kind binary"),
@@ -591,7 +591,7 @@ impl Settings {
             SettingDoc {
                 name: "HAPPY_KIND_NODE_IMAGE",
                 values: "a kind node image",
-                default: crate::provision::kind::KIND_NODE_IMAGE,
+                default: crate::kind_pins::KIND_NODE_IMAGE,
                 meaning: "The kind node image, i.e. the Kubernetes version, passed as `kind create cluster --image`; a Kubernetes outside the Istio minor's supported window is refused",
             },
             SettingDoc {
@@ -644,6 +644,23 @@ impl Settings {
     }
 }
 
+/// What the settings say about the deviations, for [`crate::deviations::Deviations::resolve`]:
+/// `HAPPY_VERBATIM`, `HAPPY_LEGACY_IMAGE` and `ISTIO_VERSION` as plain values.
+impl From<&Settings> for crate::deviations::Switches {
+    fn from(settings: &Settings) -> Self {
+        crate::deviations::Switches {
+            verbatim: settings.verbatim.clone(),
+            legacy_image: settings.legacy_image.clone(),
+            istio_version: match &settings.istio_version {
+                IstioVersionRequest::Pinned => None,
+                IstioVersionRequest::Latest => Some("latest".to_string()),
+                IstioVersionRequest::LatestDev => Some("dev".to_string()),
+                IstioVersionRequest::Exact(v) => Some(v.to_string()),
+            },
+        }
+    }
+}
+
 /// Variables read elsewhere than [`Settings`] and the timeout table, documented in the README's
 /// "The sandbox also reads" table: they count as known for [`unknown_variables`].
 pub const OTHER_VARIABLES: &[(&str, &str)] = &[
@@ -657,11 +674,11 @@ pub const OTHER_VARIABLES: &[(&str, &str)] = &[
     ),
     (
         "HAPPY_NEGATIVE_CHILD",
-        "Internal: marks a child run of tests/negative.rs",
+        "Internal: marks a child run of the negative tests (tests/runs/negative.rs)",
     ),
     (
         "HAPPY_NEGATIVE_JOBS",
-        "tests/negative.rs: how many runs go at once (default: 3 per core)",
+        "the negative tests (tests/runs/negative.rs): how many runs go at once (default: 3 per core)",
     ),
     (
         "HAPPY_SANDBOX_FAULTS",
@@ -669,7 +686,7 @@ pub const OTHER_VARIABLES: &[(&str, &str)] = &[
     ),
     (
         "HAPPY_SANDBOX_PULL_SCHEMA1",
-        "Test-only: the sandbox's node pulls Docker schema-1 images, as no current containerd does (tests/negative.rs breaks D-legacy-image's premise with it)",
+        "Test-only: the sandbox's node pulls Docker schema-1 images, as no current containerd does (tests/runs/negative.rs breaks D-legacy-image's premise with it)",
     ),
     (
         "HAPPY_BENCH_TARGET_DIR",
@@ -726,9 +743,9 @@ fn resolve_binary(value: &str) -> std::result::Result<PathBuf, String> {
     let path = if value.contains(std::path::MAIN_SEPARATOR) || value.contains('/') {
         PathBuf::from(value)
     } else {
-        crate::provision::command::which(value).ok_or("not found on PATH")?
+        crate::process::which(value).ok_or("not found on PATH")?
     };
-    if !crate::provision::command::is_executable(&path) {
+    if !crate::process::is_executable(&path) {
         return Err("not an executable file".into());
     }
     Ok(path)
@@ -784,7 +801,7 @@ mod tests {
         assert_eq!(s.cache_dir, PathBuf::from("/tmp/c"));
         assert_eq!(s.kind_cluster, "happy-istio");
         assert_eq!(s.kind_binary, None);
-        assert_eq!(s.kind_node_image, crate::provision::kind::KIND_NODE_IMAGE);
+        assert_eq!(s.kind_node_image, crate::kind_pins::KIND_NODE_IMAGE);
         assert_eq!(s.kind_host_port, None);
         assert_eq!(s.preflight, PreflightMode::Strict);
     }
@@ -1096,7 +1113,7 @@ mod tests {
 
     #[test]
     fn settings_the_sandbox_cannot_use_are_named_once() {
-        use crate::provision::ClusterKind;
+        use crate::cluster_kind::ClusterKind;
         let s = settings(&[
             ("HAPPY_KEEP", "1"),
             ("HAPPY_REUSE", "0"),

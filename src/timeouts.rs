@@ -59,7 +59,7 @@ pub struct Timeouts {
     /// (15 s apart with the addon's Prometheus, istio/istio `samples/addons/prometheus.yaml`
     /// 1.28–1.31 `scrape_interval: 15s`), plus Kiali's own queries.
     pub kiali: Duration,
-    /// Headless Chromium in the browser test (tests/browser.rs): its start, and each page
+    /// Headless Chromium in the browser test (tests/it/browser.rs): its start, and each page
     /// load or DevTools request.
     pub browser: Duration,
     /// Consecutive successes an eventual assertion needs.

@@ -1,6 +1,6 @@
 //! The suite run inside this process: the `happy` target's `main`, and the suite's own tests
 //! that re-run their executable as a child to run the suite on a broken or changed setup
-//! (`tests/negative.rs`, `tests/failfast.rs`, `tests/scrape15.rs`).
+//! (`tests/runs/`: negative, failfast, scrape15).
 
 use std::process::ExitCode;
 

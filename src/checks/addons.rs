@@ -372,7 +372,8 @@ mod tests {
 
     /// With traffic on every poll, the edge shows after two scrapes; with one burst into a new
     /// series and no traffic while polling, it never does (the series' first sample already
-    /// holds its final value, so its rate stays 0) — claims D3.
+    /// holds its final value, so its rate stays 0): Kiali's graph asks Prometheus for
+    /// `rate(...)` over the graph's duration, and `rate` needs two samples that differ.
     #[tokio::test(start_paused = true)]
     async fn polling_with_traffic_sees_the_edge_at_a_15s_scrape() {
         let mesh = FakeMesh {

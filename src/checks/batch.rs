@@ -15,7 +15,7 @@
 //!
 //! A batch sent straight to a pod needs a port-forward per request (fake-service closes every
 //! connection), so while its batches hold it may go on past the assertion limit, for as long
-//! as its size needs: [`pod_route_holding_limit`] (claims-2 F9).
+//! as its size needs: [`pod_route_holding_limit`].
 
 use std::future::Future;
 use std::time::Duration;
@@ -51,8 +51,9 @@ pub const BROWSER_REQUESTS_PER_LOAD: u32 = 2;
 /// fake-service answers every request with `Connection: close` (its `HTTP_SERVER_KEEP_ALIVES`
 /// defaults to false: nicholasjackson/fake-service `main.go`), so each request of such a batch
 /// opens a port-forward of its own (`cluster::forward`): an upgrade through the API server and
-/// the kubelet, 20–50 ms on an idle kind cluster by the review's estimate (claims-2 F9), much
-/// more on a loaded runner. `consecutive` batches of 30 or 31 requests (twice that for browser
+/// the kubelet, an estimated 20–50 ms on an idle kind cluster
+/// (an SPDY or WebSocket upgrade through two hops, not measured here), much more on a loaded
+/// runner. `consecutive` batches of 30 or 31 requests (twice that for browser
 /// page loads) are 90–186 port-forwards, which a slow API server cannot open within the fixed
 /// assertion limit although nothing is wrong. So a streak of batches that hold may go on past
 /// the assertion limit up to `consecutive × batch size × requests per send × per_request`

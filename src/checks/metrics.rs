@@ -269,7 +269,8 @@ mod tests {
         assert_eq!(grown[&key("service-b", "503")], 0.0);
         assert_eq!(grown[&key("service-b", "200")], 31.0);
         assert_eq!(grown[&key("service-c", "500")], 15.0);
-        // An old 503 no longer spoils the rate of the requests just sent (claims D6).
+        // An old 503 (an earlier scenario's, or a reused cluster's) no longer spoils the rate
+        // of the requests just sent.
         let rates = success_rates_of(&grown);
         assert_eq!(rates["service-b"], (1.0, 31.0));
         // A counter that went down was reset: everything it holds is new.

@@ -34,7 +34,7 @@ impl Program for ForeignArchitecture {
         async move {
             ctx.log.write("exec /app/service: exec format error\n");
             Exit {
-                code: super::startup::RUNC_INIT_EXIT,
+                code: crate::error::pod_failure::RUNC_INIT_EXIT,
                 reason: "Error".into(),
                 message: String::new(),
             }

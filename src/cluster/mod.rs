@@ -40,6 +40,9 @@ use crate::error::{Error, Result, is_kube_not_found};
 use crate::manifests::Manifest;
 use crate::timeouts::Timeouts;
 
+pub use crate::error::pod_failure::{
+    PodFailure, PullErrorClass, StartFailure, classify_pull_error,
+};
 pub use exec::{ExecOutput, PartialOutput, RunningExec, exit_code_from_status};
 pub use forward::Forward;
 pub use http::{
@@ -51,10 +54,7 @@ pub use pods::{
     rollout_complete, sidecar_present,
 };
 pub use resolve::{KindLookup, Target, resolve_target, target_namespace};
-pub use startup::{
-    FIRST_RESTART_GRACE, PodFailure, PullErrorClass, StartFailure, classify_pull_error,
-    pod_failure, pod_failure_within, pull_retrying,
-};
+pub use startup::{FIRST_RESTART_GRACE, pod_failure, pod_failure_within, pull_retrying};
 
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "happy-istio";
@@ -735,7 +735,7 @@ impl Cluster {
 
     /// A start failure with what the pod's status does not say, best effort: for a container
     /// that exited as `runc init` does when it cannot exec its entrypoint (exit 255, see
-    /// [`startup::RUNC_INIT_EXIT`]) the end of its log — a plain `pods/log` of a container
+    /// [`crate::error::pod_failure::RUNC_INIT_EXIT`]) the end of its log — a plain `pods/log` of a container
     /// waiting to restart serves its last terminated instance (kubernetes
     /// `pkg/kubelet/kubelet_pods.go` `validateContainerLogStatus`) — and, when the words are
     /// runc's `exec format error`, the node's architecture. What cannot be read is left out.

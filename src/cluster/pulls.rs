@@ -24,9 +24,28 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Event;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
+use serde::{Deserialize, Serialize};
 
-use super::startup::{PullErrorClass, classify_pull_error};
-use crate::report::RegistryPulls;
+use crate::error::pod_failure::{PullErrorClass, classify_pull_error};
+
+/// The image pulls of one registry in one run (`run.json` `pulls`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryPulls {
+    /// Pull attempts: the kubelet's `Pulling` events (an aggregated event counts `count`
+    /// times). Each asks the registry for the manifest, which is what a registry's pull limit
+    /// counts.
+    pub pulls: u64,
+    /// Attempts that failed (`Failed` "Failed to pull image …").
+    pub failed: u64,
+    /// Of the failed ones, those with a transient error (timeouts, resets, 5xx, 429), which the
+    /// kubelet retries after its back-off.
+    pub transient: u64,
+    /// The images asked for, sorted.
+    pub images: Vec<String>,
+    /// The distinct pull errors seen, the first few.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
 
 /// How many distinct pull errors a registry's count keeps.
 pub const ERRORS_KEPT: usize = 5;
@@ -39,7 +58,7 @@ const COMBINED: &str = "(combined from similar events): ";
 /// `ParseNormalizedNamed`: a first path element with a `.` or `:`, or `localhost`, is a
 /// registry; anything else is Docker Hub, `docker.io`; `index.docker.io` is `docker.io`).
 pub fn registry_of(image: &str) -> String {
-    crate::deviations::normalize_image(image)
+    crate::image_ref::normalize_image(image)
         .split('/')
         .next()
         .unwrap_or("docker.io")

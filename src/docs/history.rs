@@ -16,7 +16,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::DocsError;
-use super::matrix::Status;
+use super::model::Status;
 
 /// The file's name in the site.
 pub const HISTORY_FILE: &str = "history.json";

@@ -14,60 +14,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::features::Chapter;
 use super::history::{HistoryCell, HistoryRun};
 use super::model::{Ending, NOT_SELECTED, Outcome, Run};
 use crate::report::FailureClass;
 
-/// A claim's verdict on one run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    Passed,
-    PassedWithDeviation,
-    Skipped,
-    Failed,
-}
-
-impl Status {
-    /// The word the pages and `data-status` use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Passed => "passed",
-            Status::PassedWithDeviation => "passed-with-deviation",
-            Status::Skipped => "skipped",
-            Status::Failed => "failed",
-        }
-    }
-
-    /// One letter for the history strips (the legend spells them out).
-    pub fn letter(self) -> &'static str {
-        match self {
-            Status::Passed => "P",
-            Status::PassedWithDeviation => "D",
-            Status::Skipped => "S",
-            Status::Failed => "F",
-        }
-    }
-
-    /// Which of two runs' verdicts of one night stands for the night: a failure anywhere,
-    /// then a pass (with a deviation before without), and a skip only when nothing ran.
-    pub fn weight(self) -> u8 {
-        match self {
-            Status::Failed => 3,
-            Status::PassedWithDeviation => 2,
-            Status::Passed => 1,
-            Status::Skipped => 0,
-        }
-    }
-
-    /// Whether it counts as the claim holding.
-    pub fn holds(self) -> bool {
-        matches!(self, Status::Passed | Status::PassedWithDeviation)
-    }
-}
+/// The verdict type is the model's, which the history reads too.
+pub use super::model::Status;
 
 /// One run's column heading.
 #[derive(Clone, Debug)]

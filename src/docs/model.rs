@@ -11,11 +11,59 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::DocsError;
 use crate::istio::version::IstioVersion;
 use crate::report::{self, FailureClass, RunInfo, RunState, Summary};
+
+/// A claim's verdict on one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Passed,
+    PassedWithDeviation,
+    Skipped,
+    Failed,
+}
+
+impl Status {
+    /// The word the pages and `data-status` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::PassedWithDeviation => "passed-with-deviation",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+        }
+    }
+
+    /// One letter for the history strips (the legend spells them out).
+    pub fn letter(self) -> &'static str {
+        match self {
+            Status::Passed => "P",
+            Status::PassedWithDeviation => "D",
+            Status::Skipped => "S",
+            Status::Failed => "F",
+        }
+    }
+
+    /// Which of two runs' verdicts of one night stands for the night: a failure anywhere,
+    /// then a pass (with a deviation before without), and a skip only when nothing ran.
+    pub fn weight(self) -> u8 {
+        match self {
+            Status::Failed => 3,
+            Status::PassedWithDeviation => 2,
+            Status::Passed => 1,
+            Status::Skipped => 0,
+        }
+    }
+
+    /// Whether it counts as the claim holding.
+    pub fn holds(self) -> bool {
+        matches!(self, Status::Passed | Status::PassedWithDeviation)
+    }
+}
 
 /// The reason of a scenario a run did not select (a `--tags`/`--name` filter left it out):
 /// the run says nothing about it, so the history does not record it.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::artifacts::{ArchiveSource, CachedRelease, Platform, archive_sources, first_that_works};
 use super::version::IstioVersion;
 use crate::download::{Downloader, Expected, extract_tar_gz};
-use crate::provision::command::Cmd;
+use crate::process::Cmd;
 use crate::{Error, Result};
 
 /// Which cluster istioctl talks to. Empty means its defaults (`$KUBECONFIG`, current context).

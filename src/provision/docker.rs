@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::command::{Cmd, which};
+use crate::process::{Cmd, which};
 
 /// How long the check waits for a daemon to answer.
 pub const PING_LIMIT: Duration = Duration::from_secs(3);
@@ -503,7 +503,8 @@ pub fn testcontainers_mismatch(env: &EngineEnv, found: &EngineFound) -> Option<S
 /// symlink to the socket the CLI context names: Docker Desktop for Mac makes it one to
 /// `~/.docker/run/docker.sock` with "Allow the default Docker socket to be used" (Settings →
 /// Advanced; docs.docker.com/desktop/mac/permission-requirements, docker/for-mac#6529), and
-/// OrbStack, per the review that found this (audits provision-2 F10, not checked here), to
+/// OrbStack, when allowed to "improve Docker socket compatibility" (orbstack/orbstack#281;
+/// `ls -l /var/run/docker.sock` in orgs/orbstack discussion #225 shows the link), to
 /// `~/.orbstack/run/docker.sock`. A path that cannot be resolved is compared as written.
 pub fn same_endpoint(a: &DockerEndpoint, b: &DockerEndpoint) -> bool {
     match (a, b) {

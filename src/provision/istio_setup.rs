@@ -218,7 +218,7 @@ pub async fn watch_control_plane(
 /// Runs `install` (istioctl, or the sandbox's) while [`watch_control_plane`] watches: `install`
 /// gets the watch as its abort, and ends with the watch's error as soon as a control-plane pod
 /// cannot start (istioctl is then killed and reaped, see
-/// [`crate::provision::command::Cmd::run_until`]). An install that fails otherwise (istioctl's
+/// [`crate::process::Cmd::run_until`]). An install that fails otherwise (istioctl's
 /// readiness timeout) is told with the last pull the kubelet was retrying, if the watch saw
 /// one; an environment failure says which hub the images came from ([`install_failed`]).
 pub async fn install_watching<'a, F, Fut>(

@@ -261,7 +261,7 @@ mod tests {
         let args = server_args();
         assert_eq!(args[0], "server");
         assert!(args.contains(&"--disable=traefik".to_string()));
-        // No LoadBalancer implementation, as on kind (provision-2 F9).
+        // No LoadBalancer implementation, as on kind (so D-ingress-address holds here too).
         assert!(args.contains(&"--disable=servicelb".to_string()));
         assert!(
             crate::deviations::rechecks_not_applicable(super::super::ClusterKind::K3s).is_empty(),

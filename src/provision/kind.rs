@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::command::Cmd;
 use super::docker::EngineFound;
 use super::istio_setup::{IstioSetup, WhenInstalled};
 use super::istioctl_cluster::{Ending, IstioctlCluster};
@@ -28,34 +27,12 @@ use crate::download::{Downloader, Expected};
 use crate::istio::KubeTarget;
 use crate::istio::artifacts::{Arch, Os, Platform};
 use crate::istio::kubernetes_support;
+use crate::process::Cmd;
 use crate::settings::{KeepPolicy, Settings};
 use crate::timeouts::Timeouts;
 use crate::{Error, Result};
 
-/// The kind release used unless `HAPPY_KIND_BINARY` names another: v0.33.0 (released late
-/// August 2026; public pins of it appear from 2026-08-27), the first release that lists clusters on podman 6. podman 6.0 turned a
-/// container's `.Labels` from a map into a slice, so the `{{index .Labels "…"}}` format of
-/// `kind get clusters` fails ("cannot index slice/array with type string",
-/// kubernetes-sigs/kind#4201, #4231); the fix, #4203 (commit 955ea974, "Handle podman 6.0.0
-/// label change", `pkg/cluster/internal/providers/podman/provider.go` `ListClusters`), is in
-/// neither v0.31.0 nor v0.32.0 (`git tag --contains 955ea974`) and was on `main` when v0.33.0
-/// was cut from it.
-pub const KIND_VERSION: &str = "v0.33.0";
-
-/// The first kind release whose podman provider lists clusters on podman ≥ 6 (see
-/// [`KIND_VERSION`]).
-pub const KIND_PODMAN6_FIXED: (u64, u64) = (0, 33);
-
-/// Kubernetes 1.35.8, one of the node images kind v0.33.0's release notes list under "Images
-/// pre-built for this release" (github.com/kubernetes-sigs/kind/releases/tag/v0.33.0), pinned
-/// by the digest the notes give. Not v0.33.0's default (`kindest/node:v1.37.0`): 1.35 is the
-/// newest minor inside the Kubernetes window of every Istio minor the nightly tests (1.29:
-/// 1.31–1.35; 1.30 and 1.31: 1.32–1.36, `src/istio/kubernetes_support.rs`). Passed as
-/// `--image` so the Kubernetes under test does not depend on which kind runs. Its containerd
-/// is kind's base image's: v2.3.4 on `main` when v0.33.0 was cut (`images/base/Dockerfile`
-/// `CONTAINERD_VERSION`, commit 1f1286d2, base image `kindest/base:v20260820-69b56db7`).
-pub const KIND_NODE_IMAGE: &str =
-    "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0";
+pub use crate::kind_pins::{KIND_NODE_IMAGE, KIND_PODMAN6_FIXED, KIND_VERSION};
 
 /// sha256 of kind v0.33.0's release binaries, one per platform the suite downloads. Read off
 /// the release's `.sha256sum` files by others, not here (github.com cannot be reached from the
@@ -245,6 +222,17 @@ pub fn parse_kind_version(output: &str) -> Option<String> {
         .map(|_| format!("v{bare}"))
 }
 
+/// The known cause of a failed `kind get clusters`, with the fix, from its output.
+pub fn list_failure_cause(output: &str) -> Option<&'static str> {
+    output
+        .contains("cannot index slice/array with type string")
+        .then_some(
+            "this is podman ≥ 6 with a kind older than v0.33.0 (kubernetes-sigs/kind#4201, \
+             fixed by #4203 in v0.33.0): unset HAPPY_KIND_BINARY to use the pinned kind, point \
+             it at kind ≥ v0.33.0, use podman 5.x, or use Docker",
+        )
+}
+
 /// The warning for a kind that is not the pinned release, or None.
 pub fn kind_version_warning(found: &str) -> Option<String> {
     (found != KIND_VERSION).then(|| {
@@ -369,7 +357,7 @@ impl KindCli {
             Ok(out) => Ok(lists_cluster(&out.stdout, &self.name)),
             Err(e) => {
                 let text = e.to_string();
-                let cause = crate::preflight::platform::list_failure_cause(&text)
+                let cause = list_failure_cause(&text)
                     .map(|c| format!("\nLikely cause: {c}"))
                     .unwrap_or_default();
                 Err(Error::Provision {

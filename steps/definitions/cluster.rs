@@ -3,13 +3,13 @@
 
 use cucumber::{given, then, when};
 use happy_istio::cluster::ready_containers;
-use happy_istio::deviations::{self, Deviations, LegacyClient};
+use happy_istio::deviations;
 use happy_istio::manifests::Manifest;
-use happy_istio::settings::Settings;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 
 use super::parameters::{Files, Name};
+use super::verbatim::{run_deviations, set_legacy_client};
 use super::world::{Env, Failure, HappyWorld, NAMESPACE, Step, fail, pod_name};
 
 /// Apply files the way a reader does — `kubectl apply -f`, then wait until what they create is
@@ -73,35 +73,6 @@ async fn v2_not_deployed(world: &mut HappyWorld) -> Step {
     let env = world.env();
     let manifests = env.load("services-c-v2.yaml")?;
     env.cluster.delete(&manifests, NAMESPACE).await?;
-    Ok(())
-}
-
-/// The run's deviations, from the same settings the runner announced at start.
-pub fn run_deviations() -> Result<Deviations, Failure> {
-    let settings = Settings::from_env().map_err(Failure::from)?;
-    Ok(Deviations::resolve(&settings))
-}
-
-/// Set the legacy client's container of a loaded `legacy.yaml` to what the run wants: the
-/// deviation D-legacy-image's image and command, or the file as written when it is off.
-pub fn set_legacy_client(manifests: &mut [Manifest], client: &LegacyClient) -> Step {
-    for manifest in manifests.iter_mut().filter(|m| m.kind() == "Pod") {
-        let what = manifest.describe();
-        let containers = manifest.object.data["spec"]["containers"].as_array_mut();
-        let Some(container) = containers.and_then(|cs| {
-            cs.iter_mut()
-                .find(|c| c["name"] == deviations::LEGACY_CONTAINER)
-        }) else {
-            fail!(
-                "{what} has no container named {:?}, whose image the deviation D-legacy-image sets",
-                deviations::LEGACY_CONTAINER
-            );
-        };
-        container["image"] = serde_json::json!(client.image);
-        if let Some(command) = &client.command {
-            container["command"] = serde_json::json!(command);
-        }
-    }
     Ok(())
 }
 
@@ -191,13 +162,14 @@ async fn every_pod_ready(world: &mut HappyWorld, namespace: Name) -> Step {
     Ok(())
 }
 
-#[then(regex = r"^every pod in ([a-z0-9-]+) is Ready with (\d+)/(\d+) containers$")]
+#[then(expr = "every pod in {name} is Ready with {int}\\/{int} containers")]
 async fn every_pod_ready_with(
     world: &mut HappyWorld,
-    namespace: String,
+    namespace: Name,
     ready: usize,
     total: usize,
 ) -> Step {
+    let namespace = namespace.0;
     let env = world.env();
     let pods = env
         .cluster

@@ -4,19 +4,17 @@
 //! works, the step fails saying the deviation is no longer needed.
 
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use cucumber::then;
-use happy_istio::cluster::{HttpResponse, http_get_over};
-use happy_istio::deviations::{self, PullVerdict, State, schema1_pull_verdict};
+use happy_istio::deviations::{self, PullVerdict, schema1_pull_verdict};
 use happy_istio::manifests::{Manifest, parse_documents};
-use k8s_openapi::api::core::v1::{Event, Pod, Service};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
 use kube::api::ListParams;
 
-use super::cluster::{run_deviations, set_legacy_client};
-use super::world::{Env, Failure, HappyWorld, ISTIO_NAMESPACE, NAMESPACE, Step, fail};
+use super::verbatim::{get_through_load_balancer, set_legacy_client, workshop_ingress_addresses};
+use super::world::{Env, Failure, HappyWorld, NAMESPACE, Step, fail};
 
 /// Where re-checks run the workshop's originals: never a namespace the workshop uses.
 pub const SCRATCH_NAMESPACE: &str = "happy-deviation-check";
@@ -118,85 +116,6 @@ async fn observe_pull(env: &Env, name: &str) -> Result<PullVerdict, Failure> {
             }
             decided => return Ok(decided),
         }
-    }
-}
-
-/// Whether D-ingress-address is switched off for this run: requests "through the ingress
-/// gateway" then go to the Service's LoadBalancer address, as the workshop's curl does.
-pub fn ingress_verbatim() -> bool {
-    static OFF: OnceLock<bool> = OnceLock::new();
-    *OFF.get_or_init(|| {
-        run_deviations()
-            .ok()
-            .and_then(|d| d.state("D-ingress-address").cloned())
-            == Some(State::Off)
-    })
-}
-
-/// Whether D-capture-command is switched off for this run: captures then run the workshop's
-/// own tcpdump command in service-a's istio-proxy.
-pub fn capture_verbatim() -> bool {
-    static OFF: OnceLock<bool> = OnceLock::new();
-    *OFF.get_or_init(|| {
-        run_deviations()
-            .ok()
-            .and_then(|d| d.state("D-capture-command").cloned())
-            == Some(State::Off)
-    })
-}
-
-/// The workshop's `$ISTIO_INGRESS_GW_IP`: `{.status.loadBalancer.ingress[*].ip}` of the
-/// gateway's Service — every address, none when the cluster assigned none.
-pub async fn workshop_ingress_addresses(env: &Env) -> happy_istio::Result<Vec<String>> {
-    let api: Api<Service> = Api::namespaced(env.cluster.client().clone(), ISTIO_NAMESPACE);
-    let what = format!("get service istio-ingressgateway in {ISTIO_NAMESPACE}");
-    let svc = tokio::time::timeout(env.timeouts.request, api.get("istio-ingressgateway"))
-        .await
-        .map_err(|_| happy_istio::Error::Timeout {
-            what: what.clone(),
-            limit: env.timeouts.request,
-            detail: None,
-        })?
-        .map_err(|e| happy_istio::Error::kube(what, e))?;
-    Ok(svc
-        .status
-        .and_then(|s| s.load_balancer)
-        .and_then(|lb| lb.ingress)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|i| i.ip)
-        .collect())
-}
-
-/// `curl -s $ISTIO_INGRESS_GW_IP<path>` from the machine running the suite: GET on port 80 of
-/// the first LoadBalancer address, bounded by `request`.
-pub async fn get_through_load_balancer(env: &Env, path: &str) -> happy_istio::Result<HttpResponse> {
-    let addresses = workshop_ingress_addresses(env).await?;
-    let target =
-        format!("the ingress gateway's LoadBalancer address{path} (D-ingress-address is off)");
-    let fail = |message: String| happy_istio::Error::Http {
-        target: target.clone(),
-        message,
-    };
-    let Some(ip) = addresses.first() else {
-        return Err(fail(format!(
-            "service istio-ingressgateway in {ISTIO_NAMESPACE} has no status.loadBalancer.ingress \
-             IP, so the workshop's ISTIO_INGRESS_GW_IP is empty"
-        )));
-    };
-    let exchange = async {
-        let stream = tokio::net::TcpStream::connect((ip.as_str(), 80))
-            .await
-            .map_err(|e| fail(format!("cannot connect to {ip}:80: {e}")))?;
-        http_get_over(stream, ip, path).await.map_err(fail)
-    };
-    match tokio::time::timeout(env.timeouts.request, exchange).await {
-        Ok(result) => result,
-        Err(_) => Err(happy_istio::Error::Timeout {
-            what: format!("HTTP GET http://{ip}{path}"),
-            limit: env.timeouts.request,
-            detail: None,
-        }),
     }
 }
 

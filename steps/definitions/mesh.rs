@@ -253,7 +253,7 @@ async fn install_addons(world: &mut HappyWorld) -> Step {
     world.env().addons().await
 }
 
-/// Installed, and the addons this cluster offers are Ready (claims D4): Prometheus, Grafana
+/// Installed, and the addons this cluster offers are Ready: Prometheus, Grafana
 /// and Kiali pull images and start (Kiali's startup probe waits 30 s) before they answer.
 #[given("the addons are installed")]
 async fn addons_installed(world: &mut HappyWorld) -> Step {

@@ -38,6 +38,41 @@ impl FromStr for Name {
     }
 }
 
+/// Names of several workloads, written as the workshop lists them:
+/// `service-a, service-b and service-c-v1`.
+#[derive(Debug, Clone, PartialEq, Eq, Parameter)]
+#[param(
+    name = "names",
+    regex = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:(?:, | and )[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
+)]
+pub struct Names(pub Vec<String>);
+
+impl FromStr for Names {
+    type Err = Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Names(
+            s.split(", ")
+                .flat_map(|part| part.split(" and "))
+                .map(str::to_string)
+                .collect(),
+        ))
+    }
+}
+
+/// A TCP port number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Parameter)]
+#[param(name = "port", regex = r"\d{1,5}")]
+pub struct Port(pub u16);
+
+impl FromStr for Port {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse()
+            .map(Port)
+            .map_err(|e| format!("{s:?} is not a port: {e}"))
+    }
+}
+
 /// An HTTP URL as a reader types it into curl.
 #[derive(Debug, Clone, PartialEq, Eq, Parameter)]
 #[param(name = "url", regex = r"https?://[^\s,]+")]

@@ -1,108 +1,31 @@
 //! Steps about HTTP requests to the application: where they go, and what the responses show.
 //! The statistics behind "every" and "some" live in `happy_istio::checks::batch`.
 
-use std::collections::BTreeMap;
-
 use cucumber::{given, then, when};
 use happy_istio::checks::batch::{
     BROWSER_REQUESTS_PER_LOAD, Expectation, converge, pod_route_holding_limit,
 };
 use happy_istio::checks::chain;
-use happy_istio::probes::Sample;
 
 use happy_istio::error::FailureClass;
 
-use super::parameters::{Name, RequestPath, Url};
-use super::world::{
-    Env, Failure, HappyWorld, NAMESPACE, Route, SIDECAR, Step, Target, fail, pod_name,
-};
+use super::parameters::{Name, Port, RequestPath, Url};
+use super::readings::{Before, ENTRY, Traffic};
+use super::world::{Failure, HappyWorld, Route, Step, Target, fail};
 
-/// The workload every request through the ingress gateway enters: the readings in [`Before`]
-/// are of its sidecar.
-pub const ENTRY: &str = "service-a";
-
-/// Readings of a workload's sidecar taken just before a batch of requests: verdicts on
-/// counters and logs judge the growth since then, i.e. the scenario's own requests, not what
-/// earlier scenarios or a reused cluster left (claims D6).
-#[derive(Debug, Clone, Default)]
-pub struct Before {
-    /// The deployment whose sidecar was read.
-    pub deployment: String,
-    /// Its sidecar's metrics (:15020/stats/prometheus).
-    pub metrics: Vec<Sample>,
-    /// The number of lines of its istio-proxy log, per pod.
-    pub log_lines: BTreeMap<String, usize>,
-    /// How many requests the accepted batch sent (each passes `deployment` once).
-    pub requests: usize,
-}
-
-impl Before {
-    /// Read `deployment`'s sidecar metrics and istio-proxy log length now.
-    pub async fn read(env: &Env, deployment: &str) -> Result<Before, Failure> {
-        let metrics = env.sidecar_metrics(deployment).await?;
-        let mut log_lines = BTreeMap::new();
-        for pod in env.cluster.deployment_pods(NAMESPACE, deployment).await? {
-            let name = pod_name(&pod);
-            let log = env
-                .cluster
-                .container_logs(NAMESPACE, &name, SIDECAR)
-                .await?;
-            log_lines.insert(name, log.lines().count());
-        }
-        Ok(Before {
-            deployment: deployment.to_string(),
-            metrics,
-            log_lines,
-            requests: 0,
-        })
-    }
-
-    /// The reading of `deployment`, or a failure saying that the step needs one.
-    pub fn of<'a>(world: &'a HappyWorld, deployment: &str) -> Result<&'a Before, Failure> {
-        world
-            .before
-            .as_ref()
-            .filter(|b| b.deployment == deployment)
-            .ok_or_else(|| {
-                Failure::claim(format!(
-                    "no reading of {deployment}'s sidecar was taken before the requests, so the \
-                     scenario's own requests cannot be told from earlier ones: a step \
-                     \"requests through the ingress gateway have …\" must come first"
-                ))
-            })
-    }
-}
-
-/// Traffic a scenario sends, repeated while a view catches up (Kiali only shows edges with a
-/// current rate above zero; the workshop keeps `watch -n 1 curl …` running for it).
-#[derive(Debug, Clone)]
-pub enum Traffic {
-    /// One request to a target.
-    Request(Target),
-    /// One call from the legacy client.
-    Legacy { url: String },
-}
-
-impl Traffic {
-    /// Send it once; the outcome does not matter, only that traffic flows.
-    pub async fn send_once(&self, env: &Env) {
-        match self {
-            Traffic::Request(target) => {
-                let _ = target.send(env).await;
-            }
-            Traffic::Legacy { url } => {
-                let (ns, pod, container) = super::security::LEGACY;
-                let _ = env.curl_from_pod(ns, pod, container, url).await;
-            }
-        }
-    }
-}
-
-#[when(regex = r"^I request (/\S*) through a port-forward to deploy/([a-z0-9-]+) on port (\d+)$")]
-async fn request_port_forward(world: &mut HappyWorld, path: String, deployment: String, port: u16) {
+#[when(expr = "I request {path} through a port-forward to deploy\\/{name} on port {port}")]
+async fn request_port_forward(
+    world: &mut HappyWorld,
+    path: RequestPath,
+    deployment: Name,
+    port: Port,
+) {
     world.target = Some(Target {
-        route: Route::PortForward { deployment, port },
-        path,
+        route: Route::PortForward {
+            deployment: deployment.0,
+            port: port.0,
+        },
+        path: path.0,
         browser: false,
     });
 }
@@ -120,12 +43,20 @@ async fn request_ingress(world: &mut HappyWorld, path: RequestPath) {
 /// load follows redirects (fake-service answers `/ui` with 301 to `/ui/`), and the verdicts
 /// judge the page the browser ends on.
 #[when(
-    regex = r"^I open (/\S*) in a browser through a port-forward to deploy/([a-z0-9-]+) on port (\d+)$"
+    expr = "I open {path} in a browser through a port-forward to deploy\\/{name} on port {port}"
 )]
-async fn open_port_forward(world: &mut HappyWorld, path: String, deployment: String, port: u16) {
+async fn open_port_forward(
+    world: &mut HappyWorld,
+    path: RequestPath,
+    deployment: Name,
+    port: Port,
+) {
     world.target = Some(Target {
-        route: Route::PortForward { deployment, port },
-        path,
+        route: Route::PortForward {
+            deployment: deployment.0,
+            port: port.0,
+        },
+        path: path.0,
         browser: true,
     });
 }
@@ -244,18 +175,20 @@ async fn some_and_some(world: &mut HappyWorld, a: u16, b: u16) -> Step {
 }
 
 #[given(
-    regex = r"^requests through a port-forward to deploy/([a-z0-9-]+) on port (\d+) have failed with 500$"
+    expr = "requests through a port-forward to deploy\\/{name} on port {port} have succeeded with 200 and failed with 500"
 )]
-async fn port_forward_failed(world: &mut HappyWorld, deployment: String, port: u16) -> Step {
+async fn port_forward_failed(world: &mut HappyWorld, deployment: Name, port: Port) -> Step {
     let target = Target {
-        route: Route::PortForward { deployment, port },
+        route: Route::PortForward {
+            deployment: deployment.0,
+            port: port.0,
+        },
         path: "/".into(),
         browser: false,
     };
     judge(world, target, Expectation::Both(500, 200), true).await
 }
 
-#[given("requests through the ingress gateway have failed with 500")]
 #[given("requests through the ingress gateway have succeeded with 200 and failed with 500")]
 async fn ingress_failed(world: &mut HappyWorld) -> Step {
     let target = Target {

@@ -11,8 +11,8 @@ use happy_istio::retry::{Convergence, eventually};
 
 use std::collections::BTreeMap;
 
-use super::parameters::Name;
-use super::requests::Before;
+use super::parameters::{Name, Names};
+use super::readings::Before;
 use super::world::{
     Env, Failure, HappyWorld, ISTIO_NAMESPACE, NAMESPACE, SIDECAR, Step, app_container, fail,
     pod_name,
@@ -65,10 +65,11 @@ fn telemetry_policy(env: &Env) -> Convergence {
     }
 }
 
-#[when(regex = r"^I read the logs of ([a-z0-9-]+(?:(?:, | and )[a-z0-9-]+)*)$")]
-async fn read_logs(world: &mut HappyWorld, deployments: String) -> Step {
+#[when(expr = "I read the logs of {names}")]
+async fn read_logs(world: &mut HappyWorld, deployments: Names) -> Step {
     let env = world.env();
-    for deployment in deployments.split(", ").flat_map(|p| p.split(" and ")) {
+    for deployment in &deployments.0 {
+        let deployment = deployment.as_str();
         let log = deployment_logs(&env, deployment, None).await?;
         world.logs.insert(deployment.to_string(), log);
     }
@@ -101,8 +102,9 @@ async fn no_error_lines(world: &mut HappyWorld) -> Step {
     Ok(())
 }
 
-#[when(regex = r"^I read the logs of ([a-z0-9-]+)'s istio-proxy$")]
-async fn read_sidecar_logs(world: &mut HappyWorld, deployment: String) -> Step {
+#[when(expr = "I read the logs of {name}'s istio-proxy")]
+async fn read_sidecar_logs(world: &mut HappyWorld, deployment: Name) -> Step {
+    let deployment = deployment.0;
     let log = deployment_logs(&world.env(), &deployment, Some(SIDECAR)).await?;
     world.logs.insert(format!("{deployment}/{SIDECAR}"), log);
     Ok(())
@@ -135,8 +137,9 @@ async fn log_lines_since(env: &Env, deployment: &str, before: &Before) -> Result
     Ok(new)
 }
 
-#[then(regex = r"^an access log entry of ([a-z0-9-]+)'s istio-proxy has response code (\d+)$")]
-async fn access_log_has(world: &mut HappyWorld, deployment: String, code: u16) -> Step {
+#[then(expr = "an access log entry of {name}'s istio-proxy has response code {int}")]
+async fn access_log_has(world: &mut HappyWorld, deployment: Name, code: u16) -> Step {
+    let deployment = deployment.0;
     let env = world.env();
     let key = format!("{deployment}/{SIDECAR}");
     if !world.logs.contains_key(&key) {
@@ -146,7 +149,7 @@ async fn access_log_has(world: &mut HappyWorld, deployment: String, code: u16) -
     }
     // Only the entries of this scenario's requests count: the lines after the reading taken
     // before them (an entry from an earlier scenario proves nothing about this one).
-    let before = Before::of(world, &deployment)?.clone();
+    let before = world.before_of(&deployment)?.clone();
     let (env_ref, deployment_ref, before_ref) = (&env, deployment.as_str(), &before);
     // Envoy flushes access logs on its own schedule: read again until the entry shows.
     eventually(
@@ -173,21 +176,22 @@ async fn access_log_has(world: &mut HappyWorld, deployment: String, code: u16) -
     Ok(())
 }
 
-#[when(regex = r"^I read the metrics of ([a-z0-9-]+)'s istio-proxy on port 15020$")]
-async fn read_sidecar_metrics(world: &mut HappyWorld, deployment: String) -> Step {
+#[when(expr = "I read the metrics of {name}'s istio-proxy on port 15020")]
+async fn read_sidecar_metrics(world: &mut HappyWorld, deployment: Name) -> Step {
+    let deployment = deployment.0;
     world.metrics = world.env().sidecar_metrics(&deployment).await?;
     world.metrics_of = Some(deployment);
     Ok(())
 }
 
-#[then(regex = r#"^istio_requests_total has a series with response_code (\d+)$"#)]
+#[then(expr = "istio_requests_total has a series with response_code {int}")]
 async fn series_with_code(world: &mut HappyWorld, code: String) -> Step {
     let Some(deployment) = world.metrics_of.clone() else {
         fail!("no sidecar metrics were read");
     };
     // The scenario's requests, not the counters' history: the series must have grown since
     // the reading taken before the requests.
-    let before = Before::of(world, &deployment)?.metrics.clone();
+    let before = world.before_of(&deployment)?.metrics.clone();
     let counts = |samples: &[Sample]| -> Result<(), String> {
         let labels = [("response_code", code.as_str())];
         let grown = metrics::requests_growth(&before, samples, &labels);
@@ -309,20 +313,36 @@ fn urlencode(s: &str) -> String {
     out
 }
 
-#[then(
-    regex = r"^Prometheus shows a success rate (below|of) 100% from ([a-z0-9-]+) to ([a-z0-9-]+)$"
-)]
+#[then(expr = "Prometheus shows a success rate below 100% from {name} to {name}")]
+async fn prometheus_success_rate_below(
+    world: &mut HappyWorld,
+    source: Name,
+    destination: Name,
+) -> Step {
+    prometheus_success_rate(world, true, source.0, destination.0).await
+}
+
+#[then(expr = "Prometheus shows a success rate of 100% from {name} to {name}")]
+async fn prometheus_success_rate_full(
+    world: &mut HappyWorld,
+    source: Name,
+    destination: Name,
+) -> Step {
+    prometheus_success_rate(world, false, source.0, destination.0).await
+}
+
+/// The success rate Prometheus computes for the scenario's requests from `source` to
+/// `destination`: below 100% when `below`, else exactly 100%.
 async fn prometheus_success_rate(
     world: &mut HappyWorld,
-    relation: String,
+    below: bool,
     source: String,
     destination: String,
 ) -> Step {
     let env = world.env();
-    let below = relation == "below";
-    // The requests of this scenario (claims D6): Prometheus's growth since the sidecar's
+    // The requests of this scenario, not an earlier one's: Prometheus's growth since the sidecar's
     // reading before the batch, once every request of the batch is scraped.
-    let before = Before::of(world, &source)?;
+    let before = world.before_of(&source)?;
     let baseline = metrics::sent_by_destination(&before.metrics, &source);
     let requests = before.requests;
     let (env_ref, source_ref) = (&env, source.as_str());
@@ -467,9 +487,20 @@ async fn graph_eventually(
     Ok(())
 }
 
-#[then(regex = r"^the graph shows requests to service-c (v\d+) (failing|all succeeding)$")]
-async fn graph_version_health(world: &mut HappyWorld, version: String, health: String) -> Step {
-    let failing = health == "failing";
+#[then(expr = "the graph shows requests to service-c {word} failing")]
+async fn graph_version_failing(world: &mut HappyWorld, version: String) -> Step {
+    graph_version_health(world, version, true).await
+}
+
+#[then(expr = "the graph shows requests to service-c {word} all succeeding")]
+async fn graph_version_succeeding(world: &mut HappyWorld, version: String) -> Step {
+    graph_version_health(world, version, false).await
+}
+
+/// Kiali's graph shows every HTTP edge into service-c `version` with errors (`failing`) or
+/// with none.
+async fn graph_version_health(world: &mut HappyWorld, version: String, failing: bool) -> Step {
+    let health = if failing { "failing" } else { "all succeeding" };
     graph_eventually(
         world,
         &format!("Kiali to show service-c {version} {health}"),

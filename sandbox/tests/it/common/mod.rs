@@ -324,7 +324,9 @@ where
     }
 }
 
-/// The workshop's services (tutorial-claims.md), as YAML documents.
+/// The workshop's services (its services-*.yaml: fake-service as rinormaloku/happy-service,
+/// service-a calling service-b and service-c, service-c v2 failing half its requests), as YAML
+/// documents.
 pub(crate) fn workshop_yaml(file: &str) -> String {
     let (app, deploy, version, selector_version, env, sa_and_svc): (
         &str,

@@ -8,10 +8,7 @@
 //!
 //! Chromium missing is a failure with the command that installs it, never a silent pass.
 
-#[path = "support/fixture_dirs.rs"]
-mod fixture_dirs;
-
-use fixture_dirs::copy_dir;
+use crate::fixture_dirs::copy_dir;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -229,7 +226,11 @@ fn site(dir: &Path) -> (PathBuf, Expected) {
         .zip(["1.31.1", "1.30.4"])
         .map(|(fixture, istio)| {
             let to = dir.join("reports").join(istio);
-            relabelled(&fixture_dirs::docs_fixtures().join(fixture), &to, istio);
+            relabelled(
+                &crate::fixture_dirs::docs_fixtures().join(fixture),
+                &to,
+                istio,
+            );
             to
         })
         .collect();

@@ -7,10 +7,10 @@
 //! image), and expect the scenario that re-checks that premise to fail. Each case has a control:
 //! the very same run (same scenarios, a fresh sandbox, a copy of the manifests) without the
 //! breakage, which must pass, so a failure cannot come from the harness or the sandbox; a
-//! case's verdict counts only once its control has passed. `cargo test --test negative -- C16`
-//! runs the cases naming C16.
+//! case's verdict counts only once its control has passed. `cargo test --test runs -- negative
+//! C16` runs the cases naming C16.
 //!
-//! This target is its own runner: every run happens in a child process of this binary (marked
+//! Every run happens in a child process of the `runs` binary (marked
 //! by `HAPPY_NEGATIVE_CHILD`) that runs the suite exactly as `cargo test --test happy` does,
 //! with its own report directory.
 //!
@@ -26,20 +26,13 @@
 //! its check's full limit before it fails, so a check that converged late would still be seen
 //! passing.
 
-#[path = "../steps/definitions/mod.rs"]
-mod definitions;
-#[path = "../steps/in_process.rs"]
-mod in_process;
-#[path = "../steps/runner.rs"]
-mod runner;
-
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::Instant;
 
 use happy_istio::report::{self, Summary};
 
-const CHILD_VAR: &str = "HAPPY_NEGATIVE_CHILD";
+pub const CHILD_VAR: &str = "HAPPY_NEGATIVE_CHILD";
 
 /// One deliberate breakage: in `file`, `from` (which must occur) becomes `to`.
 struct Breakage {
@@ -180,14 +173,8 @@ struct Run<'a> {
     control: Option<usize>,
 }
 
-fn main() -> ExitCode {
-    if std::env::var_os(CHILD_VAR).is_some() {
-        return child();
-    }
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+/// Runs the cases whose names contain one of `filter` (all when it is empty).
+pub fn main(filter: &[String]) -> ExitCode {
     let selected = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
     let mut runs: Vec<Run> = CASES
         .iter()
@@ -512,10 +499,6 @@ fn print_block(name: &str, ended: &Ended, done: usize, total: usize) {
             }
         }
     }
-}
-
-fn child() -> ExitCode {
-    in_process::run_suite("negative")
 }
 
 fn manifests_dir() -> PathBuf {

@@ -1,5 +1,7 @@
 //! Running external commands (kind, istioctl, docker): output captured, time bounded, and on
-//! failure an error with the command line and the last lines of what it printed.
+//! failure an error with the command line and the last lines of what it printed. A leaf of the
+//! provisioning layer: the provisioners, the Istio toolchain, the preflight and the settings
+//! (which resolve binaries on `PATH`) all run or find commands through it.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -3,20 +3,13 @@
 //! the run; a claim failure, or one later scenarios do not share, does not), and the reports
 //! of a run cut short holding every finished scenario and every unrun one, with the reason.
 
-#[path = "../steps/definitions/mod.rs"]
-#[allow(dead_code)]
-mod definitions;
-#[path = "../steps/recorder.rs"]
-#[allow(dead_code)]
-mod recorder;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::recorder::{Outcome, Record};
 use cucumber::Event;
 use cucumber::event::{self, Cucumber, Source, StepError};
 use cucumber::gherkin::{self, GherkinEnv};
-use recorder::{Outcome, Record};
 use tokio::sync::watch;
 
 fn features() -> Vec<gherkin::Feature> {

@@ -5,10 +5,7 @@
 //! failing, the chapter pages' sections, failure messages and doc strings, escaping, and the
 //! errors for bad input.
 
-#[path = "support/fixture_dirs.rs"]
-mod fixture_dirs;
-
-use fixture_dirs::{copy_dir, docs_fixtures};
+use crate::fixture_dirs::{copy_dir, docs_fixtures};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

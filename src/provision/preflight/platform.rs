@@ -2,7 +2,7 @@
 //! the suite's settings: podman's version against kind's, the engine's cgroup version against
 //! the node's Kubernetes, the host's CPU architecture against the workshop's image, the first
 //! kind command, and what a GitHub-hosted runner's memory means. Each takes what was read and
-//! returns an [`Outcome`]; `crate::preflight` does the reading.
+//! returns an [`Outcome`]; `crate::provision::preflight` does the reading.
 
 use crate::istio::artifacts::Arch;
 use crate::istio::kubernetes_support::KubeMinor;
@@ -166,7 +166,7 @@ pub fn judge_kind_list(result: Result<String, String>) -> Outcome {
         }
         Err(error) => Outcome::problem(
             format!("`kind get clusters`, the first command kind runs, failed: {error}"),
-            match list_failure_cause(&error) {
+            match kind::list_failure_cause(&error) {
                 Some(cause) => cause.to_string(),
                 None => "run `kind get clusters` yourself and repair what it says (the engine, \
                          KIND_EXPERIMENTAL_PROVIDER, permissions on the engine's socket)"
@@ -174,17 +174,6 @@ pub fn judge_kind_list(result: Result<String, String>) -> Outcome {
             },
         ),
     }
-}
-
-/// The known cause of a failed `kind get clusters`, with the fix, from its output.
-pub fn list_failure_cause(output: &str) -> Option<&'static str> {
-    output
-        .contains("cannot index slice/array with type string")
-        .then_some(
-            "this is podman ≥ 6 with a kind older than v0.33.0 (kubernetes-sigs/kind#4201, \
-             fixed by #4203 in v0.33.0): unset HAPPY_KIND_BINARY to use the pinned kind, point \
-             it at kind ≥ v0.33.0, use podman 5.x, or use Docker",
-        )
 }
 
 /// What the suite knows of the machine it runs on from GitHub Actions' default variables

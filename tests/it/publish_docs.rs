@@ -8,10 +8,7 @@
 //! The fixture reports are recorded from real sandbox runs and relabelled here (Istio version,
 //! run id, night), as the nightly's cells would differ.
 
-#[path = "support/fixture_dirs.rs"]
-mod fixture_dirs;
-
-use fixture_dirs::copy_dir;
+use crate::fixture_dirs::copy_dir;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -34,7 +31,7 @@ const PASSING: &str = "green";
 const FAILING: &str = "failed";
 
 fn fixture(name: &str) -> PathBuf {
-    fixture_dirs::docs_fixtures().join(name)
+    crate::fixture_dirs::docs_fixtures().join(name)
 }
 
 /// One cell's artifact: a fixture relabelled as `istio` on `night` (`2026-11-30`).
@@ -594,7 +591,7 @@ fn the_nightly_workflow_publishes_with_this_script() {
     // The cells upload what the download's pattern matches, one artifact per cell.
     let cell = steps(&jobs["happy"]);
     let upload = uses(&cell, "actions/upload-artifact@");
-    // (The canary cell's name gets a prefix outside the pattern: tests/workflows.rs.)
+    // (The canary cell's name gets a prefix outside the pattern: tests/it/workflows.rs.)
     assert_eq!(
         upload["with"]["name"],
         "${{ matrix.canary && format('canary-{0}-', matrix.runner) || '' }}happy-istio-${{ matrix.istio }}"

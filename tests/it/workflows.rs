@@ -1,5 +1,5 @@
 //! What can be checked here of the GitHub workflows (.github/workflows/pr.yml, nightly.yml)
-//! beyond the publish job (tests/publish_docs.rs): the pinned toolchain and runners, the
+//! beyond the publish job (tests/it/publish_docs.rs): the pinned toolchain and runners, the
 //! caches saved whatever the outcome, and the steps before the suite — the host's AppArmor
 //! profile for tcpdump unloaded, the Docker Hub login when the repository has its secrets.
 //! The shell of those steps is run here for real, as GitHub's runner runs a `run:` block

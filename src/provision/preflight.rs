@@ -38,7 +38,7 @@ use std::time::Duration;
 pub mod platform;
 
 use crate::istio::kubernetes_support::{self, Support};
-use crate::provision::command::{Cmd, is_executable, which};
+use crate::process::{Cmd, is_executable, which};
 use crate::provision::docker::{self, EngineEnv, EngineFound, Provider};
 use crate::provision::kind;
 use crate::settings::{IstioVersionRequest, Settings};

@@ -1,5 +1,5 @@
-//! The workshop's files say what tutorial-claims.md says they say: names, labels, images, env,
-//! selectors and policies. A typo in a manifest fails here, before any cluster is involved.
+//! The workshop's files hold what the workshop's text says they do (rinormaloku/happy-istio's
+//! README and its YAML files): names, labels, images, env, selectors and policies. A typo in a manifest fails here, before any cluster is involved.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -5,15 +5,8 @@
 //! suite's polling (wait until Prometheus has scraped the scenario's requests, judge their
 //! growth) is exercised as a real cluster would time it. It takes about a minute.
 //!
-//! Like `tests/negative.rs`, it is its own runner: the suite runs in a child process of this
+//! Like the negative tests, the suite runs in a child process of the `runs`
 //! binary (marked by `HAPPY_SCRAPE15_CHILD`), exactly as `cargo test --test happy` runs it.
-
-#[path = "../steps/definitions/mod.rs"]
-mod definitions;
-#[path = "../steps/in_process.rs"]
-mod in_process;
-#[path = "../steps/runner.rs"]
-mod runner;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -21,14 +14,12 @@ use std::time::Instant;
 use happy_istio::report::Summary;
 use happy_sandbox::mesh::prometheus::{ADDON_SCRAPE_INTERVAL, SCRAPE_INTERVAL_ENV};
 
-const CHILD_VAR: &str = "HAPPY_SCRAPE15_CHILD";
+pub const CHILD_VAR: &str = "HAPPY_SCRAPE15_CHILD";
 /// The scenario: C13's Prometheus check (its Grafana sibling needs Grafana, absent here).
 const TAGS: &str = "@C13 and @prometheus";
 
-fn main() -> ExitCode {
-    if std::env::var_os(CHILD_VAR).is_some() {
-        return child();
-    }
+/// Runs C13 at the addon's scrape interval; `filter` is ignored (one case).
+pub fn main(_filter: &[String]) -> ExitCode {
     match parent() {
         Ok(verdict) => {
             println!("ok   {verdict}");
@@ -39,10 +30,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn child() -> ExitCode {
-    in_process::run_suite("scrape15")
 }
 
 fn parent() -> Result<String, String> {

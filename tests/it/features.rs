@@ -4,17 +4,13 @@
 //! deviation re-checks (`@deviation`), which each name exactly one deviation of
 //! `src/deviations.rs` instead.
 
-#[path = "../steps/definitions/mod.rs"]
-#[allow(dead_code)]
-mod definitions;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use crate::definitions::gate::{Gate, SKIP_STEP_PREFIX, SKIPPED_TAG};
+use crate::definitions::world::HappyWorld;
 use cucumber::World;
 use cucumber::gherkin::{self, GherkinEnv};
-use definitions::gate::{Gate, SKIP_STEP_PREFIX, SKIPPED_TAG};
-use definitions::world::HappyWorld;
 
 fn features() -> Vec<gherkin::Feature> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("features");
@@ -378,7 +374,7 @@ fn a_deviation_recheck_is_skipped_where_its_premise_is_not_the_clusters() {
 
 #[test]
 fn file_lists_split_like_the_workshop_writes_them() {
-    use definitions::parameters::Files;
+    use crate::definitions::parameters::Files;
     let Ok(Files(files)) = "a.yaml, b.yaml and c.yaml".parse();
     assert_eq!(files, ["a.yaml", "b.yaml", "c.yaml"]);
     let Ok(Files(one)) = "peer-auth-strict.yaml".parse();

@@ -4,7 +4,7 @@
 use happy_istio::settings::Settings;
 use happy_istio::timeouts::Timeouts;
 
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 
 fn assert_in_readme(what: &str, table: &str) {
     assert!(
@@ -23,7 +23,7 @@ fn readme_lists_every_timeout() {
     assert_in_readme("timeouts", &Timeouts::markdown_table());
 }
 
-/// `HAPPY_PRINT_README_TABLES=1 cargo test --test readme -- --nocapture` prints both tables.
+/// `HAPPY_PRINT_README_TABLES=1 cargo test --test it readme:: -- --nocapture` prints both tables.
 #[test]
 fn print_tables_on_request() {
     if std::env::var_os("HAPPY_PRINT_README_TABLES").is_some() {

@@ -14,7 +14,7 @@
 //! `run.json` counting the failed and retried pulls; an image that is not found fails the
 //! scenario as the environment failing, naming the image, within [`NOT_FOUND_BOUND`]; and the
 //! workshop's legacy image gone from Docker Hub turns the `D-legacy-image` re-check into
-//! "still needed, for a different reason" (claims-2 F10).
+//! "still needed, for a different reason".
 //!
 //! Istio's hub unreachable (`pull:docker.io/istio/*=unreachable`): the install is tried once —
 //! the hub named in one install line — and every selected Istio scenario fails as the
@@ -22,16 +22,9 @@
 //! first with the cluster's words and the hub, the others with "Istio install failed earlier
 //! in this run").
 //!
-//! Like `tests/negative.rs`, this target is its own runner: each run is a child process of
-//! this binary (marked by `HAPPY_FAILFAST_CHILD`) that runs the suite as `cargo test --test
+//! Like the negative tests, this group runs the suite as child processes of the `runs`
+//! binary (marked by `HAPPY_FAILFAST_CHILD`) that runs the suite as `cargo test --test
 //! happy` does.
-
-#[path = "../steps/definitions/mod.rs"]
-mod definitions;
-#[path = "../steps/in_process.rs"]
-mod in_process;
-#[path = "../steps/runner.rs"]
-mod runner;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -41,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use happy_istio::timeouts::Timeouts;
 
-const CHILD_VAR: &str = "HAPPY_FAILFAST_CHILD";
+pub const CHILD_VAR: &str = "HAPPY_FAILFAST_CHILD";
 
 /// One case: runs the suite, returns its first failure or why the case fails.
 type Case = fn(&Timeouts) -> Result<String, String>;
@@ -50,14 +43,8 @@ type Case = fn(&Timeouts) -> Result<String, String>;
 const IMAGE: &str = "rinormaloku/happy-service:latest";
 const BROKEN_IMAGE: &str = "rinormaloku/happy-servise:latest";
 
-fn main() -> ExitCode {
-    if std::env::var_os(CHILD_VAR).is_some() {
-        return child();
-    }
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+/// Runs the cases whose names contain one of `filter` (all when it is empty).
+pub fn main(filter: &[String]) -> ExitCode {
     let timeouts = match Timeouts::from_env() {
         Ok(t) => t,
         Err(e) => {
@@ -105,10 +92,6 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-fn child() -> ExitCode {
-    in_process::run_suite("failfast")
 }
 
 /// Copy the workshop's manifests into `dir`, replacing `from` by `to` in `file`.
