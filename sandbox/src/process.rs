@@ -86,7 +86,7 @@ mod tests {
     use super::*;
 
     /// A tied child runs and is awaited like any other (that it dies with its parent is
-    /// tested with real signals in `tests/cli.rs`).
+    /// tested with real signals in `tests/it/cli.rs`).
     #[tokio::test]
     async fn a_tied_child_has_sigkill_as_its_parent_death_signal() {
         let mut cmd = Command::new("sh");

@@ -229,7 +229,7 @@ mod tests {
 
     /// The refusals of the build without the feature: a Kubernetes `Status` with the API
     /// server's code and reason for that kind of refusal, naming the feature. (Which requests
-    /// get them is tested through the API server in both builds: tests/api.rs,
+    /// get them is tested through the API server in both builds: tests/it/api.rs,
     /// `kubectl_only_requests_follow_the_feature`.)
     #[test]
     fn each_refusal_is_a_status_naming_the_feature() {

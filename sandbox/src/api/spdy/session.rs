@@ -295,7 +295,7 @@ mod tests {
 
     /// What kubectl 1.32 (client-go v0.32, spdystream v0.5.0, Go's compress/flate) sent on one
     /// forwarded connection, as this server read it off the wire during
-    /// `tests/kubectl_port_forward.rs`: SYN_STREAM 1 (error stream), its empty DATA+FIN,
+    /// `tests/it/kubectl_port_forward.rs`: SYN_STREAM 1 (error stream), its empty DATA+FIN,
     /// SYN_STREAM 3 (data stream, header block compressed against the first), curl's request on
     /// stream 3 (here cut to its first line), and RST_STREAM(3, CANCEL) once the answer was read.
     const KUBECTL_FRAMES: &str = concat!(

@@ -2,6 +2,7 @@
 //! and SIGTERM (nothing keeps listening), and fails clearly on a port in use or an unwritable
 //! kubeconfig path.
 
+use crate::pod_addresses;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -64,6 +65,7 @@ fn port_of(banner: &str) -> u16 {
 
 #[tokio::test]
 async fn up_serves_kubectl_and_stops_on_sigint_and_sigterm() {
+    let _pods = pod_addresses::shared().await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("nested/kc.yaml");
     for sig in ["-INT", "-TERM"] {
@@ -115,6 +117,7 @@ async fn up_serves_kubectl_and_stops_on_sigint_and_sigterm() {
 
 #[tokio::test]
 async fn port_in_use_and_unwritable_path_fail_clearly() {
+    let _pods = pod_addresses::shared().await;
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
     let dir = tempfile::tempdir().unwrap();
@@ -237,6 +240,7 @@ async fn start_with_children(kubeconfig: &Path) -> (Child, Vec<(u32, String)>) {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn every_signal_stops_the_children_and_removes_the_temp_dir() {
+    let _pods = pod_addresses::shared().await;
     if happy_sandbox::mesh::envoy_unavailable_reason().is_some()
         || happy_sandbox::mesh::prometheus::unavailable_reason().is_some()
     {
@@ -287,6 +291,7 @@ async fn every_signal_stops_the_children_and_removes_the_temp_dir() {
 
 #[tokio::test]
 async fn an_unusable_happy_envoy_is_refused_before_anything_starts() {
+    let _pods = pod_addresses::shared().await;
     let dir = tempfile::tempdir().unwrap();
     for bad in ["/nonexistent/envoy", "/bin/false"] {
         // Bounded: a sandbox that accepted the setting would run until stopped.
@@ -314,6 +319,7 @@ async fn an_unusable_happy_envoy_is_refused_before_anything_starts() {
 
 #[tokio::test]
 async fn a_malformed_fault_rule_is_refused_before_anything_starts() {
+    let _pods = pod_addresses::shared().await;
     let dir = tempfile::tempdir().unwrap();
     let rule = "pull:docker.io/istio/*=flaky";
     // Bounded: a sandbox that accepted the rule would run until stopped.

@@ -2,7 +2,8 @@
 //! runtime: discovery, the workshop's apply / wait / restart / delete, server-side apply field
 //! removal, watch, errors, exec, logs and port-forward; and what the `kubectl` feature adds.
 
-mod common;
+use crate::common;
+use crate::pod_addresses;
 
 use std::time::Duration;
 
@@ -82,6 +83,7 @@ async fn ready_pods(pods: &Api<Pod>, selector: &str, want: usize) -> Vec<Pod> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_and_version() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, _rt) = fake_sandbox().await;
     let client = client(&sandbox).await;
     let v = client.apiserver_version().await.unwrap();
@@ -124,6 +126,7 @@ async fn discovery_and_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workshop_apply_wait_restart_delete() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, rt) = fake_sandbox().await;
     let client = client(&sandbox).await;
     create_namespace(&client, "istioinaction").await;
@@ -249,6 +252,7 @@ async fn workshop_apply_wait_restart_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_apply_removes_fields_the_manager_dropped() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, _rt) = fake_sandbox().await;
     for v in ["v1alpha3", "v1beta1", "v1"] {
         sandbox.register_resource(ResourceType::custom(
@@ -336,6 +340,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_streams_changes_and_honours_timeout() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, _rt) = fake_sandbox().await;
     let client = client(&sandbox).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
@@ -418,6 +423,7 @@ fn code(e: &kube::Error) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_status_objects_with_the_right_codes() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, _rt) = fake_sandbox().await;
     let client = client(&sandbox).await;
     let cms_path = "/api/v1/namespaces/default/configmaps";
@@ -581,6 +587,7 @@ async fn errors_are_status_objects_with_the_right_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_logs_port_forward_and_image_errors() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, _rt) = fake_sandbox().await;
     let client = client(&sandbox).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -726,6 +733,7 @@ async fn exec_logs_port_forward_and_image_errors() {
 /// kubectl.
 #[tokio::test]
 async fn a_deployment_whose_selector_misses_its_template_is_invalid() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, _rt) = fake_sandbox().await;
     let client = client(&sandbox).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
@@ -871,11 +879,12 @@ fn ld(field: u8, data: &[u8]) -> Vec<u8> {
 
 /// The requests only kubectl makes (src/api/kubectl.rs): with the `kubectl` feature (the
 /// default, what `happy-sandbox up` has) they are answered; without it (the suite's build:
-/// `cargo test -p happy-sandbox --no-default-features --test api`) each gets a `Status` with
+/// `cargo test -p happy-sandbox --no-default-features --test it api::`) each gets a `Status` with
 /// the API server's code for that refusal and a message naming the feature, and the same
 /// requests in kube-rs's forms are unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_only_requests_follow_the_feature() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, _rt) = fake_sandbox().await;
     let client = client(&sandbox).await;
     let with = cfg!(feature = "kubectl");
@@ -1070,6 +1079,7 @@ async fn kubectl_only_requests_follow_the_feature() {
 /// at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_pod_with_a_proxy_is_terminating_until_the_proxy_drained() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, _rt) = fake_sandbox().await;
     let client = client(&sandbox).await;
     create_namespace(&client, "drain").await;

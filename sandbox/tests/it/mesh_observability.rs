@@ -4,7 +4,8 @@
 //! connection_security_policy (C17), the workshop's three AuthorizationPolicies (C21), and
 //! curl in istio-proxy bypassing the sidecar (as Istio excludes the proxy's own user).
 
-mod mesh_support;
+use crate::mesh_support;
+use crate::pod_addresses;
 
 use std::time::Duration;
 
@@ -115,6 +116,7 @@ async fn exec(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sidecars_log_count_encrypt_and_authorize() {
+    let _pods = pod_addresses::shared().await;
     let c = MeshCluster::workshop(true).await;
     c.apply(NS, "service-a-gateway.yaml").await;
     c.apply(NS, "service-a-route.yaml").await;
@@ -342,6 +344,7 @@ fn app_container(pod: &str) -> &'static str {
 /// answers 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn istio_proxy_curl_bypasses_the_sidecar() {
+    let _pods = pod_addresses::shared().await;
     let c = MeshCluster::workshop(false).await;
     let b = c.pod(NS, "service-b").await.name_any();
     let args = [
@@ -389,6 +392,7 @@ async fn istio_proxy_curl_bypasses_the_sidecar() {
 /// service-b succeeding.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_singles_out_service_c() {
+    let _pods = pod_addresses::shared().await;
     if let Some(reason) = happy_sandbox::mesh::prometheus::unavailable_reason() {
         panic!("this test needs the real Prometheus: {reason}");
     }

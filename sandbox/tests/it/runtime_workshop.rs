@@ -1,13 +1,15 @@
 //! The workshop's services on the sandbox runtime: the upstream chain, the v2 failures, the
 //! logs, the UI — checked through port-forward as the suite's C01–C04 do.
 
-mod runtime_support;
+use crate::pod_addresses;
+use crate::runtime_support;
 
 use runtime_support::{Cluster, NS};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_a_answers_with_the_upstream_chain() {
+    let _pods = pod_addresses::shared().await;
     let c = Cluster::workshop().await;
     for _ in 0..5 {
         let (status, body, headers) = c.get("service-a-1", 8080, "/").await;
@@ -39,6 +41,7 @@ async fn service_a_answers_with_the_upstream_chain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_health_and_ready_are_served() {
+    let _pods = pod_addresses::shared().await;
     let c = Cluster::workshop().await;
     // fake-service registers its UI as the subtree "/ui/": Go's ServeMux answers /ui with
     // 301 to /ui/ (nicholasjackson/fake-service main.go; golang/go net/http ServeMux).
@@ -68,6 +71,7 @@ async fn ui_health_and_ready_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_v2_about_half_the_requests_fail_with_the_partial_chain() {
+    let _pods = pod_addresses::shared().await;
     let mut c = Cluster::workshop().await;
     c.add_v2().await;
     let (mut ok, mut failed) = (0, 0);
@@ -134,6 +138,7 @@ async fn with_v2_about_half_the_requests_fail_with_the_partial_chain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracing_headers_reach_the_upstreams() {
+    let _pods = pod_addresses::shared().await;
     let c = Cluster::workshop().await;
     let (status, _, _) = c.get("service-a-1", 8080, "/").await;
     assert_eq!(status, 200);

@@ -2,6 +2,7 @@
 //! program for the prom/prometheus image, finds an annotated pod in the store, scrapes it and
 //! answers `/api/v1/query` with the scraped series and Istio's labels intact.
 
+use crate::pod_addresses;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -161,6 +162,7 @@ async fn query_until_found(addr: std::net::SocketAddr, query: &str, limit: Durat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_annotated_pods_and_keeps_istios_labels() {
+    let _pods = pod_addresses::shared().await;
     let Running {
         network,
         addr,
@@ -204,6 +206,7 @@ async fn prometheus_scrapes_annotated_pods_and_keeps_istios_labels() {
 /// series lie one interval apart. (Slow by nature: about half a minute.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_at_the_addons_15s_interval_when_asked() {
+    let _pods = pod_addresses::shared().await;
     let Running {
         network,
         addr,

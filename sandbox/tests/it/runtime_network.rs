@@ -1,7 +1,8 @@
 //! The sandbox network seen from pods: exec'd curl with Service names and curl's own exit codes,
 //! resets and refusals, the capture, ClusterIPs from the host, stopping pods, image errors.
 
-mod runtime_support;
+use crate::pod_addresses;
+use crate::runtime_support;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -13,12 +14,6 @@ use happy_sandbox::program::{ContainerContext, Exit, Program};
 use runtime_support::{CURL_IMAGE, Cluster, NS, simple_pod};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
-
-/// The tests of this file run in parallel, each with a sandbox of its own, and a sandbox takes
-/// the lowest free pod address: an address one test frees can at once become another test's
-/// pod, listening on the same port. The test that proves a stopped pod's address and ports are
-/// freed runs alone (write); the others share (read).
-static POD_ADDRESSES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// A test program: listens on 8080 and either resets every connection after its first bytes
 /// or holds it open without answering.
@@ -67,7 +62,7 @@ async fn with_legacy() -> Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_from_pods_reaches_services_by_name() {
-    let _shared = POD_ADDRESSES.read().await;
+    let _pods = pod_addresses::shared().await;
     let c = with_legacy().await;
     // The legacy client lives in `default`: it needs the full name.
     let (code, out, err) = c
@@ -139,7 +134,7 @@ async fn curl_from_pods_reaches_services_by_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_exit_codes_are_curls_own() {
-    let _shared = POD_ADDRESSES.read().await;
+    let _pods = pod_addresses::shared().await;
     let c = with_legacy().await;
     let (code, _, err) = c
         .exec("default", "legacy", &["curl", "-sS", "http://service-x"])
@@ -175,7 +170,7 @@ async fn curl_exit_codes_are_curls_own() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resets_and_timeouts_reach_curl() {
-    let _shared = POD_ADDRESSES.read().await;
+    let _pods = pod_addresses::shared().await;
     let mut c = with_legacy().await;
     c.rt.register_program(Arc::new(Misbehaving {
         image: "test/resetter",
@@ -243,7 +238,20 @@ async fn resets_and_timeouts_reach_curl() {
         )
         .await
         .unwrap();
-    assert!(curl_running("drop-test-7f3a"), "curl should be running");
+    // Started, but its command line may not show at once: spawning returns as soon as the
+    // child has let go of this process's memory in execve (std's spawn is vfork-like where it
+    // uses posix_spawn), and the kernel sets the new program's arguments, which
+    // /proc/PID/cmdline reads, only after that (torvalds/linux fs/binfmt_elf.c,
+    // load_elf_binary: the old memory goes before create_elf_tables sets mm->arg_start and
+    // arg_end). Seen here about once in 15 runs, visible within 200 ms: so wait for it, bounded.
+    let deadline = std::time::Instant::now() + runtime_support::WAIT;
+    while !curl_running("drop-test-7f3a") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "curl should be running"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     drop(session);
     let deadline = std::time::Instant::now() + runtime_support::WAIT;
     while curl_running("drop-test-7f3a") {
@@ -269,7 +277,7 @@ fn curl_running(marker: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_ips_forward_from_the_host_with_the_clients_address() {
-    let _shared = POD_ADDRESSES.read().await;
+    let _pods = pod_addresses::shared().await;
     let c = Cluster::workshop().await;
     let ip =
         c.rt.network()
@@ -297,7 +305,10 @@ async fn cluster_ips_forward_from_the_host_with_the_clients_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_pod_frees_the_address_and_ports() {
-    let _alone = POD_ADDRESSES.write().await;
+    // Alone from the start: another sandbox's pods would take the address this test frees,
+    // and one that freed a lower address while this cluster started would make that the next
+    // pod's rather than the stopped one's (pod_addresses.rs).
+    let _pods = pod_addresses::alone().await;
     let mut c = Cluster::workshop().await;
     let ip = c.ips["service-b-1"];
     let pod_net = c.rt.pod_net(NS, "service-b-1").unwrap();
@@ -337,7 +348,7 @@ async fn stop_pod_frees_the_address_and_ports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_images_wait_with_err_image_pull_and_closed_ports_say_so() {
-    let _shared = POD_ADDRESSES.read().await;
+    let _pods = pod_addresses::shared().await;
     let mut c = Cluster::new();
     c.run(&simple_pod(NS, "nginx", "nginx:1.27"));
     let r = c

@@ -2,20 +2,18 @@
 //! port-forward to service-a (which calls service-b and service-c through its egress), and the
 //! process's resident memory. Targets: ≥ 1,000 req/s on 2 cores, < 150 MiB RSS.
 //!
-//! Run: `cargo bench -p happy-sandbox --bench runtime_throughput` (env BENCH_SECS, BENCH_CLIENTS).
-
-#[path = "../tests/runtime_support/mod.rs"]
-mod runtime_support;
+//! Run: `cargo bench -p happy-sandbox --bench sandbox -- runtime_throughput` (env BENCH_SECS,
+//! BENCH_CLIENTS).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::runtime_support::{CURL_IMAGE, Cluster, NS, simple_pod};
 use bytes::Bytes;
 use happy_sandbox::cri::Runtime;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use runtime_support::{CURL_IMAGE, Cluster, NS, simple_pod};
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -71,7 +69,7 @@ async fn one_request(rt: &happy_sandbox::runtime::LocalRuntime) -> Result<u16, S
     Ok(status)
 }
 
-fn main() {
+pub(crate) fn run() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

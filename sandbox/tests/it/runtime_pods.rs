@@ -1,7 +1,8 @@
 //! Pod-level behaviour of the sandbox runtime: readiness probes, exec with stdin, the per-pod
 //! SOCKS egress used by outside processes, log follow, and fake-service's failing upstreams.
 
-mod runtime_support;
+use crate::pod_addresses;
+use crate::runtime_support;
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ fn with_probe(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_probes_decide_readiness() {
+    let _pods = pod_addresses::shared().await;
     let mut c = Cluster::new();
     c.run(&with_probe(
         app_pod("probed", "probed", "v1", &[("NAME", "probed")]),
@@ -72,6 +74,7 @@ async fn readiness_probes_decide_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_passes_stdin_to_curl() {
+    let _pods = pod_addresses::shared().await;
     let c = Cluster::workshop().await;
     let session =
         c.rt.exec(
@@ -102,6 +105,7 @@ async fn exec_passes_stdin_to_curl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pods_socks_egress_serves_outside_processes() {
+    let _pods = pod_addresses::shared().await;
     let c = Cluster::workshop().await;
     let socks = c.rt.pod_net(NS, "service-a-1").unwrap().socks_addr();
     let out = tokio::process::Command::new(happy_sandbox::exec::find_curl().expect("curl"))
@@ -124,6 +128,7 @@ async fn the_pods_socks_egress_serves_outside_processes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_upstreams_give_500_with_the_failed_call() {
+    let _pods = pod_addresses::shared().await;
     let mut c = Cluster::workshop().await;
     c.run(&app_pod(
         "front",
@@ -152,6 +157,7 @@ async fn unreachable_upstreams_give_500_with_the_failed_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_follow_until_the_pod_stops() {
+    let _pods = pod_addresses::shared().await;
     let mut c = Cluster::new();
     c.run(&app_pod("svc", "svc", "v1", &[("NAME", "svc")]));
     c.wait_ready("svc").await;
@@ -220,6 +226,7 @@ impl happy_sandbox::net::egress::OutboundPath for Counting<happy_sandbox::net::e
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_and_outbound_paths_are_switchable_per_pod() {
+    let _pods = pod_addresses::shared().await;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let c = Cluster::workshop().await;

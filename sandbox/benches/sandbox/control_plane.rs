@@ -4,15 +4,13 @@
 //! printed as p50 / p95 / max over the trials; nothing is asserted (speed is measured, not
 //! tested).
 //!
-//! Run: `cargo bench -p happy-sandbox --bench control_plane` (env BENCH_TRIALS, default 20).
-
-#[path = "../tests/common/mod.rs"]
-mod common;
+//! Run: `cargo bench -p happy-sandbox --bench sandbox -- control_plane` (env BENCH_TRIALS,
+//! default 20).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{apply_yaml, client, install_crypto, is_ready, workshop_yaml};
+use crate::common::{apply_yaml, client, install_crypto, is_ready, workshop_yaml};
 use futures::StreamExt;
 use happy_sandbox::{Sandbox, SandboxOptions};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -63,7 +61,7 @@ async fn all_ready(pods: Api<Pod>, count: usize) {
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+pub(crate) async fn run() {
     install_crypto();
     let trials: usize = std::env::var("BENCH_TRIALS")
         .ok()

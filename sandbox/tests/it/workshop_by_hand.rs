@@ -3,7 +3,8 @@
 //! `happy-sandbox up --istio --addons`, each checked for what the workshop says it shows.
 //! Plus the runner's own tests: a wrong expectation fails it, naming the entry.
 
-mod walkthrough;
+use crate::pod_addresses;
+use crate::walkthrough;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ fn say(text: &str) {
 
 #[test]
 fn the_commands_file_parses_and_follows_the_workshop_order() {
+    let _pods = pod_addresses::shared_blocking();
     let w = load();
     // Every workshop command the file names appears in the workshop, in that order, so the
     // file reads side by side with it (checked against the manifests' chapter order).
@@ -88,6 +90,7 @@ fn runner_in(dir: &Path) -> Runner {
 
 #[test]
 fn a_wrong_expectation_fails_the_runner_naming_the_entry() {
+    let _pods = pod_addresses::shared_blocking();
     let text = r#"
 defaults: {within: 1s}
 steps:
@@ -113,6 +116,7 @@ steps:
 
 #[test]
 fn wrong_exit_codes_line_counts_and_waits_fail_too() {
+    let _pods = pod_addresses::shared_blocking();
     let cases = [
         ("workshop: 'false'", "exit code 1, expected 0"),
         (
@@ -140,6 +144,7 @@ fn wrong_exit_codes_line_counts_and_waits_fail_too() {
 
 #[test]
 fn a_background_command_is_ended_with_its_process_group() {
+    let _pods = pod_addresses::shared_blocking();
     let text = r#"
 defaults: {within: 5s}
 steps:
@@ -171,6 +176,7 @@ steps:
 
 #[test]
 fn bad_entries_are_refused_naming_the_file_and_entry() {
+    let _pods = pod_addresses::shared_blocking();
     let cases = [
         ("workshop: x\n    run: y", "`run` differs"),
         ("workshop: x\n    colour: red", "colour"),
@@ -260,6 +266,7 @@ impl Drop for Up {
 
 #[test]
 fn the_workshop_by_hand_on_happy_sandbox_up() {
+    let _pods = pod_addresses::shared_blocking();
     if let Some(reason) = happy_sandbox::mesh::envoy_unavailable_reason() {
         say(&format!("SKIPPED the workshop by hand: {reason}"));
         return;

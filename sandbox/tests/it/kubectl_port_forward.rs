@@ -5,7 +5,8 @@
 //! connections through one forward, the forward ending when its pod is deleted, and — with
 //! sidecars — still working under STRICT mTLS.
 
-mod mesh_support;
+use crate::mesh_support;
+use crate::pod_addresses;
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output, Stdio};
@@ -260,6 +261,7 @@ fn write_kubeconfig(dir: &Path, sandbox: &Sandbox) -> Kubectl {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_port_forward_to_pods_deployments_and_services() {
+    let _pods = pod_addresses::shared().await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sandbox = Sandbox::start(SandboxOptions::default())
         .await
@@ -365,6 +367,7 @@ async fn kubectl_port_forward_to_pods_deployments_and_services() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_port_forward_reaches_the_app_past_the_sidecar_under_strict_mtls() {
+    let _pods = pod_addresses::shared().await;
     let c = MeshCluster::workshop(false).await;
     let dir = tempfile::tempdir().unwrap();
     let k = write_kubeconfig(dir.path(), &c.sandbox);

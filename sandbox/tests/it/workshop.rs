@@ -2,7 +2,8 @@
 //! the suite drives it, and through the real `kubectl` binary as a reader types it, asserting on
 //! kubectl's output and exit codes (with the sandbox's `kubectl` feature, on by default).
 
-mod common;
+use crate::common;
+use crate::pod_addresses;
 
 #[cfg(feature = "kubectl")]
 use std::path::Path;
@@ -60,6 +61,7 @@ async fn get_through_port_forward(pods: &Api<Pod>, pod: &str, path: &str) -> (St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workshop_through_kube_rs_on_the_real_runtime() {
+    let pods_shared = pod_addresses::shared().await;
     install_crypto();
     let sandbox = Sandbox::start(SandboxOptions::default())
         .await
@@ -140,6 +142,10 @@ async fn workshop_through_kube_rs_on_the_real_runtime() {
         .parse()
         .unwrap();
     let pod_ip = a2.status.unwrap().pod_ip.unwrap();
+    // Alone from here: once freed, the pod's address is the next pod's of any sandbox, which
+    // would listen on 8080 there (pod_addresses.rs).
+    drop(pods_shared);
+    let _alone = pod_addresses::alone().await;
     sandbox.shutdown().await;
     // Nothing listens any more: neither the API server nor the pod.
     assert!(
@@ -191,6 +197,7 @@ impl Kubectl<'_> {
 #[cfg(feature = "kubectl")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workshop_through_kubectl() {
+    let _pods = pod_addresses::shared().await;
     install_crypto();
     let sandbox = Sandbox::start(SandboxOptions::default())
         .await

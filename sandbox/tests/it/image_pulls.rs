@@ -5,7 +5,8 @@
 //! image pull; and `HAPPY_SANDBOX_FAULTS`' rules fail pulls with containerd's texts, then let
 //! them through.
 
-mod common;
+use crate::common;
+use crate::pod_addresses;
 
 use std::time::Duration;
 
@@ -52,6 +53,7 @@ async fn start() -> (Sandbox, kube::Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schema1_image_is_refused_as_containerd_2_2_refuses_it() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, client) = start().await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     pods.create(
@@ -135,6 +137,7 @@ async fn the_schema1_image_is_refused_as_containerd_2_2_refuses_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn istios_sample_curl_image_runs_as_the_curl_client() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, client) = start().await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let mut pod = legacy_pod("legacy", "docker.io/curlimages/curl:8.16.0");
@@ -168,6 +171,7 @@ async fn istios_sample_curl_image_runs_as_the_curl_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_test_only_knob_lets_the_schema1_image_pull() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, client) = start().await;
     sandbox
         .local_runtime()
@@ -209,6 +213,7 @@ async fn events_of(client: &kube::Client, name: &str) -> Vec<(String, String, St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_rule_fails_the_first_pulls_as_containerd_does_then_lets_them_through() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, client) = start().await;
     // The rule a user writes in HAPPY_SANDBOX_FAULTS (Sandbox::start reads the variable; the
     // test sets the same rules on the runtime so parallel tests do not share them).
@@ -329,6 +334,7 @@ async fn a_fault_rule_fails_the_first_pulls_as_containerd_does_then_lets_them_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_rules_apply_to_istios_control_plane_too() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, client) = start().await;
     sandbox
         .local_runtime()
@@ -365,6 +371,7 @@ async fn fault_rules_apply_to_istios_control_plane_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_rule_makes_the_pull_take_that_long_then_succeed() {
+    let _pods = pod_addresses::shared().await;
     let (sandbox, client) = start().await;
     sandbox
         .local_runtime()

@@ -2,7 +2,8 @@
 //! profile's pods after it, manual injection, un-injection by label and restart, and
 //! unsupported configuration reported as a Kubernetes Event.
 
-mod mesh_support;
+use crate::mesh_support;
+use crate::pod_addresses;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Namespace};
@@ -14,6 +15,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn istio_apis_appear_with_the_install_and_the_demo_profile_runs() {
+    let _pods = pod_addresses::shared().await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     require_envoy().await;
     let sandbox = happy_sandbox::Sandbox::start(Default::default())
@@ -112,6 +114,7 @@ async fn istio_apis_appear_with_the_install_and_the_demo_profile_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unlabelling_and_restarting_removes_the_sidecars_and_unsupported_fields_are_reported() {
+    let _pods = pod_addresses::shared().await;
     let c = MeshCluster::workshop(false).await;
 
     // A field the sandbox does not follow: a warning Event on the VirtualService.
@@ -186,6 +189,7 @@ async fn unlabelling_and_restarting_removes_the_sidecars_and_unsupported_fields_
 /// hub carries Istio's releases (a mirror laid out like docker.io/istio).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_install_names_its_hub_for_the_control_plane_and_the_sidecars() {
+    let _pods = pod_addresses::shared().await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     require_envoy().await;
     let sandbox = happy_sandbox::Sandbox::start(Default::default())

@@ -1,7 +1,8 @@
 //! The mesh core on real Envoy: injection gives 2/2 pods, the a → b → c chain runs through the
 //! sidecars, and the ingress gateway routes to service-a.
 
-mod mesh_support;
+use crate::mesh_support;
+use crate::pod_addresses;
 
 use kube::ResourceExt;
 use mesh_support::{MeshCluster, NS};
@@ -9,6 +10,7 @@ use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sidecars_are_injected_and_the_chain_runs_through_envoy() {
+    let _pods = pod_addresses::shared().await;
     let c = MeshCluster::workshop(false).await;
     let a = c.pod(NS, "service-a").await;
     let spec = a.spec.clone().unwrap();
@@ -76,6 +78,7 @@ async fn gateway_converged(c: &MeshCluster) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ingress_gateway_routes_to_service_a_and_v2_errors_show() {
+    let _pods = pod_addresses::shared().await;
     let c = MeshCluster::workshop(true).await;
     c.apply(NS, "service-a-gateway.yaml").await;
     c.apply(NS, "service-a-route.yaml").await;
@@ -103,6 +106,7 @@ async fn the_ingress_gateway_routes_to_service_a_and_v2_errors_show() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_to_v1_gives_only_v1_and_mirroring_reaches_v2() {
+    let _pods = pod_addresses::shared().await;
     let c = MeshCluster::workshop(true).await;
     c.apply(NS, "service-a-gateway.yaml").await;
     c.apply(NS, "service-a-route.yaml").await;
@@ -187,6 +191,7 @@ async fn routing_to_v1_gives_only_v1_and_mirroring_reaches_v2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_mtls_rejects_the_plaintext_client_and_permissive_accepts_it() {
+    let _pods = pod_addresses::shared().await;
     let c = MeshCluster::workshop(false).await;
     c.apply_legacy_client().await;
     c.wait_pods("default", 1).await;

@@ -6,7 +6,8 @@
 //! tcpdump's own error for a bad filter — and that ending kubectl (Ctrl-C) leaves no tcpdump
 //! running.
 
-mod mesh_support;
+use crate::mesh_support;
+use crate::pod_addresses;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -48,8 +49,14 @@ fn tcpdump_installed() -> bool {
         .any(|p| Path::new(p).is_file())
 }
 
-/// The tcpdump processes that are children of this test process.
+/// The start both tests' filters share (the bad filter is the workshop's, cut short).
+const FILTER_START: &str = "(((ip[2:2] - ((ip[0]&0xf)<<2))";
+
+/// The tcpdump processes that are children of this test process and capture with the
+/// workshop's filter: the sandbox runs tcpdump as this process's child, and other tests of this
+/// binary (mesh_observability's `sudo tcpdump -c 20 tcp`) run theirs at the same time.
 fn tcpdump_children() -> Vec<u32> {
+    assert!(PAYLOAD_ONLY.starts_with(FILTER_START));
     let me = std::process::id();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -66,7 +73,10 @@ fn tcpdump_children() -> Vec<u32> {
             };
             let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
             let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-            comm == "tcpdump" && ppid == Some(me)
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            comm == "tcpdump"
+                && ppid == Some(me)
+                && String::from_utf8_lossy(&cmdline).contains(FILTER_START)
         })
         .collect()
 }
@@ -158,6 +168,7 @@ async fn no_tcpdump_left() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_workshops_tcpdump_shows_plaintext_then_nothing_readable_under_strict() {
+    let _pods = pod_addresses::shared().await;
     if !tcpdump_installed() {
         eprintln!("SKIPPED: no tcpdump on this host (install Debian's tcpdump package)");
         return;
@@ -196,6 +207,12 @@ async fn the_workshops_tcpdump_shows_plaintext_then_nothing_readable_under_stric
     assert!(
         !shown.contains("Flags [S]") && !shown.contains("Flags [S.]"),
         "the payload-only filter drops the handshake: {shown}"
+    );
+    // The capture's tcpdump is seen as this process's child with the workshop's filter, so the
+    // check that none is left after Ctrl-C can see one.
+    assert!(
+        !tcpdump_children().is_empty(),
+        "the running capture's tcpdump"
     );
     let err = capture.interrupt().await;
     assert!(
@@ -243,12 +260,17 @@ async fn the_workshops_tcpdump_shows_plaintext_then_nothing_readable_under_stric
         "nothing readable between sidecars in {}'s capture:\n{shown}",
         a.name_any()
     );
+    assert!(
+        !tcpdump_children().is_empty(),
+        "the running capture's tcpdump"
+    );
     capture.interrupt().await;
     no_tcpdump_left().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_filter_gets_tcpdumps_error_and_no_sudo_no_capture() {
+    let _pods = pod_addresses::shared().await;
     if !tcpdump_installed() {
         eprintln!("SKIPPED: no tcpdump on this host (install Debian's tcpdump package)");
         return;
@@ -266,7 +288,7 @@ async fn a_bad_filter_gets_tcpdumps_error_and_no_sudo_no_capture() {
                 .expect("kubectl")
         }
     };
-    let out = run(workshop_command("(((ip[2:2] - ((ip[0]&0xf)<<2))")).await;
+    let out = run(workshop_command(FILTER_START)).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
