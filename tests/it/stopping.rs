@@ -46,10 +46,13 @@ fn happy_exe() -> &'static Path {
             command.env_remove(name);
         }
         let out = command
+            // `--workspace`, as `.ci/run` and `cargo test --workspace` build: the sandbox's
+            // features are unified over the selected packages (its `kubectl` feature is on when
+            // it is selected itself), so `-p happy-istio` would be another build of it and of
+            // everything above it.
             .args([
                 "test",
-                "-p",
-                "happy-istio",
+                "--workspace",
                 "--test",
                 "happy",
                 "--no-run",

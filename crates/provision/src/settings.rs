@@ -677,6 +677,10 @@ pub const OTHER_VARIABLES: &[(&str, &str)] = &[
         "Internal: marks a child run of the negative tests (tests/runs/negative.rs)",
     ),
     (
+        "HAPPY_RUNS_GROUP",
+        "Internal: marks a child of the runs test binary that runs one group (tests/runs/main.rs)",
+    ),
+    (
         "HAPPY_NEGATIVE_JOBS",
         "the negative tests (tests/runs/negative.rs): how many runs go at once (default: 3 per core)",
     ),
