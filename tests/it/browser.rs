@@ -309,6 +309,7 @@ async fn screenshot(page: &Page, path: &Path, full_page: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_matrix_and_a_chapter_in_headless_chromium() {
+    let _processes = crate::processes::shared_async().await;
     let chromium = chromium();
     let timeouts = Timeouts::from_env().expect("the timeout table reads");
     let limit = timeouts.browser;

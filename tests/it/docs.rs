@@ -75,6 +75,7 @@ fn claims() -> Vec<String> {
 
 #[test]
 fn the_matrix_says_each_claims_verdict_in_words_and_links_to_its_scenario() {
+    let _processes = crate::processes::shared();
     let tmp = tempfile::tempdir().unwrap();
     let runs = vec![
         relabel(
@@ -305,6 +306,7 @@ fn the_matrix_says_each_claims_verdict_in_words_and_links_to_its_scenario() {
 
 #[test]
 fn chapter_pages_show_steps_commands_failures_with_their_class_and_diagnostics() {
+    let _processes = crate::processes::shared();
     let tmp = tempfile::tempdir().unwrap();
     let runs = vec![
         relabel("green", tmp.path(), "g", "1.31.1", "2026-11-30T02:00:00Z"),
@@ -413,6 +415,7 @@ fn chapter_pages_show_steps_commands_failures_with_their_class_and_diagnostics()
 
 #[test]
 fn history_strips_and_the_first_night_a_claim_failed() {
+    let _processes = crate::processes::shared();
     let tmp = tempfile::tempdir().unwrap();
     let site = tmp.path().join("site");
     let history = site.join("history.json");
@@ -539,6 +542,7 @@ fn history_strips_and_the_first_night_a_claim_failed() {
 
 #[test]
 fn text_from_reports_and_features_is_escaped() {
+    let _processes = crate::processes::shared();
     let tmp = tempfile::tempdir().unwrap();
     let run = relabel("failed", tmp.path(), "x", "1.31.1", "2026-11-30T02:00:00Z");
     let json_path = run.join("cucumber.json");
@@ -591,6 +595,7 @@ fn text_from_reports_and_features_is_escaped() {
 
 #[test]
 fn bad_input_names_the_file_and_the_command_exits_2() {
+    let _processes = crate::processes::shared();
     let exe = env!("CARGO_BIN_EXE_happy-docs");
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty");
@@ -780,6 +785,7 @@ fn early_run(
 /// keep their column, say how they ended, and reach the history: never a gap.
 #[test]
 fn runs_that_ended_early_keep_their_column_and_say_how_they_ended() {
+    let _processes = crate::processes::shared();
     let tmp = tempfile::tempdir().unwrap();
     let cause = "preflight found 1 problem (HAPPY_PREFLIGHT=strict stops the run):\n  \
                  PROBLEM container engine: no Docker daemon answers";

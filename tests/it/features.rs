@@ -41,6 +41,7 @@ fn claim_tags(tags: &[String]) -> Vec<String> {
 
 #[test]
 fn every_step_matches_exactly_one_definition() {
+    let _processes = crate::processes::shared();
     let steps = HappyWorld::collection();
     let mut problems = Vec::new();
     for feature in features() {
@@ -72,6 +73,7 @@ fn every_step_matches_exactly_one_definition() {
 
 #[test]
 fn every_claim_has_a_scenario_and_every_scenario_one_claim() {
+    let _processes = crate::processes::shared();
     let mut seen = BTreeSet::new();
     for feature in features() {
         assert!(
@@ -114,6 +116,7 @@ fn deviation_tags(tags: &[String]) -> Vec<String> {
 /// each deviation re-checked by a scenario has exactly one `@deviation` scenario, with no claim.
 #[test]
 fn deviations_and_features_agree() {
+    let _processes = crate::processes::shared();
     use happy_istio::deviations::{DEVIATIONS, Recheck, find};
     let mut claims_by_tag: std::collections::BTreeMap<String, BTreeSet<String>> =
         Default::default();
@@ -186,6 +189,7 @@ fn deviations_and_features_agree() {
 
 #[test]
 fn the_gate_skips_with_the_reason_and_nothing_else() {
+    let _processes = crate::processes::shared();
     let gate = Gate::new([
         ("istio".to_string(), None),
         (
@@ -266,6 +270,7 @@ fn the_gate_skips_with_the_reason_and_nothing_else() {
 
 #[test]
 fn a_feature_whose_every_scenario_is_skipped_skips_its_background_too() {
+    let _processes = crate::processes::shared();
     let gate = Gate::new([("istio".to_string(), Some("no Istio here".to_string()))]);
     for feature in features() {
         let needs_istio = feature.tags.iter().any(|t| t == "istio");
@@ -300,6 +305,7 @@ fn a_feature_whose_every_scenario_is_skipped_skips_its_background_too() {
 /// they are split off, without the Background, and come first.
 #[test]
 fn a_skipped_scenario_never_runs_its_features_background() {
+    let _processes = crate::processes::shared();
     let gate = Gate::new([
         ("istio".to_string(), None),
         (
@@ -339,6 +345,7 @@ fn a_skipped_scenario_never_runs_its_features_background() {
 /// re-check runs.
 #[test]
 fn a_deviation_recheck_is_skipped_where_its_premise_is_not_the_clusters() {
+    let _processes = crate::processes::shared();
     use happy_istio::deviations::rechecks_not_applicable;
     use happy_istio::provision::ClusterKind;
     let gate_on = |kind: ClusterKind| {
@@ -374,6 +381,7 @@ fn a_deviation_recheck_is_skipped_where_its_premise_is_not_the_clusters() {
 
 #[test]
 fn file_lists_split_like_the_workshop_writes_them() {
+    let _processes = crate::processes::shared();
     use crate::definitions::parameters::Files;
     let Ok(Files(files)) = "a.yaml, b.yaml and c.yaml".parse();
     assert_eq!(files, ["a.yaml", "b.yaml", "c.yaml"]);
@@ -386,6 +394,7 @@ fn file_lists_split_like_the_workshop_writes_them() {
 /// while one in C02's own `Given` does not (C04 onwards apply another set of files).
 #[test]
 fn a_shared_precondition_is_one_every_later_scenario_repeats() {
+    let _processes = crate::processes::shared();
     use happy_istio::report::shared_by_every_remaining;
     let all: Vec<(String, Vec<String>)> = features()
         .iter()

@@ -10,6 +10,7 @@ use happy_steps::definitions;
 use happy_steps::runner::recorder;
 
 mod fixture_dirs;
+mod processes;
 
 mod browser;
 mod docs;

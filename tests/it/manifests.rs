@@ -150,6 +150,7 @@ fn check_service(service: &Service, name: &str, selector: &[(&str, &str)]) {
 
 #[test]
 fn service_a() {
+    let _processes = crate::processes::shared();
     let m = load("services-a.yaml");
     assert_eq!(
         kinds(&m),
@@ -180,6 +181,7 @@ fn service_a() {
 
 #[test]
 fn service_b() {
+    let _processes = crate::processes::shared();
     let m = load("services-b.yaml");
     assert_eq!(
         kinds(&m),
@@ -201,6 +203,7 @@ fn service_b() {
 
 #[test]
 fn service_c_v1_and_v2() {
+    let _processes = crate::processes::shared();
     let m = load("services-c-v1.yaml");
     assert_eq!(
         kinds(&m),
@@ -237,6 +240,7 @@ fn service_c_v1_and_v2() {
 
 #[test]
 fn gateway_and_route() {
+    let _processes = crate::processes::shared();
     let m = load("service-a-gateway.yaml");
     assert_eq!(kinds(&m), [("Gateway".into(), "service-a-gateway".into())]);
     assert_eq!(
@@ -268,6 +272,7 @@ const SERVICE_C: &str = "service-c.istioinaction.svc.cluster.local";
 
 #[test]
 fn service_c_traffic_rules() {
+    let _processes = crate::processes::shared();
     let m = load("service-c-dr.yaml");
     assert_eq!(kinds(&m), [("DestinationRule".into(), "service-c".into())]);
     assert_eq!(
@@ -303,6 +308,7 @@ fn service_c_traffic_rules() {
 
 #[test]
 fn security_policies() {
+    let _processes = crate::processes::shared();
     let m = load("peer-auth-strict.yaml");
     assert_eq!(kinds(&m), [("PeerAuthentication".into(), "default".into())]);
     assert_eq!(
@@ -352,6 +358,7 @@ fn security_policies() {
 
 #[test]
 fn legacy_client() {
+    let _processes = crate::processes::shared();
     let m = load("legacy.yaml");
     assert_eq!(kinds(&m), [("Pod".into(), "legacy".into())]);
     let pod: Pod = typed(&m, "Pod");

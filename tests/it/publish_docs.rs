@@ -185,6 +185,7 @@ fn serve(status: u16, body: Vec<u8>) -> Server {
 
 #[test]
 fn a_first_night_then_a_second_grows_the_history_by_one_night() {
+    let _processes = crate::processes::shared();
     let dir = tempfile::tempdir().expect("temp dir");
     let versions = ["1.31.1", "1.30.4", "dev"];
 
@@ -353,6 +354,7 @@ fn claim_ids() -> Vec<String> {
 
 #[test]
 fn the_history_stays_bounded() {
+    let _processes = crate::processes::shared();
     let dir = tempfile::tempdir().expect("temp dir");
     let absent = serve(404, Vec::new());
     let first = publish(
@@ -403,6 +405,7 @@ fn the_history_stays_bounded() {
 
 #[test]
 fn a_server_error_stops_the_publication_instead_of_restarting_the_history() {
+    let _processes = crate::processes::shared();
     let dir = tempfile::tempdir().expect("temp dir");
     let broken = serve(500, b"internal error".to_vec());
     let run = publish(
@@ -437,6 +440,7 @@ fn a_server_error_stops_the_publication_instead_of_restarting_the_history() {
 
 #[test]
 fn a_previous_history_that_is_no_history_stops_the_publication() {
+    let _processes = crate::processes::shared();
     let dir = tempfile::tempdir().expect("temp dir");
     // A 200 that is not history.json (a portal's page, a broken publication).
     let wrong = serve(200, b"<!doctype html><p>Welcome</p>".to_vec());
@@ -461,6 +465,7 @@ fn a_previous_history_that_is_no_history_stops_the_publication() {
 
 #[test]
 fn an_unreachable_history_server_stops_the_publication() {
+    let _processes = crate::processes::shared();
     let dir = tempfile::tempdir().expect("temp dir");
     // A port nothing listens on: bound, then released.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -487,6 +492,7 @@ fn an_unreachable_history_server_stops_the_publication() {
 
 #[test]
 fn a_cell_without_reports_is_named_and_the_others_are_published() {
+    let _processes = crate::processes::shared();
     let dir = tempfile::tempdir().expect("temp dir");
     let artifacts = night(dir.path(), "2026-12-01", &["1.31.1"]);
     // A cell that uploaded a log but no run.json, and one that uploaded nothing at all.
@@ -524,6 +530,7 @@ fn a_cell_without_reports_is_named_and_the_others_are_published() {
 
 #[test]
 fn bad_input_names_the_option() {
+    let _processes = crate::processes::shared();
     let dir = tempfile::tempdir().expect("temp dir");
     let artifacts = night(dir.path(), "2026-12-01", &["1.31.1"]);
     for (extra, named) in [
@@ -560,6 +567,7 @@ fn bad_input_names_the_option() {
 /// the cells' artifacts as the tests above exercise them (the rest runs only on GitHub).
 #[test]
 fn the_nightly_workflow_publishes_with_this_script() {
+    let _processes = crate::processes::shared();
     let path = Path::new(ROOT).join(".github/workflows/nightly.yml");
     let text = std::fs::read_to_string(&path).expect("the nightly workflow");
     let workflow: Value = serde_saphyr::from_str(&text).expect("nightly.yml is YAML");
@@ -765,6 +773,7 @@ fn the_nightly_workflow_publishes_with_this_script() {
 /// without them.
 #[test]
 fn earlier_runs_reach_the_history_after_a_failed_publication() {
+    let _processes = crate::processes::shared();
     let dir = tempfile::tempdir().expect("temp dir");
     let versions = ["1.31.1", "1.30.5"];
     let first = publish(
@@ -854,6 +863,7 @@ fn earlier_runs_reach_the_history_after_a_failed_publication() {
 /// site written.
 #[test]
 fn the_summary_alone_needs_no_history_and_writes_no_site() {
+    let _processes = crate::processes::shared();
     let dir = tempfile::tempdir().expect("temp dir");
     let artifacts = night(dir.path(), "2026-12-01", &["1.31.1", "1.30.5"]);
     let summary = dir.path().join("summary.md");
@@ -925,6 +935,7 @@ fn the_summary_alone_needs_no_history_and_writes_no_site() {
 /// conversion, namerefs, `|&`, `&>>`, `coproc`, `;&`, `${x@Q}` (all bash 4 or later).
 #[test]
 fn the_scripts_keep_to_bash_3_2() {
+    let _processes = crate::processes::shared();
     for name in ["ci/publish-docs", "ci/bench", "ci/nightly-run"] {
         let text = std::fs::read_to_string(Path::new(ROOT).join(name)).expect("script");
         let mut in_heredoc: Option<String> = None;
@@ -995,6 +1006,7 @@ fn the_scripts_keep_to_bash_3_2() {
 /// v8.0.1, `merge-multiple`): a one-cell matrix still publishes, under the cell's name.
 #[test]
 fn a_single_artifact_extracted_flat_is_published() {
+    let _processes = crate::processes::shared();
     let dir = tempfile::tempdir().expect("temp dir");
     let nested = night(dir.path(), "2026-12-01", &["1.31.1"]);
     let flat = nested.join("happy-istio-1.31.1");

@@ -81,6 +81,7 @@ async fn passes(record: &mut Record, f: &Source<gherkin::Feature>, s: gherkin::S
 /// environment failure there stops the run, and the reports still hold every scenario.
 #[tokio::test]
 async fn an_environment_failure_every_later_scenario_shares_stops_the_run() {
+    let _processes = crate::processes::shared_async().await;
     let all = features();
     let (ingress, c08) = feature_of(&all, "C08");
     let (_, c09) = feature_of(&all, "C09");
@@ -173,6 +174,7 @@ async fn an_environment_failure_every_later_scenario_shares_stops_the_run() {
 /// shared, and the run goes on.
 #[tokio::test]
 async fn a_failure_later_scenarios_do_not_share_does_not_stop_the_run() {
+    let _processes = crate::processes::shared_async().await;
     let all = features();
     let (deploy, c01) = feature_of(&all, "C01");
     let (tx, rx) = watch::channel(None);
@@ -196,6 +198,7 @@ async fn a_failure_later_scenarios_do_not_share_does_not_stop_the_run() {
 /// killed outright leaves them.
 #[tokio::test]
 async fn each_finished_scenario_reaches_run_json_at_once() {
+    let _processes = crate::processes::shared_async().await;
     let all = features();
     let (deploy, c01) = feature_of(&all, "C01");
     let (_, c02) = feature_of(&all, "C02");

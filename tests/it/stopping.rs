@@ -7,7 +7,8 @@
 //! temporary directory (each run gets its own `TMPDIR`, which must be empty afterwards), and
 //! reports that belong to the run and parse.
 //!
-//! The cases run one at a time (they share the subreaper's view of children). Waits are for
+//! The cases run one at a time and alone in the binary (`crate::processes::alone`: they share
+//! the subreaper's view of children, and kill every child left). Waits are for
 //! lines the run prints, each bounded by a limit of the timeout table.
 //!
 //! `STOPPING_HAPPY_EXE=/path/to/happy-…` runs the cases against another build of the `happy`
@@ -17,17 +18,11 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use happy_istio::timeouts::Timeouts;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn timeouts() -> Timeouts {
     Timeouts::from_env().expect("the timeout table reads")
@@ -404,7 +399,7 @@ const C02: &str = "service-a serves its web UI at /ui";
 
 #[test]
 fn options_are_read_before_anything_is_made() {
-    let _serial = serial();
+    let _processes = crate::processes::alone();
     become_subreaper();
     let t = timeouts();
     let cases: &[(&[&str], i32, &[&str])] = &[
@@ -462,7 +457,7 @@ fn options_are_read_before_anything_is_made() {
 
 #[test]
 fn sigint_at_the_first_moment_is_not_ignored() {
-    let _serial = serial();
+    let _processes = crate::processes::alone();
     become_subreaper();
     let t = timeouts();
     // As a background job of a script: SIGINT starts ignored, and must still stop the run.
@@ -479,7 +474,7 @@ fn sigint_at_the_first_moment_is_not_ignored() {
 
 #[test]
 fn sigterm_while_provisioning_tears_down() {
-    let _serial = serial();
+    let _processes = crate::processes::alone();
     become_subreaper();
     let t = timeouts();
     let mut run = Spawn::new(&["--tags", "@C02"]).start();
@@ -498,7 +493,7 @@ fn sigterm_while_provisioning_tears_down() {
 
 #[test]
 fn sigterm_during_a_scenario_keeps_the_finished_ones_in_every_report() {
-    let _serial = serial();
+    let _processes = crate::processes::alone();
     become_subreaper();
     let t = timeouts();
     let mut run = Spawn::new(&["--tags", "@C01 or @C02"]).start();
@@ -552,7 +547,7 @@ fn sigterm_during_a_scenario_keeps_the_finished_ones_in_every_report() {
 
 #[test]
 fn sighup_during_a_scenario_tears_down() {
-    let _serial = serial();
+    let _processes = crate::processes::alone();
     become_subreaper();
     let t = timeouts();
     let mut run = Spawn::new(&["--tags", "@C01"]).start();
@@ -565,7 +560,7 @@ fn sighup_during_a_scenario_tears_down() {
 
 #[test]
 fn a_second_signal_during_teardown_exits_at_once_and_leaves_nothing() {
-    let _serial = serial();
+    let _processes = crate::processes::alone();
     become_subreaper();
     let t = timeouts();
     // A meshed scenario: its Background starts Envoys (gateways and sidecars), the processes
@@ -613,7 +608,7 @@ fn broken_manifests(holder: &Path) -> PathBuf {
 /// run, with the reason — not silently missing.
 #[test]
 fn fail_fast_reports_what_it_did_not_run() {
-    let _serial = serial();
+    let _processes = crate::processes::alone();
     become_subreaper();
     let t = timeouts();
     let holder = tempfile::tempdir().unwrap();
@@ -645,7 +640,7 @@ fn fail_fast_reports_what_it_did_not_run() {
 /// scenarios (none here: the filter leaves out every gated scenario).
 #[test]
 fn two_runs_keep_their_diagnostics_apart() {
-    let _serial = serial();
+    let _processes = crate::processes::alone();
     become_subreaper();
     let t = timeouts();
     let holder = tempfile::tempdir().unwrap();
@@ -707,7 +702,7 @@ fn two_runs_keep_their_diagnostics_apart() {
 /// `ci/publish-docs` then shows that cell as stopped.
 #[test]
 fn the_nightly_step_stopped_as_githubs_runner_stops_it_leaves_its_report() {
-    let _serial = serial();
+    let _processes = crate::processes::alone();
     become_subreaper();
     let t = timeouts();
     // Built by cargo first, as ci/nightly-run will find it (and fresh then).
@@ -882,7 +877,7 @@ fn the_nightly_step_stopped_as_githubs_runner_stops_it_leaves_its_report() {
 /// The living documentation shows that run as a failed column, the environment's failure.
 #[test]
 fn a_preflight_failure_leaves_a_run_json_with_the_environments_verdict() {
-    let _serial = serial();
+    let _processes = crate::processes::alone();
     become_subreaper();
     let t = timeouts();
     let holder = tempfile::tempdir().unwrap();

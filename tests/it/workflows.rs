@@ -82,6 +82,7 @@ fn pinned_channel() -> String {
 
 #[test]
 fn every_workflow_installs_the_pinned_toolchain() {
+    let _processes = crate::processes::shared();
     let channel = pinned_channel();
     let pr = workflow("pr.yml");
     let nightly = workflow("nightly.yml");
@@ -132,6 +133,7 @@ fn every_workflow_installs_the_pinned_toolchain() {
 
 #[test]
 fn runners_are_pinned_beside_one_canary() {
+    let _processes = crate::processes::shared();
     let pr = workflow("pr.yml");
     assert_eq!(pr["jobs"]["ci"]["runs-on"], "ubuntu-24.04");
     let nightly = workflow("nightly.yml");
@@ -191,6 +193,7 @@ fn runners_are_pinned_beside_one_canary() {
 /// newest release on ubuntu-26.04 (none when the matrix has no release).
 #[test]
 fn the_resolve_step_names_the_canary() {
+    let _processes = crate::processes::shared();
     let nightly = workflow("nightly.yml");
     let resolve = steps(&nightly["jobs"]["resolve"]);
     let (_, step) = run_step(&resolve, "ci/resolve-istio-versions");
@@ -225,6 +228,7 @@ fn the_resolve_step_names_the_canary() {
 
 #[test]
 fn caches_are_saved_whatever_the_outcome() {
+    let _processes = crate::processes::shared();
     let pr = workflow("pr.yml");
     let nightly = workflow("nightly.yml");
     for (name, job) in [
@@ -327,6 +331,7 @@ fn caches_are_saved_whatever_the_outcome() {
 
 #[test]
 fn the_apparmor_profile_for_tcpdump_is_unloaded_before_the_suite() {
+    let _processes = crate::processes::shared();
     let nightly = workflow("nightly.yml");
     let cell = steps(&nightly["jobs"]["happy"]);
     let (apparmor_at, apparmor) = run_step(&cell, "apparmor_parser -R");
@@ -366,6 +371,7 @@ fn the_apparmor_profile_for_tcpdump_is_unloaded_before_the_suite() {
 
 #[test]
 fn docker_hub_is_logged_in_when_the_secrets_are_set() {
+    let _processes = crate::processes::shared();
     let nightly = workflow("nightly.yml");
     let cell = steps(&nightly["jobs"]["happy"]);
     let (login_at, login) = run_step(&cell, "docker login");
@@ -610,6 +616,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 
 #[test]
 fn base64_matches_rfc_4648() {
+    let _processes = crate::processes::shared();
     // RFC 4648 section 10's test vectors.
     for (plain, encoded) in [
         ("", ""),
