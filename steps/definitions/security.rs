@@ -159,9 +159,9 @@ fn capture_shows(out: &str) -> CaptureShows {
     }
 }
 
-/// The earliest instant a capture may begin and count: the suite's last change to the cluster
-/// plus the time a change takes to reach every sidecar.
-fn captures_count_from(env: &Env) -> tokio::time::Instant {
+/// The earliest instant an observation (a capture, a call) may begin and count: the suite's
+/// last change to the cluster plus the time a change takes to reach every sidecar.
+fn observations_count_from(env: &Env) -> tokio::time::Instant {
     env.cluster
         .last_change()
         .map_or_else(tokio::time::Instant::now, |changed| {
@@ -210,7 +210,7 @@ async fn capture_ingress(
     let streak = settled(
         &format!("captures into {deployment}'s pod to agree"),
         &env.timeouts.convergence(),
-        captures_count_from(&env),
+        observations_count_from(&env),
         observe,
         |(_, out)| capture_shows(out),
     )
@@ -262,7 +262,7 @@ async fn capture_legacy(world: &mut HappyWorld, deployment: Name, port: Port, ur
     let streak = settled(
         &format!("captures into {deployment}'s pod to agree"),
         &env.timeouts.convergence(),
-        captures_count_from(&env),
+        observations_count_from(&env),
         observe,
         |(out, calls)| {
             (
@@ -500,13 +500,35 @@ async fn call_from(
     let env = world.env();
     let deployment = workload_of(from);
     let (env_ref, url_ref) = (&env, url);
+    if (200..300).contains(&status) {
+        // First, whether the call is let through at all, from calls that begin once the last
+        // change (a deleted AuthorizationPolicy, say) has reached the sidecars and agree
+        // `consecutive` times in a row: a single 2xx seen before a denying policy arrives, or
+        // a denial seen before one is removed, must not decide.
+        let streak = settled(
+            &format!("{from}'s calls to {url} to agree on whether they are let through"),
+            &env.convergence(),
+            observations_count_from(&env),
+            || async move { env_ref.curl_from(NAMESPACE, deployment, url_ref).await },
+            let_through,
+        )
+        .await?;
+        if let Some(call) = streak.iter().find(|c| !let_through(c)) {
+            fail!(
+                "{from}'s call to {url} is not let through: {}: {}",
+                call.describe(),
+                call.result.body.trim()
+            );
+        }
+    }
     let call = eventually(
         &format!(
             "{from}'s call to {url} to answer {status}{}",
             body.map(|b| format!(" {b:?}")).unwrap_or_default()
         ),
-        // A 2xx needs one success (see `some_call_answers` for the bound); a denial must hold
-        // for the consecutive confirmations every negative claim needs.
+        // Once let through, a 2xx needs one success (service-a answers 500 when its own call
+        // to service-c fails: see `some_call_answers` for the bound); a denial must hold for
+        // the consecutive confirmations every negative claim needs.
         &if (200..300).contains(&status) {
             env.once()
         } else {
@@ -536,6 +558,12 @@ async fn call_from(
     .await?;
     world.last_curl = Some(call);
     Ok(())
+}
+
+/// Whether a call was let through to the application: it completed and was not denied (403,
+/// Envoy's RBAC answer). A reset (STRICT mTLS without a sidecar) or a refusal is not.
+fn let_through(call: &Curl) -> bool {
+    call.result.outcome == CurlOutcome::Completed && call.result.http_code != Some(403)
 }
 
 /// The deployment a reader execs into for a service: service-c has two; the workshop uses v1.

@@ -121,6 +121,13 @@ const CASES: &[Breakage] = &[
         to: "mode: PERMISSIVE",
     },
     Breakage {
+        claim: "C20",
+        what: "an allow-nothing AuthorizationPolicy in istioinaction",
+        file: "service-a-route.yaml",
+        from: "host: service-a\n",
+        to: "host: service-a\n---\napiVersion: security.istio.io/v1beta1\nkind: AuthorizationPolicy\nmetadata:\n  name: allow-nothing\nspec: {}\n",
+    },
+    Breakage {
         claim: "C21",
         what: "service-c allows service-b instead of service-a",
         file: "service-a-to-c-auth-policy.yaml",
