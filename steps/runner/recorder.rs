@@ -406,12 +406,18 @@ impl Record {
     }
 }
 
-/// The step standing for a scenario that never ran, with the reason as its text.
+/// The step standing for a scenario that never ran, with the reason as its text. Every reason
+/// the runner gives already begins "not run: " (the reports show it as it is); one that does
+/// not gets it here, so the step never says it twice.
 fn not_run_step(scenario: &gherkin::Scenario, reason: &str) -> gherkin::Step {
     gherkin::Step {
         keyword: "Given ".to_string(),
         ty: gherkin::StepType::Given,
-        value: format!("not run: {reason}"),
+        value: if reason.starts_with("not run: ") {
+            reason.to_string()
+        } else {
+            format!("not run: {reason}")
+        },
         docstring: None,
         table: None,
         span: scenario.span,

@@ -168,6 +168,8 @@ async fn an_environment_failure_every_later_scenario_shares_stops_the_run() {
     );
     assert_eq!(junit.matches("<testcase").count(), total, "{junit}");
     assert!(junit.contains("not run: the run stopped early"));
+    assert!(!junit.contains("not run: not run"), "{junit}");
+    assert!(!json.to_string().contains("not run: not run"), "{json}");
 }
 
 /// C02's own `Given` deploys a set of files C04 onwards do not: its environment failure is not

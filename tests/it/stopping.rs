@@ -902,6 +902,8 @@ fn a_preflight_failure_leaves_a_run_json_with_the_environments_verdict() {
     );
     assert_eq!(code, Some(2), "{output}");
     assert!(output.contains("preflight"), "{output}");
+    // The cluster is named once: "kind cluster: HAPPY_CLUSTER=kind needs …".
+    assert!(!output.contains("kind cluster: kind cluster"), "{output}");
     run.assert_nothing_left(&output);
 
     let info = json(&run.read_report("run.json"));

@@ -253,7 +253,7 @@ pub fn preflight_verdict(
         (engine, _, _) => {
             let text = report.render();
             let reason = if engine.is_none() {
-                docker_missing(kind, "no container engine answered").to_string()
+                docker_missing_reason(kind, "no container engine answered")
             } else {
                 format!(
                     "HAPPY_CLUSTER={kind}: the preflight found problems (HAPPY_PREFLIGHT=warn goes on regardless)"
@@ -271,11 +271,16 @@ pub fn preflight_verdict(
 pub fn docker_missing(kind: ClusterKind, reason: &str) -> Error {
     Error::Provision {
         cluster: format!("{kind} cluster"),
-        reason: format!(
-            "HAPPY_CLUSTER={kind} needs a Docker daemon, but {reason}. Start Docker (or point \
-             DOCKER_HOST at it), or run without Docker with HAPPY_CLUSTER=sandbox"
-        ),
+        reason: docker_missing_reason(kind, reason),
     }
+}
+
+/// What [`docker_missing`] says after the cluster's name.
+fn docker_missing_reason(kind: ClusterKind, reason: &str) -> String {
+    format!(
+        "HAPPY_CLUSTER={kind} needs a Docker daemon, but {reason}. Start Docker (or point \
+         DOCKER_HOST at it), or run without Docker with HAPPY_CLUSTER=sandbox"
+    )
 }
 
 /// The API server's version (`v1.35.0`).
