@@ -677,6 +677,14 @@ pub const OTHER_VARIABLES: &[(&str, &str)] = &[
         "Internal: marks a child run of the negative tests (tests/runs/negative.rs)",
     ),
     (
+        "HAPPY_FAILFAST_CHILD",
+        "Internal: marks a child run of the fail-fast tests (tests/runs/failfast.rs)",
+    ),
+    (
+        "HAPPY_SCRAPE15_CHILD",
+        "Internal: marks a child run of the 15 s scrape test (tests/runs/scrape15.rs)",
+    ),
+    (
         "HAPPY_RUNS_GROUP",
         "Internal: marks a child of the runs test binary that runs one group (tests/runs/main.rs)",
     ),

@@ -163,12 +163,15 @@ async fn query_until_found(addr: std::net::SocketAddr, query: &str, limit: Durat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_annotated_pods_and_keeps_istios_labels() {
     let _pods = pod_addresses::shared().await;
+    // The process id in the pod's name, so that the storage check below sees only this run's
+    // directory, not one of the same test running at the same time in another process.
+    let pod = format!("prometheus-test-{}", std::process::id());
     let Running {
         network,
         addr,
         cancel,
         run,
-    } = start(prometheus::DEFAULT_SCRAPE_INTERVAL, "prometheus-test").await;
+    } = start(prometheus::DEFAULT_SCRAPE_INTERVAL, &pod).await;
     let query = "/api/v1/query?query=istio_requests_total%7Bsource_workload%3D%22fake-source%22%7D";
     let result = query_until_found(addr, query, Duration::from_secs(30)).await;
     let sample = &result["data"]["result"][0];
@@ -194,7 +197,7 @@ async fn prometheus_scrapes_annotated_pods_and_keeps_istios_labels() {
         .filter(|e| {
             e.file_name()
                 .to_string_lossy()
-                .starts_with("happy-sandbox-prometheus-istio-system-prometheus-test-")
+                .starts_with(&format!("happy-sandbox-prometheus-istio-system-{pod}-"))
         })
         .collect();
     assert!(leftovers.is_empty(), "storage left behind: {leftovers:?}");
