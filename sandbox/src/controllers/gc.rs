@@ -1,13 +1,18 @@
 //! Garbage collection: when an object is deleted, the objects that name it in their
 //! `ownerReferences` are deleted too (background propagation), so deleting a Deployment
 //! removes its ReplicaSets and their Pods. `propagationPolicy=Orphan` leaves them.
+//!
+//! A dependent created after its owner was deleted (a ReplicaSet controller that read its
+//! ReplicaSet just before the Deployment went creates pods for it) is collected too: "the
+//! dependent is subject to deletion once all owners are verified absent" (kubernetes.io,
+//! Concepts, "Garbage Collection", Owners and dependents).
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use super::{Cluster, delete_object, next_event};
-use crate::store::{EventType, StoreEvent};
+use crate::store::{EventType, Store, StoreEvent};
 
 fn owned_by(o: &serde_json::Value, uid: &str) -> bool {
     o["metadata"]["ownerReferences"]
@@ -34,28 +39,35 @@ fn collect(cluster: &Cluster, ev: &StoreEvent) {
     }
 }
 
-/// Objects whose owner is gone (missed while lagging): delete them.
+/// Whether the object names owners and none of them exists: a namespaced owner must be in
+/// the dependent's namespace, so owners are looked up there and among cluster-scoped objects.
+fn owners_absent(store: &Store, o: &serde_json::Value) -> bool {
+    let Some(refs) = o["metadata"]["ownerReferences"]
+        .as_array()
+        .filter(|r| !r.is_empty())
+    else {
+        return false;
+    };
+    let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
+    let exists = |uid: &str| {
+        store.resources().iter().any(|r| {
+            store.list(r, None).0.iter().any(|x| {
+                x["metadata"]["uid"] == uid
+                    && x["metadata"]["namespace"]
+                        .as_str()
+                        .is_none_or(|n| n.is_empty() || n == ns)
+            })
+        })
+    };
+    refs.iter()
+        .all(|r| r["uid"].as_str().is_none_or(|uid| !exists(uid)))
+}
+
+/// Objects whose owners are gone (missed while lagging): delete them.
 fn resync(cluster: &Cluster) {
-    let resources = cluster.store.resources();
-    let mut uids = std::collections::HashSet::new();
-    for r in &resources {
+    for r in &cluster.store.resources() {
         for o in cluster.store.list(r, None).0 {
-            if let Some(u) = o["metadata"]["uid"].as_str() {
-                uids.insert(u.to_string());
-            }
-        }
-    }
-    for r in &resources {
-        for o in cluster.store.list(r, None).0 {
-            let orphaned = o["metadata"]["ownerReferences"]
-                .as_array()
-                .is_some_and(|refs| {
-                    !refs.is_empty()
-                        && refs
-                            .iter()
-                            .all(|x| x["uid"].as_str().is_none_or(|u| !uids.contains(u)))
-                });
-            if orphaned {
+            if owners_absent(&cluster.store, &o) {
                 let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
                 let name = o["metadata"]["name"].as_str().unwrap_or_default();
                 delete_object(cluster, r, ns, name);
@@ -71,8 +83,43 @@ pub(crate) async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken) {
     while let Some(ev) = next_event(&mut rx, &shutdown).await {
         match ev {
             Some(ev) if ev.kind == EventType::Deleted => collect(&cluster, &ev),
+            Some(ev)
+                if ev.kind == EventType::Added && owners_absent(&cluster.store, &ev.object) =>
+            {
+                delete_object(&cluster, &ev.resource, ev.namespace(), ev.name());
+            }
             Some(_) => {}
             None => resync(&cluster),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::GroupResource;
+
+    fn object(namespace: &str, name: &str, owner_uid: Option<&str>) -> serde_json::Value {
+        let mut o = json!({"metadata": {"name": name, "namespace": namespace}});
+        if let Some(uid) = owner_uid {
+            o["metadata"]["ownerReferences"] = json!([{"kind": "ReplicaSet", "uid": uid}]);
+        }
+        o
+    }
+
+    #[test]
+    fn a_dependent_is_collected_only_when_every_owner_is_absent_from_its_namespace() {
+        let store = Store::new();
+        let rs = GroupResource::new("apps", "replicasets");
+        let owner = store.create(&rs, object("a", "web", None)).unwrap();
+        let uid = owner["metadata"]["uid"].as_str().unwrap().to_string();
+        assert!(!owners_absent(&store, &object("a", "web-1", Some(&uid))));
+        assert!(!owners_absent(&store, &object("a", "free", None)));
+        // A namespaced owner in another namespace counts as absent.
+        assert!(owners_absent(&store, &object("b", "web-1", Some(&uid))));
+        store.delete(&rs, "a", "web", None).unwrap();
+        assert!(owners_absent(&store, &object("a", "web-1", Some(&uid))));
     }
 }
