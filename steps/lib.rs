@@ -1,13 +1,13 @@
 //! The suite's step layer, compiled once for every target that runs the suite: the step
 //! definitions (`definitions`, by domain, with the World they share), the runner (`runner`:
-//! plan, provision, execute, finish, under a signal watch) and [`in_process::run_suite`], the
+//! plan, provision, execute, finish, under a signal watch) and [`entry::run_suite`], the
 //! `happy` target's whole `main`.
 //!
 //! It may use the library (`happy_istio`) and cucumber; nothing uses it but the suite's test
 //! targets (`happy`, `it`, `runs`).
 
 pub mod definitions;
-pub mod in_process;
+pub mod entry;
 pub mod runner;
 
 use std::path::{Path, PathBuf};

@@ -9,5 +9,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    happy_steps::in_process::run_suite("happy-istio")
+    happy_steps::entry::run_suite("happy-istio")
 }

@@ -49,7 +49,7 @@ pub type HappyOpts = cli::Opts<
 >;
 
 /// Why a run could not start or finish. Each message is printed as `happy-istio: <message>`
-/// (`in_process::run_suite`) and names what is at fault; the run then exits with 2.
+/// (`entry::run_suite`) and names what is at fault; the run then exits with 2.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// A stopping signal could not be caught, so the run could not clean up on it.

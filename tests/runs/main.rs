@@ -34,7 +34,7 @@ const GROUPS: [Group; 3] = [
 fn main() -> ExitCode {
     for (name, var, _) in GROUPS {
         if std::env::var_os(var).is_some() {
-            return happy_steps::in_process::run_suite(name);
+            return happy_steps::entry::run_suite(name);
         }
     }
     // libtest's flags (--nocapture, --quiet, …) that cargo passes along mean nothing here.

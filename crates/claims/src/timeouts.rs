@@ -5,7 +5,7 @@
 //! `HAPPY_CONSECUTIVE` sets how many consecutive successes an eventual assertion needs.
 //! A bad value is an error naming the variable and the value, never a silent default. An empty
 //! (or all-blank) value counts as unset, as it does for every other setting (see
-//! `settings.rs`). The poll interval must be shorter than every limit it paces (the assertion
+//! `settings`). The poll interval must be shorter than every limit it paces (the assertion
 //! and metrics limits): otherwise a check would give up after one try while saying it waited.
 
 use std::time::Duration;

@@ -20,7 +20,7 @@ pub const KIND_PODMAN6_FIXED: (u64, u64) = (0, 33);
 /// pre-built for this release" (github.com/kubernetes-sigs/kind/releases/tag/v0.33.0), pinned
 /// by the digest the notes give. Not v0.33.0's default (`kindest/node:v1.37.0`): 1.35 is the
 /// newest minor inside the Kubernetes window of every Istio minor the nightly tests (1.29:
-/// 1.31–1.35; 1.30 and 1.31: 1.32–1.36, `crates/provision/src/istio/kubernetes_support.rs`). Passed as
+/// 1.31–1.35; 1.30 and 1.31: 1.32–1.36, `crates/provision/src/istio/support_window.rs`). Passed as
 /// `--image` so the Kubernetes under test does not depend on which kind runs. Its containerd
 /// is kind's base image's: v2.3.4 on `main` when v0.33.0 was cut (`images/base/Dockerfile`
 /// `CONTAINERD_VERSION`, commit 1f1286d2, base image `kindest/base:v20260820-69b56db7`).

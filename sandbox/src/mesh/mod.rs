@@ -6,11 +6,11 @@
 //! The mesh core (install, crds, ca, envoy, inject, proxy, paths, xds, translate, model) and the
 //! authorization, telemetry, capture and Prometheus parts (authz, telemetry, capture,
 //! prometheus) meet only at the functions documented in `authz.rs`, `telemetry/mod.rs`,
-//! `capture.rs` and `prometheus.rs`.
+//! `tcpdump.rs` and `prometheus.rs`.
 
 pub mod authz;
-pub mod capture;
 pub mod prometheus;
+pub mod tcpdump;
 pub mod telemetry;
 
 pub mod ca;

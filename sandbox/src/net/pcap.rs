@@ -479,7 +479,7 @@ mod tests {
     /// and the workshop's filter keeps only the two with a payload.
     #[test]
     fn real_tcpdump_reads_the_stream() {
-        let Some(tcpdump) = crate::mesh::capture::find_tcpdump() else {
+        let Some(tcpdump) = crate::mesh::tcpdump::find_tcpdump() else {
             eprintln!("SKIPPED: no tcpdump on this host (install Debian's tcpdump package)");
             return;
         };

@@ -761,7 +761,7 @@ impl cri::Runtime for LocalRuntime {
                     container.name
                 )));
             }
-            crate::exec::exec_in_pod(pod.net.clone(), request, pod.cancel.clone())
+            crate::pod_exec::exec_in_pod(pod.net.clone(), request, pod.cancel.clone())
         });
         Box::pin(futures::future::ready(session))
     }

@@ -108,7 +108,7 @@ async fn the_pods_socks_egress_serves_outside_processes() {
     let _pods = pod_addresses::shared().await;
     let c = Cluster::workshop().await;
     let socks = c.rt.pod_net(NS, "service-a-1").unwrap().socks_addr();
-    let out = tokio::process::Command::new(happy_sandbox::exec::find_curl().expect("curl"))
+    let out = tokio::process::Command::new(happy_sandbox::pod_exec::find_curl().expect("curl"))
         .args(["-q", "-sS", "--noproxy", "", "--proxy"])
         .arg(format!("socks5h://{socks}"))
         .arg("http://service-c.istioinaction.svc/health")

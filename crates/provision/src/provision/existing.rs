@@ -7,7 +7,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::istio_setup::{IstioSetup, WhenInstalled, installed_istio};
-use super::istioctl_cluster::{Ending, IstioctlCluster};
+use super::istioctl_handle::{Ending, IstioctlCluster};
 use super::{Capabilities, Capability, ClusterHandle, ClusterInfo, ClusterKind};
 use crate::istio::KubeTarget;
 use crate::settings::Settings;
@@ -86,7 +86,7 @@ pub(super) async fn provision(
 /// The Kubernetes window verdict for a cluster the suite did not choose: printed loudly when
 /// outside or unknown, and returned for the report either way.
 fn window_warning(istio: &crate::istio::IstioVersion, kubernetes_version: &str) -> String {
-    use crate::istio::kubernetes_support::{Support, check, describe, parse_kube_minor};
+    use crate::istio::support_window::{Support, check, describe, parse_kube_minor};
     let Some(kube) = parse_kube_minor(kubernetes_version) else {
         let line = format!(
             "WARNING: the API server's version {kubernetes_version:?} could not be read as major.minor; its support by Istio {istio} is unknown"

@@ -13,7 +13,7 @@ use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
 use tokio::sync::Mutex;
 
 use super::istio_setup::{IstioSetup, WhenInstalled};
-use super::istioctl_cluster::{Ending, IstioctlCluster};
+use super::istioctl_handle::{Ending, IstioctlCluster};
 use super::{Capabilities, ClusterHandle, ClusterInfo, ClusterKind, kubeconfig};
 use crate::istio::KubeTarget;
 use crate::settings::Settings;
@@ -180,15 +180,12 @@ pub(super) async fn provision(
 /// The Kubernetes window verdict for the report (preflight already refused an outside pair of
 /// a pinned or exact ISTIO_VERSION; `latest`/`dev` are judged here, after resolving).
 fn window_line(istio: &crate::istio::IstioVersion, kubernetes_version: &str) -> String {
-    use crate::istio::kubernetes_support::{check, describe, parse_kube_minor};
+    use crate::istio::support_window::{check, describe, parse_kube_minor};
     match parse_kube_minor(kubernetes_version) {
         Some(kube) => {
             let support = check(istio, kube);
             let line = describe(istio, kube, &support);
-            if !matches!(
-                support,
-                crate::istio::kubernetes_support::Support::Supported(_)
-            ) {
+            if !matches!(support, crate::istio::support_window::Support::Supported(_)) {
                 eprintln!("happy-istio: WARNING: {line}");
             }
             line
@@ -240,7 +237,7 @@ mod tests {
         let digest = K3S_TAG.split_once("@sha256:").unwrap().1;
         assert_eq!(digest.len(), 64);
         assert_eq!(
-            crate::istio::kubernetes_support::parse_kube_minor(K3S_TAG),
+            crate::istio::support_window::parse_kube_minor(K3S_TAG),
             Some((1, 35))
         );
     }

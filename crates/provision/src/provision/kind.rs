@@ -21,12 +21,12 @@ use futures::future::BoxFuture;
 
 use super::docker::EngineFound;
 use super::istio_setup::{IstioSetup, WhenInstalled};
-use super::istioctl_cluster::{Ending, IstioctlCluster};
+use super::istioctl_handle::{Ending, IstioctlCluster};
 use super::{Capabilities, ClusterHandle, ClusterInfo, ClusterKind, kubeconfig};
 use crate::download::{Downloader, Expected};
 use crate::istio::KubeTarget;
 use crate::istio::artifacts::{Arch, Os, Platform};
-use crate::istio::kubernetes_support;
+use crate::istio::support_window;
 use crate::process::Cmd;
 use crate::settings::{KeepPolicy, Settings};
 use crate::timeouts::Timeouts;
@@ -664,12 +664,12 @@ pub(super) async fn provision(
 /// The Kubernetes window verdict for the node image: an error when outside (kind is where the
 /// suite chooses Kubernetes), else the line for the report.
 pub fn kubernetes_window(version: &crate::istio::IstioVersion, image: &str) -> Result<String> {
-    let kube = kubernetes_support::parse_kube_minor(image).ok_or_else(|| Error::Provision {
+    let kube = support_window::parse_kube_minor(image).ok_or_else(|| Error::Provision {
         cluster: "kind".into(),
         reason: format!("the node image {image:?} names no Kubernetes version"),
     })?;
-    let support = kubernetes_support::check(version, kube);
-    let line = kubernetes_support::describe(version, kube, &support);
+    let support = support_window::check(version, kube);
+    let line = support_window::describe(version, kube, &support);
     if support.is_outside() {
         return Err(Error::Provision {
             cluster: "kind".into(),
@@ -678,7 +678,7 @@ pub fn kubernetes_window(version: &crate::istio::IstioVersion, image: &str) -> R
             ),
         });
     }
-    if let kubernetes_support::Support::Unknown(_) = support {
+    if let support_window::Support::Unknown(_) = support {
         eprintln!("happy-istio: WARNING: {line}");
     }
     Ok(line)

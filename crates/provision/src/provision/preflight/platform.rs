@@ -5,7 +5,7 @@
 //! returns an [`Outcome`]; `crate::provision::preflight` does the reading.
 
 use crate::istio::artifacts::Arch;
-use crate::istio::kubernetes_support::KubeMinor;
+use crate::istio::support_window::KubeMinor;
 use crate::provision::kind;
 
 use super::Outcome;
@@ -317,14 +317,14 @@ mod tests {
             Outcome::Warning(_)
         ));
         // The fallback image is inside every tested Istio minor's window.
-        let kube = crate::istio::kubernetes_support::parse_kube_minor(CGROUP_V1_NODE_IMAGE);
+        let kube = crate::istio::support_window::parse_kube_minor(CGROUP_V1_NODE_IMAGE);
         assert_eq!(kube, Some((1, 34)));
         for istio in ["1.29.8", "1.30.5", "1.31.1"] {
             let v: crate::istio::IstioVersion = istio.parse().unwrap();
             assert!(
                 matches!(
-                    crate::istio::kubernetes_support::check(&v, (1, 34)),
-                    crate::istio::kubernetes_support::Support::Supported(_)
+                    crate::istio::support_window::check(&v, (1, 34)),
+                    crate::istio::support_window::Support::Supported(_)
                 ),
                 "{istio}"
             );

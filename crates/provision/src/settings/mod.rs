@@ -352,7 +352,7 @@ impl Settings {
         let kind_node_image = match get("HAPPY_KIND_NODE_IMAGE") {
             None => crate::kind_pins::KIND_NODE_IMAGE.to_string(),
             Some(v) => {
-                if crate::istio::kubernetes_support::parse_kube_minor(&v).is_none() {
+                if crate::istio::support_window::parse_kube_minor(&v).is_none() {
                     return Err(invalid(
                         "HAPPY_KIND_NODE_IMAGE",
                         &v,
@@ -1068,7 +1068,7 @@ mod tests {
     #[test]
     fn describe_covers_every_variable_read() {
         let names: Vec<&str> = Settings::describe().iter().map(|d| d.name).collect();
-        let source = include_str!("settings.rs");
+        let source = include_str!("mod.rs");
         for name in [
             "HAPPY_CLUSTER",
             "ISTIO_VERSION",

@@ -10,7 +10,7 @@
 //!   clusters` itself (the first command of a kind run) when the binary is at hand, the host
 //!   port if `HAPPY_KIND_HOST_PORT` maps one;
 //! - for k3s: that testcontainers reaches the same daemon;
-//! - the Kubernetes version against the Istio minor's window ([`crate::istio::kubernetes_support`]);
+//! - the Kubernetes version against the Istio minor's window ([`crate::istio::support_window`]);
 //! - the engine's cgroup version: Kubernetes ≥ 1.35 refuses cgroup v1
 //!   ([`platform::CGROUP_V1_REFUSED_FROM`]);
 //! - the host's architecture: a note on arm64 ([`platform::judge_architecture`]);
@@ -37,7 +37,7 @@ use std::time::Duration;
 
 pub mod platform;
 
-use crate::istio::kubernetes_support::{self, Support};
+use crate::istio::support_window::{self, Support};
 use crate::process::{Cmd, is_executable, which};
 use crate::provision::docker::{self, EngineEnv, EngineFound, Provider};
 use crate::provision::kind;
@@ -327,14 +327,14 @@ pub fn judge_kubernetes(
             ));
         }
     };
-    let Some(kube) = kubernetes_support::parse_kube_minor(image_or_version) else {
+    let Some(kube) = support_window::parse_kube_minor(image_or_version) else {
         return Outcome::problem(
             format!("{image_or_version:?} names no Kubernetes version"),
             fix.to_string(),
         );
     };
-    let support = kubernetes_support::check(&version, kube);
-    let line = kubernetes_support::describe(&version, kube, &support);
+    let support = support_window::check(&version, kube);
+    let line = support_window::describe(&version, kube, &support);
     match support {
         Support::Supported(_) => Outcome::Ok(line),
         Support::Outside(_) => Outcome::problem(line, fix.to_string()),
@@ -383,11 +383,11 @@ pub async fn run_with(
     // The node's Kubernetes, for the cgroup check, and what else to offer against cgroup v1.
     let (node_kube, cgroup_fix) = match target {
         Target::Kind => (
-            kubernetes_support::parse_kube_minor(&settings.kind_node_image),
+            support_window::parse_kube_minor(&settings.kind_node_image),
             platform::kind_cgroup_v1_fix(),
         ),
         Target::K3s => (
-            kubernetes_support::parse_kube_minor(crate::provision::k3s::K3S_TAG),
+            support_window::parse_kube_minor(crate::provision::k3s::K3S_TAG),
             String::new(),
         ),
     };

@@ -6,7 +6,7 @@
 //! pod's address is the source). In the `istio-proxy` container curl's connections bypass
 //! the pod's sidecar, as Istio's redirection excludes the proxy's own user; in every other
 //! container they go through it. tcpdump is the host's real tcpdump reading what the pod's
-//! recording point sees as a pcap stream ([`crate::mesh::capture`]). Nothing else runs, never a shell: any other command ends with
+//! recording point sees as a pcap stream ([`crate::mesh::tcpdump`]). Nothing else runs, never a shell: any other command ends with
 //! exit code 126.
 //!
 //! curl reports every SOCKS refusal as exit 97; the session's own SOCKS server knows what really
@@ -106,7 +106,7 @@ pub fn exec_in_pod(
                 NOT_PROVIDED,
             ));
         }
-        return Ok(crate::mesh::capture::run_tcpdump(
+        return Ok(crate::mesh::tcpdump::run_tcpdump(
             &words[1..],
             net,
             request.stdin,

@@ -142,7 +142,7 @@ pub fn check(istio: &IstioVersion, kube: KubeMinor) -> Support {
             };
             Support::Unknown(format!(
                 "Istio {istio} ({kind} of {}.{}) has no known supported Kubernetes window \
-                 (crates/provision/src/istio/kubernetes_support.rs): {hint}",
+                 (crates/provision/src/istio/support_window.rs): {hint}",
                 line.0, line.1
             ))
         }

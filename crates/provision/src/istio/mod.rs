@@ -5,8 +5,8 @@ pub mod addons;
 pub mod artifacts;
 pub mod hub;
 pub mod istioctl;
-pub mod kubernetes_support;
 pub mod releases;
+pub mod support_window;
 pub mod version;
 
 pub use artifacts::{CachedRelease, Platform};

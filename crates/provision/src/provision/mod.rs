@@ -11,7 +11,7 @@
 pub mod docker;
 mod existing;
 pub mod istio_setup;
-mod istioctl_cluster;
+mod istioctl_handle;
 pub mod k3s;
 pub mod kind;
 mod kubeconfig;
