@@ -26,7 +26,7 @@ use crate::probes::{MAX_FALSE_VERDICT, StatusTally, requests_to_observe};
 use crate::retry::{Convergence, eventually_holding};
 
 /// The probability that a request through service-a fails while service-c v2 is an endpoint.
-pub const P_FAILURE_WITH_V2: f64 = 0.5;
+pub(crate) const P_FAILURE_WITH_V2: f64 = 0.5;
 
 /// Requests in a batch that must all answer 200: at least [`requests_to_observe`] for a
 /// failure rate of one half, so a half-broken configuration passes with p < 1e-9.
@@ -36,7 +36,7 @@ pub fn all_succeed_batch() -> u32 {
 
 /// Requests in a batch that must show both a 500 and a 200: each outcome has probability one
 /// half, so missing either has probability at most 2 · 0.5^n (union bound) < 1e-9.
-pub fn both_outcomes_batch() -> u32 {
+pub(crate) fn both_outcomes_batch() -> u32 {
     requests_to_observe(P_FAILURE_WITH_V2, MAX_FALSE_VERDICT / 2.0)
 }
 

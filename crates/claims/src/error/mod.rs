@@ -357,7 +357,7 @@ fn kube_class(error: &kube::Error) -> FailureClass {
 }
 
 /// True when a kube-rs error is the API server's 404.
-pub fn is_kube_not_found(error: &kube::Error) -> bool {
+pub(crate) fn is_kube_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
