@@ -52,6 +52,17 @@ impl From<happy_istio::Error> for Failure {
     }
 }
 
+/// Provisioning's error (an Istio install, istioctl, the addons), classified the same way: a
+/// claim-path error inside it keeps its class ([`happy_istio::ProvisionError::class`]).
+impl From<happy_istio::ProvisionError> for Failure {
+    fn from(e: happy_istio::ProvisionError) -> Self {
+        Failure {
+            class: e.class(),
+            message: e.to_string(),
+        }
+    }
+}
+
 /// A bare message is the claim failing, as with [`fail!`].
 impl From<String> for Failure {
     fn from(s: String) -> Self {
