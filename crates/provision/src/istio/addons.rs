@@ -59,7 +59,8 @@ pub async fn apply_addons(cluster: &Cluster, addons_dir: &Path) -> Result<()> {
     match cluster.apply(&manifests, ADDONS_NAMESPACE).await {
         Ok(_) => Ok(()),
         Err(happy_claims::Error::UnknownKind { .. }) => {
-            Ok(cluster.apply(&manifests, ADDONS_NAMESPACE).await.map(drop)?)
+            cluster.apply(&manifests, ADDONS_NAMESPACE).await?;
+            Ok(())
         }
         Err(other) => Err(other.into()),
     }

@@ -332,10 +332,13 @@ pub fn ingress_node_port_patch(
     service: &Service,
     node_port: i32,
 ) -> Result<Option<serde_json::Value>> {
-    let spec = service.spec.as_ref().ok_or_else(|| happy_claims::Error::Unexpected {
-        what: "Service istio-ingressgateway in istio-system".into(),
-        message: "it has no spec".into(),
-    })?;
+    let spec = service
+        .spec
+        .as_ref()
+        .ok_or_else(|| happy_claims::Error::Unexpected {
+            what: "Service istio-ingressgateway in istio-system".into(),
+            message: "it has no spec".into(),
+        })?;
     let ports = spec.ports.as_deref().unwrap_or_default();
     let http = ports
         .iter()
