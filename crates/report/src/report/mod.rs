@@ -125,7 +125,7 @@ pub struct FailureRecord {
     pub step: Option<String>,
 }
 
-pub use crate::error::FailureClass;
+pub use happy_claims::error::FailureClass;
 
 /// Whose failure a failed step is, from its message: step messages say which with their first
 /// words (`claim failed: ` / `environment failed: `, see [`FailureClass::prefix`]); a message
