@@ -14,7 +14,7 @@ use super::world::{Env, Failure, HappyWorld, NAMESPACE, Step, fail, pod_name};
 
 /// Apply files the way a reader does — `kubectl apply -f`, then wait until what they create is
 /// Ready: every Deployment rolled out and every bare Pod Ready.
-pub async fn apply_and_wait(env: &Env, files: &[String]) -> Step {
+pub(crate) async fn apply_and_wait(env: &Env, files: &[String]) -> Step {
     for file in files {
         let manifests = env.load(file)?;
         apply_manifests_and_wait(env, &manifests).await?;
@@ -23,7 +23,7 @@ pub async fn apply_and_wait(env: &Env, files: &[String]) -> Step {
 }
 
 /// [`apply_and_wait`] for objects already loaded (and possibly changed by a deviation).
-pub async fn apply_manifests_and_wait(env: &Env, manifests: &[Manifest]) -> Step {
+pub(crate) async fn apply_manifests_and_wait(env: &Env, manifests: &[Manifest]) -> Step {
     env.cluster.apply(manifests, NAMESPACE).await?;
     for manifest in manifests {
         let object = &manifest.object;

@@ -17,7 +17,7 @@ use super::verbatim::{get_through_load_balancer, set_legacy_client, workshop_ing
 use super::world::{Env, Failure, HappyWorld, NAMESPACE, Step, fail};
 
 /// Where re-checks run the workshop's originals: never a namespace the workshop uses.
-pub const SCRATCH_NAMESPACE: &str = "happy-deviation-check";
+pub(crate) const SCRATCH_NAMESPACE: &str = "happy-deviation-check";
 
 fn scratch_namespace() -> Result<Vec<Manifest>, Failure> {
     let yaml = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {SCRATCH_NAMESPACE}\n");

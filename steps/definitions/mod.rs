@@ -9,7 +9,7 @@ pub mod env;
 pub mod failure;
 pub mod gate;
 pub mod parameters;
-pub mod readings;
+pub(crate) mod readings;
 pub mod target;
 pub mod verbatim;
 pub mod world;

@@ -88,7 +88,7 @@ impl FromStr for Url {
 /// A request path such as `/` or `/ui`.
 #[derive(Debug, Clone, PartialEq, Eq, Parameter)]
 #[param(name = "path", regex = r"/[^\s]*")]
-pub struct RequestPath(pub String);
+pub(crate) struct RequestPath(pub String);
 
 impl FromStr for RequestPath {
     type Err = Infallible;

@@ -12,7 +12,7 @@ use super::target::Target;
 
 /// The workload every request through the ingress gateway enters: the readings in [`Before`]
 /// are of its sidecar.
-pub const ENTRY: &str = "service-a";
+pub(crate) const ENTRY: &str = "service-a";
 
 /// Readings of a workload's sidecar taken just before a batch of requests: verdicts on
 /// counters and logs judge the growth since then, i.e. the scenario's own requests, not what
@@ -93,7 +93,7 @@ impl SidecarCounts {
 /// The earliest instant an observation (a capture, a call, a batch of requests) may begin and
 /// count: the suite's last change to the cluster plus the time a change takes to reach every
 /// sidecar.
-pub fn observations_count_from(env: &Env) -> tokio::time::Instant {
+pub(crate) fn observations_count_from(env: &Env) -> tokio::time::Instant {
     env.cluster
         .last_change()
         .map_or_else(tokio::time::Instant::now, |changed| {

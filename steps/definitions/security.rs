@@ -57,7 +57,7 @@ fn tcpdump_command(port: u16, host: Option<&str>) -> Vec<String> {
 /// The workshop's capture (README, chapter "Security"), as written after `kubectl -n
 /// istioinaction exec deploy/service-a -c istio-proxy --`: every packet with a TCP payload,
 /// printed with -vv, until stopped.
-pub const WORKSHOP_CAPTURE: [&str; 8] = [
+pub(crate) const WORKSHOP_CAPTURE: [&str; 8] = [
     "sudo",
     "tcpdump",
     "-l",

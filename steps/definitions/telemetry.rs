@@ -274,7 +274,7 @@ async fn prometheus_requests(
 /// through the gateway makes service-a call service-b and service-c once), then the success
 /// rate of that growth. The baseline is the sidecar's own reading taken before the batch —
 /// the same counters Prometheus scrapes from :15020, so the two are comparable.
-pub async fn prometheus_rate_of_batch(
+pub(crate) async fn prometheus_rate_of_batch(
     what: &str,
     policy: &Convergence,
     baseline: &BTreeMap<(String, String), f64>,

@@ -15,14 +15,14 @@ use super::env::{Env, ISTIO_NAMESPACE};
 use super::failure::{Failure, Step, fail};
 
 /// The run's deviations, from the same settings the runner announced at start.
-pub fn run_deviations() -> Result<Deviations, Failure> {
+pub(crate) fn run_deviations() -> Result<Deviations, Failure> {
     let settings = Settings::from_env().map_err(Failure::from)?;
     Ok(Deviations::resolve(&settings))
 }
 
 /// Set the legacy client's container of a loaded `legacy.yaml` to what the run wants: the
 /// deviation D-legacy-image's image and command, or the file as written when it is off.
-pub fn set_legacy_client(manifests: &mut [Manifest], client: &LegacyClient) -> Step {
+pub(crate) fn set_legacy_client(manifests: &mut [Manifest], client: &LegacyClient) -> Step {
     for manifest in manifests.iter_mut().filter(|m| m.kind() == "Pod") {
         let what = manifest.describe();
         let containers = manifest.object.data["spec"]["containers"].as_array_mut();
@@ -45,7 +45,7 @@ pub fn set_legacy_client(manifests: &mut [Manifest], client: &LegacyClient) -> S
 
 /// Whether D-ingress-address is switched off for this run: requests "through the ingress
 /// gateway" then go to the Service's LoadBalancer address, as the workshop's curl does.
-pub fn ingress_verbatim() -> bool {
+pub(crate) fn ingress_verbatim() -> bool {
     static OFF: OnceLock<bool> = OnceLock::new();
     *OFF.get_or_init(|| {
         run_deviations()
@@ -57,7 +57,7 @@ pub fn ingress_verbatim() -> bool {
 
 /// Whether D-capture-command is switched off for this run: captures then run the workshop's
 /// own tcpdump command in service-a's istio-proxy.
-pub fn capture_verbatim() -> bool {
+pub(crate) fn capture_verbatim() -> bool {
     static OFF: OnceLock<bool> = OnceLock::new();
     *OFF.get_or_init(|| {
         run_deviations()
@@ -69,7 +69,7 @@ pub fn capture_verbatim() -> bool {
 
 /// The workshop's `$ISTIO_INGRESS_GW_IP`: `{.status.loadBalancer.ingress[*].ip}` of the
 /// gateway's Service — every address, none when the cluster assigned none.
-pub async fn workshop_ingress_addresses(env: &Env) -> happy_istio::Result<Vec<String>> {
+pub(crate) async fn workshop_ingress_addresses(env: &Env) -> happy_istio::Result<Vec<String>> {
     let api: Api<Service> = Api::namespaced(env.cluster.client().clone(), ISTIO_NAMESPACE);
     let what = format!("get service istio-ingressgateway in {ISTIO_NAMESPACE}");
     let svc = tokio::time::timeout(env.timeouts.request, api.get("istio-ingressgateway"))
@@ -92,7 +92,10 @@ pub async fn workshop_ingress_addresses(env: &Env) -> happy_istio::Result<Vec<St
 
 /// `curl -s $ISTIO_INGRESS_GW_IP<path>` from the machine running the suite: GET on port 80 of
 /// the first LoadBalancer address, bounded by `request`.
-pub async fn get_through_load_balancer(env: &Env, path: &str) -> happy_istio::Result<HttpResponse> {
+pub(crate) async fn get_through_load_balancer(
+    env: &Env,
+    path: &str,
+) -> happy_istio::Result<HttpResponse> {
     let addresses = workshop_ingress_addresses(env).await?;
     let target =
         format!("the ingress gateway's LoadBalancer address{path} (D-ingress-address is off)");

@@ -41,7 +41,7 @@ use provision::Provisioned;
 use signals::Signals;
 
 /// Cucumber's command line as this suite's writers and runner define it.
-pub type HappyOpts = cli::Opts<
+pub(crate) type HappyOpts = cli::Opts<
     parser::basic::Cli,
     cucumber_runner::basic::Cli,
     cli::Compose<writer::basic::Cli, writer::junit::Cli>,

@@ -31,7 +31,7 @@ type Ev = parser::Result<Event<event::Cucumber<HappyWorld>>>;
 /// An in-memory report file: cucumber's writers write into it, the runner then writes it out
 /// whole.
 #[derive(Clone, Default)]
-pub struct Buffer(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Buffer(Arc<Mutex<Vec<u8>>>);
 
 impl Buffer {
     fn text(&self) -> String {
@@ -114,7 +114,7 @@ pub struct Record {
 }
 
 /// The recorder's half in cucumber's writer chain.
-pub struct Recorder(pub Rc<tokio::sync::Mutex<Record>>);
+pub(crate) struct Recorder(pub Rc<tokio::sync::Mutex<Record>>);
 
 impl Record {
     /// A record of a run of `planned`; `stop` receives the reason when the run should stop

@@ -306,7 +306,7 @@ fn events_text(events: &[Event]) -> String {
 }
 
 /// A file-name-safe form of a scenario name: lowercase letters, digits and single dashes.
-pub fn slug(name: &str) -> String {
+pub(crate) fn slug(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {

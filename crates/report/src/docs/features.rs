@@ -49,7 +49,7 @@ pub struct StepDoc {
 }
 
 /// Whether a tag is a claim id (`C05`).
-pub fn is_claim_tag(tag: &str) -> bool {
+pub(crate) fn is_claim_tag(tag: &str) -> bool {
     tag.len() > 1 && tag.starts_with('C') && tag[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
@@ -91,7 +91,7 @@ fn dedent(text: &str) -> String {
 }
 
 /// Read one feature file.
-pub fn load_file(path: &Path) -> Result<Chapter, DocsError> {
+pub(crate) fn load_file(path: &Path) -> Result<Chapter, DocsError> {
     let feature = gherkin::Feature::parse_path(path, gherkin::GherkinEnv::default())
         .map_err(|e| DocsError::input(path, format!("not a readable feature file: {e}")))?;
     let stem = path

@@ -22,7 +22,7 @@ use super::model::Status;
 pub const HISTORY_FILE: &str = "history.json";
 
 /// The schema this code reads and writes.
-pub const SCHEMA: u32 = 1;
+pub(crate) const SCHEMA: u32 = 1;
 
 /// `history.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,7 +218,7 @@ impl History {
 
 /// The order version lines are shown in: `dev` first, then the newest minor first, then any
 /// other (unparseable) line by name.
-pub fn line_order(line: &str) -> (u8, Vec<u64>, String) {
+pub(crate) fn line_order(line: &str) -> (u8, Vec<u64>, String) {
     if line == "dev" {
         return (0, Vec::new(), String::new());
     }

@@ -67,7 +67,7 @@ impl Status {
 
 /// The reason of a scenario a run did not select (a `--tags`/`--name` filter left it out):
 /// the run says nothing about it, so the history does not record it.
-pub const NOT_SELECTED: &str = "not selected in this run";
+pub(crate) const NOT_SELECTED: &str = "not selected in this run";
 
 /// One run's reports.
 #[derive(Clone, Debug)]
@@ -252,7 +252,7 @@ pub struct Ending {
 }
 
 /// Why a scenario of a run killed outright did not run.
-pub const DID_NOT_FINISH: &str =
+pub(crate) const DID_NOT_FINISH: &str =
     "not run: the run did not finish (it was killed before it could write how it ended)";
 
 /// `message` as a step says it, its class in its first words.
@@ -265,7 +265,7 @@ fn with_class_prefix(class: FailureClass, message: &str) -> String {
 }
 
 /// The UTC date of an RFC 3339 time, or `unknown`.
-pub fn night_of(started_at: &str) -> String {
+pub(crate) fn night_of(started_at: &str) -> String {
     started_at
         .parse::<jiff::Timestamp>()
         .map(|t| t.strftime("%Y-%m-%d").to_string())
@@ -274,7 +274,7 @@ pub fn night_of(started_at: &str) -> String {
 
 /// The version line of an Istio version: `1.31` for 1.31.x releases and pre-releases, `dev`
 /// for dev builds (and for the nightly's unresolved dev cell); anything else is its own line.
-pub fn version_line(istio_version: &str) -> String {
+pub(crate) fn version_line(istio_version: &str) -> String {
     if istio_version == crate::istio::releases::UNRESOLVED_DEV {
         return "dev".into();
     }
@@ -317,7 +317,7 @@ pub fn load_reports(dir: &Path) -> Result<Vec<Run>, DocsError> {
 
 /// Read one run's `run.json` and `cucumber.json` (absent when the run stopped before any
 /// scenario ran: every selected scenario is then in run.json's `not_run`).
-pub fn load_run(dir: &Path) -> Result<Run, DocsError> {
+pub(crate) fn load_run(dir: &Path) -> Result<Run, DocsError> {
     let run_path = dir.join(report::RUN_FILE);
     let text = std::fs::read_to_string(&run_path)
         .map_err(|e| DocsError::input(&run_path, format!("cannot read: {e}")))?;

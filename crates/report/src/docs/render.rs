@@ -28,7 +28,7 @@ use super::model::{Outcome, Run};
 use crate::report::{DeviationInfo, FailureClass, write_atomic};
 
 /// The stylesheet's file name in the site.
-pub const STYLESHEET: &str = "style.css";
+pub(crate) const STYLESHEET: &str = "style.css";
 
 const CSS: &str = include_str!("style.css");
 
@@ -162,7 +162,7 @@ struct ChapterPage<'a> {
 /// The feature's description as HTML: Markdown through pulldown-cmark, raw HTML shown as
 /// text (a feature file is not trusted to write markup), links kept only when they go to
 /// http(s), mail or within the site.
-pub fn markdown_html(text: &str) -> String {
+pub(crate) fn markdown_html(text: &str) -> String {
     use pulldown_cmark::{Event, Parser, Tag, TagEnd};
     let mut dropped_links = 0usize;
     let events: Vec<Event> = Parser::new(text)
@@ -532,7 +532,7 @@ pub fn summary_md(matrix: &Matrix) -> String {
 }
 
 /// Append [`summary_md`] to `path` (the step summary file accumulates).
-pub fn append_summary_md(path: &Path, matrix: &Matrix) -> Result<(), DocsError> {
+pub(crate) fn append_summary_md(path: &Path, matrix: &Matrix) -> Result<(), DocsError> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

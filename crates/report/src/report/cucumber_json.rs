@@ -70,7 +70,7 @@ pub struct StepResult {
 
 /// Whether a step's status says it did not pass for a reason of its own (a skipped step only
 /// followed one that did not).
-pub fn is_failure(status: &str) -> bool {
+pub(crate) fn is_failure(status: &str) -> bool {
     matches!(status, "failed" | "undefined" | "ambiguous" | "pending")
 }
 

@@ -31,8 +31,8 @@ pub use crate::cluster::pulls::RegistryPulls;
 pub use crate::deviations::DeviationInfo;
 
 /// File names inside the report directory.
-pub const JUNIT_FILE: &str = "junit.xml";
-pub const CUCUMBER_JSON_FILE: &str = "cucumber.json";
+pub(crate) const JUNIT_FILE: &str = "junit.xml";
+pub(crate) const CUCUMBER_JSON_FILE: &str = "cucumber.json";
 pub const RUN_FILE: &str = "run.json";
 
 /// What the run ran on.
@@ -335,7 +335,10 @@ impl fmt::Display for Summary {
 /// first child (the JUnit schema's place for them; a self-closed `<testsuite/>` is opened to
 /// hold them). The report is read and written as XML events, so attribute values are escaped
 /// and nothing else of the document changes.
-pub fn add_junit_properties(xml: &str, properties: &[(&str, String)]) -> Result<String, String> {
+pub(crate) fn add_junit_properties(
+    xml: &str,
+    properties: &[(&str, String)],
+) -> Result<String, String> {
     use quick_xml::events::{BytesEnd, BytesStart, Event};
 
     let unreadable = |e: &dyn std::fmt::Display| {
