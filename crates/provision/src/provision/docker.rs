@@ -1,32 +1,37 @@
 //! Which container engine kind will use, and does it answer? kind and k3s (testcontainers)
 //! need one; `auto` picks the sandbox without.
 //!
-//! The endpoint is resolved the way the Docker CLI resolves it, because kind drives the
-//! `docker` CLI (kubernetes-sigs/kind v0.31.0 … v0.33.0 `pkg/cluster/internal/providers/docker`):
-//! `DOCKER_HOST`, else the context named by `DOCKER_CONTEXT`, else `currentContext` of
-//! `config.json` (in `DOCKER_CONFIG`, default `~/.docker`), whose endpoint is
-//! `Endpoints.docker.Host` of `contexts/meta/<sha256 of the name>/meta.json`; the `default`
-//! context is `unix:///var/run/docker.sock` (docker/cli v29.7 `cli/command/cli.go`
-//! `resolveContextName`, `cli/config/config.go`, `cli/context/store/{store,metadatastore}.go`,
-//! `cli/context/endpoint.go`; moby `client/client_unix.go` `DefaultDockerHost`). When that
+//! kind runs the `docker` CLI with this process's environment (kind v0.32.0
+//! `pkg/cluster/internal/providers/docker/*.go` `exec.Command("docker", …)`, `pkg/exec/local.go`
+//! sets no environment of its own), so the endpoint is the one that CLI names: `docker context
+//! inspect` of its current context, asked with the same `DOCKER_*` variables. The CLI's rule
+//! (docker/cli v29.7.2 `cli/command/cli.go` `resolveContextName`, `getServerHost`): a non-empty
+//! `DOCKER_HOST` selects the `default` context, whose endpoint is `DOCKER_HOST` itself, over
+//! `DOCKER_CONTEXT` and over `currentContext` in `config.json`; with none of them the `default`
+//! context is `unix:///var/run/docker.sock` (`opts/hosts.go` `ParseHost`). When that built-in
 //! default answers nothing, the well-known sockets of Docker Desktop, colima, Rancher Desktop,
 //! OrbStack, rootless Docker and podman are tried, and kind is then run with `DOCKER_HOST` set
-//! to the one that answered. `KIND_EXPERIMENTAL_PROVIDER` picks podman or nerdctl instead
-//! (kind v0.31.0 … v0.33.0 `pkg/internal/runtime/runtime.go`); those are checked through their
-//! own CLI.
+//! to the one that answered. `KIND_EXPERIMENTAL_PROVIDER` picks podman or nerdctl instead (kind
+//! v0.31.0 … v0.33.0 `pkg/internal/runtime/runtime.go`); those are checked through their own CLI.
 //!
-//! The check speaks the daemon's `/_ping` with a short limit, so a missing daemon costs at most
-//! that limit; endpoints it cannot speak (TLS, ssh) are asked through `docker info`.
+//! Unix and plain TCP endpoints are pinged (`/_ping`, through bollard) with a short limit, so a
+//! missing daemon costs at most that limit; TLS and ssh endpoints are asked through `docker
+//! info`, which knows the context's certificates and ssh set-up.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::process::{Cmd, which};
 
 /// How long the check waits for a daemon to answer.
 pub const PING_LIMIT: Duration = Duration::from_secs(3);
+
+/// The Docker CLI's default endpoint on Unix (docker/cli v29.7.2 `opts/hosts.go`).
+const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// Said wherever the `docker` CLI is missing.
+const NO_CLI: &str = "there is no `docker` CLI on PATH, and kind drives that CLI: install it \
+     (Docker Desktop, colima and OrbStack bring one)";
 
 /// Where a Docker daemon may listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +42,7 @@ pub enum DockerEndpoint {
     Tcp(String),
     /// `host:port` over TLS (`DOCKER_TLS_VERIFY`, port 2376, or a context with TLS material).
     Tls(String),
-    /// An endpoint this check cannot speak (ssh://, npipe://, …).
+    /// An endpoint bollard cannot speak here (ssh://, npipe://, …).
     Unsupported(String),
 }
 
@@ -51,7 +56,25 @@ impl std::fmt::Display for DockerEndpoint {
     }
 }
 
-/// The environment the resolution reads (tests pass their own).
+/// Parses a `DOCKER_HOST` value; `tls` marks a TCP endpoint that needs TLS.
+pub fn parse_docker_host(host: &str, tls: bool) -> DockerEndpoint {
+    if let Some(path) = host.strip_prefix("unix://") {
+        DockerEndpoint::Unix(PathBuf::from(path))
+    } else if let Some(addr) = host.strip_prefix("tcp://") {
+        let addr = addr.trim_end_matches('/').to_string();
+        // 2376 is the daemon's TLS port by convention (Docker's "Protect the Docker daemon
+        // socket" guide); 2375 is plain.
+        if tls || addr.ends_with(":2376") {
+            DockerEndpoint::Tls(addr)
+        } else {
+            DockerEndpoint::Tcp(addr)
+        }
+    } else {
+        DockerEndpoint::Unsupported(host.to_string())
+    }
+}
+
+/// The environment the check reads (tests pass their own).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineEnv {
     /// `DOCKER_HOST`.
@@ -68,6 +91,8 @@ pub struct EngineEnv {
     pub home: Option<PathBuf>,
     /// `XDG_RUNTIME_DIR`.
     pub xdg_runtime_dir: Option<PathBuf>,
+    /// The `docker` CLI kind will run (`docker` on `PATH`).
+    pub docker_cli: Option<PathBuf>,
 }
 
 impl EngineEnv {
@@ -87,14 +112,28 @@ impl EngineEnv {
             kind_provider: var("KIND_EXPERIMENTAL_PROVIDER"),
             home: dirs::home_dir(),
             xdg_runtime_dir: var("XDG_RUNTIME_DIR").map(PathBuf::from),
+            docker_cli: which("docker"),
         }
     }
 
-    /// The Docker CLI's configuration directory.
-    pub fn config_dir(&self) -> Option<PathBuf> {
-        self.docker_config
-            .clone()
-            .or_else(|| self.home.as_ref().map(|h| h.join(".docker")))
+    /// `docker ARGS` with exactly this environment's `DOCKER_*` variables. An empty value is
+    /// the CLI's "unset" for each (docker/cli v29.7.2 `cli/command/cli.go` `resolveContextName`,
+    /// `opts/hosts.go` `ParseHost`, `cli/config/config.go` `Dir`, `cli/flags/options.go`).
+    fn docker(&self, cli: &Path, limit: Duration, args: &[&str]) -> Cmd {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        [
+            ("DOCKER_HOST", self.docker_host.clone()),
+            ("DOCKER_CONTEXT", self.docker_context.clone()),
+            ("DOCKER_CONFIG", path(&self.docker_config)),
+            (
+                "DOCKER_TLS_VERIFY",
+                self.docker_tls_verify.then(|| "1".into()),
+            ),
+        ]
+        .into_iter()
+        .fold(Cmd::new(cli, limit).args(args), |cmd, (name, value)| {
+            cmd.env(name, value.unwrap_or_default())
+        })
     }
 }
 
@@ -137,33 +176,10 @@ pub fn provider(env: &EngineEnv) -> (Provider, Option<String>) {
     }
 }
 
-/// An endpoint and how it was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    /// Where the daemon listens.
-    pub endpoint: DockerEndpoint,
-    /// Why this endpoint (`DOCKER_HOST`, a context, a well-known socket).
-    pub origin: String,
-}
-
-/// Where the Docker CLI will go, and the well-known sockets present on this machine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolution {
-    /// The CLI's endpoint; `Err` says why none can be named (a context that does not exist).
-    pub cli: std::result::Result<Candidate, String>,
-    /// True when the CLI's choice is its built-in default (no DOCKER_HOST, no context), so a
-    /// well-known socket may stand in for it.
-    pub cli_is_default: bool,
-    /// Well-known sockets that exist as files, other than the CLI's endpoint.
-    pub fallbacks: Vec<Candidate>,
-}
-
-/// The Docker CLI's default endpoint on Unix (moby `client/client_unix.go`).
-pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
-
-/// Well-known sockets of the common engines, in the order they are tried, each with whose it is.
+/// Well-known sockets of the common engines, in the order they are tried, each with whose it
+/// is. The default socket is not among them: it is the CLI's own default.
 pub fn well_known_sockets(env: &EngineEnv) -> Vec<(PathBuf, &'static str)> {
-    let mut list = vec![(PathBuf::from(DEFAULT_SOCKET), "the default socket")];
+    let mut list = Vec::new();
     if let Some(home) = &env.home {
         // Docker Desktop for Linux binds no /var/run/docker.sock; its `desktop-linux` context
         // points here (docker/docs#23308, docker/desktop-linux#23).
@@ -204,145 +220,71 @@ pub fn well_known_sockets(env: &EngineEnv) -> Vec<(PathBuf, &'static str)> {
     list
 }
 
-/// The directory name of a context: the hex sha256 of its name (docker/cli
-/// `cli/context/store/store.go`, `digest.FromString(name).Encoded()`).
-pub fn context_dir_name(name: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(name.as_bytes()))
+/// The endpoint the `docker` CLI will use, and how it was chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CliChoice {
+    endpoint: DockerEndpoint,
+    origin: String,
+    /// The CLI's built-in default (no `DOCKER_HOST`, no context): a well-known socket may
+    /// stand in for it.
+    is_default: bool,
 }
 
-/// The endpoint stored for context `name` under the CLI's config directory.
-pub fn context_endpoint(
-    config_dir: &Path,
-    name: &str,
-) -> std::result::Result<DockerEndpoint, String> {
-    let id = context_dir_name(name);
-    let meta = config_dir.join("contexts/meta").join(&id).join("meta.json");
-    let text = std::fs::read_to_string(&meta).map_err(|e| {
-        format!(
-            "Docker context {name:?} has no readable {} ({e}); `docker context ls` lists the contexts that exist",
-            meta.display()
-        )
-    })?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{} (Docker context {name:?}) is not JSON: {e}",
-            meta.display()
-        )
-    })?;
-    let host = value["Endpoints"]["docker"]["Host"]
-        .as_str()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| {
-            format!(
-                "{} (Docker context {name:?}) names no Endpoints.docker.Host",
-                meta.display()
-            )
-        })?;
-    // TLS material lives next to the metadata, under contexts/tls/<id>/docker/.
-    let tls = config_dir
-        .join("contexts/tls")
-        .join(&id)
-        .join("docker")
-        .is_dir();
-    Ok(parse_docker_host(host, tls))
-}
-
-/// Resolves the endpoint as the Docker CLI does, plus the well-known sockets that exist.
-pub fn resolve(env: &EngineEnv) -> Resolution {
-    let config_dir = env.config_dir();
-    let (cli, cli_is_default) = if let Some(host) = &env.docker_host {
-        let candidate = Candidate {
-            endpoint: parse_docker_host(host, env.docker_tls_verify),
-            origin: "DOCKER_HOST".into(),
-        };
-        (Ok(candidate), false)
-    } else {
-        let named = env
-            .docker_context
-            .clone()
-            .map(|name| (name, "DOCKER_CONTEXT".to_string()))
-            .or_else(|| {
-                let path = config_dir.as_ref()?.join("config.json");
-                let text = std::fs::read_to_string(&path).ok()?;
-                let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-                let name = value["currentContext"].as_str()?.to_string();
-                (!name.is_empty()).then(|| (name, format!("currentContext in {}", path.display())))
-            });
-        match named {
-            // "default" is the CLI's built-in context, not a stored one.
-            Some((name, why)) if name != "default" => {
-                let found = match &config_dir {
-                    Some(dir) => context_endpoint(dir, &name),
-                    None => Err("there is no home directory to find Docker contexts in".into()),
-                };
-                let candidate = found.map(|endpoint| Candidate {
-                    endpoint,
-                    origin: format!("Docker context {name:?} ({why})"),
-                });
-                (candidate, false)
-            }
-            _ => {
-                let candidate = Candidate {
-                    endpoint: DockerEndpoint::Unix(PathBuf::from(DEFAULT_SOCKET)),
-                    origin: "the Docker CLI's default context".into(),
-                };
-                (Ok(candidate), true)
-            }
-        }
+/// Asks the `docker` CLI which endpoint it will use. Without the CLI, `DOCKER_HOST` is still
+/// what it would use, and otherwise its default.
+async fn cli_choice(env: &EngineEnv, limit: Duration) -> Result<CliChoice, String> {
+    let Some(cli) = &env.docker_cli else {
+        return Ok(match &env.docker_host {
+            Some(host) => CliChoice {
+                endpoint: parse_docker_host(host, env.docker_tls_verify),
+                origin: "DOCKER_HOST".into(),
+                is_default: false,
+            },
+            None => CliChoice {
+                endpoint: DockerEndpoint::Unix(DEFAULT_SOCKET.into()),
+                origin: "the default socket (no `docker` CLI on PATH to name a context)".into(),
+                is_default: true,
+            },
+        });
     };
-    let chosen = cli.as_ref().ok().map(|c| c.endpoint.clone());
-    let fallbacks = well_known_sockets(env)
-        .into_iter()
-        .filter(|(path, _)| path.exists())
-        .map(|(path, whose)| Candidate {
-            endpoint: DockerEndpoint::Unix(path),
-            origin: format!("the well-known socket of {whose}"),
-        })
-        .filter(|c| Some(&c.endpoint) != chosen.as_ref())
-        .collect();
-    Resolution {
-        cli,
-        cli_is_default,
-        fallbacks,
-    }
-}
-
-/// Where testcontainers-rs 0.27 (k3s) goes: DOCKER_HOST, else the first of its sockets that
-/// exists, else the default (testcontainers-0.27.3 `src/core/env/config.rs` `docker_host`).
-/// It reads no Docker context.
-pub fn testcontainers_endpoint(env: &EngineEnv) -> DockerEndpoint {
-    if let Some(host) = &env.docker_host {
-        return parse_docker_host(host, env.docker_tls_verify);
-    }
-    let mut list = vec![PathBuf::from(DEFAULT_SOCKET)];
-    if let Some(run) = &env.xdg_runtime_dir {
-        list.push(run.join(".docker/run/docker.sock"));
-    }
-    if let Some(home) = &env.home {
-        list.push(home.join(".docker/run/docker.sock"));
-        list.push(home.join(".docker/desktop/docker.sock"));
-    }
-    let first = list.iter().find(|p| p.exists()).cloned();
-    DockerEndpoint::Unix(first.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)))
-}
-
-/// Parses a DOCKER_HOST value; `tls` marks a TCP endpoint that needs TLS.
-pub fn parse_docker_host(host: &str, tls: bool) -> DockerEndpoint {
-    if let Some(path) = host.strip_prefix("unix://") {
-        DockerEndpoint::Unix(PathBuf::from(path))
-    } else if let Some(addr) = host.strip_prefix("tcp://") {
-        let addr = addr.trim_end_matches('/').to_string();
-        // 2376 is the daemon's TLS port by convention (Docker's "Protect the Docker daemon
-        // socket" guide); 2375 is plain.
-        if tls || addr.ends_with(":2376") {
-            DockerEndpoint::Tls(addr)
-        } else {
-            DockerEndpoint::Tcp(addr)
-        }
-    } else {
-        DockerEndpoint::Unsupported(host.to_string())
-    }
+    let out = env
+        .docker(
+            cli,
+            limit,
+            &["context", "inspect", "--format", "{{json .}}"],
+        )
+        .run()
+        .await
+        .map_err(|e| format!("{e}; switch with `docker context use default` or set DOCKER_HOST"))?;
+    let read = |text: &str| -> Option<(String, String, bool)> {
+        let value: serde_json::Value = serde_json::from_str(text.trim()).ok()?;
+        let docker = &value["Endpoints"]["docker"];
+        let host = docker["Host"].as_str().filter(|h| !h.is_empty())?;
+        // TLS files listed, or SkipTLSVerify, make the CLI speak TLS (docker/cli v29.7.2
+        // `cli/context/docker/load.go` `tlsConfig`).
+        let tls = value["TLSMaterial"]["docker"]
+            .as_array()
+            .is_some_and(|files| !files.is_empty())
+            || docker["SkipTLSVerify"].as_bool() == Some(true);
+        Some((value["Name"].as_str()?.to_string(), host.to_string(), tls))
+    };
+    let (name, host, tls) = read(&out.stdout).ok_or_else(|| {
+        format!(
+            "`docker context inspect` printed no context with an Endpoints.docker.Host: {:?}",
+            out.stdout.trim()
+        )
+    })?;
+    let origin = match (&env.docker_host, &env.docker_context) {
+        (Some(_), _) => "DOCKER_HOST".to_string(),
+        _ if name == "default" => "the Docker CLI's default context".to_string(),
+        (None, Some(_)) => format!("Docker context {name:?} (DOCKER_CONTEXT)"),
+        (None, None) => format!("Docker context {name:?} (the CLI's current context)"),
+    };
+    Ok(CliChoice {
+        endpoint: parse_docker_host(&host, tls),
+        is_default: name == "default" && env.docker_host.is_none(),
+        origin,
+    })
 }
 
 /// The engine found, and how kind must be run to reach it.
@@ -370,80 +312,46 @@ impl std::fmt::Display for EngineFound {
 pub async fn find_engine(env: &EngineEnv, limit: Duration) -> Result<EngineFound, String> {
     let (provider, _) = provider(env);
     if provider != Provider::Docker {
-        let cli = provider.cli().to_string();
-        let Some(bin) = which(&cli) else {
-            return Err(format!(
-                "KIND_EXPERIMENTAL_PROVIDER selects {cli}, but `{cli}` is not on PATH; install it or unset KIND_EXPERIMENTAL_PROVIDER"
-            ));
-        };
-        // `info` needs the engine (podman machine, nerdctl's containerd), not only the CLI.
-        return match Cmd::new(&bin, limit.max(Duration::from_secs(10)))
-            .arg("info")
-            .run()
-            .await
-        {
-            Ok(_) => Ok(EngineFound {
-                provider,
-                endpoint: bin.display().to_string(),
-                origin: format!("`{cli} info` answered (KIND_EXPERIMENTAL_PROVIDER)"),
-                docker_host_for_kind: None,
-            }),
-            Err(e) => Err(format!(
-                "`{cli} info` failed ({e}); start {cli} (podman on macOS: `podman machine start`)"
-            )),
-        };
+        return other_engine(provider, limit).await;
     }
-    let resolution = resolve(env);
-    let cli = match resolution.cli {
-        Ok(cli) => cli,
-        Err(reason) => {
-            return Err(format!(
-                "{reason}; switch with `docker context use default` or set DOCKER_HOST"
-            ));
-        }
+    let choice = cli_choice(env, limit).await?;
+    let found = |endpoint: &DockerEndpoint, origin: String, docker_host_for_kind| EngineFound {
+        provider: Provider::Docker,
+        endpoint: endpoint.to_string(),
+        origin,
+        docker_host_for_kind,
     };
-    let mut failures = match ask(&cli.endpoint, limit).await {
-        Ok(()) => {
-            return Ok(EngineFound {
-                provider,
-                endpoint: cli.endpoint.to_string(),
-                origin: cli.origin,
-                docker_host_for_kind: None,
-            });
-        }
-        Err(reason) => vec![format!("{} from {}: {reason}", cli.endpoint, cli.origin)],
+    let mut failures = match ask(env, &choice.endpoint, limit).await {
+        Ok(()) => return Ok(found(&choice.endpoint, choice.origin, None)),
+        Err(reason) => vec![format!(
+            "{} from {}: {reason}",
+            choice.endpoint, choice.origin
+        )],
     };
-    if resolution.cli_is_default {
-        for fallback in &resolution.fallbacks {
-            match ask(&fallback.endpoint, limit).await {
+    let fallbacks: Vec<(DockerEndpoint, &str)> = well_known_sockets(env)
+        .into_iter()
+        .filter(|(path, _)| path.exists())
+        .map(|(path, whose)| (DockerEndpoint::Unix(path), whose))
+        .filter(|(endpoint, _)| *endpoint != choice.endpoint)
+        .collect();
+    if choice.is_default {
+        for (endpoint, whose) in &fallbacks {
+            let origin = format!("the well-known socket of {whose}");
+            match ask(env, endpoint, limit).await {
                 Ok(()) => {
-                    return Ok(EngineFound {
-                        provider,
-                        endpoint: fallback.endpoint.to_string(),
-                        origin: format!(
-                            "{}; kind is run with DOCKER_HOST={}",
-                            fallback.origin, fallback.endpoint
-                        ),
-                        docker_host_for_kind: Some(fallback.endpoint.to_string()),
-                    });
+                    let why = format!("{origin}; kind is run with DOCKER_HOST={endpoint}");
+                    return Ok(found(endpoint, why, Some(endpoint.to_string())));
                 }
-                Err(reason) => failures.push(format!(
-                    "{} ({}): {reason}",
-                    fallback.endpoint, fallback.origin
-                )),
+                Err(reason) => failures.push(format!("{endpoint} ({origin}): {reason}")),
             }
         }
-    } else if !resolution.fallbacks.is_empty() {
+    } else if !fallbacks.is_empty() {
         // The user chose an endpoint; the CLI (and kind) will not look elsewhere.
+        let list: Vec<String> = fallbacks.iter().map(|(e, _)| e.to_string()).collect();
         failures.push(format!(
             "not tried, because {} names the endpoint: {}",
-            cli.origin,
-            resolution
-                .fallbacks
-                .iter()
-                .map(|c| c.endpoint.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            choice.origin,
+            list.join(", ")
         ));
     }
     Err(format!(
@@ -452,8 +360,35 @@ pub async fn find_engine(env: &EngineEnv, limit: Duration) -> Result<EngineFound
     ))
 }
 
-/// Asks one endpoint: `/_ping` where this check speaks the protocol, else `docker info`.
-async fn ask(endpoint: &DockerEndpoint, limit: Duration) -> Result<(), String> {
+/// podman or nerdctl: `info` needs the engine (podman machine, nerdctl's containerd), not
+/// only the CLI.
+async fn other_engine(provider: Provider, limit: Duration) -> Result<EngineFound, String> {
+    let cli = provider.cli().to_string();
+    let Some(bin) = which(&cli) else {
+        return Err(format!(
+            "KIND_EXPERIMENTAL_PROVIDER selects {cli}, but `{cli}` is not on PATH; install it or unset KIND_EXPERIMENTAL_PROVIDER"
+        ));
+    };
+    match Cmd::new(&bin, limit.max(Duration::from_secs(10)))
+        .arg("info")
+        .run()
+        .await
+    {
+        Ok(_) => Ok(EngineFound {
+            provider,
+            endpoint: bin.display().to_string(),
+            origin: format!("`{cli} info` answered (KIND_EXPERIMENTAL_PROVIDER)"),
+            docker_host_for_kind: None,
+        }),
+        Err(e) => Err(format!(
+            "`{cli} info` failed ({e}); start {cli} (podman on macOS: `podman machine start`)"
+        )),
+    }
+}
+
+/// Asks one endpoint: `/_ping` where bollard speaks it, else `docker info` with the same
+/// environment (the CLI then reaches the endpoint with its own TLS or ssh set-up).
+async fn ask(env: &EngineEnv, endpoint: &DockerEndpoint, limit: Duration) -> Result<(), String> {
     let what = match endpoint {
         DockerEndpoint::Unix(_) | DockerEndpoint::Tcp(_) => return ping(endpoint, limit).await,
         DockerEndpoint::Tls(addr) => format!(
@@ -461,22 +396,76 @@ async fn ask(endpoint: &DockerEndpoint, limit: Duration) -> Result<(), String> {
         ),
         other => format!("{other} is not a unix:// or tcp:// endpoint"),
     };
-    let Some(docker) = which("docker") else {
+    let Some(cli) = &env.docker_cli else {
         return Err(format!(
             "{what}, and there is no `docker` CLI on PATH to ask instead"
         ));
     };
-    Cmd::new(docker, limit.max(Duration::from_secs(10)))
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .run()
-        .await
-        .map(drop)
-        .map_err(|e| format!("{what}; `docker info`, asked instead, failed: {e}"))
+    // An ssh endpoint first opens an ssh session, hence more time than a ping.
+    env.docker(
+        cli,
+        limit.max(Duration::from_secs(10)),
+        &["info", "--format", "{{.ServerVersion}}"],
+    )
+    .run()
+    .await
+    .map(drop)
+    .map_err(|e| format!("{what}; `docker info`, asked instead, failed: {e}"))
 }
 
-/// Finds the engine from the process environment (the check `auto` and the provisioners use).
+/// One `/_ping` (bollard), bounded by `limit`; only a 200 counts.
+pub async fn ping(endpoint: &DockerEndpoint, limit: Duration) -> Result<(), String> {
+    use bollard::{API_DEFAULT_VERSION, Docker};
+    let secs = limit.as_secs().max(1);
+    let client = match endpoint {
+        #[cfg(unix)]
+        DockerEndpoint::Unix(path) => {
+            Docker::connect_with_unix(&path.display().to_string(), secs, API_DEFAULT_VERSION)
+        }
+        DockerEndpoint::Tcp(addr) => Docker::connect_with_http(addr, secs, API_DEFAULT_VERSION),
+        other => return Err(format!("{other}: only unix:// and plain tcp:// are pinged")),
+    }
+    .map_err(|e| format!("cannot connect: {e}"))?;
+    match tokio::time::timeout(limit, client.ping()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("cannot connect: {e}")),
+        Err(_) => Err(format!("no answer within {limit:?}")),
+    }
+}
+
+/// Finds the engine from the process environment, for `auto`, which then runs kind: without
+/// the `docker` CLI that kind drives, no daemon is of use to it.
 pub async fn docker_available() -> Result<EngineFound, String> {
-    find_engine(&EngineEnv::from_process(), PING_LIMIT).await
+    let env = EngineEnv::from_process();
+    usable_by_kind(&env)?;
+    find_engine(&env, PING_LIMIT).await
+}
+
+/// `Err` when kind's provider is Docker and there is no `docker` CLI.
+fn usable_by_kind(env: &EngineEnv) -> Result<(), String> {
+    match (provider(env).0, &env.docker_cli) {
+        (Provider::Docker, None) => Err(NO_CLI.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// Where testcontainers-rs 0.27 (k3s) goes: DOCKER_HOST, else the first of its sockets that
+/// exists, else the default (testcontainers-0.27.3 `src/core/env/config.rs` `docker_host`).
+/// It reads no Docker context.
+pub fn testcontainers_endpoint(env: &EngineEnv) -> DockerEndpoint {
+    if let Some(host) = &env.docker_host {
+        return parse_docker_host(host, env.docker_tls_verify);
+    }
+    let mut list = vec![PathBuf::from(DEFAULT_SOCKET)];
+    if let Some(run) = &env.xdg_runtime_dir {
+        list.push(run.join(".docker/run/docker.sock"));
+    }
+    if let Some(home) = &env.home {
+        list.push(home.join(".docker/run/docker.sock"));
+        list.push(home.join(".docker/desktop/docker.sock"));
+    }
+    let first = list.iter().find(|p| p.exists()).cloned();
+    DockerEndpoint::Unix(first.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)))
 }
 
 /// For k3s: a problem when testcontainers would talk to another endpoint than the one that
@@ -516,117 +505,130 @@ pub fn same_endpoint(a: &DockerEndpoint, b: &DockerEndpoint) -> bool {
     }
 }
 
-/// Pings each endpoint in turn; the first that answers wins.
-#[cfg(test)] // only the tests use it
-pub async fn ping_any(list: &[DockerEndpoint], limit: Duration) -> Result<DockerEndpoint, String> {
-    let mut failures = Vec::new();
-    for endpoint in list {
-        match ping(endpoint, limit).await {
-            Ok(()) => return Ok(endpoint.clone()),
-            Err(reason) => failures.push(format!("{endpoint}: {reason}")),
-        }
-    }
-    Err(format!(
-        "no Docker daemon answered ({})",
-        failures.join("; ")
-    ))
-}
-
-/// One `/_ping`, bounded by `limit`.
-pub async fn ping(endpoint: &DockerEndpoint, limit: Duration) -> Result<(), String> {
-    let work = async {
-        match endpoint {
-            DockerEndpoint::Unix(path) => {
-                #[cfg(unix)]
-                {
-                    let stream = tokio::net::UnixStream::connect(path)
-                        .await
-                        .map_err(|e| format!("cannot connect: {e}"))?;
-                    exchange(stream).await
-                }
-                #[cfg(not(unix))]
-                {
-                    let _ = path;
-                    Err("Unix sockets are not supported on this OS".to_string())
-                }
-            }
-            DockerEndpoint::Tcp(addr) => {
-                let stream = tokio::net::TcpStream::connect(addr.as_str())
-                    .await
-                    .map_err(|e| format!("cannot connect: {e}"))?;
-                exchange(stream).await
-            }
-            DockerEndpoint::Tls(addr) => Err(format!(
-                "tcp://{addr} needs TLS, which this check does not speak"
-            )),
-            DockerEndpoint::Unsupported(raw) => Err(format!(
-                "cannot check a daemon at {raw:?} (only unix:// and tcp:// endpoints)"
-            )),
-        }
-    };
-    tokio::time::timeout(limit, work)
-        .await
-        .map_err(|_| format!("no answer within {limit:?}"))?
-}
-
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> Result<(), String> {
-    stream
-        .write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-        .await
-        .map_err(|e| format!("cannot send: {e}"))?;
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 256];
-    // The status line is all we need; stop reading once it is complete.
-    while !answer.contains(&b'\n') && answer.len() < 4096 {
-        let n = stream
-            .read(&mut buf)
-            .await
-            .map_err(|e| format!("cannot read: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        answer.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&answer);
-    let status_line = text.lines().next().unwrap_or_default();
-    if status_line.starts_with("HTTP/") && status_line.split_whitespace().nth(1) == Some("200") {
-        Ok(())
-    } else {
-        Err(format!("unexpected answer {status_line:?}"))
-    }
-}
-
-/// Test support shared by the tests of the Docker context and of preflight.
+/// Test support shared by the tests of the engine check and of preflight.
 #[cfg(all(test, unix))]
 pub(crate) mod test_support {
     use std::path::Path;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
     /// A socket answering `/_ping` like a Docker daemon, until the test ends.
     pub(crate) fn fake_daemon(path: &Path) -> tokio::task::JoinHandle<()> {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let listener = tokio::net::UnixListener::bind(path).unwrap();
         tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut buf = [0u8; 512];
-                let _ = socket.read(&mut buf).await;
-                let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
-                    .await;
+            while let Ok((socket, _)) = listener.accept().await {
+                answer(socket, "200 OK").await;
             }
         })
     }
+
+    /// Reads one request and answers it with `status`; returns the request line.
+    pub(crate) async fn answer(
+        mut socket: impl AsyncRead + AsyncWrite + Unpin,
+        status: &str,
+    ) -> String {
+        let mut buf = [0u8; 1024];
+        let n = socket.read(&mut buf).await.unwrap_or(0);
+        let reply = format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\n\r\nOK");
+        let _ = socket.write_all(reply.as_bytes()).await;
+        let request = String::from_utf8_lossy(&buf[..n]);
+        request.lines().next().unwrap_or_default().to_string()
+    }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
-    #[cfg(unix)]
-    use super::test_support::fake_daemon;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Instant;
+
+    use super::test_support::{answer, fake_daemon};
     use super::*;
+
+    /// A fake home: the well-known sockets live under it, `run/` is `XDG_RUNTIME_DIR`, and
+    /// `bin/docker` is a fake CLI whose config directory is `.docker`.
+    struct Home {
+        dir: tempfile::TempDir,
+    }
+
+    /// The fake CLI's `context inspect`: the current context as docker/cli v29.7.2 picks it
+    /// (`resolveContextName`: non-empty DOCKER_HOST, then DOCKER_CONTEXT, then the config's
+    /// current context, else `default`), printed as `--format '{{json .}}'` prints it (the
+    /// real CLI 28.2.2's output, trimmed). Contexts are files `$DOCKER_CONFIG/ctx/<name>`
+    /// holding the host; `<name>.tls` marks TLS material; `current` is `currentContext`;
+    /// `default-host` stands in for `/var/run/docker.sock`.
+    const INSPECT: &str = r#"
+      c=$DOCKER_CONFIG; name=default; host=unix:///var/run/docker.sock
+      [ -f "$c/default-host" ] && host=$(cat "$c/default-host")
+      if [ -n "$DOCKER_HOST" ]; then host=$DOCKER_HOST
+      else
+        if [ -n "$DOCKER_CONTEXT" ]; then name=$DOCKER_CONTEXT
+        elif [ -f "$c/current" ]; then name=$(cat "$c/current"); fi
+        if [ "$name" != default ]; then
+          [ -f "$c/ctx/$name" ] || { echo "context \"$name\": context not found: open $c/contexts/meta/x/meta.json: no such file or directory" >&2; exit 1; }
+          host=$(cat "$c/ctx/$name")
+        fi
+      fi
+      tls=; [ -f "$c/ctx/$name.tls" ] && tls='"docker":["ca.pem","cert.pem","key.pem"]'
+      printf '{"Name":"%s","Metadata":{},"Endpoints":{"docker":{"Host":"%s","SkipTLSVerify":false}},"TLSMaterial":{%s}}\n' "$name" "$host" "$tls"
+    "#;
+
+    impl Home {
+        /// A home whose fake `docker` answers `context` with `context` and `info` with `info`
+        /// (shell), logging each call's arguments and DOCKER_* variables to `.docker/calls`.
+        fn new(context: &str, info: &str) -> Self {
+            let home = Self {
+                dir: tempfile::tempdir().unwrap(),
+            };
+            home.write(
+                "bin/docker",
+                &format!(
+                    "#!/bin/sh\n\
+                     echo \"$*|$DOCKER_HOST|$DOCKER_CONTEXT|$DOCKER_TLS_VERIFY\" >> \"$DOCKER_CONFIG/calls\"\n\
+                     case \"$1\" in\ncontext) {context} ;;\ninfo) {info} ;;\nesac\n"
+                ),
+            );
+            std::fs::create_dir(home.path().join(".docker")).unwrap();
+            let cli = home.path().join("bin/docker");
+            std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+            home
+        }
+        /// A home whose fake CLI resolves contexts like the real one and whose daemon is
+        /// asked nothing through `docker info`.
+        fn emulating() -> Self {
+            Self::new(INSPECT, "echo 'docker info must not be asked' >&2; exit 1")
+        }
+        fn path(&self) -> PathBuf {
+            self.dir.path().to_path_buf()
+        }
+        fn env(&self) -> EngineEnv {
+            EngineEnv {
+                home: Some(self.path()),
+                xdg_runtime_dir: Some(self.path().join("run")),
+                docker_config: Some(self.path().join(".docker")),
+                docker_cli: Some(self.path().join("bin/docker")),
+                ..EngineEnv::default()
+            }
+        }
+        fn write(&self, relative: &str, text: &str) {
+            let path = self.path().join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        fn context(&self, name: &str, host: &str) {
+            self.write(&format!(".docker/ctx/{name}"), host);
+        }
+        fn calls(&self) -> String {
+            std::fs::read_to_string(self.path().join(".docker/calls")).unwrap_or_default()
+        }
+        fn sock(&self, relative: &str) -> PathBuf {
+            self.path().join(relative)
+        }
+    }
+
+    fn unix(path: &Path) -> String {
+        format!("unix://{}", path.display())
+    }
 
     #[test]
     fn docker_host_parsing() {
@@ -652,208 +654,446 @@ mod tests {
         ));
     }
 
-    /// A fake home with the Docker CLI's files.
-    struct Home {
-        dir: tempfile::TempDir,
-    }
-
-    impl Home {
-        fn new() -> Self {
-            Self {
-                dir: tempfile::tempdir().unwrap(),
-            }
-        }
-        fn path(&self) -> PathBuf {
-            self.dir.path().to_path_buf()
-        }
-        fn env(&self) -> EngineEnv {
-            EngineEnv {
-                home: Some(self.path()),
-                xdg_runtime_dir: Some(self.path().join("run")),
-                ..EngineEnv::default()
-            }
-        }
-        fn write(&self, relative: &str, text: &str) {
-            let path = self.path().join(relative);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        /// A context as `docker context create NAME --docker host=HOST` stores it.
-        fn context(&self, name: &str, host: &str) {
-            self.write(
-                &format!(".docker/contexts/meta/{}/meta.json", context_dir_name(name)),
-                &serde_json::json!({
-                    "Name": name,
-                    "Metadata": {"Description": ""},
-                    "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": false}}
-                })
-                .to_string(),
-            );
-        }
-    }
-
-    #[test]
-    fn context_directories_are_the_sha256_of_the_name() {
-        // printf default | sha256sum
-        assert_eq!(
-            context_dir_name("default"),
-            "37a8eec1ce19687d132fe29051dca629d164e2c4958ba141d5f4133a33f0688f"
-        );
-    }
-
-    #[test]
-    fn docker_host_beats_every_context() {
-        let home = Home::new();
-        home.write(".docker/config.json", r#"{"currentContext": "colima"}"#);
-        home.context("colima", "unix:///c.sock");
-        let env = EngineEnv {
-            docker_host: Some("tcp://h:2375".into()),
-            docker_context: Some("colima".into()),
-            ..home.env()
-        };
-        let r = resolve(&env);
-        assert_eq!(
-            r.cli.unwrap(),
-            Candidate {
-                endpoint: DockerEndpoint::Tcp("h:2375".into()),
-                origin: "DOCKER_HOST".into()
-            }
-        );
-        assert!(!r.cli_is_default);
-    }
-
-    #[test]
-    fn docker_context_beats_the_config_files_current_context() {
-        let home = Home::new();
-        home.write(".docker/config.json", r#"{"currentContext": "colima"}"#);
+    #[tokio::test]
+    async fn the_cli_is_asked_with_this_environments_docker_variables() {
+        let home = Home::emulating();
         home.context("colima", "unix:///colima.sock");
         home.context("rootless", "unix:///run/user/1000/docker.sock");
+        home.write(".docker/current", "colima");
+        let limit = Duration::from_secs(10);
+
+        // DOCKER_HOST beats every context.
+        let env = EngineEnv {
+            docker_host: Some("tcp://h:2375".into()),
+            docker_context: Some("rootless".into()),
+            ..home.env()
+        };
+        let choice = cli_choice(&env, limit).await.unwrap();
+        assert_eq!(choice.endpoint, DockerEndpoint::Tcp("h:2375".into()));
+        assert_eq!(choice.origin, "DOCKER_HOST");
+        assert!(!choice.is_default);
+        assert!(
+            home.calls()
+                .contains("context inspect --format {{json .}}|tcp://h:2375|rootless|"),
+            "{}",
+            home.calls()
+        );
+
+        // DOCKER_CONTEXT beats the current context.
         let env = EngineEnv {
             docker_context: Some("rootless".into()),
             ..home.env()
         };
-        let cli = resolve(&env).cli.unwrap();
+        let choice = cli_choice(&env, limit).await.unwrap();
         assert_eq!(
-            cli.endpoint,
+            choice.endpoint,
             DockerEndpoint::Unix("/run/user/1000/docker.sock".into())
         );
-        assert!(
-            cli.origin.contains("\"rootless\" (DOCKER_CONTEXT)"),
-            "{}",
-            cli.origin
-        );
-
-        let cli = resolve(&home.env()).cli.unwrap();
-        assert_eq!(cli.endpoint, DockerEndpoint::Unix("/colima.sock".into()));
-        assert!(cli.origin.contains("currentContext in"), "{}", cli.origin);
-    }
-
-    #[test]
-    fn docker_config_moves_the_config_directory() {
-        let home = Home::new();
-        home.write(
-            "elsewhere/config.json",
-            r#"{"currentContext": "desktop-linux"}"#,
-        );
-        home.write(
-            &format!(
-                "elsewhere/contexts/meta/{}/meta.json",
-                context_dir_name("desktop-linux")
-            ),
-            r#"{"Name":"desktop-linux","Endpoints":{"docker":{"Host":"unix:///d.sock"}}}"#,
-        );
-        let env = EngineEnv {
-            docker_config: Some(home.path().join("elsewhere")),
-            ..home.env()
-        };
         assert_eq!(
-            resolve(&env).cli.unwrap().endpoint,
-            DockerEndpoint::Unix("/d.sock".into())
+            choice.origin,
+            "Docker context \"rootless\" (DOCKER_CONTEXT)"
         );
+        assert!(!choice.is_default);
+
+        // Without either, the current context.
+        let choice = cli_choice(&home.env(), limit).await.unwrap();
+        assert_eq!(choice.endpoint, DockerEndpoint::Unix("/colima.sock".into()));
+        assert!(
+            choice
+                .origin
+                .contains("\"colima\" (the CLI's current context)")
+        );
+
+        // With none at all, the CLI's built-in default, which a well-known socket may replace.
+        std::fs::remove_file(home.path().join(".docker/current")).unwrap();
+        let choice = cli_choice(&home.env(), limit).await.unwrap();
+        assert_eq!(choice.endpoint, DockerEndpoint::Unix(DEFAULT_SOCKET.into()));
+        assert!(choice.is_default, "{choice:?}");
     }
 
-    #[test]
-    fn a_context_with_tls_material_is_a_tls_endpoint() {
-        let home = Home::new();
+    #[tokio::test]
+    async fn tls_material_or_tls_verify_makes_a_tls_endpoint() {
+        let home = Home::emulating();
         home.context("remote", "tcp://build.example:2375");
-        home.write(
-            &format!(
-                ".docker/contexts/tls/{}/docker/ca.pem",
-                context_dir_name("remote")
-            ),
-            "x",
-        );
+        home.write(".docker/ctx/remote.tls", "");
         let env = EngineEnv {
             docker_context: Some("remote".into()),
             ..home.env()
         };
+        let limit = Duration::from_secs(10);
         assert_eq!(
-            resolve(&env).cli.unwrap().endpoint,
+            cli_choice(&env, limit).await.unwrap().endpoint,
             DockerEndpoint::Tls("build.example:2375".into())
+        );
+        // DOCKER_TLS_VERIFY reaches the CLI (which then lists the certificates as TLS
+        // material), and without a CLI it decides by itself.
+        let env = EngineEnv {
+            docker_host: Some("tcp://h:2375".into()),
+            docker_tls_verify: true,
+            ..home.env()
+        };
+        cli_choice(&env, limit).await.unwrap();
+        assert!(
+            home.calls().contains("|tcp://h:2375||1\n"),
+            "{}",
+            home.calls()
+        );
+        let env = EngineEnv {
+            docker_cli: None,
+            ..env
+        };
+        assert_eq!(
+            cli_choice(&env, limit).await.unwrap().endpoint,
+            DockerEndpoint::Tls("h:2375".into())
         );
     }
 
-    #[test]
-    fn a_missing_context_is_an_error_naming_it() {
-        let home = Home::new();
-        home.write(".docker/config.json", r#"{"currentContext": "gone"}"#);
-        let err = resolve(&home.env()).cli.unwrap_err();
+    #[tokio::test]
+    async fn a_failing_cli_is_an_error_carrying_what_it_said() {
+        let home = Home::emulating();
+        let env = EngineEnv {
+            docker_context: Some("gone".into()),
+            ..home.env()
+        };
+        let err = find_engine(&env, Duration::from_secs(10))
+            .await
+            .unwrap_err();
         assert!(
-            err.contains("\"gone\"")
+            err.contains("context \"gone\": context not found")
                 && err.contains("meta.json")
-                && err.contains("docker context ls"),
+                && err.contains("docker context use default"),
+            "{err}"
+        );
+
+        let garbled = Home::new("echo 'not json'", "exit 1");
+        let err = cli_choice(&garbled.env(), Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        assert!(err.contains("\"not json\""), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_hanging_cli_is_bounded_by_the_limit() {
+        let home = Home::new("exec sleep 30", "exit 1");
+        let started = Instant::now();
+        let err = find_engine(&home.env(), Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        println!(
+            "a hanging `docker context inspect` took {:?}",
+            started.elapsed()
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(err.contains("did not finish within 500ms"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn without_the_cli_docker_host_is_used_and_kind_is_refused() {
+        let env = EngineEnv {
+            docker_host: Some("unix:///somewhere/docker.sock".into()),
+            ..EngineEnv::default()
+        };
+        let choice = cli_choice(&env, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(
+            (choice.endpoint, choice.origin.as_str(), choice.is_default),
+            (
+                DockerEndpoint::Unix("/somewhere/docker.sock".into()),
+                "DOCKER_HOST",
+                false
+            )
+        );
+        let choice = cli_choice(&EngineEnv::default(), Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert!(choice.is_default && choice.origin.contains("no `docker` CLI on PATH"));
+        let err = usable_by_kind(&env).unwrap_err();
+        assert!(
+            err.contains("no `docker` CLI on PATH") && err.contains("kind drives"),
+            "{err}"
+        );
+        let podman = EngineEnv {
+            kind_provider: Some("podman".into()),
+            ..EngineEnv::default()
+        };
+        assert_eq!(usable_by_kind(&podman), Ok(()));
+        let home = Home::emulating();
+        assert_eq!(usable_by_kind(&home.env()), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn the_real_docker_cli_resolves_as_cited() {
+        let Some(cli) = which("docker") else {
+            println!("skipped: no `docker` CLI on PATH to check the fake against");
+            return;
+        };
+        let config = tempfile::tempdir().unwrap();
+        let env = EngineEnv {
+            docker_cli: Some(cli.clone()),
+            docker_config: Some(config.path().to_path_buf()),
+            ..EngineEnv::default()
+        };
+        let limit = Duration::from_secs(20);
+        let choice = cli_choice(&env, limit).await.unwrap();
+        assert_eq!(choice.endpoint, DockerEndpoint::Unix(DEFAULT_SOCKET.into()));
+        assert!(choice.is_default);
+        // `docker context create` needs no daemon.
+        Cmd::new(&cli, limit)
+            .env("DOCKER_CONFIG", config.path())
+            .args([
+                "context",
+                "create",
+                "other",
+                "--docker",
+                "host=unix:///other.sock",
+            ])
+            .run()
+            .await
+            .unwrap();
+        std::fs::write(
+            config.path().join("config.json"),
+            r#"{"currentContext": "other"}"#,
+        )
+        .unwrap();
+        let choice = cli_choice(&env, limit).await.unwrap();
+        assert_eq!(choice.endpoint, DockerEndpoint::Unix("/other.sock".into()));
+        assert!(!choice.is_default);
+        let with = |host: Option<&str>, context: &str| EngineEnv {
+            docker_host: host.map(String::from),
+            docker_context: Some(context.into()),
+            ..env.clone()
+        };
+        let err = cli_choice(&with(None, "gone"), limit).await.unwrap_err();
+        assert!(err.contains("\"gone\""), "{err}");
+        let choice = cli_choice(&with(Some("tcp://h:2375"), "gone"), limit)
+            .await
+            .unwrap();
+        assert_eq!(choice.endpoint, DockerEndpoint::Tcp("h:2375".into()));
+    }
+
+    #[tokio::test]
+    async fn a_docker_host_pointing_at_nothing_fails_fast_and_names_it() {
+        let home = Home::emulating();
+        let missing = unix(&home.sock("docker.sock"));
+        // A TCP port that was just free: bind, note, drop.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let closed = format!("tcp://127.0.0.1:{port}");
+        for host in [missing.as_str(), closed.as_str()] {
+            for docker_cli in [home.env().docker_cli, None] {
+                let started = Instant::now();
+                let env = EngineEnv {
+                    docker_host: Some(host.to_string()),
+                    docker_cli,
+                    ..home.env()
+                };
+                let err = find_engine(&env, Duration::from_secs(2)).await.unwrap_err();
+                assert!(
+                    started.elapsed() < Duration::from_secs(2),
+                    "{host} took {:?}",
+                    started.elapsed()
+                );
+                assert!(
+                    err.contains("no Docker daemon answered")
+                        && err.contains(&format!("{host} from DOCKER_HOST: cannot connect")),
+                    "{err}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn tls_and_ssh_endpoints_are_asked_through_docker_info() {
+        let ok = Home::new(INSPECT, "echo 29.4.2");
+        for host in ["tcp://192.0.2.1:2376", "ssh://me@build.example"] {
+            let env = EngineEnv {
+                docker_host: Some(host.into()),
+                ..ok.env()
+            };
+            let found = find_engine(&env, Duration::from_secs(2)).await.unwrap();
+            assert_eq!(
+                (found.endpoint.as_str(), found.origin.as_str()),
+                (host, "DOCKER_HOST")
+            );
+            assert!(
+                ok.calls()
+                    .contains(&format!("info --format {{{{.ServerVersion}}}}|{host}|")),
+                "{}",
+                ok.calls()
+            );
+        }
+        let failing = Home::new(INSPECT, "echo 'error during connect' >&2; exit 1");
+        let env = EngineEnv {
+            docker_host: Some("tcp://192.0.2.1:2376".into()),
+            ..failing.env()
+        };
+        let err = find_engine(&env, Duration::from_secs(2)).await.unwrap_err();
+        assert!(
+            err.contains("tcp://192.0.2.1:2376 is a TLS endpoint")
+                && err.contains("`docker info`, asked instead, failed")
+                && err.contains("error during connect"),
+            "{err}"
+        );
+        let err = find_engine(
+            &EngineEnv {
+                docker_cli: None,
+                ..env
+            },
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.contains("no `docker` CLI on PATH to ask instead"),
             "{err}"
         );
     }
 
-    #[test]
-    fn the_default_context_is_the_default_socket_and_lists_present_sockets() {
-        let home = Home::new();
-        home.write(".docker/config.json", r#"{"currentContext": "default"}"#);
+    #[tokio::test]
+    async fn ping_speaks_unversioned_ping_and_wants_a_200() {
+        let home = Home::emulating();
+        for (status, ok) in [("200 OK", true), ("500 Internal Server Error", false)] {
+            let path = home.sock(&format!("{}.sock", &status[..3]));
+            let listener = tokio::net::UnixListener::bind(&path).unwrap();
+            let daemon = tokio::spawn(async move {
+                let (socket, _) = listener.accept().await.unwrap();
+                answer(socket, status).await
+            });
+            let result = ping(&DockerEndpoint::Unix(path), Duration::from_secs(5)).await;
+            assert_eq!(result.is_ok(), ok, "{status}: {result:?}");
+            // Unversioned, so that a daemon of any API version answers it.
+            assert_eq!(daemon.await.unwrap(), "GET /_ping HTTP/1.1");
+        }
+        // Plain TCP too.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            answer(socket, "200 OK").await
+        });
+        ping(&DockerEndpoint::Tcp(addr), Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_silent_listener_is_bounded_by_the_limit() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let (_socket, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await;
+        });
+        let started = Instant::now();
+        let err = ping(
+            &DockerEndpoint::Tcp(addr.to_string()),
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(err.contains("no answer within 300ms"), "{err}");
+        hold.abort();
+    }
+
+    #[tokio::test]
+    async fn a_context_endpoint_that_answers_is_used_as_it_is() {
+        let home = Home::emulating();
+        let sock = home.sock(".colima/default/docker.sock");
+        let daemon = fake_daemon(&sock);
+        home.write(".docker/current", "colima");
+        home.context("colima", &unix(&sock));
+        let found = find_engine(&home.env(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(found.endpoint, unix(&sock));
+        assert!(found.origin.contains("\"colima\""), "{}", found.origin);
+        assert_eq!(found.docker_host_for_kind, None, "the CLI finds it itself");
+        daemon.abort();
+    }
+
+    #[tokio::test]
+    async fn without_a_context_the_first_well_known_socket_that_answers_stands_in() {
+        let home = Home::emulating();
+        // The CLI's default socket, absent here whatever this machine has.
+        home.write(
+            ".docker/default-host",
+            &unix(&home.sock("var-run-docker.sock")),
+        );
+        let rancher = home.sock(".rd/docker.sock");
+        let orbstack = home.sock(".orbstack/run/docker.sock");
+        let rootless = home.sock("run/docker.sock");
+        let (a, b) = (fake_daemon(&orbstack), fake_daemon(&rootless));
+        // Present but not answering: tried, and named in what was tried.
         home.write(".colima/default/docker.sock", "");
-        home.write(".rd/docker.sock", "");
-        home.write("run/docker.sock", "");
-        let r = resolve(&home.env());
-        assert!(r.cli_is_default);
-        assert_eq!(
-            r.cli.unwrap().endpoint,
-            DockerEndpoint::Unix(DEFAULT_SOCKET.into())
+        let rd = fake_daemon(&rancher);
+        let found = find_engine(&home.env(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(found.endpoint, unix(&rancher));
+        assert_eq!(found.docker_host_for_kind, Some(unix(&rancher)));
+        assert!(found.origin.contains("Rancher Desktop"), "{}", found.origin);
+
+        // In the documented order: Rancher Desktop, then OrbStack, then rootless Docker.
+        rd.abort();
+        std::fs::remove_file(&rancher).unwrap();
+        let found = find_engine(&home.env(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(found.docker_host_for_kind, Some(unix(&orbstack)));
+        a.abort();
+        std::fs::remove_file(&orbstack).unwrap();
+        let found = find_engine(&home.env(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(found.docker_host_for_kind, Some(unix(&rootless)));
+        assert!(found.origin.contains("rootless Docker"), "{}", found.origin);
+        b.abort();
+        std::fs::remove_file(&rootless).unwrap();
+
+        let err = find_engine(&home.env(), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("var-run-docker.sock from the Docker CLI's default context")
+                && err.contains(".colima/default/docker.sock (the well-known socket of colima)"),
+            "{err}"
         );
-        let found: Vec<(String, String)> = r
-            .fallbacks
-            .iter()
-            .filter(|c| c.endpoint.to_string() != format!("unix://{DEFAULT_SOCKET}"))
-            .map(|c| (c.endpoint.to_string(), c.origin.clone()))
-            .collect();
-        let home_path = home.path().display().to_string();
-        assert_eq!(
-            found,
-            vec![
-                (
-                    format!("unix://{home_path}/.colima/default/docker.sock"),
-                    "the well-known socket of colima".to_string()
-                ),
-                (
-                    format!("unix://{home_path}/.rd/docker.sock"),
-                    "the well-known socket of Rancher Desktop".to_string()
-                ),
-                (
-                    format!("unix://{home_path}/run/docker.sock"),
-                    "the well-known socket of rootless Docker".to_string()
-                ),
-            ]
+    }
+
+    #[tokio::test]
+    async fn a_chosen_context_that_does_not_answer_is_not_silently_replaced() {
+        let home = Home::emulating();
+        let daemon = fake_daemon(&home.sock(".orbstack/run/docker.sock"));
+        home.context("dead", &unix(&home.sock("dead.sock")));
+        let env = EngineEnv {
+            docker_context: Some("dead".into()),
+            ..home.env()
+        };
+        let err = find_engine(&env, Duration::from_secs(5)).await.unwrap_err();
+        assert!(
+            err.contains("dead.sock") && err.contains("not tried") && err.contains(".orbstack"),
+            "{err}"
         );
+        daemon.abort();
     }
 
     #[test]
     fn well_known_sockets_cover_the_common_engines() {
-        let home = Home::new();
+        let home = Home::emulating();
         let names: Vec<&str> = well_known_sockets(&home.env())
             .into_iter()
             .map(|(_, n)| n)
             .collect();
         for engine in [
             "Docker Desktop for Linux",
+            "Docker Desktop (macOS)",
             "colima",
             "Rancher Desktop",
             "OrbStack",
@@ -884,13 +1124,10 @@ mod tests {
 
     #[test]
     fn testcontainers_reads_no_context() {
-        let home = Home::new();
+        let home = Home::emulating();
         home.write(".docker/desktop/docker.sock", "");
         let env = home.env();
-        let desktop = format!(
-            "unix://{}/.docker/desktop/docker.sock",
-            home.path().display()
-        );
+        let desktop = unix(&home.sock(".docker/desktop/docker.sock"));
         // Only when /var/run/docker.sock is absent does testcontainers pick Docker Desktop's.
         if !Path::new(DEFAULT_SOCKET).exists() {
             assert_eq!(testcontainers_endpoint(&env).to_string(), desktop);
@@ -913,7 +1150,6 @@ mod tests {
         assert_eq!(testcontainers_mismatch(&env, &same), None);
     }
 
-    #[cfg(unix)]
     #[test]
     fn a_symlinked_socket_is_the_same_daemon() {
         let dir = tempfile::tempdir().unwrap();
@@ -926,194 +1162,33 @@ mod tests {
         let other = dir.path().join("colima.sock");
         std::fs::write(&other, "").unwrap();
 
-        assert!(same_endpoint(
-            &DockerEndpoint::Unix(link.clone()),
-            &DockerEndpoint::Unix(real.clone())
-        ));
-        assert!(!same_endpoint(
-            &DockerEndpoint::Unix(link.clone()),
-            &DockerEndpoint::Unix(other.clone())
-        ));
+        let u = |p: &Path| DockerEndpoint::Unix(p.to_path_buf());
+        assert!(same_endpoint(&u(&link), &u(&real)));
+        assert!(!same_endpoint(&u(&link), &u(&other)));
         // Paths that do not exist are compared as written.
         assert!(!same_endpoint(
-            &DockerEndpoint::Unix(dir.path().join("a.sock")),
-            &DockerEndpoint::Unix(dir.path().join("b.sock"))
+            &u(&dir.path().join("a.sock")),
+            &u(&dir.path().join("b.sock"))
         ));
-        assert!(same_endpoint(
-            &DockerEndpoint::Tcp("h:2375".into()),
-            &DockerEndpoint::Tcp("h:2375".into())
-        ));
+        let tcp = DockerEndpoint::Tcp("h:2375".into());
+        assert!(same_endpoint(&tcp, &tcp.clone()));
 
         // testcontainers reaching the daemon through the link is no mismatch (F10).
         let env = EngineEnv {
-            docker_host: Some(format!("unix://{}", link.display())),
+            docker_host: Some(unix(&link)),
             ..EngineEnv::default()
         };
         let found = |path: &Path| EngineFound {
             provider: Provider::Docker,
-            endpoint: format!("unix://{}", path.display()),
+            endpoint: unix(path),
             origin: "Docker context \"desktop-linux\"".into(),
             docker_host_for_kind: None,
         };
         assert_eq!(testcontainers_mismatch(&env, &found(&real)), None);
         let problem = testcontainers_mismatch(&env, &found(&other)).unwrap();
         assert!(
-            problem.contains(&format!("export DOCKER_HOST=unix://{}", other.display())),
+            problem.contains(&format!("export DOCKER_HOST={}", unix(&other))),
             "{problem}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_docker_host_pointing_at_nothing_fails_fast_and_names_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = format!("unix://{}/docker.sock", dir.path().display());
-        // A TCP port that was just free: bind, note, drop.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let closed = format!("tcp://127.0.0.1:{port}");
-        let mut hosts = vec![missing.as_str(), closed.as_str()];
-        // Without a docker CLI an ssh:// endpoint fails at once; with one, `docker info` decides.
-        if which("docker").is_none() {
-            hosts.push("ssh://nobody@nowhere");
-        }
-        for host in hosts {
-            let started = std::time::Instant::now();
-            let env = EngineEnv {
-                docker_host: Some(host.to_string()),
-                ..EngineEnv::default()
-            };
-            let err = find_engine(&env, Duration::from_secs(2)).await.unwrap_err();
-            assert!(
-                started.elapsed() < Duration::from_secs(2),
-                "{host} took {:?}",
-                started.elapsed()
-            );
-            assert!(
-                err.contains("no Docker daemon answered")
-                    && err.contains(host.trim_end_matches('/')),
-                "{err}"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn a_tls_docker_host_says_it_is_tls() {
-        if which("docker").is_some() {
-            return; // `docker info` would be asked instead; nothing fixed to assert.
-        }
-        let env = EngineEnv {
-            docker_host: Some("tcp://192.0.2.1:2375".into()),
-            docker_tls_verify: true,
-            ..EngineEnv::default()
-        };
-        let err = find_engine(&env, Duration::from_secs(2)).await.unwrap_err();
-        assert!(
-            err.contains("tcp://192.0.2.1:2375 is a TLS endpoint")
-                && err.contains("no `docker` CLI on PATH"),
-            "{err}"
-        );
-    }
-
-    #[cfg(unix)]
-    #[tokio::test]
-    async fn a_context_endpoint_that_answers_is_used_as_it_is() {
-        let home = Home::new();
-        let sock = home.path().join(".colima/default/docker.sock");
-        let daemon = fake_daemon(&sock);
-        home.write(".docker/config.json", r#"{"currentContext": "colima"}"#);
-        home.context("colima", &format!("unix://{}", sock.display()));
-        let found = find_engine(&home.env(), Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(found.endpoint, format!("unix://{}", sock.display()));
-        assert!(found.origin.contains("\"colima\""), "{}", found.origin);
-        assert_eq!(found.docker_host_for_kind, None, "the CLI finds it itself");
-        daemon.abort();
-    }
-
-    #[cfg(unix)]
-    #[tokio::test]
-    async fn without_a_context_a_well_known_socket_stands_in_and_kind_is_told() {
-        if Path::new(DEFAULT_SOCKET).exists() {
-            return; // A real default daemon would win; the fallback is not reached.
-        }
-        let home = Home::new();
-        let sock = home.path().join(".rd/docker.sock");
-        let daemon = fake_daemon(&sock);
-        let found = find_engine(&home.env(), Duration::from_secs(5))
-            .await
-            .unwrap();
-        let host = format!("unix://{}", sock.display());
-        assert_eq!(found.endpoint, host);
-        assert_eq!(found.docker_host_for_kind.as_deref(), Some(host.as_str()));
-        assert!(found.origin.contains("Rancher Desktop"), "{}", found.origin);
-        daemon.abort();
-    }
-
-    #[cfg(unix)]
-    #[tokio::test]
-    async fn a_chosen_context_that_does_not_answer_is_not_silently_replaced() {
-        let home = Home::new();
-        let sock = home.path().join(".orbstack/run/docker.sock");
-        let daemon = fake_daemon(&sock);
-        home.context(
-            "dead",
-            &format!("unix://{}/dead.sock", home.path().display()),
-        );
-        let env = EngineEnv {
-            docker_context: Some("dead".into()),
-            ..home.env()
-        };
-        let err = find_engine(&env, Duration::from_secs(5)).await.unwrap_err();
-        assert!(
-            err.contains("dead.sock") && err.contains("not tried") && err.contains(".orbstack"),
-            "{err}"
-        );
-        daemon.abort();
-    }
-
-    #[tokio::test]
-    async fn a_silent_listener_is_bounded_by_the_limit() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let hold = tokio::spawn(async move {
-            let (_socket, _) = listener.accept().await.unwrap();
-            std::future::pending::<()>().await;
-        });
-        let err = ping(
-            &DockerEndpoint::Tcp(addr.to_string()),
-            Duration::from_millis(300),
-        )
-        .await
-        .unwrap_err();
-        assert!(err.contains("no answer within 300ms"), "{err}");
-        hold.abort();
-    }
-
-    #[cfg(unix)]
-    #[tokio::test]
-    async fn a_daemon_answering_ping_is_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("docker.sock");
-        let listener = tokio::net::UnixListener::bind(&path).unwrap();
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 512];
-            let _ = socket.read(&mut buf).await;
-            let _ = socket
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
-                .await;
-        });
-        let list = vec![
-            DockerEndpoint::Unix(dir.path().join("absent.sock")),
-            DockerEndpoint::Unix(path.clone()),
-        ];
-        assert_eq!(
-            ping_any(&list, Duration::from_secs(5)).await.unwrap(),
-            DockerEndpoint::Unix(path)
         );
     }
 }
