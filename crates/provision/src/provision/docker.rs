@@ -29,48 +29,36 @@ pub const PING_LIMIT: Duration = Duration::from_secs(3);
 /// The Docker CLI's default endpoint on Unix (docker/cli v29.7.2 `opts/hosts.go`).
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
-/// Said wherever the `docker` CLI is missing.
-const NO_CLI: &str = "there is no `docker` CLI on PATH, and kind drives that CLI: install it \
-     (Docker Desktop, colima and OrbStack bring one)";
-
-/// Where a Docker daemon may listen.
+/// Where a Docker daemon listens, as this check reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DockerEndpoint {
-    /// A Unix socket.
+enum DockerEndpoint {
+    /// A Unix socket, pinged.
     Unix(PathBuf),
-    /// `host:port` over plain TCP.
+    /// `host:port` over plain TCP, pinged.
     Tcp(String),
-    /// `host:port` over TLS (`DOCKER_TLS_VERIFY`, port 2376, or a context with TLS material).
-    Tls(String),
-    /// An endpoint bollard cannot speak here (ssh://, npipe://, …).
-    Unsupported(String),
+    /// TLS (`DOCKER_TLS_VERIFY`, port 2376, a context with TLS material), ssh://, …: the
+    /// endpoint as written, asked through `docker info`.
+    ViaCli(String),
 }
 
 impl std::fmt::Display for DockerEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DockerEndpoint::Unix(path) => write!(f, "unix://{}", path.display()),
-            DockerEndpoint::Tcp(addr) | DockerEndpoint::Tls(addr) => write!(f, "tcp://{addr}"),
-            DockerEndpoint::Unsupported(raw) => f.write_str(raw),
+            DockerEndpoint::Tcp(addr) => write!(f, "tcp://{addr}"),
+            DockerEndpoint::ViaCli(host) => f.write_str(host),
         }
     }
 }
 
-/// Parses a `DOCKER_HOST` value; `tls` marks a TCP endpoint that needs TLS.
-pub fn parse_docker_host(host: &str, tls: bool) -> DockerEndpoint {
-    if let Some(path) = host.strip_prefix("unix://") {
-        DockerEndpoint::Unix(PathBuf::from(path))
-    } else if let Some(addr) = host.strip_prefix("tcp://") {
-        let addr = addr.trim_end_matches('/').to_string();
-        // 2376 is the daemon's TLS port by convention (Docker's "Protect the Docker daemon
-        // socket" guide); 2375 is plain.
-        if tls || addr.ends_with(":2376") {
-            DockerEndpoint::Tls(addr)
-        } else {
-            DockerEndpoint::Tcp(addr)
-        }
-    } else {
-        DockerEndpoint::Unsupported(host.to_string())
+/// Parses a `DOCKER_HOST` value; `tls` marks a TCP endpoint that needs TLS, as does port 2376,
+/// the daemon's TLS port by convention (Docker's "Protect the Docker daemon socket" guide).
+fn parse_docker_host(host: &str, tls: bool) -> DockerEndpoint {
+    let host = host.trim_end_matches('/');
+    match (host.strip_prefix("unix://"), host.strip_prefix("tcp://")) {
+        (Some(path), _) => DockerEndpoint::Unix(PathBuf::from(path)),
+        (_, Some(addr)) if !tls && !addr.ends_with(":2376") => DockerEndpoint::Tcp(addr.into()),
+        _ => DockerEndpoint::ViaCli(host.into()),
     }
 }
 
@@ -178,7 +166,7 @@ pub fn provider(env: &EngineEnv) -> (Provider, Option<String>) {
 
 /// Well-known sockets of the common engines, in the order they are tried, each with whose it
 /// is. The default socket is not among them: it is the CLI's own default.
-pub fn well_known_sockets(env: &EngineEnv) -> Vec<(PathBuf, &'static str)> {
+fn well_known_sockets(env: &EngineEnv) -> Vec<(PathBuf, &'static str)> {
     let mut list = Vec::new();
     if let Some(home) = &env.home {
         // Docker Desktop for Linux binds no /var/run/docker.sock; its `desktop-linux` context
@@ -389,13 +377,10 @@ async fn other_engine(provider: Provider, limit: Duration) -> Result<EngineFound
 /// Asks one endpoint: `/_ping` where bollard speaks it, else `docker info` with the same
 /// environment (the CLI then reaches the endpoint with its own TLS or ssh set-up).
 async fn ask(env: &EngineEnv, endpoint: &DockerEndpoint, limit: Duration) -> Result<(), String> {
-    let what = match endpoint {
-        DockerEndpoint::Unix(_) | DockerEndpoint::Tcp(_) => return ping(endpoint, limit).await,
-        DockerEndpoint::Tls(addr) => format!(
-            "tcp://{addr} is a TLS endpoint (DOCKER_TLS_VERIFY, port 2376 or a context with TLS material), which this check does not speak"
-        ),
-        other => format!("{other} is not a unix:// or tcp:// endpoint"),
+    let DockerEndpoint::ViaCli(host) = endpoint else {
+        return ping(endpoint, limit).await;
     };
+    let what = format!("{host} is not a plain unix:// or tcp:// endpoint (TLS, ssh)");
     let Some(cli) = &env.docker_cli else {
         return Err(format!(
             "{what}, and there is no `docker` CLI on PATH to ask instead"
@@ -414,7 +399,7 @@ async fn ask(env: &EngineEnv, endpoint: &DockerEndpoint, limit: Duration) -> Res
 }
 
 /// One `/_ping` (bollard), bounded by `limit`; only a 200 counts.
-pub async fn ping(endpoint: &DockerEndpoint, limit: Duration) -> Result<(), String> {
+async fn ping(endpoint: &DockerEndpoint, limit: Duration) -> Result<(), String> {
     use bollard::{API_DEFAULT_VERSION, Docker};
     let secs = limit.as_secs().max(1);
     let client = match endpoint {
@@ -423,7 +408,11 @@ pub async fn ping(endpoint: &DockerEndpoint, limit: Duration) -> Result<(), Stri
             Docker::connect_with_unix(&path.display().to_string(), secs, API_DEFAULT_VERSION)
         }
         DockerEndpoint::Tcp(addr) => Docker::connect_with_http(addr, secs, API_DEFAULT_VERSION),
-        other => return Err(format!("{other}: only unix:// and plain tcp:// are pinged")),
+        other => {
+            return Err(format!(
+                "{other}: only unix:// and plain tcp:// are pinged here"
+            ));
+        }
     }
     .map_err(|e| format!("cannot connect: {e}"))?;
     match tokio::time::timeout(limit, client.ping()).await {
@@ -444,7 +433,9 @@ pub async fn docker_available() -> Result<EngineFound, String> {
 /// `Err` when kind's provider is Docker and there is no `docker` CLI.
 fn usable_by_kind(env: &EngineEnv) -> Result<(), String> {
     match (provider(env).0, &env.docker_cli) {
-        (Provider::Docker, None) => Err(NO_CLI.to_string()),
+        (Provider::Docker, None) => Err("there is no `docker` CLI on PATH, and kind drives that \
+             CLI: install it (Docker Desktop, colima and OrbStack bring one)"
+            .into()),
         _ => Ok(()),
     }
 }
@@ -452,7 +443,7 @@ fn usable_by_kind(env: &EngineEnv) -> Result<(), String> {
 /// Where testcontainers-rs 0.27 (k3s) goes: DOCKER_HOST, else the first of its sockets that
 /// exists, else the default (testcontainers-0.27.3 `src/core/env/config.rs` `docker_host`).
 /// It reads no Docker context.
-pub fn testcontainers_endpoint(env: &EngineEnv) -> DockerEndpoint {
+fn testcontainers_endpoint(env: &EngineEnv) -> DockerEndpoint {
     if let Some(host) = &env.docker_host {
         return parse_docker_host(host, env.docker_tls_verify);
     }
@@ -495,7 +486,7 @@ pub fn testcontainers_mismatch(env: &EngineEnv, found: &EngineFound) -> Option<S
 /// OrbStack, when allowed to "improve Docker socket compatibility" (orbstack/orbstack#281;
 /// `ls -l /var/run/docker.sock` in orgs/orbstack discussion #225 shows the link), to
 /// `~/.orbstack/run/docker.sock`. A path that cannot be resolved is compared as written.
-pub fn same_endpoint(a: &DockerEndpoint, b: &DockerEndpoint) -> bool {
+fn same_endpoint(a: &DockerEndpoint, b: &DockerEndpoint) -> bool {
     match (a, b) {
         (DockerEndpoint::Unix(x), DockerEndpoint::Unix(y)) => {
             let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -508,12 +499,10 @@ pub fn same_endpoint(a: &DockerEndpoint, b: &DockerEndpoint) -> bool {
 /// Test support shared by the tests of the engine check and of preflight.
 #[cfg(all(test, unix))]
 pub(crate) mod test_support {
-    use std::path::Path;
-
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-    /// A socket answering `/_ping` like a Docker daemon, until the test ends.
-    pub(crate) fn fake_daemon(path: &Path) -> tokio::task::JoinHandle<()> {
+    /// A socket answering every request with a 200 like a Docker daemon, until the test ends.
+    pub(crate) fn fake_daemon(path: &std::path::Path) -> tokio::task::JoinHandle<()> {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let listener = tokio::net::UnixListener::bind(path).unwrap();
         tokio::spawn(async move {
@@ -523,15 +512,15 @@ pub(crate) mod test_support {
         })
     }
 
-    /// Reads one request and answers it with `status`; returns the request line.
+    /// Reads one request, answers it with `status`, returns its request line.
     pub(crate) async fn answer(
-        mut socket: impl AsyncRead + AsyncWrite + Unpin,
+        mut io: impl AsyncRead + AsyncWrite + Unpin,
         status: &str,
     ) -> String {
         let mut buf = [0u8; 1024];
-        let n = socket.read(&mut buf).await.unwrap_or(0);
+        let n = io.read(&mut buf).await.unwrap_or(0);
         let reply = format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\n\r\nOK");
-        let _ = socket.write_all(reply.as_bytes()).await;
+        let _ = io.write_all(reply.as_bytes()).await;
         let request = String::from_utf8_lossy(&buf[..n]);
         request.lines().next().unwrap_or_default().to_string()
     }
@@ -545,20 +534,13 @@ mod tests {
     use super::test_support::{answer, fake_daemon};
     use super::*;
 
-    /// A fake home: the well-known sockets live under it, `run/` is `XDG_RUNTIME_DIR`, and
-    /// `bin/docker` is a fake CLI whose config directory is `.docker`.
-    struct Home {
-        dir: tempfile::TempDir,
-    }
-
     /// The fake CLI's `context inspect`: the current context as docker/cli v29.7.2 picks it
-    /// (`resolveContextName`: non-empty DOCKER_HOST, then DOCKER_CONTEXT, then the config's
-    /// current context, else `default`), printed as `--format '{{json .}}'` prints it (the
-    /// real CLI 28.2.2's output, trimmed). Contexts are files `$DOCKER_CONFIG/ctx/<name>`
-    /// holding the host; `<name>.tls` marks TLS material; `current` is `currentContext`;
-    /// `default-host` stands in for `/var/run/docker.sock`.
-    const INSPECT: &str = r#"
-      c=$DOCKER_CONFIG; name=default; host=unix:///var/run/docker.sock
+    /// (`resolveContextName`: a non-empty DOCKER_HOST, then DOCKER_CONTEXT, then the config's
+    /// current context, else `default`), printed as the real CLI (28.2.2) prints
+    /// `--format '{{json .}}'`. A context is a file `ctx/<name>` holding its host, `<name>.tls`
+    /// marks its TLS material, `current` is `currentContext`, `default-host` stands in for
+    /// `/var/run/docker.sock`; all under `$DOCKER_CONFIG`.
+    const INSPECT: &str = r#"c=$DOCKER_CONFIG; name=default; host=unix:///var/run/docker.sock
       [ -f "$c/default-host" ] && host=$(cat "$c/default-host")
       if [ -n "$DOCKER_HOST" ]; then host=$DOCKER_HOST
       else
@@ -570,59 +552,49 @@ mod tests {
         fi
       fi
       tls=; [ -f "$c/ctx/$name.tls" ] && tls='"docker":["ca.pem","cert.pem","key.pem"]'
-      printf '{"Name":"%s","Metadata":{},"Endpoints":{"docker":{"Host":"%s","SkipTLSVerify":false}},"TLSMaterial":{%s}}\n' "$name" "$host" "$tls"
-    "#;
+      printf '{"Name":"%s","Endpoints":{"docker":{"Host":"%s","SkipTLSVerify":false}},"TLSMaterial":{%s}}\n' "$name" "$host" "$tls""#;
+
+    /// A fake home: the well-known sockets live under it, `run/` is `XDG_RUNTIME_DIR`,
+    /// `.docker` is `DOCKER_CONFIG`, and `bin/docker` is a fake CLI that logs each call's
+    /// arguments and DOCKER_* variables to `.docker/calls`.
+    struct Home(tempfile::TempDir);
 
     impl Home {
-        /// A home whose fake `docker` answers `context` with `context` and `info` with `info`
-        /// (shell), logging each call's arguments and DOCKER_* variables to `.docker/calls`.
+        /// The fake CLI runs the shell `context` for `docker context …`, `info` for `docker info`.
         fn new(context: &str, info: &str) -> Self {
-            let home = Self {
-                dir: tempfile::tempdir().unwrap(),
-            };
-            home.write(
-                "bin/docker",
-                &format!(
-                    "#!/bin/sh\n\
-                     echo \"$*|$DOCKER_HOST|$DOCKER_CONTEXT|$DOCKER_TLS_VERIFY\" >> \"$DOCKER_CONFIG/calls\"\n\
-                     case \"$1\" in\ncontext) {context} ;;\ninfo) {info} ;;\nesac\n"
-                ),
+            let home = Self(tempfile::tempdir().unwrap());
+            let script = format!(
+                "#!/bin/sh\necho \"$*|$DOCKER_HOST|$DOCKER_CONTEXT|$DOCKER_TLS_VERIFY\" >> \"$DOCKER_CONFIG/calls\"\n\
+                 case \"$1\" in\ncontext) {context} ;;\ninfo) {info} ;;\nesac\n"
             );
-            std::fs::create_dir(home.path().join(".docker")).unwrap();
-            let cli = home.path().join("bin/docker");
-            std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+            home.write("bin/docker", &script);
+            std::fs::create_dir(home.path(".docker")).unwrap();
+            let mode = std::fs::Permissions::from_mode(0o755);
+            std::fs::set_permissions(home.path("bin/docker"), mode).unwrap();
             home
         }
-        /// A home whose fake CLI resolves contexts like the real one and whose daemon is
-        /// asked nothing through `docker info`.
+        /// A CLI that resolves as the real one and must not be asked `docker info`.
         fn emulating() -> Self {
             Self::new(INSPECT, "echo 'docker info must not be asked' >&2; exit 1")
         }
-        fn path(&self) -> PathBuf {
-            self.dir.path().to_path_buf()
+        fn path(&self, relative: &str) -> PathBuf {
+            self.0.path().join(relative)
         }
         fn env(&self) -> EngineEnv {
             EngineEnv {
-                home: Some(self.path()),
-                xdg_runtime_dir: Some(self.path().join("run")),
-                docker_config: Some(self.path().join(".docker")),
-                docker_cli: Some(self.path().join("bin/docker")),
+                home: Some(self.path("")),
+                xdg_runtime_dir: Some(self.path("run")),
+                docker_config: Some(self.path(".docker")),
+                docker_cli: Some(self.path("bin/docker")),
                 ..EngineEnv::default()
             }
         }
         fn write(&self, relative: &str, text: &str) {
-            let path = self.path().join(relative);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        fn context(&self, name: &str, host: &str) {
-            self.write(&format!(".docker/ctx/{name}"), host);
+            std::fs::create_dir_all(self.path(relative).parent().unwrap()).unwrap();
+            std::fs::write(self.path(relative), text).unwrap();
         }
         fn calls(&self) -> String {
-            std::fs::read_to_string(self.path().join(".docker/calls")).unwrap_or_default()
-        }
-        fn sock(&self, relative: &str) -> PathBuf {
-            self.path().join(relative)
+            std::fs::read_to_string(self.path(".docker/calls")).unwrap_or_default()
         }
     }
 
@@ -630,153 +602,117 @@ mod tests {
         format!("unix://{}", path.display())
     }
 
+    const LIMIT: Duration = Duration::from_secs(10);
+
     #[test]
     fn docker_host_parsing() {
-        assert_eq!(
-            parse_docker_host("unix:///run/user/1000/docker.sock", false),
-            DockerEndpoint::Unix("/run/user/1000/docker.sock".into())
-        );
-        assert_eq!(
-            parse_docker_host("tcp://127.0.0.1:2375", false),
-            DockerEndpoint::Tcp("127.0.0.1:2375".into())
-        );
-        assert_eq!(
-            parse_docker_host("tcp://h:2375", true),
-            DockerEndpoint::Tls("h:2375".into())
-        );
-        assert_eq!(
-            parse_docker_host("tcp://h:2376/", false),
-            DockerEndpoint::Tls("h:2376".into())
-        );
-        assert!(matches!(
-            parse_docker_host("ssh://me@host", false),
-            DockerEndpoint::Unsupported(_)
-        ));
+        use DockerEndpoint::*;
+        let cases = [
+            (
+                "unix:///run/docker.sock",
+                false,
+                Unix("/run/docker.sock".into()),
+            ),
+            ("tcp://127.0.0.1:2375", false, Tcp("127.0.0.1:2375".into())),
+            ("tcp://h:2375", true, ViaCli("tcp://h:2375".into())),
+            ("tcp://h:2376/", false, ViaCli("tcp://h:2376".into())),
+            ("ssh://me@host", false, ViaCli("ssh://me@host".into())),
+        ];
+        for (host, tls, endpoint) in cases {
+            assert_eq!(parse_docker_host(host, tls), endpoint, "{host}");
+        }
     }
 
     #[tokio::test]
     async fn the_cli_is_asked_with_this_environments_docker_variables() {
         let home = Home::emulating();
-        home.context("colima", "unix:///colima.sock");
-        home.context("rootless", "unix:///run/user/1000/docker.sock");
+        home.write(".docker/ctx/colima", "unix:///colima.sock");
+        home.write(".docker/ctx/remote", "tcp://build.example:2375");
+        home.write(".docker/ctx/remote.tls", "");
         home.write(".docker/current", "colima");
-        let limit = Duration::from_secs(10);
-
-        // DOCKER_HOST beats every context.
-        let env = EngineEnv {
-            docker_host: Some("tcp://h:2375".into()),
-            docker_context: Some("rootless".into()),
+        let with = |host: Option<&str>, context: Option<&str>| EngineEnv {
+            docker_host: host.map(String::from),
+            docker_context: context.map(String::from),
             ..home.env()
         };
-        let choice = cli_choice(&env, limit).await.unwrap();
+        let choose = |env: EngineEnv| async move { cli_choice(&env, LIMIT).await.unwrap() };
+
+        let choice = choose(with(Some("tcp://h:2375"), Some("remote"))).await;
         assert_eq!(choice.endpoint, DockerEndpoint::Tcp("h:2375".into()));
-        assert_eq!(choice.origin, "DOCKER_HOST");
-        assert!(!choice.is_default);
-        assert!(
-            home.calls()
-                .contains("context inspect --format {{json .}}|tcp://h:2375|rootless|"),
-            "{}",
-            home.calls()
+        assert_eq!(
+            (choice.origin.as_str(), choice.is_default),
+            ("DOCKER_HOST", false)
         );
+        let call = "context inspect --format {{json .}}|tcp://h:2375|remote|\n";
+        assert!(home.calls().contains(call), "{}", home.calls());
 
-        // DOCKER_CONTEXT beats the current context.
-        let env = EngineEnv {
-            docker_context: Some("rootless".into()),
-            ..home.env()
-        };
-        let choice = cli_choice(&env, limit).await.unwrap();
+        let choice = choose(with(None, Some("remote"))).await;
         assert_eq!(
             choice.endpoint,
-            DockerEndpoint::Unix("/run/user/1000/docker.sock".into())
+            DockerEndpoint::ViaCli("tcp://build.example:2375".into())
         );
+        assert_eq!(choice.origin, "Docker context \"remote\" (DOCKER_CONTEXT)");
+
+        let choice = choose(home.env()).await;
+        assert_eq!(choice.endpoint, DockerEndpoint::Unix("/colima.sock".into()));
         assert_eq!(
             choice.origin,
-            "Docker context \"rootless\" (DOCKER_CONTEXT)"
+            "Docker context \"colima\" (the CLI's current context)"
         );
         assert!(!choice.is_default);
 
-        // Without either, the current context.
-        let choice = cli_choice(&home.env(), limit).await.unwrap();
-        assert_eq!(choice.endpoint, DockerEndpoint::Unix("/colima.sock".into()));
-        assert!(
-            choice
-                .origin
-                .contains("\"colima\" (the CLI's current context)")
-        );
-
-        // With none at all, the CLI's built-in default, which a well-known socket may replace.
-        std::fs::remove_file(home.path().join(".docker/current")).unwrap();
-        let choice = cli_choice(&home.env(), limit).await.unwrap();
+        std::fs::remove_file(home.path(".docker/current")).unwrap();
+        let choice = choose(home.env()).await;
         assert_eq!(choice.endpoint, DockerEndpoint::Unix(DEFAULT_SOCKET.into()));
         assert!(choice.is_default, "{choice:?}");
-    }
 
-    #[tokio::test]
-    async fn tls_material_or_tls_verify_makes_a_tls_endpoint() {
-        let home = Home::emulating();
-        home.context("remote", "tcp://build.example:2375");
-        home.write(".docker/ctx/remote.tls", "");
+        // DOCKER_TLS_VERIFY reaches the CLI, which then lists the certificates as TLS
+        // material; without a CLI it decides by itself.
         let env = EngineEnv {
-            docker_context: Some("remote".into()),
-            ..home.env()
-        };
-        let limit = Duration::from_secs(10);
-        assert_eq!(
-            cli_choice(&env, limit).await.unwrap().endpoint,
-            DockerEndpoint::Tls("build.example:2375".into())
-        );
-        // DOCKER_TLS_VERIFY reaches the CLI (which then lists the certificates as TLS
-        // material), and without a CLI it decides by itself.
-        let env = EngineEnv {
-            docker_host: Some("tcp://h:2375".into()),
             docker_tls_verify: true,
-            ..home.env()
+            ..with(Some("tcp://h:2375"), None)
         };
-        cli_choice(&env, limit).await.unwrap();
+        choose(env.clone()).await;
         assert!(
             home.calls().contains("|tcp://h:2375||1\n"),
             "{}",
             home.calls()
         );
-        let env = EngineEnv {
+        let choice = choose(EngineEnv {
             docker_cli: None,
             ..env
-        };
+        })
+        .await;
         assert_eq!(
-            cli_choice(&env, limit).await.unwrap().endpoint,
-            DockerEndpoint::Tls("h:2375".into())
+            choice.endpoint,
+            DockerEndpoint::ViaCli("tcp://h:2375".into())
         );
     }
 
     #[tokio::test]
-    async fn a_failing_cli_is_an_error_carrying_what_it_said() {
+    async fn a_failing_or_hanging_cli_is_an_error_saying_so() {
         let home = Home::emulating();
         let env = EngineEnv {
             docker_context: Some("gone".into()),
             ..home.env()
         };
-        let err = find_engine(&env, Duration::from_secs(10))
-            .await
-            .unwrap_err();
+        let err = find_engine(&env, LIMIT).await.unwrap_err();
         assert!(
             err.contains("context \"gone\": context not found")
                 && err.contains("meta.json")
                 && err.contains("docker context use default"),
             "{err}"
         );
-
         let garbled = Home::new("echo 'not json'", "exit 1");
-        let err = cli_choice(&garbled.env(), Duration::from_secs(10))
-            .await
-            .unwrap_err();
-        assert!(err.contains("\"not json\""), "{err}");
-    }
+        let err = cli_choice(&garbled.env(), LIMIT).await.unwrap_err();
+        assert!(
+            err.contains("printed no context") && err.contains("\"not json\""),
+            "{err}"
+        );
 
-    #[tokio::test]
-    async fn a_hanging_cli_is_bounded_by_the_limit() {
-        let home = Home::new("exec sleep 30", "exit 1");
+        let hanging = Home::new("exec sleep 30", "exit 1");
         let started = Instant::now();
-        let err = find_engine(&home.env(), Duration::from_millis(500))
+        let err = find_engine(&hanging.env(), Duration::from_millis(500))
             .await
             .unwrap_err();
         println!(
@@ -793,19 +729,18 @@ mod tests {
             docker_host: Some("unix:///somewhere/docker.sock".into()),
             ..EngineEnv::default()
         };
-        let choice = cli_choice(&env, Duration::from_secs(1)).await.unwrap();
+        let choice = cli_choice(&env, LIMIT).await.unwrap();
         assert_eq!(
-            (choice.endpoint, choice.origin.as_str(), choice.is_default),
-            (
-                DockerEndpoint::Unix("/somewhere/docker.sock".into()),
-                "DOCKER_HOST",
-                false
-            )
+            choice.endpoint,
+            DockerEndpoint::Unix("/somewhere/docker.sock".into())
         );
-        let choice = cli_choice(&EngineEnv::default(), Duration::from_secs(1))
-            .await
-            .unwrap();
+        assert_eq!(
+            (choice.origin.as_str(), choice.is_default),
+            ("DOCKER_HOST", false)
+        );
+        let choice = cli_choice(&EngineEnv::default(), LIMIT).await.unwrap();
         assert!(choice.is_default && choice.origin.contains("no `docker` CLI on PATH"));
+
         let err = usable_by_kind(&env).unwrap_err();
         assert!(
             err.contains("no `docker` CLI on PATH") && err.contains("kind drives"),
@@ -813,13 +748,13 @@ mod tests {
         );
         let podman = EngineEnv {
             kind_provider: Some("podman".into()),
-            ..EngineEnv::default()
+            ..env
         };
         assert_eq!(usable_by_kind(&podman), Ok(()));
-        let home = Home::emulating();
-        assert_eq!(usable_by_kind(&home.env()), Ok(()));
+        assert_eq!(usable_by_kind(&Home::emulating().env()), Ok(()));
     }
 
+    /// The fake's rules, checked against the real CLI where there is one (it needs no daemon).
     #[tokio::test]
     async fn the_real_docker_cli_resolves_as_cited() {
         let Some(cli) = which("docker") else {
@@ -827,17 +762,17 @@ mod tests {
             return;
         };
         let config = tempfile::tempdir().unwrap();
-        let env = EngineEnv {
+        let env = |host: Option<&str>, context: Option<&str>| EngineEnv {
+            docker_host: host.map(String::from),
+            docker_context: context.map(String::from),
             docker_cli: Some(cli.clone()),
             docker_config: Some(config.path().to_path_buf()),
             ..EngineEnv::default()
         };
-        let limit = Duration::from_secs(20);
-        let choice = cli_choice(&env, limit).await.unwrap();
+        let choice = cli_choice(&env(None, None), LIMIT).await.unwrap();
         assert_eq!(choice.endpoint, DockerEndpoint::Unix(DEFAULT_SOCKET.into()));
         assert!(choice.is_default);
-        // `docker context create` needs no daemon.
-        Cmd::new(&cli, limit)
+        Cmd::new(&cli, LIMIT)
             .env("DOCKER_CONFIG", config.path())
             .args([
                 "context",
@@ -849,22 +784,16 @@ mod tests {
             .run()
             .await
             .unwrap();
-        std::fs::write(
-            config.path().join("config.json"),
-            r#"{"currentContext": "other"}"#,
-        )
-        .unwrap();
-        let choice = cli_choice(&env, limit).await.unwrap();
+        let current = r#"{"currentContext": "other"}"#;
+        std::fs::write(config.path().join("config.json"), current).unwrap();
+        let choice = cli_choice(&env(None, None), LIMIT).await.unwrap();
         assert_eq!(choice.endpoint, DockerEndpoint::Unix("/other.sock".into()));
         assert!(!choice.is_default);
-        let with = |host: Option<&str>, context: &str| EngineEnv {
-            docker_host: host.map(String::from),
-            docker_context: Some(context.into()),
-            ..env.clone()
-        };
-        let err = cli_choice(&with(None, "gone"), limit).await.unwrap_err();
-        assert!(err.contains("\"gone\""), "{err}");
-        let choice = cli_choice(&with(Some("tcp://h:2375"), "gone"), limit)
+        let err = cli_choice(&env(None, Some("gone")), LIMIT)
+            .await
+            .unwrap_err();
+        assert!(err.contains("context \"gone\": context not found"), "{err}");
+        let choice = cli_choice(&env(Some("tcp://h:2375"), Some("gone")), LIMIT)
             .await
             .unwrap();
         assert_eq!(choice.endpoint, DockerEndpoint::Tcp("h:2375".into()));
@@ -873,7 +802,7 @@ mod tests {
     #[tokio::test]
     async fn a_docker_host_pointing_at_nothing_fails_fast_and_names_it() {
         let home = Home::emulating();
-        let missing = unix(&home.sock("docker.sock"));
+        let missing = unix(&home.path("docker.sock"));
         // A TCP port that was just free: bind, note, drop.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -881,23 +810,23 @@ mod tests {
             .unwrap()
             .port();
         let closed = format!("tcp://127.0.0.1:{port}");
-        for host in [missing.as_str(), closed.as_str()] {
+        for host in [missing, closed] {
             for docker_cli in [home.env().docker_cli, None] {
                 let started = Instant::now();
                 let env = EngineEnv {
-                    docker_host: Some(host.to_string()),
+                    docker_host: Some(host.clone()),
                     docker_cli,
                     ..home.env()
                 };
                 let err = find_engine(&env, Duration::from_secs(2)).await.unwrap_err();
                 assert!(
                     started.elapsed() < Duration::from_secs(2),
-                    "{host} took {:?}",
+                    "{host}: {:?}",
                     started.elapsed()
                 );
+                let tried = format!("{host} from DOCKER_HOST: cannot connect");
                 assert!(
-                    err.contains("no Docker daemon answered")
-                        && err.contains(&format!("{host} from DOCKER_HOST: cannot connect")),
+                    err.contains("no Docker daemon answered") && err.contains(&tried),
                     "{err}"
                 );
             }
@@ -912,39 +841,31 @@ mod tests {
                 docker_host: Some(host.into()),
                 ..ok.env()
             };
-            let found = find_engine(&env, Duration::from_secs(2)).await.unwrap();
+            let found = find_engine(&env, LIMIT).await.unwrap();
             assert_eq!(
                 (found.endpoint.as_str(), found.origin.as_str()),
                 (host, "DOCKER_HOST")
             );
-            assert!(
-                ok.calls()
-                    .contains(&format!("info --format {{{{.ServerVersion}}}}|{host}|")),
-                "{}",
-                ok.calls()
-            );
+            let call = format!("info --format {{{{.ServerVersion}}}}|{host}|");
+            assert!(ok.calls().contains(&call), "{}", ok.calls());
         }
         let failing = Home::new(INSPECT, "echo 'error during connect' >&2; exit 1");
         let env = EngineEnv {
             docker_host: Some("tcp://192.0.2.1:2376".into()),
             ..failing.env()
         };
-        let err = find_engine(&env, Duration::from_secs(2)).await.unwrap_err();
+        let err = find_engine(&env, LIMIT).await.unwrap_err();
         assert!(
-            err.contains("tcp://192.0.2.1:2376 is a TLS endpoint")
+            err.contains("tcp://192.0.2.1:2376 is not a plain unix:// or tcp:// endpoint (TLS")
                 && err.contains("`docker info`, asked instead, failed")
                 && err.contains("error during connect"),
             "{err}"
         );
-        let err = find_engine(
-            &EngineEnv {
-                docker_cli: None,
-                ..env
-            },
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap_err();
+        let env = EngineEnv {
+            docker_cli: None,
+            ..env
+        };
+        let err = find_engine(&env, LIMIT).await.unwrap_err();
         assert!(
             err.contains("no `docker` CLI on PATH to ask instead"),
             "{err}"
@@ -952,47 +873,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ping_speaks_unversioned_ping_and_wants_a_200() {
+    async fn ping_asks_an_unversioned_ping_and_wants_a_200() {
         let home = Home::emulating();
         for (status, ok) in [("200 OK", true), ("500 Internal Server Error", false)] {
-            let path = home.sock(&format!("{}.sock", &status[..3]));
+            let path = home.path(&format!("{}.sock", &status[..3]));
             let listener = tokio::net::UnixListener::bind(&path).unwrap();
-            let daemon = tokio::spawn(async move {
-                let (socket, _) = listener.accept().await.unwrap();
-                answer(socket, status).await
-            });
-            let result = ping(&DockerEndpoint::Unix(path), Duration::from_secs(5)).await;
+            let daemon =
+                tokio::spawn(
+                    async move { answer(listener.accept().await.unwrap().0, status).await },
+                );
+            let result = ping(&DockerEndpoint::Unix(path), LIMIT).await;
             assert_eq!(result.is_ok(), ok, "{status}: {result:?}");
             // Unversioned, so that a daemon of any API version answers it.
             assert_eq!(daemon.await.unwrap(), "GET /_ping HTTP/1.1");
         }
-        // Plain TCP too.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(async move {
-            let (socket, _) = listener.accept().await.unwrap();
-            answer(socket, "200 OK").await
-        });
-        ping(&DockerEndpoint::Tcp(addr), Duration::from_secs(5))
-            .await
-            .unwrap();
+        tokio::spawn(async move { answer(listener.accept().await.unwrap().0, "200 OK").await });
+        ping(&DockerEndpoint::Tcp(addr), LIMIT).await.unwrap();
     }
 
     #[tokio::test]
     async fn a_silent_listener_is_bounded_by_the_limit() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
         let hold = tokio::spawn(async move {
-            let (_socket, _) = listener.accept().await.unwrap();
+            let _socket = listener.accept().await.unwrap();
             std::future::pending::<()>().await;
         });
         let started = Instant::now();
-        let err = ping(
-            &DockerEndpoint::Tcp(addr.to_string()),
-            Duration::from_millis(300),
-        )
-        .await
-        .unwrap_err();
+        let err = ping(&DockerEndpoint::Tcp(addr), Duration::from_millis(300))
+            .await
+            .unwrap_err();
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "{:?}",
@@ -1005,13 +917,11 @@ mod tests {
     #[tokio::test]
     async fn a_context_endpoint_that_answers_is_used_as_it_is() {
         let home = Home::emulating();
-        let sock = home.sock(".colima/default/docker.sock");
+        let sock = home.path(".colima/default/docker.sock");
         let daemon = fake_daemon(&sock);
         home.write(".docker/current", "colima");
-        home.context("colima", &unix(&sock));
-        let found = find_engine(&home.env(), Duration::from_secs(5))
-            .await
-            .unwrap();
+        home.write(".docker/ctx/colima", &unix(&sock));
+        let found = find_engine(&home.env(), LIMIT).await.unwrap();
         assert_eq!(found.endpoint, unix(&sock));
         assert!(found.origin.contains("\"colima\""), "{}", found.origin);
         assert_eq!(found.docker_host_for_kind, None, "the CLI finds it itself");
@@ -1024,42 +934,29 @@ mod tests {
         // The CLI's default socket, absent here whatever this machine has.
         home.write(
             ".docker/default-host",
-            &unix(&home.sock("var-run-docker.sock")),
+            &unix(&home.path("var-run-docker.sock")),
         );
-        let rancher = home.sock(".rd/docker.sock");
-        let orbstack = home.sock(".orbstack/run/docker.sock");
-        let rootless = home.sock("run/docker.sock");
-        let (a, b) = (fake_daemon(&orbstack), fake_daemon(&rootless));
         // Present but not answering: tried, and named in what was tried.
         home.write(".colima/default/docker.sock", "");
-        let rd = fake_daemon(&rancher);
-        let found = find_engine(&home.env(), Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(found.endpoint, unix(&rancher));
-        assert_eq!(found.docker_host_for_kind, Some(unix(&rancher)));
-        assert!(found.origin.contains("Rancher Desktop"), "{}", found.origin);
-
-        // In the documented order: Rancher Desktop, then OrbStack, then rootless Docker.
-        rd.abort();
-        std::fs::remove_file(&rancher).unwrap();
-        let found = find_engine(&home.env(), Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(found.docker_host_for_kind, Some(unix(&orbstack)));
-        a.abort();
-        std::fs::remove_file(&orbstack).unwrap();
-        let found = find_engine(&home.env(), Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(found.docker_host_for_kind, Some(unix(&rootless)));
-        assert!(found.origin.contains("rootless Docker"), "{}", found.origin);
-        b.abort();
-        std::fs::remove_file(&rootless).unwrap();
-
-        let err = find_engine(&home.env(), Duration::from_secs(5))
-            .await
-            .unwrap_err();
+        let order = [
+            (".rd/docker.sock", "Rancher Desktop"),
+            (".orbstack/run/docker.sock", "OrbStack"),
+            ("run/docker.sock", "rootless Docker"),
+        ];
+        let daemons: Vec<_> = order
+            .iter()
+            .map(|(p, _)| fake_daemon(&home.path(p)))
+            .collect();
+        for ((path, whose), daemon) in order.iter().zip(daemons) {
+            let found = find_engine(&home.env(), LIMIT).await.unwrap();
+            let host = unix(&home.path(path));
+            assert_eq!(found.docker_host_for_kind.as_ref(), Some(&host));
+            assert_eq!(found.endpoint, host);
+            assert!(found.origin.contains(whose), "{}", found.origin);
+            daemon.abort();
+            std::fs::remove_file(home.path(path)).unwrap();
+        }
+        let err = find_engine(&home.env(), LIMIT).await.unwrap_err();
         assert!(
             err.contains("var-run-docker.sock from the Docker CLI's default context")
                 && err.contains(".colima/default/docker.sock (the well-known socket of colima)"),
@@ -1070,13 +967,13 @@ mod tests {
     #[tokio::test]
     async fn a_chosen_context_that_does_not_answer_is_not_silently_replaced() {
         let home = Home::emulating();
-        let daemon = fake_daemon(&home.sock(".orbstack/run/docker.sock"));
-        home.context("dead", &unix(&home.sock("dead.sock")));
+        let daemon = fake_daemon(&home.path(".orbstack/run/docker.sock"));
+        home.write(".docker/ctx/dead", &unix(&home.path("dead.sock")));
         let env = EngineEnv {
             docker_context: Some("dead".into()),
             ..home.env()
         };
-        let err = find_engine(&env, Duration::from_secs(5)).await.unwrap_err();
+        let err = find_engine(&env, LIMIT).await.unwrap_err();
         assert!(
             err.contains("dead.sock") && err.contains("not tried") && err.contains(".orbstack"),
             "{err}"
@@ -1086,8 +983,7 @@ mod tests {
 
     #[test]
     fn well_known_sockets_cover_the_common_engines() {
-        let home = Home::emulating();
-        let names: Vec<&str> = well_known_sockets(&home.env())
+        let names: Vec<&str> = well_known_sockets(&Home::emulating().env())
             .into_iter()
             .map(|(_, n)| n)
             .collect();
@@ -1122,53 +1018,52 @@ mod tests {
         assert!(warning.unwrap().contains("ignores"));
     }
 
+    fn found(endpoint: String) -> EngineFound {
+        EngineFound {
+            provider: Provider::Docker,
+            endpoint,
+            origin: "Docker context \"colima\"".into(),
+            docker_host_for_kind: None,
+        }
+    }
+
     #[test]
     fn testcontainers_reads_no_context() {
         let home = Home::emulating();
         home.write(".docker/desktop/docker.sock", "");
         let env = home.env();
-        let desktop = unix(&home.sock(".docker/desktop/docker.sock"));
         // Only when /var/run/docker.sock is absent does testcontainers pick Docker Desktop's.
         if !Path::new(DEFAULT_SOCKET).exists() {
+            let desktop = unix(&home.path(".docker/desktop/docker.sock"));
             assert_eq!(testcontainers_endpoint(&env).to_string(), desktop);
         }
-        let colima = EngineFound {
-            provider: Provider::Docker,
-            endpoint: "unix:///home/u/.colima/default/docker.sock".into(),
-            origin: "Docker context \"colima\"".into(),
-            docker_host_for_kind: None,
-        };
+        let colima = found("unix:///home/u/.colima/default/docker.sock".into());
         let problem = testcontainers_mismatch(&env, &colima).unwrap();
-        assert!(
-            problem.contains("export DOCKER_HOST=unix:///home/u/.colima/default/docker.sock"),
-            "{problem}"
-        );
-        let same = EngineFound {
-            endpoint: testcontainers_endpoint(&env).to_string(),
-            ..colima
-        };
+        let fix = "export DOCKER_HOST=unix:///home/u/.colima/default/docker.sock";
+        assert!(problem.contains(fix), "{problem}");
+        let same = found(testcontainers_endpoint(&env).to_string());
         assert_eq!(testcontainers_mismatch(&env, &same), None);
     }
 
     #[test]
     fn a_symlinked_socket_is_the_same_daemon() {
-        let dir = tempfile::tempdir().unwrap();
+        let home = Home::emulating();
         // Docker Desktop's layout: the per-user socket, and /var/run/docker.sock linking to it.
-        let real = dir.path().join("run/docker.sock");
-        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
-        std::fs::write(&real, "").unwrap();
-        let link = dir.path().join("var-run-docker.sock");
+        let (real, link, other) = (
+            home.path("run.sock"),
+            home.path("link.sock"),
+            home.path("c.sock"),
+        );
+        home.write("run.sock", "");
+        home.write("c.sock", "");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        let other = dir.path().join("colima.sock");
-        std::fs::write(&other, "").unwrap();
-
         let u = |p: &Path| DockerEndpoint::Unix(p.to_path_buf());
         assert!(same_endpoint(&u(&link), &u(&real)));
         assert!(!same_endpoint(&u(&link), &u(&other)));
         // Paths that do not exist are compared as written.
         assert!(!same_endpoint(
-            &u(&dir.path().join("a.sock")),
-            &u(&dir.path().join("b.sock"))
+            &u(&home.path("a.sock")),
+            &u(&home.path("b.sock"))
         ));
         let tcp = DockerEndpoint::Tcp("h:2375".into());
         assert!(same_endpoint(&tcp, &tcp.clone()));
@@ -1178,17 +1073,9 @@ mod tests {
             docker_host: Some(unix(&link)),
             ..EngineEnv::default()
         };
-        let found = |path: &Path| EngineFound {
-            provider: Provider::Docker,
-            endpoint: unix(path),
-            origin: "Docker context \"desktop-linux\"".into(),
-            docker_host_for_kind: None,
-        };
-        assert_eq!(testcontainers_mismatch(&env, &found(&real)), None);
-        let problem = testcontainers_mismatch(&env, &found(&other)).unwrap();
-        assert!(
-            problem.contains(&format!("export DOCKER_HOST={}", unix(&other))),
-            "{problem}"
-        );
+        assert_eq!(testcontainers_mismatch(&env, &found(unix(&real))), None);
+        let problem = testcontainers_mismatch(&env, &found(unix(&other))).unwrap();
+        let fix = format!("export DOCKER_HOST={}", unix(&other));
+        assert!(problem.contains(&fix), "{problem}");
     }
 }
