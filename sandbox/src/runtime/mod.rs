@@ -6,14 +6,14 @@
 //!
 //! This file is the runtime's face: [`LocalRuntime`], its [`cri::Runtime`] implementation and
 //! the knobs the sandbox and the mesh half turn. The work is in one module per part of a node:
-//! - [`lifecycle`]: a pod's life as the kubelet runs it: containers started in order, stopped;
-//! - [`pod`]: a running pod's and its containers' states, reported to the control plane;
-//! - [`env`]: a container's environment (the downward API);
-//! - [`probe`]: readiness probes and the kubelet's probe worker;
-//! - [`images`]: containerd's image store and the kubelet's pulls into it; [`pull`]: the texts
-//!   and timings of those pulls (containerd's and the kubelet's); [`faults`]: pulls failed or
+//! - `lifecycle`: a pod's life as the kubelet runs it: containers started in order, stopped;
+//! - `pod`: a running pod's and its containers' states, reported to the control plane;
+//! - `env`: a container's environment (the downward API);
+//! - `probe`: readiness probes and the kubelet's probe worker;
+//! - `images`: containerd's image store and the kubelet's pulls into it; `pull`: the texts
+//!   and timings of those pulls (containerd's and the kubelet's); `faults`: pulls failed or
 //!   slowed on purpose (`HAPPY_SANDBOX_FAULTS`);
-//! - [`program`]: the built-in programs the images run.
+//! - `program`: the built-in programs the images run.
 
 mod env;
 pub mod faults;

@@ -1,7 +1,7 @@
 //! Readiness probes, as the kubelet runs them: `httpGet` (2xx/3xx is success) and `tcpSocket`
 //! against the pod's address, so probes pass the recording point like any inbound traffic.
 //! The workshop's manifests have none; a container without a probe is ready once its program
-//! serves. [`probe_loop`] is the kubelet's probe worker that runs a container's probe.
+//! serves. `probe_loop` is the kubelet's probe worker that runs a container's probe.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
