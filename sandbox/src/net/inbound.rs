@@ -2,7 +2,7 @@
 //! internal listener, and the network binds podIP:port, records every byte both ways in the
 //! pod's capture, and forwards to the pod's [`InboundPath`] — by default the app's internal
 //! listener; in a meshed pod the sidecar's inbound listener. The sidecar then reaches the app at
-//! podIP:port from 127.0.0.6 ([`super::SIDECAR_TO_APP_SOURCE`]), as Istio's inbound clusters do;
+//! podIP:port from 127.0.0.6 ([`SIDECAR_TO_APP_SOURCE`]), as Istio's inbound clusters do;
 //! the recording point hands such connections straight to the app, unrecorded (on a real pod
 //! they never leave `lo`).
 //!
@@ -12,17 +12,107 @@
 //! connection per hop instead of two.
 
 use std::io;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::pin::Pin;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::capture::{CaptureTap, Direction, RecordKind};
-use super::pipe::connect_from;
+use super::capture::{self, Capture, CaptureTap, Direction, RecordKind};
+use super::pipe::{connect_from, reset, splice};
+
+/// The source address of a sidecar's connections to its own app (Istio's inbound passthrough
+/// address). In a pod they stay on `lo`: the recording point hands them to the app without
+/// recording them and without sending them through the sidecar again.
+pub const SIDECAR_TO_APP_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
+
+/// The pod's switched inbound path; `None` means straight to the app.
+pub(crate) type SharedInbound = Arc<RwLock<Option<Arc<dyn InboundPath>>>>;
+
+/// The listener on podIP:port that records and forwards.
+pub(crate) struct RecordingPoint {
+    pub(crate) port: u16,
+    pub(crate) internal: SocketAddr,
+    /// Set when the app runs in this process: its accepted-connection queue.
+    pub(crate) handoff: Option<mpsc::Sender<(TcpStream, CaptureTap)>>,
+    pub(crate) capture: Arc<Capture>,
+    pub(crate) inbound: SharedInbound,
+    pub(crate) tracker: TaskTracker,
+}
+
+impl RecordingPoint {
+    pub(crate) async fn serve(self, listener: TcpListener, cancel: CancellationToken) {
+        loop {
+            let accepted = tokio::select! {
+                _ = cancel.cancelled() => return,
+                a = listener.accept() => a,
+            };
+            let Ok((client, SocketAddr::V4(peer))) = accepted else {
+                continue;
+            };
+            if *peer.ip() == SIDECAR_TO_APP_SOURCE {
+                let (internal, cancel) = (self.internal, cancel.clone());
+                self.tracker.spawn(async move {
+                    match DirectToApp
+                        .connect(peer, internal.port(), Some(internal))
+                        .await
+                    {
+                        Err(_) => reset(client),
+                        Ok(upstream) => {
+                            tokio::select! {
+                                _ = cancel.cancelled() => {}
+                                _ = splice(client, upstream, None) => {}
+                            }
+                        }
+                    }
+                });
+                continue;
+            }
+            let path = self
+                .inbound
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let tap = CaptureTap::opened(self.capture.clone(), peer, self.port);
+            let (port, internal, cancel) = (self.port, self.internal, cancel.clone());
+            let (path, handoff) = match (path, &self.handoff) {
+                (Some(path), _) => (path, None),
+                (None, Some(handoff)) => (
+                    Arc::new(DirectToApp) as Arc<dyn InboundPath>,
+                    Some(handoff.clone()),
+                ),
+                (None, None) => (Arc::new(DirectToApp) as Arc<dyn InboundPath>, None),
+            };
+            if let Some(handoff) = handoff {
+                // Waiting here when the app is slow to accept is the listen backlog filling up.
+                if handoff.send((client, tap)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            self.tracker.spawn(async move {
+                match path.connect(peer, port, Some(internal)).await {
+                    Err(_) => {
+                        tap.end(capture::Direction::Out, capture::RecordKind::Reset);
+                        reset(client)
+                    }
+                    Ok(upstream) => {
+                        tokio::select! {
+                            _ = cancel.cancelled() => {}
+                            _ = splice(client, upstream, Some(tap)) => {}
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
 
 /// Where a connection that arrived on the pod's `port` goes inside the pod.
 pub trait InboundPath: Send + Sync + 'static {

@@ -17,32 +17,40 @@
 //! stays reachable at [`PodNet::app_address`]. In a meshed pod, port-forward reaches app ports
 //! directly (as on a real pod's loopback), and the sidecar's own connections to its app
 //! (source 127.0.0.6) pass the recording point unrecorded.
+//!
+//! This file is the network's face: [`Network`] (the node's network: address pools, Services,
+//! pods) and [`PodNet`] (one pod's), and [`NetError`]. The parts, each in its module:
+//! - `addr`: the loopback address pools (pod addresses, ClusterIPs) and the host check;
+//! - `pod`: one pod's network (what CNI sets up): address, egress, ports, sessions;
+//! - `inbound`: the recording point in front of a pod's ports and the paths behind it;
+//! - `egress`: a pod's outbound connections (names resolved in its DNS view), the SOCKS5 server;
+//! - `services`: the Service table: DNS answers and kube-proxy's endpoint picking;
+//! - `cluster_ip`: Services' ClusterIPs, and their listeners for clients outside any pod;
+//! - `capture`, `pcap`: what the recording point records, and as packets for `tcpdump`;
+//! - `pipe`: the TCP plumbing: listeners, connections from a source address, byte pumps.
 
 pub(crate) mod addr;
 pub mod capture;
+mod cluster_ip;
 pub mod egress;
 pub mod inbound;
 pub(crate) mod pcap;
 pub(crate) mod pipe;
+mod pod;
 pub(crate) mod services;
 
-use std::collections::{BTreeMap, HashMap};
+pub use pod::PodNet;
+
+use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cri::ServiceView;
 use addr::AddressPool;
-use capture::{Capture, CaptureRecord, CaptureTap, DEFAULT_CAPTURE_BYTES};
-use egress::{DirectPath, Egress, FailureLog, OutboundPath};
-use inbound::{AppListener, DirectToApp, InboundPath};
-use pipe::{reset, splice};
-use services::{DnsView, ServiceTable};
+use services::ServiceTable;
 
 /// Network failures, each naming the address or port at fault.
 #[derive(Debug, thiserror::Error)]
@@ -66,23 +74,6 @@ pub enum NetError {
     },
     #[error("no tokio runtime is running: {0}")]
     NoRuntime(String),
-}
-
-/// The source address of a sidecar's connections to its own app (Istio's inbound passthrough
-/// address). In a pod they stay on `lo`: the recording point hands them to the app without
-/// recording them and without sending them through the sidecar again.
-pub const SIDECAR_TO_APP_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
-
-/// How many handed-over connections may wait for the app to accept them.
-const HANDOFF_BACKLOG: usize = 1024;
-
-fn bind_listener(addr: SocketAddr) -> Result<TcpListener, NetError> {
-    let bind = || -> io::Result<TcpListener> {
-        let std_listener = std::net::TcpListener::bind(addr)?;
-        std_listener.set_nonblocking(true)?;
-        TcpListener::from_std(std_listener)
-    };
-    bind().map_err(|source| NetError::Bind { addr, source })
 }
 
 /// The whole network: address pools, Services, pods' network state.
@@ -159,11 +150,11 @@ impl Network {
         self.pods
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&pod.ip);
+            .remove(&pod.ip());
         self.pod_ips
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .release(pod.ip);
+            .release(pod.ip());
     }
 
     /// The pod network state of the pod at `ip`.
@@ -173,87 +164,6 @@ impl Network {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&ip)
             .cloned()
-    }
-
-    pub fn allocate_cluster_ip(&self) -> Result<Ipv4Addr, NetError> {
-        self.cluster_ips
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .allocate()
-    }
-
-    /// Create or replace a Service: DNS, endpoint picking and a listener per port on the
-    /// ClusterIP (for clients that do not come through an egress, e.g. the host).
-    pub fn update_service(&self, view: ServiceView) {
-        let _guard = self.runtime.enter();
-        self.cluster_ips
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .reserve(view.cluster_ip);
-        let wanted: Vec<SocketAddrV4> = view
-            .ports
-            .iter()
-            .map(|p| SocketAddrV4::new(view.cluster_ip, p.port))
-            .collect();
-        let (view_ns, view_name) = (view.namespace.clone(), view.name.clone());
-        let previous = self.services.upsert(view);
-        let mut listeners = self
-            .service_listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(prev) = previous {
-            for p in &prev.ports {
-                let a = SocketAddrV4::new(prev.cluster_ip, p.port);
-                if !wanted.contains(&a)
-                    && let Some(token) = listeners.remove(&a)
-                {
-                    token.cancel();
-                }
-            }
-        }
-        for addr in wanted {
-            if listeners.contains_key(&addr) {
-                continue;
-            }
-            match bind_listener(SocketAddr::V4(addr)) {
-                Ok(listener) => {
-                    let token = self.cancel.child_token();
-                    listeners.insert(addr, token.clone());
-                    let services = self.services.clone();
-                    let tracker = self.tracker.clone();
-                    self.tracker
-                        .spawn(serve_cluster_ip(listener, addr, services, token, tracker));
-                }
-                // Pods still reach the Service (their egress picks endpoints itself); only
-                // clients outside any pod lose the ClusterIP, e.g. port 80 on a host that
-                // keeps ports below 1024 for root.
-                Err(e) => tracing::warn!(
-                    "Service {}/{}: {e}; pods still reach it, processes on the host cannot",
-                    view_ns,
-                    view_name
-                ),
-            }
-        }
-    }
-
-    /// Remove a Service and release its ClusterIP.
-    pub fn remove_service(&self, namespace: &str, name: &str) {
-        let Some(view) = self.services.remove(namespace, name) else {
-            return;
-        };
-        let mut listeners = self
-            .service_listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for p in &view.ports {
-            if let Some(token) = listeners.remove(&SocketAddrV4::new(view.cluster_ip, p.port)) {
-                token.cancel();
-            }
-        }
-        self.cluster_ips
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .release(view.cluster_ip);
     }
 
     /// Stop everything: all pods' listeners and connections, all Service listeners.
@@ -269,422 +179,6 @@ impl Network {
             self.remove_pod(&pod).await;
         }
         self.cancel.cancel();
-        self.tracker.close();
-        self.tracker.wait().await;
-    }
-}
-
-async fn serve_cluster_ip(
-    listener: TcpListener,
-    addr: SocketAddrV4,
-    services: Arc<ServiceTable>,
-    cancel: CancellationToken,
-    tracker: TaskTracker,
-) {
-    loop {
-        let accepted = tokio::select! {
-            _ = cancel.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let Ok((client, SocketAddr::V4(peer))) = accepted else {
-            continue;
-        };
-        let services = services.clone();
-        let cancel = cancel.clone();
-        tracker.spawn(async move {
-            let upstream = match services.pick(*addr.ip(), addr.port()) {
-                Ok(ep) => pipe::connect_from(*peer.ip(), ep).await.ok(),
-                Err(_) => None,
-            };
-            match upstream {
-                None => reset(client),
-                Some(upstream) => {
-                    tokio::select! {
-                        _ = cancel.cancelled() => {}
-                        _ = splice(client, upstream, None) => {}
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// The pod's switched inbound path; `None` means straight to the app.
-type SharedInbound = Arc<RwLock<Option<Arc<dyn InboundPath>>>>;
-
-/// The listener on podIP:port that records and forwards.
-struct RecordingPoint {
-    port: u16,
-    internal: SocketAddr,
-    /// Set when the app runs in this process: its accepted-connection queue.
-    handoff: Option<mpsc::Sender<(TcpStream, CaptureTap)>>,
-    capture: Arc<Capture>,
-    inbound: SharedInbound,
-    tracker: TaskTracker,
-}
-
-impl RecordingPoint {
-    async fn serve(self, listener: TcpListener, cancel: CancellationToken) {
-        loop {
-            let accepted = tokio::select! {
-                _ = cancel.cancelled() => return,
-                a = listener.accept() => a,
-            };
-            let Ok((client, SocketAddr::V4(peer))) = accepted else {
-                continue;
-            };
-            if *peer.ip() == SIDECAR_TO_APP_SOURCE {
-                let (internal, cancel) = (self.internal, cancel.clone());
-                self.tracker.spawn(async move {
-                    match DirectToApp
-                        .connect(peer, internal.port(), Some(internal))
-                        .await
-                    {
-                        Err(_) => reset(client),
-                        Ok(upstream) => {
-                            tokio::select! {
-                                _ = cancel.cancelled() => {}
-                                _ = splice(client, upstream, None) => {}
-                            }
-                        }
-                    }
-                });
-                continue;
-            }
-            let path = self
-                .inbound
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            let tap = CaptureTap::opened(self.capture.clone(), peer, self.port);
-            let (port, internal, cancel) = (self.port, self.internal, cancel.clone());
-            let (path, handoff) = match (path, &self.handoff) {
-                (Some(path), _) => (path, None),
-                (None, Some(handoff)) => (
-                    Arc::new(DirectToApp) as Arc<dyn InboundPath>,
-                    Some(handoff.clone()),
-                ),
-                (None, None) => (Arc::new(DirectToApp) as Arc<dyn InboundPath>, None),
-            };
-            if let Some(handoff) = handoff {
-                // Waiting here when the app is slow to accept is the listen backlog filling up.
-                if handoff.send((client, tap)).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-            self.tracker.spawn(async move {
-                match path.connect(peer, port, Some(internal)).await {
-                    Err(_) => {
-                        tap.end(capture::Direction::Out, capture::RecordKind::Reset);
-                        reset(client)
-                    }
-                    Ok(upstream) => {
-                        tokio::select! {
-                            _ = cancel.cancelled() => {}
-                            _ = splice(client, upstream, Some(tap)) => {}
-                        }
-                    }
-                }
-            });
-        }
-    }
-}
-
-struct PortEntry {
-    /// Where the app listens inside the pod.
-    internal: SocketAddr,
-    /// An in-process app listens there (not a process such as Envoy behind `expose`).
-    app: bool,
-    cancel: CancellationToken,
-}
-
-/// One pod's network: address, egress, capture, and the ports it exposes.
-pub struct PodNet {
-    ip: Ipv4Addr,
-    namespace: String,
-    name: String,
-    egress: Arc<Egress>,
-    services: Arc<ServiceTable>,
-    socks_addr: SocketAddr,
-    capture: Arc<Capture>,
-    inbound: SharedInbound,
-    ports: Mutex<BTreeMap<u16, PortEntry>>,
-    cancel: CancellationToken,
-    tracker: TaskTracker,
-}
-
-impl PodNet {
-    fn start(
-        ip: Ipv4Addr,
-        namespace: &str,
-        name: &str,
-        services: Arc<ServiceTable>,
-        cancel: CancellationToken,
-    ) -> Result<Arc<Self>, NetError> {
-        let dns = DnsView::new(namespace, ip, services.clone());
-        let egress = Arc::new(Egress::new(
-            ip,
-            dns,
-            Arc::new(DirectPath::new(services.clone())),
-        ));
-        // The SOCKS server lives on 127.0.0.1 so the pod's own port space stays clean; the
-        // listener itself tells which pod a connection belongs to.
-        let listener = bind_listener(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        let socks_addr = listener.local_addr().map_err(|source| NetError::Bind {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            source,
-        })?;
-        let tracker = TaskTracker::new();
-        tracker.spawn(egress::serve_socks(
-            listener,
-            egress.clone(),
-            None,
-            cancel.clone(),
-            tracker.clone(),
-        ));
-        Ok(Arc::new(Self {
-            ip,
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            egress,
-            services,
-            socks_addr,
-            capture: Arc::new(Capture::new(DEFAULT_CAPTURE_BYTES)),
-            inbound: Arc::new(RwLock::new(None)),
-            ports: Mutex::new(BTreeMap::new()),
-            cancel,
-            tracker,
-        }))
-    }
-
-    /// The pod's address.
-    pub fn ip(&self) -> Ipv4Addr {
-        self.ip
-    }
-
-    pub fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The pod's egress (DNS view + outbound path).
-    pub fn egress(&self) -> &Arc<Egress> {
-        &self.egress
-    }
-
-    /// The pod's SOCKS5 egress server.
-    pub fn socks_addr(&self) -> SocketAddr {
-        self.socks_addr
-    }
-
-    /// Swap the pod's outbound path (the mesh sends it into the sidecar).
-    pub fn set_outbound_path(&self, path: Arc<dyn OutboundPath>) {
-        self.egress.set_path(path);
-    }
-
-    /// Swap where inbound connections go after the recording point (`None`: to the app).
-    pub fn set_inbound_path(&self, path: Option<Arc<dyn InboundPath>>) {
-        *self.inbound.write().unwrap_or_else(PoisonError::into_inner) = path;
-    }
-
-    /// The pod's capture.
-    pub fn capture(&self) -> &Arc<Capture> {
-        &self.capture
-    }
-
-    /// A copy of everything captured on the pod so far.
-    pub fn capture_snapshot(&self) -> Vec<CaptureRecord> {
-        self.capture.snapshot()
-    }
-
-    /// The internal address of whatever listens on the pod's `port`.
-    pub fn app_address(&self, port: u16) -> Option<SocketAddr> {
-        self.ports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&port)
-            .map(|p| p.internal)
-    }
-
-    /// The pod's ports that have a listener.
-    pub fn open_ports(&self) -> Vec<u16> {
-        self.ports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .copied()
-            .collect()
-    }
-
-    /// Listen on the pod's `port` the way an app would: podIP:`port` is bound by the recording
-    /// point, which hands connections to the returned listener (or, once a sidecar takes the
-    /// inbound path, forwards them to the listener's internal address).
-    pub fn listen(&self, port: u16) -> Result<AppListener, NetError> {
-        let internal = bind_listener(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        let addr = internal.local_addr().map_err(|source| NetError::Bind {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            source,
-        })?;
-        let (tx, rx) = mpsc::channel(HANDOFF_BACKLOG);
-        self.open(port, addr, Some(tx))?;
-        Ok(AppListener::new(internal, rx))
-    }
-
-    /// Bind podIP:`port` and forward it (through the inbound path) to `internal`, for listeners
-    /// made elsewhere (e.g. an Envoy process).
-    pub fn expose(&self, port: u16, internal: SocketAddr) -> Result<(), NetError> {
-        self.open(port, internal, None)
-    }
-
-    fn open(
-        &self,
-        port: u16,
-        internal: SocketAddr,
-        handoff: Option<mpsc::Sender<(TcpStream, CaptureTap)>>,
-    ) -> Result<(), NetError> {
-        let public = SocketAddr::V4(SocketAddrV4::new(self.ip, port));
-        let mut ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
-        if ports.contains_key(&port) {
-            return Err(NetError::Bind {
-                addr: public,
-                source: io::Error::new(io::ErrorKind::AddrInUse, "address already in use"),
-            });
-        }
-        let listener = bind_listener(public)?;
-        let cancel = self.cancel.child_token();
-        ports.insert(
-            port,
-            PortEntry {
-                internal,
-                app: handoff.is_some(),
-                cancel: cancel.clone(),
-            },
-        );
-        let point = RecordingPoint {
-            port,
-            internal,
-            handoff,
-            capture: self.capture.clone(),
-            inbound: self.inbound.clone(),
-            tracker: self.tracker.clone(),
-        };
-        self.tracker.spawn(point.serve(listener, cancel));
-        Ok(())
-    }
-
-    /// Stop listening on `port` (the app closed it).
-    pub fn close_port(&self, port: u16) {
-        if let Some(entry) = self
-            .ports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&port)
-        {
-            entry.cancel.cancel();
-        }
-    }
-
-    /// A SOCKS5 server for one exec session: same egress as the pod's, with its own failure
-    /// log; it stops with `cancel` (or the pod).
-    pub fn session_socks(
-        &self,
-        cancel: CancellationToken,
-    ) -> Result<(SocketAddr, Arc<FailureLog>), NetError> {
-        self.serve_session_socks(self.egress.clone(), cancel)
-    }
-
-    fn serve_session_socks(
-        &self,
-        egress: Arc<Egress>,
-        cancel: CancellationToken,
-    ) -> Result<(SocketAddr, Arc<FailureLog>), NetError> {
-        let listener = bind_listener(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        let addr = listener.local_addr().map_err(|source| NetError::Bind {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            source,
-        })?;
-        let failures = Arc::new(FailureLog::default());
-        let pod_cancel = self.cancel.clone();
-        let tracker = self.tracker.clone();
-        let log = failures.clone();
-        self.tracker.spawn(async move {
-            let both = CancellationToken::new();
-            let guard = both.clone();
-            tokio::select! {
-                _ = egress::serve_socks(listener, egress, Some(log), both.clone(), tracker) => {}
-                _ = cancel.cancelled() => guard.cancel(),
-                _ = pod_cancel.cancelled() => guard.cancel(),
-            }
-        });
-        Ok((addr, failures))
-    }
-
-    /// A SOCKS5 server like [`PodNet::session_socks`] whose connections leave the pod
-    /// directly, never through a sidecar: for commands exec'd in the `istio-proxy` container
-    /// (Istio's redirection excludes the proxy's own user).
-    pub fn session_socks_bypassing_sidecar(
-        &self,
-        cancel: CancellationToken,
-    ) -> Result<(SocketAddr, Arc<FailureLog>), NetError> {
-        let direct = Arc::new(Egress::new(
-            self.ip,
-            self.egress.dns().clone(),
-            Arc::new(DirectPath::new(self.services.clone())),
-        ));
-        self.serve_session_socks(direct, cancel)
-    }
-
-    /// Connect to the pod's `port` through the recording point, as port-forward does. In a
-    /// meshed pod, port-forward reaches an app port the way it does in Kubernetes: on the
-    /// pod's loopback, straight to the app, past the sidecar (so it works under STRICT mTLS).
-    pub async fn connect_port(&self, port: u16) -> io::Result<Option<TcpStream>> {
-        let entry = self
-            .ports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&port)
-            .map(|e| (e.internal, e.app));
-        let Some((internal, app)) = entry else {
-            return Ok(None);
-        };
-        let meshed = self
-            .inbound
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some();
-        if app
-            && meshed
-            && let SocketAddr::V4(internal) = internal
-        {
-            return Ok(Some(
-                pipe::connect_from(Ipv4Addr::LOCALHOST, internal).await?,
-            ));
-        }
-        let stream =
-            pipe::connect_from(Ipv4Addr::LOCALHOST, SocketAddrV4::new(self.ip, port)).await?;
-        Ok(Some(stream))
-    }
-
-    /// A child of the pod's cancellation, for tasks that must end with the pod.
-    pub fn child_token(&self) -> CancellationToken {
-        self.cancel.child_token()
-    }
-
-    /// The pod's task tracker, for tasks that must have ended before the pod is gone.
-    pub fn tracker(&self) -> &TaskTracker {
-        &self.tracker
-    }
-
-    async fn shutdown(&self) {
-        self.cancel.cancel();
-        self.ports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
         self.tracker.close();
         self.tracker.wait().await;
     }

@@ -2,15 +2,29 @@
 //! side becomes a half-close (FIN) on the other and the opposite direction keeps flowing; a
 //! reset (or any read/write failure) on one side becomes a reset (SO_LINGER 0 close) on the
 //! other. This is what lets a client see Envoy's or an app's reset as curl exit 56.
+//!
+//! The sockets at either end are made here too: listeners ([`bind_listener`]) and connections
+//! from a chosen source address ([`connect_from`]), all on `lo`.
 
 use std::io;
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4};
 
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
+use super::NetError;
 use super::capture::{CaptureTap, Direction, RecordKind};
 
 const CHUNK: usize = 16 * 1024;
+
+/// Listen on `addr` (non-blocking, for tokio); the error names the address.
+pub(crate) fn bind_listener(addr: SocketAddr) -> Result<TcpListener, NetError> {
+    let bind = || -> io::Result<TcpListener> {
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        std_listener.set_nonblocking(true)?;
+        TcpListener::from_std(std_listener)
+    };
+    bind().map_err(|source| NetError::Bind { addr, source })
+}
 
 /// Connect to `dest` with `source` as the local address, so the far end sees `source` as its
 /// peer (all addresses are on `lo`, so any 127/8 source works).

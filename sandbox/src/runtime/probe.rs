@@ -1,7 +1,7 @@
 //! Readiness probes, as the kubelet runs them: `httpGet` (2xx/3xx is success) and `tcpSocket`
 //! against the pod's address, so probes pass the recording point like any inbound traffic.
 //! The workshop's manifests have none; a container without a probe is ready once its program
-//! serves.
+//! serves. `probe_loop` is the kubelet's probe worker that runs a container's probe.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -12,6 +12,7 @@ use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::pod::{ContainerRun, PodRun};
 use crate::net::pipe::connect_from;
 
 /// What to check.
@@ -122,4 +123,28 @@ pub async fn check_once(pod_ip: Ipv4Addr, probe: &ReadinessProbe) -> bool {
     tokio::time::timeout(probe.timeout, attempt)
         .await
         .unwrap_or(false)
+}
+
+/// The kubelet's probe worker for one container (kubernetes `pkg/kubelet/prober/worker.go`,
+/// `doProbe`): after the initial delay, a check every period; `success_threshold` successes in
+/// a row make the container ready, `failure_threshold` failures in a row unready.
+pub(crate) async fn probe_loop(pod_run: &PodRun, run: &ContainerRun, probe: &ReadinessProbe) {
+    tokio::time::sleep(probe.initial_delay).await;
+    let (mut successes, mut failures) = (0u32, 0u32);
+    loop {
+        if check_once(pod_run.net.ip(), probe).await {
+            successes += 1;
+            failures = 0;
+            if successes >= probe.success_threshold {
+                pod_run.set_ready(run, true);
+            }
+        } else {
+            failures += 1;
+            successes = 0;
+            if failures >= probe.failure_threshold {
+                pod_run.set_ready(run, false);
+            }
+        }
+        tokio::time::sleep(probe.period).await;
+    }
 }
