@@ -6,6 +6,10 @@
 //! A default decided after parsing (a path under the repository or the user cache directory,
 //! the pinned Istio release, …) is not a clap default: such a field is an `Option` and its help
 //! ends with `[default: …]`, the form clap itself appends to help for its own defaults.
+//!
+//! A field's doc comment is its help, as clap's derive reads it: the lines of a paragraph joined
+//! by spaces, a trailing `.` of the first paragraph dropped (clap_derive 4.6.9
+//! src/utils/doc_comments.rs `merge_lines`, `remove_period`); so one paragraph each, no `.`.
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -215,6 +219,9 @@ pub(super) struct Vars {
     /// on = the run ends by writing its living documentation page (the matrix and chapter
     /// pages, see Living documentation) to site/index.html in the report directory and printing
     /// its path; off = it does not (the suite's own child runs set it)
+    // `PossibleValuesParser` honours `ignore_case` but returns the value as written
+    // (clap_builder 4.6.7 src/builder/value_parser.rs `impl TypedValueParser for
+    // PossibleValuesParser`), hence the lower-casing.
     #[arg(
         long,
         env = "HAPPY_DOCS",
