@@ -3,11 +3,16 @@
 //! the claim path (`happy_claims`), provisioning (`happy_provision`) and the reports and living
 //! documentation (`happy_report`); this crate re-exports their modules and adds the tools'
 //! command lines (`cli`).
+//!
+//! Each of those crates has its own error type. `Error`, `Result` and `error` here are the
+//! claim path's, which the steps fail with; provisioning's is `ProvisionError` (with
+//! `ProvisionResult`), for the runner and the tools that provision or download.
 
+pub use happy_claims::{Error, Result, error};
+pub use happy_provision::{Error as ProvisionError, Result as ProvisionResult};
 pub use happy_report::{
-    Error, Result, checks, cluster, cluster_kind, deviations, diagnostics, docs, download, error,
-    image_ref, istio, kind_pins, manifests, probes, process, provision, repo_root, report, retry,
-    settings, timeouts,
+    checks, cluster, cluster_kind, deviations, diagnostics, docs, download, image_ref, istio,
+    kind_pins, manifests, probes, process, provision, repo_root, report, retry, settings, timeouts,
 };
 
 pub mod cli;

@@ -13,7 +13,8 @@ use happy_istio::timeouts::Timeouts;
 async fn main() -> ExitCode {
     let args = DoctorArgs::parse();
     happy_istio::download::install_crypto_provider();
-    let (settings, timeouts) = match (Settings::from_env(), Timeouts::from_env()) {
+    let timeouts = Timeouts::from_env().map_err(happy_istio::ProvisionError::from);
+    let (settings, timeouts) = match (Settings::from_env(), timeouts) {
         (Ok(s), Ok(t)) => (s, t),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("happy-doctor: {e}");

@@ -18,7 +18,7 @@ use happy_istio::cli::resolve::{ResolveArgs, unresolved_dev_annotation};
 use happy_istio::download::Downloader;
 use happy_istio::istio::releases::{self, DevChoice};
 
-async fn run(args: ResolveArgs) -> happy_istio::Result<String> {
+async fn run(args: ResolveArgs) -> happy_istio::ProvisionResult<String> {
     let cache = std::env::temp_dir().join("happy-istio-resolve");
     let downloader = Downloader::new(cache, Duration::from_secs(60))?;
     let list = releases::fetch_release_list(&downloader).await?;
@@ -36,7 +36,7 @@ async fn run(args: ResolveArgs) -> happy_istio::Result<String> {
     };
     let versions = releases::nightly_versions(&list, args.minors, &dev);
     if versions.is_empty() {
-        return Err(happy_istio::Error::IstioVersion {
+        return Err(happy_istio::ProvisionError::IstioVersion {
             input: "nightly matrix".into(),
             reason: format!("no stable release found in {}", releases::RELEASES_URL),
         });

@@ -28,7 +28,7 @@ pub struct ResolveArgs {
 /// (docs.github.com, "Workflow commands for GitHub Actions", "Setting an error message").
 /// The message is escaped as actions/toolkit `packages/core/src/command.ts` `escapeData` does
 /// and the runner undoes: `%` → `%25`, CR → `%0D`, LF → `%0A` (a raw newline ends the command).
-pub fn unresolved_dev_annotation(error: &crate::Error) -> String {
+pub fn unresolved_dev_annotation(error: &crate::ProvisionError) -> String {
     let message = format!(
         "the newest Istio dev build could not be resolved; its matrix cell runs with \
          ISTIO_VERSION={} and fails unless it resolves there: {error}",
@@ -70,7 +70,7 @@ mod tests {
 
     #[test]
     fn an_unresolved_dev_build_is_an_error_annotation_on_one_line() {
-        let error = crate::Error::Download {
+        let error = crate::ProvisionError::Download {
             url: "the Istio dev build pointer".into(),
             reason: "every source failed: a: HTTP 404\nb: 100% gone".into(),
         };

@@ -181,11 +181,16 @@ impl Env {
     /// `kubectl exec deploy/NAME -c istio-proxy -- curl -s localhost:15020/stats/prometheus`.
     pub async fn sidecar_metrics(&self, deployment: &str) -> Result<Vec<Sample>, Failure> {
         let pod = self.ready_pod(NAMESPACE, deployment).await?;
+        self.pod_sidecar_metrics(&pod_name(&pod)).await
+    }
+
+    /// One pod's sidecar metrics, as [`Env::sidecar_metrics`] reads them.
+    pub async fn pod_sidecar_metrics(&self, pod: &str) -> Result<Vec<Sample>, Failure> {
         let out = self
             .cluster
             .exec(
                 NAMESPACE,
-                &pod_name(&pod),
+                pod,
                 SIDECAR,
                 &["curl", "-s", "localhost:15020/stats/prometheus"],
             )
@@ -194,7 +199,7 @@ impl Env {
             // The metrics could not be read at all: the environment, not the claim.
             fail!(
                 environment,
-                "curl for {deployment}'s sidecar metrics exited {}: {}",
+                "curl for {pod}'s sidecar metrics exited {}: {}",
                 out.exit_code,
                 out.stderr.trim()
             );

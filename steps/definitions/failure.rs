@@ -52,6 +52,17 @@ impl From<happy_istio::Error> for Failure {
     }
 }
 
+/// Provisioning's error (an Istio install, istioctl, the addons), classified the same way: a
+/// claim-path error inside it keeps its class ([`happy_istio::ProvisionError::class`]).
+impl From<happy_istio::ProvisionError> for Failure {
+    fn from(e: happy_istio::ProvisionError) -> Self {
+        Failure {
+            class: e.class(),
+            message: e.to_string(),
+        }
+    }
+}
+
 /// A bare message is the claim failing, as with [`fail!`].
 impl From<String> for Failure {
     fn from(s: String) -> Self {
@@ -73,3 +84,36 @@ macro_rules! fail {
     };
 }
 pub(crate) use fail;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Istio install that fails by the claim path (an answer it cannot use) fails the step
+    /// as the claim; one that fails by provisioning proper (istioctl cannot be downloaded) as
+    /// the environment. Both say so in the prefix the runner and the reports read.
+    #[test]
+    fn provisioning_errors_fail_a_step_with_their_class() {
+        let claim_path = happy_istio::ProvisionError::from(happy_istio::Error::Unexpected {
+            what: "Service istio-ingressgateway in istio-system".into(),
+            message: "it has no spec".into(),
+        });
+        let failure = Failure::from(claim_path);
+        assert_eq!(failure.class, FailureClass::Claim);
+        assert_eq!(
+            failure.to_string(),
+            "claim failed: Service istio-ingressgateway in istio-system: it has no spec"
+        );
+        let download = Failure::from(happy_istio::ProvisionError::Download {
+            url: "https://github.com/istio/istio/releases/download/1.31.1/istioctl".into(),
+            reason: "HTTP 404 Not Found".into(),
+        });
+        assert_eq!(download.class, FailureClass::Environment);
+        assert_eq!(
+            download.to_string(),
+            "environment failed: download of \
+             https://github.com/istio/istio/releases/download/1.31.1/istioctl failed: \
+             HTTP 404 Not Found"
+        );
+    }
+}

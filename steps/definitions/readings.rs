@@ -51,6 +51,56 @@ impl Before {
     }
 }
 
+/// The request counters of every sidecar in the workshop's namespace, by pod, read just before
+/// a batch of requests: a verdict on what a workload received (service-c v2's mirrored copies)
+/// judges their growth since then. Pods without a sidecar (before the mesh) have none.
+#[derive(Debug, Clone, Default)]
+pub struct SidecarCounts(pub BTreeMap<String, Vec<Sample>>);
+
+impl SidecarCounts {
+    /// Read the counters of every Ready pod that runs a sidecar, now.
+    pub async fn read(env: &Env) -> Result<SidecarCounts, Failure> {
+        let mut counts = BTreeMap::new();
+        for pod in env.cluster.pods(NAMESPACE, "").await? {
+            let spec = pod.spec.as_ref();
+            // A classic sidecar container, or a native one (an init container that keeps
+            // running, Istio's choice on Kubernetes 1.29+ with native sidecars on).
+            let runs_sidecar = spec.is_some_and(|s| {
+                s.containers.iter().any(|c| c.name == SIDECAR)
+                    || s.init_containers
+                        .iter()
+                        .flatten()
+                        .any(|c| c.name == SIDECAR && c.restart_policy.as_deref() == Some("Always"))
+            });
+            if !runs_sidecar || !happy_istio::cluster::pod_is_ready(&pod) {
+                continue;
+            }
+            let name = pod_name(&pod);
+            counts.insert(name.clone(), env.pod_sidecar_metrics(&name).await?);
+        }
+        Ok(SidecarCounts(counts))
+    }
+
+    /// What every sidecar together recorded as received by `workload`.
+    pub fn received_by(&self, workload: &str) -> f64 {
+        self.0
+            .values()
+            .map(|samples| happy_istio::checks::metrics::received_by(samples, workload))
+            .sum()
+    }
+}
+
+/// The earliest instant an observation (a capture, a call, a batch of requests) may begin and
+/// count: the suite's last change to the cluster plus the time a change takes to reach every
+/// sidecar.
+pub fn observations_count_from(env: &Env) -> tokio::time::Instant {
+    env.cluster
+        .last_change()
+        .map_or_else(tokio::time::Instant::now, |changed| {
+            changed + env.timeouts.propagation
+        })
+}
+
 /// Traffic a scenario sends, repeated while a view catches up (Kiali only shows edges with a
 /// current rate above zero; the workshop keeps `watch -n 1 curl …` running for it).
 #[derive(Debug, Clone)]

@@ -1,16 +1,20 @@
-//! Steps about HTTP requests to the application: where they go, and what the responses show.
-//! The statistics behind "every" and "some" live in `happy_istio::checks::batch`.
+//! Steps about HTTP requests to the application. "I request …" and "I open …" send the
+//! workshop's request in batches until the answers settle and keep the settled batches; the
+//! Thens judge what was kept. The statistics behind "every" and "some" live in
+//! `happy_istio::checks::batch`.
 
 use cucumber::{given, then, when};
 use happy_istio::checks::batch::{
-    BROWSER_REQUESTS_PER_LOAD, Expectation, converge, pod_route_holding_limit,
+    BROWSER_REQUESTS_PER_LOAD, Expectation, converge, pod_route_holding_limit, request_batch, shape,
 };
 use happy_istio::checks::chain;
 
+use happy_istio::cluster::HttpResponse;
 use happy_istio::error::FailureClass;
+use happy_istio::retry::settled;
 
 use super::parameters::{Name, Port, RequestPath, Url};
-use super::readings::{Before, ENTRY, Traffic};
+use super::readings::{Before, ENTRY, SidecarCounts, Traffic, observations_count_from};
 use super::world::{Failure, HappyWorld, Route, Step, Target, fail};
 
 #[when(expr = "I request {path} through a port-forward to deploy\\/{name} on port {port}")]
@@ -19,24 +23,26 @@ async fn request_port_forward(
     path: RequestPath,
     deployment: Name,
     port: Port,
-) {
-    world.target = Some(Target {
+) -> Step {
+    let target = Target {
         route: Route::PortForward {
             deployment: deployment.0,
             port: port.0,
         },
         path: path.0,
         browser: false,
-    });
+    };
+    request_until_settled(world, target).await
 }
 
 #[when(expr = "I request {path} through the ingress gateway")]
-async fn request_ingress(world: &mut HappyWorld, path: RequestPath) {
-    world.target = Some(Target {
+async fn request_ingress(world: &mut HappyWorld, path: RequestPath) -> Step {
+    let target = Target {
         route: Route::IngressGateway,
         path: path.0,
         browser: false,
-    });
+    };
+    request_until_settled(world, target).await
 }
 
 /// What the workshop's reader does with "open localhost:8080/ui in your browser": the page
@@ -50,28 +56,98 @@ async fn open_port_forward(
     path: RequestPath,
     deployment: Name,
     port: Port,
-) {
-    world.target = Some(Target {
+) -> Step {
+    let target = Target {
         route: Route::PortForward {
             deployment: deployment.0,
             port: port.0,
         },
         path: path.0,
         browser: true,
-    });
+    };
+    request_until_settled(world, target).await
 }
 
 #[when(expr = "I open {path} in a browser through the ingress gateway")]
-async fn open_ingress(world: &mut HappyWorld, path: RequestPath) {
-    world.target = Some(Target {
+async fn open_ingress(world: &mut HappyWorld, path: RequestPath) -> Step {
+    let target = Target {
         route: Route::IngressGateway,
         path: path.0,
         browser: true,
-    });
+    };
+    request_until_settled(world, target).await
+}
+
+/// One batch of the workshop's request and the sidecar counters read just before it.
+type Observed = (SidecarCounts, Vec<HttpResponse>);
+
+/// Send the scenario's request in batches of [`request_batch`] until `consecutive` batches in a
+/// row, each begun once the suite's last change has had time to reach the proxies, show the
+/// same answers ([`shape`]); keep those batches for the verdicts that follow, with the sidecar
+/// counters read just before the first of them. The Thens judge what was kept: a batch taken
+/// while a change is still on its way is not one of them, because the next batches differ.
+async fn request_until_settled(world: &mut HappyWorld, target: Target) -> Step {
+    let env = world.env();
+    let size = request_batch() as usize;
+    let mut policy = env.convergence();
+    // Straight to a pod, every request opens its own port-forward (fake-service closes each
+    // connection): `consecutive` batches need up to their size in port-forwards.
+    if let Route::PortForward { .. } = target.route {
+        let per_load = if target.browser {
+            BROWSER_REQUESTS_PER_LOAD
+        } else {
+            1
+        };
+        policy.limit = pod_route_holding_limit(
+            &policy,
+            Expectation::Both(500, 200),
+            per_load,
+            env.timeouts.pod_request,
+        );
+    }
+    let what = format!(
+        "the answers to batches of {size} requests for {} through {}",
+        target.path, target.route
+    );
+    let (env_ref, target_ref) = (&env, &target);
+    // A batch that cannot be sent is an observation too ("the request could not be made"):
+    // it settles like any other, and then ends the step as the environment's failure.
+    let observe = || async move {
+        let sent = async {
+            let counts = SidecarCounts::read(env_ref).await?;
+            let opened = target_ref.open(env_ref).await?;
+            let mut responses = Vec::with_capacity(size);
+            while responses.len() < size {
+                responses.push(target_ref.send_on(env_ref, &opened).await?);
+            }
+            Ok::<Observed, Failure>((counts, responses))
+        };
+        Ok::<_, Failure>(sent.await)
+    };
+    let says = |observed: &Result<Observed, Failure>| match observed {
+        Ok((_, responses)) => shape(responses).into_iter().collect::<Vec<_>>().join("; "),
+        Err(failure) => format!("the request could not be made: {failure}"),
+    };
+    let streak = settled(&what, &policy, observations_count_from(&env), observe, says).await?;
+    let mut batches = Vec::with_capacity(streak.len());
+    let mut counts_before = None;
+    for observed in streak {
+        let (counts, responses) = observed?;
+        counts_before.get_or_insert(counts);
+        batches.push(responses);
+    }
+    world.target = Some(target.clone());
+    world.responses = batches.iter().flatten().cloned().collect();
+    world.batches = batches;
+    world.sidecar_counts_before = counts_before;
+    if target.browser {
+        show_redirects(&target, &world.responses);
+    }
+    Ok(())
 }
 
 /// Converge on `expectation` for the scenario's target and keep the accepted batch.
-pub async fn judge(
+async fn judge(
     world: &mut HappyWorld,
     target: Target,
     expectation: Expectation,
@@ -124,7 +200,10 @@ pub async fn judge(
         })
     };
     match converge(&what, &policy, holding_limit, expectation, &open).await {
-        Ok(responses) => world.responses = responses,
+        Ok(responses) => {
+            world.batches = vec![responses.clone()];
+            world.responses = responses;
+        }
         Err(e) => {
             let last = *last_class.lock().unwrap_or_else(|p| p.into_inner());
             return Err(match last {
@@ -162,16 +241,34 @@ fn show_redirects(target: &Target, responses: &[happy_istio::cluster::HttpRespon
     }
 }
 
+/// Every kept batch meets `expectation` (each batch is large enough for its bound).
+fn judge_batches(world: &HappyWorld, expectation: Expectation) -> Step {
+    if world.batches.is_empty() {
+        return Err(Failure::claim(
+            "no responses to judge: a step that sends requests (\"I request …\", \"I open …\") must come first",
+        ));
+    }
+    let count = world.batches.len();
+    for (i, batch) in world.batches.iter().enumerate() {
+        expectation.judge(batch).map_err(|e| {
+            format!(
+                "batch {} of {count} ({} responses): {e}",
+                i + 1,
+                batch.len()
+            )
+        })?;
+    }
+    Ok(())
+}
+
 #[then(expr = "every response is {int}")]
 async fn every_response(world: &mut HappyWorld, status: u16) -> Step {
-    let target = world.target()?;
-    judge(world, target, Expectation::Every(status), false).await
+    judge_batches(world, Expectation::Every(status))
 }
 
 #[then(expr = "some responses are {int} and some are {int}")]
 async fn some_and_some(world: &mut HappyWorld, a: u16, b: u16) -> Step {
-    let target = world.target()?;
-    judge(world, target, Expectation::Both(a, b), false).await
+    judge_batches(world, Expectation::Both(a, b))
 }
 
 #[given(

@@ -10,6 +10,7 @@ use happy_istio::probes::CurlOutcome;
 use happy_istio::retry::{eventually, settled};
 
 use super::parameters::{Name, Port, RequestPath, Url};
+use super::readings::observations_count_from;
 use super::world::{
     Curl, Env, Failure, HappyWorld, LEGACY, NAMESPACE, Route, SIDECAR, Step, Target, fail, pod_name,
 };
@@ -157,16 +158,6 @@ fn capture_shows(out: &str) -> CaptureShows {
     } else {
         CaptureShows::OnlyCiphertext
     }
-}
-
-/// The earliest instant an observation (a capture, a call) may begin and count: the suite's
-/// last change to the cluster plus the time a change takes to reach every sidecar.
-fn observations_count_from(env: &Env) -> tokio::time::Instant {
-    env.cluster
-        .last_change()
-        .map_or_else(tokio::time::Instant::now, |changed| {
-            changed + env.timeouts.propagation
-        })
 }
 
 #[when(

@@ -3,59 +3,69 @@
 
 use cucumber::then;
 use happy_istio::checks::batch::{all_succeed_batch, excerpt};
-use happy_istio::checks::metrics::received_by;
-use happy_istio::retry::{Convergence, eventually};
+use happy_istio::retry::{Convergence, settled};
 
-use super::world::{HappyWorld, Step, fail};
+use super::readings::SidecarCounts;
+use super::world::{Failure, HappyWorld, Step, fail};
 
 /// The deployment that receives the mirrored copies.
 const MIRROR_TARGET: &str = "service-c-v2";
 
+/// The mirrored copies of the kept batches: every kept response was 200, so none of those
+/// requests went to v2 itself (v2 fails every request), and what v2's sidecar recorded as
+/// received since the batches began is mirrored traffic: it must have grown by one for each
+/// kept request.
 #[then("service-c v2 receives a mirrored copy of every request")]
 async fn mirrored(world: &mut HappyWorld) -> Step {
     let env = world.env();
-    let target = world.target()?;
-    let before = received_by(&env.sidecar_metrics(MIRROR_TARGET).await?, MIRROR_TARGET);
-    // The same batch size as "every response is 200": a configuration that still routes half
-    // of the requests to v2 shows a 500 here with probability > 1 - 1e-9.
-    let sent = all_succeed_batch();
-    // One route for the batch, as in "every response is 200" (see `checks::batch::converge`
-    // for why its kept connection pins no endpoint choice).
-    let opened = target.open(&env).await?;
-    for i in 1..=sent {
-        let response = target.send_on(&env, &opened).await?;
-        if response.status != 200 {
-            fail!(
-                "request {i} of {sent} answered {} while mirroring: {}",
-                response.status,
-                excerpt(&response.body)
-            );
-        }
+    let before = world.sidecar_counts_before.as_ref().ok_or_else(|| {
+        Failure::claim(
+            "no sidecar counters were read before the requests: a step \"I request …\" must come first",
+        )
+    })?;
+    let before = before.received_by(MIRROR_TARGET);
+    let sent = world.responses.len();
+    if let Some(r) = world.responses.iter().find(|r| r.status != 200) {
+        fail!(
+            "a request answered {} while mirroring, so it may have reached v2 itself: {}",
+            r.status,
+            excerpt(&r.body)
+        );
     }
+    if sent < all_succeed_batch() as usize {
+        fail!("only {sent} requests were kept: too few to judge every request");
+    }
+    // Envoy counts a request when its stream ends, and the sidecar's stats endpoint shows the
+    // live counters (no scrape in between), so a mirrored copy of a request that ended a while
+    // ago has been counted: counts read from HAPPY_TIMEOUT_PROPAGATION after the last request
+    // on, `consecutive` of them agreeing, are the verdict either way — a configuration that
+    // mirrors nothing fails in seconds instead of at the metrics limit.
     let policy = Convergence {
         limit: env.timeouts.metrics,
-        ..env.once()
+        ..env.convergence()
     };
     let env_ref = &env;
-    let received = eventually(
-        &format!("{MIRROR_TARGET}'s sidecar to count {sent} mirrored requests"),
+    let streak = settled(
+        &format!("{MIRROR_TARGET}'s sidecar count of received requests to settle"),
         &policy,
+        tokio::time::Instant::now() + env.timeouts.propagation,
         || async move {
-            let samples = env_ref
-                .sidecar_metrics(MIRROR_TARGET)
-                .await
-                .map_err(|e| e.message)?;
-            let grown = received_by(&samples, MIRROR_TARGET) - before;
-            if grown >= f64::from(sent) {
-                Ok(grown)
-            } else {
-                Err(format!(
-                    "its inbound count grew by {grown}, not yet by {sent}"
-                ))
-            }
+            let now = SidecarCounts::read(env_ref).await?;
+            Ok::<_, Failure>(now.received_by(MIRROR_TARGET) - before)
         },
+        |grown| *grown as u64,
     )
     .await?;
+    let received = streak.last().copied().unwrap_or_default();
+    if received < sent as f64 {
+        fail!(
+            "{MIRROR_TARGET}'s sidecar counted {received} requests received since the {sent} \
+             requests began, not a mirrored copy of each (unchanged in {} reads from {:?} \
+             after the last request)",
+            streak.len(),
+            env.timeouts.propagation
+        );
+    }
     tracing::debug!(received, sent, "mirrored requests counted");
     Ok(())
 }

@@ -17,7 +17,7 @@ pub use super::env::{
 };
 pub(crate) use super::failure::fail;
 pub use super::failure::{Failure, Step};
-use super::readings::{Before, Traffic};
+use super::readings::{Before, SidecarCounts, Traffic};
 pub use super::target::{Route, Target};
 
 /// One scenario's World.
@@ -25,10 +25,14 @@ pub use super::target::{Route, Target};
 #[world(init = Self::new)]
 pub struct HappyWorld {
     env: Arc<Env>,
-    /// Where "I request …" sends its requests.
+    /// Where "I request …" sent its requests.
     pub target: Option<Target>,
-    /// The last batch of responses a verdict accepted.
+    /// The settled batches "I request …" kept (one batch where a Given converged on one).
+    pub batches: Vec<Vec<HttpResponse>>,
+    /// Every response of `batches`, in order.
     pub responses: Vec<HttpResponse>,
+    /// The sidecars' counters read just before the first kept batch.
+    pub sidecar_counts_before: Option<SidecarCounts>,
     /// Logs read, by deployment (or deployment/container).
     pub logs: BTreeMap<String, String>,
     /// Metrics read from a sidecar.
@@ -73,7 +77,9 @@ impl HappyWorld {
         Ok(HappyWorld {
             env,
             target: None,
+            batches: Vec::new(),
             responses: Vec::new(),
+            sidecar_counts_before: None,
             logs: BTreeMap::new(),
             metrics: Vec::new(),
             metrics_of: None,
@@ -90,13 +96,6 @@ impl HappyWorld {
     /// The run's environment.
     pub fn env(&self) -> Arc<Env> {
         Arc::clone(&self.env)
-    }
-
-    /// The request target a previous "I request …" step chose.
-    pub fn target(&self) -> Result<Target, Failure> {
-        self.target.clone().ok_or_else(|| {
-            Failure::claim("no request was chosen: a step \"I request …\" must come first")
-        })
     }
 
     /// The reading of `deployment`, or a failure saying that the step needs one.

@@ -72,7 +72,7 @@ pub enum RunError {
     /// A setting (`HAPPY_*`, `ISTIO_VERSION`) or a timeout override (`HAPPY_TIMEOUT_*`) that
     /// cannot be read; the library's message names the variable and its value.
     #[error("{0}")]
-    Settings(#[source] happy_istio::error::Error),
+    Settings(#[source] happy_istio::ProvisionError),
     /// Feature files that do not parse, one message each (naming the file).
     #[error("the features cannot be read:\n  {}", .0.join("\n  "))]
     Features(Vec<String>),
@@ -81,7 +81,7 @@ pub enum RunError {
     Report(String),
     /// The cluster could not be provisioned (its `run.json` says so too).
     #[error("{0}")]
-    Provisioning(#[source] happy_istio::error::Error),
+    Provisioning(#[source] happy_istio::ProvisionError),
     /// The record lost the run's `run.json` (a bug: nothing else takes it).
     #[error("the run's run.json vanished before the end of the run")]
     ProgressVanished,
@@ -93,7 +93,7 @@ pub enum RunError {
     ClusterStillHeld,
     /// Tearing the cluster down failed.
     #[error("teardown failed: {0}")]
-    Teardown(#[source] happy_istio::error::Error),
+    Teardown(#[source] happy_istio::ProvisionError),
 }
 
 fn features_dir() -> PathBuf {

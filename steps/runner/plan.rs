@@ -54,7 +54,7 @@ pub(super) async fn plan(args: impl IntoIterator<Item = OsString>) -> Result<Pla
     };
     check_options(&opts)?;
     let settings = Settings::from_env().map_err(RunError::Settings)?;
-    let timeouts = Timeouts::from_env().map_err(RunError::Settings)?;
+    let timeouts = Timeouts::from_env().map_err(|e| RunError::Settings(e.into()))?;
     // Every departure from the workshop's text, announced before anything runs.
     let deviations = Deviations::resolve(&settings);
     eprint!("{deviations}");

@@ -103,7 +103,7 @@ async fn stopped_while_provisioning<F>(
     signals: &Signals,
 ) -> Result<ExitCode, RunError>
 where
-    F: Future<Output = happy_istio::error::Result<Box<dyn ClusterHandle>>>,
+    F: Future<Output = happy_istio::ProvisionResult<Box<dyn ClusterHandle>>>,
 {
     let report_dir = plan.settings.report_dir.as_path();
     say(format!(

@@ -43,7 +43,7 @@ pub const SUITE_LEGACY_IMAGE: &str = "docker.io/curlimages/curl:8.16.0";
 
 /// The command of Istio's sample client next to that image (`samples/curl/curl.yaml`, same
 /// versions): it keeps the container alive for `kubectl exec … curl`.
-pub const SUITE_LEGACY_COMMAND: &[&str] = &["/bin/sleep", "infinity"];
+pub(crate) const SUITE_LEGACY_COMMAND: &[&str] = &["/bin/sleep", "infinity"];
 
 /// The container of the legacy pod whose image the deviation replaces (`kubectl run legacy`
 /// names the container after the pod; `manifests/legacy.yaml` does the same).
@@ -341,7 +341,7 @@ pub struct LegacyClient {
 ///   type … is no longer supported since containerd v2.0`.
 ///
 /// Docker Desktop's engine reports containerd's first wording (kubernetes/website#52702).
-pub fn names_schema1_refusal(message: &str) -> bool {
+pub(crate) fn names_schema1_refusal(message: &str) -> bool {
     let lower = message.to_ascii_lowercase();
     lower.contains("no longer supported")
         && (lower.contains("application/vnd.docker.distribution.manifest.v1+prettyjws")
@@ -356,7 +356,7 @@ pub fn names_schema1_refusal(message: &str) -> bool {
 /// - Docker Hub answers 401 for a repository that does not exist, which containerd reports as
 ///   `pull access denied, repository does not exist or may require authorization`
 ///   (`resolver.go`, `ErrInvalidAuthorization`).
-pub fn names_missing_image(message: &str) -> bool {
+pub(crate) fn names_missing_image(message: &str) -> bool {
     let lower = message.to_ascii_lowercase();
     [
         ": not found",

@@ -13,7 +13,7 @@ use kube::core::GroupVersionKind;
 use crate::error::{Error, Result};
 
 /// Environment variable overriding the manifest directory.
-pub const MANIFESTS_VAR: &str = "HAPPY_MANIFESTS";
+pub(crate) const MANIFESTS_VAR: &str = "HAPPY_MANIFESTS";
 
 /// A directory of workshop manifests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +120,7 @@ impl Manifest {
 }
 
 /// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
-pub fn split_api_version(api_version: &str) -> (&str, &str) {
+pub(crate) fn split_api_version(api_version: &str) -> (&str, &str) {
     match api_version.split_once('/') {
         Some((group, version)) => (group, version),
         None => ("", api_version),

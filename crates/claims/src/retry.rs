@@ -43,7 +43,7 @@ where
 /// `policy.limit` ends it at once. So a check that fails still fails at `policy.limit`, and
 /// one that holds gets the time its `consecutive` attempts need. With `holding_limit` not
 /// longer than `policy.limit` this is exactly [`eventually`].
-pub async fn eventually_holding<T, F, Fut>(
+pub(crate) async fn eventually_holding<T, F, Fut>(
     what: &str,
     policy: &Convergence,
     holding_limit: Duration,

@@ -80,10 +80,10 @@ pub struct TimeoutDoc {
 }
 
 /// Variable setting [`Timeouts::consecutive`].
-pub const CONSECUTIVE_VAR: &str = "HAPPY_CONSECUTIVE";
+pub(crate) const CONSECUTIVE_VAR: &str = "HAPPY_CONSECUTIVE";
 
 /// Prefix of every timeout variable.
-pub const TIMEOUT_VAR_PREFIX: &str = "HAPPY_TIMEOUT_";
+pub(crate) const TIMEOUT_VAR_PREFIX: &str = "HAPPY_TIMEOUT_";
 
 /// (name, default, what it bounds), in the order of the struct.
 const TABLE: [(&str, Duration, &str); 16] = [
@@ -348,7 +348,7 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
 }
 
 /// The shortest way to write a duration in the form `parse_duration` reads (`3m`, `1m 15s`).
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 

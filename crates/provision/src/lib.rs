@@ -5,16 +5,21 @@
 //! commands with limits; `kind_pins` holds kind's pinned versions.
 //!
 //! It builds on the claim path (`happy_claims`), whose modules it re-exports so that its own
-//! code names them as `crate::cluster`, `crate::error`, …; the report crate builds on both.
+//! code names them as `crate::cluster`, `crate::timeouts`, …; the report crate builds on both.
+//! Its errors are its own (`error`): the claim path's pass through them unchanged, so `?`
+//! works on a claim-path call, and `Error::class` gives each its class as the claim path does.
 
 pub use happy_claims::{
-    Error, Result, checks, cluster, cluster_kind, deviations, error, image_ref, manifests, probes,
-    repo_root, retry, timeouts,
+    checks, cluster, cluster_kind, deviations, image_ref, manifests, probes, repo_root, retry,
+    timeouts,
 };
 
 pub mod download;
+pub mod error;
 pub mod istio;
 pub mod kind_pins;
 pub mod process;
 pub mod provision;
 pub mod settings;
+
+pub use error::{Error, Result};

@@ -4,13 +4,17 @@
 //! reports of one or many runs.
 //!
 //! It builds on the claim path and the provisioning crate, whose modules it re-exports so that
-//! its own code names them as `crate::cluster`, `crate::istio`, ….
+//! its own code names them as `crate::cluster`, `crate::istio`, …. Its errors are its own
+//! (`error`: a diagnostics bundle that cannot be written).
 
 pub use happy_provision::{
-    Error, Result, checks, cluster, cluster_kind, deviations, download, error, image_ref, istio,
-    kind_pins, manifests, probes, process, provision, repo_root, retry, settings, timeouts,
+    checks, cluster, cluster_kind, deviations, download, image_ref, istio, kind_pins, manifests,
+    probes, process, provision, repo_root, retry, settings, timeouts,
 };
 
 pub mod diagnostics;
 pub mod docs;
+pub mod error;
 pub mod report;
+
+pub use error::{Error, Result};

@@ -36,6 +36,51 @@ fn say(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
+/// The claims the suite's feature files tag their scenarios with (`@C08`).
+fn tagged_claims() -> std::collections::BTreeSet<String> {
+    let features = Path::new(env!("CARGO_MANIFEST_DIR")).join("../features");
+    let mut tags = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&features).expect("features/ is readable") {
+        let path = entry.expect("a features/ entry").path();
+        if path.extension().is_some_and(|e| e == "feature") {
+            let text = std::fs::read_to_string(&path).expect("a feature file is readable");
+            for tag in text.split_whitespace().filter_map(|w| w.strip_prefix('@')) {
+                let id = tag.strip_prefix('C').unwrap_or_default();
+                if id.len() == 2 && id.bytes().all(|b| b.is_ascii_digit()) {
+                    tags.insert(tag.to_string());
+                }
+            }
+        }
+    }
+    tags
+}
+
+#[test]
+fn each_claim_key_names_a_tagged_claim_and_every_claim_has_its_command() {
+    let _pods = pod_addresses::shared_blocking();
+    let w = load();
+    let tagged = tagged_claims();
+    assert_eq!(
+        tagged.len(),
+        22,
+        "C01–C22 are tagged in features/: {tagged:?}"
+    );
+    let mut shown = std::collections::BTreeSet::new();
+    for (i, s) in w.steps.iter().enumerate() {
+        if let Some(claim) = &s.claim {
+            assert!(
+                tagged.contains(claim),
+                "{}: claim {claim} is no scenario's tag in features/",
+                s.describe(i)
+            );
+            shown.insert(claim.clone());
+        }
+    }
+    // Every claim is something the workshop has its reader type or look at.
+    let missing: Vec<_> = tagged.difference(&shown).collect();
+    assert!(missing.is_empty(), "no entry shows {missing:?}");
+}
+
 #[test]
 fn the_commands_file_parses_and_follows_the_workshop_order() {
     let _pods = pod_addresses::shared_blocking();

@@ -26,7 +26,7 @@ use crate::probes::{MAX_FALSE_VERDICT, StatusTally, requests_to_observe};
 use crate::retry::{Convergence, eventually_holding};
 
 /// The probability that a request through service-a fails while service-c v2 is an endpoint.
-pub const P_FAILURE_WITH_V2: f64 = 0.5;
+pub(crate) const P_FAILURE_WITH_V2: f64 = 0.5;
 
 /// Requests in a batch that must all answer 200: at least [`requests_to_observe`] for a
 /// failure rate of one half, so a half-broken configuration passes with p < 1e-9.
@@ -36,8 +36,25 @@ pub fn all_succeed_batch() -> u32 {
 
 /// Requests in a batch that must show both a 500 and a 200: each outcome has probability one
 /// half, so missing either has probability at most 2 · 0.5^n (union bound) < 1e-9.
-pub fn both_outcomes_batch() -> u32 {
+pub(crate) fn both_outcomes_batch() -> u32 {
     requests_to_observe(P_FAILURE_WITH_V2, MAX_FALSE_VERDICT / 2.0)
+}
+
+/// Requests in each batch the workshop's "I request …" sends: enough for either verdict a
+/// scenario then reads from it, [`all_succeed_batch`] or [`both_outcomes_batch`], so the bound
+/// of each holds for every batch judged.
+pub fn request_batch() -> u32 {
+    all_succeed_batch().max(both_outcomes_batch())
+}
+
+/// What a batch of responses shows, to tell whether successive batches agree: for each kind of
+/// response, its status and what answered (see [`crate::checks::chain::signature`]). With
+/// service-c v2 deployed each request meets v2 with probability one half, so a batch of
+/// [`request_batch`] requests shows both kinds of answer except with probability
+/// 2 · 0.5^31 < 1e-9: batches of one configuration agree, and a batch that differs shows a
+/// configuration that changed.
+pub fn shape(responses: &[HttpResponse]) -> std::collections::BTreeSet<String> {
+    responses.iter().map(super::chain::signature).collect()
 }
 
 /// HTTP requests one browser page load makes on the workshop's pages: fake-service answers
@@ -269,6 +286,46 @@ mod tests {
         assert_eq!(both, 31);
         assert!(2.0 * 0.5f64.powi(both as i32) < 1e-9);
         assert!(2.0 * 0.5f64.powi(both as i32 - 1) >= 1e-9);
+    }
+
+    fn fake_service(status: u16, c_code: u16) -> HttpResponse {
+        HttpResponse {
+            body: format!(
+                r#"{{"name": "service-a", "code": {status}, "duration": "{status}µs",
+                "upstream_calls": {{"http://service-c": {{"name": "service-c", "code": {c_code}}}}}}}"#
+            ),
+            ..response(status)
+        }
+    }
+
+    #[test]
+    fn a_batch_shape_names_each_kind_of_answer_once_and_nothing_that_varies() {
+        let mixed = [
+            fake_service(200, 200),
+            fake_service(500, 500),
+            fake_service(200, 200),
+        ];
+        let shape = shape(&mixed);
+        assert_eq!(shape.len(), 2, "{shape:?}");
+        assert!(
+            shape.contains("200 service-a [http://service-c 200]"),
+            "{shape:?}"
+        );
+        assert!(
+            shape.contains("500 service-a [http://service-c 500]"),
+            "{shape:?}"
+        );
+        // Another configuration shows another shape: v2 no longer answering.
+        assert_ne!(super::shape(&[fake_service(200, 200)]), shape);
+        let plain = HttpResponse {
+            body: "no healthy upstream".into(),
+            ..response(503)
+        };
+        assert_eq!(
+            super::shape(&[plain]).into_iter().collect::<Vec<_>>(),
+            ["503 no healthy upstream"]
+        );
+        assert!(request_batch() >= all_succeed_batch().max(both_outcomes_batch()));
     }
 
     #[test]

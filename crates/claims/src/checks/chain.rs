@@ -15,6 +15,34 @@ fn parse(response: &HttpResponse) -> Result<FakeServiceResponse, String> {
     })
 }
 
+/// One line saying what answered a response: its status, and for fake-service JSON the service
+/// that answered with each upstream call's code (`200 service-a [http://service-b 200,
+/// http://service-c 500]`); for any other body its first line; and the redirects a browser
+/// followed to it. Timings and addresses in the JSON are left out: they differ on every
+/// response of one configuration.
+pub fn signature(response: &HttpResponse) -> String {
+    let what = match FakeServiceResponse::parse(&response.body) {
+        Ok(json) => {
+            let calls: Vec<String> = json
+                .upstream_calls
+                .iter()
+                .map(|(uri, call)| format!("{uri} {}", call.code))
+                .collect();
+            format!("{} [{}]", json.name, calls.join(", "))
+        }
+        Err(_) => excerpt(&response.body),
+    };
+    if response.redirects.is_empty() {
+        format!("{} {what}", response.status)
+    } else {
+        format!(
+            "{} {what} (reached by {})",
+            response.status,
+            crate::cluster::describe_chain(response)
+        )
+    }
+}
+
 /// The response's JSON names `service` as the one that answered, with the response's status
 /// as its own `code`.
 pub fn comes_from(response: &HttpResponse, service: &str) -> Result<(), String> {

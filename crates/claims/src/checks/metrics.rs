@@ -127,7 +127,10 @@ pub fn success_rates_of(counts: &BTreeMap<(String, String), f64>) -> BTreeMap<St
 /// Success rate (2xx share) per `destination_service_name` of requests a source sidecar sent,
 /// with the request count. Destinations with no requests are absent.
 #[cfg(test)] // only the tests use it
-pub fn success_rates(samples: &[Sample], source_workload: &str) -> BTreeMap<String, (f64, f64)> {
+pub(crate) fn success_rates(
+    samples: &[Sample],
+    source_workload: &str,
+) -> BTreeMap<String, (f64, f64)> {
     success_rates_of(&sent_by_destination(samples, source_workload))
 }
 

@@ -57,10 +57,10 @@ pub use resolve::{KindLookup, Target, resolve_target, target_namespace};
 pub use startup::{FIRST_RESTART_GRACE, pod_failure, pod_failure_within, pull_retrying};
 
 /// Field manager of every server-side apply.
-pub const FIELD_MANAGER: &str = "happy-istio";
+pub(crate) const FIELD_MANAGER: &str = "happy-istio";
 
 /// Annotation `kubectl rollout restart` sets on the pod template.
-pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+pub(crate) const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 
 /// An object that was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]

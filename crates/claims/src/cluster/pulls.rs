@@ -48,7 +48,7 @@ pub struct RegistryPulls {
 }
 
 /// How many distinct pull errors a registry's count keeps.
-pub const ERRORS_KEPT: usize = 5;
+pub(crate) const ERRORS_KEPT: usize = 5;
 
 /// The message prefix of events the correlator merged (client-go
 /// `tools/record/events_cache.go`, `EventAggregatorByReasonMessageFunc`).
@@ -57,7 +57,7 @@ const COMBINED: &str = "(combined from similar events): ";
 /// The registry an image is pulled from, after Docker's defaults (distribution/reference
 /// `ParseNormalizedNamed`: a first path element with a `.` or `:`, or `localhost`, is a
 /// registry; anything else is Docker Hub, `docker.io`; `index.docker.io` is `docker.io`).
-pub fn registry_of(image: &str) -> String {
+pub(crate) fn registry_of(image: &str) -> String {
     crate::image_ref::normalize_image(image)
         .split('/')
         .next()

@@ -1,8 +1,16 @@
-//! The suite's error type: every failure names the file, object, option or command at fault.
+//! The claim path's error type, and the class every failure of the suite has. Every failure
+//! names the file, object, option or command at fault, and says by [`Error::class`] whether
+//! the claim failed or the environment did.
+//!
+//! Each crate of the workspace has its own error type, as kube-rs's crates do: provisioning's
+//! (downloads, tools, provisioners, the run's settings) is `happy_provision::Error`, the
+//! reports' `happy_report::Error`; each wraps this one where it calls the claim path and gives
+//! the same [`FailureClass`]. This module knows nothing of them.
 
 pub mod pod_failure;
 
-/// Errors of the suite's library.
+/// Errors of the claim path: the timeout table, the workshop's manifests, the cluster's API,
+/// the probes and checks.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Anything not yet given its own variant; the message says what and where.
@@ -140,96 +148,6 @@ pub enum Error {
         /// What failed.
         message: String,
     },
-    /// Writing a diagnostics bundle failed.
-    #[error("diagnostics bundle {path}: {source}")]
-    Diagnostics {
-        /// The file or directory at fault.
-        path: std::path::PathBuf,
-        /// Why it failed.
-        #[source]
-        source: std::io::Error,
-    },
-
-    // --- settings, downloads, Istio tooling, provisioners ------------------------------
-    /// A download failed (connection, HTTP status, size, time limit).
-    #[error("download of {url} failed: {reason}")]
-    Download {
-        /// The URL at fault.
-        url: String,
-        /// What failed, e.g. `HTTP 404 Not Found`.
-        reason: String,
-    },
-    /// A downloaded file does not have the digest it must have.
-    #[error("sha256 mismatch for {url}: expected {expected}, got {actual}")]
-    DigestMismatch {
-        /// The URL that was downloaded.
-        url: String,
-        /// The digest it must have (pinned or from its checksum file).
-        expected: String,
-        /// The digest of what arrived.
-        actual: String,
-    },
-    /// A checksum file could not be understood.
-    #[error("checksum file {url}: {reason}")]
-    ChecksumFile {
-        /// Where the checksum came from.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A release archive could not be unpacked.
-    #[error("archive {path}: {reason}")]
-    Archive {
-        /// The archive at fault.
-        path: std::path::PathBuf,
-        /// What is wrong with it (including path-escape attempts).
-        reason: String,
-    },
-    /// A local file operation of the downloader or a provisioner failed.
-    #[error("{action} {path}: {source}")]
-    LocalIo {
-        /// What was being done, e.g. `create cache directory`.
-        action: String,
-        /// The file or directory at fault.
-        path: std::path::PathBuf,
-        /// Why it failed.
-        #[source]
-        source: std::io::Error,
-    },
-    /// An external command (kind, istioctl, docker) failed or ran out of time.
-    #[error("`{command}` {outcome}{}", stderr_suffix(.stderr_tail))]
-    Command {
-        /// The command line as it was run.
-        command: String,
-        /// What happened: `exited with status 1`, `could not start: …`, `timed out after 60s`.
-        outcome: String,
-        /// The last lines of its stderr (empty when it printed nothing).
-        stderr_tail: String,
-    },
-    /// An Istio version (from `ISTIO_VERSION`, a release list or istiod's image) is not usable.
-    #[error("Istio version {input:?}: {reason}")]
-    IstioVersion {
-        /// The version text at fault.
-        input: String,
-        /// What is wrong, and what is accepted.
-        reason: String,
-    },
-    /// A cluster could not be provisioned or torn down.
-    #[error("{cluster}: {reason}")]
-    Provision {
-        /// The cluster, e.g. `kind cluster happy-istio`, `k3s container 3f2a…`, `sandbox`.
-        cluster: String,
-        /// What failed and, where possible, what to do about it.
-        reason: String,
-    },
-}
-
-fn stderr_suffix(tail: &str) -> String {
-    if tail.trim().is_empty() {
-        String::new()
-    } else {
-        format!("; stderr ends with:\n{tail}")
-    }
 }
 
 fn detail_suffix(detail: &Option<String>) -> String {
@@ -301,23 +219,14 @@ impl Error {
             | Error::Manifest { .. } => Claim,
             Error::Kube { source, .. } => kube_class(source),
             // A pod that cannot start, nothing Ready to talk to, a wait that never ended,
-            // settings, files, downloads, tools, provisioners.
+            // a timeout override or a manifest file that cannot be read.
             Error::PodFailed { .. }
             | Error::NotReady { .. }
             | Error::PortForward { .. }
             | Error::Timeout { .. }
             | Error::Other(_)
             | Error::InvalidSetting { .. }
-            | Error::ManifestRead { .. }
-            | Error::Diagnostics { .. }
-            | Error::Download { .. }
-            | Error::DigestMismatch { .. }
-            | Error::ChecksumFile { .. }
-            | Error::Archive { .. }
-            | Error::LocalIo { .. }
-            | Error::Command { .. }
-            | Error::IstioVersion { .. }
-            | Error::Provision { .. } => Environment,
+            | Error::ManifestRead { .. } => Environment,
         }
     }
 
@@ -357,11 +266,11 @@ fn kube_class(error: &kube::Error) -> FailureClass {
 }
 
 /// True when a kube-rs error is the API server's 404.
-pub fn is_kube_not_found(error: &kube::Error) -> bool {
+pub(crate) fn is_kube_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
-/// Result with the suite's [`Error`].
+/// Result with the claim path's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
@@ -405,14 +314,6 @@ mod tests {
             last: "status 503, expected 200".into(),
         };
         assert_eq!(verdict.class(), FailureClass::Claim);
-        assert_eq!(
-            Error::Download {
-                url: "https://example.org/x".into(),
-                reason: "HTTP 404".into()
-            }
-            .class(),
-            FailureClass::Environment
-        );
     }
 
     #[test]

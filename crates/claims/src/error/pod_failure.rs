@@ -13,7 +13,7 @@ use super::FailureClass;
 /// The exit code of `runc init` when it cannot exec the container's entrypoint
 /// (opencontainers/runc v1.4.3 `libcontainer/init_linux.go`: `os.Exit(255)` after printing the
 /// error to stderr).
-pub const RUNC_INIT_EXIT: i32 = 255;
+pub(crate) const RUNC_INIT_EXIT: i32 = 255;
 
 /// Whether retrying a failed image pull can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -55,7 +55,7 @@ impl std::fmt::Display for CurlOutcome {
 }
 
 /// The `-w` format [`curl_command`] appends: a newline, then the status code.
-pub const WRITE_OUT: &str = "\n%{http_code}";
+pub(crate) const WRITE_OUT: &str = "\n%{http_code}";
 
 /// A curl command line for `exec`: silent but showing errors, bounded by `max_time`, printing
 /// the body and then, on a line of its own, the HTTP status (`000` when there was none).
@@ -99,7 +99,7 @@ impl CurlResult {
 }
 
 /// Parses curl's `%{http_code}`: three digits, `000` meaning "no response".
-pub fn parse_http_code(text: &str) -> Result<Option<u16>> {
+pub(crate) fn parse_http_code(text: &str) -> Result<Option<u16>> {
     let t = text.trim();
     let bad = || Error::Parse {
         what: "curl's %{http_code} output".into(),

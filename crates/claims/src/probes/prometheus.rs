@@ -34,7 +34,7 @@ pub const ISTIO_REQUESTS_TOTAL: &str = "istio_requests_total";
 /// The metric-name prefix of Istio's standard metrics (istio/proxy
 /// `source/extensions/filters/http/istio_stats/istio_stats.cc`: `istio_requests_total`,
 /// `istio_request_duration_milliseconds`, …), the only lines the claims read.
-pub const ISTIO_PREFIX: &str = "istio_";
+pub(crate) const ISTIO_PREFIX: &str = "istio_";
 
 /// Parses a whole exposition; comments (`# HELP`, `# TYPE`) and blank lines are skipped.
 /// A malformed `istio_…` line is an error naming its line number and content; any other line
@@ -165,7 +165,7 @@ pub fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> f64 {
 /// `istio_requests_total` summed per `response_code`, over samples matching `filter`
 /// (e.g. `[("reporter", "destination"), ("destination_workload", "service-c-v2")]`).
 #[cfg(test)] // only the tests use it
-pub fn requests_by_response_code(
+pub(crate) fn requests_by_response_code(
     samples: &[Sample],
     filter: &[(&str, &str)],
 ) -> BTreeMap<String, f64> {

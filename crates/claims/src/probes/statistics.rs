@@ -39,7 +39,7 @@ pub fn requests_to_observe(p_event: f64, max_false: f64) -> u32 {
 
 /// The probability that `n` independent requests all miss an event of probability `p_event`.
 #[cfg(test)] // only the tests use it
-pub fn probability_all_miss(p_event: f64, n: u32) -> f64 {
+pub(crate) fn probability_all_miss(p_event: f64, n: u32) -> f64 {
     (1.0 - p_event).powf(f64::from(n))
 }
 

@@ -58,10 +58,11 @@ pub async fn apply_addons(cluster: &Cluster, addons_dir: &Path) -> Result<()> {
     }
     match cluster.apply(&manifests, ADDONS_NAMESPACE).await {
         Ok(_) => Ok(()),
-        Err(Error::UnknownKind { .. }) => {
-            cluster.apply(&manifests, ADDONS_NAMESPACE).await.map(drop)
+        Err(happy_claims::Error::UnknownKind { .. }) => {
+            cluster.apply(&manifests, ADDONS_NAMESPACE).await?;
+            Ok(())
         }
-        Err(other) => Err(other),
+        Err(other) => Err(other.into()),
     }
 }
 

@@ -43,9 +43,12 @@ pub struct ReleaseEntry {
 
 /// Parses GitHub's release list JSON; `source` names it in errors.
 pub fn parse_release_list(json: &str, source: &str) -> Result<Vec<ReleaseEntry>> {
-    serde_json::from_str(json).map_err(|e| Error::Parse {
-        what: format!("Istio release list from {source}"),
-        message: e.to_string(),
+    serde_json::from_str(json).map_err(|e| {
+        happy_claims::Error::Parse {
+            what: format!("Istio release list from {source}"),
+            message: e.to_string(),
+        }
+        .into()
     })
 }
 

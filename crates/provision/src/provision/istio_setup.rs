@@ -200,10 +200,11 @@ pub async fn watch_control_plane(
         if let Some(failure) =
             control_plane_failure(&pods, jiff::Timestamp::now(), cluster.timeouts().pull_retry)
         {
-            return Error::PodFailed {
+            return happy_claims::Error::PodFailed {
                 what: format!("Istio's control plane in {ISTIO_NAMESPACE}"),
                 failure: Box::new(failure),
-            };
+            }
+            .into();
         }
         if let Some(retrying) = pods
             .iter()
@@ -238,7 +239,7 @@ where
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         let e = match (e, retrying) {
-            (e @ Error::PodFailed { .. }, _) | (e, None) => e,
+            (e @ Error::Claims(happy_claims::Error::PodFailed { .. }), _) | (e, None) => e,
             (e, Some(pull)) if e.class() == FailureClass::Environment => Error::Provision {
                 cluster: "Istio install".into(),
                 reason: format!("{e}; last image pull error seen: {pull}"),
@@ -287,10 +288,13 @@ pub fn install_failed(e: Error, hub: &IstioHub) -> Error {
     }
     let hint = hub.failure_hint();
     match e {
-        Error::PodFailed { what, failure } => Error::PodFailed {
-            what: format!("{what} ({hint})"),
-            failure,
-        },
+        Error::Claims(happy_claims::Error::PodFailed { what, failure }) => {
+            happy_claims::Error::PodFailed {
+                what: format!("{what} ({hint})"),
+                failure,
+            }
+            .into()
+        }
         Error::Provision { cluster, reason } => Error::Provision {
             cluster,
             reason: format!("{reason} ({hint})"),
@@ -328,16 +332,19 @@ pub fn ingress_node_port_patch(
     service: &Service,
     node_port: i32,
 ) -> Result<Option<serde_json::Value>> {
-    let spec = service.spec.as_ref().ok_or_else(|| Error::Unexpected {
-        what: "Service istio-ingressgateway in istio-system".into(),
-        message: "it has no spec".into(),
-    })?;
+    let spec = service
+        .spec
+        .as_ref()
+        .ok_or_else(|| happy_claims::Error::Unexpected {
+            what: "Service istio-ingressgateway in istio-system".into(),
+            message: "it has no spec".into(),
+        })?;
     let ports = spec.ports.as_deref().unwrap_or_default();
     let http = ports
         .iter()
         .find(|p| p.name.as_deref() == Some("http2"))
         .or_else(|| ports.iter().find(|p| p.port == 80))
-        .ok_or_else(|| Error::Unexpected {
+        .ok_or_else(|| happy_claims::Error::Unexpected {
             what: "Service istio-ingressgateway in istio-system".into(),
             message: "it has no port named http2 or numbered 80".into(),
         })?;
@@ -767,11 +774,11 @@ mod watch_tests {
             text.contains("registry.istio.io/testing") && text.contains("decommissioned"),
             "{text}"
         );
-        let claim = Error::Unexpected {
+        let claim = happy_claims::Error::Unexpected {
             what: "x".into(),
             message: "y".into(),
         };
-        assert_eq!(install_failed(claim, &hub).to_string(), "x: y");
+        assert_eq!(install_failed(claim.into(), &hub).to_string(), "x: y");
     }
 }
 

@@ -116,11 +116,11 @@ pub fn kind_config(
     registry_auth: Option<&super::registry_auth::RegistryAuth>,
 ) -> Result<String> {
     let mut config: serde_json::Value =
-        serde_saphyr::from_str(base_yaml).map_err(|e| Error::Unexpected {
+        serde_saphyr::from_str(base_yaml).map_err(|e| happy_claims::Error::Unexpected {
             what: kind_config_path().display().to_string(),
             message: format!("not valid YAML: {e}"),
         })?;
-    let no_nodes = || Error::Unexpected {
+    let no_nodes = || happy_claims::Error::Unexpected {
         what: kind_config_path().display().to_string(),
         message: "it has no nodes".into(),
     };

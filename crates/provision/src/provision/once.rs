@@ -80,10 +80,10 @@ mod tests {
         let runs = AtomicUsize::new(0);
         let install = || async {
             runs.fetch_add(1, Ordering::SeqCst);
-            Err::<String, _>(Error::Unexpected {
+            Err::<String, _>(Error::from(happy_claims::Error::Unexpected {
                 what: "istiod".into(),
                 message: "pull of docker.io/istio/pilot:1.31.1 failed".into(),
-            })
+            }))
         };
         let first = once.get_or_run(install).await.unwrap_err();
         // The first caller keeps the error as it was, class included.

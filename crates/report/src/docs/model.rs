@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DocsError;
 use crate::istio::version::IstioVersion;
-use crate::report::{self, FailureClass, RunInfo, RunState, Summary};
+use crate::report::{self, FailureClass, RunInfo, RunState, Summary, cucumber_json};
 
 /// A claim's verdict on one run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -293,50 +293,6 @@ struct RunFile {
     summary: Option<Summary>,
 }
 
-#[derive(Deserialize)]
-struct JsonFeature {
-    #[serde(default)]
-    uri: Option<String>,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    elements: Vec<JsonElement>,
-}
-
-#[derive(Deserialize)]
-struct JsonElement {
-    #[serde(default, rename = "type")]
-    kind: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    line: usize,
-    #[serde(default)]
-    steps: Vec<JsonStep>,
-}
-
-#[derive(Deserialize)]
-struct JsonStep {
-    #[serde(default)]
-    keyword: String,
-    #[serde(default)]
-    line: usize,
-    #[serde(default)]
-    name: String,
-    result: JsonResult,
-}
-
-#[derive(Deserialize)]
-struct JsonResult {
-    status: String,
-    #[serde(default)]
-    error_message: Option<String>,
-}
-
-fn is_failure(status: &str) -> bool {
-    matches!(status, "failed" | "undefined" | "ambiguous" | "pending")
-}
-
 /// Read one report directory; a directory without `run.json` whose subdirectories hold one
 /// (several downloaded artifacts) is all of them, in name order.
 pub fn load_reports(dir: &Path) -> Result<Vec<Run>, DocsError> {
@@ -368,8 +324,8 @@ pub fn load_run(dir: &Path) -> Result<Run, DocsError> {
     let file: RunFile = serde_json::from_str(&text)
         .map_err(|e| DocsError::input(&run_path, format!("not a run report: {e}")))?;
     let json_path = dir.join(report::CUCUMBER_JSON_FILE);
-    let features: Vec<JsonFeature> = match std::fs::read_to_string(&json_path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+    let features: Vec<cucumber_json::Feature> = match std::fs::read_to_string(&json_path) {
+        Ok(text) => cucumber_json::parse(&text).map_err(|e| {
             DocsError::input(&json_path, format!("not a Cucumber JSON report: {e}"))
         })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -401,9 +357,9 @@ pub fn load_run(dir: &Path) -> Result<Run, DocsError> {
                 status: s.result.status.clone(),
                 error: s.result.error_message.clone(),
                 line: s.line,
-                background: element.kind == "background",
+                background: element.is_background(),
             });
-            if element.kind == "background" {
+            if element.is_background() {
                 background = steps.collect();
                 continue;
             }
@@ -429,7 +385,7 @@ pub fn load_run(dir: &Path) -> Result<Run, DocsError> {
 /// A scenario's outcome from its steps: failed at its first failing step (the message's class
 /// read as `report::class_of_message` reads it), skipped with run.json's reason, else passed.
 fn outcome_of(run: &Run, feature: &str, scenario: &str, steps: &[StepRun]) -> Outcome {
-    if let Some(step) = steps.iter().find(|s| is_failure(&s.status)) {
+    if let Some(step) = steps.iter().find(|s| cucumber_json::is_failure(&s.status)) {
         // The step's own words: cucumber wraps a panic's message in `Matched: <file:line>
         // Step panicked. Captured output: …`, which says nothing to a reader.
         let message = step

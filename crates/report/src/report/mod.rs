@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod cucumber_json;
 mod progress;
 mod timing;
 
@@ -124,7 +125,7 @@ pub struct FailureRecord {
     pub step: Option<String>,
 }
 
-pub use crate::error::FailureClass;
+pub use happy_claims::error::FailureClass;
 
 /// Whose failure a failed step is, from its message: step messages say which with their first
 /// words (`claim failed: ` / `environment failed: `, see [`FailureClass::prefix`]); a message
@@ -330,42 +331,46 @@ impl fmt::Display for Summary {
     }
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+/// Add `<properties>` describing the run to every `<testsuite>` of a JUnit report, as its
+/// first child (the JUnit schema's place for them; a self-closed `<testsuite/>` is opened to
+/// hold them). The report is read and written as XML events, so attribute values are escaped
+/// and nothing else of the document changes.
+pub fn add_junit_properties(xml: &str, properties: &[(&str, String)]) -> Result<String, String> {
+    use quick_xml::events::{BytesEnd, BytesStart, Event};
 
-/// Add `<properties>` describing the run to every `<testsuite>` of a JUnit report.
-pub fn add_junit_properties(xml: &str, properties: &[(&str, String)]) -> String {
-    let mut block = String::from("<properties>");
-    for (name, value) in properties {
-        block.push_str(&format!(
-            "<property name=\"{}\" value=\"{}\"/>",
-            xml_escape(name),
-            xml_escape(value)
-        ));
-    }
-    block.push_str("</properties>");
-    let mut out = String::with_capacity(xml.len() + block.len() * 8);
-    let mut rest = xml;
-    while let Some(start) = rest
-        .find("<testsuite ")
-        .or_else(|| rest.find("<testsuite>"))
-    {
-        let Some(end) = rest[start..].find('>') else {
-            break;
-        };
-        let tag_end = start + end + 1;
-        out.push_str(&rest[..tag_end]);
-        if !rest[start..tag_end].ends_with("/>") {
-            out.push_str(&block);
+    let unreadable = |e: &dyn std::fmt::Display| {
+        format!("the JUnit report cucumber wrote cannot be read as XML: {e}")
+    };
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut writer = quick_xml::Writer::new(Vec::with_capacity(xml.len() * 2));
+    let write_properties = |writer: &mut quick_xml::Writer<Vec<u8>>| -> std::io::Result<()> {
+        writer.write_event(Event::Start(BytesStart::new("properties")))?;
+        for (name, value) in properties {
+            let property = BytesStart::new("property")
+                .with_attributes([("name", *name), ("value", value.as_str())]);
+            writer.write_event(Event::Empty(property))?;
         }
-        rest = &rest[tag_end..];
+        writer.write_event(Event::End(BytesEnd::new("properties")))
+    };
+    loop {
+        let event = reader.read_event().map_err(|e| unreadable(&e))?;
+        let written = match event {
+            Event::Eof => break,
+            Event::Start(tag) if tag.name().as_ref() == b"testsuite" => writer
+                .write_event(Event::Start(tag))
+                .and_then(|()| write_properties(&mut writer)),
+            Event::Empty(tag) if tag.name().as_ref() == b"testsuite" => {
+                let end = tag.to_end().into_owned();
+                writer
+                    .write_event(Event::Start(tag))
+                    .and_then(|()| write_properties(&mut writer))
+                    .and_then(|()| writer.write_event(Event::End(end)))
+            }
+            other => writer.write_event(other),
+        };
+        written.map_err(|e| unreadable(&e))?;
     }
-    out.push_str(rest);
-    out
+    String::from_utf8(writer.into_inner()).map_err(|e| unreadable(&e))
 }
 
 /// Write the reports of a run in `dir`, each whole (see [`write_atomic`]): the JUnit XML with
@@ -385,7 +390,7 @@ pub fn write(
     match junit_xml {
         Some(xml) => write_atomic(
             &junit_path,
-            add_junit_properties(xml, &info.properties()).as_bytes(),
+            add_junit_properties(xml, &info.properties())?.as_bytes(),
         )?,
         None => remove_if_present(&junit_path)?,
     }
@@ -472,12 +477,17 @@ mod tests {
             istio_hub: Some("docker.io/istio".into()),
             ..RunInfo::default()
         };
-        let out = add_junit_properties(xml, &info.properties());
+        let out = add_junit_properties(xml, &info.properties()).unwrap();
         assert!(out.contains(r#"<property name="istio.hub" value="docker.io/istio"/>"#));
         assert_eq!(
             out.matches("<properties>").count(),
-            1,
-            "self-closed suites get none: {out}"
+            2,
+            "every suite gets them, a self-closed one opened: {out}"
+        );
+        assert!(out.contains(r#"<testsuite name="b"><properties>"#), "{out}");
+        assert!(
+            out.ends_with("</properties></testsuite></testsuites>"),
+            "{out}"
         );
         assert!(out.contains(r#"<property name="cluster.kind" value="sandbox"/>"#));
         assert!(out.contains("none &lt;yet&gt;"));
@@ -491,7 +501,7 @@ mod tests {
             }],
             ..info
         };
-        let out = add_junit_properties(xml, &with.properties());
+        let out = add_junit_properties(xml, &with.properties()).unwrap();
         assert!(
             out.contains(
                 r#"<property name="deviation" value="D-x off: switched off: &lt;as written&gt;"/>"#
@@ -501,6 +511,16 @@ mod tests {
         assert!(out.starts_with(
             r#"<?xml version="1.0"?><testsuites><testsuite id="0" name="a"><properties>"#
         ));
+    }
+
+    #[test]
+    fn a_junit_report_that_is_not_xml_is_an_error_naming_it() {
+        let err = add_junit_properties(
+            "<testsuites><testsuite name=\"a\"></testsuites>",
+            &[("k", "v".into())],
+        )
+        .unwrap_err();
+        assert!(err.contains("JUnit report"), "{err}");
     }
 
     #[test]

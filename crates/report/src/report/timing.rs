@@ -1,6 +1,6 @@
-//! Where a run's time went: the slowest steps, read from the Cucumber JSON report (cucumber
-//! records each step's `result.duration` in nanoseconds), for the end of the run's output and
-//! for `run.json`. On a real cluster this is the first thing to look at when a run is slow.
+//! Where a run's time went: the slowest steps, read from the Cucumber JSON report
+//! ([`super::cucumber_json`]; cucumber records each step's `result.duration` in nanoseconds),
+//! for the end of the run's output and for `run.json`. On a real cluster this is the first thing to look at when a run is slow.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,51 +18,18 @@ pub struct StepTiming {
     pub step: String,
 }
 
-#[derive(Deserialize)]
-struct Feature {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    elements: Vec<Element>,
-}
-
-#[derive(Deserialize)]
-struct Element {
-    #[serde(default)]
-    name: String,
-    #[serde(default, rename = "type")]
-    kind: String,
-    #[serde(default)]
-    steps: Vec<Step>,
-}
-
-#[derive(Deserialize)]
-struct Step {
-    #[serde(default)]
-    keyword: String,
-    #[serde(default)]
-    name: String,
-    result: StepResult,
-}
-
-#[derive(Deserialize)]
-struct StepResult {
-    /// Nanoseconds; absent for steps that did not run.
-    #[serde(default)]
-    duration: Option<u64>,
-}
-
 /// The `n` slowest steps of a Cucumber JSON report, slowest first.
 pub fn slowest_steps(cucumber_json: &str, n: usize) -> Result<Vec<StepTiming>, String> {
-    let features: Vec<Feature> = serde_json::from_str(cucumber_json)
+    let features = super::cucumber_json::parse(cucumber_json)
         .map_err(|e| format!("the Cucumber JSON report cannot be read ({e})"))?;
     let mut steps: Vec<StepTiming> = features
         .iter()
         .flat_map(|f| f.elements.iter().map(move |e| (f, e)))
         .flat_map(|(f, e)| {
-            let scenario = match e.kind.as_str() {
-                "background" => format!("{} — {} (Background)", f.name, e.name),
-                _ => format!("{} — {}", f.name, e.name),
+            let scenario = if e.is_background() {
+                format!("{} — {} (Background)", f.name, e.name)
+            } else {
+                format!("{} — {}", f.name, e.name)
             };
             e.steps.iter().filter_map(move |s| {
                 Some(StepTiming {

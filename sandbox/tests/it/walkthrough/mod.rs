@@ -35,6 +35,8 @@ pub(crate) struct Defaults {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Step {
     pub section: String,
+    /// The claim whose words the command's output shows (`C08`).
+    pub claim: Option<String>,
     pub workshop: String,
     pub run: Option<String>,
     pub why: Option<String>,
@@ -125,7 +127,15 @@ impl Step {
 
     /// `entry N (section: command)`, for messages.
     pub(crate) fn describe(&self, index: usize) -> String {
-        format!("entry {} ({}: {})", index + 1, self.section, self.workshop)
+        match &self.claim {
+            Some(claim) => format!(
+                "entry {} ({}, {claim}: {})",
+                index + 1,
+                self.section,
+                self.workshop
+            ),
+            None => format!("entry {} ({}: {})", index + 1, self.section, self.workshop),
+        }
     }
 
     fn validate(&self) -> Result<(), String> {
