@@ -1,7 +1,10 @@
 //! Every environment variable the suite reads (except the timeout table's `HAPPY_TIMEOUT_*`),
 //! parsed once at start. A bad value is an error naming the variable and the value. An empty
 //! (or all-blank) value counts as unset, here and in the timeout table alike, so CI matrices can
-//! pass blanks. `describe()` is the README's table.
+//! pass blanks.
+//!
+//! The variables have one definition, a clap derive struct (`vars`): parsing, the README's
+//! table and `--help`'s text on the environment (`table`, [`Settings::describe`]) all read it.
 //!
 //! No setting is accepted and then ignored: [`Settings::not_applicable`] names the explicit
 //! settings the chosen cluster kind has no use for (the runner reports them once), and
@@ -14,11 +17,14 @@ use std::path::PathBuf;
 use crate::istio::IstioVersion;
 use crate::{Error, Result};
 
-/// Which cluster to run on (`HAPPY_CLUSTER`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+mod table;
+mod vars;
+
+pub use table::SettingDoc;
+
+/// Which cluster to run on (`HAPPY_CLUSTER`). The variants' order is the table's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ClusterChoice {
-    /// `kind` when a Docker daemon answers, else `sandbox`.
-    Auto,
     /// KinD with Istio via istioctl.
     Kind,
     /// k3s in a container through testcontainers.
@@ -27,6 +33,8 @@ pub enum ClusterChoice {
     Existing,
     /// happy-sandbox in-process.
     Sandbox,
+    /// `kind` when a Docker daemon answers, else `sandbox`.
+    Auto,
 }
 
 impl fmt::Display for ClusterChoice {
@@ -55,11 +63,13 @@ pub enum IstioVersionRequest {
 }
 
 /// When to keep the cluster after the run (`HAPPY_KEEP`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeepPolicy {
     /// `0` (default): always delete what the suite created.
+    #[value(name = "0")]
     Never,
     /// `1`: always keep it.
+    #[value(name = "1")]
     Always,
     /// `on-failure`: keep it when a scenario failed.
     OnFailure,
@@ -123,7 +133,7 @@ pub struct Settings {
 }
 
 /// What a preflight problem does to a run (`HAPPY_PREFLIGHT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PreflightMode {
     /// `strict` (default): any problem stops the run before anything is created.
     Strict,
@@ -131,26 +141,8 @@ pub enum PreflightMode {
     Warn,
 }
 
-/// One row of the settings table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingDoc {
-    /// The variable.
-    pub name: &'static str,
-    /// Accepted values.
-    pub values: &'static str,
-    /// What applies when it is unset.
-    pub default: &'static str,
-    /// What it does.
-    pub meaning: &'static str,
-}
-
 /// The default kind cluster name.
 pub const DEFAULT_KIND_CLUSTER: &str = "happy-istio";
-
-/// The repository's root: defaults are relative to it, not to the working directory.
-fn crate_root() -> PathBuf {
-    crate::repo_root()
-}
 
 fn invalid(var: &str, value: &str, reason: impl Into<String>) -> Error {
     Error::InvalidSetting {
@@ -166,82 +158,15 @@ impl Settings {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads settings through `lookup` (tests pass a map).
+    /// Reads settings through `lookup` (tests pass a map): parses them with their definition
+    /// ([`vars`]), then fills in the defaults decided here and checks the settings that must
+    /// agree with each other.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-
-        let cluster = match get("HAPPY_CLUSTER") {
-            None => ClusterChoice::Auto,
-            Some(v) => match v.to_ascii_lowercase().as_str() {
-                "auto" => ClusterChoice::Auto,
-                "kind" => ClusterChoice::Kind,
-                "k3s" => ClusterChoice::K3s,
-                "existing" => ClusterChoice::Existing,
-                "sandbox" => ClusterChoice::Sandbox,
-                _ => {
-                    return Err(invalid(
-                        "HAPPY_CLUSTER",
-                        &v,
-                        "expected kind, k3s, existing, sandbox or auto",
-                    ));
-                }
-            },
-        };
-
-        let istio_version = match get("ISTIO_VERSION") {
-            None => IstioVersionRequest::Pinned,
-            Some(v) if v.eq_ignore_ascii_case("latest") => IstioVersionRequest::Latest,
-            Some(v) if v.eq_ignore_ascii_case("dev") => IstioVersionRequest::LatestDev,
-            Some(v) => IstioVersionRequest::Exact(v.parse().map_err(|e: Error| {
-                invalid(
-                    "ISTIO_VERSION",
-                    &v,
-                    format!("{e}; or use latest, dev, or leave it unset for the pinned release"),
-                )
-            })?),
-        };
-
-        let istio_hub = match get(crate::istio::hub::HUB_VAR) {
-            None => None,
-            Some(v) => Some(
-                crate::istio::hub::parse_hub(&v)
-                    .map_err(|reason| invalid(crate::istio::hub::HUB_VAR, &v, reason))?,
-            ),
-        };
-
-        let reuse = match get("HAPPY_REUSE").as_deref() {
-            None | Some("0") => false,
-            Some("1") => true,
-            Some(v) => return Err(invalid("HAPPY_REUSE", v, "expected 1 or 0")),
-        };
-
-        let keep = match get("HAPPY_KEEP") {
-            None => KeepPolicy::Never,
-            Some(v) => match v.to_ascii_lowercase().as_str() {
-                "0" => KeepPolicy::Never,
-                "1" => KeepPolicy::Always,
-                "on-failure" => KeepPolicy::OnFailure,
-                _ => return Err(invalid("HAPPY_KEEP", &v, "expected 0, 1 or on-failure")),
-            },
-        };
-
-        let manifests_dir = match get("HAPPY_MANIFESTS") {
-            None => crate_root().join("manifests"),
-            Some(v) => {
-                let dir = PathBuf::from(&v);
-                if !dir.is_dir() {
-                    return Err(invalid("HAPPY_MANIFESTS", &v, "not a directory"));
-                }
-                dir
-            }
-        };
-
-        let cache_dir = match get("HAPPY_CACHE_DIR") {
-            Some(v) => PathBuf::from(v),
+        let (vars, explicit) = vars::parse(lookup)?;
+        // Defaults are relative to the repository's root, not to the working directory.
+        let root = crate::repo_root();
+        let cache_dir = match vars.cache_dir {
+            Some(dir) => dir,
             None => dirs::cache_dir()
                 .map(|dir| dir.join("happy-istio"))
                 .ok_or_else(|| {
@@ -252,60 +177,10 @@ impl Settings {
                     )
                 })?,
         };
-
-        let report_dir = get("HAPPY_REPORT_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| crate_root().join("target").join("happy"));
-
-        let explicit: Vec<&'static str> = Self::describe()
-            .iter()
-            .map(|d| d.name)
-            .filter(|name| get(name).is_some())
-            .collect();
-
-        let kind_cluster = match get("HAPPY_KIND_CLUSTER") {
-            None => DEFAULT_KIND_CLUSTER.to_string(),
-            Some(v) => {
-                validate_kind_name(&v)
-                    .map_err(|reason| invalid("HAPPY_KIND_CLUSTER", &v, reason))?;
-                v
-            }
-        };
-
-        let verbatim: Vec<String> = match get(crate::deviations::VERBATIM_VAR) {
-            None => Vec::new(),
-            // `all` means every deviation that can be switched off; the others stay on and
-            // the run's banner says so.
-            Some(v) if v.eq_ignore_ascii_case("all") => crate::deviations::DEVIATIONS
-                .iter()
-                .filter(|d| d.switchable)
-                .map(|d| d.id.to_string())
-                .collect(),
-            Some(v) => v
-                .split(',')
-                .map(str::trim)
-                .filter(|id| !id.is_empty())
-                .map(|id| match crate::deviations::find(id) {
-                    Some(d) if !d.switchable => Err(invalid(
-                        crate::deviations::VERBATIM_VAR,
-                        &v,
-                        format!("{} {}", d.id, d.switch_off),
-                    )),
-                    Some(d) => Ok(d.id.to_string()),
-                    None => Err(invalid(
-                        crate::deviations::VERBATIM_VAR,
-                        &v,
-                        format!(
-                            "no deviation {id:?}; expected all or ids among {}",
-                            crate::deviations::ids().join(", ")
-                        ),
-                    )),
-                })
-                .collect::<Result<_>>()?,
-        };
+        let verbatim = vars.verbatim.map(|ids| ids.0).unwrap_or_default();
         let verbatim_has = |id: &str| verbatim.iter().any(|v| v == id);
 
-        let mut legacy_image = get("HAPPY_LEGACY_IMAGE");
+        let mut legacy_image = vars.legacy_image;
         if verbatim_has("D-legacy-image") {
             let workshop = crate::deviations::WORKSHOP_LEGACY_IMAGE;
             match &legacy_image {
@@ -322,7 +197,7 @@ impl Settings {
                 _ => legacy_image = Some(workshop.to_string()),
             }
         }
-        let mut istio_version = istio_version;
+        let mut istio_version = vars.istio_version.unwrap_or(IstioVersionRequest::Pinned);
         if verbatim_has("D-istio-version") {
             let workshop = crate::deviations::WORKSHOP_ISTIO_VERSION;
             match &istio_version {
@@ -342,82 +217,28 @@ impl Settings {
                 }
             }
         }
-        let kind_binary = match get("HAPPY_KIND_BINARY") {
-            None => None,
-            Some(v) => Some(
-                resolve_binary(&v).map_err(|reason| invalid("HAPPY_KIND_BINARY", &v, reason))?,
-            ),
-        };
-
-        let kind_node_image = match get("HAPPY_KIND_NODE_IMAGE") {
-            None => crate::kind_pins::KIND_NODE_IMAGE.to_string(),
-            Some(v) => {
-                if crate::istio::support_window::parse_kube_minor(&v).is_none() {
-                    return Err(invalid(
-                        "HAPPY_KIND_NODE_IMAGE",
-                        &v,
-                        "expected a kind node image tagged with its Kubernetes version, e.g. kindest/node:v1.35.8@sha256:<digest>",
-                    ));
-                }
-                v
-            }
-        };
-
-        // Checked (exists, JSON, plain credentials) by preflight and again before kind runs,
-        // where a bad file is a problem with its fix rather than a setting error.
-        let kind_registry_auth = get("HAPPY_KIND_REGISTRY_AUTH").map(PathBuf::from);
-
-        let kind_host_port = match get("HAPPY_KIND_HOST_PORT") {
-            None => None,
-            Some(v) => match v.parse::<u16>() {
-                Ok(port) if port > 0 => Some(port),
-                _ => {
-                    return Err(invalid(
-                        "HAPPY_KIND_HOST_PORT",
-                        &v,
-                        "expected a port number from 1 to 65535",
-                    ));
-                }
-            },
-        };
-
-        let preflight = match get("HAPPY_PREFLIGHT") {
-            None => PreflightMode::Strict,
-            Some(v) => match v.to_ascii_lowercase().as_str() {
-                "strict" => PreflightMode::Strict,
-                "warn" => PreflightMode::Warn,
-                _ => return Err(invalid("HAPPY_PREFLIGHT", &v, "expected strict or warn")),
-            },
-        };
-
-        let docs = match get("HAPPY_DOCS") {
-            None => true,
-            Some(v) => match v.to_ascii_lowercase().as_str() {
-                "on" => true,
-                "off" => false,
-                _ => return Err(invalid("HAPPY_DOCS", &v, "expected on or off")),
-            },
-        };
 
         Ok(Self {
-            cluster,
+            cluster: vars.cluster,
             istio_version,
-            istio_hub,
-            reuse,
-            keep,
-            manifests_dir,
+            istio_hub: vars.istio_hub,
+            reuse: vars.reuse,
+            keep: vars.keep,
+            manifests_dir: vars.manifests.unwrap_or_else(|| root.join("manifests")),
             cache_dir,
-            report_dir,
-            kind_cluster,
+            report_dir: vars
+                .report_dir
+                .unwrap_or_else(|| root.join("target").join("happy")),
+            kind_cluster: vars.kind_cluster,
             explicit,
             legacy_image,
             verbatim,
-            kind_binary,
-            kind_node_image,
-            kind_registry_auth,
-            kind_host_port,
-            preflight,
-            docs,
+            kind_binary: vars.kind_binary,
+            kind_node_image: vars.kind_node_image,
+            kind_registry_auth: vars.kind_registry_auth,
+            kind_host_port: vars.kind_host_port,
+            preflight: vars.preflight,
+            docs: vars.docs,
         })
     }
 
@@ -481,166 +302,6 @@ impl Settings {
             .filter(|(name, _)| self.explicit.contains(name))
             .map(|(name, why)| format!("{name} is set but does not apply to a {kind} run: {why}"))
             .collect()
-    }
-
-    /// `--help`'s text on the environment: every variable of the settings and timeout tables.
-    pub fn help_text() -> String {
-        let mut out = String::from("Environment variables (an empty value counts as unset):\n");
-        for doc in Self::describe() {
-            out.push_str(&format!(
-                "  {}={}  (default: {})\n      {}\n",
-                doc.name, doc.values, doc.default, doc.meaning
-            ));
-        }
-        for (name, meaning) in OTHER_VARIABLES {
-            out.push_str(&format!("  {name}\n      {meaning}\n"));
-        }
-        out.push_str(
-            "\nTimeouts (a duration such as 90s, 2m, 500ms, 1h or a number of seconds):\n",
-        );
-        for doc in crate::timeouts::Timeouts::describe() {
-            out.push_str(&format!(
-                "  {}  (default: {})\n      {}\n",
-                doc.env_var, doc.default, doc.bounds
-            ));
-        }
-        out
-    }
-
-    /// The table of variables, for the README and `--help`.
-    pub fn describe() -> Vec<SettingDoc> {
-        vec![
-            SettingDoc {
-                name: "HAPPY_CLUSTER",
-                values: "kind | k3s | existing | sandbox | auto",
-                default: "auto",
-                meaning: "Where to run: KinD (nightly target), k3s in a container, the current kubeconfig context, the in-process sandbox; auto = kind when a Docker daemon answers, else sandbox (announced in the output and report)",
-            },
-            SettingDoc {
-                name: "ISTIO_VERSION",
-                values: "unset | latest | dev | 1.31.1 | 1.31.0-rc.0 | 1.32.0-alpha.<sha> | 1.30-alpha.<sha>",
-                default: crate::istio::releases::PINNED_DEFAULT,
-                meaning: "Istio to install and take istioctl and samples/addons from. latest = the newest stable release on GitHub, judged by its tag (drafts and -alpha/-beta/-rc tags skipped); dev = the newest dev build, named by the dev bucket's latest pointer (blob.istio.io, else storage.googleapis.com). A release (MAJOR.MINOR.PATCH[-pre]) is downloaded from GitHub; a dev build (MAJOR.MINOR.0-alpha.<40-hex commit>, or MAJOR.MINOR-alpha.<commit> for builds before April 2026) from the dev bucket, blob.istio.io first",
-            },
-            SettingDoc {
-                name: "HAPPY_ISTIO_HUB",
-                values: "unset | a hub, e.g. docker.io/istio or localhost:5000/istio",
-                default: "docker.io/istio for releases; a dev build's own",
-                meaning: "Where Istio's images (<hub>/pilot, <hub>/proxyv2) come from: istioctl install gets --set hub=<hub>, the sandbox's install names it. Unset, a release installs from docker.io/istio, where every release is published (whatever hub its istioctl has built in: 1.30's is registry.istio.io/release, being decommissioned), and a dev build from the hub built into it (registry.istio.io/testing, also being decommissioned). Every report states the hub (run.json istio_hub)",
-            },
-            SettingDoc {
-                name: "GITHUB_TOKEN",
-                values: "unset | a GitHub token",
-                default: "unset",
-                meaning: "Sent, only to api.github.com, when ISTIO_VERSION=latest (and by ci/resolve-istio-versions) reads GitHub's release list, to lift the anonymous rate limit; nothing else calls GitHub's API (dev and explicit versions are plain downloads)",
-            },
-            SettingDoc {
-                name: "HAPPY_REUSE",
-                values: "0 | 1",
-                default: "0",
-                meaning: "1 = reuse an existing kind cluster of that name (its node image stays as it was created); Istio is kept when it runs the wanted version, otherwise the wanted version is installed over it",
-            },
-            SettingDoc {
-                name: "HAPPY_KEEP",
-                values: "0 | 1 | on-failure",
-                default: "0",
-                meaning: "Keep the kind cluster the suite created after the run: never, always, or when a scenario failed (its kubeconfig is in the cache; the `export KUBECONFIG=…` line is printed). kind only: a k3s container is always removed, which a k3s run with it set says",
-            },
-            SettingDoc {
-                name: "HAPPY_MANIFESTS",
-                values: "a directory",
-                default: "manifests/ of the crate",
-                meaning: "The workshop's YAML files",
-            },
-            SettingDoc {
-                name: "HAPPY_CACHE_DIR",
-                values: "a directory",
-                default: "<user cache dir>/happy-istio",
-                meaning: "Downloads (Istio release archives with istioctl, kind), checksum verified",
-            },
-            SettingDoc {
-                name: "HAPPY_REPORT_DIR",
-                values: "a directory",
-                default: "target/happy",
-                meaning: "JUnit XML, Cucumber JSON and diagnostics bundles",
-            },
-            SettingDoc {
-                name: "HAPPY_KIND_CLUSTER",
-                values: "a kind cluster name",
-                default: DEFAULT_KIND_CLUSTER,
-                meaning: "Name of the kind cluster to create or reuse",
-            },
-            SettingDoc {
-                name: "HAPPY_VERBATIM",
-                values: "all | deviation ids, comma-separated (D-legacy-image, D-istio-version, D-ingress-address, D-capture-command)",
-                default: "unset (every deviation on)",
-                meaning: "Switch deviations off: run the workshop's text as written where the suite departs from it (see Deviations from the workshop)",
-            },
-            SettingDoc {
-                name: "HAPPY_LEGACY_IMAGE",
-                values: "an image reference",
-                default: crate::deviations::SUITE_LEGACY_IMAGE,
-                meaning: "Image of the legacy client pod (C18, C19, C22; deviation D-legacy-image); radial/busyboxplus:curl = the workshop's pod as written (fails to pull on containerd ≥ 2.1), any other image runs with command /bin/sleep infinity",
-            },
-            SettingDoc {
-                name: "HAPPY_KIND_BINARY",
-                values: "a path, or a name on PATH",
-                default: "the pinned kind, downloaded",
-                meaning: "Use this kind instead of the pinned release (downloaded into the cache, sha256 verified); its `kind version` is checked and a different version is warned about",
-            },
-            SettingDoc {
-                name: "HAPPY_KIND_NODE_IMAGE",
-                values: "a kind node image",
-                default: crate::kind_pins::KIND_NODE_IMAGE,
-                meaning: "The kind node image, i.e. the Kubernetes version, passed as `kind create cluster --image`; a Kubernetes outside the Istio minor's supported window is refused",
-            },
-            SettingDoc {
-                name: "HAPPY_KIND_REGISTRY_AUTH",
-                values: "unset | a path to a Docker config.json",
-                default: "unset (the node pulls anonymously)",
-                meaning: "Registry credentials for the kind node: the file is mounted read-only at /var/lib/kubelet/config.json, where the kubelet reads the credentials it pulls with (kind docs, private-registries.md); it must hold them in \"auths\" (a credsStore/credHelpers reference is refused: the node cannot call the host's helper). See Docker Hub login",
-            },
-            SettingDoc {
-                name: "HAPPY_KIND_HOST_PORT",
-                values: "unset | 1-65535",
-                default: "unset",
-                meaning: "Map this port on 127.0.0.1 to the ingress gateway (NodePort 30080), for reading a kept cluster in a browser; checked free before the cluster is created",
-            },
-            SettingDoc {
-                name: "HAPPY_PREFLIGHT",
-                values: "strict | warn",
-                default: "strict",
-                meaning: "What a failed preflight check does to a kind or k3s run: stop before anything is created, or report and go on",
-            },
-            SettingDoc {
-                name: "HAPPY_DOCS",
-                values: "on | off",
-                default: "on",
-                meaning: "on = the run ends by writing its living documentation page (the matrix and chapter pages, see Living documentation) to site/index.html in the report directory and printing its path; off = it does not (the suite's own child runs set it)",
-            },
-        ]
-    }
-
-    /// `describe()` as a Markdown table.
-    pub fn markdown_table() -> String {
-        let mut out =
-            String::from("| variable | values | default | meaning |\n|---|---|---|---|\n");
-        // Cell text is escaped: `|` would split a cell and `<…>` would vanish as HTML.
-        let cell = |text: &str| {
-            text.replace('|', "\\|")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
-        for doc in Self::describe() {
-            out.push_str(&format!(
-                "| `{}` | {} | {} | {} |\n",
-                doc.name,
-                cell(doc.values),
-                cell(doc.default),
-                cell(doc.meaning)
-            ));
-        }
-        out
     }
 }
 
@@ -750,19 +411,6 @@ pub fn unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<St
     out
 }
 
-/// A binary named by path, or by a bare name looked up on PATH; it must be executable.
-fn resolve_binary(value: &str) -> std::result::Result<PathBuf, String> {
-    let path = if value.contains(std::path::MAIN_SEPARATOR) || value.contains('/') {
-        PathBuf::from(value)
-    } else {
-        crate::process::which(value).ok_or("not found on PATH")?
-    };
-    if !crate::process::is_executable(&path) {
-        return Err("not an executable file".into());
-    }
-    Ok(path)
-}
-
 /// kind names become Docker container names and kubeconfig contexts: lower-case letters,
 /// digits and `-`, starting and ending with a letter or digit.
 pub fn validate_kind_name(name: &str) -> std::result::Result<(), String> {
@@ -808,8 +456,8 @@ mod tests {
         assert_eq!(s.istio_version, IstioVersionRequest::Pinned);
         assert!(!s.reuse);
         assert_eq!(s.keep, KeepPolicy::Never);
-        assert_eq!(s.manifests_dir, crate_root().join("manifests"));
-        assert_eq!(s.report_dir, crate_root().join("target/happy"));
+        assert_eq!(s.manifests_dir, crate::repo_root().join("manifests"));
+        assert_eq!(s.report_dir, crate::repo_root().join("target/happy"));
         assert_eq!(s.cache_dir, PathBuf::from("/tmp/c"));
         assert_eq!(s.kind_cluster, "happy-istio");
         assert_eq!(s.kind_binary, None);
@@ -1065,35 +713,195 @@ mod tests {
         );
     }
 
+    /// The variables, in the table's order: one clap argument each, and each read (a field of
+    /// the definition that nothing reads is dead code, which the workspace's lints deny).
+    const VARIABLES: [&str; 18] = [
+        "HAPPY_CLUSTER",
+        "ISTIO_VERSION",
+        "HAPPY_ISTIO_HUB",
+        "GITHUB_TOKEN",
+        "HAPPY_REUSE",
+        "HAPPY_KEEP",
+        "HAPPY_MANIFESTS",
+        "HAPPY_CACHE_DIR",
+        "HAPPY_REPORT_DIR",
+        "HAPPY_KIND_CLUSTER",
+        "HAPPY_VERBATIM",
+        "HAPPY_LEGACY_IMAGE",
+        "HAPPY_KIND_BINARY",
+        "HAPPY_KIND_NODE_IMAGE",
+        "HAPPY_KIND_REGISTRY_AUTH",
+        "HAPPY_KIND_HOST_PORT",
+        "HAPPY_PREFLIGHT",
+        "HAPPY_DOCS",
+    ];
+
     #[test]
     fn describe_covers_every_variable_read() {
         let names: Vec<&str> = Settings::describe().iter().map(|d| d.name).collect();
-        let source = include_str!("mod.rs");
-        for name in [
-            "HAPPY_CLUSTER",
-            "ISTIO_VERSION",
-            "HAPPY_REUSE",
-            "HAPPY_KEEP",
-            "HAPPY_MANIFESTS",
-            "HAPPY_CACHE_DIR",
-            "HAPPY_REPORT_DIR",
-            "HAPPY_KIND_CLUSTER",
-            "HAPPY_LEGACY_IMAGE",
-            "HAPPY_KIND_BINARY",
-            "HAPPY_KIND_NODE_IMAGE",
-            "HAPPY_KIND_REGISTRY_AUTH",
-            "HAPPY_KIND_HOST_PORT",
-            "HAPPY_PREFLIGHT",
-            "HAPPY_DOCS",
-        ] {
-            assert!(names.contains(&name), "{name} missing from describe()");
-            assert!(
-                source.contains(&format!("get(\"{name}\")")),
-                "{name} is documented but never read"
-            );
-        }
+        assert_eq!(names, VARIABLES);
+        let arguments: Vec<&str> = vars::definition()
+            .get_arguments()
+            .map(|arg| vars::variable(arg).expect("every argument is a variable"))
+            .collect();
+        assert_eq!(arguments, VARIABLES);
         let table = Settings::markdown_table();
         assert_eq!(table.lines().count(), 2 + names.len());
+        for name in names {
+            assert!(table.contains(&format!("| `{name}` |")), "{name}");
+        }
+    }
+
+    /// Each variable reaches the settings: a valid value other than the default changes them.
+    #[test]
+    fn every_variable_is_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_str().unwrap();
+        let base = settings(&[]).unwrap();
+        let values = [
+            ("HAPPY_CLUSTER", "kind"),
+            ("ISTIO_VERSION", "latest"),
+            ("HAPPY_ISTIO_HUB", "localhost:5000/istio"),
+            ("HAPPY_REUSE", "1"),
+            ("HAPPY_KEEP", "on-failure"),
+            ("HAPPY_MANIFESTS", dir),
+            ("HAPPY_CACHE_DIR", "/c"),
+            ("HAPPY_REPORT_DIR", "/r"),
+            ("HAPPY_KIND_CLUSTER", "ci"),
+            ("HAPPY_VERBATIM", "D-capture-command"),
+            ("HAPPY_LEGACY_IMAGE", "my/curl:1"),
+            ("HAPPY_KIND_BINARY", "sh"),
+            ("HAPPY_KIND_NODE_IMAGE", "kindest/node:v1.34.0"),
+            ("HAPPY_KIND_REGISTRY_AUTH", "/auth.json"),
+            ("HAPPY_KIND_HOST_PORT", "18080"),
+            ("HAPPY_PREFLIGHT", "warn"),
+            ("HAPPY_DOCS", "off"),
+        ];
+        for (name, value) in values {
+            let mut s = settings(&[(name, value)]).unwrap();
+            assert_eq!(s.explicit, [name]);
+            s.explicit.clear();
+            assert_ne!(s, base, "{name}={value} changed nothing");
+        }
+        // GITHUB_TOKEN is read from the process by the release lookup; here it is only known.
+        let s = settings(&[("GITHUB_TOKEN", "t")]).unwrap();
+        assert_eq!(s.explicit, ["GITHUB_TOKEN"]);
+        assert_eq!(values.len() + 1, VARIABLES.len());
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_not_a_flag() {
+        for (var, bad, reason) in [
+            (
+                "HAPPY_CLUSTER",
+                "sandbx",
+                "expected kind, k3s, existing, sandbox or auto; did you mean sandbox?",
+            ),
+            ("HAPPY_KEEP", "always", "expected 0, 1 or on-failure"),
+            ("HAPPY_REUSE", "yes", "expected 0 or 1"),
+            ("HAPPY_DOCS", "-1", "expected on or off"),
+            ("HAPPY_KIND_CLUSTER", "-x", "expected lower-case letters"),
+            (
+                "HAPPY_KIND_HOST_PORT",
+                "-1",
+                "expected a port number from 1 to 65535",
+            ),
+            (
+                "HAPPY_ISTIO_HUB",
+                "docker.io/istio/pilot:1.30.5",
+                "expected a hub such as",
+            ),
+        ] {
+            let err = settings(&[(var, bad)]).unwrap_err();
+            let Error::InvalidSetting {
+                var: got,
+                value,
+                reason: why,
+            } = &err
+            else {
+                panic!("{err}");
+            };
+            assert_eq!((got.as_str(), value.as_str()), (var, bad.trim()), "{err}");
+            assert!(why.starts_with(reason), "{err}");
+            assert!(!err.to_string().contains("--"), "{err}");
+        }
+        // Upper case is accepted where it was, trimmed too.
+        assert_eq!(
+            settings(&[("HAPPY_KEEP", " ON-FAILURE ")]).unwrap().keep,
+            KeepPolicy::OnFailure
+        );
+    }
+
+    #[test]
+    fn the_table_reads_values_and_defaults_from_the_definition() {
+        let docs = Settings::describe();
+        let row = |name: &str| docs.iter().find(|d| d.name == name).unwrap().clone();
+        let cluster = row("HAPPY_CLUSTER");
+        assert_eq!(
+            (cluster.values.as_str(), cluster.default.as_str()),
+            ("kind | k3s | existing | sandbox | auto", "auto")
+        );
+        let keep = row("HAPPY_KEEP");
+        assert_eq!(
+            (keep.values.as_str(), keep.default.as_str()),
+            ("0 | 1 | on-failure", "0")
+        );
+        assert_eq!(row("HAPPY_DOCS").values, "on | off");
+        assert_eq!(
+            row("ISTIO_VERSION").default,
+            crate::istio::releases::PINNED_DEFAULT
+        );
+        assert_eq!(
+            row("HAPPY_LEGACY_IMAGE").default,
+            crate::deviations::SUITE_LEGACY_IMAGE
+        );
+        assert_eq!(
+            row("HAPPY_KIND_NODE_IMAGE").default,
+            crate::kind_pins::KIND_NODE_IMAGE
+        );
+        let cache = row("HAPPY_CACHE_DIR");
+        assert_eq!(
+            (cache.values.as_str(), cache.default.as_str()),
+            ("a directory", "<user cache dir>/happy-istio")
+        );
+        assert_eq!(row("HAPPY_KIND_HOST_PORT").default, "unset");
+        for doc in &docs {
+            assert!(
+                !doc.meaning.contains("[default:") && !doc.meaning.is_empty(),
+                "{doc:?}"
+            );
+            assert!(!doc.values.is_empty() && !doc.default.is_empty(), "{doc:?}");
+        }
+    }
+
+    /// `from_lookup` reads its lookup only, never the process environment (clap would read each
+    /// `env` variable itself): a child run of [`from_lookup_reads_only_its_lookup`] with bad
+    /// values in its environment still passes.
+    #[test]
+    fn the_process_environment_does_not_reach_from_lookup() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "settings::tests::from_lookup_reads_only_its_lookup",
+            ])
+            .env("HAPPY_CLUSTER", "minikube")
+            .env("HAPPY_KIND_HOST_PORT", "0")
+            .env("HAPPY_DOCS", "off")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}"
+        );
+    }
+
+    #[test]
+    fn from_lookup_reads_only_its_lookup() {
+        let s = Settings::from_lookup(|_| None).unwrap();
+        assert_eq!(s.cluster, ClusterChoice::Auto);
+        assert_eq!(s.kind_host_port, None);
+        assert!(s.docs && s.explicit.is_empty());
     }
 
     #[test]
