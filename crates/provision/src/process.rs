@@ -17,7 +17,7 @@ const TAIL_LINES: usize = 20;
 
 /// An external command to run once.
 #[derive(Debug, Clone)]
-pub struct Cmd {
+pub(crate) struct Cmd {
     program: PathBuf,
     args: Vec<OsString>,
     stdin: Option<Vec<u8>>,
@@ -45,7 +45,7 @@ impl Output {
 
 impl Cmd {
     /// `program`, which must finish within `limit`.
-    pub fn new(program: impl Into<PathBuf>, limit: Duration) -> Self {
+    pub(crate) fn new(program: impl Into<PathBuf>, limit: Duration) -> Self {
         Self {
             program: program.into(),
             args: Vec::new(),
@@ -56,13 +56,13 @@ impl Cmd {
     }
 
     /// Adds one argument.
-    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+    pub(crate) fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
         self
     }
 
     /// Adds arguments.
-    pub fn args<I, S>(mut self, args: I) -> Self
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
@@ -72,24 +72,19 @@ impl Cmd {
     }
 
     /// Feeds `input` on stdin (otherwise stdin is empty).
-    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(input.into());
         self
     }
 
     /// Sets an environment variable for the command.
-    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+    pub(crate) fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), value.into()));
         self
     }
 
-    /// The program.
-    pub fn program(&self) -> &Path {
-        &self.program
-    }
-
     /// The command line as a shell would show it (for errors and logs).
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         std::iter::once(self.program.as_os_str())
             .chain(self.args.iter().map(OsString::as_os_str))
             .map(|part| {
@@ -109,7 +104,7 @@ impl Cmd {
     }
 
     /// Runs the command; a non-zero exit is an error carrying the tail of stderr.
-    pub async fn run(&self) -> Result<Output> {
+    pub(crate) async fn run(&self) -> Result<Output> {
         let output = self.run_unchecked().await?;
         self.checked(output)
     }
@@ -118,7 +113,7 @@ impl Cmd {
     /// (reaped, so it leaves neither an orphan nor a zombie) before `abort`'s error is
     /// returned. For a command whose failure something else sees sooner than it does (istioctl
     /// waiting out its readiness timeout for pods that can never start).
-    pub async fn run_until(&self, abort: impl Future<Output = Error>) -> Result<Output> {
+    pub(crate) async fn run_until(&self, abort: impl Future<Output = Error>) -> Result<Output> {
         let output = self.run_unchecked_until(abort).await?;
         self.checked(output)
     }
@@ -148,7 +143,7 @@ impl Cmd {
 
     /// Runs the command and returns its output whatever its exit code; only failing to start
     /// it or running out of time are errors.
-    pub async fn run_unchecked(&self) -> Result<Output> {
+    pub(crate) async fn run_unchecked(&self) -> Result<Output> {
         self.run_unchecked_until(std::future::pending()).await
     }
 

@@ -34,7 +34,7 @@ pub fn install_crypto_provider() {
 }
 
 /// An HTTP client on the process's ring provider; `limit` bounds every request as a whole.
-pub fn http_client(limit: Duration) -> Result<reqwest::Client> {
+pub(crate) fn http_client(limit: Duration) -> Result<reqwest::Client> {
     install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(concat!("happy-istio/", env!("CARGO_PKG_VERSION")))
@@ -305,7 +305,12 @@ fn describe(error: &reqwest::Error) -> String {
 }
 
 /// One progress report: `downloading URL: 12.0 of 40.0 MiB (30%) after 6s`.
-pub fn progress_line(url: &str, received: u64, total: Option<u64>, elapsed: Duration) -> String {
+pub(crate) fn progress_line(
+    url: &str,
+    received: u64,
+    total: Option<u64>,
+    elapsed: Duration,
+) -> String {
     const MIB: f64 = 1024.0 * 1024.0;
     let got = received as f64 / MIB;
     match total {

@@ -20,13 +20,13 @@ use crate::manifests::ManifestDir;
 use crate::{Error, Result};
 
 /// The namespace the addons' manifests are written for.
-pub const ADDONS_NAMESPACE: &str = "istio-system";
+pub(crate) const ADDONS_NAMESPACE: &str = "istio-system";
 
 /// The addon files the workshop's claims use, in the order they are applied.
-pub const USED_ADDONS: [&str; 3] = ["prometheus.yaml", "grafana.yaml", "kiali.yaml"];
+pub(crate) const USED_ADDONS: [&str; 3] = ["prometheus.yaml", "grafana.yaml", "kiali.yaml"];
 
 /// The release's files for [`USED_ADDONS`]; a release lacking one is an error naming it.
-pub fn addon_files(addons_dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn addon_files(addons_dir: &Path) -> Result<Vec<String>> {
     let missing: Vec<&str> = USED_ADDONS
         .into_iter()
         .filter(|name| !addons_dir.join(name).is_file())
@@ -50,7 +50,7 @@ pub fn addon_files(addons_dir: &Path) -> Result<Vec<String>> {
 /// up to 1.10.x `kiali.yaml` carried the `monitoringdashboards.monitoring.kiali.io` CRD, and
 /// the operator-based Prometheus lives in `extras/`, which is not applied). The second pass is
 /// kept for such older releases and costs nothing when the first pass succeeds.
-pub async fn apply_addons(cluster: &Cluster, addons_dir: &Path) -> Result<()> {
+pub(crate) async fn apply_addons(cluster: &Cluster, addons_dir: &Path) -> Result<()> {
     let dir = ManifestDir::new(addons_dir);
     let mut manifests = Vec::new();
     for file in addon_files(addons_dir)? {

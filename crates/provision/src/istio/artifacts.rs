@@ -115,20 +115,20 @@ impl fmt::Display for Arch {
 /// no istio file reads `blob.istio.io/istio-build/dev/…` yet, so that the `dev/` prefix is
 /// served there is inferred from that layout. Hence Google Cloud Storage, where istio.io's docs
 /// still point (`curl https://storage.googleapis.com/istio-build/dev/latest`), stays second.
-pub const DEV_BUCKETS: [&str; 2] = [
+pub(crate) const DEV_BUCKETS: [&str; 2] = [
     "https://blob.istio.io/istio-build/dev",
     "https://storage.googleapis.com/istio-build/dev",
 ];
 
 /// Where GitHub serves a release's assets: `<this>/<tag>/<file>`.
-pub const RELEASE_DOWNLOADS: &str = "https://github.com/istio/istio/releases/download";
+pub(crate) const RELEASE_DOWNLOADS: &str = "https://github.com/istio/istio/releases/download";
 
 /// The archive's platform suffixes as Istio names them, preferred first. Intel macOS has the
 /// current name `osx-amd64` and the deprecated copy `osx` (release-builder
 /// `pkg/build/archive.go`; `osx-amd64` since release-builder 9ba21ae2, #1560, 2023-07-05).
 /// `osx` stays as the fallback for releases built before that, and for the day the copy is
 /// no longer made it is simply not reached.
-pub fn archive_suffixes(platform: Platform) -> Vec<String> {
+pub(crate) fn archive_suffixes(platform: Platform) -> Vec<String> {
     match (platform.os, platform.arch) {
         (Os::Linux, arch) => vec![format!("linux-{arch}")],
         (Os::MacOs, Arch::Amd64) => vec!["osx-amd64".into(), "osx".into()],
@@ -137,7 +137,7 @@ pub fn archive_suffixes(platform: Platform) -> Vec<String> {
 }
 
 /// The archive's preferred file name, e.g. `istio-1.28.1-linux-amd64.tar.gz`.
-pub fn archive_name(version: &IstioVersion, platform: Platform) -> String {
+pub(crate) fn archive_name(version: &IstioVersion, platform: Platform) -> String {
     let suffixes = archive_suffixes(platform);
     let suffix = suffixes.first().map(String::as_str).unwrap_or_default();
     format!("istio-{version}-{suffix}.tar.gz")
@@ -145,7 +145,7 @@ pub fn archive_name(version: &IstioVersion, platform: Platform) -> String {
 
 /// One place an archive can be downloaded from, with the checksum file published next to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArchiveSource {
+pub(crate) struct ArchiveSource {
     /// The archive.
     pub url: String,
     /// Its `.sha256` (`HEX name`, see the module comment), from the same place.
@@ -157,7 +157,7 @@ pub struct ArchiveSource {
 /// Every place the archive of `version` for `platform` is published, in the order to try
 /// them: each file name (preferred first) at each host (GitHub for releases; for dev builds
 /// [`DEV_BUCKETS`] in order). An archive and its checksum always come from the same place.
-pub fn archive_sources(version: &IstioVersion, platform: Platform) -> Vec<ArchiveSource> {
+pub(crate) fn archive_sources(version: &IstioVersion, platform: Platform) -> Vec<ArchiveSource> {
     let bases: Vec<String> = if version.is_dev() {
         DEV_BUCKETS
             .iter()
@@ -182,7 +182,7 @@ pub fn archive_sources(version: &IstioVersion, platform: Platform) -> Vec<Archiv
 }
 
 /// The dev `latest` pointers, in the order to try them (see [`DEV_BUCKETS`]).
-pub fn dev_pointer_urls() -> Vec<String> {
+pub(crate) fn dev_pointer_urls() -> Vec<String> {
     DEV_BUCKETS
         .iter()
         .map(|bucket| format!("{bucket}/latest"))
@@ -193,7 +193,7 @@ pub fn dev_pointer_urls() -> Vec<String> {
 /// last is announced on stderr with the source tried next. When every source fails, the error
 /// names each source with its own reason; with a single source its error is returned as it is.
 /// A local I/O error (the cache directory) ends the search at once: another source cannot fix it.
-pub async fn first_that_works<'a, S, T, Fut>(
+pub(crate) async fn first_that_works<'a, S, T, Fut>(
     what: &str,
     sources: &'a [S],
     name: impl Fn(&S) -> &str,

@@ -40,10 +40,10 @@ use super::version::IstioVersion;
 use crate::{Error, Result};
 
 /// The hub every Istio release's images are pushed to (see the module comment).
-pub const RELEASE_HUB: &str = "docker.io/istio";
+pub(crate) const RELEASE_HUB: &str = "docker.io/istio";
 
 /// The variable that overrides the hub.
-pub const HUB_VAR: &str = "HAPPY_ISTIO_HUB";
+pub(crate) const HUB_VAR: &str = "HAPPY_ISTIO_HUB";
 
 /// Registries Istio is decommissioning: istio/istio.io
 /// `content/en/blog/2026/retirement-of-gcp/index.md` (2026-08-21): "the `gcr.io/istio-release`
@@ -147,7 +147,7 @@ impl fmt::Display for IstioHub {
 /// Checks a `HAPPY_ISTIO_HUB` value: a registry host (with an optional port) and an optional
 /// path, as image references are written (`<hub>/pilot:<tag>` must be a reference); a trailing
 /// `/` is dropped. `Err` says what is wrong.
-pub fn parse_hub(value: &str) -> std::result::Result<String, String> {
+pub(crate) fn parse_hub(value: &str) -> std::result::Result<String, String> {
     let hub = value.trim().trim_end_matches('/');
     if hub.is_empty() {
         return Err("expected a hub such as docker.io/istio".into());
@@ -176,7 +176,7 @@ pub fn parse_hub(value: &str) -> std::result::Result<String, String> {
 
 /// The hub of an image reference (`docker.io/istio/pilot:1.30.5` → `docker.io/istio`), or
 /// None when it names no hub.
-pub fn image_hub(image: &str) -> Option<&str> {
+pub(crate) fn image_hub(image: &str) -> Option<&str> {
     let without_digest = image.split('@').next().unwrap_or(image);
     without_digest.rsplit_once('/').map(|(hub, _)| hub)
 }
@@ -187,7 +187,7 @@ pub fn image_hub(image: &str) -> Option<&str> {
 /// replaces every `hub: <known hub>` with the manifest's `docker:`), the same value it passes
 /// to istio's build as `HUB` (`pkg/util/command.go` `StandardEnv`), which istioctl compiles in
 /// (istio/istio `common/scripts/report_build_info.sh`, `pkg/version.buildHub`).
-pub fn embedded_hub(release_root: &Path) -> Result<String> {
+pub(crate) fn embedded_hub(release_root: &Path) -> Result<String> {
     let path = release_root
         .join("manifests")
         .join("profiles")

@@ -41,7 +41,11 @@ impl KubeTarget {
 /// same in 1.29.0, 1.30.0 and HEAD; on expiry `operator/pkg/install/install.go` fails the
 /// command) is set from the suite's own limit, so a slow image pull is bounded by
 /// `HAPPY_TIMEOUT_ISTIO_INSTALL` and not by istioctl's 5 minutes.
-pub fn install_args(target: &KubeTarget, readiness: Duration, hub: Option<&str>) -> Vec<String> {
+pub(crate) fn install_args(
+    target: &KubeTarget,
+    readiness: Duration,
+    hub: Option<&str>,
+) -> Vec<String> {
     let mut args: Vec<String> = [
         "install",
         "-y",
@@ -65,7 +69,7 @@ pub fn install_args(target: &KubeTarget, readiness: Duration, hub: Option<&str>)
 /// istioctl's readiness wait within the install limit: the limit less a margin (a tenth, at
 /// least 30 s) for istioctl to apply the manifests before it waits and to report a timeout
 /// before the suite kills it.
-pub fn readiness_timeout(install_limit: Duration) -> Duration {
+pub(crate) fn readiness_timeout(install_limit: Duration) -> Duration {
     let margin = (install_limit / 10).max(Duration::from_secs(30));
     install_limit
         .saturating_sub(margin)
@@ -73,7 +77,7 @@ pub fn readiness_timeout(install_limit: Duration) -> Duration {
 }
 
 /// Manual injection of a manifest read from stdin.
-pub fn kube_inject_args(target: &KubeTarget) -> Vec<String> {
+pub(crate) fn kube_inject_args(target: &KubeTarget) -> Vec<String> {
     let mut args: Vec<String> = ["kube-inject", "-f", "-"].map(String::from).to_vec();
     args.extend(target.flags());
     args
@@ -178,7 +182,7 @@ impl Istioctl {
 /// in the cache; returns its paths. The places it is published are tried in order
 /// ([`archive_sources`]); the error names each one tried. The unpacked tree appears only
 /// complete: it is unpacked next to its final place and renamed.
-pub async fn ensure_release(
+pub(crate) async fn ensure_release(
     downloader: &Downloader,
     version: &IstioVersion,
     platform: Platform,

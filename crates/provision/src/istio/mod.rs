@@ -6,7 +6,7 @@ pub mod artifacts;
 pub mod hub;
 pub mod istioctl;
 pub mod releases;
-pub mod support_window;
+pub(crate) mod support_window;
 pub mod version;
 
 pub use artifacts::{CachedRelease, Platform};

@@ -42,7 +42,7 @@ pub struct ReleaseEntry {
 }
 
 /// Parses GitHub's release list JSON; `source` names it in errors.
-pub fn parse_release_list(json: &str, source: &str) -> Result<Vec<ReleaseEntry>> {
+pub(crate) fn parse_release_list(json: &str, source: &str) -> Result<Vec<ReleaseEntry>> {
     serde_json::from_str(json).map_err(|e| {
         happy_claims::Error::Parse {
             what: format!("Istio release list from {source}"),
@@ -60,7 +60,7 @@ pub fn parse_release_list(json: &str, source: &str) -> Result<Vec<ReleaseEntry>>
 /// `Draft: true, Prerelease: true`, and a release manager then publishes it by hand. A stable
 /// patch whose flag was left set would otherwise never be tested. The tag says what the
 /// release is; the tag is also what the archives are named after.
-pub fn stable_releases(entries: &[ReleaseEntry]) -> Vec<IstioVersion> {
+pub(crate) fn stable_releases(entries: &[ReleaseEntry]) -> Vec<IstioVersion> {
     entries
         .iter()
         .filter(|e| !e.draft)
@@ -70,7 +70,7 @@ pub fn stable_releases(entries: &[ReleaseEntry]) -> Vec<IstioVersion> {
 }
 
 /// The highest stable release of a list.
-pub fn latest_stable(entries: &[ReleaseEntry], source: &str) -> Result<IstioVersion> {
+pub(crate) fn latest_stable(entries: &[ReleaseEntry], source: &str) -> Result<IstioVersion> {
     stable_releases(entries)
         .into_iter()
         .max()
@@ -81,7 +81,10 @@ pub fn latest_stable(entries: &[ReleaseEntry], source: &str) -> Result<IstioVers
 }
 
 /// The newest patch of each of the `minors` newest minor lines, newest first.
-pub fn newest_patch_per_minor(versions: &[IstioVersion], minors: usize) -> Vec<IstioVersion> {
+pub(crate) fn newest_patch_per_minor(
+    versions: &[IstioVersion],
+    minors: usize,
+) -> Vec<IstioVersion> {
     let mut stable: Vec<&IstioVersion> = versions.iter().filter(|v| !v.is_prerelease()).collect();
     stable.sort_by(|a, b| b.cmp(a));
     let mut chosen: Vec<IstioVersion> = Vec::new();
@@ -135,7 +138,7 @@ pub fn matrix_json(versions: &[String]) -> String {
 /// Parses the dev `latest` pointer's content: the bare version string, with no newline, as
 /// release-builder `pkg/publish/gcs.go` (`w.Write([]byte(manifest.Version))`) and `s3.go`
 /// (`strings.NewReader(manifest.Version)`) write it. Surrounding whitespace is tolerated.
-pub fn parse_dev_pointer(text: &str, source: &str) -> Result<IstioVersion> {
+pub(crate) fn parse_dev_pointer(text: &str, source: &str) -> Result<IstioVersion> {
     let version: IstioVersion = text
         .trim()
         .parse()
@@ -166,7 +169,7 @@ pub async fn fetch_release_list(downloader: &Downloader) -> Result<Vec<ReleaseEn
 }
 
 /// Resolves `latest` over the network.
-pub async fn fetch_latest_stable(downloader: &Downloader) -> Result<IstioVersion> {
+pub(crate) async fn fetch_latest_stable(downloader: &Downloader) -> Result<IstioVersion> {
     latest_stable(&fetch_release_list(downloader).await?, RELEASES_URL)
 }
 

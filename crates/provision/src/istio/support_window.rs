@@ -11,11 +11,11 @@ use std::fmt;
 use super::IstioVersion;
 
 /// A Kubernetes `major.minor`.
-pub type KubeMinor = (u64, u64);
+pub(crate) type KubeMinor = (u64, u64);
 
 /// One Istio minor's supported Kubernetes window, inclusive at both ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     /// The Istio minor line, e.g. `(1, 31)`.
     pub istio: (u64, u64),
     /// Oldest supported Kubernetes minor.
@@ -28,7 +28,7 @@ pub struct Window {
 
 impl Window {
     /// True when `kube` lies inside the window.
-    pub fn contains(&self, kube: KubeMinor) -> bool {
+    pub(crate) fn contains(&self, kube: KubeMinor) -> bool {
         self.oldest <= kube && kube <= self.newest
     }
 }
@@ -53,7 +53,7 @@ impl fmt::Display for Window {
 /// minor's release announcement in istio/istio.io (content/en/news/releases/<m>.x/
 /// announcing-<m>/_index.md). istio.io's `data/compatibility/supportStatus.yml` is edited
 /// after a release and may later widen a window; the announcements are the fixed statement.
-pub const WINDOWS: &[Window] = &[
+pub(crate) const WINDOWS: &[Window] = &[
     Window {
         istio: (1, 29),
         oldest: (1, 31),
@@ -75,13 +75,13 @@ pub const WINDOWS: &[Window] = &[
 ];
 
 /// The window of an Istio minor, if the table has it.
-pub fn window_of(istio: (u64, u64)) -> Option<&'static Window> {
+pub(crate) fn window_of(istio: (u64, u64)) -> Option<&'static Window> {
     WINDOWS.iter().find(|w| w.istio == istio)
 }
 
 /// The `major.minor` of a Kubernetes version as the API server (`v1.35.0`, `v1.33.9+k3s1`) or
 /// a kind node image tag (`kindest/node:v1.35.0@sha256:…`) spells it.
-pub fn parse_kube_minor(text: &str) -> Option<KubeMinor> {
+pub(crate) fn parse_kube_minor(text: &str) -> Option<KubeMinor> {
     let without_digest = text.split('@').next().unwrap_or(text);
     // An image reference: the tag after the last `:` of the last path segment.
     let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
@@ -95,7 +95,7 @@ pub fn parse_kube_minor(text: &str) -> Option<KubeMinor> {
 
 /// The verdict on running an Istio version on a Kubernetes minor.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Support {
+pub(crate) enum Support {
     /// Inside the minor's window.
     Supported(Window),
     /// Outside it.
@@ -107,13 +107,13 @@ pub enum Support {
 
 impl Support {
     /// True only for [`Support::Outside`]: unknown pairs are not refused, only said.
-    pub fn is_outside(&self) -> bool {
+    pub(crate) fn is_outside(&self) -> bool {
         matches!(self, Support::Outside(_))
     }
 }
 
 /// Judges `istio` on Kubernetes `kube`.
-pub fn check(istio: &IstioVersion, kube: KubeMinor) -> Support {
+pub(crate) fn check(istio: &IstioVersion, kube: KubeMinor) -> Support {
     let line = istio.minor_line();
     match window_of(line) {
         Some(window) if window.contains(kube) => Support::Supported(*window),
@@ -150,7 +150,7 @@ pub fn check(istio: &IstioVersion, kube: KubeMinor) -> Support {
 }
 
 /// One line for the output and the report: the verdict in words.
-pub fn describe(istio: &IstioVersion, kube: KubeMinor, support: &Support) -> String {
+pub(crate) fn describe(istio: &IstioVersion, kube: KubeMinor, support: &Support) -> String {
     match support {
         Support::Supported(w) => format!(
             "Kubernetes {}.{} is supported by Istio {istio}: {w}",

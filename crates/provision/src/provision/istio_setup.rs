@@ -40,12 +40,12 @@ use crate::timeouts::Timeouts;
 use crate::{Error, Result};
 
 /// Istio's namespace.
-pub const ISTIO_NAMESPACE: &str = "istio-system";
+pub(crate) const ISTIO_NAMESPACE: &str = "istio-system";
 /// The NodePort a kind host port (`HAPPY_KIND_HOST_PORT`) publishes.
-pub const INGRESS_NODE_PORT: i32 = 30080;
+pub(crate) const INGRESS_NODE_PORT: i32 = 30080;
 
 /// Pods that must be Ready after the install (claim C05), by label selector.
-pub const CONTROL_PLANE_SELECTORS: [(&str, &str); 3] = [
+pub(crate) const CONTROL_PLANE_SELECTORS: [(&str, &str); 3] = [
     ("istiod", "app=istiod"),
     ("ingress gateway", "app=istio-ingressgateway"),
     (EGRESS_GATEWAY, "app=istio-egressgateway"),
@@ -54,10 +54,10 @@ pub const CONTROL_PLANE_SELECTORS: [(&str, &str); 3] = [
 /// The entry of [`CONTROL_PLANE_SELECTORS`] only the demo profile installs
 /// (istio/istio `manifests/profiles/demo.yaml`: `egressGateways: [{name: istio-egressgateway,
 /// enabled: true}]`; the default and minimal profiles and Helm installs have none).
-pub const EGRESS_GATEWAY: &str = "egress gateway";
+pub(crate) const EGRESS_GATEWAY: &str = "egress gateway";
 
 /// The reason a kept install without an egress gateway gives for the scenarios needing one.
-pub fn egress_missing_reason(found: &str) -> String {
+pub(crate) fn egress_missing_reason(found: &str) -> String {
     format!(
         "the Istio {found} already installed has no egress gateway (app=istio-egressgateway in istio-system); only the demo profile installs one, and an existing install is left as it is"
     )
@@ -65,7 +65,7 @@ pub fn egress_missing_reason(found: &str) -> String {
 
 /// What to do when istiod is already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WhenInstalled {
+pub(crate) enum WhenInstalled {
     /// Leave any Istio that is there alone (an `existing` cluster is not ours to change).
     Keep,
     /// Keep it when it is the wanted version, else install the wanted one over it.
@@ -73,7 +73,10 @@ pub enum WhenInstalled {
 }
 
 /// Resolves `ISTIO_VERSION` to one version (network only for `latest` and `dev`).
-pub async fn resolve_version(settings: &Settings, downloader: &Downloader) -> Result<IstioVersion> {
+pub(crate) async fn resolve_version(
+    settings: &Settings,
+    downloader: &Downloader,
+) -> Result<IstioVersion> {
     match &settings.istio_version {
         IstioVersionRequest::Pinned => Ok(releases::pinned_default()),
         IstioVersionRequest::Exact(version) => Ok(version.clone()),
@@ -84,7 +87,7 @@ pub async fn resolve_version(settings: &Settings, downloader: &Downloader) -> Re
 
 /// The image tag of a container image reference (`docker.io/istio/pilot:1.28.1` → `1.28.1`),
 /// ignoring a registry port and a digest.
-pub fn image_tag(image: &str) -> Option<&str> {
+pub(crate) fn image_tag(image: &str) -> Option<&str> {
     let without_digest = image.split('@').next().unwrap_or(image);
     let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
     last.split_once(':')
@@ -93,7 +96,7 @@ pub fn image_tag(image: &str) -> Option<&str> {
 }
 
 /// istiod's version from its Deployment (the `discovery` container's image tag).
-pub fn istiod_version(deployment: &Deployment) -> Option<String> {
+pub(crate) fn istiod_version(deployment: &Deployment) -> Option<String> {
     let containers = &deployment.spec.as_ref()?.template.spec.as_ref()?.containers;
     let container = containers
         .iter()
@@ -107,7 +110,7 @@ pub fn istiod_version(deployment: &Deployment) -> Option<String> {
 /// (istio/istio `manifests/charts/istio-control/istio-discovery/templates/deployment.yaml`,
 /// `name: istiod{{- if not (eq .Values.revision "") }}-{{ .Values.revision }}{{- end }}`,
 /// label `app: istiod`).
-pub async fn installed_istio(client: &kube::Client) -> Result<Option<String>> {
+pub(crate) async fn installed_istio(client: &kube::Client) -> Result<Option<String>> {
     Ok(istiod_of(&istiod_deployments(client).await?))
 }
 
@@ -123,7 +126,7 @@ async fn istiod_deployments(client: &kube::Client) -> Result<Vec<Deployment>> {
 
 /// The hub of the istiod found (the plain `istiod` first, else the first revision): its
 /// `discovery` container's image less `/pilot:<tag>`.
-pub fn istiod_hub(deployments: &[Deployment]) -> Option<String> {
+pub(crate) fn istiod_hub(deployments: &[Deployment]) -> Option<String> {
     let name = |d: &Deployment| d.metadata.name.clone().unwrap_or_default();
     let istiod = deployments
         .iter()
@@ -139,7 +142,7 @@ pub fn istiod_hub(deployments: &[Deployment]) -> Option<String> {
 
 /// Whether `pod` is one of the control plane's ([`CONTROL_PLANE_SELECTORS`], each a single
 /// `key=value` label).
-pub fn is_control_plane(pod: &Pod) -> bool {
+pub(crate) fn is_control_plane(pod: &Pod) -> bool {
     let labels = pod.metadata.labels.as_ref();
     CONTROL_PLANE_SELECTORS.iter().any(|(_, selector)| {
         selector.split_once('=').is_some_and(|(key, value)| {
@@ -151,7 +154,7 @@ pub fn is_control_plane(pod: &Pod) -> bool {
 /// The first control-plane pod among `pods` that cannot start, in the cluster's words
 /// ([`pod_failure_within`]); other pods in istio-system (addons a reused cluster still runs) are not
 /// the install's concern.
-pub fn control_plane_failure(
+pub(crate) fn control_plane_failure(
     pods: &[Pod],
     now: jiff::Timestamp,
     pull_retry: std::time::Duration,
@@ -167,7 +170,7 @@ pub fn control_plane_failure(
 /// with time alone; the watch retries with back-off on API errors. A pull the kubelet retries
 /// (a transient error, [`pull_retrying`]) is not final: the latest one seen is kept in
 /// `last_pull`, for the error of an install that then runs out of time.
-pub async fn watch_control_plane(
+pub(crate) async fn watch_control_plane(
     cluster: &Cluster,
     last_pull: Arc<Mutex<Option<PodFailure>>>,
 ) -> Error {
@@ -222,7 +225,7 @@ pub async fn watch_control_plane(
 /// [`crate::process::Cmd::run_until`]). An install that fails otherwise (istioctl's
 /// readiness timeout) is told with the last pull the kubelet was retrying, if the watch saw
 /// one; an environment failure says which hub the images came from ([`install_failed`]).
-pub async fn install_watching<'a, F, Fut>(
+pub(crate) async fn install_watching<'a, F, Fut>(
     cluster: &'a Cluster,
     hub: &IstioHub,
     install: F,
@@ -253,7 +256,7 @@ where
 /// Waits until each of `selectors` (in istio-system) has Ready pods, all within `limit`; a pod
 /// that cannot start ends the wait at once ([`Cluster::wait_pods_ready`], which also names a
 /// pull the kubelet was still retrying when the limit ran out).
-pub async fn wait_control_plane(
+pub(crate) async fn wait_control_plane(
     cluster: &Cluster,
     selectors: &[(&str, &str)],
     hub: &IstioHub,
@@ -282,7 +285,7 @@ pub async fn wait_control_plane(
 
 /// An install's environment failure with the hub its images were to come from (and, for a
 /// registry being decommissioned, that this may be why); a claim failure is left as it is.
-pub fn install_failed(e: Error, hub: &IstioHub) -> Error {
+pub(crate) fn install_failed(e: Error, hub: &IstioHub) -> Error {
     if e.class() != FailureClass::Environment {
         return e;
     }
@@ -308,7 +311,7 @@ pub fn install_failed(e: Error, hub: &IstioHub) -> Error {
 
 /// The version of the istiod Deployments found: the plain `istiod` first, else the first
 /// revision; several revisions are named together.
-pub fn istiod_of(deployments: &[Deployment]) -> Option<String> {
+pub(crate) fn istiod_of(deployments: &[Deployment]) -> Option<String> {
     let version = |d: &Deployment| istiod_version(d).unwrap_or_else(|| "unknown".into());
     let name = |d: &Deployment| d.metadata.name.clone().unwrap_or_default();
     if let Some(plain) = deployments.iter().find(|d| name(d) == "istiod") {
@@ -328,7 +331,7 @@ pub fn istiod_of(deployments: &[Deployment]) -> Option<String> {
 
 /// The strategic-merge patch that gives the ingress gateway's HTTP port (`http2`, port 80)
 /// the fixed NodePort, or None when it already has it.
-pub fn ingress_node_port_patch(
+pub(crate) fn ingress_node_port_patch(
     service: &Service,
     node_port: i32,
 ) -> Result<Option<serde_json::Value>> {
@@ -367,7 +370,7 @@ pub fn ingress_node_port_patch(
 
 /// Istio tooling for one run on one cluster.
 #[derive(Debug)]
-pub struct IstioSetup {
+pub(crate) struct IstioSetup {
     istioctl: Istioctl,
     release: CachedRelease,
     hub: IstioHub,
@@ -378,7 +381,7 @@ pub struct IstioSetup {
 
 impl IstioSetup {
     /// Resolves the version and makes sure its release (istioctl, addons) is in the cache.
-    pub async fn prepare(
+    pub(crate) async fn prepare(
         settings: &Settings,
         timeouts: &Timeouts,
         target: KubeTarget,
@@ -400,7 +403,7 @@ impl IstioSetup {
 
     /// [`IstioSetup::prepare`] of a version already resolved (kind resolves it first, to check
     /// its Kubernetes window before creating the cluster).
-    pub async fn prepare_version(
+    pub(crate) async fn prepare_version(
         settings: &Settings,
         timeouts: &Timeouts,
         version: IstioVersion,
@@ -428,28 +431,23 @@ impl IstioSetup {
     }
 
     /// The hub an install by this run takes Istio's images from.
-    pub fn hub(&self) -> &IstioHub {
+    pub(crate) fn hub(&self) -> &IstioHub {
         &self.hub
     }
 
     /// istioctl of the release.
-    pub fn istioctl(&self) -> &Istioctl {
+    pub(crate) fn istioctl(&self) -> &Istioctl {
         &self.istioctl
     }
 
-    /// The release in the cache.
-    pub fn release(&self) -> &CachedRelease {
-        &self.release
-    }
-
     /// Applies the release's `samples/addons` (see [`crate::istio::addons`]).
-    pub async fn install_addons(&self, cluster: &Cluster) -> Result<()> {
+    pub(crate) async fn install_addons(&self, cluster: &Cluster) -> Result<()> {
         crate::istio::addons::apply_addons(cluster, &self.release.addons_dir()).await
     }
 
     /// Installs Istio once per run: later calls return the first result, a failure included
     /// ("Istio install failed earlier in this run: …", without installing again).
-    pub async fn install(&self, cluster: &Cluster) -> Result<IstioInstall> {
+    pub(crate) async fn install(&self, cluster: &Cluster) -> Result<IstioInstall> {
         self.installed
             .get_or_run(|| self.install_once(cluster))
             .await

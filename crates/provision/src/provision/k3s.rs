@@ -27,11 +27,11 @@ use crate::{Error, Result};
 /// `rancher/k3s:<this>` as `fromImage`; the daemon parses it whole and pulls by the digest when
 /// a reference has both (moby `daemon/server/router/image/image_routes.go`,
 /// `daemon/internal/distribution/pull_v2.go`, 2026-08).
-pub const K3S_TAG: &str =
+pub(crate) const K3S_TAG: &str =
     "v1.35.5-k3s1@sha256:2074403abe1bded11ef3dde09d457e13be8e0b64c218b1c4f8269b4565cfbc65";
 
 /// The note for a k3s run with `HAPPY_KEEP` set, or None.
-pub fn keep_note(keep: crate::settings::KeepPolicy) -> Option<String> {
+pub(crate) fn keep_note(keep: crate::settings::KeepPolicy) -> Option<String> {
     (keep != crate::settings::KeepPolicy::Never).then(|| {
         "HAPPY_KEEP applies to kind only: the k3s container is removed at the end of the run \
          (testcontainers removes what it started)"

@@ -65,17 +65,17 @@ const PINNED_DIGESTS: &[(Os, Arch, &str)] = &[
 ];
 
 /// How many times `kind create cluster` is tried, all within `HAPPY_TIMEOUT_CLUSTER_CREATE`.
-pub const CREATE_ATTEMPTS: u32 = 3;
+pub(crate) const CREATE_ATTEMPTS: u32 = 3;
 
 /// Of each attempt's limit, the part kept for kind's node image pull and container start,
 /// before its own `--wait` for the control plane begins.
-pub const PULL_MARGIN: Duration = Duration::from_secs(120);
+pub(crate) const PULL_MARGIN: Duration = Duration::from_secs(120);
 
 /// Below this much time left, another attempt is not started.
-pub const MIN_ATTEMPT: Duration = Duration::from_secs(60);
+pub(crate) const MIN_ATTEMPT: Duration = Duration::from_secs(60);
 
 /// The download URL of kind's binary.
-pub fn kind_url(version: &str, platform: Platform) -> String {
+pub(crate) fn kind_url(version: &str, platform: Platform) -> String {
     format!(
         "https://github.com/kubernetes-sigs/kind/releases/download/{version}/kind-{}",
         platform.go_name()
@@ -83,7 +83,7 @@ pub fn kind_url(version: &str, platform: Platform) -> String {
 }
 
 /// What the binary must hash to: pinned, or the release's `.sha256sum`.
-pub fn kind_expected(version: &str, platform: Platform) -> Expected {
+pub(crate) fn kind_expected(version: &str, platform: Platform) -> Expected {
     PINNED_DIGESTS
         .iter()
         .find(|(os, arch, _)| {
@@ -96,12 +96,12 @@ pub fn kind_expected(version: &str, platform: Platform) -> Expected {
 }
 
 /// Where the pinned kind lives in the cache.
-pub fn cached_kind(cache_dir: &Path) -> PathBuf {
+pub(crate) fn cached_kind(cache_dir: &Path) -> PathBuf {
     cache_dir.join("kind").join(KIND_VERSION).join("kind")
 }
 
 /// kind-config.yaml of the crate: one control-plane node, no host port.
-pub fn kind_config_path() -> PathBuf {
+pub(crate) fn kind_config_path() -> PathBuf {
     crate::repo_root().join("kind-config.yaml")
 }
 
@@ -110,7 +110,7 @@ pub fn kind_config_path() -> PathBuf {
 /// and with registry credentials mounted where the node's kubelet reads them
 /// (`extraMounts`, kind docs `private-registries.md`; [`super::registry_auth`]). JSON, which
 /// kind's YAML loader reads as YAML.
-pub fn kind_config(
+pub(crate) fn kind_config(
     base_yaml: &str,
     host_port: Option<u16>,
     registry_auth: Option<&super::registry_auth::RegistryAuth>,
@@ -156,7 +156,7 @@ pub fn kind_config(
 
 /// `kind create cluster` arguments. `--retain` keeps a failed cluster's nodes so their logs can
 /// be exported; the suite deletes them itself.
-pub fn create_args(
+pub(crate) fn create_args(
     name: &str,
     config: &Path,
     image: &str,
@@ -181,7 +181,7 @@ pub fn create_args(
 }
 
 /// `kind delete cluster` arguments.
-pub fn delete_args(name: &str, kubeconfig: &Path) -> Vec<String> {
+pub(crate) fn delete_args(name: &str, kubeconfig: &Path) -> Vec<String> {
     vec![
         "delete".into(),
         "cluster".into(),
@@ -193,7 +193,7 @@ pub fn delete_args(name: &str, kubeconfig: &Path) -> Vec<String> {
 }
 
 /// The kubeconfig context kind writes for a cluster.
-pub fn context_name(name: &str) -> String {
+pub(crate) fn context_name(name: &str) -> String {
     format!("kind-{name}")
 }
 
@@ -203,13 +203,13 @@ pub fn kubeconfig_path(cache_dir: &Path, name: &str) -> PathBuf {
 }
 
 /// True when `kind get clusters` output lists `name`.
-pub fn lists_cluster(output: &str, name: &str) -> bool {
+pub(crate) fn lists_cluster(output: &str, name: &str) -> bool {
     output.lines().any(|line| line.trim() == name)
 }
 
 /// The version in `kind version` output (`kind v0.33.0 go1.26.7 linux/amd64`, or `0.33.0`
 /// with `-q`), with its `v`.
-pub fn parse_kind_version(output: &str) -> Option<String> {
+pub(crate) fn parse_kind_version(output: &str) -> Option<String> {
     let line = output.lines().find(|l| !l.trim().is_empty())?.trim();
     let word = match line.strip_prefix("kind ") {
         Some(rest) => rest.split_whitespace().next()?,
@@ -223,7 +223,7 @@ pub fn parse_kind_version(output: &str) -> Option<String> {
 }
 
 /// The known cause of a failed `kind get clusters`, with the fix, from its output.
-pub fn list_failure_cause(output: &str) -> Option<&'static str> {
+pub(crate) fn list_failure_cause(output: &str) -> Option<&'static str> {
     output
         .contains("cannot index slice/array with type string")
         .then_some(
@@ -234,7 +234,7 @@ pub fn list_failure_cause(output: &str) -> Option<&'static str> {
 }
 
 /// The warning for a kind that is not the pinned release, or None.
-pub fn kind_version_warning(found: &str) -> Option<String> {
+pub(crate) fn kind_version_warning(found: &str) -> Option<String> {
     (found != KIND_VERSION).then(|| {
         format!(
             "HAPPY_KIND_BINARY is kind {found}, not the pinned {KIND_VERSION}; node images are \
@@ -247,7 +247,7 @@ pub fn kind_version_warning(found: &str) -> Option<String> {
 /// The two limits of one attempt with `remaining` left of the total: kind's own `--wait` and
 /// the process limit (`--wait` plus [`PULL_MARGIN`], at most half the time), or None when too
 /// little is left to try.
-pub fn attempt_limits(remaining: Duration) -> Option<(Duration, Duration)> {
+pub(crate) fn attempt_limits(remaining: Duration) -> Option<(Duration, Duration)> {
     // Whole seconds: `--wait` takes seconds, and the output reads better.
     let remaining = Duration::from_secs(remaining.as_secs());
     if remaining < MIN_ATTEMPT {
@@ -259,7 +259,7 @@ pub fn attempt_limits(remaining: Duration) -> Option<(Duration, Duration)> {
 
 /// Why a failed `kind create` would fail again the same way, with what to do; None for
 /// failures worth another attempt.
-pub fn deterministic_failure(output: &str) -> Option<&'static str> {
+pub(crate) fn deterministic_failure(output: &str) -> Option<&'static str> {
     let text = output.to_ascii_lowercase();
     if text.contains("port is already allocated") || text.contains("address already in use") {
         Some(
@@ -278,7 +278,7 @@ pub fn deterministic_failure(output: &str) -> Option<&'static str> {
 
 /// The likely cause of a failure to pull, when the output shows one (Docker Hub's anonymous
 /// pull rate limit answers 429 `toomanyrequests`).
-pub fn pull_hint(output: &str) -> Option<&'static str> {
+pub(crate) fn pull_hint(output: &str) -> Option<&'static str> {
     let text = output.to_ascii_lowercase();
     (text.contains("toomanyrequests") || text.contains("rate limit")).then_some(
         "Docker Hub's pull rate limit for anonymous users was hit: `docker login` for the host's pulls, HAPPY_KIND_REGISTRY_AUTH for the kind node's (README, \"Docker Hub login\"), or pre-pull the images on the host and `kind load docker-image` them",
@@ -287,7 +287,7 @@ pub fn pull_hint(output: &str) -> Option<&'static str> {
 
 /// The pinned kind from the cache (downloaded once), or `HAPPY_KIND_BINARY` with its version
 /// checked; the second value is a warning for the report.
-pub async fn kind_binary(
+pub(crate) async fn kind_binary(
     settings: &Settings,
     timeouts: &Timeouts,
 ) -> Result<(PathBuf, Option<String>)> {
@@ -483,7 +483,7 @@ struct KindEnding {
 }
 
 /// What to tell the reader of a kept cluster.
-pub fn keep_message(name: &str, kubeconfig: &Path) -> String {
+pub(crate) fn keep_message(name: &str, kubeconfig: &Path) -> String {
     format!(
         "happy-istio: keeping kind cluster {name} (HAPPY_KEEP). Its kubeconfig is not in ~/.kube/config; use it with:\n  export KUBECONFIG={}\nDelete it with: kind delete cluster --name {name} --kubeconfig {}",
         kubeconfig.display(),
@@ -663,7 +663,10 @@ pub(super) async fn provision(
 
 /// The Kubernetes window verdict for the node image: an error when outside (kind is where the
 /// suite chooses Kubernetes), else the line for the report.
-pub fn kubernetes_window(version: &crate::istio::IstioVersion, image: &str) -> Result<String> {
+pub(crate) fn kubernetes_window(
+    version: &crate::istio::IstioVersion,
+    image: &str,
+) -> Result<String> {
     let kube = support_window::parse_kube_minor(image).ok_or_else(|| Error::Provision {
         cluster: "kind".into(),
         reason: format!("the node image {image:?} names no Kubernetes version"),

@@ -10,7 +10,7 @@
 
 pub mod docker;
 mod existing;
-pub mod istio_setup;
+pub(crate) mod istio_setup;
 mod istioctl_handle;
 pub mod k3s;
 pub mod kind;
@@ -231,7 +231,7 @@ async fn preflight_for(
 }
 
 /// What a preflight report means for the run.
-pub fn preflight_verdict(
+pub(crate) fn preflight_verdict(
     target: preflight::Target,
     report: preflight::Report,
     mode: PreflightMode,
@@ -267,15 +267,7 @@ pub fn preflight_verdict(
     }
 }
 
-/// The error for a cluster kind that needs a container engine when none answered.
-pub fn docker_missing(kind: ClusterKind, reason: &str) -> Error {
-    Error::Provision {
-        cluster: format!("{kind} cluster"),
-        reason: docker_missing_reason(kind, reason),
-    }
-}
-
-/// What [`docker_missing`] says after the cluster's name.
+/// What a cluster kind that needs a container engine says when none answered.
 fn docker_missing_reason(kind: ClusterKind, reason: &str) -> String {
     format!(
         "HAPPY_CLUSTER={kind} needs a Docker daemon, but {reason}. Start Docker (or point \
@@ -340,9 +332,9 @@ mod tests {
         let reason = docker::find_engine(&env, std::time::Duration::from_secs(2))
             .await
             .unwrap_err();
-        let text = docker_missing(ClusterKind::Kind, &reason).to_string();
+        let text = docker_missing_reason(ClusterKind::Kind, &reason);
         assert!(
-            text.starts_with("kind cluster: HAPPY_CLUSTER=kind needs a Docker daemon"),
+            text.starts_with("HAPPY_CLUSTER=kind needs a Docker daemon"),
             "{text}"
         );
         assert!(

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 
 /// Where the kubelet of a kind node looks first for registry credentials.
-pub const NODE_PATH: &str = "/var/lib/kubelet/config.json";
+pub(crate) const NODE_PATH: &str = "/var/lib/kubelet/config.json";
 
 /// Docker Hub's keys in a `config.json`: what `docker login` writes, and the spellings the
 /// kubelet's keyring also takes for Docker Hub.
@@ -44,7 +44,7 @@ const DOCKER_HUB_KEYS: &[&str] = &[
 
 /// How to make a file with the credentials in it (kind `private-registries.md`; the seeded
 /// `auths` entry keeps the Docker CLI from choosing a credential helper).
-pub const HOW_TO_MAKE: &str = "make a file with the credentials in it: \
+pub(crate) const HOW_TO_MAKE: &str = "make a file with the credentials in it: \
     `d=$(mktemp -d) && echo '{\"auths\":{\"https://index.docker.io/v1/\":{}}}' > $d/config.json && \
     docker --config $d login -u <user>` (give a read-only access token as the password), then \
     HAPPY_KIND_REGISTRY_AUTH=$d/config.json";

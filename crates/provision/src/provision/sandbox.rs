@@ -19,11 +19,11 @@ use crate::timeouts::Timeouts;
 use crate::{Error, Result};
 
 /// Why Grafana and Kiali scenarios are skipped on the sandbox.
-pub const DASHBOARDS_MISSING: &str = "Grafana and Kiali do not run on the sandbox";
+pub(crate) const DASHBOARDS_MISSING: &str = "Grafana and Kiali do not run on the sandbox";
 
 /// The sandbox's capabilities: Istio (and so packet capture) needs an `envoy` binary,
 /// Prometheus needs Istio and a `prometheus` binary; Grafana and Kiali never run here.
-pub fn sandbox_capabilities(
+pub(crate) fn sandbox_capabilities(
     envoy_missing: Option<String>,
     prometheus_missing: Option<String>,
 ) -> Capabilities {
@@ -47,7 +47,7 @@ pub fn sandbox_capabilities(
 }
 
 /// The sandbox emulates one Istio release; asking for another is an error, not a silent swap.
-pub fn check_istio_request(request: &IstioVersionRequest) -> Result<()> {
+pub(crate) fn check_istio_request(request: &IstioVersionRequest) -> Result<()> {
     match request {
         IstioVersionRequest::Exact(version) if version.to_string() != mesh::ISTIO_VERSION => {
             Err(Error::InvalidSetting {
@@ -84,7 +84,7 @@ pub fn check_istio_request(request: &IstioVersionRequest) -> Result<()> {
 }
 
 /// What every sandbox report says.
-pub fn sandbox_note(auto_note: Option<String>) -> String {
+pub(crate) fn sandbox_note(auto_note: Option<String>) -> String {
     let what = "SANDBOX run: happy-sandbox stands in for Kubernetes (and, where it can, Istio); \
                 results say what the workshop's manifests do on it, not on a real cluster";
     match auto_note {
@@ -105,7 +105,7 @@ struct SandboxHandle {
 }
 
 /// The hub of the sandbox's Istio: chosen as for the release it stands in for on kind.
-pub fn sandbox_hub(setting: Option<&str>) -> Result<IstioHub> {
+pub(crate) fn sandbox_hub(setting: Option<&str>) -> Result<IstioHub> {
     let version: crate::istio::IstioVersion = mesh::ISTIO_VERSION.parse()?;
     // A release's hub never comes from its archive, so no release directory is read.
     IstioHub::choose(&version, setting, std::path::Path::new(""))

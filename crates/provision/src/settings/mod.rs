@@ -142,7 +142,7 @@ pub enum PreflightMode {
 }
 
 /// The default kind cluster name.
-pub const DEFAULT_KIND_CLUSTER: &str = "happy-istio";
+pub(crate) const DEFAULT_KIND_CLUSTER: &str = "happy-istio";
 
 fn invalid(var: &str, value: &str, reason: impl Into<String>) -> Error {
     Error::InvalidSetting {
@@ -324,7 +324,7 @@ impl From<&Settings> for crate::deviations::Switches {
 
 /// Variables read elsewhere than [`Settings`] and the timeout table, documented in the README's
 /// "The sandbox also reads" table: they count as known for [`unknown_variables`].
-pub const OTHER_VARIABLES: &[(&str, &str)] = &[
+pub(crate) const OTHER_VARIABLES: &[(&str, &str)] = &[
     (
         "HAPPY_ENVOY",
         "The Envoy binary of the sandbox's sidecars and gateways (default: envoy on PATH, else the cache)",
@@ -374,7 +374,7 @@ pub const OTHER_VARIABLES: &[(&str, &str)] = &[
 /// Every `HAPPY_*` variable the suite knows: the rows of [`Settings::describe`] and
 /// [`crate::timeouts::Timeouts::describe`] (so a new row counts at once) and
 /// [`OTHER_VARIABLES`].
-pub fn known_variables() -> Vec<String> {
+pub(crate) fn known_variables() -> Vec<String> {
     Settings::describe()
         .iter()
         .map(|d| d.name.to_string())
@@ -413,7 +413,7 @@ pub fn unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<St
 
 /// kind names become Docker container names and kubeconfig contexts: lower-case letters,
 /// digits and `-`, starting and ending with a letter or digit.
-pub fn validate_kind_name(name: &str) -> std::result::Result<(), String> {
+pub(crate) fn validate_kind_name(name: &str) -> std::result::Result<(), String> {
     let valid_chars = name
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');

@@ -24,7 +24,7 @@ use std::time::Duration;
 use crate::process::{Cmd, which};
 
 /// How long the check waits for a daemon to answer.
-pub const PING_LIMIT: Duration = Duration::from_secs(3);
+pub(crate) const PING_LIMIT: Duration = Duration::from_secs(3);
 
 /// The Docker CLI's default endpoint on Unix (docker/cli v29.7.2 `opts/hosts.go`).
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -297,7 +297,7 @@ impl std::fmt::Display for EngineFound {
 
 /// Finds the engine kind will use and checks that it answers. `Err` says what was tried, why
 /// each failed, and what to do.
-pub async fn find_engine(env: &EngineEnv, limit: Duration) -> Result<EngineFound, String> {
+pub(crate) async fn find_engine(env: &EngineEnv, limit: Duration) -> Result<EngineFound, String> {
     let (provider, _) = provider(env);
     if provider != Provider::Docker {
         return other_engine(provider, limit).await;
@@ -424,7 +424,7 @@ async fn ping(endpoint: &DockerEndpoint, limit: Duration) -> Result<(), String> 
 
 /// Finds the engine from the process environment, for `auto`, which then runs kind: without
 /// the `docker` CLI that kind drives, no daemon is of use to it.
-pub async fn docker_available() -> Result<EngineFound, String> {
+pub(crate) async fn docker_available() -> Result<EngineFound, String> {
     let env = EngineEnv::from_process();
     usable_by_kind(&env)?;
     find_engine(&env, PING_LIMIT).await
@@ -461,7 +461,7 @@ fn testcontainers_endpoint(env: &EngineEnv) -> DockerEndpoint {
 
 /// For k3s: a problem when testcontainers would talk to another endpoint than the one that
 /// answered (it reads no Docker context and only some of the well-known sockets).
-pub fn testcontainers_mismatch(env: &EngineEnv, found: &EngineFound) -> Option<String> {
+pub(crate) fn testcontainers_mismatch(env: &EngineEnv, found: &EngineFound) -> Option<String> {
     if found.provider != Provider::Docker {
         return Some(format!(
             "k3s runs through testcontainers, which needs a Docker API socket; KIND_EXPERIMENTAL_PROVIDER={} does not apply to it. Fix: set DOCKER_HOST to the engine's Docker-compatible socket (rootless podman: unix://$XDG_RUNTIME_DIR/podman/podman.sock)",

@@ -48,13 +48,13 @@ use platform::Runner;
 const GIB: u64 = 1 << 30;
 
 /// Memory the engine should have: istio.io's 8 GB, less what a VM of that size keeps back.
-pub const MEMORY_NEEDED: u64 = 7 * GIB;
+pub(crate) const MEMORY_NEEDED: u64 = 7 * GIB;
 /// CPUs istio.io asks for; fewer is a warning (things get slow, not broken).
-pub const CPUS_WANTED: u64 = 4;
+pub(crate) const CPUS_WANTED: u64 = 4;
 /// Free disk where the engine stores images (the suite's estimate; see the module doc).
-pub const ENGINE_DISK_NEEDED: u64 = 10 * GIB;
+pub(crate) const ENGINE_DISK_NEEDED: u64 = 10 * GIB;
 /// Free disk in the cache directory (the suite's estimate; see the module doc).
-pub const CACHE_DISK_NEEDED: u64 = GIB;
+pub(crate) const CACHE_DISK_NEEDED: u64 = GIB;
 
 /// What a run is about to create.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +163,7 @@ impl Report {
 }
 
 /// Judges the engine's memory (`docker info` `MemTotal`, bytes) on `runner`.
-pub fn judge_memory(total: u64, runner: Runner) -> Outcome {
+pub(crate) fn judge_memory(total: u64, runner: Runner) -> Outcome {
     let gib = total as f64 / GIB as f64;
     if total < MEMORY_NEEDED {
         Outcome::problem(
@@ -178,7 +178,7 @@ pub fn judge_memory(total: u64, runner: Runner) -> Outcome {
 }
 
 /// Judges the engine's CPU count.
-pub fn judge_cpus(cpus: u64) -> Outcome {
+pub(crate) fn judge_cpus(cpus: u64) -> Outcome {
     if cpus < CPUS_WANTED {
         Outcome::Warning(format!(
             "{cpus} CPUs; istio.io suggests {CPUS_WANTED}: rollouts will be slow, raise HAPPY_TIMEOUT_* if they time out"
@@ -189,7 +189,7 @@ pub fn judge_cpus(cpus: u64) -> Outcome {
 }
 
 /// Judges free disk space at `path`.
-pub fn judge_disk(what: &str, path: &Path, free: u64, needed: u64) -> Outcome {
+pub(crate) fn judge_disk(what: &str, path: &Path, free: u64, needed: u64) -> Outcome {
     let gib = |b: u64| b as f64 / GIB as f64;
     if free < needed {
         Outcome::problem(
@@ -209,7 +209,7 @@ pub fn judge_disk(what: &str, path: &Path, free: u64, needed: u64) -> Outcome {
 /// The fields of `docker info --format` [`ENGINE_INFO_FORMAT`] (moby
 /// `api/types/system/info.go`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineInfo {
+pub(crate) struct EngineInfo {
     /// Memory in bytes.
     pub mem_total: u64,
     /// CPUs.
@@ -223,11 +223,11 @@ pub struct EngineInfo {
 }
 
 /// The format string [`parse_engine_info`] reads.
-pub const ENGINE_INFO_FORMAT: &str =
+pub(crate) const ENGINE_INFO_FORMAT: &str =
     "{{.MemTotal}}|{{.NCPU}}|{{.DockerRootDir}}|{{.CgroupVersion}}|{{json .SecurityOptions}}";
 
 /// Parses the output of `docker info --format` [`ENGINE_INFO_FORMAT`].
-pub fn parse_engine_info(text: &str) -> Option<EngineInfo> {
+pub(crate) fn parse_engine_info(text: &str) -> Option<EngineInfo> {
     let mut parts = text.trim().splitn(5, '|');
     let mem_total = parts.next()?.trim().parse().ok()?;
     let ncpu = parts.next()?.trim().parse().ok()?;
@@ -249,7 +249,7 @@ pub fn parse_engine_info(text: &str) -> Option<EngineInfo> {
 }
 
 /// Judges `docker -v` output the way kind's provider detection does.
-pub fn judge_docker_cli(version_output: &str) -> Outcome {
+pub(crate) fn judge_docker_cli(version_output: &str) -> Outcome {
     let first = version_output.lines().next().unwrap_or_default().trim();
     if first.starts_with("Docker version") {
         Outcome::Ok(first.to_string())
@@ -264,7 +264,7 @@ pub fn judge_docker_cli(version_output: &str) -> Outcome {
 }
 
 /// Judges the kind binary's reported version.
-pub fn judge_kind_version(path: &Path, output: &str) -> Outcome {
+pub(crate) fn judge_kind_version(path: &Path, output: &str) -> Outcome {
     match kind::parse_kind_version(output) {
         Some(found) => match kind::kind_version_warning(&found) {
             Some(warning) => Outcome::Warning(warning),
@@ -282,7 +282,7 @@ pub fn judge_kind_version(path: &Path, output: &str) -> Outcome {
 }
 
 /// Judges `HAPPY_KIND_REGISTRY_AUTH`'s file ([`crate::provision::registry_auth::check`]).
-pub fn judge_registry_auth(path: &Path) -> Outcome {
+pub(crate) fn judge_registry_auth(path: &Path) -> Outcome {
     use crate::provision::registry_auth;
     match registry_auth::check(path) {
         Err(refused) => Outcome::problem(refused.problem, refused.fix),
@@ -302,7 +302,7 @@ pub fn judge_registry_auth(path: &Path) -> Outcome {
 }
 
 /// Judges whether `port` on 127.0.0.1 can be bound (`bind` is the attempt's outcome).
-pub fn judge_port(port: u16, bind: std::io::Result<()>) -> Outcome {
+pub(crate) fn judge_port(port: u16, bind: std::io::Result<()>) -> Outcome {
     match bind {
         Ok(()) => Outcome::Ok(format!("127.0.0.1:{port} is free")),
         Err(e) => Outcome::problem(
@@ -313,7 +313,7 @@ pub fn judge_port(port: u16, bind: std::io::Result<()>) -> Outcome {
 }
 
 /// Judges the Kubernetes minor of `image_or_version` against the requested Istio.
-pub fn judge_kubernetes(
+pub(crate) fn judge_kubernetes(
     request: &IstioVersionRequest,
     image_or_version: &str,
     fix: &str,
@@ -344,7 +344,7 @@ pub fn judge_kubernetes(
 
 /// Free bytes on the filesystem holding `path` (its nearest existing ancestor).
 #[cfg(unix)]
-pub fn free_bytes(path: &Path) -> Option<u64> {
+pub(crate) fn free_bytes(path: &Path) -> Option<u64> {
     let existing = path.ancestors().find(|p| p.exists())?;
     let stat = rustix::fs::statvfs(existing).ok()?;
     Some(stat.f_bavail.saturating_mul(stat.f_frsize))
@@ -352,7 +352,7 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
 
 /// Free bytes are not measured off Unix.
 #[cfg(not(unix))]
-pub fn free_bytes(_path: &Path) -> Option<u64> {
+pub(crate) fn free_bytes(_path: &Path) -> Option<u64> {
     None
 }
 
@@ -363,7 +363,7 @@ pub async fn run(target: Target, settings: &Settings, timeouts: &Timeouts) -> Re
 }
 
 /// [`run`] with an explicit engine environment.
-pub async fn run_with(
+pub(crate) async fn run_with(
     target: Target,
     settings: &Settings,
     timeouts: &Timeouts,

@@ -18,17 +18,17 @@ use super::Outcome;
 /// not set it back (no `failCgroupV1` in kubernetes-sigs/kind `pkg/` or `images/` on main of
 /// 2026-08-21; its v0.31.0 release notes: "Kubernetes 1.35+ Cgroup v1 … kind node images at
 /// those versions will also be dropping support"), nor does the suite's k3s.
-pub const CGROUP_V1_REFUSED_FROM: KubeMinor = (1, 35);
+pub(crate) const CGROUP_V1_REFUSED_FROM: KubeMinor = (1, 35);
 
 /// A node image of the newest Kubernetes below [`CGROUP_V1_REFUSED_FROM`] built for the
 /// pinned kind: kind v0.33.0's release notes, "Images pre-built for this release". Kubernetes
 /// 1.34 is inside the window of Istio 1.29, 1.30 and 1.31.
-pub const CGROUP_V1_NODE_IMAGE: &str =
+pub(crate) const CGROUP_V1_NODE_IMAGE: &str =
     "kindest/node:v1.34.11@sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d";
 
 /// The version in `podman --version` output (`podman version 6.0.0`, as kind reads it:
 /// kubernetes-sigs/kind `pkg/cluster/internal/providers/podman/util.go` `getPodmanVersion`).
-pub fn parse_podman_version(output: &str) -> Option<(u64, u64, u64)> {
+pub(crate) fn parse_podman_version(output: &str) -> Option<(u64, u64, u64)> {
     let line = output.lines().find(|l| !l.trim().is_empty())?;
     let word = line
         .trim()
@@ -45,7 +45,7 @@ pub fn parse_podman_version(output: &str) -> Option<(u64, u64, u64)> {
 }
 
 /// `(major, minor)` of a kind version as [`kind::parse_kind_version`] gives it (`v0.33.0`).
-pub fn kind_minor(version: &str) -> Option<(u64, u64)> {
+pub(crate) fn kind_minor(version: &str) -> Option<(u64, u64)> {
     let mut parts = version.trim_start_matches('v').split(['.', '-', '+']);
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
@@ -54,7 +54,10 @@ pub fn kind_minor(version: &str) -> Option<(u64, u64)> {
 /// container's `.Labels` into a slice, and kind before v0.33.0 lists clusters with
 /// `{{index .Labels "io.x-k8s.kind.cluster"}}`, which podman 6 refuses (kubernetes-sigs/kind
 /// #4201, #4231); #4203 (commit 955ea974) switched to `{{.Label "…"}}` on podman ≥ 5.
-pub fn judge_podman_for_kind(podman: (u64, u64, u64), kind_version: Option<&str>) -> Outcome {
+pub(crate) fn judge_podman_for_kind(
+    podman: (u64, u64, u64),
+    kind_version: Option<&str>,
+) -> Outcome {
     let (major, minor, patch) = podman;
     let shown = format!("podman {major}.{minor}.{patch}");
     if major < 6 {
@@ -89,7 +92,7 @@ pub fn judge_podman_for_kind(podman: (u64, u64, u64), kind_version: Option<&str>
 /// The cgroup version an engine reports: Docker's and nerdctl's `CgroupVersion` (`"1"`,
 /// `"2"`; moby `api/types/system/info.go`, read by kind's docker and nerdctl providers) or
 /// podman's `host.cgroupVersion` (`"v1"`, `"v2"`; kind's podman provider `podmanInfo`).
-pub fn parse_cgroup_version(text: &str) -> Option<u32> {
+pub(crate) fn parse_cgroup_version(text: &str) -> Option<u32> {
     match text.trim().trim_matches('"') {
         "1" | "v1" => Some(1),
         "2" | "v2" => Some(2),
@@ -99,7 +102,7 @@ pub fn parse_cgroup_version(text: &str) -> Option<u32> {
 
 /// Judges the engine's cgroup version against the Kubernetes the node will run; `fix` says
 /// what to do on this cluster kind besides moving to cgroup v2.
-pub fn judge_cgroup(version: Option<u32>, kube: Option<KubeMinor>, fix: &str) -> Outcome {
+pub(crate) fn judge_cgroup(version: Option<u32>, kube: Option<KubeMinor>, fix: &str) -> Outcome {
     match (version, kube) {
         (Some(2), _) => Outcome::Ok("cgroup v2".into()),
         (Some(1), Some(k)) if k >= CGROUP_V1_REFUSED_FROM => Outcome::problem(
@@ -128,7 +131,7 @@ pub fn judge_cgroup(version: Option<u32>, kube: Option<KubeMinor>, fix: &str) ->
 }
 
 /// The fix for cgroup v1 on kind: an older node image inside the Istio window.
-pub fn kind_cgroup_v1_fix() -> String {
+pub(crate) fn kind_cgroup_v1_fix() -> String {
     format!(
         ", or run Kubernetes 1.34 with HAPPY_KIND_NODE_IMAGE={CGROUP_V1_NODE_IMAGE} (from kind \
          {}'s release notes; inside the window of Istio 1.29–1.31)",
@@ -141,7 +144,7 @@ pub fn kind_cgroup_v1_fix() -> String {
 /// not be read from here (no Docker Hub access, no public record of its manifest list found).
 /// If it has none, an arm64 node runs it only through amd64 emulation (binfmt_misc with QEMU
 /// or Rosetta), and without it every workshop pod fails with `exec format error`.
-pub fn judge_architecture(arch: Arch) -> Option<Outcome> {
+pub(crate) fn judge_architecture(arch: Arch) -> Option<Outcome> {
     (arch == Arch::Arm64).then(|| {
         Outcome::Warning(
             "this machine is arm64: the workshop's image rinormaloku/happy-service:latest may \
@@ -155,7 +158,7 @@ pub fn judge_architecture(arch: Arch) -> Option<Outcome> {
 }
 
 /// Judges the outcome of `kind get clusters`, the first command kind runs for the suite.
-pub fn judge_kind_list(result: Result<String, String>) -> Outcome {
+pub(crate) fn judge_kind_list(result: Result<String, String>) -> Outcome {
     match result {
         Ok(stdout) => {
             let clusters = stdout
