@@ -5,9 +5,9 @@
 
 use cucumber::{given, then, when};
 use happy_istio::checks::batch::{
-    BROWSER_REQUESTS_PER_LOAD, Expectation, converge, pod_route_holding_limit, request_batch, shape,
+    BROWSER_REQUESTS_PER_LOAD, Expectation, converge, pod_route_holding_limit, request_batch,
 };
-use happy_istio::checks::chain;
+use happy_istio::checks::chain::{self, shape};
 
 use happy_istio::cluster::HttpResponse;
 use happy_istio::error::FailureClass;

@@ -47,16 +47,6 @@ pub fn request_batch() -> u32 {
     all_succeed_batch().max(both_outcomes_batch())
 }
 
-/// What a batch of responses shows, to tell whether successive batches agree: for each kind of
-/// response, its status and what answered (see [`crate::checks::chain::signature`]). With
-/// service-c v2 deployed each request meets v2 with probability one half, so a batch of
-/// [`request_batch`] requests shows both kinds of answer except with probability
-/// 2 · 0.5^31 < 1e-9: batches of one configuration agree, and a batch that differs shows a
-/// configuration that changed.
-pub fn shape(responses: &[HttpResponse]) -> std::collections::BTreeSet<String> {
-    responses.iter().map(super::chain::signature).collect()
-}
-
 /// HTTP requests one browser page load makes on the workshop's pages: fake-service answers
 /// `/ui` with `301 Location: /ui/` (Go's ServeMux; README, "Reading the reports"), and the
 /// load follows it. An allowance for [`pod_route_holding_limit`], not a check: a load with
@@ -286,46 +276,6 @@ mod tests {
         assert_eq!(both, 31);
         assert!(2.0 * 0.5f64.powi(both as i32) < 1e-9);
         assert!(2.0 * 0.5f64.powi(both as i32 - 1) >= 1e-9);
-    }
-
-    fn fake_service(status: u16, c_code: u16) -> HttpResponse {
-        HttpResponse {
-            body: format!(
-                r#"{{"name": "service-a", "code": {status}, "duration": "{status}µs",
-                "upstream_calls": {{"http://service-c": {{"name": "service-c", "code": {c_code}}}}}}}"#
-            ),
-            ..response(status)
-        }
-    }
-
-    #[test]
-    fn a_batch_shape_names_each_kind_of_answer_once_and_nothing_that_varies() {
-        let mixed = [
-            fake_service(200, 200),
-            fake_service(500, 500),
-            fake_service(200, 200),
-        ];
-        let shape = shape(&mixed);
-        assert_eq!(shape.len(), 2, "{shape:?}");
-        assert!(
-            shape.contains("200 service-a [http://service-c 200]"),
-            "{shape:?}"
-        );
-        assert!(
-            shape.contains("500 service-a [http://service-c 500]"),
-            "{shape:?}"
-        );
-        // Another configuration shows another shape: v2 no longer answering.
-        assert_ne!(super::shape(&[fake_service(200, 200)]), shape);
-        let plain = HttpResponse {
-            body: "no healthy upstream".into(),
-            ..response(503)
-        };
-        assert_eq!(
-            super::shape(&[plain]).into_iter().collect::<Vec<_>>(),
-            ["503 no healthy upstream"]
-        );
-        assert!(request_batch() >= all_succeed_batch().max(both_outcomes_batch()));
     }
 
     #[test]

@@ -15,6 +15,16 @@ fn parse(response: &HttpResponse) -> Result<FakeServiceResponse, String> {
     })
 }
 
+/// What a batch of responses shows, to tell whether successive batches agree: for each kind of
+/// response, its status and what answered (see [`signature`]). With
+/// service-c v2 deployed each request meets v2 with probability one half, so a batch of
+/// [`super::batch::request_batch`] requests shows both kinds of answer except with probability
+/// 2 · 0.5^31 < 1e-9: batches of one configuration agree, and a batch that differs shows a
+/// configuration that changed.
+pub fn shape(responses: &[HttpResponse]) -> std::collections::BTreeSet<String> {
+    responses.iter().map(signature).collect()
+}
+
 /// One line saying what answered a response: its status, and for fake-service JSON the service
 /// that answered with each upstream call's code (`200 service-a [http://service-b 200,
 /// http://service-c 500]`); for any other body its first line; and the redirects a browser
@@ -113,6 +123,42 @@ pub fn is_html_page(response: &HttpResponse) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fake_service(status: u16, c_code: u16) -> HttpResponse {
+        json_response(
+            status,
+            &format!(
+                r#"{{"name": "service-a", "code": {status}, "duration": "{status}µs",
+                "upstream_calls": {{"http://service-c": {{"name": "service-c", "code": {c_code}}}}}}}"#
+            ),
+        )
+    }
+
+    #[test]
+    fn a_batch_shape_names_each_kind_of_answer_once_and_nothing_that_varies() {
+        let mixed = [
+            fake_service(200, 200),
+            fake_service(500, 500),
+            fake_service(200, 200),
+        ];
+        let seen = shape(&mixed);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(
+            seen.contains("200 service-a [http://service-c 200]"),
+            "{seen:?}"
+        );
+        assert!(
+            seen.contains("500 service-a [http://service-c 500]"),
+            "{seen:?}"
+        );
+        // Another configuration shows another shape: v2 no longer answering.
+        assert_ne!(shape(&[fake_service(200, 200)]), seen);
+        let plain = json_response(503, "no healthy upstream");
+        assert_eq!(
+            shape(&[plain]).into_iter().collect::<Vec<_>>(),
+            ["503 no healthy upstream"]
+        );
+    }
 
     fn json_response(status: u16, body: &str) -> HttpResponse {
         HttpResponse {
