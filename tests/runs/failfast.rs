@@ -69,24 +69,41 @@ pub(crate) fn main(filter: &[String]) -> ExitCode {
             istio_hub_unreachable,
         ),
     ];
-    let mut failures = 0;
-    for (name, case) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        println!("{name} …");
-        let t = Instant::now();
-        match case(&timeouts) {
-            Ok(first) => println!(
-                "ok   {name} in {:.1}s; first failure: {first}",
-                t.elapsed().as_secs_f64()
-            ),
-            Err(e) => {
-                println!("FAIL {name} after {:.1}s: {e}", t.elapsed().as_secs_f64());
-                failures += 1;
-            }
-        }
-    }
+    // The cases are independent runs (each its own sandbox, manifests and reports), so they
+    // run at once: the group takes as long as its slowest case, not the sum.
+    let failures = std::thread::scope(|scope| {
+        let running: Vec<_> = cases
+            .into_iter()
+            .filter(|(name, _)| {
+                filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()))
+            })
+            .map(|(name, case)| {
+                println!("{name} …");
+                let timeouts = &timeouts;
+                scope.spawn(move || {
+                    let t = Instant::now();
+                    match case(timeouts) {
+                        Ok(first) => {
+                            println!(
+                                "ok   {name} in {:.1}s; first failure: {first}",
+                                t.elapsed().as_secs_f64()
+                            );
+                            false
+                        }
+                        Err(e) => {
+                            println!("FAIL {name} after {:.1}s: {e}", t.elapsed().as_secs_f64());
+                            true
+                        }
+                    }
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|case| case.join().unwrap_or(true))
+            .filter(|failed| *failed)
+            .count()
+    });
     if failures == 0 {
         ExitCode::SUCCESS
     } else {
