@@ -68,6 +68,26 @@ const CASES: &[Breakage] = &[
         to: r#"value: "0""#,
     },
     Breakage {
+        claim: "C06",
+        // The pod label that opts a pod out of injection whatever its namespace says: istiod's
+        // webhook decides with `injectRequired` (istio/istio pkg/kube/inject/inject.go), where
+        // `sidecar.istio.io/inject: "false"` on the pod wins over `istio-injection=enabled`.
+        what: "service-a's pods opt out of sidecar injection",
+        file: "services-a.yaml",
+        from: "      labels:\n        app: service-a\n        version: v1\n    spec:\n",
+        to: "      labels:\n        app: service-a\n        version: v1\n        sidecar.istio.io/inject: \"false\"\n    spec:\n",
+    },
+    Breakage {
+        claim: "C07",
+        // `istioctl kube-inject` applies the same opt-out (istio/istio pkg/kube/inject/inject.go
+        // `IntoObject`: `if !injectRequired(…)` → "Skipping injection because Deployment …
+        // has sidecar injection disabled"): the Deployment comes back without a sidecar.
+        what: "service-a's pod template opts out of sidecar injection",
+        file: "services-a.yaml",
+        from: "      labels:\n        app: service-a\n        version: v1\n    spec:\n",
+        to: "      labels:\n        app: service-a\n        version: v1\n        sidecar.istio.io/inject: \"false\"\n    spec:\n",
+    },
+    Breakage {
         claim: "C08",
         what: "the gateway's VirtualService routes to service-b",
         file: "service-a-route.yaml",
