@@ -134,6 +134,17 @@ const CASES: &[Breakage] = &[
         to: "host: service-a\n---\napiVersion: networking.istio.io/v1alpha3\nkind: DestinationRule\nmetadata:\n  name: service-c-plaintext\nspec:\n  host: service-c.istioinaction.svc.cluster.local\n  trafficPolicy:\n    tls:\n      mode: DISABLE\n",
     },
     Breakage {
+        claim: "C18",
+        // A workload-level policy (istio.io reference, PeerAuthentication: its `finance` example
+        // selects `app: finance` with mode STRICT, "Connection is an mTLS tunnel (TLS with client
+        // cert must be presented)"): service-a's sidecar refuses the legacy client's plaintext
+        // call, as C19 shows for the namespace-wide policy.
+        what: "a STRICT PeerAuthentication for service-a",
+        file: "service-a-route.yaml",
+        from: "host: service-a\n",
+        to: "host: service-a\n---\napiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata:\n  name: service-a-strict\nspec:\n  selector:\n    matchLabels:\n      app: service-a\n  mtls:\n    mode: STRICT\n",
+    },
+    Breakage {
         claim: "C19",
         what: "PERMISSIVE instead of STRICT",
         file: "peer-auth-strict.yaml",
