@@ -35,11 +35,14 @@ async fn mirrored(world: &mut HappyWorld) -> Step {
     if sent < all_succeed_batch() as usize {
         fail!("only {sent} requests were kept: too few to judge every request");
     }
-    // Envoy counts a request when its stream ends, and the sidecar's stats endpoint shows the
-    // live counters (no scrape in between), so a mirrored copy of a request that ended a while
-    // ago has been counted: counts read from HAPPY_TIMEOUT_PROPAGATION after the last request
-    // on, `consecutive` of them agreeing, are the verdict either way — a configuration that
-    // mirrors nothing fails in seconds instead of at the metrics limit.
+    // The sidecar's stats endpoint shows the live counters, with no scrape in between (Envoy's
+    // admin `/stats/prometheus` reads the server's stats store on each request:
+    // envoyproxy/envoy source/server/admin/stats_handler.cc; pilot-agent's :15020 passes
+    // Envoy's through), and Istio's stats filter counts a request as it completes (its
+    // recording point in istio/proxy was not re-read here). So a mirrored copy of a request that
+    // ended a while ago has been counted: counts read from HAPPY_TIMEOUT_PROPAGATION after the
+    // last request on, `consecutive` of them agreeing, are the verdict either way — a
+    // configuration that mirrors nothing fails in seconds instead of at the metrics limit.
     let policy = Convergence {
         limit: env.timeouts.metrics,
         ..env.convergence()
