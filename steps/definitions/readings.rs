@@ -58,7 +58,7 @@ impl Before {
 pub struct SidecarCounts(pub BTreeMap<String, Vec<Sample>>);
 
 impl SidecarCounts {
-    /// Read the counters of every Ready pod that runs a sidecar, now.
+    /// Read the counters of every Ready, not terminating pod that runs a sidecar, now.
     pub async fn read(env: &Env) -> Result<SidecarCounts, Failure> {
         let mut counts = BTreeMap::new();
         for pod in env.cluster.pods(NAMESPACE, "").await? {
@@ -72,7 +72,9 @@ impl SidecarCounts {
                         .flatten()
                         .any(|c| c.name == SIDECAR && c.restart_policy.as_deref() == Some("Always"))
             });
-            if !runs_sidecar || !happy_istio::cluster::pod_is_ready(&pod) {
+            // A terminating pod's sidecar is draining (and soon gone): it takes no new requests.
+            let terminating = pod.metadata.deletion_timestamp.is_some();
+            if !runs_sidecar || terminating || !happy_istio::cluster::pod_is_ready(&pod) {
                 continue;
             }
             let name = pod_name(&pod);
