@@ -1,6 +1,6 @@
 //! The living documentation in a real browser: the site happy-docs builds from fixture reports,
 //! opened from `file://` in headless Chromium (Debian's `chromium`; `.ci/run` installs it),
-//! driven over the DevTools protocol with chromiumoxide. It checks what a reader sees: the
+//! driven over the DevTools protocol (`cdp.rs`). It checks what a reader sees: the
 //! matrix shows the failed claim as failed and a skipped claim with its reason, a click on a
 //! cell's link (a real mouse event, not a scripted navigation) lands on the chapter page at that
 //! claim's scenario, and screenshots of both pages go under the report directory for a person
@@ -12,14 +12,13 @@ use crate::fixture_dirs::copy_dir;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chromiumoxide::browser::{Browser, BrowserConfig};
-use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
-use chromiumoxide::handler::viewport::Viewport;
-use chromiumoxide::page::{Page, ScreenshotParams};
-use futures::StreamExt;
+use crate::cdp::{Chromium, Page};
 use happy_istio::timeouts::Timeouts;
 use serde::Deserialize;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
+
+/// The window every page is seen in: the issue's 1280 px wide desktop.
+const WINDOW: (u32, u32) = (1280, 900);
 
 /// Debian's chromium package puts its launcher here; `chromium` on PATH otherwise.
 const DEBIAN_CHROMIUM: &str = "/usr/bin/chromium";
@@ -264,16 +263,14 @@ struct TargetSection {
 }
 
 /// Every matrix cell, from the DOM.
-async fn cells(page: &Page) -> Vec<Cell> {
+async fn cells(page: &Page<'_>) -> Vec<Cell> {
     page.evaluate(
         r#"Array.from(document.querySelectorAll('#matrix td[data-claim]')).map(td => ({
             claim: td.dataset.claim, run: td.dataset.run, status: td.dataset.status,
             text: td.innerText, href: td.querySelector('a') ? td.querySelector('a').href : null }))"#,
     )
     .await
-    .expect("reading the matrix cells")
-    .into_value()
-    .expect("matrix cells as JSON")
+    .unwrap_or_else(|e| panic!("reading the matrix cells: {e}"))
 }
 
 /// Polls `probe` every poll interval until it returns `Some`, for at most `limit`.
@@ -296,12 +293,8 @@ where
 }
 
 /// A PNG of the whole page (`full_page`) or of what the window shows where it is scrolled to.
-async fn screenshot(page: &Page, path: &Path, full_page: bool) {
-    let params = ScreenshotParams::builder()
-        .format(CaptureScreenshotFormat::Png)
-        .full_page(full_page)
-        .build();
-    page.save_screenshot(params, path)
+async fn screenshot(page: &Page<'_>, path: &Path, full_page: bool) {
+    page.screenshot(path, full_page)
         .await
         .unwrap_or_else(|e| panic!("saving the screenshot {}: {e}", path.display()));
     println!("browser test: screenshot {}", path.display());
@@ -320,35 +313,25 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
     let (index, expected) = site(&dir);
     let profile = tempfile::tempdir().expect("a profile directory for Chromium");
 
-    // chromiumoxide adds `--headless`, `--no-sandbox` (root in CI has no user namespaces for
-    // Chromium's sandbox) and, among its default arguments, `--disable-background-networking`
-    // (chromiumoxide 0.9.1 src/browser/config.rs, DEFAULT_ARGS and launch()).
-    let config = BrowserConfig::builder()
-        .chrome_executable(&chromium)
-        .no_sandbox()
-        .arg("disable-gpu")
-        .user_data_dir(profile.path())
-        .window_size(1280, 900)
-        .viewport(Viewport {
-            width: 1280,
-            height: 900,
-            ..Viewport::default()
-        })
-        .launch_timeout(limit)
-        .request_timeout(limit)
-        .build()
-        .expect("browser configuration");
-    let (mut browser, mut handler) = Browser::launch(config)
+    let browser = Chromium::launch(&chromium, profile.path(), WINDOW, limit)
         .await
-        .unwrap_or_else(|e| panic!("starting {}: {e}", chromium.display()));
-    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
-
+        .unwrap_or_else(|e| panic!("{e}"));
     let url = url::Url::from_file_path(&index).expect("the index as a file:// URL");
     let page = browser
-        .new_page(url.as_str())
+        .open(url.as_str(), WINDOW)
         .await
-        .expect("opening the index");
-    page.wait_for_navigation().await.expect("the index loads");
+        .unwrap_or_else(|e| panic!("opening the index: {e}"));
+    eventually(
+        limit,
+        timeouts.poll_interval,
+        &format!("{url} loading"),
+        || async {
+            let now = page.url().await.ok()?;
+            let ready: String = page.evaluate("document.readyState").await.ok()?;
+            (now == url.as_str() && ready == "complete").then_some(())
+        },
+    )
+    .await;
 
     let cells = cells(&page).await;
     assert!(!cells.is_empty(), "no matrix cell on {url}");
@@ -389,13 +372,13 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     screenshot(&page, &shots.join("index.png"), true).await;
     // And legibly, the window at the failed cell.
-    page.evaluate(format!(
+    page.evaluate::<serde_json::Value>(&format!(
         "document.querySelector('#matrix td[data-claim=\"{}\"][data-run=\"{}\"]')\
          .scrollIntoView({{block: 'center'}})",
         failed.claim, failed.run
     ))
     .await
-    .expect("scrolling to the failed cell");
+    .unwrap_or_else(|e| panic!("scrolling to the failed cell: {e}"));
     screenshot(&page, &shots.join("matrix.png"), false).await;
 
     // A real click (Input.dispatchMouseEvent at the link's centre) on the failed cell's link.
@@ -407,10 +390,7 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
         "#matrix td[data-claim=\"{}\"][data-run=\"{}\"] a",
         failed.claim, failed.run
     );
-    page.find_element(selector.as_str())
-        .await
-        .unwrap_or_else(|e| panic!("finding {selector}: {e}"))
-        .click()
+    page.click(&selector)
         .await
         .unwrap_or_else(|e| panic!("clicking {selector}: {e}"));
     let arrived = eventually(
@@ -418,7 +398,7 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
         timeouts.poll_interval,
         &format!("the click on {selector} reaching {target}"),
         || async {
-            let now = page.url().await.ok().flatten()?;
+            let now = page.url().await.ok()?;
             (now == target).then_some(now)
         },
     )
@@ -437,17 +417,12 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
         timeouts.poll_interval,
         &format!("the chapter page {arrived} loading"),
         || async {
-            let ready: String = page
-                .evaluate("document.readyState")
-                .await
-                .ok()?
-                .into_value()
-                .ok()?;
+            let ready: String = page.evaluate("document.readyState").await.ok()?;
             if ready != "complete" {
                 return None;
             }
             // The fragment's target, as the browser resolved it (`:target`).
-            page.evaluate(
+            page.evaluate::<Option<TargetSection>>(
                 "(() => { const t = document.querySelector(':target'); \
                  if (!t || t.tagName !== 'SECTION') return null; \
                  return { id: t.id, text: t.innerText, \
@@ -455,8 +430,6 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
                    top: t.getBoundingClientRect().top }; })()",
             )
             .await
-            .ok()?
-            .into_value::<Option<TargetSection>>()
             .ok()
         },
     )
@@ -497,7 +470,6 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
     // The window as the reader sees it on arrival: scrolled to the scenario.
     screenshot(&page, &shots.join("chapter.png"), false).await;
 
-    let _ = timeout(limit, browser.close()).await;
-    let _ = timeout(limit, browser.wait()).await;
-    events.abort();
+    drop(page);
+    browser.close().await;
 }

@@ -13,6 +13,7 @@ mod fixture_dirs;
 mod processes;
 
 mod browser;
+mod cdp;
 mod docs;
 mod features;
 mod manifests;
