@@ -85,6 +85,25 @@ fn tcpdump_children() -> Vec<u32> {
 struct Capture {
     child: tokio::process::Child,
     out: tokio::sync::watch::Receiver<String>,
+    /// Its stderr, also read as it comes: kept whole if kubectl is slow to end.
+    err: tokio::sync::watch::Receiver<String>,
+}
+
+/// Reads `stream` into a watched string until it ends.
+fn collect(
+    mut stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> tokio::sync::watch::Receiver<String> {
+    let (tx, rx) = tokio::sync::watch::channel(String::new());
+    tokio::spawn(async move {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            tx.send_modify(|s| s.push_str(&String::from_utf8_lossy(&buf[..n])));
+        }
+    });
+    rx
 }
 
 impl Capture {
@@ -97,18 +116,9 @@ impl Capture {
             .kill_on_drop(true)
             .spawn()
             .expect("kubectl 1.32+ must be on PATH for this test");
-        let mut stdout = child.stdout.take().unwrap();
-        let (tx, out) = tokio::sync::watch::channel(String::new());
-        tokio::spawn(async move {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = stdout.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                tx.send_modify(|s| s.push_str(&String::from_utf8_lossy(&buf[..n])));
-            }
-        });
-        Self { child, out }
+        let out = collect(child.stdout.take().unwrap());
+        let err = collect(child.stderr.take().unwrap());
+        Self { child, out, err }
     }
 
     /// Send `traffic` until the output satisfies `done`; the output then.
@@ -144,11 +154,15 @@ impl Capture {
                 libc::kill(pid as i32, libc::SIGINT);
             }
         }
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = tokio::time::timeout(LIMIT, e.read_to_string(&mut err)).await;
-        }
-        let _ = tokio::time::timeout(LIMIT, self.child.wait()).await;
+        let ended = tokio::time::timeout(LIMIT, self.child.wait()).await;
+        // And its stderr read to the end (the reader drops its sender at end of file).
+        let mut err = self.err.clone();
+        let _ = tokio::time::timeout(LIMIT, async { while err.changed().await.is_ok() {} }).await;
+        let err = err.borrow().clone();
+        assert!(
+            ended.is_ok(),
+            "kubectl exec did not end within {LIMIT:?} of SIGINT; its stderr so far:\n{err}"
+        );
         err
     }
 }
