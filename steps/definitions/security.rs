@@ -340,7 +340,9 @@ where
     let Some((shows, calls)) = streak.into_iter().last() else {
         fail!("{what}: no batch of calls was made");
     };
-    let last = calls.last().map(|c| format!("{}: {}", c.describe(), c.result.body.trim()));
+    let last = calls
+        .last()
+        .map(|c| format!("{}: {}", c.describe(), c.result.body.trim()));
     match (shows, calls.into_iter().last()) {
         (CallsShow::Answered, Some(call)) => Ok(call),
         (CallsShow::Refused, _) => fail!(

@@ -401,9 +401,8 @@ async fn grafana_dashboard(world: &mut HappyWorld, title: String) -> Step {
         &telemetry_policy(&env),
         || async move {
             let body = grafana_get(env_ref, path_ref).await?;
-            grafana_dashboard_uid(&body, title_ref)?.ok_or_else(|| {
-                format!("no dashboard titled {title_ref:?} in {}", body.trim())
-            })
+            grafana_dashboard_uid(&body, title_ref)?
+                .ok_or_else(|| format!("no dashboard titled {title_ref:?} in {}", body.trim()))
         },
     )
     .await?;
@@ -416,7 +415,9 @@ async fn grafana_dashboard(world: &mut HappyWorld, title: String) -> Step {
 #[then(expr = "its row {string} has the panel {string}")]
 async fn grafana_row_panel(world: &mut HappyWorld, row: String, panel: String) -> Step {
     let Some((title, uid)) = world.grafana_dashboard.clone() else {
-        fail!("no Grafana dashboard was found: a step \"Grafana has a dashboard titled …\" must come first");
+        fail!(
+            "no Grafana dashboard was found: a step \"Grafana has a dashboard titled …\" must come first"
+        );
     };
     let env = world.env();
     let path = grafana_dashboard_path(&uid);

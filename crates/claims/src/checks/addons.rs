@@ -439,7 +439,10 @@ mod tests {
         // A uid that could not be put into a path as it is: a clear error, not a wrong URL.
         let odd = r#"[{"uid":"a/../b","title":"T","type":"dash-db"}]"#;
         assert!(grafana_dashboard_uid(odd, "T").is_err());
-        assert_eq!(grafana_dashboard_path("a1B-2_c"), "/api/dashboards/uid/a1B-2_c");
+        assert_eq!(
+            grafana_dashboard_path("a1B-2_c"),
+            "/api/dashboards/uid/a1B-2_c"
+        );
     }
 
     /// The Istio Workload Dashboard as `/api/dashboards/uid/<uid>` serves it: the panel list of
@@ -455,11 +458,23 @@ mod tests {
             (14, "stat", "Incoming Success Rate (non-5xx responses)"),
             (87, "timeseries", "Request Duration"),
             (93, "row", "Inbound Workloads"),
-            (25, "timeseries", "Incoming Requests By Source And Response Code"),
-            (26, "timeseries", "Incoming Success Rate (non-5xx responses) By Source"),
+            (
+                25,
+                "timeseries",
+                "Incoming Requests By Source And Response Code",
+            ),
+            (
+                26,
+                "timeseries",
+                "Incoming Success Rate (non-5xx responses) By Source",
+            ),
             (27, "timeseries", "Incoming Request Duration By Source"),
             (91, "row", "Outbound Services"),
-            (70, "timeseries", "Outgoing Requests By Destination And Response Code"),
+            (
+                70,
+                "timeseries",
+                "Outgoing Requests By Destination And Response Code",
+            ),
             (71, "timeseries", outgoing_success_title),
             (72, "timeseries", "Outgoing Request Duration By Destination"),
             (76, "timeseries", "Bytes Sent on Outgoing TCP Connection"),
@@ -489,15 +504,22 @@ mod tests {
 
     #[test]
     fn c13_grafana_finds_the_workshops_row_and_panel() {
-        grafana_row_has_panel(&workload_dashboard(OUTGOING_SUCCESS), OUTBOUND, OUTGOING_SUCCESS)
-            .unwrap();
+        grafana_row_has_panel(
+            &workload_dashboard(OUTGOING_SUCCESS),
+            OUTBOUND,
+            OUTGOING_SUCCESS,
+        )
+        .unwrap();
     }
 
     #[test]
     fn c13_negative_grafana_panel_renamed_fails() {
         let renamed = workload_dashboard("Outgoing Success Rate By Destination");
         let err = grafana_row_has_panel(&renamed, OUTBOUND, OUTGOING_SUCCESS).unwrap_err();
-        assert!(err.contains(OUTGOING_SUCCESS) && err.contains(OUTBOUND), "{err}");
+        assert!(
+            err.contains(OUTGOING_SUCCESS) && err.contains(OUTBOUND),
+            "{err}"
+        );
         // The panel under another row is not the workshop's either.
         let err = grafana_row_has_panel(
             &workload_dashboard(OUTGOING_SUCCESS),
@@ -588,7 +610,11 @@ mod tests {
 
     #[test]
     fn the_graph_window_is_the_scenarios_time_in_whole_seconds() {
-        assert_eq!(graph_window(Duration::ZERO), 1, "never 0s: [0s] selects nothing");
+        assert_eq!(
+            graph_window(Duration::ZERO),
+            1,
+            "never 0s: [0s] selects nothing"
+        );
         assert_eq!(graph_window(Duration::from_millis(300)), 1);
         assert_eq!(graph_window(Duration::from_secs(30)), 30);
         assert_eq!(graph_window(Duration::from_millis(30_001)), 31);
@@ -725,7 +751,14 @@ mod tests {
     const UNKNOWN: &str = "e8c0e2a4c6e8a0c2e4a6c8e0a2c4e6a8";
 
     /// One edge: source, target, HTTP rps, 5xx rps, 4xx rps, isMTLS (None: absent).
-    type FixtureEdge = (&'static str, &'static str, f64, f64, f64, Option<&'static str>);
+    type FixtureEdge = (
+        &'static str,
+        &'static str,
+        f64,
+        f64,
+        f64,
+        Option<&'static str>,
+    );
 
     /// A versioned-app graph of istioinaction with the workshop's workloads and these edges.
     fn kiali_graph(edges: &[FixtureEdge]) -> KialiGraph {
@@ -882,11 +915,17 @@ mod tests {
             (A, C1, 0.05, 0.0, 0.0, None),
         ]);
         let err = legacy_edge_plaintext(&g, NS).unwrap_err();
-        assert!(err.contains("service-b") && err.contains("not 100"), "{err}");
+        assert!(
+            err.contains("service-b") && err.contains("not 100"),
+            "{err}"
+        );
         // No service-b edge at all: nothing proves the appender ran.
         let g = kiali_graph(&[(UNKNOWN, A, 0.10, 0.05, 0.0, None)]);
         let err = legacy_edge_plaintext(&g, NS).unwrap_err();
-        assert!(err.contains("no edge from service-a v1 to service-b"), "{err}");
+        assert!(
+            err.contains("no edge from service-a v1 to service-b"),
+            "{err}"
+        );
         // No legacy edge: nothing to judge.
         let g = kiali_graph(&[(A, B, 0.10, 0.0, 0.0, Some("100"))]);
         assert!(legacy_edge_plaintext(&g, NS).is_err());

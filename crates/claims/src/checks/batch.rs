@@ -648,9 +648,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((shows, calls.len()), (CallsShow::NoAnswer, 30));
-        let failed: std::result::Result<(CallsShow, Vec<u16>), String> =
-            calls_until_answered(30, || std::future::ready(Err("exec failed".into())), judge_status)
-                .await;
+        let failed: std::result::Result<(CallsShow, Vec<u16>), String> = calls_until_answered(
+            30,
+            || std::future::ready(Err("exec failed".into())),
+            judge_status,
+        )
+        .await;
         assert_eq!(failed.unwrap_err(), "exec failed");
     }
 
@@ -691,6 +694,10 @@ mod tests {
         )
         .await
         .unwrap();
-        assert!(streak.iter().all(|(shows, _)| *shows == CallsShow::Answered));
+        assert!(
+            streak
+                .iter()
+                .all(|(shows, _)| *shows == CallsShow::Answered)
+        );
     }
 }
