@@ -56,6 +56,7 @@ Feature: Observe the mesh
   Scenario: Grafana offers the Istio Workload Dashboard
     Given the addons are installed
     Then Grafana has a dashboard titled "Istio Workload Dashboard"
+    And its row "Outbound Services" has the panel "Outgoing Success Rate (non-5xx responses) By Destination"
 
   @C14 @kiali @D-ingress-address
   Scenario: Kiali's versioned-app graph shows v2 of service-c failing and v1 healthy

@@ -294,7 +294,9 @@ async fn ingress_failed(world: &mut HappyWorld) -> Step {
         browser: false,
     };
     let mut before = Before::read(&world.env(), ENTRY).await?;
+    let began = tokio::time::Instant::now();
     judge(world, target.clone(), Expectation::Both(500, 200), true).await?;
+    world.traffic_began = Some(began);
     before.requests = world.responses.len();
     world.before = Some(before);
     world.traffic = Some(Traffic::Request(target));

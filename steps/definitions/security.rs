@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use cucumber::{given, then, when};
+use happy_istio::checks::batch::{Call, CallsShow, calls_until_answered, one_answer_batch};
 use happy_istio::checks::{capture, metrics};
 use happy_istio::cluster::ExecOutput;
 use happy_istio::probes::CurlOutcome;
@@ -278,13 +279,11 @@ async fn capture_legacy(world: &mut HappyWorld, deployment: Name, port: Port, ur
             call.describe()
         );
     }
-    let answered_200 = calls.into_iter().find(|c| c.result.http_code == Some(200));
-    world.last_curl = match answered_200 {
-        Some(call) => Some(call),
-        // service-a answers 500 whenever its call to service-c lands on v2 (P ≈ 0.5), so a short
-        // capture may hold no 200; keep calling (see `some_call_answers`).
-        None => Some(some_call_answers(&env, LEGACY, url_ref, 200).await?),
-    };
+    // "The legacy client's call answers 200" converges like every verdict: batches of calls
+    // that agree `consecutive` times in a row on a 200 (a 200 among the captured calls is one
+    // observation, not a verdict; and a short capture may hold none: service-a answers 500
+    // whenever its call to service-c meets v2).
+    world.last_curl = Some(calls_answer(&env, LEGACY, url_ref, 200).await?);
     Ok(())
 }
 
@@ -299,38 +298,81 @@ async fn legacy_pod_ip(env: &Env) -> Result<String, Failure> {
         .ok_or_else(|| Failure::environment(format!("pod {ns}/{pod} has no IP (is it running?)")))
 }
 
-/// Call `url` from the given container until one call answers `status`. For a 200 through
-/// service-a while service-c v2 is deployed, each call fails independently with P ≈ 0.3
-/// (service-c's endpoints are v1 and v2, and v2 answers 500 to 60% of its requests:
-/// `ERROR_RATE` 0.6 in services-c-v2.yaml), at most 0.6 whatever the balancing; the assertion
-/// limit leaves room for well over 45 attempts, and 0.6^45 < 1e-9, so a working path is not
-/// reported broken. A single 200 proves the path works: nothing else (a denial, a reset) can
-/// produce one.
-async fn some_call_answers(
+/// Whether a call was let through and answered `status`.
+fn call_outcome(call: &Curl, status: u16) -> Call {
+    if !let_through(call) {
+        Call::Refused
+    } else if call.result.http_code == Some(status) {
+        Call::Answered
+    } else {
+        Call::Other
+    }
+}
+
+/// Converge on calls to `url` made by `make_call` answering `status` (a 2xx through service-a
+/// or to service-c, which answer 500 whenever service-c v2 is met): batches of calls
+/// ([`calls_until_answered`]: until one answers, one is refused, or [`one_answer_batch`] were
+/// let through without an answer), each begun once the suite's last change has reached the
+/// sidecars, until `consecutive` batches in a row agree; the call passes only if they agree
+/// that it answers. A single 200 seen before a denying policy arrives is followed by refused
+/// batches and decides nothing; a working path misses a whole batch with probability below
+/// 1e-9 (the bound is stated at [`one_answer_batch`]). Returns the answering call of the last
+/// batch.
+async fn converge_on_answer<F, Fut>(
+    env: &Env,
+    what: &str,
+    status: u16,
+    make_call: F,
+) -> Result<Curl, Failure>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Curl, Failure>>,
+{
+    let make_call = &make_call;
+    let streak = settled(
+        what,
+        &env.convergence(),
+        observations_count_from(env),
+        || calls_until_answered(one_answer_batch(), make_call, |c| call_outcome(c, status)),
+        |(shows, _)| *shows,
+    )
+    .await?;
+    let Some((shows, calls)) = streak.into_iter().last() else {
+        fail!("{what}: no batch of calls was made");
+    };
+    let last = calls
+        .last()
+        .map(|c| format!("{}: {}", c.describe(), c.result.body.trim()));
+    match (shows, calls.into_iter().last()) {
+        (CallsShow::Answered, Some(call)) => Ok(call),
+        (CallsShow::Refused, _) => fail!(
+            "{what}: the calls are not let through ({} batches in a row), the last: {}",
+            env.timeouts.consecutive,
+            last.unwrap_or_default()
+        ),
+        _ => fail!(
+            "{what}: {} batches in a row of {} calls let through, none answering {status}; the last: {}",
+            env.timeouts.consecutive,
+            one_answer_batch(),
+            last.unwrap_or_default()
+        ),
+    }
+}
+
+/// [`converge_on_answer`] for calls from the given pod and container.
+async fn calls_answer(
     env: &Env,
     (ns, pod, container): (&str, &str, &str),
     url: &str,
     status: u16,
 ) -> Result<Curl, Failure> {
-    eventually(
-        &format!("a call from {ns}/{pod} to {url} to answer {status}"),
-        &env.once(),
-        || async move {
-            let call = env
-                .curl_from_pod(ns, pod, container, url)
-                .await
-                .map_err(|e| e.message)?;
-            if call.result.outcome == CurlOutcome::Completed
-                && call.result.http_code == Some(status)
-            {
-                Ok(call)
-            } else {
-                Err(call.describe())
-            }
-        },
+    converge_on_answer(
+        env,
+        &format!("calls from {ns}/{pod} to {url} to answer {status}"),
+        status,
+        || env.curl_from_pod(ns, pod, container, url),
     )
     .await
-    .map_err(Failure::from)
 }
 
 #[then("the capture holds traffic but no plaintext HTTP")]
@@ -397,7 +439,8 @@ async fn security_policy_metric(
     // capture may still be counting: read until the growth shows, within the assertion limit.
     let verdict = eventually(
         &format!("{deployment}'s sidecar to count the captured requests from {source}"),
-        &env.once(),
+        // `consecutive` readings in a row: no single reading decides.
+        &env.convergence(),
         || async move {
             let samples = env_ref
                 .sidecar_metrics(deployment_ref)
@@ -446,9 +489,11 @@ async fn legacy_call_ok(world: &mut HappyWorld) -> Step {
 #[given(expr = "the legacy client has called {url}")]
 async fn legacy_has_called(world: &mut HappyWorld, url: Url) -> Step {
     let env = world.env();
-    let call = some_call_answers(&env, LEGACY, &url.0, 200).await?;
+    let began = tokio::time::Instant::now();
+    let call = calls_answer(&env, LEGACY, &url.0, 200).await?;
     world.last_curl = Some(call);
     world.traffic = Some(super::readings::Traffic::Legacy { url: url.0 });
+    world.traffic_began = Some(began);
     Ok(())
 }
 
@@ -491,40 +536,29 @@ async fn call_from(
     let env = world.env();
     let deployment = workload_of(from);
     let (env_ref, url_ref) = (&env, url);
-    if (200..300).contains(&status) {
-        // First, whether the call is let through at all, from calls that begin once the last
-        // change (a deleted AuthorizationPolicy, say) has reached the sidecars and agree
-        // `consecutive` times in a row: a single 2xx seen before a denying policy arrives, or
-        // a denial seen before one is removed, must not decide.
-        let streak = settled(
-            &format!("{from}'s calls to {url} to agree on whether they are let through"),
-            &env.convergence(),
-            observations_count_from(&env),
-            || async move { env_ref.curl_from(NAMESPACE, deployment, url_ref).await },
-            let_through,
+    if (200..300).contains(&status) && body.is_none() {
+        // Whether the call is let through and answers, from batches of calls that begin once
+        // the last change (a deleted AuthorizationPolicy, say) has reached the sidecars and
+        // agree `consecutive` times in a row: a single 2xx seen before a denying policy
+        // arrives, or a denial seen before one is removed, must not decide.
+        let call = converge_on_answer(
+            &env,
+            &format!("{from}'s calls to {url} to answer {status}"),
+            status,
+            || env_ref.curl_from(NAMESPACE, deployment, url_ref),
         )
         .await?;
-        if let Some(call) = streak.iter().find(|c| !let_through(c)) {
-            fail!(
-                "{from}'s call to {url} is not let through: {}: {}",
-                call.describe(),
-                call.result.body.trim()
-            );
-        }
+        world.last_curl = Some(call);
+        return Ok(());
     }
+    // A denial (or any exact answer with a body) must hold for the consecutive confirmations
+    // every negative claim needs.
     let call = eventually(
         &format!(
             "{from}'s call to {url} to answer {status}{}",
             body.map(|b| format!(" {b:?}")).unwrap_or_default()
         ),
-        // Once let through, a 2xx needs one success (service-a answers 500 when its own call
-        // to service-c fails: see `some_call_answers` for the bound); a denial must hold for
-        // the consecutive confirmations every negative claim needs.
-        &if (200..300).contains(&status) {
-            env.once()
-        } else {
-            env.convergence()
-        },
+        &env.convergence(),
         || async move {
             let call = env_ref
                 .curl_from(NAMESPACE, deployment, url_ref)

@@ -3,7 +3,8 @@
 
 use cucumber::{then, when};
 use happy_istio::checks::addons::{
-    KialiGraph, grafana_has_dashboard, graph_path, graph_with_traffic, http_rates, is_plaintext,
+    KialiGraph, grafana_dashboard_path, grafana_dashboard_uid, grafana_row_has_panel, graph_path,
+    graph_with_traffic, legacy_edge_plaintext, service_c_version_health,
 };
 use happy_istio::checks::{logs, metrics};
 use happy_istio::probes::{Sample, parse_access_log_line};
@@ -57,11 +58,13 @@ async fn deployment_logs(
     Ok(all)
 }
 
-/// Slower convergence for telemetry that is scraped or flushed periodically.
+/// Slower convergence for telemetry that is scraped or flushed periodically: the metrics
+/// limit, and `consecutive` readings in a row that each show what is claimed (as every other
+/// verdict needs: [`happy_istio::retry::eventually`]), so no single reading decides.
 fn telemetry_policy(env: &Env) -> Convergence {
     Convergence {
         limit: env.timeouts.metrics,
-        ..env.once()
+        ..env.convergence()
     }
 }
 
@@ -204,17 +207,14 @@ async fn series_with_code(world: &mut HappyWorld, code: String) -> Step {
         }
         Ok(())
     };
-    if counts(&world.metrics).is_ok() {
-        return Ok(());
-    }
     // A proxy counts a request when its stream completes, which can be just after the client
-    // has its answer: read again until the counter shows. A counter never goes back, so one
-    // success settles it.
+    // has its answer: read again until the counter shows, in `consecutive` readings in a row
+    // (the reading the When step took is not one of them: no single reading decides).
     let env = world.env();
     let (env_ref, deployment_ref, counts_ref) = (&env, deployment.as_str(), &counts);
     world.metrics = eventually(
         &format!("{deployment}'s istio-proxy to count response_code {code}"),
-        &env.once(),
+        &env.convergence(),
         || async move {
             let samples = env_ref
                 .sidecar_metrics(deployment_ref)
@@ -270,10 +270,12 @@ async fn prometheus_requests(
 }
 
 /// Judge Prometheus's view of the requests of this scenario: poll until Prometheus has scraped
-/// them all (its counters grew by at least the batch, for every destination: each request
-/// through the gateway makes service-a call service-b and service-c once), then the success
-/// rate of that growth. The baseline is the sidecar's own reading taken before the batch —
-/// the same counters Prometheus scrapes from :15020, so the two are comparable.
+/// past the baseline for every key and then them all (its counters grew by at least the batch,
+/// for every destination: each request through the gateway makes service-a call service-b and
+/// service-c once), then the success rate of that growth. The baseline is the sidecar's own
+/// reading taken before the batch — the same counters Prometheus scrapes from :15020, so the
+/// two are comparable once Prometheus has scraped after it; before that, a value below the
+/// baseline is Prometheus lagging, never a reset ([`metrics::growth_past_baseline`]).
 pub(crate) async fn prometheus_rate_of_batch(
     what: &str,
     policy: &Convergence,
@@ -285,7 +287,12 @@ pub(crate) async fn prometheus_rate_of_batch(
     let read = &read;
     eventually(what, policy, || async move {
         let now = read().await?;
-        let grown = metrics::growth(baseline, &now);
+        let grown = metrics::growth_past_baseline(baseline, &now).map_err(|lagging| {
+            format!(
+                "Prometheus has not yet scraped past the sidecar's reading before the batch \
+                 (it scrapes periodically): below it for (destination, response_code) {lagging:?}"
+            )
+        })?;
         let rates = metrics::success_rates_of(&grown);
         for destination in destinations {
             let count = rates.get(*destination).map_or(0.0, |(_, n)| *n);
@@ -371,50 +378,75 @@ async fn prometheus_success_rate(
     Ok(())
 }
 
+/// GET a path of Grafana's API; the body when it answers 200.
+async fn grafana_get(env: &Env, path: &str) -> Result<String, String> {
+    let r = env
+        .cluster
+        .http_get_service(ISTIO_NAMESPACE, GRAFANA_SERVICE.0, GRAFANA_SERVICE.1, path)
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status != 200 {
+        return Err(format!("Grafana answered {} to {path}", r.status));
+    }
+    Ok(r.body)
+}
+
 #[then(expr = "Grafana has a dashboard titled {string}")]
 async fn grafana_dashboard(world: &mut HappyWorld, title: String) -> Step {
     let env = world.env();
     let path = format!("/api/search?query={}", urlencode(&title));
     let (env_ref, path_ref, title_ref) = (&env, path.as_str(), title.as_str());
-    eventually(
+    let uid = eventually(
         &format!("Grafana to list the dashboard {title:?}"),
         &telemetry_policy(&env),
         || async move {
-            let r = env_ref
-                .cluster
-                .http_get_service(
-                    ISTIO_NAMESPACE,
-                    GRAFANA_SERVICE.0,
-                    GRAFANA_SERVICE.1,
-                    path_ref,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            if r.status != 200 {
-                return Err(format!("Grafana answered {}", r.status));
-            }
-            if grafana_has_dashboard(&r.body, title_ref)? {
-                Ok(())
-            } else {
-                Err(format!(
-                    "no dashboard titled {title_ref:?} in {}",
-                    r.body.trim()
-                ))
-            }
+            let body = grafana_get(env_ref, path_ref).await?;
+            grafana_dashboard_uid(&body, title_ref)?
+                .ok_or_else(|| format!("no dashboard titled {title_ref:?} in {}", body.trim()))
         },
     )
     .await?;
+    world.grafana_dashboard = Some((title, uid));
     Ok(())
 }
 
-async fn fetch_graph(env: &Env) -> Result<KialiGraph, String> {
+/// The workshop's row and panel on the dashboard found by title: Grafana's
+/// `/api/dashboards/uid/<uid>` (see [`grafana_row_has_panel`]).
+#[then(expr = "its row {string} has the panel {string}")]
+async fn grafana_row_panel(world: &mut HappyWorld, row: String, panel: String) -> Step {
+    let Some((title, uid)) = world.grafana_dashboard.clone() else {
+        fail!(
+            "no Grafana dashboard was found: a step \"Grafana has a dashboard titled …\" must come first"
+        );
+    };
+    let env = world.env();
+    let path = grafana_dashboard_path(&uid);
+    let (env_ref, path_ref, row_ref, panel_ref) =
+        (&env, path.as_str(), row.as_str(), panel.as_str());
+    // A provisioned dashboard does not change while Grafana runs: a wrong layout fails after
+    // `consecutive` readings, an unreachable Grafana at the limit.
+    let verdict = eventually(
+        &format!("Grafana to serve the dashboard {title:?} (uid {uid})"),
+        &telemetry_policy(&env),
+        || async move {
+            let body = grafana_get(env_ref, path_ref).await?;
+            Ok(grafana_row_has_panel(&body, row_ref, panel_ref))
+        },
+    )
+    .await?;
+    verdict.map_err(|e| Failure::claim(format!("Grafana's dashboard {title:?}: {e}")))
+}
+
+/// Kiali's graph over the time since `began` (the scenario's first request; see
+/// [`happy_istio::checks::addons::graph_window`]).
+async fn fetch_graph(env: &Env, began: tokio::time::Instant) -> Result<KialiGraph, String> {
     let r = env
         .cluster
         .http_get_service(
             ISTIO_NAMESPACE,
             KIALI_SERVICE.0,
             KIALI_SERVICE.1,
-            &graph_path(NAMESPACE),
+            &graph_path(NAMESPACE, began.elapsed()),
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -425,31 +457,45 @@ async fn fetch_graph(env: &Env) -> Result<KialiGraph, String> {
 }
 
 /// Kiali's limit: long enough for two Prometheus scrapes with traffic and Kiali's queries.
-fn kiali_policy(env: &Env) -> Convergence {
+/// A verdict needs `consecutive` graphs in a row that show it; Kiali merely answering (the
+/// When step, a precondition) needs one.
+fn kiali_policy(env: &Env, verdict: bool) -> Convergence {
     Convergence {
         limit: env.timeouts.kiali,
-        ..env.once()
+        ..if verdict {
+            env.convergence()
+        } else {
+            env.once()
+        }
     }
 }
 
-/// Poll the graph until `check` holds, repeating the scenario's traffic before every fetch.
+/// Poll the graph until `check` holds (`consecutive` times in a row for a verdict), repeating
+/// the scenario's traffic before every fetch.
 async fn poll_graph(
     world: &HappyWorld,
     what: &str,
+    verdict: bool,
     check: impl Fn(&KialiGraph) -> Result<(), String>,
 ) -> Result<KialiGraph, Failure> {
     let env = world.env();
     let traffic = world.traffic.clone();
+    let Some(began) = world.traffic_began else {
+        fail!(
+            "the scenario sent no traffic for Kiali to show: a step that sends it (\"requests \
+             through the ingress gateway have …\", \"the legacy client has called …\") must come first"
+        );
+    };
     let (env_ref, traffic_ref) = (&env, &traffic);
     Ok(graph_with_traffic(
         what,
-        &kiali_policy(&env),
+        &kiali_policy(&env, verdict),
         || async move {
             if let Some(t) = traffic_ref {
                 t.send_once(env_ref).await;
             }
         },
-        || fetch_graph(env_ref),
+        || fetch_graph(env_ref, began),
         check,
     )
     .await?)
@@ -464,25 +510,21 @@ async fn kiali_graph(world: &mut HappyWorld, namespace: Name) -> Step {
         );
     }
     // Kiali may still be starting or warming its caches: the first fetch is retried too.
-    let graph = poll_graph(world, "Kiali to answer its graph", |_| Ok(())).await?;
+    let graph = poll_graph(world, "Kiali to answer its graph", false, |_| Ok(())).await?;
     world.graph = Some(graph);
     Ok(())
 }
 
-/// Re-fetch Kiali's graph until `check` holds: Kiali's rates come from Prometheus, which
-/// scrapes periodically, and it shows only edges with a current rate above 0, so the
-/// scenario's traffic keeps flowing meanwhile.
+/// Re-fetch Kiali's graph until `check` holds in `consecutive` graphs in a row: Kiali's rates
+/// come from Prometheus, which scrapes periodically, and it shows only edges with a current
+/// rate above 0, so the scenario's traffic keeps flowing meanwhile. The graph the When step
+/// fetched is not one of them: no single graph decides.
 async fn graph_eventually(
     world: &mut HappyWorld,
     what: &str,
     check: impl Fn(&KialiGraph) -> Result<(), String>,
 ) -> Step {
-    if let Some(graph) = &world.graph
-        && check(graph).is_ok()
-    {
-        return Ok(());
-    }
-    let graph = poll_graph(world, what, check).await?;
+    let graph = poll_graph(world, what, true, check).await?;
     world.graph = Some(graph);
     Ok(())
 }
@@ -497,42 +539,14 @@ async fn graph_version_succeeding(world: &mut HappyWorld, version: String) -> St
     graph_version_health(world, version, false).await
 }
 
-/// Kiali's graph shows every HTTP edge into service-c `version` with errors (`failing`) or
-/// with none.
+/// Kiali's graph shows service-a's HTTP edge into service-c `version` with errors (`failing`)
+/// or with none ([`service_c_version_health`]).
 async fn graph_version_health(world: &mut HappyWorld, version: String, failing: bool) -> Step {
     let health = if failing { "failing" } else { "all succeeding" };
     graph_eventually(
         world,
         &format!("Kiali to show service-c {version} {health}"),
-        |g| {
-            let nodes = g.app_nodes(NAMESPACE, "service-c", Some(&version));
-            if nodes.is_empty() {
-                return Err(format!("the graph has no node for service-c {version}"));
-            }
-            let edges = g.edges_into(&nodes);
-            let rates: Vec<(f64, f64)> = edges
-                .iter()
-                .map(|e| http_rates(e))
-                .filter(|(rps, _)| *rps > 0.0)
-                .collect();
-            if rates.is_empty() {
-                return Err(format!(
-                    "no HTTP traffic into service-c {version} in the graph"
-                ));
-            }
-            let holds = if failing {
-                rates.iter().all(|(_, err)| *err > 0.0)
-            } else {
-                rates.iter().all(|(_, err)| *err == 0.0)
-            };
-            if holds {
-                Ok(())
-            } else {
-                Err(format!(
-                    "edges into service-c {version}: (rps, %err) {rates:?}"
-                ))
-            }
-        },
+        |g| service_c_version_health(g, NAMESPACE, &version, failing),
     )
     .await
 }
@@ -541,26 +555,8 @@ async fn graph_version_health(world: &mut HappyWorld, version: String, failing: 
 async fn graph_legacy_plaintext(world: &mut HappyWorld) -> Step {
     graph_eventually(
         world,
-        "Kiali to show the edge from unknown to service-a",
-        |g| {
-            let unknown = g.unknown_nodes();
-            let targets = g.app_nodes(NAMESPACE, "service-a", None);
-            let edges: Vec<_> = g
-                .edges_into(&targets)
-                .into_iter()
-                .filter(|e| unknown.contains(&e.source.as_str()))
-                .collect();
-            if edges.is_empty() {
-                return Err("the graph has no edge from unknown to service-a".into());
-            }
-            match edges.iter().find(|e| !is_plaintext(e)) {
-                Some(e) => Err(format!(
-                    "the edge from unknown to service-a has isMTLS {:?}",
-                    e.is_mtls
-                )),
-                None => Ok(()),
-            }
-        },
+        "Kiali to show the edge from unknown to service-a without mutual TLS, and service-a's to service-b with it",
+        |g| legacy_edge_plaintext(g, NAMESPACE),
     )
     .await
 }

@@ -53,6 +53,11 @@ pub struct HappyWorld {
     pub before: Option<Before>,
     /// The scenario's traffic, to repeat while a view that needs live traffic (Kiali) catches up.
     pub traffic: Option<Traffic>,
+    /// When the scenario's traffic began (just before its first request): Kiali's graph covers
+    /// the time since then, so only this scenario's traffic decides.
+    pub traffic_began: Option<tokio::time::Instant>,
+    /// The uid of the Grafana dashboard the scenario found by its title.
+    pub grafana_dashboard: Option<(String, String)>,
 }
 
 impl fmt::Debug for HappyWorld {
@@ -90,6 +95,8 @@ impl HappyWorld {
             graph: None,
             before: None,
             traffic: None,
+            traffic_began: None,
+            grafana_dashboard: None,
         })
     }
 

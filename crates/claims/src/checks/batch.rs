@@ -252,6 +252,72 @@ where
     .await
 }
 
+/// Calls in a batch that must hold one answering 200 through service-a while service-c v2 is
+/// an endpoint (service-b's call to service-a or to service-c, the legacy client's to
+/// service-a): each answers 200 with probability at least one half ([`P_FAILURE_WITH_V2`]),
+/// independently (one call at a time: see [`converge`]), so a working path misses a 200 in a
+/// whole batch with probability at most 0.5^n; n = 30 gives 9.3e-10 < [`MAX_FALSE_VERDICT`].
+pub fn one_answer_batch() -> u32 {
+    requests_to_observe(P_FAILURE_WITH_V2, MAX_FALSE_VERDICT)
+}
+
+/// How one call of a [`calls_until_answered`] batch went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// It answered the status the claim needs.
+    Answered,
+    /// It was let through but answered something else (service-a's 500 when its own call to
+    /// service-c met v2).
+    Other,
+    /// It was not let through (a 403 denial, a reset, a refusal): the path is closed.
+    Refused,
+}
+
+/// What a batch of calls showed, for deciding when batches agree
+/// ([`crate::retry::settled`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallsShow {
+    /// A call answered the status, and every call before it was let through.
+    Answered,
+    /// A call was not let through.
+    Refused,
+    /// [`one_answer_batch`] calls were let through and none answered the status.
+    NoAnswer,
+}
+
+/// One batch of calls for a claim "X's call to Y answers 200": calls one at a time until one
+/// answers (`judge` says [`Call::Answered`]), one is refused, or `size` were let through without
+/// an answer; returns what the batch showed and its calls. A caller repeats batches until
+/// `consecutive` in a row, each begun once the last change has reached the sidecars, agree
+/// ([`crate::retry::settled`]) and passes only if they agree on [`CallsShow::Answered`]: a
+/// single 200 seen before a denying policy arrives is followed by refused batches, and the
+/// streak that decides is theirs. A working path fails a batch with probability at most
+/// 0.5^[`one_answer_batch`] < 1e-9, and must fail `consecutive` of them in a row to fail the
+/// claim; a closed path never answers, so it cannot pass. A call that cannot be made at all
+/// (`Err`) ends the batch with that error.
+pub async fn calls_until_answered<T, E, F, Fut>(
+    size: u32,
+    call: F,
+    judge: impl Fn(&T) -> Call,
+) -> std::result::Result<(CallsShow, Vec<T>), E>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = std::result::Result<T, E>>,
+{
+    let mut calls = Vec::new();
+    for _ in 0..size.max(1) {
+        let made = call().await?;
+        let verdict = judge(&made);
+        calls.push(made);
+        match verdict {
+            Call::Answered => return Ok((CallsShow::Answered, calls)),
+            Call::Refused => return Ok((CallsShow::Refused, calls)),
+            Call::Other => {}
+        }
+    }
+    Ok((CallsShow::NoAnswer, calls))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,5 +609,95 @@ mod tests {
         )
         .await;
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn one_answer_batch_meets_the_bound() {
+        let n = one_answer_batch();
+        assert_eq!(n, 30);
+        assert!(P_FAILURE_WITH_V2.powi(n as i32) < MAX_FALSE_VERDICT);
+    }
+
+    fn judge_status(status: &u16) -> Call {
+        match status {
+            200 => Call::Answered,
+            403 => Call::Refused,
+            _ => Call::Other,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_batch_stops_at_the_first_answer_or_refusal() {
+        let script = |statuses: Vec<u16>| {
+            let i = Cell::new(0usize);
+            move || {
+                let s = statuses[i.get() % statuses.len()];
+                i.set(i.get() + 1);
+                std::future::ready(Ok::<u16, String>(s))
+            }
+        };
+        let (shows, calls) = calls_until_answered(30, script(vec![500, 500, 200]), judge_status)
+            .await
+            .unwrap();
+        assert_eq!((shows, calls.len()), (CallsShow::Answered, 3));
+        let (shows, calls) = calls_until_answered(30, script(vec![500, 403, 200]), judge_status)
+            .await
+            .unwrap();
+        assert_eq!((shows, calls.len()), (CallsShow::Refused, 2));
+        let (shows, calls) = calls_until_answered(30, script(vec![500]), judge_status)
+            .await
+            .unwrap();
+        assert_eq!((shows, calls.len()), (CallsShow::NoAnswer, 30));
+        let failed: std::result::Result<(CallsShow, Vec<u16>), String> = calls_until_answered(
+            30,
+            || std::future::ready(Err("exec failed".into())),
+            judge_status,
+        )
+        .await;
+        assert_eq!(failed.unwrap_err(), "exec failed");
+    }
+
+    /// Item 3 of issue 19, C20's example: a policy that denies the call reaches the sidecar
+    /// just after the first 200. The old check (settled "let through", then one 200) could
+    /// pass on that 200; batches that must agree `consecutive` times do not: the streak that
+    /// decides is the refused one.
+    #[tokio::test(start_paused = true)]
+    async fn a_denial_arriving_after_a_200_fails_the_converged_check() {
+        let started = tokio::time::Instant::now();
+        let denied_from = started + Duration::from_millis(250);
+        let call = || {
+            let now = tokio::time::Instant::now();
+            async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<u16, crate::Error>(if now >= denied_from { 403 } else { 200 })
+            }
+        };
+        let streak = crate::retry::settled(
+            "service-b's calls to service-a",
+            &policy(3),
+            started,
+            || calls_until_answered(one_answer_batch(), call, judge_status),
+            |(shows, _)| *shows,
+        )
+        .await
+        .unwrap();
+        assert_eq!(streak.len(), 3);
+        assert!(streak.iter().all(|(shows, _)| *shows == CallsShow::Refused));
+        // A path that stays open passes with three answered batches.
+        let open = || std::future::ready(Ok::<u16, crate::Error>(200));
+        let streak = crate::retry::settled(
+            "service-b's calls to service-a",
+            &policy(3),
+            tokio::time::Instant::now(),
+            || calls_until_answered(one_answer_batch(), open, judge_status),
+            |(shows, _)| *shows,
+        )
+        .await
+        .unwrap();
+        assert!(
+            streak
+                .iter()
+                .all(|(shows, _)| *shows == CallsShow::Answered)
+        );
     }
 }

@@ -74,9 +74,11 @@ pub fn sent_by_destination(
     counts
 }
 
-/// How much each counter grew from `before` to `after`, key by key. A key missing before
-/// counts from zero; a key that shrank was reset (its pod restarted), so all of `after`
-/// counts — Prometheus's own rule for counter resets in `increase()`.
+/// How much each counter grew from `before` to `after`, key by key, both read from the same
+/// source (a sidecar's stats endpoint twice). A key missing before counts from zero; a key that
+/// shrank was reset (its pod restarted), so all of `after` counts — Prometheus's own rule for
+/// counter resets in `increase()`. Against a view that lags the baseline's source, use
+/// [`growth_past_baseline`]: there a drop is lag, not a reset.
 pub fn growth<K: Ord + Clone>(
     before: &BTreeMap<K, f64>,
     after: &BTreeMap<K, f64>,
@@ -89,6 +91,35 @@ pub fn growth<K: Ord + Clone>(
             (k.clone(), grown)
         })
         .collect()
+}
+
+/// How much each counter of a view that lags the baseline's source grew past that baseline:
+/// Prometheus, which scrapes a sidecar every 15 s (istio/istio `samples/addons/prometheus.yaml`,
+/// 1.28–1.31: `scrape_interval: 15s`), compared with the sidecar's own reading taken before a
+/// batch. Until Prometheus has scraped past the baseline, its value of a key can be below the
+/// baseline only because it lags; [`growth`] would read that as a counter reset and count the
+/// key's whole history as the batch's growth. So here a drop is never a reset: while any key
+/// of `baseline` is below it in `now` (or absent: not scraped yet), the answer is `Err` with
+/// those keys and the caller waits for the next scrape. Once every key is at or past its
+/// baseline, the growth is `now - baseline` key by key (keys new since the baseline count from
+/// zero). A sidecar that really restarted after the baseline keeps Prometheus below it for
+/// good, and the wait ends at its limit naming the keys — never with a verdict on history.
+pub fn growth_past_baseline<K: Ord + Clone>(
+    baseline: &BTreeMap<K, f64>,
+    now: &BTreeMap<K, f64>,
+) -> Result<BTreeMap<K, f64>, Vec<K>> {
+    let lagging: Vec<K> = baseline
+        .iter()
+        .filter(|(k, then)| now.get(*k).copied().unwrap_or(0.0) < **then)
+        .map(|(k, _)| k.clone())
+        .collect();
+    if !lagging.is_empty() {
+        return Err(lagging);
+    }
+    Ok(now
+        .iter()
+        .map(|(k, v)| (k.clone(), v - baseline.get(k).copied().unwrap_or(0.0)))
+        .collect())
 }
 
 /// Growth of the `istio_requests_total` series matching `labels`, series by series (the whole
@@ -282,6 +313,63 @@ mod tests {
             &BTreeMap::from([(key("a", "200"), 4.0)]),
         );
         assert_eq!(reset[&key("a", "200")], 4.0);
+    }
+
+    /// F5: a Prometheus that has not yet scraped past the sidecar's baseline is lagging, not
+    /// reset: the growth waits for it instead of counting the whole history.
+    #[test]
+    fn a_lagging_prometheus_is_not_a_reset() {
+        let key = |d: &str, c: &str| (d.to_string(), c.to_string());
+        // The sidecar's reading before the batch: 500 earlier requests to service-c, all 200.
+        let baseline = BTreeMap::from([
+            (key("service-c", "200"), 500.0),
+            (key("service-b", "200"), 500.0),
+        ]);
+        // Prometheus's last scrape is older than the baseline: 490, and the 500s are new.
+        let lagging = BTreeMap::from([
+            (key("service-c", "200"), 490.0),
+            (key("service-c", "500"), 16.0),
+            (key("service-b", "200"), 531.0),
+        ]);
+        assert_eq!(
+            growth_past_baseline(&baseline, &lagging).unwrap_err(),
+            vec![key("service-c", "200")]
+        );
+        // The reset rule would have counted all 490 old 200s as the batch's: a rate of 97%
+        // instead of the batch's own. This is what F5 was about.
+        let misread = success_rates_of(&growth(&baseline, &lagging));
+        assert!(misread["service-c"].1 > 500.0, "{misread:?}");
+        // A key Prometheus has not scraped at all yet is lagging too.
+        let unscraped = BTreeMap::from([(key("service-b", "200"), 531.0)]);
+        assert!(growth_past_baseline(&baseline, &unscraped).is_err());
+        // After the next scrape: exactly the batch's requests.
+        let scraped = BTreeMap::from([
+            (key("service-c", "200"), 515.0),
+            (key("service-c", "500"), 16.0),
+            (key("service-b", "200"), 531.0),
+        ]);
+        let grown = growth_past_baseline(&baseline, &scraped).unwrap();
+        assert_eq!(grown[&key("service-c", "200")], 15.0);
+        assert_eq!(grown[&key("service-c", "500")], 16.0);
+        assert_eq!(grown[&key("service-b", "200")], 31.0);
+        let rates = success_rates_of(&grown);
+        assert_eq!(rates["service-c"], (15.0 / 31.0, 31.0));
+        assert_eq!(rates["service-b"], (1.0, 31.0));
+    }
+
+    /// A genuine reset (the sidecar restarted) is still one where both readings come from the
+    /// same source: [`growth`] counts all of the new value. Against a lagging view it never
+    /// becomes a verdict: the key stays below its baseline and is reported as such.
+    #[test]
+    fn a_genuine_reset_counts_where_both_readings_are_the_sidecars() {
+        let key = |c: &str| ("service-c".to_string(), c.to_string());
+        let before = BTreeMap::from([(key("200"), 500.0)]);
+        let restarted = BTreeMap::from([(key("200"), 12.0)]);
+        assert_eq!(growth(&before, &restarted)[&key("200")], 12.0);
+        assert_eq!(
+            growth_past_baseline(&before, &restarted).unwrap_err(),
+            vec![key("200")]
+        );
     }
 
     #[test]
