@@ -144,8 +144,10 @@ const fn unconfirmed(fact: &'static str, source: &'static str) -> UpstreamFact {
 const SERVICES: &str = "rinormaloku/happy-istio README.md, section Services";
 const DEPLOY: &str = "rinormaloku/happy-istio README.md, section Deploy workloads";
 const INSTALL: &str = "rinormaloku/happy-istio README.md, section Install Istio";
-const AUTO_INJECTION: &str = "rinormaloku/happy-istio README.md, section Automatic sidecar injection";
-const MANUAL_INJECTION: &str = "rinormaloku/happy-istio README.md, section Manual sidecar injection";
+const AUTO_INJECTION: &str =
+    "rinormaloku/happy-istio README.md, section Automatic sidecar injection";
+const MANUAL_INJECTION: &str =
+    "rinormaloku/happy-istio README.md, section Manual sidecar injection";
 const INGRESS: &str = "rinormaloku/happy-istio README.md, section Istio Ingress Gateway";
 const ACCESS_LOGS: &str = "rinormaloku/happy-istio README.md, section Access logs";
 const METRICS: &str = "rinormaloku/happy-istio README.md, section Metrics";
@@ -554,7 +556,10 @@ pub const CLAIMS: &[Claim] = &[
             "The demo profile's egress gateway runs beside them",
         ],
         manifests: &[],
-        checks: &["cluster::Cluster::wait_rollout", "cluster::pods::pod_is_ready"],
+        checks: &[
+            "cluster::Cluster::wait_rollout",
+            "cluster::pods::pod_is_ready",
+        ],
         requests: Requests::NotStatistical(
             "each Deployment's rollout and a Ready pod decide; nothing is sampled",
         ),
@@ -629,7 +634,10 @@ pub const CLAIMS: &[Claim] = &[
         workshop_sample: None,
         scenarios: &["Manual injection adds the sidecar to service-a's Deployment"],
         manifests: &["services-a.yaml"],
-        checks: &["cluster::pods::sidecar_present", "steps::mesh::injected_has_sidecar"],
+        checks: &[
+            "cluster::pods::sidecar_present",
+            "steps::mesh::injected_has_sidecar",
+        ],
         requests: Requests::NotStatistical("istioctl's output is parsed once"),
         upstream_facts: &[NATIVE_SIDECAR, INJECT_OPT_OUT],
         negative: &[Negative::Case(
@@ -798,8 +806,19 @@ pub const CLAIMS: &[Claim] = &[
         ],
         workshop_sample: None,
         scenarios: &["Prometheus comes up", "Grafana and Kiali come up"],
-        manifests: &[],
-        checks: &["cluster::Cluster::wait_rollout", "cluster::pods::pod_is_ready"],
+        // The chapter's Background, which runs before these scenarios too.
+        manifests: &[
+            "services-a.yaml",
+            "services-b.yaml",
+            "services-c-v1.yaml",
+            "services-c-v2.yaml",
+            "service-a-gateway.yaml",
+            "service-a-route.yaml",
+        ],
+        checks: &[
+            "cluster::Cluster::wait_rollout",
+            "cluster::pods::pod_is_ready",
+        ],
         requests: Requests::NotStatistical("each Deployment's rollout and a Ready pod decide"),
         upstream_facts: &[ADDON_SERVICES],
         negative: &[Negative::Pending(
@@ -821,10 +840,7 @@ pub const CLAIMS: &[Claim] = &[
                  look into the \"Outgoing Success Rate (non-5xx responses) By Destination\" you \
                  will see which service is failing.",
             ),
-            quote(
-                METRICS,
-                "It is service C where requests are failing!",
-            ),
+            quote(METRICS, "It is service C where requests are failing!"),
         ],
         workshop_sample: None,
         scenarios: &[
@@ -1024,7 +1040,9 @@ pub const CLAIMS: &[Claim] = &[
             ISTIO_STATS,
             PROPAGATION,
         ],
-        negative: &[Negative::Case("a DestinationRule turns off TLS to service-c")],
+        negative: &[Negative::Case(
+            "a DestinationRule turns off TLS to service-c",
+        )],
         deviations: &["D-istio-version", "D-ingress-address", "D-capture-command"],
     },
     Claim {
@@ -1088,10 +1106,7 @@ pub const CLAIMS: &[Claim] = &[
         statement: "with STRICT mTLS the legacy client's call to service-a is reset: curl exits \
                     56",
         workshop_words: &[
-            quote(
-                SECURITY,
-                "It will be rejected with the following output:",
-            ),
+            quote(SECURITY, "It will be rejected with the following output:"),
             quote(
                 SECURITY,
                 "kubectl apply -n istioinaction  -f peer-auth-strict.yaml",
@@ -1099,8 +1114,20 @@ pub const CLAIMS: &[Claim] = &[
         ],
         workshop_sample: Some("command terminated with exit code 56"),
         scenarios: &["With STRICT mTLS the legacy client is rejected"],
-        manifests: &["peer-auth-strict.yaml", "legacy.yaml"],
-        checks: &["probes::curl::curl_outcome", "steps::security::legacy_reset"],
+        manifests: &[
+            "services-a.yaml",
+            "services-b.yaml",
+            "services-c-v1.yaml",
+            "services-c-v2.yaml",
+            "service-a-gateway.yaml",
+            "service-a-route.yaml",
+            "legacy.yaml",
+            "peer-auth-strict.yaml",
+        ],
+        checks: &[
+            "probes::curl::curl_outcome",
+            "steps::security::legacy_reset",
+        ],
         requests: Requests::NotStatistical(
             "the reset must hold for HAPPY_CONSECUTIVE calls in a row, as every negative claim",
         ),
@@ -1167,7 +1194,9 @@ pub const CLAIMS: &[Claim] = &[
             quote(IMPERSONATING, "Both queries return:"),
         ],
         workshop_sample: Some("RBAC: access denied"),
-        scenarios: &["With the three authorization policies only the application's own calls are allowed"],
+        scenarios: &[
+            "With the three authorization policies only the application's own calls are allowed",
+        ],
         manifests: &[
             "services-a.yaml",
             "services-b.yaml",

@@ -88,7 +88,9 @@ fn is_claim_tag(tag: &str) -> bool {
 }
 
 fn scenarios_of<'a>(all: &'a [Scenario], id: &str) -> Vec<&'a Scenario> {
-    all.iter().filter(|s| s.tags.iter().any(|t| t == id)).collect()
+    all.iter()
+        .filter(|s| s.tags.iter().any(|t| t == id))
+        .collect()
 }
 
 fn set<'a>(items: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
@@ -160,7 +162,10 @@ fn the_manifests_named_exist_and_are_the_ones_the_scenarios_apply() {
         // client's legacy.yaml, which its step loads without naming it.
         let mut applied = BTreeSet::new();
         for s in scenarios_of(&all, claim.id) {
-            for word in s.text.split(|c: char| !(c.is_ascii_alphanumeric() || "-.".contains(c))) {
+            for word in s
+                .text
+                .split(|c: char| !(c.is_ascii_alphanumeric() || "-.".contains(c)))
+            {
                 if word.ends_with(".yaml") {
                     applied.insert(word.to_string());
                 }
@@ -197,13 +202,12 @@ fn resolve(path: &str) -> Result<(), String> {
             let Ok(text) = std::fs::read_to_string(&file) else {
                 continue;
             };
-            let declared = ["fn", "const", "struct", "enum", "type"]
-                .iter()
-                .any(|kw| {
-                    text.contains(&format!("{kw} {item}(")) || text.contains(&format!("{kw} {item}<"))
-                        || text.contains(&format!("{kw} {item}:"))
-                        || text.contains(&format!("{kw} {item} "))
-                });
+            let declared = ["fn", "const", "struct", "enum", "type"].iter().any(|kw| {
+                text.contains(&format!("{kw} {item}("))
+                    || text.contains(&format!("{kw} {item}<"))
+                    || text.contains(&format!("{kw} {item}:"))
+                    || text.contains(&format!("{kw} {item} "))
+            });
             return if declared {
                 Ok(())
             } else {
@@ -235,7 +239,11 @@ fn the_request_counts_are_the_codes_and_the_bounds_hold() {
                 continue;
             }
         };
-        assert!(!bounds.is_empty(), "{}: statistical without a bound", claim.id);
+        assert!(
+            !bounds.is_empty(),
+            "{}: statistical without a bound",
+            claim.id
+        );
         for b in bounds {
             if let Err(e) = resolve(b.counted_by) {
                 panic!("{}: {}: counted_by {}: {e}", claim.id, b.step, b.counted_by);
@@ -245,7 +253,13 @@ fn the_request_counts_are_the_codes_and_the_bounds_hold() {
                     assert_eq!(b.requests, request_batch(), "{}: {}", claim.id, b.step)
                 }
                 "checks::batch::both_outcomes_batch" => {
-                    assert_eq!(b.requests, both_outcomes_batch(), "{}: {}", claim.id, b.step)
+                    assert_eq!(
+                        b.requests,
+                        both_outcomes_batch(),
+                        "{}: {}",
+                        claim.id,
+                        b.step
+                    )
                 }
                 _ => {}
             }
@@ -293,7 +307,11 @@ fn negative_cases() -> Vec<(String, String)> {
             cases.push((c, what));
         }
     }
-    assert!(!cases.is_empty(), "no `claim:` cases read from {}", path.display());
+    assert!(
+        !cases.is_empty(),
+        "no `claim:` cases read from {}",
+        path.display()
+    );
     cases
 }
 
@@ -306,7 +324,10 @@ fn the_negative_cases_are_the_ones_listed() {
             find(claim).is_some(),
             "tests/runs/negative.rs names {claim:?}, which is no claim"
         );
-        by_claim.entry(claim.clone()).or_default().insert(what.clone());
+        by_claim
+            .entry(claim.clone())
+            .or_default()
+            .insert(what.clone());
     }
     for claim in CLAIMS {
         let listed: BTreeSet<String> = claim
@@ -445,7 +466,10 @@ fn every_quote_is_the_workshops_own_words_in_the_section_named() {
         let mut own = Vec::new();
         for q in claim.workshop_words {
             let heading = q.source.strip_prefix(&prefix).unwrap_or_else(|| {
-                panic!("{}: source {:?} must read \"{prefix}<heading>\"", claim.id, q.source)
+                panic!(
+                    "{}: source {:?} must read \"{prefix}<heading>\"",
+                    claim.id, q.source
+                )
             });
             let section = sections
                 .get(heading)
