@@ -643,7 +643,8 @@ fn the_nightly_workflow_publishes_with_this_script() {
                 .is_some_and(|u| u.starts_with("actions/configure-pages@"))
         })
         .expect("configure-pages");
-    // F11: the summary comes from the artifacts before, and independently of, Pages.
+    // The summary comes from the artifacts before, and independently of, Pages: a Pages
+    // failure still leaves the night's summary.
     assert!(
         summary_at < pages_at && pages_at < site_at,
         "summary at step {summary_at}, configure-pages at {pages_at}, site at {site_at}"
@@ -689,7 +690,7 @@ fn the_nightly_workflow_publishes_with_this_script() {
         !words_of(run).iter().any(|w| w == "--summary"),
         "the summary is written once, by the summary step: {run}"
     );
-    // F12: earlier runs' reports, downloaded before, reach the history.
+    // Earlier runs' reports, downloaded before, reach the history.
     let earlier = value("--earlier");
     let fetch_earlier = publish_steps
         .iter()
@@ -712,19 +713,19 @@ fn the_nightly_workflow_publishes_with_this_script() {
             .map(|p| p.trim_end_matches('/')),
         Some(out.as_str())
     );
-    // The history is read back under a URL of this run's own (F12: no stale cached copy).
+    // The history is read back under a URL of this run's own, so no stale cached copy is read.
     assert!(
         value("--previous-history")
             .ends_with("/history.json?run=$GITHUB_RUN_ID-$GITHUB_RUN_ATTEMPT\""),
         "{}",
         value("--previous-history")
     );
-    // F12: no pending publication is cancelled by a newer one.
+    // No pending publication is cancelled by a newer one.
     assert_eq!(publish["concurrency"]["group"], "pages");
     assert_eq!(publish["concurrency"]["cancel-in-progress"], false);
     assert_eq!(publish["concurrency"]["queue"], "max");
 
-    // F3: the cell's step hands the runner's signals to the suite (`exec` of GNU timeout, which
+    // The cell's step hands the runner's signals to the suite (`exec` of GNU timeout, which
     // passes them on; ci/nightly-run `exec`s the suite), and stops the suite itself well before
     // the job's limit.
     let suite = cell

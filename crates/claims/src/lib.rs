@@ -2,13 +2,15 @@
 //! `cluster` drives any cluster through kube-rs only (apply, wait, exec, port-forward, logs,
 //! events); `probes` read what a reader would see (curl's output, Prometheus text, fake-service
 //! bodies); `checks` judge it, with request counts chosen for an error bound; `manifests` reads
-//! the workshop's files; `deviations` is the registry of every departure from the workshop's
-//! text; `timeouts` is the one timeout table and `retry` the convergence every wait uses.
+//! the workshop's files; `claims` is the registry of the workshop's claims (its words, the
+//! scenarios, checks, bounds, upstream facts, negative cases and deviations of each);
+//! `deviations` is the registry of every departure from the workshop's text; `timeouts` is the one timeout table and `retry` the convergence every wait uses.
 //!
 //! It may use no other crate of the workspace but the sandbox in its tests; the provisioning
 //! and report crates build on it.
 
 pub mod checks;
+pub mod claims;
 pub mod cluster;
 pub mod cluster_kind;
 pub mod deviations;

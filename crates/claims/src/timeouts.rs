@@ -366,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_brief() {
+    fn the_defaults_are_pinned() {
         let t = Timeouts::from_lookup(|_| None).unwrap();
         assert_eq!(t.cluster_create, Duration::from_secs(600));
         assert_eq!(t.istio_install, Duration::from_secs(600));

@@ -539,7 +539,8 @@ fn a_symlinked_socket_is_the_same_daemon() {
     let tcp = DockerEndpoint::Tcp("h:2375".into());
     assert!(same_endpoint(&tcp, &tcp.clone()));
 
-    // testcontainers reaching the daemon through the link is no mismatch (F10).
+    // testcontainers reaching the daemon through the link is no mismatch: the link and its
+    // target are one endpoint.
     let env = EngineEnv {
         docker_host: Some(unix(&link)),
         ..EngineEnv::default()
