@@ -68,6 +68,18 @@ const CASES: &[Breakage] = &[
         to: r#"value: "0""#,
     },
     Breakage {
+        claim: "C04",
+        // Upstream's image instead of the workshop's fork: upstream fake-service logs every
+        // failed request at ERROR level ("Error handling request", error="Service error
+        // automatically injected"; nicholasjackson/fake-service v0.26.2 logging/logger.go:113-128,
+        // handlers/request_http.go:104-109), the fork does not; the sandbox runs either by
+        // image (sandbox/src/runtime/program.rs).
+        what: "service-c v2 runs upstream's nicholasjackson/fake-service image",
+        file: "services-c-v2.yaml",
+        from: "image: rinormaloku/happy-service:latest",
+        to: "image: nicholasjackson/fake-service:v0.26.2",
+    },
+    Breakage {
         claim: "C06",
         // The pod label that opts a pod out of injection whatever its namespace says: istiod's
         // webhook decides with `injectRequired` (istio/istio pkg/kube/inject/inject.go), where
