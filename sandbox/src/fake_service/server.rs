@@ -78,8 +78,11 @@ impl App {
     /// workshop's fork `rinormaloku/happy-service` leaves it out: nothing is written then.
     fn request_failed(&self, error: &str) {
         if self.config.log_errors {
-            self.log
-                .write(&hclog_error(SystemTime::now(), "Error handling request", &[("error", error)]));
+            self.log.write(&hclog_error(
+                SystemTime::now(),
+                "Error handling request",
+                &[("error", error)],
+            ));
         }
     }
 

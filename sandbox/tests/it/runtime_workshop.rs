@@ -161,7 +161,9 @@ async fn upstream_fake_service_logs_its_injected_errors() {
     assert_eq!(status, 500, "{body}");
     let log = c.logs("service-c-v2-1").await;
     assert!(
-        log.contains("[ERROR] Error handling request: error=\"Service error automatically injected\""),
+        log.contains(
+            "[ERROR] Error handling request: error=\"Service error automatically injected\""
+        ),
         "{log}"
     );
     // The fork's pods beside it still log no error.

@@ -34,7 +34,6 @@ use serde_json::Value;
 use super::input::{MeshInput, ProxyInput, ProxyKind, Warning};
 use crate::mesh::ROOT_NAMESPACE;
 use crate::mesh::model::{selector_of, selects};
-use crate::mesh::telemetry::Reporter;
 
 /// The demo profile's mesh config, as far as telemetry goes: `accessLogFile: /dev/stdout`
 /// (istio/istio@1.28.0 manifests/helm-profiles/demo.yaml) and `defaultProviders.metrics:
@@ -53,14 +52,6 @@ pub(crate) enum Mode {
 }
 
 impl Mode {
-    /// The mode of a listener that reports as `reporter`.
-    pub(crate) fn of(reporter: Reporter) -> Self {
-        match reporter {
-            Reporter::Source => Mode::Client,
-            Reporter::Destination => Mode::Server,
-        }
-    }
-
     /// Whether a selector's `mode` (absent: `CLIENT_AND_SERVER`) covers this one.
     fn matched_by(self, mode: &Value) -> bool {
         match mode.as_str() {
@@ -283,7 +274,7 @@ fn retain_logs(v: &mut Value, keep: &dyn Fn(&Value) -> bool) {
                 if k == "access_log"
                     && let Value::Array(logs) = child
                 {
-                    logs.retain(|l| keep(l));
+                    logs.retain(keep);
                 } else {
                     retain_logs(child, keep);
                 }

@@ -213,7 +213,8 @@ fn apply_drops_the_turned_off_logs_from_every_access_log_list() {
     )]);
     let mut ls = vec![listener("OUTBOUND"), listener("INBOUND")];
     apply(&m, &p, &mut ls, &text);
-    let logs = |l: &Value| l["filter_chains"][0]["filters"][0]["typed_config"]["access_log"].clone();
+    let logs =
+        |l: &Value| l["filter_chains"][0]["filters"][0]["typed_config"]["access_log"].clone();
     assert_eq!(logs(&ls[0]), json!([stats, other]));
     assert_eq!(logs(&ls[1]), json!([other]));
 }

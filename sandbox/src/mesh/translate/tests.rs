@@ -621,7 +621,11 @@ fn a_root_telemetry_turns_off_service_as_access_log_and_request_counts() {
     };
     let before = logs_of(&World::workshop().input());
     assert!(before.contains(&text), "the text log is on by default");
-    assert!(before.iter().any(|l| l["typed_config"]["path"] == stats_path));
+    assert!(
+        before
+            .iter()
+            .any(|l| l["typed_config"]["path"] == stats_path)
+    );
 
     let mut input = World::workshop().input();
     input.telemetries = vec![istio(
@@ -633,10 +637,15 @@ fn a_root_telemetry_turns_off_service_as_access_log_and_request_counts() {
                "metrics": [{"providers": [{"name": "prometheus"}], "overrides": [{"disabled": true}]}]}),
     )];
     let after = logs_of(&input);
-    assert!(!after.is_empty(), "the listeners still have access_log lists");
+    assert!(
+        !after.is_empty(),
+        "the listeners still have access_log lists"
+    );
     assert!(!after.contains(&text), "no text access log: {after:?}");
     assert!(
-        !after.iter().any(|l| l["typed_config"]["path"] == stats_path),
+        !after
+            .iter()
+            .any(|l| l["typed_config"]["path"] == stats_path),
         "no stats log: {after:?}"
     );
 }
