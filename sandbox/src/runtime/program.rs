@@ -34,7 +34,9 @@ impl Program for FakeServiceProgram {
             let config =
                 match Config::from_env(ctx.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
                     Ok(c) => Config {
-                        log_errors: split_image(&ctx.container.image).0 == UPSTREAM_REPO,
+                        log_errors: split_image(ctx.container.image.as_deref().unwrap_or_default())
+                            .0
+                            == UPSTREAM_REPO,
                         ..c
                     },
                     Err(e) => {
