@@ -68,6 +68,18 @@ const CASES: &[Breakage] = &[
         to: r#"value: "0""#,
     },
     Breakage {
+        claim: "C04",
+        // Upstream's image instead of the workshop's fork: upstream fake-service logs every
+        // failed request at ERROR level ("Error handling request", error="Service error
+        // automatically injected"; nicholasjackson/fake-service v0.26.2 logging/logger.go:113-128,
+        // handlers/request_http.go:104-109), the fork does not; the sandbox runs either by
+        // image (sandbox/src/runtime/program.rs).
+        what: "service-c v2 runs upstream's nicholasjackson/fake-service image",
+        file: "services-c-v2.yaml",
+        from: "image: rinormaloku/happy-service:latest",
+        to: "image: nicholasjackson/fake-service:v0.26.2",
+    },
+    Breakage {
         claim: "C06",
         // The pod label that opts a pod out of injection whatever its namespace says: istiod's
         // webhook decides with `injectRequired` (istio/istio pkg/kube/inject/inject.go), where
@@ -102,6 +114,30 @@ const CASES: &[Breakage] = &[
         file: "service-a-route.yaml",
         from: "  http:\n    - route:\n",
         to: "  http:\n    - match:\n        - uri:\n            prefix: /ui/\n      rewrite:\n        uri: /\n      route:\n        - destination:\n            host: service-a\n    - route:\n",
+    },
+    Breakage {
+        claim: "C10",
+        // Istio's Telemetry API, mesh-wide (the root namespace istio-system): the built-in
+        // `envoy` file provider disabled. Without `providers` the entry would not turn the
+        // demo profile's log off: istiod then falls back to mesh config's accessLogFile
+        // (istio/istio@1.28.0 pilot/pkg/model/telemetry.go `mergeLogs`,
+        // pilot/pkg/networking/core/accesslog.go `setHTTPAccessLog`; the sandbox models both,
+        // sandbox/src/mesh/translate/telemetry_api.rs). The scenario applies
+        // service-a-route.yaml; an object naming its namespace keeps it.
+        what: "a Telemetry in istio-system turns the envoy access log off",
+        file: "service-a-route.yaml",
+        from: "host: service-a\n",
+        to: "host: service-a\n---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata:\n  name: mesh-default\n  namespace: istio-system\nspec:\n  accessLogging:\n    - providers:\n        - name: envoy\n      disabled: true\n",
+    },
+    Breakage {
+        claim: "C11",
+        // Istio's Telemetry API, mesh-wide: every Prometheus metric disabled (an override
+        // without `match` is ALL_METRICS; istiod then builds no stats filter,
+        // pilot/pkg/model/telemetry.go `mergeMetrics`, `generateStatsConfig`, 1.28.0).
+        what: "a Telemetry in istio-system turns the prometheus metrics off",
+        file: "service-a-route.yaml",
+        from: "host: service-a\n",
+        to: "host: service-a\n---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata:\n  name: mesh-default\n  namespace: istio-system\nspec:\n  metrics:\n    - providers:\n        - name: prometheus\n      overrides:\n        - disabled: true\n",
     },
     Breakage {
         // C13's Prometheus scenario only: its Grafana sibling is skipped on the sandbox, and a

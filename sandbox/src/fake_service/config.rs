@@ -28,6 +28,10 @@ pub(crate) struct Config {
     /// `main.go` at v0.26.0–v0.26.2: `env.String("UI_PATH", false, "/ui/", …)`; before v0.26.0
     /// the path was the fixed `"/ui/"`).
     pub ui_path: String,
+    /// Whether a failed request is logged at ERROR level, as upstream fake-service does and
+    /// the workshop's fork does not: set from the image (see `runtime::program`), not the
+    /// environment.
+    pub log_errors: bool,
 }
 
 /// A variable fake-service cannot use, naming it and its value.
@@ -140,6 +144,7 @@ impl Config {
             namespace: get("KUBERNETES_NAMESPACE").unwrap_or("").to_string(),
             upstream_timeout,
             ui_path,
+            log_errors: false,
         })
     }
 }

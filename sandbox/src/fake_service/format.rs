@@ -124,7 +124,16 @@ pub(crate) fn parse_go_duration(text: &str) -> Option<Duration> {
 /// `key=value` pairs; values with spaces are Go-quoted, multi-line values go on their own
 /// `  | `-prefixed lines.
 pub(crate) fn hclog_info(at: SystemTime, message: &str, fields: &[(&str, &str)]) -> String {
-    let mut out = format!("{} [INFO]  {message}", log_time(at));
+    hclog(at, "[INFO]", message, fields)
+}
+
+/// One hclog ERROR entry (go-hclog pads the level to 7 characters: `[ERROR] `).
+pub(crate) fn hclog_error(at: SystemTime, message: &str, fields: &[(&str, &str)]) -> String {
+    hclog(at, "[ERROR]", message, fields)
+}
+
+fn hclog(at: SystemTime, level: &str, message: &str, fields: &[(&str, &str)]) -> String {
+    let mut out = format!("{} {level:<7} {message}", log_time(at));
     if !fields.is_empty() {
         out.push(':');
     }
@@ -198,6 +207,18 @@ mod tests {
         let at = SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
         assert_eq!(response_time(at), "2023-11-14T22:13:20.123456");
         assert_eq!(log_time(at), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn hclog_error_lines_pad_the_level_as_go_hclog_does() {
+        assert_eq!(
+            hclog_error(
+                SystemTime::UNIX_EPOCH,
+                "Error handling request",
+                &[("error", "Service error automatically injected")]
+            ),
+            "1970-01-01T00:00:00.000Z [ERROR] Error handling request: error=\"Service error automatically injected\"\n"
+        );
     }
 
     #[test]

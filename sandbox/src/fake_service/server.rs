@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::config::Config;
-use super::format::{go_duration, hclog_info, response_time};
+use super::format::{go_duration, hclog_error, hclog_info, response_time};
 use super::inject::{Decision, Injector};
 use super::mux::{self, Route};
 use super::response::Response;
@@ -67,6 +67,23 @@ impl App {
     pub(crate) fn info(&self, message: &str, fields: &[(&str, &str)]) {
         self.log
             .write(&hclog_info(SystemTime::now(), message, fields));
+    }
+
+    /// What upstream fake-service logs when a request fails (nicholasjackson/fake-service
+    /// v0.26.2 logging/logger.go:113-128, `HandleHTTPRequest`'s `finished`: `if err != nil`
+    /// → `l.log.Error("Error handling request", …, "error", err)`; the error is set by
+    /// handlers/request_http.go:104-109 for an injected error, `errors.ErrorInjection` =
+    /// "Service error automatically injected" (errors/errors.go:17), and :141-146 for a failed
+    /// upstream call, client/http.go:65's "Error processing upstream request: …"). The
+    /// workshop's fork `rinormaloku/happy-service` leaves it out: nothing is written then.
+    fn request_failed(&self, error: &str) {
+        if self.config.log_errors {
+            self.log.write(&hclog_error(
+                SystemTime::now(),
+                "Error handling request",
+                &[("error", error)],
+            ));
+        }
     }
 
     /// Route one request, as fake-service's Go `ServeMux` does (see [`super::mux`]).
@@ -145,6 +162,7 @@ impl App {
                 }
                 resp.code = i32::from(code);
                 resp.error = message.to_string();
+                self.request_failed(message);
                 self.finished(started);
                 let status =
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -169,9 +187,16 @@ impl App {
         }
         let calls: Vec<(Response, bool)> = futures::future::join_all(pending).await;
         let mut failed = false;
+        let mut first_error = None;
         for (call, ok) in calls {
             failed |= !ok;
+            if !ok && first_error.is_none() {
+                first_error = Some(call.error.clone());
+            }
             resp.upstream_calls.insert(call.uri.clone(), call);
+        }
+        if let Some(error) = &first_error {
+            self.request_failed(error);
         }
         resp.code = if failed { 500 } else { 200 };
         let end = SystemTime::now();

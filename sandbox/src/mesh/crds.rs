@@ -9,6 +9,9 @@ use crate::store::{GroupResource, ResourceType};
 pub const NETWORKING: &str = "networking.istio.io";
 /// Security API group.
 pub const SECURITY: &str = "security.istio.io";
+/// Telemetry API group (istio/istio@1.28.0 manifests/charts/base/files/crd-all.gen.yaml:
+/// `telemetries.telemetry.istio.io`, versions v1alpha1 and v1, short name `telemetry`).
+pub const TELEMETRY: &str = "telemetry.istio.io";
 
 /// `(group, versions, kind, plural, short names)` of a served kind.
 type Kind = (
@@ -63,6 +66,13 @@ const KINDS: &[Kind] = &[
         "authorizationpolicies",
         &["ap"],
     ),
+    (
+        TELEMETRY,
+        &["v1alpha1", "v1"],
+        "Telemetry",
+        "telemetries",
+        &["telemetry"],
+    ),
 ];
 
 /// Every resource type (one per kind and version) Istio's CRDs serve.
@@ -100,6 +110,9 @@ pub fn peer_authentications() -> GroupResource {
 pub fn authorization_policies() -> GroupResource {
     GroupResource::new(SECURITY, "authorizationpolicies")
 }
+pub fn telemetries() -> GroupResource {
+    GroupResource::new(TELEMETRY, "telemetries")
+}
 
 #[cfg(test)]
 mod tests {
@@ -118,6 +131,8 @@ mod tests {
         assert!(has(NETWORKING, "v1", "DestinationRule"));
         assert!(has(SECURITY, "v1beta1", "PeerAuthentication"));
         assert!(has(SECURITY, "v1", "AuthorizationPolicy"));
+        assert!(has(TELEMETRY, "v1", "Telemetry"));
+        assert!(has(TELEMETRY, "v1alpha1", "Telemetry"));
         assert!(types.iter().all(|t| !t.builtin && t.namespaced));
     }
 }

@@ -64,6 +64,7 @@ fn relevant(resource: &GroupResource) -> bool {
     (resource.group.is_empty() && matches!(resource.resource.as_str(), "services" | "pods"))
         || resource.group == crds::NETWORKING
         || resource.group == crds::SECURITY
+        || resource.group == crds::TELEMETRY
 }
 
 /// Write `value` to `path` through a temporary file in the same directory and a rename, so a
@@ -146,7 +147,8 @@ impl Mesh {
     /// Snapshot of what the translation reads.
     pub fn snapshot(&self) -> MeshInput {
         let list = |g: GroupResource| self.store.list(&g, None).0;
-        MeshInput::from_objects(
+        let telemetries = translate::input::by_age(list(crds::telemetries()));
+        let mut input = MeshInput::from_objects(
             &list(gr("", "services")),
             &list(gr("", "pods")),
             list(crds::gateways()),
@@ -155,7 +157,9 @@ impl Mesh {
             list(crds::service_entries()),
             list(crds::peer_authentications()),
             list(crds::authorization_policies()),
-        )
+        );
+        input.telemetries = telemetries;
+        input
     }
 
     /// Register a starting proxy: its directory, certificate, bootstrap and first
@@ -262,6 +266,7 @@ impl Mesh {
                 "ServiceEntry" => crds::service_entries(),
                 "PeerAuthentication" => crds::peer_authentications(),
                 "AuthorizationPolicy" => crds::authorization_policies(),
+                "Telemetry" => crds::telemetries(),
                 _ => gr("", "services"),
             };
             let obj = (!w.name.is_empty())

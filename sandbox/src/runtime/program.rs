@@ -11,24 +11,34 @@ use futures::future::BoxFuture;
 use crate::fake_service::{self, Config};
 use crate::program::{ContainerContext, Exit, Program, split_image};
 
-/// The workshop's app image (any tag) → fake-service.
+/// The workshop's app image (any tag) → fake-service: the fork's behaviour from
+/// `rinormaloku/happy-service`, upstream's (failed requests logged at ERROR level) from
+/// `nicholasjackson/fake-service`.
 pub struct FakeServiceProgram;
+
+/// Upstream's image: its fake-service logs the errors it serves (see `fake_service::server`).
+const UPSTREAM_REPO: &str = "nicholasjackson/fake-service";
 
 impl Program for FakeServiceProgram {
     fn matches(&self, image: &str) -> bool {
         let (repo, _) = split_image(image);
-        repo == "rinormaloku/happy-service" || repo == "nicholasjackson/fake-service"
+        repo == "rinormaloku/happy-service" || repo == UPSTREAM_REPO
     }
 
     fn describe(&self) -> String {
-        "rinormaloku/happy-service (any tag)".into()
+        "rinormaloku/happy-service, nicholasjackson/fake-service (any tag)".into()
     }
 
     fn run(&self, ctx: ContainerContext) -> BoxFuture<'static, Exit> {
         Box::pin(async move {
             let config =
                 match Config::from_env(ctx.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-                    Ok(c) => c,
+                    Ok(c) => Config {
+                        log_errors: split_image(ctx.container.image.as_deref().unwrap_or_default())
+                            .0
+                            == UPSTREAM_REPO,
+                        ..c
+                    },
                     Err(e) => {
                         let msg = format!("container {:?}: {e}", ctx.container.name);
                         ctx.log.write(&msg);

@@ -136,6 +136,43 @@ async fn with_v2_about_half_the_requests_fail_with_the_partial_chain() {
     let _ = NS;
 }
 
+/// Upstream's image logs the errors it serves, the fork's (above) does not: C04's negative case
+/// swaps the image (nicholasjackson/fake-service v0.26.2 logging/logger.go:113-128).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_fake_service_logs_its_injected_errors() {
+    let _pods = pod_addresses::shared().await;
+    let mut c = Cluster::workshop().await;
+    let mut pod = app_pod(
+        "service-c-v2-1",
+        "service-c",
+        "v2",
+        &[
+            ("NAME", "service-c(v2)"),
+            ("ERROR_TYPE", "http_error"),
+            ("ERROR_RATE", "0.6"),
+            ("ERROR_CODE", "500"),
+        ],
+    );
+    pod.spec.as_mut().expect("spec").containers[0].image =
+        Some("nicholasjackson/fake-service:v0.26.2".into());
+    c.run(&pod);
+    c.wait_ready("service-c-v2-1").await;
+    let (status, body, _) = c.get("service-c-v2-1", 8080, "/").await;
+    assert_eq!(status, 500, "{body}");
+    let log = c.logs("service-c-v2-1").await;
+    assert!(
+        log.contains(
+            "[ERROR] Error handling request: error=\"Service error automatically injected\""
+        ),
+        "{log}"
+    );
+    // The fork's pods beside it still log no error.
+    let (status, _, _) = c.get("service-a-1", 8080, "/").await;
+    assert_eq!(status, 200);
+    let log = c.logs("service-a-1").await;
+    assert!(!log.to_ascii_lowercase().contains("error"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracing_headers_reach_the_upstreams() {
     let _pods = pod_addresses::shared().await;

@@ -209,10 +209,12 @@ pub struct MeshInput {
     pub service_entries: Vec<Value>,
     pub peer_authentications: Vec<Value>,
     pub authorization_policies: Vec<Value>,
+    /// `telemetry.istio.io` Telemetries, oldest first (set after [`MeshInput::from_objects`]).
+    pub telemetries: Vec<Value>,
 }
 
 /// Oldest first, as Istio orders configuration (creation time, then namespace/name).
-fn by_age(mut objs: Vec<Value>) -> Vec<Value> {
+pub(crate) fn by_age(mut objs: Vec<Value>) -> Vec<Value> {
     objs.sort_by(|a, b| {
         let key = |o: &Value| {
             (
@@ -262,6 +264,7 @@ impl MeshInput {
             service_entries: by_age(service_entries),
             peer_authentications: by_age(peer_authentications),
             authorization_policies: by_age(authorization_policies),
+            telemetries: Vec::new(),
         }
     }
 

@@ -11,6 +11,7 @@ pub(crate) mod input;
 pub(crate) mod listeners;
 pub(crate) mod peer_auth;
 pub(crate) mod routes;
+pub(crate) mod telemetry_api;
 
 use std::collections::BTreeSet;
 
@@ -46,7 +47,15 @@ pub fn translate(mesh: &MeshInput, proxy: &ProxyInput) -> ProxyConfig {
         }
         ProxyKind::Router => listeners::gateway_listeners(mesh, proxy, &mut warnings),
     };
+    let mut listeners = listeners;
+    telemetry_api::apply(
+        mesh,
+        proxy,
+        &mut listeners,
+        &crate::mesh::telemetry::istio_text_access_log(),
+    );
     warnings.extend(unsupported_fields(mesh));
+    warnings.extend(telemetry_api::unsupported(mesh));
     let warnings: Vec<Warning> = warnings
         .into_iter()
         .collect::<BTreeSet<_>>()

@@ -591,3 +591,61 @@ fn inbound_says_istio_envoy_and_decorates_outbound_keeps_envoy_and_both_trace() 
     // x-envoy-decorator-operation from the response before the app sees it.
     assert_eq!(outbound["tracing"]["overall_sampling"]["value"], 100.0);
 }
+
+/// Every `access_log` entry anywhere in `v`.
+fn access_log_entries(v: &Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Object(m) => {
+            for (k, c) in m {
+                match (k.as_str(), c) {
+                    ("access_log", Value::Array(a)) => out.extend(a.iter().cloned()),
+                    _ => access_log_entries(c, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|c| access_log_entries(c, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn a_root_telemetry_turns_off_service_as_access_log_and_request_counts() {
+    let dir = Path::new("/tmp/p");
+    let text = crate::mesh::telemetry::istio_text_access_log();
+    let stats_path = json!(dir.join("stats.log").to_string_lossy());
+    let logs_of = |input: &MeshInput| {
+        let cfg = translate(input, &sidecar_a(dir));
+        let mut out = Vec::new();
+        access_log_entries(&Value::from(cfg.listeners), &mut out);
+        out
+    };
+    let before = logs_of(&World::workshop().input());
+    assert!(before.contains(&text), "the text log is on by default");
+    assert!(
+        before
+            .iter()
+            .any(|l| l["typed_config"]["path"] == stats_path)
+    );
+
+    let mut input = World::workshop().input();
+    input.telemetries = vec![istio(
+        "Telemetry",
+        "telemetry.istio.io/v1",
+        "mesh-default",
+        "istio-system",
+        json!({"accessLogging": [{"providers": [{"name": "envoy"}], "disabled": true}],
+               "metrics": [{"providers": [{"name": "prometheus"}], "overrides": [{"disabled": true}]}]}),
+    )];
+    let after = logs_of(&input);
+    assert!(
+        !after.is_empty(),
+        "the listeners still have access_log lists"
+    );
+    assert!(!after.contains(&text), "no text access log: {after:?}");
+    assert!(
+        !after
+            .iter()
+            .any(|l| l["typed_config"]["path"] == stats_path),
+        "no stats log: {after:?}"
+    );
+}
