@@ -4,7 +4,7 @@
 use crate::pod_addresses;
 use crate::runtime_support;
 
-use runtime_support::{Cluster, NS};
+use runtime_support::{Cluster, NS, app_pod};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::*;
-use crate::checks::batch::{both_outcomes_batch, request_batch};
+use crate::checks::batch::{both_outcomes_batch, one_answer_batch, request_batch};
 use crate::probes::MAX_FALSE_VERDICT;
 
 /// One scenario of `features/`, as text.
@@ -254,6 +254,9 @@ fn the_request_counts_are_the_codes_and_the_bounds_hold() {
                 "checks::batch::request_batch" => {
                     assert_eq!(b.requests, request_batch(), "{}: {}", claim.id, b.step)
                 }
+                "checks::batch::one_answer_batch" => {
+                    assert_eq!(b.requests, one_answer_batch(), "{}: {}", claim.id, b.step)
+                }
                 "checks::batch::both_outcomes_batch" => {
                     assert_eq!(
                         b.requests,
@@ -351,8 +354,21 @@ fn the_negative_cases_are_the_ones_listed() {
             .negative
             .iter()
             .any(|n| matches!(n, Negative::Pending(_) | Negative::Impossible(_)));
+        let at_check_level = claim
+            .negative
+            .iter()
+            .any(|n| matches!(n, Negative::Check(_)));
         assert!(
-            found.is_empty() == without,
+            !(at_check_level && without),
+            "{}: a check-level negative case is a case: no Pending/Impossible beside it",
+            claim.id
+        );
+        assert!(
+            if without {
+                found.is_empty()
+            } else {
+                !found.is_empty() || at_check_level
+            },
             "{}: {}",
             claim.id,
             if without {
@@ -363,8 +379,16 @@ fn the_negative_cases_are_the_ones_listed() {
             }
         );
         for n in claim.negative {
-            if let Negative::Pending(why) | Negative::Impossible(why) = n {
-                assert!(!why.trim().is_empty(), "{}", claim.id);
+            match n {
+                Negative::Pending(why) | Negative::Impossible(why) => {
+                    assert!(!why.trim().is_empty(), "{}", claim.id)
+                }
+                Negative::Check(test) => {
+                    if let Err(e) = resolve(test) {
+                        panic!("{}: check-level negative case {test}: {e}", claim.id);
+                    }
+                }
+                Negative::Case(_) => {}
             }
         }
     }

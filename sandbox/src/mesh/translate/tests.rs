@@ -615,8 +615,14 @@ fn a_root_telemetry_turns_off_service_as_access_log_and_request_counts() {
     let stats_path = json!(dir.join("stats.log").to_string_lossy());
     let logs_of = |input: &MeshInput| {
         let cfg = translate(input, &sidecar_a(dir));
+        let listeners = Value::from(cfg.listeners);
         let mut out = Vec::new();
-        access_log_entries(&Value::from(cfg.listeners), &mut out);
+        access_log_entries(&listeners, &mut out);
+        // The listeners themselves are still there (what is checked is what they log).
+        assert!(
+            listeners.as_array().is_some_and(|l| l.len() >= 2),
+            "{listeners}"
+        );
         out
     };
     let before = logs_of(&World::workshop().input());
@@ -637,10 +643,6 @@ fn a_root_telemetry_turns_off_service_as_access_log_and_request_counts() {
                "metrics": [{"providers": [{"name": "prometheus"}], "overrides": [{"disabled": true}]}]}),
     )];
     let after = logs_of(&input);
-    assert!(
-        !after.is_empty(),
-        "the listeners still have access_log lists"
-    );
     assert!(!after.contains(&text), "no text access log: {after:?}");
     assert!(
         !after
