@@ -34,6 +34,10 @@ use happy_istio::report::{self, Summary};
 
 pub(crate) const CHILD_VAR: &str = "HAPPY_NEGATIVE_CHILD";
 
+/// The timeout table's telemetry limit, and the value the runs get here (see `start`).
+const METRICS_LIMIT_VAR: &str = "HAPPY_TIMEOUT_METRICS";
+const SANDBOX_METRICS_LIMIT: &str = "30s";
+
 /// One deliberate breakage: in `file`, `from` (which must occur) becomes `to`.
 struct Breakage {
     claim: &'static str,
@@ -662,6 +666,15 @@ fn start(run: &Run) -> Result<Started, String> {
     };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = tokio::process::Command::new(exe);
+    // The limit on waits for telemetry, for case and control alike, unless the user sets one:
+    // the suite's default (90 s) allows for Istio's 15 s scrapes and a cluster under load, but
+    // the sandbox's Prometheus scrapes every second (HAPPY_SANDBOX_SCRAPE_INTERVAL) and its
+    // Envoys flush their access logs every 200 ms (sandbox/src/mesh/proxy.rs), so a control
+    // that passes does so within a few seconds; a case whose log or series never appears
+    // (C10) fails at the limit.
+    if std::env::var_os(METRICS_LIMIT_VAR).is_none() {
+        cmd.env(METRICS_LIMIT_VAR, SANDBOX_METRICS_LIMIT);
+    }
     cmd.args(["--tags", &tags])
         .env(CHILD_VAR, "1")
         .env("HAPPY_CLUSTER", "sandbox")
