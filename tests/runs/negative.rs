@@ -4,7 +4,8 @@
 //! environment failure, such as a pod that never got ready, proves nothing about the check).
 //! The sandbox cases instead break a premise of the suite in the sandbox itself through one of
 //! its test-only knobs (e.g. the container runtime pulling the workshop's Docker schema-1
-//! image), and expect the scenario that re-checks that premise to fail. Each case has a control:
+//! image, or Istio installed with another profile than the workshop's), and expect the
+//! scenario that re-checks that premise, or states that claim, to fail. Each case has a control:
 //! the very same run (same scenarios, a fresh sandbox, a copy of the manifests) without the
 //! breakage, which must pass, so a failure cannot come from the harness or the sandbox; a
 //! case's verdict counts only once its control has passed. `cargo test --test runs -- negative
@@ -207,20 +208,37 @@ const CASES: &[Breakage] = &[
     },
 ];
 
-/// One deliberate breakage of the sandbox: the deviation `tag`'s re-check scenario
-/// (`@deviation and @<tag>`) runs with `env` set.
+/// One deliberate breakage of the sandbox: the scenarios of the tag expression `tags` run with
+/// `env` set (a test-only knob of happy-sandbox). `tag` names the case: a deviation's id
+/// (whose re-check, `@deviation and @<id>`, must fail) or a claim's.
 struct SandboxBreakage {
     tag: &'static str,
+    tags: &'static str,
     what: &'static str,
     env: &'static [(&'static str, &'static str)],
 }
 
-const SANDBOX_CASES: &[SandboxBreakage] = &[SandboxBreakage {
-    tag: "D-legacy-image",
-    what: "the runtime pulls the workshop's schema-1 image, so the deviation is not needed",
-    // happy-sandbox's test-only knob (sandbox/src/runtime/pull.rs, PULL_SCHEMA1_VAR).
-    env: &[("HAPPY_SANDBOX_PULL_SCHEMA1", "1")],
-}];
+const SANDBOX_CASES: &[SandboxBreakage] = &[
+    SandboxBreakage {
+        tag: "D-legacy-image",
+        tags: "@deviation and @D-legacy-image",
+        what: "the runtime pulls the workshop's schema-1 image, so the deviation is not needed",
+        // happy-sandbox's test-only knob (sandbox/src/runtime/pull.rs, PULL_SCHEMA1_VAR).
+        env: &[("HAPPY_SANDBOX_PULL_SCHEMA1", "1")],
+    },
+    SandboxBreakage {
+        tag: "C05",
+        // The egress scenario only: its sibling (istiod and the ingress gateway) holds under
+        // the default profile too.
+        tags: "@C05 and @egress-gateway",
+        // What a reader who left out `--set profile=demo` gets: istioctl's default profile
+        // has no egress gateway (istio/istio@1.28.0 manifests/profiles/default.yaml lines
+        // 19-21, `enabled: false`; demo.yaml lines 5-7 turn it on). happy-sandbox's test-only
+        // knob (sandbox/src/mesh/install.rs, ISTIO_PROFILE_VAR) installs that instead.
+        what: "Istio installed with the default profile, which has no egress gateway",
+        env: &[("HAPPY_SANDBOX_ISTIO_PROFILE", "default")],
+    },
+];
 
 /// How many runs at once, when `HAPPY_NEGATIVE_JOBS` is unset: this many per core. A run is
 /// mostly waiting (a broken case waits out its check's limit, 30 s or more, polling), so its
@@ -240,7 +258,8 @@ enum Kind<'a> {
     Control(String),
     /// A claim's scenarios on a broken copy of the manifests: they must fail.
     Manifest(&'a Breakage),
-    /// A deviation's re-check on a sandbox broken through its knob: it must fail.
+    /// A deviation's re-check, or a claim's scenario, on a sandbox broken through its knob: it
+    /// must fail.
     Sandbox(&'a SandboxBreakage),
 }
 
@@ -813,7 +832,7 @@ fn first_line(message: &str) -> String {
     }
 }
 
-/// The tag expression of a deviation's re-check scenario.
+/// The tag expression of a sandbox case's scenarios.
 fn recheck_tags(case: &SandboxBreakage) -> String {
-    format!("@deviation and @{}", case.tag)
+    case.tags.to_string()
 }

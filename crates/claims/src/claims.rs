@@ -566,15 +566,15 @@ pub const CLAIMS: &[Claim] = &[
         requests: Requests::NotStatistical(
             "each Deployment's rollout and a Ready pod decide; nothing is sampled",
         ),
-        upstream_facts: &[unconfirmed(
-            "the demo profile installs istiod, istio-ingressgateway and istio-egressgateway in \
-             istio-system",
-            "istio/istio manifests/profiles/demo.yaml: not re-read for this registry; the \
-             workshop's sample output lists the three",
+        upstream_facts: &[fact(
+            "the demo profile turns on the egress gateway, which the default profile leaves \
+             off; both install istiod and istio-ingressgateway",
+            "istio/istio@1.28.0 manifests/profiles/demo.yaml lines 5-7 (egressGateways \
+             istio-egressgateway enabled: true), manifests/profiles/default.yaml lines 13-21 \
+             (pilot and istio-ingressgateway enabled, istio-egressgateway enabled: false)",
         )],
-        negative: &[Negative::Pending(
-            "planned (issue 19): an install whose egress gateway is disabled (or a gateway \
-             that never becomes Ready) on the sandbox, so the egress scenario fails",
+        negative: &[Negative::Case(
+            "Istio installed with the default profile, which has no egress gateway",
         )],
         deviations: &["D-istio-version"],
     },

@@ -3,6 +3,14 @@
 //! accounts and the mesh's root certificate ConfigMap. The controllers then run them like any
 //! other Deployment; the images (on the hub the install names) map to the sandbox's programs
 //! (`pilot` idles, `proxyv2` runs Envoy).
+//!
+//! Test-only knob: `HAPPY_SANDBOX_ISTIO_PROFILE=default` installs what the `default` profile
+//! would instead: the same without the egress gateway (its Deployment, Service and service
+//! account), so a test can see C05's egress check fail as a reader who installed with another
+//! profile would. istio/istio@1.28.0 `manifests/profiles/default.yaml` lines 19-21
+//! (`egressGateways: [{name: istio-egressgateway, enabled: false}]`) against
+//! `manifests/profiles/demo.yaml` lines 5-7 (`enabled: true`). Only that difference is
+//! modelled. Nothing but tests should set it.
 
 use serde_json::{Value, json};
 
@@ -213,9 +221,44 @@ fn egress_gateway(hub: &str) -> Vec<Value> {
     objects
 }
 
+/// The test-only variable that picks the profile the sandbox installs (see the module docs).
+pub const ISTIO_PROFILE_VAR: &str = "HAPPY_SANDBOX_ISTIO_PROFILE";
+
+/// The install profiles the sandbox models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// What the workshop installs: istiod and both gateways.
+    Demo,
+    /// istioctl's default: no egress gateway.
+    Default,
+}
+
+impl Profile {
+    /// The profile [`ISTIO_PROFILE_VAR`] names: unset or empty is the demo profile; any value
+    /// other than `demo` or `default` is an error naming the variable.
+    pub fn from_env() -> Result<Profile, String> {
+        Profile::parse(std::env::var(ISTIO_PROFILE_VAR).ok().as_deref())
+    }
+
+    fn parse(value: Option<&str>) -> Result<Profile, String> {
+        match value.map(str::trim) {
+            None | Some("" | "demo") => Ok(Profile::Demo),
+            Some("default") => Ok(Profile::Default),
+            Some(other) => Err(format!(
+                "{ISTIO_PROFILE_VAR}={other:?}: the sandbox models the profiles demo and default only"
+            )),
+        }
+    }
+}
+
 /// Every object of the demo profile, in creation order (the namespace first), its images on
 /// `hub`.
 pub fn demo_profile_objects(root_cert_pem: &str, hub: &str) -> Vec<Value> {
+    profile_objects(Profile::Demo, root_cert_pem, hub)
+}
+
+/// Every object of `profile`, in creation order (the namespace first), its images on `hub`.
+pub fn profile_objects(profile: Profile, root_cert_pem: &str, hub: &str) -> Vec<Value> {
     let mut objects = vec![json!({
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": ROOT_NAMESPACE},
@@ -235,7 +278,9 @@ pub fn demo_profile_objects(root_cert_pem: &str, hub: &str) -> Vec<Value> {
     }));
     objects.extend(istiod(hub));
     objects.extend(ingress_gateway(hub));
-    objects.extend(egress_gateway(hub));
+    if profile == Profile::Demo {
+        objects.extend(egress_gateway(hub));
+    }
     objects
 }
 
@@ -279,5 +324,33 @@ mod tests {
         );
         find("Deployment", "istio-egressgateway");
         find("Service", "istio-egressgateway");
+    }
+
+    /// The default profile: istiod and the ingress gateway as in the demo profile, nothing of
+    /// the egress gateway.
+    #[test]
+    fn the_default_profile_has_no_egress_gateway() {
+        let demo = demo_profile_objects("PEM", "h");
+        let default = profile_objects(Profile::Default, "PEM", "h");
+        let egress = |o: &Value| {
+            o["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("egressgateway"))
+        };
+        assert!(default.iter().all(|o| !egress(o)), "{default:?}");
+        let kinds: Vec<&Value> = demo.iter().filter(|o| egress(o)).map(|o| &o["kind"]).collect();
+        assert_eq!(kinds, ["ServiceAccount", "Deployment", "Service"]);
+        let rest: Vec<&Value> = demo.iter().filter(|o| !egress(o)).collect();
+        assert_eq!(rest, default.iter().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_profile_knob_takes_demo_or_default_only() {
+        assert_eq!(Profile::parse(None), Ok(Profile::Demo));
+        assert_eq!(Profile::parse(Some("")), Ok(Profile::Demo));
+        assert_eq!(Profile::parse(Some("demo")), Ok(Profile::Demo));
+        assert_eq!(Profile::parse(Some(" default ")), Ok(Profile::Default));
+        let err = Profile::parse(Some("minimal")).unwrap_err();
+        assert!(err.contains(ISTIO_PROFILE_VAR) && err.contains("minimal"), "{err}");
     }
 }

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::ca::{Ca, CertPaths};
 use super::crds;
 use super::inject::Injector;
-use super::install::demo_profile_objects;
+use super::install::{Profile, profile_objects};
 use super::translate::bootstrap::{ProxyFiles, bootstrap};
 use super::translate::{self, MeshInput, ProxyInput, Warning};
 use crate::controllers::{Cluster, gr};
@@ -35,6 +35,9 @@ pub enum MeshError {
     Ca(#[from] super::ca::CaError),
     #[error("cannot create {what}: {message}")]
     Create { what: String, message: String },
+    /// A test-only knob with a value the sandbox cannot honour.
+    #[error("{0}")]
+    Setting(String),
 }
 
 /// A running proxy the mesh configures.
@@ -126,13 +129,15 @@ impl Mesh {
     }
 
     /// Install Istio with its images on `hub`: serve the CRDs, create the demo profile's objects
-    /// (those missing), and turn on injection with that hub. Idempotent.
+    /// (those missing; the default profile's under the test-only
+    /// [`super::install::ISTIO_PROFILE_VAR`]), and turn on injection with that hub. Idempotent.
     pub fn install(&self, cluster: &Cluster, hub: &str) -> Result<(), MeshError> {
+        let profile = Profile::from_env().map_err(MeshError::Setting)?;
         *self.hub.write().unwrap_or_else(PoisonError::into_inner) = hub.to_string();
         for t in crds::resource_types() {
             cluster.registry.register(t);
         }
-        for obj in demo_profile_objects(self.ca.root_pem(), hub) {
+        for obj in profile_objects(profile, self.ca.root_pem(), hub) {
             create_if_missing(cluster, obj)?;
         }
         self.installed.store(true, Ordering::SeqCst);

@@ -292,7 +292,9 @@ fn the_request_counts_are_the_codes_and_the_bounds_hold() {
 }
 
 /// `(claim, what)` of every case in `tests/runs/negative.rs`: its `claim: "…"` (a tag
-/// expression whose first word is the claim) and the `what: "…"` after it.
+/// expression whose first word is the claim) and the `what: "…"` after it; and of every
+/// sandbox case (`SandboxBreakage`) whose `tag: "…"` is a claim's id (the others break a
+/// deviation's premise, not a claim).
 fn negative_cases() -> Vec<(String, String)> {
     let path = crate::repo_root().join("tests/runs/negative.rs");
     let text = std::fs::read_to_string(&path).expect("tests/runs/negative.rs");
@@ -306,6 +308,8 @@ fn negative_cases() -> Vec<(String, String)> {
     for line in text.lines() {
         if let Some(c) = value(line, "claim:") {
             claim = Some(c.split_whitespace().next().unwrap_or_default().to_string());
+        } else if let Some(tag) = value(line, "tag:") {
+            claim = find(&tag).is_some().then_some(tag);
         } else if let Some(what) = value(line, "what:")
             && let Some(c) = claim.take()
         {

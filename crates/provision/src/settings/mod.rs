@@ -362,6 +362,10 @@ pub(crate) const OTHER_VARIABLES: &[(&str, &str)] = &[
         "Test-only: the sandbox's node pulls Docker schema-1 images, as no current containerd does (tests/runs/negative.rs breaks D-legacy-image's premise with it)",
     ),
     (
+        "HAPPY_SANDBOX_ISTIO_PROFILE",
+        "Test-only: the profile the sandbox installs Istio with, demo (the default) or default, which has no egress gateway (tests/runs/negative.rs breaks C05 with it)",
+    ),
+    (
         "HAPPY_BENCH_TARGET_DIR",
         "ci/bench: the target dir it builds the commits it compares in (default target/bench)",
     ),
