@@ -338,7 +338,11 @@ mod tests {
                 .is_some_and(|n| n.contains("egressgateway"))
         };
         assert!(default.iter().all(|o| !egress(o)), "{default:?}");
-        let kinds: Vec<&Value> = demo.iter().filter(|o| egress(o)).map(|o| &o["kind"]).collect();
+        let kinds: Vec<&Value> = demo
+            .iter()
+            .filter(|o| egress(o))
+            .map(|o| &o["kind"])
+            .collect();
         assert_eq!(kinds, ["ServiceAccount", "Deployment", "Service"]);
         let rest: Vec<&Value> = demo.iter().filter(|o| !egress(o)).collect();
         assert_eq!(rest, default.iter().collect::<Vec<_>>());
@@ -351,6 +355,9 @@ mod tests {
         assert_eq!(Profile::parse(Some("demo")), Ok(Profile::Demo));
         assert_eq!(Profile::parse(Some(" default ")), Ok(Profile::Default));
         let err = Profile::parse(Some("minimal")).unwrap_err();
-        assert!(err.contains(ISTIO_PROFILE_VAR) && err.contains("minimal"), "{err}");
+        assert!(
+            err.contains(ISTIO_PROFILE_VAR) && err.contains("minimal"),
+            "{err}"
+        );
     }
 }

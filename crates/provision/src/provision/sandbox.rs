@@ -218,8 +218,10 @@ const EGRESS_GATEWAY_DEPLOYMENT: &str = "istio-egressgateway";
 
 /// Whether istio-system has the Deployment `name`.
 async fn deployment_exists(cluster: &Cluster, name: &str) -> Result<bool> {
-    let api: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
-        kube::Api::namespaced(cluster.client().clone(), super::istio_setup::ISTIO_NAMESPACE);
+    let api: kube::Api<k8s_openapi::api::apps::v1::Deployment> = kube::Api::namespaced(
+        cluster.client().clone(),
+        super::istio_setup::ISTIO_NAMESPACE,
+    );
     api.get_opt(name)
         .await
         .map(|d| d.is_some())
