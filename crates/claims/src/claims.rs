@@ -216,6 +216,23 @@ const ONE_ANSWER: Bound = Bound {
           path never answers, so it cannot pass",
 };
 
+// The manifests most scenarios apply: the workshop's four workloads (the chapters' Background),
+// and with them the ingress gateway and its route (from the ingress chapter on).
+const WORKLOADS: &[&str] = &[
+    "services-a.yaml",
+    "services-b.yaml",
+    "services-c-v1.yaml",
+    "services-c-v2.yaml",
+];
+const WORKLOADS_AND_INGRESS: &[&str] = &[
+    "services-a.yaml",
+    "services-b.yaml",
+    "services-c-v1.yaml",
+    "services-c-v2.yaml",
+    "service-a-gateway.yaml",
+    "service-a-route.yaml",
+];
+
 // Upstream facts more than one claim relies on.
 const FAKE_SERVICE_CLOSES: UpstreamFact = fact(
     "fake-service answers every request with `Connection: close` (HTTP_SERVER_KEEP_ALIVES \
@@ -466,12 +483,7 @@ pub const CLAIMS: &[Claim] = &[
             "HTTP/1.1 200 OK\nHTTP/1.1 200 OK\nHTTP/1.1 500 Internal Server Error",
         ),
         scenarios: &["With service-c v2 deployed, some requests fail with 500 and some succeed"],
-        manifests: &[
-            "services-a.yaml",
-            "services-b.yaml",
-            "services-c-v1.yaml",
-            "services-c-v2.yaml",
-        ],
+        manifests: WORKLOADS,
         checks: &[
             "checks::chain::shape",
             "checks::batch::Expectation::judge",
@@ -508,12 +520,7 @@ pub const CLAIMS: &[Claim] = &[
         ],
         workshop_sample: None,
         scenarios: &["The services' logs carry no error information"],
-        manifests: &[
-            "services-a.yaml",
-            "services-b.yaml",
-            "services-c-v1.yaml",
-            "services-c-v2.yaml",
-        ],
+        manifests: WORKLOADS,
         checks: &[
             "checks::logs::handled_requests",
             "checks::logs::error_lines",
@@ -603,12 +610,7 @@ pub const CLAIMS: &[Claim] = &[
              service-c-v2-64db666896-2nd7h   2/2     Running   0          18s",
         ),
         scenarios: &["Labelling the namespace and restarting the deployments injects the sidecars"],
-        manifests: &[
-            "services-a.yaml",
-            "services-b.yaml",
-            "services-c-v1.yaml",
-            "services-c-v2.yaml",
-        ],
+        manifests: WORKLOADS,
         checks: &[
             "cluster::pods::sidecar_present",
             "cluster::pods::ready_containers",
@@ -667,14 +669,7 @@ pub const CLAIMS: &[Claim] = &[
         ],
         workshop_sample: None,
         scenarios: &["The ingress gateway routes to service-a, and the v2 errors still show"],
-        manifests: &[
-            "services-a.yaml",
-            "services-b.yaml",
-            "services-c-v1.yaml",
-            "services-c-v2.yaml",
-            "service-a-gateway.yaml",
-            "service-a-route.yaml",
-        ],
+        manifests: WORKLOADS_AND_INGRESS,
         checks: &[
             "checks::chain::shape",
             "checks::batch::Expectation::judge",
@@ -699,14 +694,7 @@ pub const CLAIMS: &[Claim] = &[
         ],
         workshop_sample: None,
         scenarios: &["The UI is reachable through the ingress gateway"],
-        manifests: &[
-            "services-a.yaml",
-            "services-b.yaml",
-            "services-c-v1.yaml",
-            "services-c-v2.yaml",
-            "service-a-gateway.yaml",
-            "service-a-route.yaml",
-        ],
+        manifests: WORKLOADS_AND_INGRESS,
         checks: &[
             "checks::chain::shape",
             "checks::batch::Expectation::judge",
@@ -742,14 +730,7 @@ pub const CLAIMS: &[Claim] = &[
              outbound_.80_._.service-a.istioinaction.svc.cluster.local default",
         ),
         scenarios: &["service-a's sidecar logs the failed requests"],
-        manifests: &[
-            "services-a.yaml",
-            "services-b.yaml",
-            "services-c-v1.yaml",
-            "services-c-v2.yaml",
-            "service-a-gateway.yaml",
-            "service-a-route.yaml",
-        ],
+        manifests: WORKLOADS_AND_INGRESS,
         checks: &[
             "probes::access_log::parse_access_log_line",
             "steps::telemetry::access_log_has",
@@ -773,14 +754,7 @@ pub const CLAIMS: &[Claim] = &[
         )],
         workshop_sample: None,
         scenarios: &["service-a's sidecar counts the 200s and the 500s"],
-        manifests: &[
-            "services-a.yaml",
-            "services-b.yaml",
-            "services-c-v1.yaml",
-            "services-c-v2.yaml",
-            "service-a-gateway.yaml",
-            "service-a-route.yaml",
-        ],
+        manifests: WORKLOADS_AND_INGRESS,
         checks: &[
             "probes::prometheus::parse_prometheus",
             "checks::metrics::requests_growth",
@@ -807,14 +781,7 @@ pub const CLAIMS: &[Claim] = &[
         workshop_sample: None,
         scenarios: &["Prometheus comes up", "Grafana and Kiali come up"],
         // The chapter's Background, which runs before these scenarios too.
-        manifests: &[
-            "services-a.yaml",
-            "services-b.yaml",
-            "services-c-v1.yaml",
-            "services-c-v2.yaml",
-            "service-a-gateway.yaml",
-            "service-a-route.yaml",
-        ],
+        manifests: WORKLOADS_AND_INGRESS,
         checks: &[
             "cluster::Cluster::wait_rollout",
             "cluster::pods::pod_is_ready",
@@ -847,14 +814,7 @@ pub const CLAIMS: &[Claim] = &[
             "Prometheus singles out service-c as the failing destination",
             "Grafana offers the Istio Workload Dashboard",
         ],
-        manifests: &[
-            "services-a.yaml",
-            "services-b.yaml",
-            "services-c-v1.yaml",
-            "services-c-v2.yaml",
-            "service-a-gateway.yaml",
-            "service-a-route.yaml",
-        ],
+        manifests: WORKLOADS_AND_INGRESS,
         checks: &[
             "checks::metrics::sent_by_destination",
             "checks::metrics::growth",
@@ -893,14 +853,7 @@ pub const CLAIMS: &[Claim] = &[
         )],
         workshop_sample: None,
         scenarios: &["Kiali's versioned-app graph shows v2 of service-c failing and v1 healthy"],
-        manifests: &[
-            "services-a.yaml",
-            "services-b.yaml",
-            "services-c-v1.yaml",
-            "services-c-v2.yaml",
-            "service-a-gateway.yaml",
-            "service-a-route.yaml",
-        ],
+        manifests: WORKLOADS_AND_INGRESS,
         checks: &[
             "checks::addons::graph_path",
             "checks::addons::graph_with_traffic",
@@ -1019,14 +972,7 @@ pub const CLAIMS: &[Claim] = &[
              length 1356: HTTP",
         ),
         scenarios: &["Traffic between meshed services is encrypted"],
-        manifests: &[
-            "services-a.yaml",
-            "services-b.yaml",
-            "services-c-v1.yaml",
-            "services-c-v2.yaml",
-            "service-a-gateway.yaml",
-            "service-a-route.yaml",
-        ],
+        manifests: WORKLOADS_AND_INGRESS,
         checks: &[
             "checks::capture::packets_with_payload",
             "checks::capture::plaintext_http",
@@ -1155,14 +1101,7 @@ pub const CLAIMS: &[Claim] = &[
         ],
         workshop_sample: None,
         scenarios: &["Before any authorization policy, service-b may call service-a and service-c"],
-        manifests: &[
-            "services-a.yaml",
-            "services-b.yaml",
-            "services-c-v1.yaml",
-            "services-c-v2.yaml",
-            "service-a-gateway.yaml",
-            "service-a-route.yaml",
-        ],
+        manifests: WORKLOADS_AND_INGRESS,
         checks: &[
             "probes::curl::curl_outcome",
             "steps::security::call_from",
