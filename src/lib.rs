@@ -16,6 +16,3 @@ pub use happy_report::{
 };
 
 pub mod cli;
-
-#[cfg(test)]
-mod structure_tests;

@@ -1,8 +1,8 @@
 //! happy-sandbox: a single process that behaves, for the happy-istio workshop, like a
 //! Kubernetes cluster with Istio. It exists so the suite can run offline, fast, through
 //! the same kube-rs code the real clusters get, and so a person can follow the workshop with
-//! plain `kubectl` and no Docker (what only kubectl needs is behind the `kubectl` feature:
-//! `api::kubectl`). Every report of a sandbox run says that it was one.
+//! plain `kubectl` and no Docker (what only kubectl needs is in the crate `happy-sandbox-cli`,
+//! behind [`KubectlProtocols`]). Every report of a sandbox run says that it was one.
 
 pub(crate) mod api;
 pub mod controllers;
@@ -22,4 +22,5 @@ pub mod store;
 mod sandbox;
 #[cfg(test)]
 mod structure_tests;
+pub use api::kubectl::{KubectlProtocols, PortForwardPod};
 pub use sandbox::{Sandbox, SandboxError, SandboxOptions};

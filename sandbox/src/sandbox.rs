@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::kubectl::KubectlProtocols;
 use crate::api::{self, ApiState, tls};
 use crate::controllers::{self, Cluster, PodAdmission};
 use crate::cri::Runtime;
@@ -25,6 +26,10 @@ pub struct SandboxOptions {
     pub state_dir: Option<PathBuf>,
     /// The API server's port on 127.0.0.1; random if `None`.
     pub port: Option<u16>,
+    /// What answers the requests only kubectl makes (Tables, protobuf, OpenAPI, SPDY
+    /// port-forward): `happy-sandbox-cli`'s, for a person following the workshop with kubectl.
+    /// Without, each such request is refused with a `Status` saying so; the suite needs none.
+    pub kubectl: Option<Arc<dyn KubectlProtocols>>,
 }
 
 /// Starting a sandbox failed.
@@ -158,6 +163,7 @@ impl Sandbox {
             server_address: format!("127.0.0.1:{port}"),
             shutdown: shutdown.clone(),
             tasks: tasks.clone(),
+            kubectl: options.kubectl.clone(),
         });
         tasks.spawn(api::serve(listener, certs.server_config, state));
         Ok(Sandbox {

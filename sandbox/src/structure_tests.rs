@@ -1,6 +1,7 @@
 //! The crate's module graph: `ci/module-cycles` (Python 3, standard library only) checks
-//! itself on its fixture crate, then reads `sandbox/src`. The crate has no module cycle, at
-//! any level: a new one fails here.
+//! itself on its fixture crate, then reads `sandbox/src` and `sandbox/cli/src` (the crate that
+//! runs it for a person). Neither has a module
+//! cycle, at any level: a new one fails here.
 
 use std::path::Path;
 use std::process::Command;
@@ -34,7 +35,7 @@ fn module_cycles_passes_its_self_test() {
 
 #[test]
 fn the_sandbox_has_no_module_cycle_but_the_known_one() {
-    let (code, text) = module_cycles(&["sandbox/src"]);
+    let (code, text) = module_cycles(&["sandbox/src", "sandbox/cli/src"]);
     let found: Vec<&str> = text.lines().filter(|l| l.contains(": cycle in ")).collect();
     assert_eq!(found, KNOWN, "{text}");
     assert_eq!(code, Some(if KNOWN.is_empty() { 0 } else { 1 }), "{text}");

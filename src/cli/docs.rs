@@ -59,37 +59,3 @@ impl DocsArgs {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
-        DocsArgs::try_parse_from(std::iter::once("happy-docs").chain(args.iter().copied()))
-            .map(DocsArgs::options)
-    }
-
-    #[test]
-    fn several_report_directories_follow_one_flag() {
-        let o = parse(&["--reports", "a", "b", "--earlier", "c", "--days", "7"]).unwrap();
-        assert_eq!(o.reports, vec![PathBuf::from("a"), PathBuf::from("b")]);
-        assert_eq!(o.earlier, vec![PathBuf::from("c")]);
-        assert_eq!(o.days, 7);
-        assert_eq!(o.strip_nights, DEFAULT_STRIP_NIGHTS);
-        assert_eq!(o.features, default_features_dir());
-    }
-
-    #[test]
-    fn bad_arguments_name_the_option_and_exit_2() {
-        for (args, named) in [
-            (&["--days", "soon"][..], "--days"),
-            (&["--reports"][..], "--reports"),
-            (&["--strip-nights", "0"][..], "--strip-nights"),
-            (&["--bogus"][..], "--bogus"),
-        ] {
-            let err = parse(args).unwrap_err();
-            assert_eq!(err.exit_code(), 2, "{args:?}");
-            assert!(err.to_string().contains(named), "{args:?}: {err}");
-        }
-    }
-}

@@ -37,30 +37,3 @@ impl DoctorArgs {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Result<DoctorArgs, clap::Error> {
-        DoctorArgs::try_parse_from(std::iter::once("happy-doctor").chain(list.iter().copied()))
-    }
-
-    #[test]
-    fn the_target_comes_from_the_argument_then_happy_cluster() {
-        assert_eq!(
-            args(&["k3s"]).unwrap().target(ClusterChoice::Kind),
-            Target::K3s
-        );
-        assert_eq!(args(&[]).unwrap().target(ClusterChoice::K3s), Target::K3s);
-        assert_eq!(args(&[]).unwrap().target(ClusterChoice::Auto), Target::Kind);
-        assert_eq!(
-            args(&["kind"]).unwrap().target(ClusterChoice::K3s),
-            Target::Kind
-        );
-        let err = args(&["minikube"]).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("minikube"), "{err}");
-        assert_eq!(args(&["kind", "k3s"]).unwrap_err().exit_code(), 2);
-    }
-}

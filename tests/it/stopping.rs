@@ -41,10 +41,10 @@ fn happy_exe() -> &'static Path {
             command.env_remove(name);
         }
         let out = command
-            // `--workspace`, as `.ci/run` and `cargo test --workspace` build: the sandbox's
-            // features are unified over the selected packages (its `kubectl` feature is on when
-            // it is selected itself), so `-p happy-istio` would be another build of it and of
-            // everything above it.
+            // `--workspace`, as `.ci/run` and `cargo test --workspace` build: dependencies'
+            // features are unified over the selected packages (and their dev-dependencies), so
+            // a narrower selection could be another build of some of them and of everything
+            // above them.
             .args([
                 "test",
                 "--workspace",

@@ -35,7 +35,7 @@ pub(crate) async fn handle(
     let content_type = header(&req, hyper::header::CONTENT_TYPE);
     if content_type.contains("protobuf") && req.method() == Method::POST && target.name.is_none() {
         let body = read_body(req).await?;
-        let obj = kubectl::decode_protobuf(&body, &target.rt.plural)?;
+        let obj = kubectl::decode_protobuf(state, &body, &target.rt.plural)?;
         let created = create_value(state, &target, obj)?;
         return Ok(json_response(201, &created));
     }
@@ -56,7 +56,7 @@ pub(crate) async fn handle(
     }
     match (method, target.name.is_some(), sub.as_deref()) {
         (Method::GET, false, None) => {
-            let table = kubectl::table_output(&req, &query)?;
+            let table = kubectl::table_output(state, &req, &query)?;
             if query.flag("watch") {
                 watch::serve(state, &target, &query, table)
             } else {
@@ -69,7 +69,7 @@ pub(crate) async fn handle(
         }
         (Method::DELETE, false, None) => delete_collection(state, &target, &query),
         (Method::GET, true, None | Some("status")) => {
-            get(state, &target, kubectl::table_output(&req, &query)?)
+            get(state, &target, kubectl::table_output(state, &req, &query)?)
         }
         (Method::PUT, true, None | Some("status")) => {
             let body = read_body(req).await?;

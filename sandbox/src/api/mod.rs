@@ -1,6 +1,6 @@
 //! The sandbox's Kubernetes API server: HTTPS on loopback with a bearer token, discovery,
-//! CRUD with watch and the patch flavours, and pod logs / exec / port-forward; with the
-//! `kubectl` feature also what only kubectl asks for (`kubectl.rs` says what and why).
+//! CRUD with watch and the patch flavours, and pod logs / exec / port-forward; and, when started
+//! with the kubectl protocols, what only kubectl asks for (`kubectl.rs` says what and why).
 
 pub(crate) mod auth;
 pub(crate) mod body;
@@ -8,17 +8,11 @@ pub(crate) mod crud;
 pub(crate) mod discovery;
 pub(crate) mod exec;
 pub(crate) mod kubectl;
-#[cfg(feature = "kubectl")]
-pub(crate) mod openapi;
 pub(crate) mod patch;
 pub(crate) mod portforward;
-#[cfg(feature = "kubectl")]
-pub(crate) mod protobuf;
 pub(crate) mod query;
 pub(crate) mod router;
 pub(crate) mod spdy;
-#[cfg(feature = "kubectl")]
-pub(crate) mod table;
 pub(crate) mod tls;
 pub(crate) mod validation;
 pub(crate) mod watch;
@@ -50,6 +44,8 @@ pub(crate) struct ApiState {
     pub shutdown: CancellationToken,
     /// Every connection and stream task, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// What answers the requests only kubectl makes (`kubectl.rs`); refused without.
+    pub kubectl: kubectl::Protocols,
 }
 
 /// Accept TLS connections until `state.shutdown` is cancelled.
@@ -203,7 +199,7 @@ async fn dispatch(
         )),
         Route::OpenApi => Ok(json_response(
             200,
-            &kubectl::openapi(registry, req.uri().path())?,
+            &kubectl::openapi(state, registry, req.uri().path())?,
         )),
         Route::Resource(target) => crud::handle(state, req, target).await,
     }

@@ -16,8 +16,8 @@
 //!   error channel 2i+1; the first frame the server sends on each channel carries the port
 //!   number (2 bytes, little endian).
 //!
-//! The two SPDY forms are kubectl's only, and compiled only with the `kubectl` feature
-//! (`spdy/portforward.rs`); without it they are refused (`kubectl.rs`).
+//! The two SPDY forms are kubectl's only: their sessions are served by the kubectl protocols a
+//! sandbox was started with (`kubectl.rs`, `spdy/upgrade.rs`), and refused without them.
 //!
 //! The runtime connects to the pod's own port on the pod's loopback, past the sidecar
 //! (`crate::net::PodNet::connect_port`), as the CRI does: containerd dials `localhost:PORT`
