@@ -40,6 +40,8 @@ pub struct ContainerReport {
     pub image: String,
     pub init: bool,
     pub restart_count: i32,
+    /// How its last run ended, once it has been restarted or waits to be (`lastState`).
+    pub last_state: Option<ContainerState>,
     pub state: ContainerState,
 }
 

@@ -110,7 +110,16 @@ fn container_status(c: &ContainerReport, old: Option<&Value>, pod_uid: &str) -> 
         s["imageID"] = json!(format!("{image}@sha256:happy-sandbox"));
         s["containerID"] = json!(format!("happy://{pod_uid}/{}", c.name));
     }
-    if let Some(last) = old.and_then(|o| o.get("lastState")) {
+    if let Some(ContainerState::Terminated {
+        exit_code,
+        reason,
+        message,
+        finished_at,
+    }) = &c.last_state
+    {
+        s["lastState"] = json!({"terminated": {"exitCode": exit_code, "reason": reason,
+            "message": message, "finishedAt": ts(*finished_at)}});
+    } else if let Some(last) = old.and_then(|o| o.get("lastState")) {
         s["lastState"] = last.clone();
     } else {
         s["lastState"] = json!({});

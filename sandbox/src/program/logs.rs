@@ -1,5 +1,6 @@
 //! Container log buffers: the last lines a container wrote (bounded), with follow streams that
-//! end when the container does — what `kubectl logs [-f] [--tail] [--timestamps]` reads.
+//! end when the container does — what `kubectl logs [-f] [--tail] [--timestamps]` reads — and,
+//! once it has been restarted, its previous run's (`kubectl logs --previous`).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -21,6 +22,8 @@ struct Line {
 
 struct Inner {
     lines: VecDeque<Line>,
+    /// The previous run's lines, once the container has been restarted.
+    previous: Option<VecDeque<Line>>,
     /// Present while the container runs; dropping it ends every follower.
     live: Option<broadcast::Sender<Line>>,
 }
@@ -37,6 +40,7 @@ impl LogBuffer {
         Arc::new(Self {
             inner: Mutex::new(Inner {
                 lines: VecDeque::new(),
+                previous: None,
                 live: Some(tx),
             }),
             capacity,
@@ -71,6 +75,35 @@ impl LogBuffer {
             .unwrap_or_else(PoisonError::into_inner)
             .live
             .take();
+    }
+
+    /// The container starts again: what it wrote becomes the previous run's log, and the log
+    /// starts empty, followed again. (Until then, as the kubelet does for a container waiting
+    /// in back-off, a read gets the run that ended.)
+    pub fn restart(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let lines = std::mem::take(&mut inner.lines);
+        inner.previous = Some(lines);
+        let (tx, _) = broadcast::channel(1024);
+        inner.live = Some(tx);
+    }
+
+    /// The previous run's log (its last `tail` lines, all when `None`), if the container has
+    /// been restarted.
+    pub fn previous(
+        &self,
+        tail: Option<usize>,
+        timestamps: bool,
+    ) -> Option<Pin<Box<dyn Stream<Item = Bytes> + Send>>> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let lines = inner.previous.as_ref()?;
+        let skip = tail.map_or(0, |t| lines.len().saturating_sub(t));
+        let backlog: Vec<Bytes> = lines
+            .iter()
+            .skip(skip)
+            .map(|l| render(l, timestamps))
+            .collect();
+        Some(Box::pin(futures::stream::iter(backlog)))
     }
 
     /// All lines, as plain text (tests and diagnostics).
@@ -169,6 +202,23 @@ mod tests {
         log.write("new");
         log.close();
         assert_eq!(reader.await.unwrap(), "old\nnew\n");
+    }
+
+    #[tokio::test]
+    async fn a_restart_keeps_the_previous_run_and_starts_an_empty_followed_log() {
+        let log = LogBuffer::new(10);
+        assert!(log.previous(None, false).is_none(), "never restarted");
+        log.write("first run\ncrashed");
+        log.close();
+        // In back-off the log is still the run that ended.
+        assert_eq!(log.text(), "first run\ncrashed\n");
+        log.restart();
+        let follow = tokio::spawn(collect(log.stream(None, true, false)));
+        log.write("second run");
+        log.close();
+        assert_eq!(follow.await.unwrap(), "second run\n");
+        let previous = log.previous(Some(1), false).expect("restarted");
+        assert_eq!(collect(previous).await, "crashed\n");
     }
 
     #[tokio::test]

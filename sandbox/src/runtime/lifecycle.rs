@@ -8,7 +8,7 @@
 //! probe ([`super::probe`]). Stopping the pod ends every container and releases its network.
 
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::SystemTime;
 
 use futures::future::BoxFuture;
@@ -24,7 +24,6 @@ use super::pod::{ContainerRun, PodRun, waiting};
 use super::probe::{self, ReadinessProbe, probe_loop};
 use super::pull;
 use crate::cri::{ContainerState, PodReport, RuntimeError};
-use crate::program::logs::{DEFAULT_LOG_LINES, LogBuffer};
 use crate::program::{ContainerContext, Exit, Program};
 
 /// Run `pod`: its network, then its containers in the pod's order, each once its image is
@@ -83,13 +82,7 @@ pub(crate) fn run_pod(
         } else {
             waiting("ContainerCreating", "")
         };
-        let run = Arc::new(ContainerRun {
-            name: c.name.clone(),
-            image,
-            init,
-            log: LogBuffer::new(DEFAULT_LOG_LINES),
-            state: Mutex::new(state),
-        });
+        let run = Arc::new(ContainerRun::new(c.name.clone(), image, init, state));
         containers.push(run.clone());
         plans.push((run, (*c).clone(), init, program));
     }
@@ -149,7 +142,8 @@ pub(crate) fn run_pod(
         } else {
             (None, None)
         };
-        let start = runtime.start_container(&pod_run, &run, &c, env, program, started_tx);
+        let restart = Restart::of(spec.restart_policy.as_deref(), init, sidecar);
+        let start = start_container(&pod_run, &run, &c, env, program, started_tx, restart);
         if init && sidecar {
             // A native sidecar is started once its image is there; the next init
             // container waits for that (and for its startup probe, if it has one).
@@ -245,80 +239,257 @@ pub(crate) fn stop_pod(
     })
 }
 
-impl LocalRuntime {
-    /// Start `spec` as container `run` of `pod_run`; resolves when the program ends. `started`
-    /// fires when the program says it serves (what a startup probe waits for).
-    fn start_container(
-        &self,
-        pod_run: &Arc<PodRun>,
-        run: &Arc<ContainerRun>,
-        spec: &Container,
-        env: Vec<(String, String)>,
-        program: Arc<dyn Program>,
-        started: Option<tokio::sync::oneshot::Sender<()>>,
-    ) -> BoxFuture<'static, Exit> {
-        let probe: Option<Result<ReadinessProbe, String>> = probe::readiness_probe(spec);
+/// When the kubelet runs a container again after it ended (kubernetes v1.33
+/// `pkg/kubelet/kuberuntime/kuberuntime_manager.go` `computePodActions`: `ShouldContainerBeRestarted`
+/// for app containers and native sidecars, `computeInitContainerActions` for init containers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Restart {
+    /// Whatever its exit code: app containers under the pod's `restartPolicy: Always` (the
+    /// default), and native sidecars (`restartPolicy: Always` on an init container) whatever the
+    /// pod's.
+    Always,
+    /// When it failed (a non-zero exit code): app containers under `OnFailure`, and init
+    /// containers unless the pod's policy is `Never`.
+    OnFailure,
+    /// Never: under the pod's `restartPolicy: Never`.
+    Never,
+}
+
+impl Restart {
+    /// The rule for a container of a pod with `pod_policy` (`None`: the default, `Always`).
+    pub(crate) fn of(pod_policy: Option<&str>, init: bool, sidecar: bool) -> Restart {
+        match (pod_policy.unwrap_or("Always"), init, sidecar) {
+            (_, true, true) => Restart::Always,
+            ("Never", _, _) => Restart::Never,
+            (_, true, false) | ("OnFailure", false, _) => Restart::OnFailure,
+            _ => Restart::Always,
+        }
+    }
+
+    fn after(self, exit: &Exit) -> bool {
+        match self {
+            Restart::Always => true,
+            Restart::OnFailure => exit.code != 0,
+            Restart::Never => false,
+        }
+    }
+}
+
+/// The kubelet's back-off between restarts of a crashed container: the first restart comes at
+/// once, later ones after 10 s, doubling up to 5 min (kubernetes v1.33 `pkg/kubelet/kubelet.go`
+/// `backOffPeriod` and `MaxContainerBackOff`; `kuberuntime_manager.go` `doBackOff` waits only
+/// when the container's last exit is within the back-off; the shorter delays of KEP-4603 are
+/// behind alpha feature gates, off by default).
+const CRASH_BACKOFF_INITIAL: std::time::Duration = std::time::Duration::from_secs(10);
+const CRASH_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The kubelet's words while a container waits in back-off (`doBackOff`: `back-off %s
+/// restarting failed container=%s pod=%s`, the pod as `format.Pod`: `name_namespace(uid)`).
+fn backoff_message(delay: std::time::Duration, container: &str, pod: &PodRun) -> String {
+    format!(
+        "back-off {} restarting failed container={container} pod={}_{}({})",
+        go_duration(delay),
+        pod.name,
+        pod.namespace,
+        pod.uid
+    )
+}
+
+/// Whole seconds as Go's `time.Duration.String` prints them (`10s`, `1m20s`, `5m0s`).
+fn go_duration(delay: std::time::Duration) -> String {
+    match delay.as_secs() {
+        s if s >= 60 => format!("{}m{}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Start `spec` as container `run` of `pod_run`, and run it again after it ends as
+/// `restart` says, with the kubelet's back-off; resolves when it ends for good (or the pod
+/// stops). `started` fires when its first run says it serves (what a startup probe waits
+/// for).
+fn start_container(
+    pod_run: &Arc<PodRun>,
+    run: &Arc<ContainerRun>,
+    spec: &Container,
+    env: Vec<(String, String)>,
+    program: Arc<dyn Program>,
+    started: Option<tokio::sync::oneshot::Sender<()>>,
+    restart: Restart,
+) -> BoxFuture<'static, Exit> {
+    let probe: Option<Result<ReadinessProbe, String>> = probe::readiness_probe(spec);
+    let pod_run = pod_run.clone();
+    let run = run.clone();
+    let spec = spec.clone();
+    Box::pin(async move {
+        let mut started = started;
+        let mut backoff: Option<std::time::Duration> = None;
+        loop {
+            let exit = run_once(
+                &pod_run,
+                &run,
+                spec.clone(),
+                env.clone(),
+                &program,
+                probe.clone(),
+                started.take(),
+            )
+            .await;
+            if pod_run.cancel.is_cancelled() || !restart.after(&exit) {
+                return exit;
+            }
+            // The run that ended is its `lastState` from now on.
+            let ended = run
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            run.ended(ended);
+            if let Some(delay) = backoff {
+                pod_run.event(
+                    "Warning",
+                    "BackOff",
+                    format!(
+                        "Back-off restarting failed container {} in pod {}_{}({})",
+                        run.name, pod_run.name, pod_run.namespace, pod_run.uid
+                    ),
+                );
+                pod_run.set_state(
+                    &run,
+                    waiting(
+                        "CrashLoopBackOff",
+                        &backoff_message(delay, &run.name, &pod_run),
+                    ),
+                );
+                tokio::select! {
+                    _ = pod_run.cancel.cancelled() => return exit,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                backoff = Some((delay * 2).min(CRASH_BACKOFF_MAX));
+            } else {
+                backoff = Some(CRASH_BACKOFF_INITIAL);
+            }
+            run.restarts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            run.log.restart();
+        }
+    })
+}
+
+/// One run of container `run`: running until its program ends, then terminated with its exit,
+/// its log closed. Its readiness probe, if any, runs as long as it does.
+async fn run_once(
+    pod_run: &Arc<PodRun>,
+    run: &Arc<ContainerRun>,
+    spec: Container,
+    env: Vec<(String, String)>,
+    program: &Arc<dyn Program>,
+    probe: Option<Result<ReadinessProbe, String>>,
+    started: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Exit {
+    pod_run.set_state(
+        run,
+        ContainerState::Running {
+            started_at: SystemTime::now(),
+            ready: false,
+        },
+    );
+    // This run's: its probe ends with it.
+    let instance = pod_run.cancel.child_token();
+    let ready: Box<dyn FnOnce() + Send> = {
         let pod_run = pod_run.clone();
         let run = run.clone();
-        let spec = spec.clone();
-        Box::pin(async move {
-            pod_run.set_state(
-                &run,
-                ContainerState::Running {
-                    started_at: SystemTime::now(),
-                    ready: false,
-                },
+        match probe {
+            None => Box::new(move || pod_run.set_ready(&run, true)),
+            Some(Err(problem)) => {
+                run.log.write(&problem);
+                Box::new(|| {})
+            }
+            Some(Ok(probe)) => {
+                let instance = instance.clone();
+                Box::new(move || {
+                    let tracker = pod_run.tracker.clone();
+                    tracker.spawn(async move {
+                        tokio::select! {
+                            _ = instance.cancelled() => {}
+                            _ = probe_loop(&pod_run, &run, &probe) => {}
+                        }
+                    });
+                })
+            }
+        }
+    };
+    let ready: Box<dyn FnOnce() + Send> = match started {
+        None => ready,
+        Some(started) => Box::new(move || {
+            ready();
+            let _ = started.send(());
+        }),
+    };
+    let ctx = ContainerContext {
+        namespace: pod_run.namespace.clone(),
+        pod_name: pod_run.name.clone(),
+        container: spec,
+        env,
+        net: pod_run.net.clone(),
+        log: run.log.clone(),
+        ready,
+        cancel: instance.clone(),
+    };
+    let exit = program.run(ctx).await;
+    instance.cancel();
+    pod_run.set_state(
+        run,
+        ContainerState::Terminated {
+            exit_code: exit.code,
+            reason: exit.reason.clone(),
+            message: exit.message.clone(),
+            finished_at: SystemTime::now(),
+        },
+    );
+    run.log.close();
+    exit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kubelet_restarts_by_the_pods_policy_and_native_sidecars_always() {
+        use Restart::{Always, Never, OnFailure};
+        for (policy, init, sidecar, want) in [
+            (None, false, false, Always),
+            (Some("Always"), false, false, Always),
+            (Some("OnFailure"), false, false, OnFailure),
+            (Some("Never"), false, false, Never),
+            (None, true, false, OnFailure),
+            (Some("Never"), true, false, Never),
+            (Some("Never"), true, true, Always),
+            (Some("OnFailure"), true, true, Always),
+        ] {
+            assert_eq!(
+                Restart::of(policy, init, sidecar),
+                want,
+                "{policy:?} init={init} sidecar={sidecar}"
             );
-            let ready: Box<dyn FnOnce() + Send> = {
-                let pod_run = pod_run.clone();
-                let run = run.clone();
-                match probe {
-                    None => Box::new(move || pod_run.set_ready(&run, true)),
-                    Some(Err(problem)) => {
-                        run.log.write(&problem);
-                        Box::new(|| {})
-                    }
-                    Some(Ok(probe)) => Box::new(move || {
-                        let cancel = pod_run.cancel.clone();
-                        let tracker = pod_run.tracker.clone();
-                        tracker.spawn(async move {
-                            tokio::select! {
-                                _ = cancel.cancelled() => {}
-                                _ = probe_loop(&pod_run, &run, &probe) => {}
-                            }
-                        });
-                    }),
-                }
-            };
-            let ready: Box<dyn FnOnce() + Send> = match started {
-                None => ready,
-                Some(started) => Box::new(move || {
-                    ready();
-                    let _ = started.send(());
-                }),
-            };
-            let ctx = ContainerContext {
-                namespace: pod_run.namespace.clone(),
-                pod_name: pod_run.name.clone(),
-                container: spec,
-                env,
-                net: pod_run.net.clone(),
-                log: run.log.clone(),
-                ready,
-                cancel: pod_run.cancel.child_token(),
-            };
-            let exit = program.run(ctx).await;
-            pod_run.set_state(
-                &run,
-                ContainerState::Terminated {
-                    exit_code: exit.code,
-                    reason: exit.reason.clone(),
-                    message: exit.message.clone(),
-                    finished_at: SystemTime::now(),
-                },
-            );
-            run.log.close();
-            exit
-        })
+        }
+        assert!(Always.after(&Exit::completed()));
+        assert!(!OnFailure.after(&Exit::completed()));
+        assert!(OnFailure.after(&Exit::failed("x")));
+        assert!(!Never.after(&Exit::failed("x")));
+    }
+
+    #[test]
+    fn the_back_off_doubles_to_five_minutes_and_reads_as_go_prints_it() {
+        let mut delay = CRASH_BACKOFF_INITIAL;
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            seen.push(go_duration(delay));
+            delay = (delay * 2).min(CRASH_BACKOFF_MAX);
+        }
+        assert_eq!(
+            seen,
+            ["10s", "20s", "40s", "1m20s", "2m40s", "5m0s", "5m0s"]
+        );
     }
 }

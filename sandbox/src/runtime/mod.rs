@@ -222,10 +222,15 @@ impl cri::Runtime for LocalRuntime {
         let container = pod.container(&request.container)?;
         pod.started(container)?;
         if request.previous {
-            return Err(RuntimeError::Other(format!(
-                "previous terminated container {:?} in pod {namespace}/{name} not found",
-                container.name
-            )));
+            return container
+                .log
+                .previous(request.tail_lines, request.timestamps)
+                .ok_or_else(|| {
+                    RuntimeError::Other(format!(
+                        "previous terminated container {:?} in pod {namespace}/{name} not found",
+                        container.name
+                    ))
+                });
         }
         Ok(container
             .log

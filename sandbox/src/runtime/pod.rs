@@ -5,6 +5,7 @@
 //! its event recorder play; the lookups logs and exec need (which container, has it started) are
 //! here too.
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -22,6 +23,33 @@ pub(crate) struct ContainerRun {
     pub(crate) init: bool,
     pub(crate) log: Arc<LogBuffer>,
     pub(crate) state: Mutex<ContainerState>,
+    /// How often the kubelet has restarted it (`restartCount`).
+    pub(crate) restarts: AtomicI32,
+    /// How its last run ended, once it has been restarted or waits to be (`lastState`).
+    pub(crate) last_state: Mutex<Option<ContainerState>>,
+}
+
+impl ContainerRun {
+    /// A container of a new pod, in `state`, not run yet.
+    pub(crate) fn new(name: String, image: String, init: bool, state: ContainerState) -> Self {
+        ContainerRun {
+            name,
+            image,
+            init,
+            log: LogBuffer::new(crate::program::logs::DEFAULT_LOG_LINES),
+            state: Mutex::new(state),
+            restarts: AtomicI32::new(0),
+            last_state: Mutex::new(None),
+        }
+    }
+
+    /// Its last run ended in `ended`, and it waits to run again: `lastState`, for the status.
+    pub(crate) fn ended(&self, ended: ContainerState) {
+        *self
+            .last_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(ended);
+    }
 }
 
 /// One running pod.
@@ -58,7 +86,12 @@ impl PodRun {
                 name: c.name.clone(),
                 image: c.image.clone(),
                 init: c.init,
-                restart_count: 0,
+                restart_count: c.restarts.load(Ordering::Relaxed),
+                last_state: c
+                    .last_state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone(),
                 state: c
                     .state
                     .lock()
@@ -103,15 +136,21 @@ impl PodRun {
         }
     }
 
-    /// Kubernetes refuses logs and exec for a container that never started.
+    /// Kubernetes refuses logs and exec for a container that never started (one waiting to be
+    /// restarted has: its logs are its last run's).
     pub(crate) fn started(&self, container: &ContainerRun) -> Result<(), RuntimeError> {
         let state = container
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        let ran = container
+            .last_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
         match state {
-            ContainerState::Waiting { reason, .. } => Err(RuntimeError::Other(format!(
+            ContainerState::Waiting { reason, .. } if !ran => Err(RuntimeError::Other(format!(
                 "container {:?} in pod {}/{} is waiting to start: {reason}",
                 container.name, self.namespace, self.name
             ))),

@@ -283,3 +283,105 @@ async fn inbound_and_outbound_paths_are_switchable_per_pod() {
         "back to the app directly"
     );
 }
+
+/// The image of [`Crashing`].
+const CRASHING_IMAGE: &str = "example.test/crashes:1";
+
+/// A program that logs one line and exits 3, every time it runs.
+struct Crashing;
+
+impl happy_sandbox::program::Program for Crashing {
+    fn matches(&self, image: &str) -> bool {
+        image == CRASHING_IMAGE
+    }
+    fn describe(&self) -> String {
+        CRASHING_IMAGE.into()
+    }
+    fn run(
+        &self,
+        ctx: happy_sandbox::program::ContainerContext,
+    ) -> futures::future::BoxFuture<'static, happy_sandbox::program::Exit> {
+        Box::pin(async move {
+            ctx.log.write("crashing");
+            happy_sandbox::program::Exit {
+                code: 3,
+                reason: "Error".into(),
+                message: String::new(),
+            }
+        })
+    }
+}
+
+/// A crashed container is restarted as the kubelet restarts it (kubernetes v1.33
+/// `kuberuntime_manager.go`): the first time at once, then it waits in `CrashLoopBackOff`
+/// (10 s, doubling), with `restartCount`, its last run as `lastState`, and logs that are its
+/// last run's (`--previous`: the run before). Under `restartPolicy: Never` it stays ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_container_is_restarted_at_once_then_waits_in_crash_loop_back_off() {
+    let _pods = pod_addresses::shared().await;
+    let mut c = Cluster::new();
+    c.rt.register_program(std::sync::Arc::new(Crashing));
+    c.run(&simple_pod(NS, "crashes", CRASHING_IMAGE));
+    let r = c
+        .wait_for("crashes", |r| {
+            matches!(&r.containers[0].state,
+                ContainerState::Waiting { reason, .. } if reason == "CrashLoopBackOff")
+        })
+        .await;
+    let container = &r.containers[0];
+    assert_eq!(container.restart_count, 1, "{container:?}");
+    let ContainerState::Waiting { message, .. } = &container.state else {
+        unreachable!()
+    };
+    assert_eq!(
+        message,
+        &format!("back-off 10s restarting failed container=crashes pod=crashes_{NS}(uid-crashes)")
+    );
+    assert!(
+        matches!(
+            container.last_state,
+            Some(ContainerState::Terminated { exit_code: 3, .. })
+        ),
+        "{container:?}"
+    );
+    assert_eq!(c.logs("crashes").await, "crashing\n", "the last run's log");
+    let previous =
+        c.rt.logs(
+            NS,
+            "crashes",
+            LogRequest {
+                previous: true,
+                ..LogRequest::default()
+            },
+        )
+        .expect("the run before");
+    let previous: Vec<_> = previous.collect().await;
+    assert_eq!(previous.concat(), b"crashing\n");
+
+    let mut never = simple_pod(NS, "crashes-once", CRASHING_IMAGE);
+    never.spec.as_mut().unwrap().restart_policy = Some("Never".into());
+    c.run(&never);
+    let r = c
+        .wait_for("crashes-once", |r| {
+            matches!(r.containers[0].state, ContainerState::Terminated { .. })
+        })
+        .await;
+    assert_eq!(
+        (r.containers[0].restart_count, &r.containers[0].last_state),
+        (0, &None)
+    );
+    assert!(
+        c.rt.logs(
+            NS,
+            "crashes-once",
+            LogRequest {
+                previous: true,
+                ..LogRequest::default()
+            }
+        )
+        .is_err(),
+        "never restarted: no previous run"
+    );
+    c.rt.stop_pod(NS, "crashes").await;
+    c.rt.stop_pod(NS, "crashes-once").await;
+}

@@ -82,6 +82,7 @@ impl Runtime for FakeRuntime {
                     image,
                     init: false,
                     restart_count: 0,
+                    last_state: None,
                     state,
                 }
             })
