@@ -97,11 +97,17 @@ async fn deployment_ready(world: &mut HappyWorld, deployment: Name, namespace: N
             if let Some(reason) = install.missing_egress_gateway.as_ref() {
                 fail!(environment, "{reason}");
             }
-            // The suite installed Istio with the demo profile, so every component of it must
-            // be there: a missing one (another profile's install; istio/istio@1.28.0
-            // manifests/profiles/default.yaml has no egress gateway) is the claim failing.
+            // The suite installed Istio with the demo profile and the addons from the release's
+            // samples/addons, so each of their Deployments must be there: a missing one
+            // (another profile's install, istio/istio@1.28.0 manifests/profiles/default.yaml
+            // has no egress gateway; an addon file left out) is the claim failing.
+            let installs = if ADDON_DEPLOYMENTS.contains(&deployment.0.as_str()) {
+                format!("samples/addons/{}.yaml installs one", deployment.0)
+            } else {
+                "the demo profile installs one".to_string()
+            };
             fail!(
-                "{} has no Deployment {}: the demo profile installs one",
+                "{} has no Deployment {}: {installs}",
                 namespace.0,
                 deployment.0
             );

@@ -238,6 +238,16 @@ const SANDBOX_CASES: &[SandboxBreakage] = &[
         what: "Istio installed with the default profile, which has no egress gateway",
         env: &[("HAPPY_SANDBOX_ISTIO_PROFILE", "default")],
     },
+    SandboxBreakage {
+        tag: "C12",
+        // The scenario the sandbox can run: it has Prometheus, not Grafana or Kiali.
+        tags: "@C12 and @prometheus",
+        // What a reader who applied one file of samples/addons instead of the directory gets
+        // (`kubectl apply -f samples/addons/kiali.yaml`): no Prometheus Deployment.
+        // happy-sandbox's test-only knob (sandbox/src/sandbox.rs, ADDON_FILES_VAR).
+        what: "only kiali.yaml of samples/addons applied, so there is no Prometheus",
+        env: &[("HAPPY_SANDBOX_ADDON_FILES", "kiali.yaml")],
+    },
 ];
 
 /// How many runs at once, when `HAPPY_NEGATIVE_JOBS` is unset: this many per core. A run is

@@ -366,6 +366,10 @@ pub(crate) const OTHER_VARIABLES: &[(&str, &str)] = &[
         "Test-only: the profile the sandbox installs Istio with, demo (the default) or default, which has no egress gateway (tests/runs/negative.rs breaks C05 with it)",
     ),
     (
+        "HAPPY_SANDBOX_ADDON_FILES",
+        "Test-only: the files of samples/addons the sandbox applies, comma-separated (unset: all; the sandbox runs prometheus.yaml's), as a reader who applied only some (tests/runs/negative.rs breaks C12 with kiali.yaml)",
+    ),
+    (
         "HAPPY_BENCH_TARGET_DIR",
         "ci/bench: the target dir it builds the commits it compares in (default target/bench)",
     ),
