@@ -7,8 +7,8 @@ use happy_istio::checks::addons::{
     graph_with_traffic, legacy_edge_plaintext, service_c_version_health,
 };
 use happy_istio::checks::{logs, metrics};
-use happy_istio::probes::{Sample, parse_access_log_line};
-use happy_istio::retry::{Convergence, eventually};
+use happy_istio::probes::{ISTIO_ACCESS_LOG_FLUSH, Sample, parse_access_log_line};
+use happy_istio::retry::{Convergence, Decided, eventually, eventually_or_decided};
 
 use std::collections::BTreeMap;
 
@@ -154,12 +154,24 @@ async fn access_log_has(world: &mut HappyWorld, deployment: Name, code: u16) -> 
     // before them (an entry from an earlier scenario proves nothing about this one).
     let before = world.before_of(&deployment)?.clone();
     let (env_ref, deployment_ref, before_ref) = (&env, deployment.as_str(), &before);
-    // Envoy flushes access logs on its own schedule: read again until the entry shows.
-    eventually(
+    // Envoy writes its access log out every ISTIO_ACCESS_LOG_FLUSH: read again until the entry
+    // shows. The requests ended before this step began, so from a flush interval later (and
+    // the table's allowance for a busy proxy, HAPPY_TIMEOUT_PROPAGATION) their entries are
+    // written or never will be: readings from then on decide either way, and a sidecar that
+    // logs nothing (access logs turned off) fails in seconds, not at the telemetry limit.
+    let decided = Decided {
+        from: tokio::time::Instant::now() + ISTIO_ACCESS_LOG_FLUSH + env.timeouts.propagation,
+        why: format!(
+            "Envoy had flushed its access log (every {ISTIO_ACCESS_LOG_FLUSH:?} under Istio) {:?} after the requests",
+            ISTIO_ACCESS_LOG_FLUSH + env.timeouts.propagation
+        ),
+    };
+    eventually_or_decided(
         &format!(
             "an access-log entry with response code {code} in {key}, written since the requests"
         ),
         &telemetry_policy(&env),
+        &decided,
         || async move {
             let log = log_lines_since(env_ref, deployment_ref, before_ref)
                 .await
@@ -209,12 +221,24 @@ async fn series_with_code(world: &mut HappyWorld, code: String) -> Step {
     };
     // A proxy counts a request when its stream completes, which can be just after the client
     // has its answer: read again until the counter shows, in `consecutive` readings in a row
-    // (the reading the When step took is not one of them: no single reading decides).
+    // (the reading the When step took is not one of them: no single reading decides). The
+    // requests ended before this step began, and pilot-agent's :15020 serves Envoy's counters
+    // as they are at each reading (as for the mirrored copies, `traffic.rs`), so readings from
+    // HAPPY_TIMEOUT_PROPAGATION on decide either way: a proxy that counts nothing (metrics
+    // turned off) fails in seconds, not at the assertion limit.
     let env = world.env();
+    let decided = Decided {
+        from: tokio::time::Instant::now() + env.timeouts.propagation,
+        why: format!(
+            "the requests had ended {:?} before",
+            env.timeouts.propagation
+        ),
+    };
     let (env_ref, deployment_ref, counts_ref) = (&env, deployment.as_str(), &counts);
-    world.metrics = eventually(
+    world.metrics = eventually_or_decided(
         &format!("{deployment}'s istio-proxy to count response_code {code}"),
         &env.convergence(),
+        &decided,
         || async move {
             let samples = env_ref
                 .sidecar_metrics(deployment_ref)

@@ -23,9 +23,10 @@
 //! `--disable-hot-restart`, so no shared memory), reads the manifests from its own copy and
 //! writes its own report directory; on the sandbox nothing is downloaded into
 //! `HAPPY_CACHE_DIR` when Envoy is installed; the children exec this binary directly, so no
-//! cargo lock is involved. The assertion limits are the suite's own: a broken case still waits
-//! its check's full limit before it fails, so a check that converged late would still be seen
-//! passing.
+//! cargo lock is involved. The assertion limits are the suite's own: a broken case fails when
+//! its check does on any cluster — at its full limit, so a check that converged late would
+//! still be seen passing, or as soon as its outcome can no longer change (the access-log entries
+//! and counters of requests that have ended: `retry::eventually_or_decided`).
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -698,9 +699,9 @@ fn start(run: &Run) -> Result<Started, String> {
     // The limit on waits for telemetry, for case and control alike, unless the user sets one:
     // the suite's default (90 s) allows for Istio's 15 s scrapes and a cluster under load, but
     // the sandbox's Prometheus scrapes every second (HAPPY_SANDBOX_SCRAPE_INTERVAL) and its
-    // Envoys flush their access logs every 200 ms (sandbox/src/mesh/proxy.rs), so a control
-    // that passes does so within a few seconds; a case whose log or series never appears
-    // (C10) fails at the limit.
+    // Envoys flush their access logs every second as Istio's do (sandbox/src/mesh/proxy.rs),
+    // so a control that passes does so within a few seconds; a case whose series never
+    // appears in Prometheus fails at the limit.
     if std::env::var_os(METRICS_LIMIT_VAR).is_none() {
         cmd.env(METRICS_LIMIT_VAR, SANDBOX_METRICS_LIMIT);
     }

@@ -1,5 +1,7 @@
 //! Retrying an eventually-consistent check: [`eventually`] runs a whole check again until it
-//! holds several times in a row, within a limit from the timeout table (`crate::timeouts`).
+//! holds several times in a row, within a limit from the timeout table (`crate::timeouts`);
+//! [`eventually_or_decided`] also ends it as soon as its failures are final; [`settled`]
+//! returns agreeing observations whatever they say.
 //! A leaf module: the claim path (cluster, checks, steps) and the timeout table use it, and it
 //! uses only the crate's error type.
 
@@ -47,6 +49,51 @@ pub(crate) async fn eventually_holding<T, F, Fut>(
     what: &str,
     policy: &Convergence,
     holding_limit: Duration,
+    check: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, String>>,
+{
+    retry(what, policy, holding_limit, None, check).await
+}
+
+/// From when a check's outcome can no longer change, and why: its failures from then on are the
+/// verdict as much as its successes are.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// Attempts begun at or after this instant judge what is final.
+    pub from: Instant,
+    /// Why nothing changes after `from`, for the failure message (e.g. "4s after the
+    /// requests, Envoy has flushed their access-log entries").
+    pub why: String,
+}
+
+/// [`eventually`] for a check about something that stops changing at a known moment — the
+/// entries or counts of requests that have ended, once the proxy has written or counted them —
+/// so a failure is as final as a success: it holds once `policy.consecutive` attempts in a row
+/// succeed, as [`eventually`] does, and it fails as soon as `policy.consecutive` attempts in a
+/// row, each begun at or after `decided.from`, have failed, instead of waiting out the limit
+/// (which still ends it if neither streak comes). A check for what converges with no such
+/// moment (a configuration still reaching the sidecars) must use [`eventually`].
+pub async fn eventually_or_decided<T, F, Fut>(
+    what: &str,
+    policy: &Convergence,
+    decided: &Decided,
+    check: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, String>>,
+{
+    retry(what, policy, policy.limit, Some(decided), check).await
+}
+
+async fn retry<T, F, Fut>(
+    what: &str,
+    policy: &Convergence,
+    holding_limit: Duration,
+    decided: Option<&Decided>,
     mut check: F,
 ) -> Result<T>
 where
@@ -61,12 +108,16 @@ where
     let mut attempts = 0u32;
     let mut streak = 0u32;
     let mut last_failure: Option<String> = None;
+    // Failures in a row among the attempts begun once the outcome was final.
+    let mut final_failures = 0u32;
     loop {
         attempts += 1;
-        let remaining = hard_deadline.saturating_duration_since(Instant::now());
+        let began = Instant::now();
+        let remaining = hard_deadline.saturating_duration_since(began);
         match tokio::time::timeout(remaining, check()).await {
             Ok(Ok(value)) => {
                 streak += 1;
+                final_failures = 0;
                 if streak >= needed {
                     return Ok(value);
                 }
@@ -80,6 +131,18 @@ where
                 last_failure = Some(format!(
                     "the attempt was still running when the limit of {holding_limit:?} was reached"
                 ));
+            }
+        }
+        if let Some(decided) = decided.filter(|d| streak == 0 && began >= d.from) {
+            final_failures += 1;
+            if final_failures >= needed {
+                return Err(Error::Decided {
+                    what: what.to_string(),
+                    consecutive: needed,
+                    why: decided.why.clone(),
+                    attempts,
+                    last: last_failure.unwrap_or_default(),
+                });
             }
         }
         let next = Instant::now() + policy.interval;
@@ -265,6 +328,99 @@ mod tests {
             matches!(err, Error::NotConverged { consecutive: 2, .. }),
             "{err}"
         );
+    }
+
+    fn decided_after(ms: u64) -> Decided {
+        Decided {
+            from: Instant::now() + Duration::from_millis(ms),
+            why: "the requests' entries were flushed".to_string(),
+        }
+    }
+
+    /// A check that never holds ends once `consecutive` attempts begun at or after
+    /// `decided.from` have failed, not at the limit; earlier failures do not count.
+    #[tokio::test(start_paused = true)]
+    async fn a_decided_failure_ends_it_before_the_limit() {
+        let start = Instant::now();
+        let decided = decided_after(1_000);
+        let calls = Cell::new(0u32);
+        let err = eventually_or_decided("entry", &policy(30_000, 100, 3), &decided, || {
+            calls.set(calls.get() + 1);
+            async { Err::<(), _>("no entry".to_string()) }
+        })
+        .await
+        .unwrap_err();
+        // Attempts at 0, 100, …, 900 ms do not count; those at 1000, 1100 and 1200 ms decide.
+        assert_eq!(start.elapsed(), Duration::from_millis(1_200), "{err}");
+        assert_eq!(calls.get(), 13);
+        assert_eq!(err.class(), crate::error::FailureClass::Claim);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("entry does not hold: 3 attempts in a row failed once the requests' entries were flushed (13 attempts); last failure: no entry"),
+            "{msg}"
+        );
+    }
+
+    /// Successes hold as with `eventually`, before or after `decided.from`; a success breaks
+    /// a streak of final failures.
+    #[tokio::test(start_paused = true)]
+    async fn a_decided_check_still_holds_on_successes() {
+        let start = Instant::now();
+        let value = eventually_or_decided(
+            "early",
+            &policy(30_000, 100, 3),
+            &decided_after(5_000),
+            || async { Ok::<_, String>(7) },
+        )
+        .await
+        .unwrap();
+        assert_eq!(value, 7);
+        assert_eq!(start.elapsed(), Duration::from_millis(200));
+        // Past `from`: fail, fail, succeed, fail, fail, then successes — never 3 failures in
+        // a row, so it holds at attempts 6, 7, 8.
+        let calls = Cell::new(0u32);
+        let value =
+            eventually_or_decided("mixed", &policy(30_000, 100, 3), &decided_after(0), || {
+                calls.set(calls.get() + 1);
+                let n = calls.get();
+                async move {
+                    if [1, 2, 4, 5].contains(&n) {
+                        Err(format!("attempt {n}"))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(value, 8);
+    }
+
+    /// Without a streak either way the limit still ends it.
+    #[tokio::test(start_paused = true)]
+    async fn a_decided_check_that_alternates_ends_at_the_limit() {
+        let start = Instant::now();
+        let calls = Cell::new(0u32);
+        let err = eventually_or_decided(
+            "alternating",
+            &policy(2_000, 100, 2),
+            &decided_after(0),
+            || {
+                calls.set(calls.get() + 1);
+                let n = calls.get();
+                async move {
+                    if n.is_multiple_of(2) {
+                        Err("odd one out".to_string())
+                    } else {
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, Error::NotConverged { .. }), "{err}");
+        assert!(start.elapsed() <= Duration::from_millis(2_000));
     }
 
     /// Attempts of 400 ms, three in a row needed, a 1 s limit: the streak started before the

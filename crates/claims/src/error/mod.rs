@@ -124,6 +124,23 @@ pub enum Error {
         /// The last failure's message.
         last: String,
     },
+    /// An `eventually_or_decided` check failed `consecutive` times in a row after its outcome
+    /// could no longer change: it will not hold, however long one waits.
+    #[error(
+        "{what} does not hold: {consecutive} attempts in a row failed once {why} ({attempts} attempts); last failure: {last}"
+    )]
+    Decided {
+        /// What was awaited.
+        what: String,
+        /// How many failures in a row decided it.
+        consecutive: u32,
+        /// Why the outcome could no longer change when those attempts began.
+        why: String,
+        /// How many times the check ran.
+        attempts: u32,
+        /// The last failure's message.
+        last: String,
+    },
     /// Output of a workload or tool (JSON, metrics, logs) could not be parsed.
     #[error("cannot parse {what}: {message}")]
     Parse {
@@ -214,6 +231,7 @@ impl Error {
             Error::UnknownKind { .. }
             | Error::Unexpected { .. }
             | Error::NotConverged { .. }
+            | Error::Decided { .. }
             | Error::Parse { .. }
             | Error::Http { .. }
             | Error::Manifest { .. } => Claim,

@@ -17,6 +17,13 @@
 //! empty value and replaces whitespace in the response-code details, so only the quoted
 //! fields can contain spaces.
 
+/// How often a sidecar's Envoy writes its buffered access-log entries out: pilot-agent starts
+/// Envoy with `--file-flush-interval-msec 1000` (istio/istio 1.28.0 `pkg/envoy/proxy.go` line
+/// 140; from 1.29 on the same default, overridable by ProxyConfig `fileFlushInterval`,
+/// `pkg/envoy/proxy.go` lines 131-134 on master), where Envoy alone would wait 10 s. An entry
+/// is in the container log at most this long after its request ended.
+pub const ISTIO_ACCESS_LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One access-log line, field by field (`-` kept as written, except where noted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessLogEntry {

@@ -9,7 +9,7 @@ pub mod fake_service;
 pub mod prometheus;
 pub mod statistics;
 
-pub use access_log::{AccessLogEntry, parse_access_log_line};
+pub use access_log::{AccessLogEntry, ISTIO_ACCESS_LOG_FLUSH, parse_access_log_line};
 pub use curl::{CurlOutcome, CurlResult, curl_outcome};
 pub use fake_service::FakeServiceResponse;
 pub use prometheus::{Sample, parse_prometheus};
