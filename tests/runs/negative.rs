@@ -209,6 +209,11 @@ const CASES: &[Breakage] = &[
     },
 ];
 
+/// Cases whose check can only fail at its limit, because what it awaits converges with no
+/// moment after which it is final (C19: a PeerAuthentication still reaching service-a's
+/// sidecar; the assertion limit, 30 s, plus the run): the longest of the group.
+const WAITS_OUT_ITS_LIMIT: &[&str] = &["C19"];
+
 /// One deliberate breakage of the sandbox: the scenarios of the tag expression `tags` run with
 /// `env` set (a test-only knob of happy-sandbox). `tag` names the case: a deviation's id
 /// (whose re-check, `@deviation and @<id>`, must fail) or a claim's.
@@ -283,6 +288,13 @@ struct Run<'a> {
 
 /// Runs the cases whose names contain one of `filter` (all when it is empty).
 pub(crate) fn main(filter: &[String]) -> ExitCode {
+    if let Some(unknown) = WAITS_OUT_ITS_LIMIT
+        .iter()
+        .find(|claim| !CASES.iter().any(|c| c.claim == **claim))
+    {
+        println!("FAIL WAITS_OUT_ITS_LIMIT names {unknown:?}, which has no case in CASES");
+        return ExitCode::FAILURE;
+    }
     let selected = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
     let mut runs: Vec<Run> = CASES
         .iter()
@@ -302,6 +314,12 @@ pub(crate) fn main(filter: &[String]) -> ExitCode {
         println!("negative tests: none selected");
         return ExitCode::SUCCESS;
     }
+    // The cases that can only fail at their check's full limit go first (a stable sort keeps
+    // the others in claim order): started last, one of them would run on alone at the end.
+    runs.sort_by_key(|r| match &r.kind {
+        Kind::Manifest(c) => !WAITS_OUT_ITS_LIMIT.contains(&c.claim),
+        _ => true,
+    });
     let cases = runs.len();
     // Each case's control is the very same run (its tag expression, a fresh sandbox, a copy of
     // the manifests) without the breakage, so the pair differs in the breakage alone; cases of
