@@ -155,7 +155,7 @@ async fn judge(
 ) -> Step {
     let env = world.env();
     let what = format!(
-        "{} requests for {} through {} ({expectation:?})",
+        "{} requests for {} through {} ({expectation})",
         expectation.batch_size(),
         target.path,
         target.route

@@ -151,6 +151,17 @@ enum CaptureShows {
     OnlyCiphertext,
 }
 
+/// In words, as a failure message lists what captures showed.
+impl std::fmt::Display for CaptureShows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CaptureShows::NoPayload => "no payload",
+            CaptureShows::Plaintext => "plaintext HTTP",
+            CaptureShows::OnlyCiphertext => "only ciphertext",
+        })
+    }
+}
+
 fn capture_shows(out: &str) -> CaptureShows {
     if capture::packets_with_payload(out) == 0 {
         CaptureShows::NoPayload
@@ -257,11 +268,22 @@ async fn capture_legacy(world: &mut HappyWorld, deployment: Name, port: Port, ur
         observations_count_from(&env),
         observe,
         |(out, calls)| {
-            (
-                capture::plaintext_http(out).is_some() && out.contains(name_ref),
-                calls
-                    .iter()
-                    .all(|c| c.result.outcome == CurlOutcome::Completed),
+            let plaintext = capture::plaintext_http(out).is_some() && out.contains(name_ref);
+            let completed = calls
+                .iter()
+                .all(|c| c.result.outcome == CurlOutcome::Completed);
+            format!(
+                "{} in the capture, {}",
+                if plaintext {
+                    format!("{deployment_ref}'s response in plaintext")
+                } else {
+                    format!("no plaintext response from {deployment_ref}")
+                },
+                if completed {
+                    "every call completed"
+                } else {
+                    "a call did not complete"
+                }
             )
         },
     )

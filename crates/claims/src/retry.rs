@@ -188,7 +188,7 @@ pub async fn settled<T, K, E, F, Fut>(
     says: impl Fn(&T) -> K,
 ) -> std::result::Result<Vec<T>, E>
 where
-    K: PartialEq + std::fmt::Debug,
+    K: PartialEq + std::fmt::Display,
     E: From<Error>,
     F: FnMut() -> Fut,
     Fut: Future<Output = std::result::Result<T, E>>,
@@ -221,8 +221,12 @@ where
                 attempts,
                 consecutive: needed,
                 last: format!(
-                    "no {needed} observations in a row agreed; the last ones said {:?}",
-                    &history[tail..]
+                    "no {needed} observations in a row agreed; the last ones said: {}",
+                    history[tail..]
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
             }
             .into());
@@ -535,6 +539,15 @@ mod tests {
         Plaintext,
     }
 
+    impl std::fmt::Display for Seen {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(match self {
+                Seen::Encrypted => "only ciphertext",
+                Seen::Plaintext => "plaintext HTTP",
+            })
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_change_still_reaching_the_sidecars_does_not_decide() {
         // The first captures show the old configuration (encrypted), the later ones the new
@@ -589,7 +602,7 @@ mod tests {
                 let n = calls.get();
                 async move { Ok(n) }
             },
-            |_| (),
+            |_| "anything",
         )
         .await;
         // attempts at 0, 0.1, …, 2.9 s do not count; 3.0, 3.1 and 3.2 s do
@@ -621,7 +634,10 @@ mod tests {
         .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("the capture into service-c-v1"), "{msg}");
-        assert!(msg.contains("Plaintext, Encrypted"), "{msg}");
+        assert!(
+            msg.contains("the last ones said: plaintext HTTP; only ciphertext"),
+            "{msg}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -637,7 +653,7 @@ mod tests {
                     Err::<u32, Error>(Error::Other("tcpdump exited 1: permission denied".into()))
                 }
             },
-            |_| (),
+            |_| "anything",
         )
         .await
         .unwrap_err();

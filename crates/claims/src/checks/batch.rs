@@ -91,6 +91,17 @@ pub enum Expectation {
     Both(u16, u16),
 }
 
+/// In words, as failure messages and reports print it: "every response 200", "both 500 and 200,
+/// nothing else".
+impl std::fmt::Display for Expectation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expectation::Every(status) => write!(f, "every response {status}"),
+            Expectation::Both(a, b) => write!(f, "both {a} and {b}, nothing else"),
+        }
+    }
+}
+
 impl Expectation {
     /// The number of requests this expectation needs for a verdict below 1e-9.
     pub fn batch_size(self) -> u32 {
@@ -285,6 +296,17 @@ pub enum CallsShow {
     NoAnswer,
 }
 
+/// In words, as a failure message lists what batches showed.
+impl std::fmt::Display for CallsShow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CallsShow::Answered => "a call answered",
+            CallsShow::Refused => "a call was not let through",
+            CallsShow::NoAnswer => "every call let through, none answered",
+        })
+    }
+}
+
 /// One batch of calls for a claim "X's call to Y answers 200": calls one at a time until one
 /// answers (`judge` says [`Call::Answered`]), one is refused, or `size` were let through without
 /// an answer; returns what the batch showed and its calls. A caller repeats batches until
@@ -361,6 +383,12 @@ mod tests {
         let mut mixed = only_ok.clone();
         mixed.push(response(500));
         assert!(Expectation::Both(500, 200).judge(&mixed).is_ok());
+        // Messages say it in words, not as Rust's debug text (`Both(500, 200)`).
+        assert_eq!(
+            Expectation::Both(500, 200).to_string(),
+            "both 500 and 200, nothing else"
+        );
+        assert_eq!(Expectation::Every(200).to_string(), "every response 200");
         mixed.push(response(503));
         assert!(Expectation::Both(500, 200).judge(&mixed).is_err());
     }
