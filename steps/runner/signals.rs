@@ -105,8 +105,11 @@ impl Signals {
 /// children are killed, so no Envoy or Prometheus outlives the run, and then `owned` — the
 /// provisioner's future or the teardown — is dropped, which removes what the process owns (the
 /// sandbox's directory; a kind cluster being made). In that order: a child still running could
-/// write into the directory while it is being removed and leave it behind.
+/// write into the directory while it is being removed and leave it behind. And first the
+/// sandbox's runtime stops (re)starting containers: it would restart a killed Envoy at once, a
+/// new child writing into the directory.
 pub(super) fn force_exit<T>(caught: Caught, settings: &Settings, owned: T) -> ! {
+    happy_istio::provision::sandbox::halt();
     let killed = kill_own_children();
     drop(owned);
     say(format!(

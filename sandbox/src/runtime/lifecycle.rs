@@ -324,6 +324,9 @@ fn start_container(
         let mut started = started;
         let mut backoff: Option<std::time::Duration> = None;
         loop {
+            if super::halted() {
+                return Exit::failed("the process is exiting: no container starts");
+            }
             let exit = run_once(
                 &pod_run,
                 &run,
@@ -334,7 +337,7 @@ fn start_container(
                 started.take(),
             )
             .await;
-            if pod_run.cancel.is_cancelled() || !restart.after(&exit) {
+            if pod_run.cancel.is_cancelled() || super::halted() || !restart.after(&exit) {
                 return exit;
             }
             // The run that ended is its `lastState` from now on.

@@ -27,6 +27,7 @@ pub mod pull;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
@@ -46,6 +47,23 @@ use faults::PullFaults;
 use images::NodeImages;
 use pod::PodRun;
 use program::{FakeServiceProgram, IdleProgram};
+
+/// Set by [`halt`]: no container starts or restarts in this process from then on.
+static HALTED: AtomicBool = AtomicBool::new(false);
+
+/// Stop every sandbox runtime of this process from starting or restarting a container, for a
+/// process about to exit at once (a second Ctrl-C): it kills its children and removes the
+/// sandbox's directory, and a container restarted in between (the kubelet restarts an ended
+/// container at once the first time) would spawn a new Envoy and write into that directory,
+/// leaving both behind. Irreversible.
+pub fn halt() {
+    HALTED.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`halt`] was called.
+pub(crate) fn halted() -> bool {
+    HALTED.load(Ordering::SeqCst)
+}
 
 /// The runtime behind the sandbox's control plane.
 pub struct LocalRuntime {

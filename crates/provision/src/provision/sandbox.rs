@@ -25,6 +25,12 @@ pub(crate) const DASHBOARDS_MISSING: &str = "Grafana and Kiali do not run on the
 
 /// The sandbox's capabilities: Istio (and so packet capture) needs an `envoy` binary,
 /// Prometheus needs Istio and a `prometheus` binary; Grafana and Kiali never run here.
+/// For a process about to exit at once: no sandbox of this process starts or restarts a
+/// container any more (see `happy_sandbox::runtime::halt`).
+pub fn halt() {
+    happy_sandbox::runtime::halt();
+}
+
 pub(crate) fn sandbox_capabilities(
     envoy_missing: Option<String>,
     prometheus_missing: Option<String>,
