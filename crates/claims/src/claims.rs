@@ -744,6 +744,7 @@ pub const CLAIMS: &[Claim] = &[
         manifests: WORKLOADS_AND_INGRESS,
         checks: &[
             "probes::access_log::parse_access_log_line",
+            "retry::eventually_or_decided",
             "steps::telemetry::access_log_has",
         ],
         requests: Requests::Statistical(&[BOTH_BEFORE]),
@@ -769,6 +770,7 @@ pub const CLAIMS: &[Claim] = &[
         checks: &[
             "probes::prometheus::parse_prometheus",
             "checks::metrics::requests_growth",
+            "retry::eventually_or_decided",
             "steps::telemetry::series_with_code",
         ],
         requests: Requests::Statistical(&[BOTH_BEFORE]),
