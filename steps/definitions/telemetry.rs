@@ -312,9 +312,14 @@ pub(crate) async fn prometheus_rate_of_batch(
     eventually(what, policy, || async move {
         let now = read().await?;
         let grown = metrics::growth_past_baseline(baseline, &now).map_err(|lagging| {
+            let lagging: Vec<String> = lagging
+                .iter()
+                .map(|(destination, code)| format!("{destination} with {code}"))
+                .collect();
             format!(
                 "Prometheus has not yet scraped past the sidecar's reading before the batch \
-                 (it scrapes periodically): below it for (destination, response_code) {lagging:?}"
+                 (it scrapes periodically): below it for {}",
+                lagging.join(", ")
             )
         })?;
         let rates = metrics::success_rates_of(&grown);
@@ -389,7 +394,18 @@ async fn prometheus_success_rate(
     )
     .await?;
     let Some((rate, count)) = rates.get(&destination).copied() else {
-        fail!("Prometheus has no requests from {source} to {destination}: {rates:?}");
+        let seen: Vec<String> = rates
+            .iter()
+            .map(|(to, (rate, count))| format!("{to}: {count} at {:.1}% success", rate * 100.0))
+            .collect();
+        fail!(
+            "Prometheus has no requests from {source} to {destination}; it has {}",
+            if seen.is_empty() {
+                "none from it at all".to_string()
+            } else {
+                seen.join(", ")
+            }
+        );
     };
     let holds = if below { rate < 1.0 } else { rate >= 1.0 };
     if !holds {

@@ -319,8 +319,13 @@ pub fn service_c_version_health(
     if holds {
         Ok(())
     } else {
+        let edges: Vec<String> = rates
+            .iter()
+            .map(|(rps, err)| format!("{rps:.2} requests/s with {err:.0}% errors"))
+            .collect();
         Err(format!(
-            "edges from {app} {source_version} into service-c {version}: (rps, %err) {rates:?}"
+            "edges from {app} {source_version} into service-c {version}: {}",
+            edges.join("; ")
         ))
     }
 }

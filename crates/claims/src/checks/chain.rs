@@ -82,10 +82,15 @@ pub fn upstream_calls_answered(
     for uri in uris {
         match json.upstream_calls.get(*uri) {
             None => {
-                let seen: Vec<&String> = json.upstream_calls.keys().collect();
+                let seen: Vec<&str> = json.upstream_calls.keys().map(String::as_str).collect();
                 return Err(format!(
-                    "{} made no call to {uri}; its upstream calls: {seen:?}",
-                    json.name
+                    "{} made no call to {uri}; its upstream calls: {}",
+                    json.name,
+                    if seen.is_empty() {
+                        "none".to_string()
+                    } else {
+                        seen.join(", ")
+                    }
                 ));
             }
             Some(call) if call.code != i32::from(code) => {
@@ -203,7 +208,11 @@ mod tests {
     #[test]
     fn a_missing_or_failed_call_fails() {
         let r = json_response(200, CHAIN_OK);
-        assert!(upstream_calls_answered(&r, &["http://service-d"], 200).is_err());
+        // In words: the calls it made, not Rust's debug text of a list.
+        assert_eq!(
+            upstream_calls_answered(&r, &["http://service-d"], 200).unwrap_err(),
+            "service-a made no call to http://service-d; its upstream calls: http://service-b, http://service-c"
+        );
         assert!(upstream_calls_answered(&r, &["http://service-c"], 500).is_err());
         let failed = CHAIN_OK.replace(
             "\"body\": \"Hello World\", \"code\": 200\n    }\n  },",
