@@ -11,8 +11,9 @@
 pub use happy_claims::{Error, Result, error};
 pub use happy_provision::{Error as ProvisionError, Result as ProvisionResult};
 pub use happy_report::{
-    checks, cluster, cluster_kind, deviations, diagnostics, docs, download, image_ref, istio,
-    kind_pins, manifests, probes, process, provision, repo_root, report, retry, settings, timeouts,
+    checks, cluster, cluster_kind, deviations, diagnostics, docs, download, evidence, image_ref,
+    istio, kind_pins, manifests, probes, process, provision, repo_root, report, retry, settings,
+    timeouts,
 };
 
 pub mod cli;

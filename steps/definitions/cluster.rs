@@ -175,6 +175,10 @@ async fn every_pod_ready_with(
         .cluster
         .wait_pods_ready(&namespace, "", env.timeouts.pod_ready)
         .await?;
+    happy_istio::evidence::record(
+        &format!("kubectl get pods -n {namespace}"),
+        &happy_istio::cluster::pod_table(&pods, &namespace, jiff::Timestamp::now()),
+    );
     if pods.is_empty() {
         fail!("there are no pods in {namespace}");
     }

@@ -11,6 +11,7 @@ use happy_istio::checks::chain::{self, shape};
 
 use happy_istio::cluster::HttpResponse;
 use happy_istio::error::FailureClass;
+use happy_istio::evidence;
 use happy_istio::retry::settled;
 
 use super::parameters::{Name, Port, RequestPath, Url};
@@ -143,7 +144,50 @@ async fn request_until_settled(world: &mut HappyWorld, target: Target) -> Step {
     if target.browser {
         show_redirects(&target, &world.responses);
     }
+    record_answers(&target, &world.responses);
     Ok(())
+}
+
+/// The evidence of a request step: the answers tallied by what answered them ([`signature`]),
+/// and one response of each kind as the reader's curl would print it (for fake-service, the
+/// JSON with its chain of upstream calls).
+fn record_answers(target: &Target, responses: &[HttpResponse]) {
+    let mut kinds: Vec<(String, usize, &HttpResponse)> = Vec::new();
+    for response in responses {
+        let kind = chain::signature(response);
+        match kinds.iter_mut().find(|(k, _, _)| *k == kind) {
+            Some((_, count, _)) => *count += 1,
+            None => kinds.push((kind, 1, response)),
+        }
+    }
+    kinds.sort_by(|a, b| a.0.cmp(&b.0));
+    let tally: Vec<String> = kinds
+        .iter()
+        .map(|(kind, count, _)| format!("{count:>4} × {kind}"))
+        .collect();
+    evidence::record(
+        &format!(
+            "{} answers to {} through {}, by what answered",
+            responses.len(),
+            target.path,
+            target.route
+        ),
+        &tally.join("\n"),
+    );
+    for (kind, _, response) in &kinds {
+        let status = http::StatusCode::from_u16(response.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or_default();
+        evidence::record(
+            &format!("one response {kind}"),
+            &format!(
+                "HTTP/1.1 {} {status}\n{}",
+                response.status,
+                response.body.trim_end()
+            ),
+        );
+    }
 }
 
 /// Converge on `expectation` for the scenario's target and keep the accepted batch.

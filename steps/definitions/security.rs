@@ -397,11 +397,54 @@ async fn calls_answer(
     .await
 }
 
+/// The evidence of a call: what the reader's `kubectl exec … -- curl` prints (the body, then
+/// kubectl's own line when curl exits non-zero) and the status.
+fn record_call(call: &super::env::Curl, from: &str, url: &str) {
+    let mut text = call.result.body.trim_end().to_string();
+    if !call.exec.stderr.trim().is_empty() {
+        text.push_str(&format!("\n{}", call.exec.stderr.trim_end()));
+    }
+    if call.exec.exit_code != 0 {
+        text.push_str(&format!(
+            "\ncommand terminated with exit code {}",
+            call.exec.exit_code
+        ));
+    }
+    text.push_str(&format!(
+        "\n(HTTP status {}; curl {})",
+        call.status(),
+        call.result.outcome
+    ));
+    happy_istio::evidence::record(&format!("{from}: curl {url}"), &text);
+}
+
+/// The capture's lines that decided, with how many packets carried a payload.
+fn record_capture(out: &str, decided_by: &[&str]) {
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| decided_by.iter().any(|d| l.contains(d)))
+        .take(20)
+        .collect();
+    let text = if lines.is_empty() {
+        out.lines().take(20).collect::<Vec<_>>().join("\n")
+    } else {
+        lines.join("\n")
+    };
+    happy_istio::evidence::record(
+        &format!(
+            "tcpdump -A: {} packets with a payload; the lines that decided",
+            capture::packets_with_payload(out)
+        ),
+        &text,
+    );
+}
+
 #[then("the capture holds traffic but no plaintext HTTP")]
 async fn capture_encrypted(world: &mut HappyWorld) -> Step {
     let Some(out) = &world.capture else {
         fail!("no capture was taken")
     };
+    record_capture(out, &["HTTP/1.1", "GET /"]);
     if capture::packets_with_payload(out) == 0 {
         fail!(
             environment,
@@ -420,10 +463,11 @@ async fn capture_plaintext(world: &mut HappyWorld, service: Name) -> Step {
     let Some(out) = &world.capture else {
         fail!("no capture was taken")
     };
+    let name = format!("\"name\": \"{service}\"");
+    record_capture(out, &["HTTP/1.1", &name]);
     if capture::plaintext_http(out).is_none() {
         fail!("the capture shows no plaintext HTTP:\n{out}");
     }
-    let name = format!("\"name\": \"{service}\"");
     if !out.contains(&name) {
         fail!("the capture shows no plaintext response from {service} (no {name}):\n{out}");
     }
@@ -513,6 +557,7 @@ async fn legacy_has_called(world: &mut HappyWorld, url: Url) -> Step {
     let env = world.env();
     let began = tokio::time::Instant::now();
     let call = calls_answer(&env, LEGACY, &url.0, 200).await?;
+    record_call(&call, "the legacy client", &url.0);
     world.last_curl = Some(call);
     world.traffic = Some(super::readings::Traffic::Legacy { url: url.0 });
     world.traffic_began = Some(began);
@@ -542,6 +587,7 @@ async fn legacy_reset(world: &mut HappyWorld, url: Url) -> Step {
         },
     )
     .await?;
+    record_call(&call, "the legacy client", &url);
     world.last_curl = Some(call);
     Ok(())
 }
@@ -570,6 +616,7 @@ async fn call_from(
             || env_ref.curl_from(NAMESPACE, deployment, url_ref),
         )
         .await?;
+        record_call(&call, from, url);
         world.last_curl = Some(call);
         return Ok(());
     }
@@ -603,6 +650,7 @@ async fn call_from(
         },
     )
     .await?;
+    record_call(&call, from, url);
     world.last_curl = Some(call);
     Ok(())
 }

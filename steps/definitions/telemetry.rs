@@ -7,6 +7,7 @@ use happy_istio::checks::addons::{
     graph_with_traffic, legacy_edge_plaintext, service_c_version_health,
 };
 use happy_istio::checks::{logs, metrics};
+use happy_istio::evidence;
 use happy_istio::probes::{ISTIO_ACCESS_LOG_FLUSH, Sample, parse_access_log_line};
 use happy_istio::retry::{Convergence, Decided, eventually, eventually_or_decided};
 
@@ -98,6 +99,26 @@ async fn logs_show_requests(world: &mut HappyWorld) -> Step {
 #[then("no log line mentions an error")]
 async fn no_error_lines(world: &mut HappyWorld) -> Step {
     for (deployment, log) in &world.logs {
+        let errors = logs::error_lines(log);
+        evidence::record(
+            &format!("kubectl logs deploy/{deployment} | grep -i error"),
+            &if errors.is_empty() {
+                format!(
+                    "(nothing: {} lines read, {} of them {:?})",
+                    log.lines().count(),
+                    logs::handled_requests(log),
+                    logs::HANDLED_REQUEST
+                )
+            } else {
+                errors
+                    .iter()
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            },
+        );
+    }
+    for (deployment, log) in &world.logs {
         if let Some(line) = logs::error_lines(log).first() {
             fail!("{deployment}'s log mentions an error: {line}");
         }
@@ -166,7 +187,10 @@ async fn access_log_has(world: &mut HappyWorld, deployment: Name, code: u16) -> 
             ISTIO_ACCESS_LOG_FLUSH + env.timeouts.propagation
         ),
     };
-    eventually_or_decided(
+    // The last reading, for the evidence when no entry shows.
+    let last_reading = std::sync::Mutex::new(String::new());
+    let last_ref = &last_reading;
+    let matched = eventually_or_decided(
         &format!(
             "an access-log entry with response code {code} in {key}, written since the requests"
         ),
@@ -176,10 +200,24 @@ async fn access_log_has(world: &mut HappyWorld, deployment: Name, code: u16) -> 
             let log = log_lines_since(env_ref, deployment_ref, before_ref)
                 .await
                 .map_err(|e| e.message)?;
-            let entries: Vec<_> = log.lines().filter_map(parse_access_log_line).collect();
-            if entries.iter().any(|e| e.response_code == Some(code)) {
-                Ok(())
+            let entries: Vec<_> = log
+                .lines()
+                .filter_map(|line| Some((line, parse_access_log_line(line)?)))
+                .collect();
+            if let Some((line, _)) = entries.iter().find(|(_, e)| e.response_code == Some(code)) {
+                Ok(line.to_string())
             } else {
+                if let Ok(mut last) = last_ref.lock() {
+                    *last = log
+                        .lines()
+                        .rev()
+                        .take(10)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                }
                 Err(format!(
                     "{} access-log entries since the requests, none with response code {code}",
                     entries.len()
@@ -187,7 +225,20 @@ async fn access_log_has(world: &mut HappyWorld, deployment: Name, code: u16) -> 
             }
         },
     )
-    .await?;
+    .await;
+    match &matched {
+        Ok(line) => evidence::record(
+            &format!("kubectl logs deploy/{deployment} -c {SIDECAR}: an entry with {code}"),
+            line,
+        ),
+        Err(_) => evidence::record(
+            &format!(
+                "kubectl logs deploy/{deployment} -c {SIDECAR}: its last lines since the requests"
+            ),
+            &last_reading.lock().map(|l| l.clone()).unwrap_or_default(),
+        ),
+    }
+    matched?;
     Ok(())
 }
 
@@ -235,7 +286,9 @@ async fn series_with_code(world: &mut HappyWorld, code: String) -> Step {
         ),
     };
     let (env_ref, deployment_ref, counts_ref) = (&env, deployment.as_str(), &counts);
-    world.metrics = eventually_or_decided(
+    let last_reading = std::sync::Mutex::new(Vec::new());
+    let last_ref = &last_reading;
+    let read = eventually_or_decided(
         &format!("{deployment}'s istio-proxy to count response_code {code}"),
         &env.convergence(),
         &decided,
@@ -244,23 +297,62 @@ async fn series_with_code(world: &mut HappyWorld, code: String) -> Step {
                 .sidecar_metrics(deployment_ref)
                 .await
                 .map_err(|e| e.message)?;
+            if let Ok(mut last) = last_ref.lock() {
+                last.clone_from(&samples);
+            }
             counts_ref(&samples).map(|()| samples)
         },
     )
-    .await?;
+    .await;
+    let samples = match &read {
+        Ok(samples) => samples.clone(),
+        Err(_) => last_reading.lock().map(|l| l.clone()).unwrap_or_default(),
+    };
+    let lines: Vec<String> =
+        metrics::requests_matching(&samples, &[("response_code", code.as_str())])
+            .into_iter()
+            .map(|sample| {
+                let earlier = before
+                    .iter()
+                    .find(|b| b.name == sample.name && b.labels == sample.labels)
+                    .map_or(0.0, |b| b.value);
+                format!("{sample}\n  (before the requests: {earlier})")
+            })
+            .collect();
+    evidence::record(
+        &format!(
+            "{}'s istio-proxy on :15020/stats/prometheus, {} with response_code=\"{code}\"",
+            deployment,
+            metrics::REQUESTS_TOTAL
+        ),
+        &if lines.is_empty() {
+            format!(
+                "no {} series with response_code=\"{code}\"",
+                metrics::REQUESTS_TOTAL
+            )
+        } else {
+            lines.join("\n")
+        },
+    );
+    world.metrics = read?;
     Ok(())
 }
 
 /// Ask Prometheus (the addon) what `source`'s sidecar sent, as the workshop's dashboards sum it:
 /// `sum by (destination_service_name, response_code) (istio_requests_total{reporter="source",…})`.
+/// The query [`prometheus_requests`] asks Prometheus.
+fn prometheus_requests_query(source: &str) -> String {
+    format!(
+        "sum by (destination_service_name, response_code) ({}{{reporter=\"source\",source_workload=\"{source}\",source_workload_namespace=\"{NAMESPACE}\"}})",
+        metrics::REQUESTS_TOTAL
+    )
+}
+
 async fn prometheus_requests(
     env: &Env,
     source: &str,
 ) -> Result<BTreeMap<(String, String), f64>, String> {
-    let query = format!(
-        "sum by (destination_service_name, response_code) ({}{{reporter=\"source\",source_workload=\"{source}\",source_workload_namespace=\"{NAMESPACE}\"}})",
-        metrics::REQUESTS_TOTAL
-    );
+    let query = prometheus_requests_query(source);
     let path = format!("/api/v1/query?query={}", urlencode(&query));
     let response = env
         .cluster
@@ -393,6 +485,19 @@ async fn prometheus_success_rate(
         async || prometheus_requests(env_ref, source_ref).await,
     )
     .await?;
+    evidence::record(
+        &format!(
+            "Prometheus: {} (growth since the scenario's requests)",
+            prometheus_requests_query(&source)
+        ),
+        &rates
+            .iter()
+            .map(|(to, (rate, count))| {
+                format!("{to}: {count} requests, {:.1}% successful", rate * 100.0)
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
     let Some((rate, count)) = rates.get(&destination).copied() else {
         let seen: Vec<String> = rates
             .iter()
@@ -446,6 +551,10 @@ async fn grafana_dashboard(world: &mut HappyWorld, title: String) -> Step {
         },
     )
     .await?;
+    evidence::record(
+        &format!("Grafana: {path}"),
+        &format!("a dashboard titled {title:?}, uid {uid}"),
+    );
     world.grafana_dashboard = Some((title, uid));
     Ok(())
 }
@@ -474,6 +583,13 @@ async fn grafana_row_panel(world: &mut HappyWorld, row: String, panel: String) -
         },
     )
     .await?;
+    evidence::record(
+        &format!("Grafana: {path}"),
+        &match &verdict {
+            Ok(()) => format!("row {row:?} holds the panel {panel:?}"),
+            Err(e) => e.clone(),
+        },
+    );
     verdict.map_err(|e| Failure::claim(format!("Grafana's dashboard {title:?}: {e}")))
 }
 
@@ -565,6 +681,10 @@ async fn graph_eventually(
     check: impl Fn(&KialiGraph) -> Result<(), String>,
 ) -> Step {
     let graph = poll_graph(world, what, true, check).await?;
+    evidence::record(
+        "Kiali's graph of istioinaction: the edges",
+        &graph.describe_edges(),
+    );
     world.graph = Some(graph);
     Ok(())
 }

@@ -60,6 +60,14 @@ async fn mirrored(world: &mut HappyWorld) -> Step {
     )
     .await?;
     let received = streak.last().copied().unwrap_or_default();
+    happy_istio::evidence::record(
+        &format!(
+            "{MIRROR_TARGET}'s istio-proxy: requests received (istio_requests_total, reporter=destination)"
+        ),
+        &format!(
+            "{received} received since the {sent} requests to service-a began, every one of which answered 200"
+        ),
+    );
     if received < sent as f64 {
         fail!(
             "{MIRROR_TARGET}'s sidecar counted {received} requests received since the {sent} \

@@ -24,6 +24,7 @@
 
 pub mod recorder;
 
+mod evidence_logs;
 mod execute;
 mod finish;
 mod plan;

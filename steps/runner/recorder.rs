@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use cucumber::event::{self, Source};
 use cucumber::gherkin;
 use cucumber::{Event, Writer, cli, parser, writer};
+use happy_istio::evidence::{self, Evidence, ScenarioEvidence, StepEvidence};
 use happy_istio::report::{self, FailureClass, FailureRecord, Progress};
 pub use happy_istio::report::{ScenarioOutcome as Outcome, ScenarioRecord};
 use tokio::sync::watch;
@@ -89,6 +90,9 @@ struct Current {
     name: String,
     failure: Option<StepFailure>,
     skipped: Option<String>,
+    /// What its steps observed so far (cucumber's step logs that carry evidence); a log is the
+    /// last started step's, because the runner emits a step's logs before its end.
+    evidence: Vec<StepEvidence>,
 }
 
 /// What the recorder holds; shared between cucumber's writer chain and the runner.
@@ -205,12 +209,31 @@ impl Record {
                 name: format!("{} — {}", feature.name, scenario.name),
                 failure: None,
                 skipped: None,
+                evidence: Vec::new(),
             });
             return;
         }
         let Some(current) = self.current.as_mut() else {
             return;
         };
+        match ev {
+            Scenario::Step(step, Step::Started) | Scenario::Background(step, Step::Started) => {
+                current.evidence.push(StepEvidence {
+                    step: format!("{}{}", step.keyword, step.value),
+                    line: step.position.line,
+                    evidence: Vec::new(),
+                });
+            }
+            Scenario::Log(message) => {
+                if let (Some(evidence), Some(step)) =
+                    (Evidence::from_message(message), current.evidence.last_mut())
+                    && step.evidence.len() < evidence::MAX_PER_STEP
+                {
+                    step.evidence.push(evidence);
+                }
+            }
+            _ => {}
+        }
         let failure = match ev {
             Scenario::Background(step, Step::Failed(_, _, _, e)) => {
                 Some((step, true, step_error_text(step, e)))
@@ -274,6 +297,16 @@ impl Record {
         };
         self.records.push(record.clone());
         // run.json follows at once, so that a run killed outright still says how this ended.
+        if let Some(progress) = self.progress.as_mut() {
+            progress.scenario_evidence(ScenarioEvidence {
+                scenario: current.name.clone(),
+                steps: current
+                    .evidence
+                    .into_iter()
+                    .filter(|s| !s.evidence.is_empty())
+                    .collect(),
+            });
+        }
         if let Some(progress) = self.progress.as_mut()
             && let Err(e) = progress.scenario_finished(record)
         {

@@ -22,6 +22,78 @@ pub const WORKSHOP_README: &str = "rinormaloku/happy-istio README.md";
 /// The repository's copy of the workshop's README (its first line says where it comes from).
 pub const WORKSHOP_README_COPY: &str = "docs/workshop-README.md";
 
+/// The repository's copy of the workshop's README, compiled in: the living documentation
+/// renders its sections.
+pub const WORKSHOP_README_TEXT: &str = include_str!("../../../docs/workshop-README.md");
+
+/// The headings of the workshop's README, in order: a section runs to the next one. (The copy
+/// is the text GitHub's page shows, so a heading is a line of its own with one of these texts.)
+pub const WORKSHOP_HEADINGS: &[&str] = &[
+    "Download kubectl",
+    "Set up a kubernetes cluster",
+    "Deploy workloads",
+    "Services",
+    "Install Istio",
+    "Automatic sidecar injection",
+    "Manual sidecar injection",
+    "Istio Ingress Gateway",
+    "Observability",
+    "Access logs",
+    "Metrics",
+    "Kiali - the service mesh dashboard",
+    "Traffic Management",
+    "Mirroring traffic",
+    "Security",
+    "Reducing access",
+    "Impersonating a service identity",
+];
+
+/// One section of the workshop's README.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkshopSection {
+    /// Its heading (one of [`WORKSHOP_HEADINGS`]).
+    pub heading: &'static str,
+    /// Its text, the heading line first, up to the next heading.
+    pub text: String,
+}
+
+/// The workshop's README cut into its sections, in order: each heading of [`WORKSHOP_HEADINGS`]
+/// found (the first line at or after the previous heading that reads exactly so) starts one.
+/// A heading not found is left out; the registry's test requires every one.
+pub fn workshop_sections() -> Vec<WorkshopSection> {
+    let text = WORKSHOP_README_TEXT
+        .split_once('\n')
+        .map_or(WORKSHOP_README_TEXT, |(_, rest)| rest);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut starts = Vec::new();
+    let mut from = 0;
+    for heading in WORKSHOP_HEADINGS {
+        if let Some(at) = lines[from..].iter().position(|l| l == heading) {
+            starts.push((from + at, *heading));
+            from += at + 1;
+        }
+    }
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, (at, heading))| {
+            let end = starts.get(i + 1).map_or(lines.len(), |(next, _)| *next);
+            WorkshopSection {
+                heading,
+                text: lines[*at..end].join("\n"),
+            }
+        })
+        .collect()
+}
+
+/// The heading of the section a quote's `source` names (`…, section Services` → `Services`).
+pub fn quote_section(source: &str) -> Option<&'static str> {
+    let heading = source
+        .strip_prefix(WORKSHOP_README)?
+        .strip_prefix(", section ")?;
+    WORKSHOP_HEADINGS.iter().copied().find(|h| *h == heading)
+}
+
 /// The workshop's words a claim rests on, quoted exactly.
 #[derive(Debug)]
 pub struct Quote {

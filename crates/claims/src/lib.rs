@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod cluster_kind;
 pub mod deviations;
 pub mod error;
+pub mod evidence;
 pub mod image_ref;
 pub mod manifests;
 pub mod probes;

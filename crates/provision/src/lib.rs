@@ -10,8 +10,8 @@
 //! works on a claim-path call, and `Error::class` gives each its class as the claim path does.
 
 pub use happy_claims::{
-    checks, cluster, cluster_kind, deviations, image_ref, manifests, probes, repo_root, retry,
-    timeouts,
+    checks, cluster, cluster_kind, deviations, evidence, image_ref, manifests, probes, repo_root,
+    retry, timeouts,
 };
 
 pub mod download;

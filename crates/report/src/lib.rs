@@ -8,8 +8,8 @@
 //! (`error`: a diagnostics bundle that cannot be written).
 
 pub use happy_provision::{
-    checks, cluster, cluster_kind, deviations, download, image_ref, istio, kind_pins, manifests,
-    probes, process, provision, repo_root, retry, settings, timeouts,
+    checks, cluster, cluster_kind, deviations, download, evidence, image_ref, istio, kind_pins,
+    manifests, probes, process, provision, repo_root, retry, settings, timeouts,
 };
 
 pub mod diagnostics;

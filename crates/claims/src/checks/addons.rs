@@ -236,6 +236,45 @@ pub fn http_rates(edge: &Edge) -> (f64, f64) {
 }
 
 impl KialiGraph {
+    /// Every edge as a line, for the reports: `service-a v1 → service-c v2: 0.50 requests/s
+    /// with 60.0% errors, 100% mTLS` (a node without an app reads as its type).
+    pub fn describe_edges(&self) -> String {
+        let name = |id: &str| {
+            self.elements
+                .nodes
+                .iter()
+                .find(|n| n.data.id == id)
+                .map_or_else(
+                    || id.to_string(),
+                    |n| match (&n.data.app, &n.data.version) {
+                        (Some(app), Some(v)) if !v.is_empty() => format!("{app} {v}"),
+                        (Some(app), _) => app.clone(),
+                        _ => n.data.node_type.clone(),
+                    },
+                )
+        };
+        let mut lines: Vec<String> = self
+            .elements
+            .edges
+            .iter()
+            .map(|e| {
+                let (rps, err) = http_rates(&e.data);
+                format!(
+                    "{} → {}: {rps:.2} requests/s with {err:.1}% errors, {}% mTLS",
+                    name(&e.data.source),
+                    name(&e.data.target),
+                    mtls_percent(&e.data)
+                )
+            })
+            .collect();
+        lines.sort();
+        if lines.is_empty() {
+            "no edges".into()
+        } else {
+            lines.join("\n")
+        }
+    }
+
     /// Parse Kiali's graph JSON.
     pub fn parse(body: &str) -> Result<Self, String> {
         serde_json::from_str(body)

@@ -436,56 +436,27 @@ fn the_deviations_are_the_ones_its_scenarios_carry() {
     }
 }
 
-/// The headings of the workshop's README, in order: a section runs to the next one.
-const HEADINGS: &[&str] = &[
-    "Download kubectl",
-    "Set up a kubernetes cluster",
-    "Deploy workloads",
-    "Services",
-    "Install Istio",
-    "Automatic sidecar injection",
-    "Manual sidecar injection",
-    "Istio Ingress Gateway",
-    "Observability",
-    "Access logs",
-    "Metrics",
-    "Kiali - the service mesh dashboard",
-    "Traffic Management",
-    "Mirroring traffic",
-    "Security",
-    "Reducing access",
-    "Impersonating a service identity",
-];
-
-/// The workshop's README (the repository's copy without its header line), cut into sections.
+/// The workshop's README (the repository's copy), cut into sections by heading.
 fn workshop_sections() -> BTreeMap<&'static str, String> {
     let path = crate::repo_root().join(WORKSHOP_README_COPY);
     let copy = std::fs::read_to_string(&path).expect("the workshop's README copy");
-    let (header, text) = copy.split_once('\n').expect("a header line");
+    assert_eq!(
+        copy, WORKSHOP_README_TEXT,
+        "the copy compiled in is the file"
+    );
+    let (header, _) = copy.split_once('\n').expect("a header line");
     assert!(
         header.contains(WORKSHOP_README.trim_end_matches(" README.md")),
         "{}: the first line says where the copy comes from",
         path.display()
     );
-    let lines: Vec<&str> = text.lines().collect();
-    let mut starts = Vec::new();
-    for heading in HEADINGS {
-        let at = lines
-            .iter()
-            .position(|l| l == heading)
-            .unwrap_or_else(|| panic!("the README has no heading line {heading:?}"));
-        starts.push((at, *heading));
-    }
-    assert!(
-        starts.windows(2).all(|w| w[0].0 < w[1].0),
-        "HEADINGS are in the README's order"
+    let sections = super::workshop_sections();
+    assert_eq!(
+        sections.iter().map(|s| s.heading).collect::<Vec<_>>(),
+        WORKSHOP_HEADINGS,
+        "every heading is found, in the README's order"
     );
-    let mut sections = BTreeMap::new();
-    for (i, (at, heading)) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).map_or(lines.len(), |(next, _)| *next);
-        sections.insert(*heading, lines[*at..end].join("\n"));
-    }
-    sections
+    sections.into_iter().map(|s| (s.heading, s.text)).collect()
 }
 
 #[test]

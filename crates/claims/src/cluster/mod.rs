@@ -50,8 +50,8 @@ pub use http::{
     follow_redirects, http_get_over, is_redirect, resolve_location, resolve_target_port,
 };
 pub use pods::{
-    container_names, describe_pods, pod_is_ready, pod_is_terminating, ready_containers,
-    rollout_complete, sidecar_present,
+    container_names, describe_pods, human_age, pod_is_ready, pod_is_terminating, pod_table,
+    ready_containers, rollout_complete, sidecar_present,
 };
 pub use resolve::{KindLookup, Target, resolve_target, target_namespace};
 pub use startup::{FIRST_RESTART_GRACE, pod_failure, pod_failure_within, pull_retrying};

@@ -290,3 +290,171 @@ mod tests {
         assert_eq!(describe_pods(&[]), "no pods");
     }
 }
+
+/// The pods as `kubectl get pods` prints them (NAME, READY, STATUS, RESTARTS, AGE), for the
+/// reports: what the workshop's reader sees. READY counts as [`ready_containers`]; STATUS is
+/// the pod's reason or phase, a container's waiting or terminated reason when it has one, and
+/// `Terminating` for a pod being deleted; RESTARTS sums the containers' restarts (native
+/// sidecars included); AGE is [`human_age`] of the pod's creation. This follows `printPod` of
+/// kubernetes/kubernetes `pkg/printers/internalversion/printers.go` (v1.35) in what the
+/// workshop's pods show; its rarer cases (init containers still running, `SchedulingGated`) read
+/// as the phase here.
+pub fn pod_table(pods: &[Pod], namespace: &str, now: jiff::Timestamp) -> String {
+    if pods.is_empty() {
+        return format!("No resources found in {namespace} namespace.");
+    }
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "READY".into(),
+        "STATUS".into(),
+        "RESTARTS".into(),
+        "AGE".into(),
+    ]];
+    for pod in pods {
+        let (ready, total) = ready_containers(pod);
+        let status = pod.status.as_ref();
+        let containers = || {
+            status.into_iter().flat_map(|s| {
+                s.init_container_statuses
+                    .iter()
+                    .flatten()
+                    .chain(s.container_statuses.iter().flatten())
+            })
+        };
+        let mut reason = status
+            .and_then(|s| s.reason.clone().or_else(|| s.phase.clone()))
+            .unwrap_or_else(|| "Unknown".into());
+        for c in status
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let state = c.state.as_ref();
+            if let Some(r) = state
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.clone())
+                .or_else(|| {
+                    state
+                        .and_then(|s| s.terminated.as_ref())
+                        .and_then(|t| t.reason.clone())
+                })
+            {
+                reason = r;
+            }
+        }
+        if pod_is_terminating(pod) {
+            reason = "Terminating".into();
+        }
+        let restarts: i32 = containers().map(|c| c.restart_count).sum();
+        let age = pod
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| {
+                let secs = now.as_second() - t.0.as_second();
+                human_age(secs.max(0) as u64)
+            })
+            .unwrap_or_else(|| "<unknown>".into());
+        rows.push([
+            pod.metadata.name.clone().unwrap_or_default(),
+            format!("{ready}/{total}"),
+            reason,
+            restarts.to_string(),
+            age,
+        ]);
+    }
+    // kubectl's columns: each as wide as its widest cell, three spaces apart.
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect::<Vec<_>>()
+                .join("   ")
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// An age as kubectl prints it (`HumanDuration` of kubernetes/apimachinery
+/// `pkg/util/duration/duration.go`): `45s`, `3m12s`, `25m`, `4h12m`, `30h`, `3d`.
+pub fn human_age(secs: u64) -> String {
+    let (m, h, d) = (secs / 60, secs / 3600, secs / 86_400);
+    if secs < 120 {
+        format!("{secs}s")
+    } else if m < 10 {
+        match secs % 60 {
+            0 => format!("{m}m"),
+            s => format!("{m}m{s}s"),
+        }
+    } else if m < 180 {
+        format!("{m}m")
+    } else if h < 8 {
+        match m % 60 {
+            0 => format!("{h}h"),
+            rest => format!("{h}h{rest}m"),
+        }
+    } else if h < 48 {
+        format!("{h}h")
+    } else if h < 24 * 8 {
+        match h % 24 {
+            0 => format!("{d}d"),
+            rest => format!("{d}d{rest}h"),
+        }
+    } else {
+        format!("{d}d")
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_as_kubectl_prints_them() {
+        for (secs, age) in [
+            (45, "45s"),
+            (119, "119s"),
+            (192, "3m12s"),
+            (240, "4m"),
+            (1500, "25m"),
+            (4 * 3600 + 720, "4h12m"),
+            (30 * 3600, "30h"),
+            (3 * 86_400, "3d"),
+            (3 * 86_400 + 5 * 3600, "3d5h"),
+            (20 * 86_400, "20d"),
+        ] {
+            assert_eq!(human_age(secs), age, "{secs}s");
+        }
+    }
+
+    #[test]
+    fn the_table_has_kubectls_columns() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "service-a-6d8f7c9b5d-x2x7k",
+                         "creationTimestamp": "2026-12-07T03:00:00Z"},
+            "spec": {"containers": [{"name": "service-a"}, {"name": "istio-proxy"}]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": "service-a", "ready": true, "restartCount": 1, "image": "", "imageID": "",
+                 "state": {"running": {}}},
+                {"name": "istio-proxy", "ready": true, "restartCount": 0, "image": "", "imageID": "",
+                 "state": {"running": {}}}]}
+        }))
+        .unwrap();
+        let now: jiff::Timestamp = "2026-12-07T03:01:30Z".parse().unwrap();
+        assert_eq!(
+            pod_table(&[pod], "istioinaction", now),
+            "NAME                         READY   STATUS    RESTARTS   AGE\n\
+             service-a-6d8f7c9b5d-x2x7k   2/2     Running   1          90s"
+        );
+        assert_eq!(
+            pod_table(&[], "istioinaction", now),
+            "No resources found in istioinaction namespace."
+        );
+    }
+}

@@ -16,6 +16,29 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// The sample as a line of Prometheus's text format (`name{label="value",…} value`), labels in
+/// name order and values escaped as that format escapes them.
+impl std::fmt::Display for Sample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.name)?;
+        if !self.labels.is_empty() {
+            let labels: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(k, v)| {
+                    let v = v
+                        .replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace('\n', "\\n");
+                    format!("{k}=\"{v}\"")
+                })
+                .collect();
+            write!(f, "{{{}}}", labels.join(","))?;
+        }
+        write!(f, " {}", self.value)
+    }
+}
+
 impl Sample {
     /// The value of label `name`, if present.
     pub fn label(&self, name: &str) -> Option<&str> {
@@ -183,6 +206,16 @@ pub(crate) fn requests_by_response_code(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sample_prints_as_a_line_of_the_text_format_and_parses_back() {
+        let text =
+            "istio_requests_total{reporter=\"source\",response_code=\"500\",x=\"a\\\"b\"} 14";
+        let samples = parse_prometheus(text).unwrap();
+        let line = samples[0].to_string();
+        assert_eq!(line, text);
+        assert_eq!(parse_prometheus(&line).unwrap(), samples);
+    }
 
     // Lines as Istio's sidecar serves them on :15020/stats/prometheus (Envoy's stats merged
     // with istio-agent's), trimmed to a few labels per line.

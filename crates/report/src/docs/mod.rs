@@ -17,6 +17,7 @@ pub mod history;
 pub mod matrix;
 pub mod model;
 pub mod render;
+pub mod workshop;
 
 use std::fmt;
 use std::path::PathBuf;

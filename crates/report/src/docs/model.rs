@@ -146,16 +146,28 @@ impl Run {
         version_line(&self.info.istio_version)
     }
 
+    /// The deviations this run kept on that change the whole run (its column states them).
+    pub fn whole_run_deviations(&self) -> Vec<(String, String)> {
+        self.info
+            .deviations
+            .iter()
+            .filter(|d| d.state == "on" && crate::deviations::WHOLE_RUN.contains(&d.id.as_str()))
+            .map(|d| (d.id.clone(), d.title.clone()))
+            .collect()
+    }
+
     pub fn is_sandbox(&self) -> bool {
         self.info.cluster_kind == "sandbox"
     }
 
-    /// The deviations this run kept on that touch `claim` (or whose re-check it is).
+    /// The deviations this run kept on that touch `claim` (or whose re-check it is), those of
+    /// the whole run ([`crate::deviations::WHOLE_RUN`]) left out: its column says them once.
     pub fn deviations_for(&self, claim: &str, tags: &[String]) -> Vec<String> {
         self.info
             .deviations
             .iter()
             .filter(|d| d.state == "on")
+            .filter(|d| !crate::deviations::WHOLE_RUN.contains(&d.id.as_str()))
             .filter(|d| d.claims.iter().any(|c| c == claim) || tags.contains(&d.id))
             .map(|d| d.id.clone())
             .collect()

@@ -25,6 +25,8 @@ use super::features::{Chapter, StepDoc};
 use super::history::{HISTORY_FILE, History, Strips};
 use super::matrix::{ChapterRows, Column, Matrix, Status};
 use super::model::{Outcome, Run};
+use super::workshop::{self, EvidenceView};
+use crate::deviations::Deviation;
 use crate::report::{DeviationInfo, FailureClass, write_atomic};
 
 /// The stylesheet's file name in the site.
@@ -35,6 +37,8 @@ const CSS: &str = include_str!("style.css");
 /// A run as the pages describe it.
 struct RunView {
     column: Column,
+    /// The deviations of the whole run (`(id, title)`), stated in its column heading.
+    whole_run: Vec<(String, String)>,
     note: Option<String>,
     deviations: Vec<DeviationInfo>,
     skipped: Vec<String>,
@@ -53,6 +57,7 @@ impl RunView {
     fn new(run: &Run, column: &Column) -> Self {
         RunView {
             column: column.clone(),
+            whole_run: run.whole_run_deviations(),
             note: run.info.note.clone(),
             deviations: run.info.deviations.clone(),
             skipped: run.info.skipped.clone(),
@@ -146,6 +151,30 @@ struct ScenarioView {
     tags: Vec<String>,
     steps: Vec<StepView>,
     results: Vec<ResultView>,
+    /// The claim in one line (the registry's), when it is one of the workshop's.
+    statement: Option<&'static str>,
+    /// The workshop's words it rests on: `(section, words)`.
+    quotes: Vec<(&'static str, &'static str)>,
+    /// The sample output the workshop shows for it (2022).
+    sample: Option<&'static str>,
+    /// What the latest run of each Istio version line observed, newest line first.
+    evidence: Vec<EvidenceView>,
+    /// Whether that evidence differs in shape between version lines.
+    evidence_differs: bool,
+    /// The workshop's files its scenario applies: `(name, the file's text when found)`.
+    manifests: Vec<(&'static str, Option<String>)>,
+    /// The deviations its scenario runs with.
+    deviations: Vec<&'static Deviation>,
+    /// The workshop's section it stands under.
+    section: Option<&'static str>,
+}
+
+/// A section of the workshop's README, with the claims that stand under it.
+struct SectionView {
+    heading: &'static str,
+    /// Its text, paragraph by paragraph (the heading line left out).
+    paragraphs: Vec<String>,
+    scenarios: Vec<ScenarioView>,
 }
 
 #[derive(Template)]
@@ -155,8 +184,26 @@ struct ChapterPage<'a> {
     title: &'a str,
     description_html: String,
     runs: &'a [RunView],
+    /// The workshop's sections this chapter covers, each with its claims.
+    sections: Vec<SectionView>,
+    /// The scenarios under no section of the workshop (a deviation's re-check).
     scenarios: Vec<ScenarioView>,
     generated_at: String,
+}
+
+/// The paragraphs of a section's text, its heading line left out.
+fn paragraphs(text: &str) -> Vec<String> {
+    let body = text.split_once('\n').map_or("", |(_, rest)| rest);
+    body.split("\n\n")
+        .map(|p| p.trim_matches('\n').to_string())
+        .filter(|p| !p.trim().is_empty())
+        .collect()
+}
+
+/// A manifest's text, when the repository's `manifests/` has it (the site is built from a
+/// checkout); `None` otherwise, and the page names the file only.
+fn manifest_text(name: &str) -> Option<String> {
+    std::fs::read_to_string(crate::repo_root().join("manifests").join(name)).ok()
 }
 
 /// The feature's description as HTML: Markdown through pulldown-cmark, raw HTML shown as
@@ -312,6 +359,67 @@ fn step_views(
         .collect()
 }
 
+/// What the registries say of a scenario's claim, and what the runs observed: the parts of
+/// its [`ScenarioView`] beyond the steps and verdicts.
+fn claim_parts(
+    chapter: &Chapter,
+    scenario: &super::features::ScenarioDoc,
+    runs: &[Run],
+    run_views: &[RunView],
+) -> ScenarioView {
+    let claim = happy_claims::claims::find(&scenario.claim).filter(|c| c.id == scenario.claim);
+    let (evidence, evidence_differs) = workshop::evidence_by_line(
+        runs.iter()
+            .zip(run_views)
+            .filter_map(|(run, view)| {
+                workshop::evidence_of(run, view.label(), chapter, scenario)
+                    .map(|e| (run.info.started_at.clone(), e))
+            })
+            .collect(),
+    );
+    let deviation_ids: Vec<&str> = scenario
+        .tags
+        .iter()
+        .filter(|t| t.starts_with("D-"))
+        .map(String::as_str)
+        .chain(claim.iter().flat_map(|c| c.deviations.iter().copied()))
+        .collect();
+    let deviations: Vec<&'static Deviation> = crate::deviations::DEVIATIONS
+        .iter()
+        .filter(|d| deviation_ids.contains(&d.id) && !crate::deviations::WHOLE_RUN.contains(&d.id))
+        .collect();
+    ScenarioView {
+        anchor: String::new(),
+        claim: String::new(),
+        name: String::new(),
+        tags: Vec::new(),
+        steps: Vec::new(),
+        results: Vec::new(),
+        statement: claim.map(|c| c.statement),
+        quotes: claim
+            .map(|c| {
+                c.workshop_words
+                    .iter()
+                    .map(|q| {
+                        (
+                            happy_claims::claims::quote_section(q.source).unwrap_or(q.source),
+                            q.words,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        sample: claim.and_then(|c| c.workshop_sample),
+        evidence,
+        evidence_differs,
+        manifests: claim
+            .map(|c| c.manifests.iter().map(|m| (*m, manifest_text(m))).collect())
+            .unwrap_or_default(),
+        deviations,
+        section: workshop::section_of_claim(&scenario.claim),
+    }
+}
+
 fn write_file(path: &Path, contents: &str) -> Result<(), DocsError> {
     write_atomic(path, contents.as_bytes()).map_err(|e| DocsError::output(path, e))
 }
@@ -399,6 +507,7 @@ pub fn write_site(
     .map_err(|e| render_error("index.html", e))?;
     write_file(&out.join("index.html"), &index)?;
 
+    let sections_by_chapter = workshop::sections_by_chapter();
     for (ci, chapter) in chapters.iter().enumerate() {
         let scenarios = chapter
             .scenarios
@@ -460,14 +569,36 @@ pub fn write_site(
                         }
                     })
                     .collect(),
+                ..claim_parts(chapter, s, runs, &run_views)
+            })
+            .collect::<Vec<ScenarioView>>();
+        let mut sections: Vec<SectionView> = sections_by_chapter
+            .get(&chapter.stem)
+            .into_iter()
+            .flatten()
+            .map(|section| SectionView {
+                heading: section.heading,
+                paragraphs: paragraphs(&section.text),
+                scenarios: Vec::new(),
             })
             .collect();
+        let mut unplaced = Vec::new();
+        for scenario in scenarios {
+            match sections
+                .iter_mut()
+                .find(|sec| Some(sec.heading) == scenario.section)
+            {
+                Some(section) => section.scenarios.push(scenario),
+                None => unplaced.push(scenario),
+            }
+        }
         let page = ChapterPage {
             root: "../",
             title: &chapter.title,
             description_html: markdown_html(&chapter.description),
             runs: &run_views,
-            scenarios,
+            sections,
+            scenarios: unplaced,
             generated_at: generated_at.clone(),
         }
         .render()

@@ -109,7 +109,13 @@ pub struct RunInfo {
     /// Why the pull counts are missing or incomplete, when they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulls_note: Option<String>,
+    /// What the steps of each finished scenario observed ([`crate::evidence`]), failed steps
+    /// included, in the order the scenarios finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<ScenarioEvidence>,
 }
+
+pub use crate::evidence::{Evidence, ScenarioEvidence, StepEvidence};
 
 /// One failed scenario, for `run.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -162,6 +162,16 @@ impl Progress {
         self.write()
     }
 
+    /// Keep what `scenario`'s steps observed (a retried scenario's replaces its earlier
+    /// attempt's); the next write records it.
+    pub fn scenario_evidence(&mut self, evidence: super::ScenarioEvidence) {
+        let evidence_list = &mut self.info.evidence;
+        evidence_list.retain(|e| e.scenario != evidence.scenario);
+        if !evidence.steps.is_empty() {
+            evidence_list.push(evidence);
+        }
+    }
+
     /// Rewrite run.json as the run stands: every finished scenario with its outcome, the rest
     /// not run ([`IN_PROGRESS`]).
     pub fn write(&self) -> Result<(), String> {
