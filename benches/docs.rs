@@ -1,6 +1,7 @@
 //! Benchmark of the living documentation: a year of nightly history (366 nights) for four
 //! version lines and every claim of the features (24), plus tonight's four runs (the fixture
-//! reports of tests/fixtures/docs/, relabelled), built with `happy_istio::docs::build`.
+//! reports of tests/fixtures/docs/, relabelled; three of them the `evidence` run, whose claims'
+//! pages carry each step's evidence side by side), built with `happy_istio::docs::build`.
 //! Prints the build time (best and median of several builds) and the sizes of index.html and
 //! history.json against the budget: under a second, index.html under 1 MB.
 //!
@@ -104,7 +105,7 @@ fn tonight_runs(dir: &Path, tonight: jiff::civil::Date) -> Vec<PathBuf> {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/docs");
     LINES
         .iter()
-        .zip(["green", "failed", "allgreen", "green"])
+        .zip(["evidence", "failed", "evidence", "evidence"])
         .map(|((line, version), fixture)| {
             let run = dir.join(format!("tonight-{line}"));
             copy_dir(&fixtures.join(fixture), &run);

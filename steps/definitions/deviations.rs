@@ -57,6 +57,18 @@ async fn legacy_image_still_refused(world: &mut HappyWorld) -> Step {
     let cleanup = env.cluster.delete(&namespace, NAMESPACE).await;
     let verdict = verdict?;
     cleanup?;
+    happy_istio::evidence::record(
+        &format!(
+            "kubectl run legacy --image={} -n {SCRATCH_NAMESPACE}: what the kubelet said",
+            deviations::WORKSHOP_LEGACY_IMAGE
+        ),
+        &match &verdict {
+            PullVerdict::Refused(what) => format!("refused: {what}"),
+            PullVerdict::Pulled(what) => format!("pulled: {what}"),
+            PullVerdict::Gone(what) => format!("gone from its registry: {what}"),
+            PullVerdict::Pending(seen) => format!("neither, within the limit: {seen}"),
+        },
+    );
     match verdict {
         PullVerdict::Refused(_) => Ok(()),
         PullVerdict::Pulled(what) => fail!(
@@ -125,6 +137,14 @@ async fn observe_pull(env: &Env, name: &str) -> Result<PullVerdict, Failure> {
 async fn ingress_address_still_unusable(world: &mut HappyWorld) -> Step {
     let env = world.env();
     let addresses = workshop_ingress_addresses(&env).await?;
+    happy_istio::evidence::record(
+        "kubectl get svc -n istio-system istio-ingressgateway -ojsonpath='{.status.loadBalancer.ingress[*].ip}'",
+        &if addresses.is_empty() {
+            "(empty: EXTERNAL-IP <pending>, no LoadBalancer implementation assigns one)".to_string()
+        } else {
+            addresses.join(" ")
+        },
+    );
     if addresses.is_empty() {
         // kind without Cloud Provider KIND: EXTERNAL-IP <pending>, the premise holds.
         return Ok(());

@@ -124,6 +124,13 @@ async fn deployment_ready(world: &mut HappyWorld, deployment: Name, namespace: N
         .cluster
         .deployment_pods(&namespace.0, &deployment.0)
         .await?;
+    happy_istio::evidence::record(
+        &format!(
+            "kubectl get pods -n {} (deployment {}'s)",
+            namespace.0, deployment.0
+        ),
+        &happy_istio::cluster::pod_table(&pods, &namespace.0, jiff::Timestamp::now()),
+    );
     let ready = pods
         .iter()
         .filter(|p| happy_istio::cluster::pod_is_ready(p))
@@ -231,6 +238,24 @@ async fn injected_has_sidecar(world: &mut HappyWorld, name: Name) -> Step {
         .spec
         .and_then(|s| s.template.spec)
         .ok_or_else(|| Failure::claim(format!("{} has no pod template", manifest.describe())))?;
+    let names = |containers: &[k8s_openapi::api::core::v1::Container]| {
+        containers
+            .iter()
+            .map(|c| match c.restart_policy.as_deref() {
+                Some("Always") => format!("{} (a native sidecar: restartPolicy Always)", c.name),
+                _ => c.name.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    happy_istio::evidence::record(
+        &format!("{}: its pod template", manifest.describe()),
+        &format!(
+            "containers: {}\ninitContainers: {}",
+            names(&spec.containers),
+            names(spec.init_containers.as_deref().unwrap_or_default())
+        ),
+    );
     if !sidecar_present(&spec, SIDECAR) {
         fail!(
             "{} has no {SIDECAR} container or native sidecar",
@@ -314,7 +339,7 @@ async fn addons_installed(world: &mut HappyWorld) -> Step {
         ..env.once()
     };
     let (env_ref, offered_ref) = (&env, &offered);
-    happy_istio::retry::eventually(
+    let readiness = happy_istio::retry::eventually(
         &format!(
             "the addons {} to be Ready in {ISTIO_NAMESPACE}",
             offered.join(", ")
@@ -334,9 +359,31 @@ async fn addons_installed(world: &mut HappyWorld) -> Step {
                 deployment_is_ready(d)
                     .map_err(|e| format!("deployment {ISTIO_NAMESPACE}/{name}: {e}"))?;
             }
-            Ok(())
+            Ok(deployments)
         },
     )
     .await?;
+    // As `kubectl get deploy -n istio-system` shows the addons.
+    let mut table = vec![format!("{:<12} {:<7} {}", "NAME", "READY", "AVAILABLE")];
+    for d in readiness
+        .iter()
+        .filter(|d| offered.contains(&d.metadata.name.as_deref().unwrap_or_default()))
+    {
+        let status = d.status.as_ref();
+        table.push(format!(
+            "{:<12} {:<7} {}",
+            d.metadata.name.as_deref().unwrap_or_default(),
+            format!(
+                "{}/{}",
+                status.and_then(|s| s.ready_replicas).unwrap_or(0),
+                d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+            ),
+            status.and_then(|s| s.available_replicas).unwrap_or(0)
+        ));
+    }
+    happy_istio::evidence::record(
+        &format!("kubectl get deploy -n {ISTIO_NAMESPACE} (the addons)"),
+        &table.join("\n"),
+    );
     Ok(())
 }

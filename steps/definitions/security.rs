@@ -400,9 +400,12 @@ async fn calls_answer(
 /// The evidence of a call: what the reader's `kubectl exec … -- curl` prints (the body, then
 /// kubectl's own line when curl exits non-zero) and the status.
 fn record_call(call: &super::env::Curl, from: &str, url: &str) {
-    let mut text = call.result.body.trim_end().to_string();
+    let mut text = call.result.body.trim().to_string();
     if !call.exec.stderr.trim().is_empty() {
-        text.push_str(&format!("\n{}", call.exec.stderr.trim_end()));
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(call.exec.stderr.trim());
     }
     if call.exec.exit_code != 0 {
         text.push_str(&format!(
@@ -418,24 +421,28 @@ fn record_call(call: &super::env::Curl, from: &str, url: &str) {
     happy_istio::evidence::record(&format!("{from}: curl {url}"), &text);
 }
 
-/// The capture's lines that decided, with how many packets carried a payload.
-fn record_capture(out: &str, decided_by: &[&str]) {
+/// The capture's lines that decided: tcpdump's packet lines (who sent what to whom, how long)
+/// and the payload lines holding any of `shown` (the plaintext HTTP a reader would see), with
+/// how many packets carried a payload. Ciphertext is left out: it reads as noise.
+fn record_capture(out: &str, shown: &[&str]) {
     let lines: Vec<&str> = out
         .lines()
-        .filter(|l| decided_by.iter().any(|d| l.contains(d)))
-        .take(20)
+        .filter(|l| {
+            (l.contains(" > ") && l.contains("Flags [")) || shown.iter().any(|d| l.contains(d))
+        })
+        .take(24)
         .collect();
-    let text = if lines.is_empty() {
-        out.lines().take(20).collect::<Vec<_>>().join("\n")
-    } else {
-        lines.join("\n")
-    };
     happy_istio::evidence::record(
         &format!(
-            "tcpdump -A: {} packets with a payload; the lines that decided",
-            capture::packets_with_payload(out)
+            "tcpdump -A: {} packets with a payload; their lines{}",
+            capture::packets_with_payload(out),
+            if shown.is_empty() {
+                String::new()
+            } else {
+                format!(" and the payload lines with {}", shown.join(" or "))
+            }
         ),
-        &text,
+        &lines.join("\n"),
     );
 }
 
@@ -444,7 +451,7 @@ async fn capture_encrypted(world: &mut HappyWorld) -> Step {
     let Some(out) = &world.capture else {
         fail!("no capture was taken")
     };
-    record_capture(out, &["HTTP/1.1", "GET /"]);
+    record_capture(out, &["HTTP/1.1", "GET / "]);
     if capture::packets_with_payload(out) == 0 {
         fail!(
             environment,

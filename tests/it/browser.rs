@@ -307,8 +307,12 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
     let timeouts = Timeouts::from_env().expect("the timeout table reads");
     let limit = timeouts.browser;
     let dir = report_dir();
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).expect("removing the previous browser test's directory");
+    // Its own parts of the directory only: the evidence test writes beside it.
+    for own in ["reports", "site"] {
+        if dir.join(own).exists() {
+            std::fs::remove_dir_all(dir.join(own))
+                .expect("removing the previous browser test's directory");
+        }
     }
     let (index, expected) = site(&dir);
     let profile = tempfile::tempdir().expect("a profile directory for Chromium");
@@ -471,5 +475,137 @@ async fn the_matrix_and_a_chapter_in_headless_chromium() {
     screenshot(&page, &shots.join("chapter.png"), false).await;
 
     drop(page);
+    browser.close().await;
+}
+
+/// The recorded sandbox run with every scenario's evidence (tests/fixtures/docs/README.md).
+const EVIDENCE_FIXTURE: &str = "evidence";
+
+/// What a reader must find on a claim's page, in what the cluster answered: the claim, and the
+/// texts its evidence holds (the workshop's own samples show the same).
+const EVIDENCE_FOUND: &[(&str, &[&str])] = &[
+    // C01: the chain from service-a, as its JSON answer shows it.
+    (
+        "C01",
+        &[
+            "\"name\": \"service-a\"",
+            "http://service-b",
+            "http://service-c",
+            "200 OK",
+        ],
+    ),
+    // C11: the istio_requests_total line with response_code="500".
+    ("C11", &["istio_requests_total{", "response_code=\"500\""]),
+    // C21: the denial's body.
+    ("C21", &["RBAC: access denied"]),
+];
+
+/// The site of a sandbox run, from the matrix to each claim's evidence: a real click on the
+/// claim's cell lands on its scenario, whose "what the cluster answered" holds what the run
+/// observed. Screenshots: the index, the chapter of C11 as a reader sees it, and C11's claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_evidence_of_a_sandbox_run_from_the_matrix_to_its_claims() {
+    let _processes = crate::processes::shared_async().await;
+    let chromium = chromium();
+    let timeouts = Timeouts::from_env().expect("the timeout table reads");
+    let limit = timeouts.browser;
+    let dir = report_dir().join("evidence");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).expect("removing the previous evidence test's directory");
+    }
+    let report = dir.join("reports").join("sandbox");
+    std::fs::create_dir_all(&report).expect("report dir");
+    copy_dir(
+        &crate::fixture_dirs::docs_fixtures().join(EVIDENCE_FIXTURE),
+        &report,
+    );
+    let out = dir.join("site");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_happy-docs"))
+        .arg("--reports")
+        .arg(&report)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("running happy-docs");
+    assert!(
+        output.status.success(),
+        "happy-docs failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let shots = report_dir().join("screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let index = url::Url::from_file_path(out.join("index.html")).expect("a file:// URL");
+    let profile = tempfile::tempdir().expect("a profile directory for Chromium");
+    let browser = Chromium::launch(&chromium, profile.path(), WINDOW, limit)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (claim, texts) in EVIDENCE_FOUND {
+        let page = browser
+            .open(index.as_str(), WINDOW)
+            .await
+            .unwrap_or_else(|e| panic!("opening the index: {e}"));
+        eventually(
+            limit,
+            timeouts.poll_interval,
+            &format!("{index} loading"),
+            || async {
+                let ready: String = page.evaluate("document.readyState").await.ok()?;
+                (ready == "complete").then_some(())
+            },
+        )
+        .await;
+        if *claim == "C01" {
+            screenshot(&page, &shots.join("evidence-index.png"), true).await;
+        }
+        let selector = format!("#matrix td[data-claim=\"{claim}\"] a");
+        page.click(&selector)
+            .await
+            .unwrap_or_else(|e| panic!("clicking {selector}: {e}"));
+        // The scenario the link names, once the chapter page has loaded: its evidence figures.
+        let found: (String, Vec<String>) = eventually(
+            limit,
+            timeouts.poll_interval,
+            &format!("the click on {claim}'s cell reaching its scenario"),
+            || async {
+                let ready: String = page.evaluate("document.readyState").await.ok()?;
+                if ready != "complete" {
+                    return None;
+                }
+                page.evaluate::<Option<(String, Vec<String>)>>(
+                    "(() => { const t = document.querySelector(':target'); \
+                     if (!t || t.tagName !== 'SECTION') return null; \
+                     return [t.id, Array.from(t.querySelectorAll('figure.evidence')) \
+                       .map(f => f.innerText)]; })()",
+                )
+                .await
+                .ok()
+                .flatten()
+            },
+        )
+        .await;
+        let (id, figures) = found;
+        assert_eq!(&id, claim, "the link of {claim} landed on another scenario");
+        assert!(
+            !figures.is_empty(),
+            "{claim}'s scenario shows no evidence (no figure.evidence)"
+        );
+        for text in *texts {
+            assert!(
+                figures.iter().any(|f| f.contains(text)),
+                "{claim}'s evidence does not show {text:?}: {figures:#?}"
+            );
+        }
+        if *claim == "C11" {
+            screenshot(&page, &shots.join("evidence-claim-C11.png"), false).await;
+            screenshot(
+                &page,
+                &shots.join("evidence-chapter-04-observability.png"),
+                true,
+            )
+            .await;
+        }
+        drop(page);
+    }
     browser.close().await;
 }

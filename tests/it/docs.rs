@@ -962,3 +962,129 @@ fn runs_that_ended_early_keep_their_column_and_say_how_they_ended() {
     assert!(head.contains("**stopped by SIGINT**"), "{head}");
     assert!(head.contains("**did not finish"), "{head}");
 }
+
+/// The evidence of a recorded sandbox run on the claims' pages, beside the workshop's sample;
+/// and the same run relabelled as another Istio line with C06's pod table changed in shape (a
+/// container count, as a native sidecar would show), which the matrix flags on both runs and
+/// the claim's page shows side by side. C01's evidence is the same on both: not flagged.
+#[test]
+fn evidence_beside_the_workshops_sample_and_differences_across_versions() {
+    let _processes = crate::processes::shared();
+    let tmp = tempfile::tempdir().unwrap();
+    let older = relabel(
+        "evidence",
+        tmp.path(),
+        "run-1-30",
+        "1.30.4",
+        "2026-12-06T01:00:00Z",
+    );
+    let newer = relabel(
+        "evidence",
+        tmp.path(),
+        "run-1-31",
+        "1.31.1",
+        "2026-12-06T02:00:00Z",
+    );
+    // The newer line's C06 pods show 3 containers: another shape.
+    let path = newer.join("run.json");
+    let recorded = std::fs::read_to_string(&path).unwrap();
+    let changed = recorded.replace("2/2     Running", "3/3     Running");
+    assert_ne!(
+        changed, recorded,
+        "the fixture's pod tables show 2/2 Running"
+    );
+    std::fs::write(&path, changed).unwrap();
+    let out = tmp.path().join("site");
+    build(vec![older, newer], &out, None);
+
+    let index = page(&out.join("index.html"));
+    for run in ["run-1-30", "run-1-31"] {
+        let c06 = cell(&index, "C06", run);
+        assert!(
+            c06.select(&sel("[data-evidence-differs]")).next().is_some(),
+            "C06 on {run} is not flagged: {}",
+            text(c06)
+        );
+        let c01 = cell(&index, "C01", run);
+        assert!(
+            c01.select(&sel("[data-evidence-differs]")).next().is_none(),
+            "C01 on {run} is flagged although its evidence has one shape: {}",
+            text(c01)
+        );
+    }
+
+    let install = page(&out.join("chapters/02-install-and-injection.html"));
+    let c06 = install
+        .select(&sel("section#C06"))
+        .next()
+        .expect("C06's section");
+    let lines: Vec<&str> = c06
+        .select(&sel("figure.evidence"))
+        .filter_map(|f| f.value().attr("data-line"))
+        .collect();
+    assert_eq!(
+        lines,
+        ["1.31", "1.30"],
+        "each line's evidence, newest first"
+    );
+    assert!(text(c06).contains("3/3") && text(c06).contains("2/2"));
+    assert!(c06.select(&sel("p.differs-note")).next().is_some());
+
+    let deploy = page(&out.join("chapters/01-deploy.html"));
+    let c01 = deploy
+        .select(&sel("section#C01"))
+        .next()
+        .expect("C01's section");
+    let sample = c01
+        .select(&sel("figure.sample pre"))
+        .next()
+        .map(text)
+        .expect("the workshop's sample");
+    assert_eq!(sample, "HTTP/1.1 200 OK\nHTTP/1.1 200 OK\nHTTP/1.1 200 OK");
+    let evidence = c01
+        .select(&sel("figure.evidence"))
+        .map(text)
+        .collect::<Vec<_>>()
+        .join("\n");
+    for shown in [
+        "HTTP/1.1 200 OK",
+        "\"name\": \"service-a\"",
+        "http://service-c 200",
+    ] {
+        assert!(
+            evidence.contains(shown),
+            "C01's evidence lacks {shown:?}:\n{evidence}"
+        );
+    }
+    // The Background's evidence (the same in every scenario) is not repeated.
+    assert!(!evidence.contains("no sidecars are injected"), "{evidence}");
+    // The workshop's own text comes first, in its order, and every section is on some page.
+    let sections: Vec<String> = deploy
+        .select(&sel("section.workshop-section h2"))
+        .map(text)
+        .collect();
+    assert_eq!(
+        sections[..3],
+        [
+            "Download kubectl",
+            "Set up a kubernetes cluster",
+            "Deploy workloads"
+        ]
+    );
+    // Manifests, collapsed, with their YAML.
+    let manifests = c01
+        .select(&sel("details.manifests"))
+        .next()
+        .expect("the manifests");
+    assert!(
+        text(manifests).contains("services-a.yaml") && text(manifests).contains("kind: Deployment")
+    );
+    // D-istio-version is said once, in the column headings, not as every cell's deviation.
+    let heading = index
+        .select(&sel(
+            "#matrix thead .run-deviation[data-deviation=\"D-istio-version\"]",
+        ))
+        .count();
+    assert_eq!(heading, 2, "one per run's column");
+    assert!(!text(cell(&index, "C06", "run-1-30")).contains("D-istio-version"));
+}

@@ -802,6 +802,8 @@ impl Started {
                          nothing can be concluded\n{output}"
                     ));
                 }
+                let report = self.dir.path().join("report").join(report::RUN_FILE);
+                control_evidence(&report, &tags).map_err(|e| format!("{e}\n{output}"))?;
                 Ok(format!("{tags} on the unbroken manifests ({summary})"))
             }
             Judge::Broken { broken } => {
@@ -835,6 +837,64 @@ impl Started {
             }
         }
     }
+}
+
+/// What a control run's evidence must show, for the claims whose controls run these scenarios:
+/// the workshop's own samples show the same (C01's chain from service-a, C11's series with
+/// response_code="500", C21's denial).
+const EVIDENCE_SHOWN: &[(&str, &[&str])] = &[
+    (
+        "@C01",
+        &[
+            "\"name\": \"service-a\"",
+            "http://service-c",
+            "HTTP/1.1 200 OK",
+        ],
+    ),
+    ("@C06", &["istio-proxy", "2/2"]),
+    ("@C10", &["\"GET / HTTP/1.1\" 500"]),
+    ("@C11", &["istio_requests_total{", "response_code=\"500\""]),
+    ("@C19", &["command terminated with exit code 56"]),
+    ("@C21", &["RBAC: access denied", "403"]),
+];
+
+/// A passing control's evidence (`run.json`): every scenario that passed recorded some, and
+/// the texts [`EVIDENCE_SHOWN`] names for its tags are there. The evidence goes from the steps
+/// through cucumber's logs to the report: this is where a real run proves it arrives.
+fn control_evidence(path: &Path, tags: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the run's report {}: {e}", path.display()))?;
+    let info: report::RunInfo = serde_json::from_str(&text)
+        .map_err(|e| format!("cannot parse the run's report {}: {e}", path.display()))?;
+    for passed in &info.passed {
+        if !info.evidence.iter().any(|e| &e.scenario == passed) {
+            return Err(format!(
+                "{}: the scenario {passed} passed but recorded no evidence",
+                path.display()
+            ));
+        }
+    }
+    let all: Vec<&str> = info
+        .evidence
+        .iter()
+        .flat_map(|s| &s.steps)
+        .flat_map(|s| &s.evidence)
+        .map(|e| e.text.as_str())
+        .collect();
+    for (claim, texts) in EVIDENCE_SHOWN {
+        if !tags.split_whitespace().any(|t| t == *claim) {
+            continue;
+        }
+        for wanted in *texts {
+            if !all.iter().any(|t| t.contains(wanted)) {
+                return Err(format!(
+                    "{}: the control {tags} recorded no evidence showing {wanted:?}",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The failures recorded in a run's `run.json`; at least one, since the run failed.

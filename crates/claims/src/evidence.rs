@@ -26,6 +26,9 @@ pub const MAX_LINES: usize = 60;
 /// At most this many bytes of one piece of evidence are kept (cut at a character boundary).
 pub const MAX_BYTES: usize = 6144;
 
+/// At most this many bytes of a label (one line; a Prometheus query fits).
+pub const MAX_LABEL_BYTES: usize = 400;
+
 /// At most this many pieces of evidence are kept per step; more is a step recording in a loop.
 pub const MAX_PER_STEP: usize = 8;
 
@@ -42,7 +45,11 @@ impl Evidence {
     /// Evidence with `label` and `text`, cleaned ([`redact`]) and bounded ([`bound`]).
     pub fn new(label: &str, text: &str) -> Evidence {
         Evidence {
-            label: bound(&redact(label.lines().next().unwrap_or_default()), 1, 200),
+            label: bound(
+                &redact(label.lines().next().unwrap_or_default()),
+                1,
+                MAX_LABEL_BYTES,
+            ),
             text: bound(&redact(text), MAX_LINES, MAX_BYTES),
         }
     }

@@ -107,9 +107,19 @@ struct IndexPage<'a> {
     strip_nights: usize,
     history_runs: usize,
     generated_at: String,
+    /// `(claim, run id)` of the cells whose evidence differs in shape from another Istio
+    /// version line's (`workshop::evidence_by_line`).
+    evidence_differs: Vec<(String, String)>,
 }
 
 impl IndexPage<'_> {
+    /// Whether the cell of `claim` on `run` is flagged: its evidence differs across versions.
+    fn differs(&self, claim: &str, run: &str) -> bool {
+        self.evidence_differs
+            .iter()
+            .any(|(c, r)| c == claim && r == run)
+    }
+
     /// `12-01` for `2026-12-01` (the full date is the heading's title).
     fn short_night(&self, night: &str) -> String {
         night.get(5..).unwrap_or(night).to_string()
@@ -493,7 +503,29 @@ pub fn write_site(
             }
         })
         .collect();
+    let mut evidence_differs = Vec::new();
+    for chapter in chapters {
+        for scenario in &chapter.scenarios {
+            let (views, differs) = workshop::evidence_by_line(
+                runs.iter()
+                    .zip(&run_views)
+                    .filter_map(|(run, view)| {
+                        workshop::evidence_of(run, view.label(), chapter, scenario)
+                            .map(|e| (run.info.started_at.clone(), e))
+                    })
+                    .collect(),
+            );
+            if differs {
+                evidence_differs.extend(
+                    views
+                        .into_iter()
+                        .map(|v| (scenario.claim.clone(), v.run_id)),
+                );
+            }
+        }
+    }
     let index = IndexPage {
+        evidence_differs,
         root: "",
         glance,
         runs: &run_views,

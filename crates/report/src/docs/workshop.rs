@@ -140,12 +140,20 @@ pub fn shape(steps: &[StepEvidenceView]) -> String {
     out
 }
 
-/// A line's form: the words that are neither numbers nor generated names, in order. A pod
-/// table's row `service-a-6d8f7c9b5d-x2x7k   2/2   Running   0   1m` reads `service-a-… #/#
-/// Running # #…`.
+/// A line's form: the words that are neither numbers nor generated names, in order; a READY
+/// count stays (a pod with three containers is another shape). A pod table's row
+/// `service-a-6d8f7c9b5d-x2x7k   2/2   Running   0   1m` reads `service-a-… 2/2 Running # #`.
 fn line_form(line: &str) -> String {
     line.split_whitespace()
         .map(|word| {
+            // A READY count (`2/2`) is shape: how many containers a pod has.
+            if let Some((a, b)) = word.split_once('/')
+                && !a.is_empty()
+                && !b.is_empty()
+                && (a.chars().chain(b.chars())).all(|c| c.is_ascii_digit())
+            {
+                return word.to_string();
+            }
             // A number with its unit (`35s`, `1m12s`, `3.2ms`) is one value.
             if word.starts_with(|c: char| c.is_ascii_digit()) && !word.contains('/') {
                 return "#".to_string();
@@ -192,7 +200,7 @@ pub fn evidence_by_line(mut views: Vec<(String, EvidenceView)>) -> (Vec<Evidence
             kept.push(view);
         }
     }
-    kept.sort_by(|a, b| version_key(&b.line).cmp(&version_key(&a.line)));
+    kept.sort_by_key(|view| std::cmp::Reverse(version_key(&view.line)));
     let differs = kept.windows(2).any(|w| w[0].shape != w[1].shape);
     (kept, differs)
 }
@@ -280,7 +288,14 @@ mod tests {
         assert!(!differs);
         assert_eq!(kept[0].line, "1.30", "the newest version line first");
 
-        // A native sidecar is reported differently (a different status word): the shape shows.
+        // Another container count, or another status word: the shape shows.
+        let three = view(
+            "1.31",
+            "NAME                         READY   STATUS    RESTARTS   AGE\n\
+             service-a-6d8f7c9b5d-x2x7k   3/3     Running   0          1m",
+        );
+        let (_, differs) = evidence_by_line(vec![("2".into(), a.clone()), ("3".into(), three)]);
+        assert!(differs);
         let c = view(
             "1.31",
             "NAME                         READY   STATUS     RESTARTS   AGE\n\
