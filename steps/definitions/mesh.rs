@@ -45,7 +45,7 @@ async fn check_sidecars(env: &Env, namespace: &str, want_sidecar: bool) -> Step 
     let pods = env.cluster.pods(namespace, "").await?;
     happy_istio::evidence::record(
         &format!("kubectl get pods -n {namespace}"),
-        &happy_istio::cluster::pod_table(&pods, &namespace, jiff::Timestamp::now()),
+        &happy_istio::cluster::pod_table(&pods, namespace, jiff::Timestamp::now()),
     );
     for pod in &pods {
         if pod_has_sidecar(pod) != want_sidecar {
