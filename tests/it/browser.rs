@@ -596,6 +596,7 @@ async fn the_evidence_of_a_sandbox_run_from_the_matrix_to_its_claims() {
                 "{claim}'s evidence does not show {text:?}: {figures:#?}"
             );
         }
+        assert_fits(&page, &format!("{claim}'s chapter at {} px", WINDOW.0)).await;
         if *claim == "C11" {
             screenshot(&page, &shots.join("evidence-claim-C11.png"), false).await;
             screenshot(
@@ -607,5 +608,63 @@ async fn the_evidence_of_a_sandbox_run_from_the_matrix_to_its_claims() {
         }
         drop(page);
     }
+    // The index at 1280 px, and a chapter and the index on a phone: no horizontal scrolling of
+    // the page (a wide matrix or step table scrolls inside its own box).
+    for (width, height, page_path) in [
+        (WINDOW.0, WINDOW.1, "index.html"),
+        (PHONE.0, PHONE.1, "chapters/04-observability.html"),
+        (PHONE.0, PHONE.1, "index.html"),
+    ] {
+        let url = url::Url::from_file_path(out.join(page_path)).expect("a file:// URL");
+        let page = browser
+            .open(url.as_str(), (width, height))
+            .await
+            .unwrap_or_else(|e| panic!("opening {url}: {e}"));
+        eventually(
+            limit,
+            timeouts.poll_interval,
+            &format!("{url} loading"),
+            || async {
+                let ready: String = page.evaluate("document.readyState").await.ok()?;
+                (ready == "complete").then_some(())
+            },
+        )
+        .await;
+        assert_fits(&page, &format!("{page_path} at {width} px")).await;
+        if width == PHONE.0 && page_path.starts_with("chapters/") {
+            screenshot(&page, &shots.join("evidence-chapter-phone.png"), false).await;
+        }
+        drop(page);
+    }
     browser.close().await;
+}
+
+/// A phone's window (CSS pixels), for the pages that must work there too.
+const PHONE: (u32, u32) = (390, 844);
+
+/// The page is no wider than its window: nothing makes the reader scroll sideways.
+async fn assert_fits(page: &Page<'_>, what: &str) {
+    // With the outermost elements that stick out, to say what to fix.
+    let (scroll, client, out): (f64, f64, Vec<String>) = page
+        .evaluate(
+            "(() => { const w = document.documentElement.clientWidth; \
+             const out = Array.from(document.querySelectorAll('body *')) \
+               .filter(e => (e.getBoundingClientRect().right > w + 0.5 \
+                   && !(e.parentElement && e.parentElement.getBoundingClientRect().right > w + 0.5)) \
+                 || (e.scrollWidth > e.clientWidth + 1 && e.clientWidth > 0 \
+                   && getComputedStyle(e).overflowX === 'visible' \
+                   && e.getBoundingClientRect().left + e.scrollWidth > w + 0.5)) \
+               .slice(0, 5) \
+               .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') \
+                 + (e.className ? '.' + e.className : '') + ' ' \
+                 + Math.round(e.getBoundingClientRect().right) + 'px'); \
+             return [document.documentElement.scrollWidth, w, out]; })()",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("measuring {what}: {e}"));
+    assert!(
+        scroll <= client,
+        "{what}: the page is {scroll} px wide in a {client} px window (horizontal scrolling); \
+         sticking out: {out:?}"
+    );
 }

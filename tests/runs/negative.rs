@@ -851,7 +851,7 @@ const EVIDENCE_SHOWN: &[(&str, &[&str])] = &[
             "HTTP/1.1 200 OK",
         ],
     ),
-    ("@C06", &["istio-proxy", "2/2"]),
+    ("@C06", &["2/2     Running"]),
     ("@C10", &["\"GET / HTTP/1.1\" 500"]),
     ("@C11", &["istio_requests_total{", "response_code=\"500\""]),
     ("@C19", &["command terminated with exit code 56"]),
