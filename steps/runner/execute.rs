@@ -23,7 +23,6 @@ use happy_istio::settings::Settings;
 use happy_istio::timeouts::Timeouts;
 use tokio::sync::{Mutex, watch};
 
-use super::evidence_logs::{self, WithoutLogs};
 use super::plan::{self, Selection};
 use super::provision::ProvisionedCluster;
 use super::recorder::{Record, Recorder};
@@ -188,7 +187,7 @@ async fn run_cucumber(
     let cucumber = HappyWorld::cucumber::<PathBuf>()
         .with_parser(Prepared(features))
         .with_writer(
-            WithoutLogs(writer::Basic::raw(std::io::stdout(), Coloring::Auto, 0))
+            writer::Basic::raw(std::io::stdout(), Coloring::Auto, 0)
                 .summarized()
                 .tee::<HappyWorld, _>(
                     Recorder(Rc::clone(record))
@@ -214,21 +213,9 @@ async fn run_cucumber(
             })
         })
         .with_cli(opts);
-    // The steps' evidence reaches the reports as cucumber's step logs (`evidence_logs`). A
-    // process has one global subscriber: a second run in the same process keeps the first's.
-    let cucumber = if tracing::dispatcher::has_been_set() {
-        cucumber
-    } else {
-        cucumber.configure_and_init_tracing(
-            tracing_subscriber::fmt::format::DefaultFields::new(),
-            evidence_logs::MessageOnly,
-            |layer| {
-                use tracing_subscriber::Layer as _;
-                use tracing_subscriber::layer::SubscriberExt as _;
-                tracing_subscriber::registry().with(evidence_logs::filter().and_then(layer))
-            },
-        )
-    };
+    // What the steps record (happy_istio::evidence) is kept until the recorder takes it, step
+    // by step, for the reports.
+    happy_istio::evidence::collect();
     let scenarios = async {
         tokio::select! {
             biased;

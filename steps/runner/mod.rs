@@ -24,7 +24,6 @@
 
 pub mod recorder;
 
-mod evidence_logs;
 mod execute;
 mod finish;
 mod plan;

@@ -90,9 +90,11 @@ struct Current {
     name: String,
     failure: Option<StepFailure>,
     skipped: Option<String>,
-    /// What its steps observed so far (cucumber's step logs that carry evidence); a log is the
-    /// last started step's, because the runner emits a step's logs before its end.
+    /// What its steps observed so far (the step logs that carry evidence; a log is the last
+    /// started step's, see [`Record::step_evidence`]).
     evidence: Vec<StepEvidence>,
+    /// When the step under way started (cucumber's event time).
+    step_started: Option<std::time::SystemTime>,
 }
 
 /// What the recorder holds; shared between cucumber's writer chain and the runner.
@@ -178,7 +180,29 @@ impl Record {
             }
             Cucumber::Feature(f, Feature::Scenario(sc, scenario_event))
             | Cucumber::Feature(f, Feature::Rule(_, Rule::Scenario(sc, scenario_event))) => {
+                let rule = match &event.value {
+                    Cucumber::Feature(_, Feature::Rule(r, _)) => Some(r.clone()),
+                    _ => None,
+                };
                 let (f, sc, scenario_event) = (f.clone(), sc.clone(), scenario_event.clone());
+                let at = event.at;
+                // What the step recorded goes in as its logs, before its end: Cucumber JSON
+                // makes them the step's embeddings, and `scenario_event` keeps them for run.json.
+                for log in self.step_evidence(&scenario_event.event, at) {
+                    let log_event = event::RetryableScenario {
+                        event: event::Scenario::Log(log),
+                        retries: scenario_event.retries,
+                    };
+                    self.scenario_event(&f, &sc, &log_event.event);
+                    let mut logged = Event::new(Cucumber::scenario(
+                        f.clone(),
+                        rule.clone(),
+                        sc.clone(),
+                        log_event,
+                    ));
+                    logged.at = at;
+                    self.pending.push(Ok(logged));
+                }
                 self.scenario_event(&f, &sc, &scenario_event.event);
                 self.pending.push(ev);
                 if matches!(scenario_event.event, event::Scenario::Finished) {
@@ -192,6 +216,37 @@ impl Record {
             // say), then ends both reports.
             Cucumber::Finished => {}
             _ => self.forward(ev).await,
+        }
+    }
+
+    /// The evidence a step recorded, as log messages, when `ev` ends a step (`at` its end):
+    /// what was recorded between the step's start and now. Scenarios run one at a time, so
+    /// that is the step's own.
+    fn step_evidence(
+        &mut self,
+        ev: &event::Scenario<HappyWorld>,
+        at: std::time::SystemTime,
+    ) -> Vec<String> {
+        use event::{Scenario, Step};
+        let Some(current) = self.current.as_mut() else {
+            return Vec::new();
+        };
+        match ev {
+            Scenario::Step(_, Step::Started) | Scenario::Background(_, Step::Started) => {
+                current.step_started = Some(at);
+                Vec::new()
+            }
+            Scenario::Step(_, _) | Scenario::Background(_, _) => {
+                let Some(started) = current.step_started.take() else {
+                    return Vec::new();
+                };
+                evidence::take_between(started, at)
+                    .into_iter()
+                    .take(evidence::MAX_PER_STEP)
+                    .map(|e| e.to_message())
+                    .collect()
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -210,6 +265,7 @@ impl Record {
                 failure: None,
                 skipped: None,
                 evidence: Vec::new(),
+                step_started: None,
             });
             return;
         }

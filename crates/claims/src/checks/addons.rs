@@ -934,6 +934,26 @@ mod tests {
     }
 
     #[test]
+    fn the_edges_read_as_a_reader_sees_them_in_the_graph() {
+        let g = kiali_graph(&[
+            (UNKNOWN, A, 0.10, 0.05, 0.0, None),
+            (A, C2, 0.05, 0.05, 0.0, Some("100")),
+        ]);
+        let text = g.describe_edges();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines.iter().any(
+                |l| l.starts_with("service-a v1 → service-c v2: 0.05 requests/s")
+                    && l.ends_with("100% mTLS")
+            ),
+            "{text}"
+        );
+        assert!(lines.iter().any(|l| l.ends_with("0% mTLS")), "{text}");
+        assert_eq!(kiali_graph(&[]).describe_edges(), "no edges");
+    }
+
+    #[test]
     fn c22_negative_legacy_edge_mtls_fails() {
         let g = kiali_graph(&[
             (UNKNOWN, A, 0.10, 0.05, 0.0, Some("100")),

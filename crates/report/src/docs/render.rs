@@ -177,6 +177,9 @@ struct ScenarioView {
     deviations: Vec<&'static Deviation>,
     /// The workshop's section it stands under.
     section: Option<&'static str>,
+    /// What a reader types to see it on a current cluster: `(the step, its commands)` of each
+    /// step that quotes them.
+    commands: Vec<(String, String)>,
 }
 
 /// A section of the workshop's README, with the claims that stand under it.
@@ -427,6 +430,15 @@ fn claim_parts(
             .unwrap_or_default(),
         deviations,
         section: workshop::section_of_claim(&scenario.claim),
+        commands: scenario
+            .steps
+            .iter()
+            .filter_map(|step| {
+                step.docstring
+                    .clone()
+                    .map(|doc| (format!("{} {}", step.keyword, step.text), doc))
+            })
+            .collect(),
     }
 }
 
