@@ -541,20 +541,7 @@ async fn the_evidence_of_a_sandbox_run_from_the_matrix_to_its_claims() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     for (claim, texts) in EVIDENCE_FOUND {
-        let page = browser
-            .open(index.as_str(), WINDOW)
-            .await
-            .unwrap_or_else(|e| panic!("opening the index: {e}"));
-        eventually(
-            limit,
-            timeouts.poll_interval,
-            &format!("{index} loading"),
-            || async {
-                let ready: String = page.evaluate("document.readyState").await.ok()?;
-                (ready == "complete").then_some(())
-            },
-        )
-        .await;
+        let page = open_loaded(&browser, &index, WINDOW, &timeouts).await;
         if *claim == "C01" {
             screenshot(&page, &shots.join("evidence-index.png"), true).await;
         }
@@ -616,20 +603,7 @@ async fn the_evidence_of_a_sandbox_run_from_the_matrix_to_its_claims() {
         (PHONE.0, PHONE.1, "index.html"),
     ] {
         let url = url::Url::from_file_path(out.join(page_path)).expect("a file:// URL");
-        let page = browser
-            .open(url.as_str(), (width, height))
-            .await
-            .unwrap_or_else(|e| panic!("opening {url}: {e}"));
-        eventually(
-            limit,
-            timeouts.poll_interval,
-            &format!("{url} loading"),
-            || async {
-                let ready: String = page.evaluate("document.readyState").await.ok()?;
-                (ready == "complete").then_some(())
-            },
-        )
-        .await;
+        let page = open_loaded(&browser, &url, (width, height), &timeouts).await;
         assert_fits(&page, &format!("{page_path} at {width} px")).await;
         if width == PHONE.0 && page_path.starts_with("chapters/") {
             screenshot(&page, &shots.join("evidence-chapter-phone.png"), false).await;
@@ -637,6 +611,30 @@ async fn the_evidence_of_a_sandbox_run_from_the_matrix_to_its_claims() {
         drop(page);
     }
     browser.close().await;
+}
+
+/// `url` opened in a new page of `size`, once it has loaded.
+async fn open_loaded<'b>(
+    browser: &'b Chromium,
+    url: &url::Url,
+    size: (u32, u32),
+    timeouts: &Timeouts,
+) -> Page<'b> {
+    let page = browser
+        .open(url.as_str(), size)
+        .await
+        .unwrap_or_else(|e| panic!("opening {url}: {e}"));
+    eventually(
+        timeouts.browser,
+        timeouts.poll_interval,
+        &format!("{url} loading"),
+        || async {
+            let ready: String = page.evaluate("document.readyState").await.ok()?;
+            (ready == "complete").then_some(())
+        },
+    )
+    .await;
+    page
 }
 
 /// A phone's window (CSS pixels), for the pages that must work there too.

@@ -52,6 +52,13 @@ pub struct Evidence {
 impl Evidence {
     /// Evidence with `label` and `text`, cleaned ([`redact`]) and bounded ([`bound`]).
     pub fn new(label: &str, text: &str) -> Evidence {
+        // Redacting reads the whole text: a text far beyond what is kept is cut first (a PEM
+        // block cut there still goes, `redact` removes an unterminated one too).
+        let mut end = text.len().min(16 * MAX_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let text = &text[..end];
         Evidence {
             label: bound(
                 &redact(label.lines().next().unwrap_or_default()),
@@ -62,9 +69,10 @@ impl Evidence {
         }
     }
 
-    /// The log message that carries it ([`MARKER`], the label, a line break, the text).
+    /// The log message that carries it ([`MARKER`], the label, a line break, the text, a line
+    /// break: JUnit's writer puts a step's logs one after another in the scenario's output).
     pub fn to_message(&self) -> String {
-        format!("{MARKER}{}\n{}", self.label, self.text)
+        format!("{MARKER}{}\n{}\n", self.label, self.text)
     }
 
     /// The evidence a log message carries; `None` for any other message.

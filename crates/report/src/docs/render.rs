@@ -372,16 +372,15 @@ fn step_views(
         .collect()
 }
 
-/// What the registries say of a scenario's claim, and what the runs observed: the parts of
-/// its [`ScenarioView`] beyond the steps and verdicts.
-fn claim_parts(
+/// What the runs observed for a scenario: the latest run of each Istio version line that
+/// recorded evidence, and whether their evidence differs in shape.
+fn scenario_evidence(
     chapter: &Chapter,
     scenario: &super::features::ScenarioDoc,
     runs: &[Run],
     run_views: &[RunView],
-) -> ScenarioView {
-    let claim = happy_claims::claims::find(&scenario.claim).filter(|c| c.id == scenario.claim);
-    let (evidence, evidence_differs) = workshop::evidence_by_line(
+) -> (Vec<EvidenceView>, bool) {
+    workshop::evidence_by_line(
         runs.iter()
             .zip(run_views)
             .filter_map(|(run, view)| {
@@ -389,7 +388,16 @@ fn claim_parts(
                     .map(|e| (run.info.started_at.clone(), e))
             })
             .collect(),
-    );
+    )
+}
+
+/// What the registries say of a scenario's claim, and what the runs observed: the parts of
+/// its [`ScenarioView`] beyond the steps and verdicts.
+fn claim_parts(
+    scenario: &super::features::ScenarioDoc,
+    (evidence, evidence_differs): (Vec<EvidenceView>, bool),
+) -> ScenarioView {
+    let claim = happy_claims::claims::find(&scenario.claim).filter(|c| c.id == scenario.claim);
     let deviation_ids: Vec<&str> = scenario
         .tags
         .iter()
@@ -515,27 +523,29 @@ pub fn write_site(
             }
         })
         .collect();
-    let mut evidence_differs = Vec::new();
-    for chapter in chapters {
-        for scenario in &chapter.scenarios {
-            let (views, differs) = workshop::evidence_by_line(
-                runs.iter()
-                    .zip(&run_views)
-                    .filter_map(|(run, view)| {
-                        workshop::evidence_of(run, view.label(), chapter, scenario)
-                            .map(|e| (run.info.started_at.clone(), e))
-                    })
-                    .collect(),
-            );
-            if differs {
-                evidence_differs.extend(
-                    views
-                        .into_iter()
-                        .map(|v| (scenario.claim.clone(), v.run_id)),
-                );
-            }
-        }
-    }
+    // Each scenario's evidence, the latest run of each version line ([chapter][scenario]):
+    // the chapter pages show it, the matrix flags the cells where it differs in shape.
+    let evidence: Vec<Vec<(Vec<EvidenceView>, bool)>> = chapters
+        .iter()
+        .map(|chapter| {
+            chapter
+                .scenarios
+                .iter()
+                .map(|scenario| scenario_evidence(chapter, scenario, runs, &run_views))
+                .collect()
+        })
+        .collect();
+    let evidence_differs: Vec<(String, String)> = chapters
+        .iter()
+        .zip(&evidence)
+        .flat_map(|(chapter, per_scenario)| chapter.scenarios.iter().zip(per_scenario))
+        .filter(|(_, (_, differs))| *differs)
+        .flat_map(|(scenario, (views, _))| {
+            views
+                .iter()
+                .map(|v| (scenario.claim.clone(), v.run_id.clone()))
+        })
+        .collect();
     let index = IndexPage {
         evidence_differs,
         root: "",
@@ -613,7 +623,7 @@ pub fn write_site(
                         }
                     })
                     .collect(),
-                ..claim_parts(chapter, s, runs, &run_views)
+                ..claim_parts(s, evidence[ci][si].clone())
             })
             .collect::<Vec<ScenarioView>>();
         let mut sections: Vec<SectionView> = sections_by_chapter
