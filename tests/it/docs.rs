@@ -1087,4 +1087,33 @@ fn evidence_beside_the_workshops_sample_and_differences_across_versions() {
         .count();
     assert_eq!(heading, 2, "one per run's column");
     assert!(!text(cell(&index, "C06", "run-1-30")).contains("D-istio-version"));
+
+    // Self-contained: nothing a page loads comes from elsewhere (no script at all, no remote
+    // style, font, image or frame), and the stylesheet fetches nothing.
+    let mut pages = vec![out.join("index.html")];
+    for entry in std::fs::read_dir(out.join("chapters")).unwrap() {
+        pages.push(entry.unwrap().path());
+    }
+    for path in &pages {
+        let doc = page(path);
+        let loaded: Vec<String> = doc
+            .select(&sel("script, iframe, object, embed, link, img, source"))
+            .filter(|e| {
+                let v = e.value();
+                v.name() != "link"
+                    || v.attr("href")
+                        != Some(if path.ends_with("index.html") {
+                            "style.css"
+                        } else {
+                            "../style.css"
+                        })
+            })
+            .map(|e| e.html())
+            .collect();
+        assert!(loaded.is_empty(), "{} loads {loaded:?}", path.display());
+    }
+    let css = std::fs::read_to_string(out.join("style.css")).unwrap();
+    for fetch in ["@import", "url(", "http:", "https:"] {
+        assert!(!css.contains(fetch), "style.css fetches something: {fetch}");
+    }
 }
