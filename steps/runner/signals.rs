@@ -111,6 +111,16 @@ impl Signals {
 pub(super) fn force_exit<T>(caught: Caught, settings: &Settings, owned: T) -> ! {
     happy_istio::provision::sandbox::halt();
     let killed = kill_own_children();
+    // A killed child finishes the system call it is in (Prometheus creating a file in its
+    // data directory, say): removing the sandbox's directory while one still runs can leave
+    // the directory behind. So wait until every killed child has stopped (gone, or a zombie
+    // awaiting its reaper), polling within the timeout table's `delete`.
+    let timeouts = happy_istio::timeouts::Timeouts::from_env().unwrap_or_default();
+    let deadline = std::time::Instant::now() + timeouts.delete;
+    while killed.iter().any(|pid| still_running(*pid)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(timeouts.poll_interval);
+    }
+    let killed = killed.len();
     drop(owned);
     say(format!(
         "happy-istio: {} again: exiting at once (killed {killed} child process(es)){}",
@@ -131,13 +141,25 @@ fn kept_note(settings: &Settings) -> String {
     }
 }
 
-/// Kill every process whose parent is this process (Linux: from `/proc`). Returns how many.
-fn kill_own_children() -> usize {
+/// Whether process `pid` still runs: it exists and is not a zombie (`/proc/<pid>/stat`'s state,
+/// proc_pid_stat(5)).
+fn still_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s != "Z" && s != "X"))
+        })
+        .unwrap_or(false)
+}
+
+/// Kill every process whose parent is this process (Linux: from `/proc`). Returns their pids.
+fn kill_own_children() -> Vec<i32> {
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
-    let mut killed = 0;
+    let mut killed = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -152,7 +174,7 @@ fn kill_own_children() -> usize {
         if parent_in_stat(&stat) == Some(me) {
             // SAFETY: kill(2) with a pid read from /proc whose parent is this process.
             if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
-                killed += 1;
+                killed.push(pid);
             }
         }
     }
@@ -172,6 +194,21 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn a_running_process_runs_and_a_reaped_or_zombie_one_does_not() {
+        assert!(still_running(std::process::id() as i32));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        // Exited, not yet reaped: a zombie once it has run (its state `Z`).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while still_running(pid) {
+            assert!(std::time::Instant::now() < deadline, "`true` did not exit");
+            std::thread::yield_now();
+        }
+        child.wait().unwrap();
+        assert!(!still_running(pid), "a reaped process is gone");
+    }
 
     const SIGINT: Caught = Caught {
         name: "SIGINT",
