@@ -58,14 +58,15 @@ impl Evidence {
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        let text = &text[..end];
+        // The lines wholly in the part cut off, for the count of what was not kept.
+        let beyond = text[end..].lines().count().saturating_sub(1);
         Evidence {
             label: bound(
                 &redact(label.lines().next().unwrap_or_default()),
                 1,
                 MAX_LABEL_BYTES,
             ),
-            text: bound(&redact(text), MAX_LINES, MAX_BYTES),
+            text: bound_beyond(&redact(&text[..end]), MAX_LINES, MAX_BYTES, beyond),
         }
     }
 
@@ -188,8 +189,13 @@ pub fn redact(text: &str) -> String {
 /// `text` cut to at most `max_lines` lines and `max_bytes` bytes (at a character boundary),
 /// saying how much was left out; trailing blank lines are dropped.
 pub fn bound(text: &str, max_lines: usize, max_bytes: usize) -> String {
+    bound_beyond(text, max_lines, max_bytes, 0)
+}
+
+/// [`bound`] of a text that had `beyond` more lines, already cut off.
+fn bound_beyond(text: &str, max_lines: usize, max_bytes: usize, beyond: usize) -> String {
     let text = text.trim_end();
-    let total_lines = text.lines().count();
+    let total_lines = text.lines().count() + beyond;
     let mut kept = String::new();
     let mut lines = 0;
     let mut cut = false;
@@ -273,6 +279,18 @@ mod tests {
         let e = Evidence::new("a label\nwith a second line", &huge);
         assert_eq!(e.label, "a label");
         assert!(e.text.len() <= MAX_BYTES + 60, "{}", e.text.len());
+    }
+
+    #[test]
+    fn a_text_far_beyond_the_bound_counts_every_line_left_out() {
+        let text: String = (0..20_000).map(|i| format!("line {i:05}\n")).collect();
+        let e = Evidence::new("a long log", &text);
+        assert!(
+            e.text
+                .ends_with(&format!("… ({} more lines not kept)", 20_000 - MAX_LINES)),
+            "{}",
+            e.text.lines().last().unwrap_or_default()
+        );
     }
 
     #[test]
