@@ -244,3 +244,83 @@ async fn each_finished_scenario_reaches_run_json_at_once() {
     assert_eq!(run["summary"]["not_run"], 0);
     assert!(record.take_progress().is_some());
 }
+
+/// What a step records (`happy_istio::evidence`) lands on that step in run.json, by the time
+/// between the step's start and end events: a failed step's included, nothing shared between
+/// steps, and nothing recorded before a step began.
+#[tokio::test]
+async fn each_steps_evidence_lands_on_that_step_in_run_json() {
+    let _processes = crate::processes::shared_async().await;
+    let all = features();
+    let (deploy, c01) = feature_of(&all, "C01");
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("{} — {}", deploy.name, c01.name);
+    let progress = happy_istio::report::Progress::start(
+        dir.path(),
+        happy_istio::report::RunInfo::default(),
+        vec![name.clone()],
+    )
+    .unwrap();
+    let (tx, _rx) = watch::channel(None);
+    let mut record = Record::new(all.clone(), tx).with_progress(progress);
+    let f = Source::new(deploy.clone());
+    let first = Source::new(c01.steps[0].clone());
+    let second = Source::new(c01.steps[1].clone());
+    let s = Source::new(c01.clone());
+    happy_istio::evidence::collect();
+    let scenario = |ev: event::Scenario<_>| {
+        Ok(Event::new(Cucumber::scenario(
+            f.clone(),
+            None::<Source<gherkin::Rule>>,
+            s.clone(),
+            ev.with_retries(None),
+        )))
+    };
+    record
+        .handle(Ok(Event::new(Cucumber::feature_started(f.clone()))))
+        .await;
+    happy_istio::evidence::record("before any step", "no step's");
+    record.handle(scenario(event::Scenario::Started)).await;
+    record
+        .handle(scenario(event::Scenario::step_started(first.clone())))
+        .await;
+    happy_istio::evidence::record("the first step's", "a");
+    record
+        .handle(scenario(event::Scenario::step_skipped(first.clone())))
+        .await;
+    record
+        .handle(scenario(event::Scenario::step_started(second.clone())))
+        .await;
+    happy_istio::evidence::record("the second step's", "b");
+    happy_istio::evidence::record("the second step's", "c");
+    let error = StepError::Panic(Arc::new("claim failed: not so".to_string()));
+    record
+        .handle(scenario(event::Scenario::step_failed(
+            second.clone(),
+            None,
+            None,
+            None,
+            error,
+        )))
+        .await;
+    record.handle(scenario(event::Scenario::Finished)).await;
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
+            .unwrap();
+    let evidence = &run["evidence"][0];
+    assert_eq!(evidence["scenario"], name.as_str(), "{run}");
+    let steps = evidence["steps"].as_array().unwrap();
+    let texts = |i: usize| -> Vec<&str> {
+        steps[i]["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["text"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(steps.len(), 2, "{run}");
+    assert_eq!(steps[0]["line"], c01.steps[0].position.line);
+    assert_eq!(texts(0), ["a"]);
+    assert_eq!(steps[1]["line"], c01.steps[1].position.line);
+    assert_eq!(texts(1), ["b", "c"], "the failed step's evidence is kept");
+}
