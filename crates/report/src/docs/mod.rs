@@ -7,6 +7,8 @@
 //! - [`features`] reads the feature files (the chapters, their prose, the reader's commands),
 //! - [`matrix`] turns both into the claims × runs matrix,
 //! - [`history`] keeps the verdicts night after night (`history.json`, bounded),
+//! - [`workshop`] places the workshop's own sections on the chapter pages and each claim under
+//!   one, and gathers each scenario's evidence per Istio line (flagging differences in shape),
 //! - [`render`] writes the pages through askama templates (auto-escaped).
 //!
 //! The command line and the HTML hooks other tools rely on are fixed in

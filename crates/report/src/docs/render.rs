@@ -13,7 +13,12 @@
 //!   in its "What this page rests on" entry and the Markdown summary's column heading);
 //! - on a chapter page, each scenario a `<section id="C05">` (`C05-2` for the claim's second),
 //!   doc strings as `<pre><code>`, a failure message in `<pre class="failure">` with its class
-//!   in words.
+//!   in words, the workshop's sample in `<figure class="sample">` and each Istio line's evidence
+//!   in `<figure class="evidence" data-run="RUN-ID" data-line="1.31">`; the workshop's own
+//!   sections as `<section class="workshop-section" data-section="Heading">`;
+//! - a matrix cell whose evidence differs in shape from another Istio line's holds a
+//!   `<span data-evidence-differs="true">` saying so; a run's whole-run deviations are in its
+//!   column heading as `<span class="run-deviation" data-deviation="D-…">`.
 
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
