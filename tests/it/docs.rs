@@ -1088,6 +1088,20 @@ fn evidence_beside_the_workshops_sample_and_differences_across_versions() {
     assert_eq!(heading, 2, "one per run's column");
     assert!(!text(cell(&index, "C06", "run-1-30")).contains("D-istio-version"));
 
+    // Where a deviation applies, what to type today instead.
+    let ingress = page(&out.join("chapters/03-ingress.html"));
+    let today = ingress
+        .select(&sel(
+            "section#C08 .deviation[data-deviation=\"D-ingress-address\"] pre.today",
+        ))
+        .next()
+        .map(text)
+        .expect("C08's deviation says what to type today");
+    assert!(
+        today.contains("kubectl -n istio-system port-forward svc/istio-ingressgateway 8080:80"),
+        "{today}"
+    );
+
     // Self-contained: nothing a page loads comes from elsewhere (no script at all, no remote
     // style, font, image or frame), and the stylesheet fetches nothing.
     let mut pages = vec![out.join("index.html")];

@@ -107,6 +107,9 @@ pub struct Deviation {
     pub why: &'static str,
     /// Upstream sources for the why: repository + file or issue, with versions.
     pub sources: &'static [&'static str],
+    /// What a reader of the workshop types today instead of its command (shell lines): the
+    /// living documentation shows it under each claim the deviation touches.
+    pub reader_today: &'static str,
     /// How a user switches it off (for the output and the README), or why it cannot be yet.
     pub switch_off: &'static str,
     /// Whether `HAPPY_VERBATIM` can switch it off. One that cannot is refused when named and
@@ -157,6 +160,10 @@ pub const DEVIATIONS: &[Deviation] = &[
             "istio/istio samples/curl/curl.yaml (1.29.0 … 1.31.0-rc.0): \
              docker.io/curlimages/curl:8.16.0, command [\"/bin/sleep\", \"infinity\"]",
         ],
+        reader_today: "kubectl -n default run legacy --image=docker.io/curlimages/curl:8.16.0 \
+                       --command -- /bin/sleep infinity\n\
+                       kubectl -n default exec legacy -- curl -s \
+                       http://service-a.istioinaction.svc.cluster.local",
         switch_off: "HAPPY_LEGACY_IMAGE=radial/busyboxplus:curl (or HAPPY_VERBATIM=D-legacy-image) \
                      runs the workshop's pod as written; on containerd ≥ 2.1 it never starts",
         switchable: true,
@@ -185,6 +192,12 @@ pub const DEVIATIONS: &[Deviation] = &[
             "istio/istio pkg/kube/inject/webhook.go (1.27.0): native sidecars on Kubernetes ≥ 1.33",
             "istio/istio pilot/pkg/features/pilot.go (1.28.0): DISABLE_SHADOW_HOST_SUFFIX=true",
         ],
+        reader_today: "curl -L https://istio.io/downloadIstio | ISTIO_VERSION=<a current \
+                       release> sh -\n\
+                       istioctl install -y --set profile=demo\n\
+                       kubectl apply -f istio-<release>/samples/addons/prometheus.yaml \
+                       -f istio-<release>/samples/addons/grafana.yaml \
+                       -f istio-<release>/samples/addons/kiali.yaml",
         switch_off: "ISTIO_VERSION=1.12.2 (or HAPPY_VERBATIM=D-istio-version) installs the \
                      workshop's release",
         switchable: true,
@@ -216,6 +229,8 @@ pub const DEVIATIONS: &[Deviation] = &[
             "kubernetes-sigs/kind site/content/docs/user/loadbalancer.md (v0.31.0; unchanged on main of 2026-08-21): Services of \
              type LoadBalancer work through Cloud Provider KIND, a separate binary on the host",
         ],
+        reader_today: "kubectl -n istio-system port-forward svc/istio-ingressgateway 8080:80\n\
+                       curl localhost:8080        # and http://localhost:8080/ui in a browser",
         switch_off: "HAPPY_VERBATIM=D-ingress-address sends the requests to \
                      http://<the Service's LoadBalancer IP>:80 as the workshop's curl does",
         switchable: true,
@@ -249,6 +264,8 @@ pub const DEVIATIONS: &[Deviation] = &[
              with a request or status line (what the workshop's output shows)",
             "the workshop's README, chapter on mTLS: the capture command as quoted",
         ],
+        reader_today: "kubectl -n istioinaction exec deploy/service-a -c istio-proxy -- \
+                       sudo tcpdump -l -nn -A -s 0 -i eth0 -c 20 tcp port 8080",
         switch_off: "HAPPY_VERBATIM=D-capture-command runs the workshop's command as written in \
                      service-a's istio-proxy, reads its -vv output while the traffic runs and \
                      closes the exec as Ctrl-C does (on a real cluster the tcpdump then stays in \
@@ -684,6 +701,7 @@ mod tests {
                 ("workshop", d.workshop),
                 ("suite", d.suite),
                 ("why", d.why),
+                ("reader_today", d.reader_today),
                 ("switch_off", d.switch_off),
             ] {
                 assert!(!text.trim().is_empty(), "{}: {what} is empty", d.id);
@@ -715,6 +733,17 @@ mod tests {
         assert!(legacy.suite.contains(SUITE_LEGACY_IMAGE));
         let istio = find("d-istio-version").expect("ids compare case-insensitively");
         assert!(istio.workshop.contains(WORKSHOP_ISTIO_VERSION));
+        // What a reader types today is what the suite runs: the same image, the same capture.
+        assert!(legacy.reader_today.contains(SUITE_LEGACY_IMAGE));
+        let capture = find("D-capture-command").unwrap();
+        assert!(
+            capture
+                .reader_today
+                .contains("sudo tcpdump -l -nn -A -s 0 -i eth0 -c 20 tcp port 8080")
+                && capture
+                    .suite
+                    .contains("sudo tcpdump -l -nn -A -s 0 -i eth0 -c 20 tcp port 8080")
+        );
     }
 
     #[test]
