@@ -194,7 +194,8 @@ pub const DEVIATIONS: &[Deviation] = &[
         ],
         reader_today: "curl -L https://istio.io/downloadIstio | ISTIO_VERSION=<a current \
                        release> sh -\n\
-                       istioctl install -y --set profile=demo\n\
+                       istioctl install -y --set profile=demo \
+                       --set values.global.proxy.privileged=true\n\
                        kubectl apply -f istio-<release>/samples/addons/prometheus.yaml \
                        -f istio-<release>/samples/addons/grafana.yaml \
                        -f istio-<release>/samples/addons/kiali.yaml",

@@ -297,6 +297,26 @@ mod tests {
         );
     }
 
+    /// What the living documentation tells a reader to type today installs Istio as the suite
+    /// does: the same istioctl arguments (the target and the suite's readiness limit aside).
+    #[test]
+    fn the_readers_install_line_is_the_suites() {
+        let today = crate::deviations::find("D-istio-version")
+            .expect("the deviation")
+            .reader_today;
+        let args = install_args(&KubeTarget::default(), Duration::from_secs(90), None);
+        let install = args
+            .iter()
+            .take_while(|a| *a != "--readiness-timeout")
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            today.contains(&format!("istioctl {install}")),
+            "reader_today: {today}\nthe suite: istioctl {install}"
+        );
+    }
+
     /// Istio 1.30's istioctl has `registry.istio.io/release` built in (istio/release-builder
     /// release-1.30 `release/build.sh:50`), which Istio decommissions in December 2026; its
     /// images are on docker.io/istio (release-1.30 `release/publish.sh:44,59`), so a 1.30
