@@ -234,13 +234,19 @@ fn site(dir: &Path) -> (PathBuf, Expected) {
         })
         .collect();
     let out = dir.join("site");
+    happy_docs(&reports, &out);
+    (out.join("index.html"), expected(&reports))
+}
+
+/// The site of `reports` in `out`, built by the crate's own happy-docs.
+fn happy_docs(reports: &[PathBuf], out: &Path) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_happy-docs"));
-    for report in &reports {
+    for report in reports {
         command.arg("--reports").arg(report);
     }
     let output = command
         .arg("--out")
-        .arg(&out)
+        .arg(out)
         .output()
         .expect("running happy-docs");
     assert!(
@@ -249,7 +255,6 @@ fn site(dir: &Path) -> (PathBuf, Expected) {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    (out.join("index.html"), expected(&reports))
 }
 
 /// The chapter page's `:target` section.
@@ -520,19 +525,7 @@ async fn the_evidence_of_a_sandbox_run_from_the_matrix_to_its_claims() {
         &report,
     );
     let out = dir.join("site");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_happy-docs"))
-        .arg("--reports")
-        .arg(&report)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("running happy-docs");
-    assert!(
-        output.status.success(),
-        "happy-docs failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    happy_docs(&[report], &out);
     let shots = report_dir().join("screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let index = url::Url::from_file_path(out.join("index.html")).expect("a file:// URL");
